@@ -1,0 +1,31 @@
+// deno bench: in-process boot() → exit of a static hello world, and the
+// cost per syscall in the guest kernel and through the host (doorbell exit).
+import { boot, Vm } from "../mod.ts";
+import { benchBinary, devNull } from "./common.ts";
+import { fixture } from "../tests/fixtures.ts";
+
+const hello = await fixture("hello", "musl-static");
+const loop = await benchBinary("loop");
+const nul = devNull();
+const stdio: [number, number, number] = [0, nul, nul];
+const N = 2000;
+
+Deno.bench("boot → exit: static hello (musl)", { group: "boot", baseline: true }, async () => {
+  await boot({ path: hello, stdio });
+});
+
+Deno.bench("boot → exit: static hello (glibc)", { group: "boot" }, async (b) => {
+  const path = await fixture("hello", "glibc-static");
+  b.start();
+  await boot({ path, stdio });
+  b.end();
+});
+
+for (const kind of ["none", "getpid", "write"]) {
+  Deno.bench(`${kind} ×${N} in one guest run`, { group: "syscalls" }, async (b) => {
+    await using vm = await Vm.create({ path: loop, args: [kind, String(N)], stdio });
+    b.start();
+    vm.run();
+    b.end();
+  });
+}

@@ -1,0 +1,80 @@
+// Native and hermitux side by side in one run: boot → exit, syscall
+// latency (in-guest and host-served), a compute loop. Prints a table of
+// medians and hermitux/native ratios (Markdown, for the README).
+import { boot } from "../mod.ts";
+import { benchBinary, devNull } from "./common.ts";
+import { fixture } from "../tests/fixtures.ts";
+
+const nul = devNull();
+const stdio: [number, number, number] = [0, nul, nul];
+const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function native(path: string, args: string[] = []): Promise<[number, string]> {
+  const t0 = performance.now();
+  const r = await new Deno.Command(path, { args, stdout: "null", stderr: "piped" }).output();
+  return [performance.now() - t0, new TextDecoder().decode(r.stderr)];
+}
+
+async function guest(path: string, args: string[] = []): Promise<[number, string]> {
+  const err: string[] = [];
+  const pipe = new Uint8Array(8);
+  void pipe;
+  const t0 = performance.now();
+  const registry = (await import("../mod.ts")).defaultRegistry();
+  const write = registry.handler(1)!;
+  registry.override("write", (c) => {
+    if (c.args[0] !== 2n) return write(c);
+    err.push(new TextDecoder().decode(c.process.mem.slice(c.args[1], c.args[2])));
+    return Number(c.args[2]);
+  });
+  registry.override("writev", (c) => {
+    let n = 0;
+    for (let i = 0n; i < c.args[2]; i++) {
+      const base = c.process.mem.u64(c.args[1] + i * 16n);
+      const len = c.process.mem.u64(c.args[1] + i * 16n + 8n);
+      if (c.args[0] === 2n) err.push(new TextDecoder().decode(c.process.mem.slice(base, len)));
+      n += Number(len);
+    }
+    return n;
+  });
+  await boot({ path, args, stdio, registry });
+  return [performance.now() - t0, err.join("")];
+}
+
+const perCall = (s: string) => Number(/([\d.]+) ns\/call/.exec(s)?.[1]);
+const ms = (s: string) => Number(/compute ([\d.]+) ms/.exec(s)?.[1]);
+const rows: [string, number, number, string][] = [];
+
+const hello = await fixture("hello", "musl-static");
+for (let i = 0; i < 3; i++) await guest(hello); // warm-up: dlopen, kernel image
+const bootN = [], bootH = [];
+for (let i = 0; i < 30; i++) {
+  bootN.push((await native(hello))[0]);
+  bootH.push((await guest(hello))[0]);
+}
+rows.push(["boot → exit, static hello (ms)", median(bootN), median(bootH), "ms"]);
+
+const loop = await benchBinary("loop");
+for (const [kind, n] of [["getpid", 200000], ["write", 5000]] as const) {
+  const a: number[] = [], b: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    a.push(perCall((await native(loop, [kind, String(n)]))[1]));
+    b.push(perCall((await guest(loop, [kind, String(n)]))[1]));
+  }
+  const what = kind === "getpid" ? "in-guest syscall (getpid)" : "host-served syscall (write 1 B)";
+  rows.push([`${what} (ns/call)`, median(a), median(b), "ns"]);
+}
+
+const compute = await benchBinary("compute");
+const ca: number[] = [], cb: number[] = [];
+for (let i = 0; i < 3; i++) {
+  ca.push(ms((await native(compute))[1]));
+  cb.push(ms((await guest(compute))[1]));
+}
+rows.push(["compute loop, 200M xorshift steps (ms)", median(ca), median(cb), "ms"]);
+
+console.log("| measure | native | hermitux | hermitux/native |");
+console.log("|---|---:|---:|---:|");
+for (const [name, n, h] of rows) {
+  console.log(`| ${name} | ${n.toFixed(2)} | ${h.toFixed(2)} | ${(h / n).toFixed(2)}× |`);
+}

@@ -1,0 +1,44 @@
+/**
+ * hermitux: run unmodified Linux x86-64 executables in a KVM micro-VM.
+ *
+ * ```ts
+ * import { boot } from "@hermitux/core";
+ * const result = await boot({ path: "/bin/busybox", args: ["echo", "hi"] });
+ * console.log(result.status, result.stats.bootMs);
+ * ```
+ *
+ * Override one syscall:
+ * ```ts
+ * import { boot, defaultRegistry } from "@hermitux/core";
+ * const registry = defaultRegistry().override("getpid", () => 42);
+ * await boot({ path: "./prog", registry });
+ * ```
+ * @module
+ */
+export { boot, type BootOptions, type RunResult, type RunStats, Vm } from "./src/vm/vm.ts";
+export type { CrashReport } from "./src/vm/fault.ts";
+export { formatCrash, SIGNAL_NAMES } from "./src/vm/fault.ts";
+export { GuestMemory } from "./src/vm/memory.ts";
+export {
+  DEFAULT_MODULES,
+  defaultRegistry,
+  dispatch,
+  E,
+  ERRNO_NAMES,
+  formatSyscall,
+  type Process,
+  processModule,
+  stdioModule,
+  SYSCALL_NAMES,
+  SYSCALL_NUMBERS,
+  type SyscallCall,
+  SyscallError,
+  type SyscallHandler,
+  type SyscallModule,
+  syscallName,
+  SyscallRegistry,
+} from "./src/syscalls/mod.ts";
+export { FdTable, type OpenFile } from "./src/syscalls/fdtable.ts";
+export { ElfError, type ElfFile, parseElf } from "./src/loader/elf.ts";
+export { KvmUnavailableError } from "./src/kvm/ioctls.ts";
+export { VERSION } from "./src/version.ts";

@@ -1,0 +1,128 @@
+/**
+ * The `hermitux` command line: `hermitux run [options] BIN [ARGS…]`.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { isAbsolute, resolve } from "node:path";
+import { boot } from "../vm/vm.ts";
+import { ElfError } from "../loader/elf.ts";
+import { KvmUnavailableError } from "../kvm/ioctls.ts";
+import { VERSION } from "../version.ts";
+
+const USAGE = `hermitux ${VERSION}: run a Linux x86-64 executable in a KVM micro-VM
+
+Usage:
+  hermitux run [options] BIN [ARGS...]
+  hermitux --help | --version
+
+Options for run:
+  --mem SIZE         guest memory, e.g. 512M, 2G (default 1G)
+  --env K=V          set an environment variable in the guest (repeatable);
+                     --env K passes the host's value of K. Nothing else is passed.
+  --timeout SECONDS  stop the guest after SECONDS (exit status 124)
+  --trace            print every syscall to stderr, strace-style
+  --stats            print boot time, exits and host calls to stderr at the end
+
+The guest's stdout, stderr and exit status pass through unchanged; a guest
+killed by signal N exits with 128+N, as a shell shows it.`;
+
+/** Parses "512M", "2G", "1048576" into bytes. */
+export function parseSize(s: string): number {
+  const m = /^(\d+)([KMG]?)i?B?$/i.exec(s.trim());
+  if (!m) throw new Error(`bad size '${s}' (use e.g. 512M or 2G)`);
+  const unit = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2].toUpperCase()]!;
+  return Number(m[1]) * unit;
+}
+
+/** Options that take a value (the next argument unless written --opt=value). */
+const VALUE_OPTIONS = new Set(["mem", "env", "timeout"]);
+
+function fail(message: string, status = 2): number {
+  console.error(message);
+  return status;
+}
+
+/** Runs the CLI with `args`; resolves to the process exit status. */
+export async function main(args: string[], cwd = Deno.cwd()): Promise<number> {
+  if (args[0] === "--version" || args[0] === "-V") {
+    console.log(`hermitux ${VERSION}`);
+    return 0;
+  }
+  if (args.length === 0 || args[0] === "--help" || args[0] === "-h" || args[0] === "help") {
+    console.log(USAGE);
+    return args.length === 0 ? 2 : 0;
+  }
+  if (args[0] !== "run") return fail(`hermitux: unknown command '${args[0]}'\n\n${USAGE}`);
+  // Options end at BIN: everything after it belongs to the guest.
+  const rest = args.slice(1);
+  let binAt = 0;
+  while (binAt < rest.length && rest[binAt].startsWith("-") && rest[binAt] !== "--") {
+    const name = rest[binAt].replace(/^--?/, "");
+    binAt += VALUE_OPTIONS.has(name) ? 2 : 1;
+  }
+  if (rest[binAt] === "--") rest.splice(binAt, 1);
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: rest.slice(0, binAt),
+      allowPositionals: false,
+      strict: true,
+      options: {
+        mem: { type: "string" },
+        env: { type: "string", multiple: true },
+        timeout: { type: "string" },
+        trace: { type: "boolean" },
+        stats: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (e) {
+    return fail(`hermitux: ${(e as Error).message}\n\n${USAGE}`);
+  }
+  const { values } = parsed;
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (binAt >= rest.length) return fail(`hermitux run: missing BIN\n\n${USAGE}`);
+  const [bin, ...guestArgs] = rest.slice(binAt);
+  const env: Record<string, string> = {};
+  for (const e of values.env ?? []) {
+    const eq = e.indexOf("=");
+    if (eq > 0) env[e.slice(0, eq)] = e.slice(eq + 1);
+    else if (eq < 0 && Deno.env.get(e) !== undefined) env[e] = Deno.env.get(e)!;
+    else if (eq === 0) return fail(`hermitux: bad --env '${e}' (use K=V or K)`);
+  }
+  let memory: number | undefined, timeout: number | undefined;
+  try {
+    if (values.mem) memory = parseSize(values.mem);
+    if (values.timeout) {
+      timeout = Number(values.timeout);
+      if (!(timeout > 0)) throw new Error(`bad --timeout '${values.timeout}'`);
+    }
+  } catch (e) {
+    return fail(`hermitux: ${(e as Error).message}`);
+  }
+  const path = isAbsolute(bin) ? bin : resolve(cwd, bin);
+  try {
+    const result = await boot({
+      path,
+      argv0: bin,
+      args: guestArgs,
+      env,
+      memory,
+      timeout,
+      trace: values.trace,
+    });
+    if (values.stats) console.error(`hermitux: stats ${JSON.stringify(result.stats)}`);
+    return result.timedOut ? 124 : result.status;
+  } catch (e) {
+    if (e instanceof ElfError) return fail(`hermitux: ${e.message}`, 126);
+    if (e instanceof KvmUnavailableError) return fail(e.message, 125);
+    if (e instanceof Error && e.message.startsWith("hermitux:")) {
+      return fail(e.message, /no such file/.test(e.message) ? 127 : 126);
+    }
+    if (e instanceof RangeError) return fail(`hermitux: ${e.message}`, 2);
+    throw e;
+  }
+}

@@ -1,0 +1,74 @@
+/*
+ * The contract between the host (TypeScript) and the guest kernel: the
+ * guest address-space layout and the shared structures. src/kernel/abi.ts
+ * mirrors it and tests/abi_test.ts checks that the two agree.
+ *
+ * Guest-virtual == guest-physical for all RAM; the host builds the page
+ * tables before the first KVM_RUN and the guest never touches them.
+ */
+#ifndef ABI_H
+#define ABI_H
+
+#define PAGE_SIZE        0x1000
+#define GDT_ADDR         0x1000   /* supervisor-only system pages */
+#define IDT_ADDR         0x2000
+#define TSS_ADDR         0x3000
+#define EXC_STACK_TOP    0x8000   /* TSS.rsp0: CPU pushes exception frames here */
+#define PT_ADDR          0x20000  /* page tables: not mapped in the guest */
+#define PT_END           0x80000
+#define BOOT_INFO_ADDR   0x10000  /* struct boot_info, user-readable */
+#define HOSTCALL_ADDR    0x11000  /* struct hostcall per vCPU */
+#define HOSTCALL_STRIDE  0x100
+#define DOORBELL_ADDR    0x80000  /* virtual page mapped to DOORBELL_GPA */
+#define DOORBELL_GPA     0x4000000000 /* no memslot here: stores exit */
+#define EXC_DOORBELL_OFF 0x100    /* + vector: exception report */
+#define KERNEL_ADDR      0x100000 /* kernel image, user-accessible */
+#define KSTACK_TOP       0x200000
+#define USER_MIN         0x200000 /* lowest address user mappings may use */
+
+#define BOOT_MAGIC       0x787574696d726568ULL /* "hermitux" */
+#define NR_SYSCALLS      512
+
+/* hostcall.kind */
+#define HC_SYSCALL       0  /* serve syscall nr, write ret */
+#define HC_TRACE         1  /* syscall nr was served in the guest; ret holds its result */
+#define HC_CLOCK         2  /* write host realtime/monotonic ns into ret/arg[0] now */
+#define HC_UNKNOWN       3  /* guest kernel met an impossible state; arg[0] = code */
+#define HC_ZERO          4  /* make [arg[0], arg[0] + arg[1]) read as zero */
+
+/* boot_info.route[nr] */
+#define ROUTE_LOCAL      0  /* guest kernel serves it when it can */
+#define ROUTE_HOST       1  /* always ask the host */
+
+#ifndef __ASSEMBLER__
+/* Filled by the host before boot. Field order is ABI. */
+struct boot_info {
+	unsigned long magic;
+	unsigned long entry;        /* user entry point (interpreter or program) */
+	unsigned long user_sp;      /* initial user stack pointer */
+	unsigned long brk_start;    /* page-aligned end of the program image */
+	unsigned long mmap_min;     /* [mmap_min, mmap_max) is free address space */
+	unsigned long mmap_max;
+	unsigned long mem_size;     /* bytes of guest RAM */
+	unsigned long tsc_mult;     /* ns = (tsc delta * tsc_mult) >> 32 */
+	unsigned long pid;
+	unsigned long ppid;
+	unsigned long uid;
+	unsigned long gid;
+	unsigned long trace;        /* report every guest-served syscall to the host */
+	unsigned long reserved[3];
+	char uts[6][65];            /* struct new_utsname, as uname(2) returns it */
+	unsigned char route[NR_SYSCALLS];
+};
+
+/* One per vCPU at HOSTCALL_ADDR + id * HOSTCALL_STRIDE. */
+struct hostcall {
+	unsigned long kind;
+	unsigned long nr;
+	unsigned long arg[6];
+	long ret;
+	unsigned long site;         /* user rip of the syscall instruction */
+};
+#endif /* __ASSEMBLER__ */
+
+#endif

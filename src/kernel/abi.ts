@@ -1,0 +1,77 @@
+/**
+ * The host side of the guest-kernel ABI: the constants and structure
+ * offsets of `abi.h`. tests/abi_test.ts compiles a C program against
+ * `abi.h` and checks every value here.
+ * @module
+ */
+
+/** Address-space layout and protocol constants, as in `abi.h`. */
+export const ABI = {
+  PAGE_SIZE: 0x1000,
+  GDT_ADDR: 0x1000,
+  IDT_ADDR: 0x2000,
+  TSS_ADDR: 0x3000,
+  EXC_STACK_TOP: 0x8000,
+  PT_ADDR: 0x20000,
+  PT_END: 0x80000,
+  BOOT_INFO_ADDR: 0x10000,
+  HOSTCALL_ADDR: 0x11000,
+  HOSTCALL_STRIDE: 0x100,
+  DOORBELL_ADDR: 0x80000,
+  DOORBELL_GPA: 0x4000000000,
+  EXC_DOORBELL_OFF: 0x100,
+  KERNEL_ADDR: 0x100000,
+  KSTACK_TOP: 0x200000,
+  USER_MIN: 0x200000,
+  NR_SYSCALLS: 512,
+  HC_SYSCALL: 0,
+  HC_TRACE: 1,
+  HC_CLOCK: 2,
+  HC_UNKNOWN: 3,
+  HC_ZERO: 4,
+  ROUTE_LOCAL: 0,
+  ROUTE_HOST: 1,
+} as const;
+
+/** `BOOT_MAGIC`: "hermitux" in little-endian ASCII. */
+export const BOOT_MAGIC = 0x787574696d726568n;
+
+/** Offsets in `struct boot_info`. */
+export const BOOT_INFO = {
+  size: 1032,
+  magic: 0,
+  entry: 8,
+  user_sp: 16,
+  brk_start: 24,
+  mmap_min: 32,
+  mmap_max: 40,
+  mem_size: 48,
+  tsc_mult: 56,
+  pid: 64,
+  ppid: 72,
+  uid: 80,
+  gid: 88,
+  trace: 96,
+  uts: 128,
+  route: 518,
+} as const;
+
+/** Offsets in `struct hostcall`. */
+export const HOSTCALL = {
+  size: 80,
+  kind: 0,
+  nr: 8,
+  arg: 16,
+  ret: 64,
+  site: 72,
+} as const;
+
+/** Offsets in the kernel image header (`entry.S`). */
+export const IMAGE_HEADER = {
+  magic: 0,
+  start: 8,
+  syscall_entry: 16,
+  exception_stubs: 24,
+  image_end: 32,
+  bss_end: 40,
+} as const;

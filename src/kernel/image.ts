@@ -1,0 +1,44 @@
+/**
+ * The prebuilt guest kernel image (`kernel.bin`, built by
+ * `deno task kernel`) and its header.
+ * @module
+ */
+import { ABI, BOOT_MAGIC, IMAGE_HEADER } from "./abi.ts";
+import type { KernelEntries } from "../vm/cpu.ts";
+
+/** The kernel image bytes and its entry points. */
+export interface KernelImage extends KernelEntries {
+  /** The flat image, loaded at `KERNEL_ADDR`. */
+  bytes: Uint8Array;
+  /** End of the zero-initialised data that follows the image. */
+  bssEnd: number;
+}
+
+let cached: Promise<KernelImage> | undefined;
+
+async function read(): Promise<KernelImage> {
+  const url = new URL("./kernel.bin", import.meta.url);
+  const bytes = url.protocol === "file:"
+    ? await Deno.readFile(url)
+    : new Uint8Array(await (await fetch(url)).arrayBuffer());
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const at = (off: number) => Number(v.getBigUint64(off, true));
+  if (bytes.length < 48 || v.getBigUint64(IMAGE_HEADER.magic, true) !== BOOT_MAGIC) {
+    throw new Error(`${url}: not a hermitux kernel image (run 'deno task kernel')`);
+  }
+  const image = {
+    bytes,
+    start: at(IMAGE_HEADER.start),
+    syscallEntry: at(IMAGE_HEADER.syscall_entry),
+    exceptionStubs: at(IMAGE_HEADER.exception_stubs),
+    bssEnd: at(IMAGE_HEADER.bss_end),
+  };
+  if (image.bssEnd > ABI.KSTACK_TOP - 0x10000) throw new Error("kernel image too large");
+  return image;
+}
+
+/** The kernel image, read once per process. */
+export function kernelImage(): Promise<KernelImage> {
+  cached ??= read();
+  return cached;
+}

@@ -1,0 +1,55 @@
+/* Boot and syscall dispatch. */
+#include "kernel.h"
+
+struct start { u64 entry, sp; };
+
+static const syscall_fn local[NR_SYSCALLS] = {
+	[9] = sys_mmap,
+	[10] = sys_mprotect,
+	[11] = sys_munmap,
+	[12] = sys_brk,
+	[14] = sys_rt_sigprocmask,
+	[39] = sys_getpid,
+	[63] = sys_uname,
+	[96] = sys_gettimeofday,
+	[102] = sys_getuid,
+	[104] = sys_getgid,
+	[107] = sys_getuid,     /* geteuid: no setuid binaries in a VM */
+	[108] = sys_getgid,     /* getegid */
+	[110] = sys_getppid,
+	[158] = sys_arch_prctl,
+	[186] = sys_getpid,     /* gettid: one thread, tid == pid */
+	[201] = sys_time,
+	[218] = sys_set_tid_address,
+	[228] = sys_clock_gettime,
+};
+
+struct start kmain(void)
+{
+	struct start s = { BOOT->entry, BOOT->user_sp };
+
+	if (BOOT->magic != BOOT_MAGIC)
+		hostcall(HC_UNKNOWN, 0, 1, 0, 0, 0, 0, 0);
+	mm_init();
+	time_init();
+	return s;
+}
+
+long ksyscall(struct frame *f)
+{
+	u64 nr = f->rax;
+	syscall_fn fn = nr < NR_SYSCALLS ? local[nr] : 0;
+	volatile struct hostcall *hc = (struct hostcall *)HOSTCALL_ADDR;
+	long r;
+
+	/* The host reads the site to name it in traces and crash reports. */
+	hc->site = f->rcx - 2;
+	if (!fn || BOOT->route[nr] == ROUTE_HOST)
+		return hostcall(HC_SYSCALL, nr, f->rdi, f->rsi, f->rdx, f->r10, f->r8, f->r9);
+	r = fn(f->rdi, f->rsi, f->rdx, f->r10, f->r8, f->r9);
+	if (BOOT->trace) {
+		hc->ret = r;
+		hostcall(HC_TRACE, nr, f->rdi, f->rsi, f->rdx, f->r10, f->r8, f->r9);
+	}
+	return r;
+}

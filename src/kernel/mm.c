@@ -1,0 +1,211 @@
+/*
+ * brk and anonymous mmap as allocator bookkeeping. All guest RAM is mapped
+ * by the host before boot, so nothing here changes a page table: we only
+ * decide which addresses are in use and keep the Linux promise that new
+ * anonymous memory reads as zero. File mappings go to the host.
+ */
+#include "kernel.h"
+
+#define PROT_WRITE    0x2
+#define MAP_SHARED    0x01
+#define MAP_FIXED     0x10
+#define MAP_ANONYMOUS 0x20
+#define MAP_FIXED_NOREPLACE 0x100000
+#define EEXIST        17
+#define MAX_REGIONS   4096
+
+/* A mapped range; 'written' is set once it could have been written. */
+struct region { u64 start, end; u8 written; };
+
+static struct region regions[MAX_REGIONS]; /* sorted by start, disjoint */
+static int nregions;
+static u64 brk_start, brk_cur, brk_high;
+
+#define PAGE_UP(x) (((x) + PAGE_SIZE - 1) & ~(u64)(PAGE_SIZE - 1))
+
+void mm_init(void)
+{
+	brk_start = brk_cur = brk_high = BOOT->brk_start;
+}
+
+/*
+ * Make [lo, hi) read as zero again. Small ranges are cleared here; large ones
+ * are handed back to the host, which drops the pages (and their memory).
+ */
+static void zero_range(u64 lo, u64 hi)
+{
+	if (hi - lo <= 64 * 1024)
+		memset((void *)lo, 0, hi - lo);
+	else
+		hostcall(HC_ZERO, 0, lo, hi - lo, 0, 0, 0, 0);
+}
+
+static void remove_at(int i)
+{
+	for (; i + 1 < nregions; i++)
+		regions[i] = regions[i + 1];
+	nregions--;
+}
+
+static int insert_at(int i, u64 start, u64 end, u8 written)
+{
+	int j;
+
+	if (nregions == MAX_REGIONS)
+		return -1;
+	for (j = nregions; j > i; j--)
+		regions[j] = regions[j - 1];
+	regions[i].start = start;
+	regions[i].end = end;
+	regions[i].written = written;
+	nregions++;
+	return 0;
+}
+
+/* Unmap [lo, hi): trim, split or drop every overlapping region. */
+static int unmap_range(u64 lo, u64 hi)
+{
+	int i = 0;
+
+	while (i < nregions) {
+		struct region *r = &regions[i];
+		u64 s = r->start > lo ? r->start : lo;
+		u64 e = r->end < hi ? r->end : hi;
+
+		if (s >= e) {
+			i++;
+			continue;
+		}
+		if (r->written)
+			zero_range(s, e);
+		if (r->start < s && r->end > e) {
+			if (insert_at(i + 1, e, r->end, r->written))
+				return -ENOMEM;
+			regions[i].end = s;
+			return 0;
+		}
+		if (r->start < s) {
+			r->end = s;
+			i++;
+		} else if (r->end > e) {
+			r->start = e;
+			i++;
+		} else {
+			remove_at(i);
+		}
+	}
+	return 0;
+}
+
+static int overlaps(u64 lo, u64 hi)
+{
+	for (int i = 0; i < nregions; i++)
+		if (regions[i].start < hi && lo < regions[i].end)
+			return 1;
+	return 0;
+}
+
+static int add_region(u64 lo, u64 hi, u8 written)
+{
+	int i = 0;
+
+	while (i < nregions && regions[i].start < lo)
+		i++;
+	return insert_at(i, lo, hi, written);
+}
+
+/* Highest gap of len bytes in [floor, mmap_max), or 0. */
+static u64 find_gap(u64 len, u64 floor)
+{
+	u64 top = BOOT->mmap_max;
+
+	for (int i = nregions - 1; i >= -1; i--) {
+		u64 bottom = i >= 0 ? regions[i].end : floor;
+
+		if (bottom < floor)
+			bottom = floor;
+		if (top >= bottom + len && top - len >= bottom)
+			return top - len;
+		if (i >= 0 && regions[i].start < top)
+			top = regions[i].start;
+		if (top <= floor)
+			return 0;
+	}
+	return 0;
+}
+
+long sys_mmap(u64 addr, u64 len, u64 prot, u64 flags, u64 fd, u64 off)
+{
+	u64 floor = brk_high > BOOT->mmap_min ? brk_high : BOOT->mmap_min;
+	u64 start;
+
+	if (!(flags & MAP_ANONYMOUS) || (flags & MAP_SHARED))
+		return hostcall(HC_SYSCALL, 9, addr, len, prot, flags, fd, off);
+	if (!len || (addr & (PAGE_SIZE - 1)))
+		return -EINVAL;
+	len = PAGE_UP(len);
+	if (!len)
+		return -ENOMEM;
+	if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
+		if (!user_ok(addr, len) || addr + len > BOOT->mmap_max)
+			return -ENOMEM;
+		if (overlaps(addr, addr + len)) {
+			if (flags & MAP_FIXED_NOREPLACE)
+				return -EEXIST;
+			if (unmap_range(addr, addr + len))
+				return -ENOMEM;
+		}
+		start = addr;
+	} else if (addr && addr >= floor && addr + len <= BOOT->mmap_max &&
+		   addr + len > addr && !overlaps(addr, addr + len)) {
+		start = addr;
+	} else {
+		start = find_gap(len, floor);
+		if (!start)
+			return -ENOMEM;
+	}
+	if (add_region(start, start + len, (prot & PROT_WRITE) != 0))
+		return -ENOMEM;
+	return start;
+}
+
+long sys_munmap(u64 addr, u64 len, u64 c, u64 d, u64 e, u64 f)
+{
+	if ((addr & (PAGE_SIZE - 1)) || !len || !user_ok(addr, len))
+		return -EINVAL;
+	return unmap_range(addr, PAGE_UP(addr + len));
+}
+
+/* Protections are not enforced yet; we only remember possible writes. */
+long sys_mprotect(u64 addr, u64 len, u64 prot, u64 d, u64 e, u64 f)
+{
+	if (addr & (PAGE_SIZE - 1))
+		return -EINVAL;
+	if (!user_ok(addr, PAGE_UP(len)))
+		return -ENOMEM;
+	if (prot & PROT_WRITE)
+		for (int i = 0; i < nregions; i++)
+			if (regions[i].start < addr + len && addr < regions[i].end)
+				regions[i].written = 1;
+	return 0;
+}
+
+/* brk grows up from the program image until it meets the mmap area. */
+long sys_brk(u64 addr, u64 b, u64 c, u64 d, u64 e, u64 f)
+{
+	u64 limit = BOOT->mmap_max;
+	u64 want = PAGE_UP(addr);
+
+	for (int i = 0; i < nregions; i++)
+		if (regions[i].start >= brk_cur && regions[i].start < limit)
+			limit = regions[i].start;
+	if (addr < brk_start || want > limit)
+		return brk_cur;
+	/* Memory given back and taken again must read as zero. */
+	if (addr > brk_cur && brk_cur < brk_high)
+		zero_range(brk_cur, addr < brk_high ? PAGE_UP(addr) : brk_high);
+	brk_cur = addr;
+	if (want > brk_high)
+		brk_high = want;
+	return brk_cur;
+}

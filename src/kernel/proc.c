@@ -1,0 +1,85 @@
+/* Identity, uname, TLS and signal-mask bookkeeping: no host needed. */
+#include "kernel.h"
+
+#define ARCH_SET_GS 0x1001
+#define ARCH_SET_FS 0x1002
+#define ARCH_GET_FS 0x1003
+#define ARCH_GET_GS 0x1004
+
+static u64 clear_child_tid;
+static u64 sigmask;
+
+long sys_getpid(u64 a, u64 b, u64 c, u64 d, u64 e, u64 f) { return BOOT->pid; }
+long sys_getppid(u64 a, u64 b, u64 c, u64 d, u64 e, u64 f) { return BOOT->ppid; }
+long sys_getuid(u64 a, u64 b, u64 c, u64 d, u64 e, u64 f) { return BOOT->uid; }
+long sys_getgid(u64 a, u64 b, u64 c, u64 d, u64 e, u64 f) { return BOOT->gid; }
+
+long sys_uname(u64 buf, u64 b, u64 c, u64 d, u64 e, u64 f)
+{
+	if (!user_ok(buf, sizeof BOOT->uts))
+		return -EFAULT;
+	memcpy((void *)buf, BOOT->uts, sizeof BOOT->uts);
+	return 0;
+}
+
+/* FSGSBASE is enabled by the host, so this needs no wrmsr and no exit. */
+long sys_arch_prctl(u64 code, u64 addr, u64 c, u64 d, u64 e, u64 f)
+{
+	u64 v;
+
+	switch (code) {
+	case ARCH_SET_FS:
+		__asm__ volatile("wrfsbase %0" : : "r"(addr));
+		return 0;
+	case ARCH_SET_GS:
+		__asm__ volatile("wrgsbase %0" : : "r"(addr));
+		return 0;
+	case ARCH_GET_FS:
+	case ARCH_GET_GS:
+		if (!user_ok(addr, 8))
+			return -EFAULT;
+		if (code == ARCH_GET_FS)
+			__asm__ volatile("rdfsbase %0" : "=r"(v));
+		else
+			__asm__ volatile("rdgsbase %0" : "=r"(v));
+		*(u64 *)addr = v;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+long sys_set_tid_address(u64 tidptr, u64 b, u64 c, u64 d, u64 e, u64 f)
+{
+	clear_child_tid = tidptr;
+	return BOOT->pid;
+}
+
+#define SIG_BLOCK   0
+#define SIG_UNBLOCK 1
+#define SIG_SETMASK 2
+#define UNBLOCKABLE ((1UL << 8) | (1UL << 18)) /* SIGKILL, SIGSTOP */
+
+long sys_rt_sigprocmask(u64 how, u64 set, u64 oldset, u64 size, u64 e, u64 f)
+{
+	u64 new;
+
+	if (size != 8)
+		return -EINVAL;
+	if ((set && !user_ok(set, 8)) || (oldset && !user_ok(oldset, 8)))
+		return -EFAULT;
+	new = set ? *(u64 *)set : 0;
+	if (set && how > SIG_SETMASK)
+		return -EINVAL;
+	if (oldset)
+		*(u64 *)oldset = sigmask;
+	if (!set)
+		return 0;
+	if (how == SIG_BLOCK)
+		sigmask |= new;
+	else if (how == SIG_UNBLOCK)
+		sigmask &= ~new;
+	else
+		sigmask = new;
+	sigmask &= ~UNBLOCKABLE;
+	return 0;
+}

@@ -1,0 +1,243 @@
+/**
+ * One thin typed wrapper per KVM ioctl hermitux uses (in the manner of
+ * rust-vmm's kvm-ioctls). Numbers are from `<linux/kvm.h>`; errors become
+ * {@linkcode OsError} naming the ioctl.
+ * @module
+ */
+import { addressOf, check, errno, libc, OsError } from "./libc.ts";
+import { LAYOUTS } from "./structs.ts";
+
+/** ioctl request numbers (x86-64). */
+export const KVM = {
+  GET_API_VERSION: 0xae00,
+  CREATE_VM: 0xae01,
+  CHECK_EXTENSION: 0xae03,
+  GET_VCPU_MMAP_SIZE: 0xae04,
+  GET_SUPPORTED_CPUID: 0xc008ae05,
+  SET_USER_MEMORY_REGION: 0x4020ae46,
+  CREATE_VCPU: 0xae41,
+  RUN: 0xae80,
+  GET_REGS: 0x8090ae81,
+  SET_REGS: 0x4090ae82,
+  GET_SREGS: 0x8138ae83,
+  SET_SREGS: 0x4138ae84,
+  GET_MSRS: 0xc008ae88,
+  SET_MSRS: 0x4008ae89,
+  SET_FPU: 0x41a0ae8d,
+  SET_CPUID2: 0x4008ae90,
+  GET_XCRS: 0x8188aea6,
+  SET_XCRS: 0x4188aea7,
+  GET_TSC_KHZ: 0xaea3,
+} as const;
+
+/** Capabilities hermitux asks about. */
+export const CAP = { XCRS: 56, GET_TSC_KHZ: 61, SYNC_REGS: 74 } as const;
+
+/** `kvm_run.exit_reason` values. */
+export const EXIT = {
+  UNKNOWN: 0,
+  EXCEPTION: 1,
+  IO: 2,
+  HYPERCALL: 3,
+  DEBUG: 4,
+  HLT: 5,
+  MMIO: 6,
+  SHUTDOWN: 8,
+  FAIL_ENTRY: 9,
+  INTR: 10,
+  INTERNAL_ERROR: 17,
+} as const;
+
+const O_RDWR = 2, O_CLOEXEC = 0x80000;
+const EINTR = 4;
+
+function ioctl(fd: number, req: number, arg: Uint8Array | null, what: string): number {
+  return check(what, libc().ioctl(fd, req, arg ? Deno.UnsafePointer.of(arg) : null));
+}
+
+function ioctlValue(fd: number, req: number, arg: bigint, what: string): number {
+  return check(what, libc().ioctl_u64(fd, req, arg));
+}
+
+/** Why `/dev/kvm` could not be used, in one line for the user. */
+export class KvmUnavailableError extends Error {}
+
+/** An open `/dev/kvm`: the system-level ioctls. */
+export class Kvm {
+  /** The file descriptor of `/dev/kvm`. */
+  readonly fd: number;
+
+  /** Opens `/dev/kvm` (or `path`), with a clear error when it cannot. */
+  constructor(path = "/dev/kvm") {
+    const fd = libc().open(new TextEncoder().encode(path + "\0"), O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0) {
+      const e = errno();
+      const why = e === 2
+        ? `${path} does not exist: KVM is not available on this machine (load kvm_intel, kvm_amd or kvm_pvm)`
+        : e === 13 || e === 1
+        ? `no permission to open ${path}: run as root or add your user to the 'kvm' group`
+        : new OsError(`open ${path}`, e).message;
+      throw new KvmUnavailableError(`hermitux: ${why}`);
+    }
+    this.fd = fd;
+    const version = this.apiVersion();
+    if (version !== 12) {
+      this.close();
+      throw new KvmUnavailableError(`hermitux: unsupported KVM API version ${version}`);
+    }
+  }
+
+  /** `KVM_GET_API_VERSION` (always 12). */
+  apiVersion(): number {
+    return ioctl(this.fd, KVM.GET_API_VERSION, null, "KVM_GET_API_VERSION");
+  }
+
+  /** `KVM_CHECK_EXTENSION`: 0 when absent, else a capability-specific value. */
+  checkExtension(cap: number): number {
+    return ioctlValue(this.fd, KVM.CHECK_EXTENSION, BigInt(cap), "KVM_CHECK_EXTENSION");
+  }
+
+  /** `KVM_GET_VCPU_MMAP_SIZE`: bytes to mmap for each vCPU's `kvm_run`. */
+  vcpuMmapSize(): number {
+    return ioctl(this.fd, KVM.GET_VCPU_MMAP_SIZE, null, "KVM_GET_VCPU_MMAP_SIZE");
+  }
+
+  /** `KVM_GET_SUPPORTED_CPUID`: a `struct kvm_cpuid2` buffer with the entries. */
+  supportedCpuid(maxEntries = 256): Uint8Array {
+    const e = LAYOUTS.kvm_cpuid_entry2.size;
+    const buf = new Uint8Array(LAYOUTS.kvm_cpuid2.size + maxEntries * e);
+    new DataView(buf.buffer).setUint32(0, maxEntries, true);
+    ioctl(this.fd, KVM.GET_SUPPORTED_CPUID, buf, "KVM_GET_SUPPORTED_CPUID");
+    return buf;
+  }
+
+  /** `KVM_CREATE_VM`. */
+  createVm(): VmFd {
+    return new VmFd(ioctlValue(this.fd, KVM.CREATE_VM, 0n, "KVM_CREATE_VM"));
+  }
+
+  /** Closes the fd. */
+  close(): void {
+    libc().close(this.fd);
+  }
+}
+
+/** A VM file descriptor: memory and vCPU creation. */
+export class VmFd {
+  /** @param fd from `KVM_CREATE_VM`. */
+  constructor(readonly fd: number) {}
+
+  /** `KVM_SET_USER_MEMORY_REGION`. */
+  setUserMemoryRegion(slot: number, guestPhys: bigint, size: bigint, host: bigint): void {
+    const f = LAYOUTS.kvm_userspace_memory_region.fields;
+    const buf = new Uint8Array(LAYOUTS.kvm_userspace_memory_region.size);
+    const v = new DataView(buf.buffer);
+    v.setUint32(f.slot, slot, true);
+    v.setBigUint64(f.guest_phys_addr, guestPhys, true);
+    v.setBigUint64(f.memory_size, size, true);
+    v.setBigUint64(f.userspace_addr, host, true);
+    ioctl(this.fd, KVM.SET_USER_MEMORY_REGION, buf, "KVM_SET_USER_MEMORY_REGION");
+  }
+
+  /** `KVM_CREATE_VCPU`. */
+  createVcpu(id: number): VcpuFd {
+    return new VcpuFd(ioctlValue(this.fd, KVM.CREATE_VCPU, BigInt(id), "KVM_CREATE_VCPU"));
+  }
+
+  /** Closes the fd. */
+  close(): void {
+    libc().close(this.fd);
+  }
+}
+
+/** A vCPU file descriptor. Struct arguments are caller-owned buffers. */
+export class VcpuFd {
+  /** @param fd from `KVM_CREATE_VCPU`. */
+  constructor(readonly fd: number) {}
+
+  /**
+   * `KVM_RUN`. Returns false when interrupted by a signal (EINTR) or by
+   * `immediate_exit`, true after a real exit.
+   */
+  run(): boolean {
+    if (libc().ioctl(this.fd, KVM.RUN, null) >= 0) return true;
+    const e = errno();
+    if (e === EINTR) return false;
+    throw new OsError("KVM_RUN", e);
+  }
+
+  /** `KVM_GET_REGS` into a `struct kvm_regs` buffer. */
+  getRegs(buf: Uint8Array): void {
+    ioctl(this.fd, KVM.GET_REGS, buf, "KVM_GET_REGS");
+  }
+
+  /** `KVM_SET_REGS` from a `struct kvm_regs` buffer. */
+  setRegs(buf: Uint8Array): void {
+    ioctl(this.fd, KVM.SET_REGS, buf, "KVM_SET_REGS");
+  }
+
+  /** `KVM_GET_SREGS` into a `struct kvm_sregs` buffer. */
+  getSregs(buf: Uint8Array): void {
+    ioctl(this.fd, KVM.GET_SREGS, buf, "KVM_GET_SREGS");
+  }
+
+  /** `KVM_SET_SREGS` from a `struct kvm_sregs` buffer. */
+  setSregs(buf: Uint8Array): void {
+    ioctl(this.fd, KVM.SET_SREGS, buf, "KVM_SET_SREGS");
+  }
+
+  /** `KVM_SET_MSRS`: writes `msrs` (index → value); all must be accepted. */
+  setMsrs(msrs: ReadonlyArray<readonly [number, bigint]>): void {
+    const e = LAYOUTS.kvm_msr_entry;
+    const buf = new Uint8Array(LAYOUTS.kvm_msrs.size + msrs.length * e.size);
+    const v = new DataView(buf.buffer);
+    v.setUint32(0, msrs.length, true);
+    msrs.forEach(([index, data], i) => {
+      const o = LAYOUTS.kvm_msrs.size + i * e.size;
+      v.setUint32(o + e.fields.index, index, true);
+      v.setBigUint64(o + e.fields.data, data, true);
+    });
+    const n = ioctl(this.fd, KVM.SET_MSRS, buf, "KVM_SET_MSRS");
+    if (n !== msrs.length) {
+      throw new Error(`KVM_SET_MSRS: MSR ${msrs[n][0].toString(16)} was refused`);
+    }
+  }
+
+  /** `KVM_SET_CPUID2` from a `struct kvm_cpuid2` buffer. */
+  setCpuid2(buf: Uint8Array): void {
+    ioctl(this.fd, KVM.SET_CPUID2, buf, "KVM_SET_CPUID2");
+  }
+
+  /** `KVM_SET_FPU` from a `struct kvm_fpu` buffer. */
+  setFpu(buf: Uint8Array): void {
+    ioctl(this.fd, KVM.SET_FPU, buf, "KVM_SET_FPU");
+  }
+
+  /** `KVM_SET_XCRS`: sets XCR0. */
+  setXcr0(value: bigint): void {
+    const f = LAYOUTS.kvm_xcrs.fields;
+    const buf = new Uint8Array(LAYOUTS.kvm_xcrs.size);
+    const v = new DataView(buf.buffer);
+    v.setUint32(f.nr_xcrs, 1, true);
+    v.setUint32(f.xcrs + LAYOUTS.kvm_xcr.fields.xcr, 0, true);
+    v.setBigUint64(f.xcrs + LAYOUTS.kvm_xcr.fields.value, value, true);
+    ioctl(this.fd, KVM.SET_XCRS, buf, "KVM_SET_XCRS");
+  }
+
+  /** `KVM_GET_TSC_KHZ`: the guest TSC frequency in kHz. */
+  tscKhz(): number {
+    return ioctl(this.fd, KVM.GET_TSC_KHZ, null, "KVM_GET_TSC_KHZ");
+  }
+
+  /** Maps this vCPU's `struct kvm_run` (`size` from `KVM_GET_VCPU_MMAP_SIZE`). */
+  mapRun(size: number): Deno.PointerObject {
+    const p = libc().mmap(null, BigInt(size), 3, 1, this.fd, 0n);
+    if (!p || addressOf(p) === 0xffffffffffffffffn) throw new OsError("mmap kvm_run", errno());
+    return p;
+  }
+
+  /** Closes the fd. */
+  close(): void {
+    libc().close(this.fd);
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * Host syscalls for handlers that pass a call through after translating
+ * fds and checking pointers: the raw kernel ABI, results as `-errno`.
+ * @module
+ */
+import { errno, libc } from "../kvm/libc.ts";
+
+/** Runs host syscall `nr`; returns its result or `-errno`. */
+export function hostSyscall(
+  nr: number,
+  a0: bigint | number = 0n,
+  a1: bigint | number = 0n,
+  a2: bigint | number = 0n,
+  a3: bigint | number = 0n,
+  a4: bigint | number = 0n,
+  a5: bigint | number = 0n,
+): bigint {
+  const r = libc().syscall(
+    BigInt(nr),
+    BigInt(a0),
+    BigInt(a1),
+    BigInt(a2),
+    BigInt(a3),
+    BigInt(a4),
+    BigInt(a5),
+  );
+  return r === -1n ? BigInt(-errno()) : r;
+}
+
+/** Host address of a JS buffer, for syscalls that take a pointer. */
+export function bufferAddress(buf: Uint8Array): bigint {
+  return Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf));
+}
+
+/** Host syscall numbers used by handlers. */
+export const HOST_NR = {
+  read: 0, write: 1, fstat: 5, lseek: 8, ioctl: 16, readv: 19, writev: 20, sendfile: 40, prlimit64: 302,
+} as const;

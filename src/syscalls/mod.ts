@@ -1,0 +1,24 @@
+/**
+ * The syscall layer: registry, modules, tables.
+ * @module
+ */
+import { SyscallRegistry } from "./registry.ts";
+import { stdioModule } from "./stdio.ts";
+import { processModule } from "./process.ts";
+
+export * from "./registry.ts";
+export * from "./errno.ts";
+export { syscallName, SYSCALL_NAMES, SYSCALL_NUMBERS } from "./table.ts";
+export { stdioModule } from "./stdio.ts";
+export { processModule } from "./process.ts";
+export { formatSyscall } from "./trace.ts";
+
+/** The built-in modules, in registration order. */
+export const DEFAULT_MODULES = [stdioModule, processModule];
+
+/** A registry with every built-in module registered. */
+export function defaultRegistry(): SyscallRegistry {
+  const r = new SyscallRegistry();
+  for (const m of DEFAULT_MODULES) r.register(m);
+  return r;
+}

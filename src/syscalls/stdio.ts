@@ -1,0 +1,101 @@
+/**
+ * Reading, writing and inspecting the fds the guest was given (stdio).
+ * Data moves between the host fd and guest memory directly, no copies.
+ * @module
+ */
+import { E, SyscallError } from "./errno.ts";
+import { bufferAddress, HOST_NR, hostSyscall } from "./host.ts";
+import type { SyscallCall, SyscallModule } from "./registry.ts";
+
+const IOV_MAX = 1024;
+const AT_EMPTY_PATH = 0x1000;
+const STAT_SIZE = 144;
+
+/** ioctl requests passed through, with the size of their argument. */
+const IOCTLS: Record<number, number> = {
+  0x5401: 36, // TCGETS
+  0x5402: 36, // TCSETS
+  0x5403: 36, // TCSETSW
+  0x5404: 36, // TCSETSF
+  0x5413: 8, // TIOCGWINSZ
+  0x5414: 8, // TIOCSWINSZ
+  0x541b: 4, // FIONREAD
+  0x540f: 4, // TIOCGPGRP
+};
+
+function rw(nr: number) {
+  return ({ args: [fd, buf, count], process: p }: SyscallCall) => {
+    const file = p.fds.get(fd);
+    return hostSyscall(nr, file.hostFd, p.mem.hostAddress(buf, count), count);
+  };
+}
+
+/** Translates a guest iovec array into a host one, checking every buffer. */
+function hostIovecs(call: SyscallCall): [Uint8Array, number] {
+  const [, iov, n] = call.args;
+  const count = Number(BigInt.asIntN(32, n));
+  if (count < 0 || count > IOV_MAX) throw new SyscallError(E.EINVAL);
+  const mem = call.process.mem;
+  const out = new Uint8Array(count * 16);
+  const v = new DataView(out.buffer);
+  const src = mem.check(iov, count * 16);
+  for (let i = 0; i < count; i++) {
+    const base = mem.view.getBigUint64(src + i * 16, true);
+    const len = mem.view.getBigUint64(src + i * 16 + 8, true);
+    if (len > 0x7fffffffffffffffn) throw new SyscallError(E.EINVAL);
+    v.setBigUint64(i * 16, len ? mem.hostAddress(base, len) : 0n, true);
+    v.setBigUint64(i * 16 + 8, len, true);
+  }
+  return [out, count];
+}
+
+function rwv(nr: number) {
+  return (call: SyscallCall) => {
+    const file = call.process.fds.get(call.args[0]);
+    const [iovs, count] = hostIovecs(call);
+    return hostSyscall(nr, file.hostFd, bufferAddress(iovs), count);
+  };
+}
+
+function fstat({ args: [fd, buf], process: p }: SyscallCall) {
+  const file = p.fds.get(fd);
+  return hostSyscall(HOST_NR.fstat, file.hostFd, p.mem.hostAddress(buf, STAT_SIZE));
+}
+
+/** Standard I/O: read, write, readv, writev, fstat, ioctl, lseek, sendfile, close. */
+export const stdioModule: SyscallModule = {
+  name: "stdio",
+  handlers: {
+    read: rw(HOST_NR.read),
+    write: rw(HOST_NR.write),
+    readv: rwv(HOST_NR.readv),
+    writev: rwv(HOST_NR.writev),
+    fstat,
+    newfstatat(call) {
+      const [dirfd, path, buf, flags] = call.args;
+      const name = call.process.mem.cString(path);
+      // Only fds exist so far: a path names nothing the guest can see.
+      if (name !== "" || !(Number(flags) & AT_EMPTY_PATH)) throw new SyscallError(E.ENOENT);
+      return fstat({ ...call, args: [dirfd, buf] });
+    },
+    ioctl({ args: [fd, req, arg], process: p }) {
+      const file = p.fds.get(fd);
+      const size = IOCTLS[Number(req & 0xffffffffn)];
+      if (size === undefined) throw new SyscallError(E.ENOTTY);
+      return hostSyscall(HOST_NR.ioctl, file.hostFd, req, p.mem.hostAddress(arg, size));
+    },
+    lseek({ args: [fd, off, whence], process: p }) {
+      return hostSyscall(HOST_NR.lseek, p.fds.get(fd).hostFd, off, whence);
+    },
+    sendfile({ args: [outFd, inFd, offset, count], process: p }) {
+      const out = p.fds.get(outFd), input = p.fds.get(inFd);
+      const off = offset ? p.mem.hostAddress(offset, 8) : 0n;
+      return hostSyscall(HOST_NR.sendfile, out.hostFd, input.hostFd, off, count);
+    },
+    close({ args: [fd], process: p }) {
+      const file = p.fds.remove(fd);
+      if (file.owned) hostSyscall(3, file.hostFd);
+      return 0;
+    },
+  },
+};

@@ -1,0 +1,114 @@
+/**
+ * Guest RAM and the one place where guest pointers are checked.
+ *
+ * Every address a guest hands to the host goes through
+ * {@linkcode GuestMemory.check} (or a method built on it): a range outside
+ * user memory becomes `EFAULT`, never a host access.
+ * @module
+ */
+import { addressOf, errno, libc, OsError } from "../kvm/libc.ts";
+import { ABI } from "../kernel/abi.ts";
+import { E, SyscallError } from "../syscalls/errno.ts";
+
+const PROT_RW = 3, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20, MAP_NORESERVE = 0x4000;
+const MADV_DONTNEED = 4, MADV_HUGEPAGE = 14;
+const HUGE = 2 * 1024 * 1024;
+
+/** Guest RAM: guest-physical [0, size), identity-mapped in the guest. */
+export class GuestMemory {
+  /** Bytes of RAM. */
+  readonly size: number;
+  /** Host address of guest-physical 0. */
+  readonly host: bigint;
+  /** All of RAM as bytes (zero-copy). */
+  readonly bytes: Uint8Array;
+  /** All of RAM as a DataView (zero-copy). */
+  readonly view: DataView;
+  #mapping: Deno.PointerObject;
+  #mappingSize: bigint;
+
+  /** Maps `size` bytes (a multiple of 2 MiB) aligned for transparent huge pages. */
+  constructor(size: number) {
+    if (size % HUGE !== 0) throw new RangeError("guest memory must be a multiple of 2 MiB");
+    this.size = size;
+    this.#mappingSize = BigInt(size + HUGE);
+    const p = libc().mmap(
+      null,
+      this.#mappingSize,
+      PROT_RW,
+      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+      -1,
+      0n,
+    );
+    if (!p || addressOf(p) === 0xffffffffffffffffn) {
+      throw new OsError(`mmap of ${size} bytes of guest memory`, errno());
+    }
+    this.#mapping = p;
+    const raw = addressOf(p);
+    this.host = (raw + BigInt(HUGE - 1)) & ~BigInt(HUGE - 1);
+    libc().madvise(this.host, BigInt(size), MADV_HUGEPAGE);
+    const buf = Deno.UnsafePointerView.getArrayBuffer(Deno.UnsafePointer.create(this.host)!, size);
+    this.bytes = new Uint8Array(buf);
+    this.view = new DataView(buf);
+  }
+
+  /**
+   * Checks that the guest range [addr, addr + len) is user memory and
+   * returns addr; throws `SyscallError(EFAULT)` otherwise.
+   */
+  check(addr: number | bigint, len: number | bigint): number {
+    const a = Number(addr), n = Number(len);
+    if (
+      !(a >= ABI.USER_MIN) || !(n >= 0) || a + n > this.size || !Number.isSafeInteger(a + n)
+    ) {
+      throw new SyscallError(E.EFAULT, `bad guest address ${a.toString(16)}+${n}`);
+    }
+    return a;
+  }
+
+  /** Host address of a checked guest range, for passing to host syscalls. */
+  hostAddress(addr: number | bigint, len: number | bigint): bigint {
+    return this.host + BigInt(this.check(addr, len));
+  }
+
+  /** A zero-copy view of a checked guest range. */
+  slice(addr: number | bigint, len: number | bigint): Uint8Array {
+    const a = this.check(addr, len);
+    return this.bytes.subarray(a, a + Number(len));
+  }
+
+  /** Reads a NUL-terminated string of at most `max` bytes (ENAMETOOLONG past it). */
+  cString(addr: number | bigint, max = 4096): string {
+    const a = this.check(addr, 1);
+    const end = Math.min(this.size, a + max);
+    const nul = this.bytes.subarray(a, end).indexOf(0);
+    if (nul < 0) {
+      throw new SyscallError(end === this.size ? E.EFAULT : E.ENAMETOOLONG);
+    }
+    return new TextDecoder().decode(this.bytes.subarray(a, a + nul));
+  }
+
+  /** Reads a u64 at a checked guest address. */
+  u64(addr: number | bigint): bigint {
+    return this.view.getBigUint64(this.check(addr, 8), true);
+  }
+
+  /** Makes [addr, addr + len) read as zero, dropping whole pages on the host. */
+  zero(addr: number, len: number): void {
+    const a = this.check(addr, len);
+    const lo = Math.ceil(a / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
+    const hi = Math.floor((a + len) / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
+    if (hi - lo < 16 * ABI.PAGE_SIZE) {
+      this.bytes.fill(0, a, a + len);
+      return;
+    }
+    this.bytes.fill(0, a, lo);
+    this.bytes.fill(0, hi, a + len);
+    libc().madvise(this.host + BigInt(lo), BigInt(hi - lo), MADV_DONTNEED);
+  }
+
+  /** Unmaps the RAM. No view of it may be used afterwards. */
+  free(): void {
+    libc().munmap(this.#mapping, this.#mappingSize);
+  }
+}

@@ -1,0 +1,445 @@
+/**
+ * A hermitux VM: configuration → machine (KVM VM, memory, vCPU, kernel,
+ * program, stack) → run loop. Data flows one way; {@linkcode Vm.run}
+ * returns how the guest ended.
+ * @module
+ */
+import { ABI, BOOT_INFO, BOOT_MAGIC, HOSTCALL } from "../kernel/abi.ts";
+import { kernelImage } from "../kernel/image.ts";
+import { CAP, EXIT, Kvm, type VcpuFd, type VmFd } from "../kvm/ioctls.ts";
+import { libc } from "../kvm/libc.ts";
+import { LAYOUTS, regOffset } from "../kvm/structs.ts";
+import { type ElfFile, parseElf } from "../loader/elf.ts";
+import { loadExecutable } from "../loader/load.ts";
+import { buildPageTables } from "../loader/paging.ts";
+import { AT, buildStack } from "../loader/stack.ts";
+import { dispatch, type Process, type SyscallRegistry } from "../syscalls/registry.ts";
+import { defaultRegistry } from "../syscalls/mod.ts";
+import { FdTable } from "../syscalls/fdtable.ts";
+import { formatSyscall } from "../syscalls/trace.ts";
+import { syscallName } from "../syscalls/table.ts";
+import { cpuFeatures, setupVcpu, writeSystemTables } from "./cpu.ts";
+import { crashFromException, type CrashReport, formatCrash, HAS_ERROR_CODE, SIG } from "./fault.ts";
+import { GuestMemory } from "./memory.ts";
+
+/** How to boot a program. */
+export interface BootOptions {
+  /** Host path of the executable. */
+  path: string;
+  /** Arguments after argv[0]. */
+  args?: string[];
+  /** argv[0]; defaults to `path`. */
+  argv0?: string;
+  /** The guest's environment (nothing is inherited). */
+  env?: Record<string, string>;
+  /** Guest RAM in bytes, a multiple of 2 MiB (default 1 GiB). */
+  memory?: number;
+  /** Stop the guest after this many seconds. */
+  timeout?: number;
+  /** Trace every syscall, strace-style: `true` writes to stderr. */
+  trace?: boolean | ((line: string) => void);
+  /** The syscall handlers (default: {@linkcode defaultRegistry}). */
+  registry?: SyscallRegistry;
+  /** Host fds that become the guest's 0, 1 and 2 (default 0, 1, 2). */
+  stdio?: [number, number, number];
+  /** Where diagnostics go (unsupported syscalls, crash reports); default stderr. */
+  onDiagnostic?: (message: string) => void;
+  /** The KVM device (default `/dev/kvm`). */
+  kvmDevice?: string;
+}
+
+/** Counters and timings of a run. */
+export interface RunStats {
+  /** From `Vm.create` to the first guest instruction, in ms. */
+  bootMs: number;
+  /** Guest execution, first KVM_RUN to the end, in ms. */
+  runMs: number;
+  /** Exits from KVM_RUN. */
+  exits: number;
+  /** Syscalls served by the host. */
+  hostCalls: number;
+  /** Host-served syscalls by name. */
+  syscalls: Record<string, number>;
+}
+
+/** How a run ended. */
+export interface RunResult {
+  /** Exit status as a shell shows it: the code, or 128 + signal. */
+  status: number;
+  /** The guest's exit code, when it exited. */
+  exitCode?: number;
+  /** The signal that killed the guest, if one did. */
+  signal?: number;
+  /** Why a crashed guest died. */
+  crash?: CrashReport;
+  /** Whether `timeout` stopped it. */
+  timedOut: boolean;
+  /** Counters. */
+  stats: RunStats;
+}
+
+const DEFAULT_MEMORY = 1024 * 1024 * 1024;
+const STACK_SIZE = 8 * 1024 * 1024;
+const SYNC_X86_REGS = 1n;
+const ITIMER_REAL = 0;
+
+class GuestProcess implements Process {
+  readonly fds = new FdTable();
+  readonly state = new Map<string, unknown>();
+  ended?: { code: number; signal?: number };
+  constructor(
+    readonly mem: GuestMemory,
+    readonly pid: number,
+    readonly argv: readonly string[],
+    readonly exePath: string,
+  ) {}
+  exit(code: number, signal?: number): void {
+    this.ended ??= { code, signal };
+  }
+}
+
+function readProgram(path: string): Uint8Array {
+  try {
+    return Deno.readFileSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new Error(`hermitux: ${path}: no such file`);
+    if (e instanceof Deno.errors.PermissionDenied) {
+      throw new Error(`hermitux: ${path}: permission denied`);
+    }
+    if (e instanceof Deno.errors.IsADirectory) throw new Error(`hermitux: ${path}: is a directory`);
+    throw e;
+  }
+}
+
+/** A booted (not yet running) guest. Dispose it to free every fd and mapping. */
+export class Vm implements Disposable, AsyncDisposable {
+  #kvm: Kvm;
+  #vm?: VmFd;
+  #vcpu?: VcpuFd;
+  #run?: Deno.PointerObject;
+  #runSize = 0;
+  #runView?: DataView;
+  #mem?: GuestMemory;
+  #elf!: ElfFile;
+  #base = 0;
+  #process!: GuestProcess;
+  #registry: SyscallRegistry;
+  #trace?: (line: string) => void;
+  #diag: (message: string) => void;
+  #warned = new Set<number>();
+  #timeout?: number;
+  #t0 = performance.now();
+  #stats: RunStats = { bootMs: 0, runMs: 0, exits: 0, hostCalls: 0, syscalls: {} };
+  #disposed = false;
+
+  private constructor(options: BootOptions) {
+    this.#registry = options.registry ?? defaultRegistry();
+    const stderr = (m: string) => Deno.stderr.writeSync(new TextEncoder().encode(m + "\n"));
+    this.#diag = options.onDiagnostic ?? stderr;
+    this.#trace = options.trace === true ? stderr : options.trace || undefined;
+    this.#timeout = options.timeout;
+    this.#kvm = new Kvm(options.kvmDevice);
+  }
+
+  /** Creates the VM and loads the program; throws a clear error on bad input. */
+  static async create(options: BootOptions): Promise<Vm> {
+    const kernel = await kernelImage();
+    const bytes = readProgram(options.path);
+    const elf = parseElf(bytes, options.path);
+    const vm = new Vm(options);
+    try {
+      vm.#setup(options, elf, bytes, kernel);
+    } catch (e) {
+      vm.dispose();
+      throw e;
+    }
+    return vm;
+  }
+
+  #setup(
+    options: BootOptions,
+    elf: ElfFile,
+    bytes: Uint8Array,
+    kernel: Awaited<ReturnType<typeof kernelImage>>,
+  ): void {
+    const size = options.memory ?? DEFAULT_MEMORY;
+    this.#elf = elf;
+    this.#vm = this.#kvm.createVm();
+    const mem = this.#mem = new GuestMemory(size);
+    this.#vm.setUserMemoryRegion(0, 0n, BigInt(size), mem.host);
+    this.#vcpu = this.#vm.createVcpu(0);
+    this.#runSize = this.#kvm.vcpuMmapSize();
+    this.#run = this.#vcpu.mapRun(this.#runSize);
+    this.#runView = new DataView(Deno.UnsafePointerView.getArrayBuffer(this.#run, this.#runSize));
+    if (this.#kvm.checkExtension(CAP.SYNC_REGS) & Number(SYNC_X86_REGS)) {
+      this.#runView.setBigUint64(LAYOUTS.kvm_run.fields.kvm_valid_regs, SYNC_X86_REGS, true);
+    }
+
+    mem.bytes.set(kernel.bytes, ABI.KERNEL_ADDR);
+    const stackTop = size, mmapMax = size - STACK_SIZE;
+    const image = loadExecutable(elf, bytes, mem, mmapMax);
+    this.#base = image.base;
+
+    const argv = [options.argv0 ?? options.path, ...(options.args ?? [])];
+    const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
+    const features = cpuFeatures(this.#kvm);
+    const uid = Deno.uid() ?? 0, gid = Deno.gid() ?? 0;
+    const sp = buildStack(mem.bytes, stackTop, {
+      argv,
+      envp: env,
+      execfn: options.path,
+      random: crypto.getRandomValues(new Uint8Array(16)),
+      auxv: [
+        [AT.PHDR, image.phdr],
+        [AT.PHENT, elf.phentsize],
+        [AT.PHNUM, elf.phnum],
+        [AT.PAGESZ, ABI.PAGE_SIZE],
+        [AT.BASE, 0],
+        [AT.FLAGS, 0],
+        [AT.ENTRY, image.entry],
+        [AT.UID, uid],
+        [AT.EUID, uid],
+        [AT.GID, gid],
+        [AT.EGID, gid],
+        [AT.HWCAP, features.hwcap],
+        [AT.HWCAP2, 2], // HWCAP2_FSGSBASE
+        [AT.CLKTCK, 100],
+        [AT.SECURE, 0],
+      ],
+    });
+
+    this.#process = new GuestProcess(mem, Deno.pid, argv, options.path);
+    const stdio = options.stdio ?? [0, 1, 2];
+    stdio.forEach((hostFd, fd) => this.#process.fds.set(fd, { hostFd, owned: false }));
+
+    this.#writeBootInfo(mem, {
+      entry: image.entry,
+      sp,
+      brk: image.brkStart,
+      mmapMax,
+      tscKhz: this.#vcpu.tscKhz(),
+      uid,
+      gid,
+    });
+    const cr3 = buildPageTables(mem);
+    writeSystemTables(mem, kernel);
+    setupVcpu(this.#vcpu, 0, cr3, kernel, features);
+  }
+
+  #writeBootInfo(
+    mem: GuestMemory,
+    b: { entry: number; sp: number; brk: number; mmapMax: number; tscKhz: number } & {
+      uid: number;
+      gid: number;
+    },
+  ): void {
+    const base = ABI.BOOT_INFO_ADDR, v = mem.view;
+    mem.bytes.fill(0, base, base + BOOT_INFO.size);
+    const put = (off: number, x: number | bigint) => v.setBigUint64(base + off, BigInt(x), true);
+    put(BOOT_INFO.magic, BOOT_MAGIC);
+    put(BOOT_INFO.entry, b.entry);
+    put(BOOT_INFO.user_sp, b.sp);
+    put(BOOT_INFO.brk_start, b.brk);
+    put(BOOT_INFO.mmap_min, b.brk);
+    put(BOOT_INFO.mmap_max, b.mmapMax);
+    put(BOOT_INFO.mem_size, mem.size);
+    put(BOOT_INFO.tsc_mult, (1000000n << 32n) / BigInt(b.tscKhz));
+    put(BOOT_INFO.pid, Deno.pid);
+    put(BOOT_INFO.ppid, Deno.ppid);
+    put(BOOT_INFO.uid, b.uid);
+    put(BOOT_INFO.gid, b.gid);
+    put(BOOT_INFO.trace, this.#trace ? 1 : 0);
+    const uts = new Uint8Array(6 * 65);
+    libc().uname(uts);
+    uts.fill(0, 65, 130);
+    uts.set(new TextEncoder().encode("hermitux"), 65); // nodename
+    mem.bytes.set(uts, base + BOOT_INFO.uts);
+    for (let nr = 0; nr < ABI.NR_SYSCALLS; nr++) {
+      if (this.#registry.isOverridden(nr)) mem.bytes[base + BOOT_INFO.route + nr] = ABI.ROUTE_HOST;
+    }
+  }
+
+  /** Runs the guest to its end. */
+  run(): RunResult {
+    const vcpu = this.#vcpu!, view = this.#runView!, p = this.#process;
+    const tRun = performance.now();
+    this.#stats.bootMs = tRun - this.#t0;
+    const deadline = this.#timeout ? tRun + this.#timeout * 1000 : Infinity;
+    const stopTimer = this.#timeout ? this.#armTimer(this.#timeout) : undefined;
+    let crash: CrashReport | undefined;
+    let timedOut = false;
+    try {
+      while (!p.ended) {
+        if (!vcpu.run()) {
+          if (performance.now() >= deadline) {
+            timedOut = true;
+            p.exit(0, SIG.SIGKILL);
+          }
+          continue;
+        }
+        this.#stats.exits++;
+        const reason = view.getUint32(LAYOUTS.kvm_run.fields.exit_reason, true);
+        if (reason === EXIT.MMIO) {
+          const gpa = Number(view.getBigUint64(LAYOUTS.kvm_run.fields["mmio.phys_addr"], true));
+          if (gpa === ABI.DOORBELL_GPA) {
+            this.#hostCall();
+            continue;
+          }
+          const vector = gpa - ABI.DOORBELL_GPA - ABI.EXC_DOORBELL_OFF;
+          crash = vector >= 0 && vector < 32
+            ? this.#exception(vector)
+            : this.#internal(`store to unbacked guest-physical address 0x${gpa.toString(16)}`);
+        } else if (reason === EXIT.SHUTDOWN) {
+          crash = this.#internal("triple fault (the vCPU shut down)");
+        } else if (reason === EXIT.INTERNAL_ERROR) {
+          const sub = view.getUint32(LAYOUTS.kvm_run.fields["internal.suberror"], true);
+          crash = this.#internal(`KVM internal error (suberror ${sub})`);
+        } else {
+          crash = this.#internal(`unexpected exit reason ${reason}`);
+        }
+        p.exit(0, crash.signal);
+      }
+    } finally {
+      stopTimer?.();
+    }
+    this.#stats.runMs = performance.now() - tRun;
+    if (crash) this.#diag(formatCrash(crash));
+    if (timedOut) this.#diag(`hermitux: timed out after ${this.#timeout} s; guest stopped`);
+    const end = p.ended!;
+    return {
+      status: end.signal ? 128 + end.signal : end.code,
+      exitCode: end.signal ? undefined : end.code,
+      signal: end.signal,
+      crash,
+      timedOut,
+      stats: this.#stats,
+    };
+  }
+
+  /** SIGALRM interrupts a blocked KVM_RUN (EINTR) once the time is up. */
+  #armTimer(seconds: number): () => void {
+    const noop = () => {};
+    Deno.addSignalListener("SIGALRM", noop);
+    const set = (s: number) => {
+      const t = new BigInt64Array([0n, 0n, BigInt(Math.floor(s)), BigInt(Math.round((s % 1) * 1e6))]);
+      libc().setitimer(ITIMER_REAL, new Uint8Array(t.buffer), null);
+    };
+    set(seconds);
+    return () => {
+      set(0);
+      Deno.removeSignalListener("SIGALRM", noop);
+    };
+  }
+
+  #hostCall(): void {
+    const mem = this.#mem!, v = mem.view, hc = ABI.HOSTCALL_ADDR;
+    const kind = v.getUint32(hc + HOSTCALL.kind, true);
+    const nr = v.getUint32(hc + HOSTCALL.nr, true);
+    const args = [0, 1, 2, 3, 4, 5].map((i) => v.getBigUint64(hc + HOSTCALL.arg + i * 8, true));
+    let ret = 0n;
+    switch (kind) {
+      case ABI.HC_SYSCALL: {
+        this.#stats.hostCalls++;
+        const name = syscallName(nr);
+        this.#stats.syscalls[name] = (this.#stats.syscalls[name] ?? 0) + 1;
+        const site = Number(v.getBigUint64(hc + HOSTCALL.site, true));
+        ret = dispatch(
+          this.#registry,
+          { nr, args, site, process: this.#process },
+          this.#diag,
+          this.#warned,
+        );
+        if (this.#trace && !this.#process.ended) this.#trace(formatSyscall(mem, nr, args, ret));
+        if (this.#trace && this.#process.ended) this.#trace(`${name}(${args[0]}) = ?`);
+        break;
+      }
+      case ABI.HC_TRACE:
+        this.#trace?.(formatSyscall(mem, nr, args, v.getBigInt64(hc + HOSTCALL.ret, true)));
+        return;
+      case ABI.HC_CLOCK: {
+        const ts = new BigInt64Array(2);
+        const bytes = new Uint8Array(ts.buffer);
+        libc().clock_gettime(0, bytes);
+        ret = ts[0] * 1000000000n + ts[1];
+        libc().clock_gettime(1, bytes);
+        v.setBigUint64(hc + HOSTCALL.arg, ts[0] * 1000000000n + ts[1], true);
+        break;
+      }
+      case ABI.HC_ZERO:
+        mem.zero(Number(args[0]), Number(args[1]));
+        break;
+      default:
+        this.#diag(`hermitux: guest kernel reported an impossible state (${kind}/${args[0]})`);
+        this.#process.exit(0, SIG.SIGKILL);
+    }
+    v.setBigInt64(hc + HOSTCALL.ret, BigInt.asIntN(64, ret), true);
+  }
+
+  #regs(): DataView {
+    const view = this.#runView!;
+    if (view.getBigUint64(LAYOUTS.kvm_run.fields.kvm_valid_regs, true) & SYNC_X86_REGS) {
+      return new DataView(view.buffer, LAYOUTS.kvm_run.fields["s.regs"], LAYOUTS.kvm_regs.size);
+    }
+    const regs = new Uint8Array(LAYOUTS.kvm_regs.size);
+    this.#vcpu!.getRegs(regs);
+    return new DataView(regs.buffer);
+  }
+
+  #exception(vector: number): CrashReport {
+    const mem = this.#mem!, regs = this.#regs();
+    let frame = Number(regs.getBigUint64(regOffset("rsp"), true));
+    let errorCode = 0;
+    if (HAS_ERROR_CODE.has(vector)) {
+      errorCode = Number(mem.view.getBigUint64(frame, true));
+      frame += 8;
+    }
+    const rip = Number(mem.view.getBigUint64(frame, true));
+    const rsp = Number(mem.view.getBigUint64(frame + 24, true));
+    const sregs = new Uint8Array(LAYOUTS.kvm_sregs.size);
+    this.#vcpu!.getSregs(sregs);
+    const cr2 = Number(new DataView(sregs.buffer).getBigUint64(LAYOUTS.kvm_sregs.fields.cr2, true));
+    return crashFromException(vector, errorCode, rip, rsp, cr2, mem, {
+      elf: this.#elf,
+      base: this.#base,
+    });
+  }
+
+  #internal(description: string): CrashReport {
+    const regs = this.#regs();
+    return {
+      signal: SIG.SIGKILL,
+      description: `hermitux internal: ${description}`,
+      rip: Number(regs.getBigUint64(regOffset("rip"), true)),
+      rsp: Number(regs.getBigUint64(regOffset("rsp"), true)),
+      backtrace: [],
+    };
+  }
+
+  /** Frees the vCPU, VM, KVM fd and guest memory. Safe to call twice. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    if (this.#run) libc().munmap(this.#run, BigInt(this.#runSize));
+    this.#vcpu?.close();
+    this.#vm?.close();
+    this.#mem?.free();
+    this.#kvm.close();
+  }
+
+  /** Same as {@linkcode Vm.dispose}. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  /** Same as {@linkcode Vm.dispose}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    this.dispose();
+    return Promise.resolve();
+  }
+}
+
+/** Boots `options.path`, runs it to the end and frees the VM. */
+export async function boot(options: BootOptions): Promise<RunResult> {
+  using vm = await Vm.create(options);
+  return vm.run();
+}

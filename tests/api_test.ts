@@ -1,0 +1,121 @@
+// The library API: boot(), Vm disposal, registry overrides, stats, errors.
+import { deepStrictEqual, equal, ok, rejects } from "node:assert/strict";
+import { boot, defaultRegistry, KvmUnavailableError, type SyscallCall, Vm } from "../mod.ts";
+import { fixture } from "./fixtures.ts";
+
+/** Captures what the guest writes to fd 1 and 2 instead of the host's. */
+function capturing() {
+  const out: string[] = [];
+  const registry = defaultRegistry();
+  const write = registry.handler(1)!, writev = registry.handler(20)!;
+  const text = (call: SyscallCall, buf: bigint, len: bigint) =>
+    new TextDecoder().decode(call.process.mem.slice(buf, len));
+  registry.override("write", (call: SyscallCall) => {
+    const [fd, buf, len] = call.args;
+    if (fd !== 1n) return write(call);
+    out.push(text(call, buf, len));
+    return Number(len);
+  });
+  registry.override("writev", (call: SyscallCall) => {
+    const [fd, iov, n] = call.args;
+    if (fd !== 1n) return writev(call);
+    let total = 0;
+    for (let i = 0n; i < n; i++) {
+      const len = call.process.mem.u64(iov + i * 16n + 8n);
+      out.push(text(call, call.process.mem.u64(iov + i * 16n), len));
+      total += Number(len);
+    }
+    return total;
+  });
+  return { registry, out };
+}
+
+Deno.test("boot() runs a program and reports status and stats", async () => {
+  const { registry, out } = capturing();
+  const r = await boot({ path: await fixture("getpid", "glibc-static"), registry });
+  equal(r.status, 7);
+  equal(r.exitCode, 7);
+  equal(r.signal, undefined);
+  ok(/^pid \d+\n$/.test(out.join("")));
+  ok(r.stats.bootMs > 0 && r.stats.runMs > 0 && r.stats.exits > 0);
+  equal(r.stats.syscalls.write, 1);
+});
+
+Deno.test("overriding a guest-served syscall routes it to the host", async () => {
+  const { registry, out } = capturing();
+  registry.override("getpid", () => 4242);
+  await boot({ path: await fixture("getpid", "musl-static"), registry });
+  equal(out.join(""), "pid 4242\n");
+});
+
+Deno.test("a handler error becomes -errno for the guest", async () => {
+  const registry = defaultRegistry().override("writev", () => -9); // EBADF
+  const r = await boot({ path: await fixture("hello", "musl-static"), registry });
+  equal(r.status, 0); // musl ignores the failed flush at exit
+});
+
+Deno.test("a crash is returned as a report", async () => {
+  const diags: string[] = [];
+  const { registry } = capturing();
+  const r = await boot({
+    path: await fixture("null", "glibc-static"),
+    registry,
+    onDiagnostic: (m) => diags.push(m),
+  });
+  equal(r.status, 139);
+  equal(r.signal, 11);
+  equal(r.crash?.address, 0);
+  ok(r.crash?.symbol?.startsWith("crash_here"));
+  ok(diags[0].startsWith("hermitux: guest killed by SIGSEGV"));
+});
+
+Deno.test("a missing /dev/kvm is a clear error", async () => {
+  await rejects(
+    boot({ path: await fixture("hello", "musl-static"), kvmDevice: "/dev/no-kvm-here" }),
+    (e: Error) => {
+      ok(e instanceof KvmUnavailableError);
+      equal(e.message.split("\n").length, 1);
+      ok(e.message.startsWith("hermitux: /dev/no-kvm-here does not exist"));
+      return true;
+    },
+  );
+});
+
+/** Open fds that belong to KVM: /dev/kvm, VMs and vCPUs. */
+function kvmFds(): number {
+  return [...Deno.readDirSync("/proc/self/fd")].filter((e) => {
+    try {
+      return Deno.readLinkSync(`/proc/self/fd/${e.name}`).includes("kvm");
+    } catch {
+      return false;
+    }
+  }).length;
+}
+
+/** Mappings a VM makes: guest RAM (≥ 1 GiB here) and kvm_run (anon_inode:kvm-vcpu). */
+function vmMappings(): number {
+  return Deno.readTextFileSync("/proc/self/maps").split("\n").filter((l) => {
+    const [lo, hi] = l.split(" ")[0].split("-").map((x) => parseInt(x, 16));
+    return hi - lo >= 1 << 30 || l.includes("kvm");
+  }).length;
+}
+
+Deno.test("disposing a Vm frees every fd and mapping", async () => {
+  const path = await fixture("hello", "musl-static");
+  const { registry } = capturing();
+  (await boot({ path, registry })).status; // warm-up: libc and kernel image loaded once
+  const fds = kvmFds(), maps = vmMappings();
+  for (let i = 0; i < 20; i++) {
+    await using vm = await Vm.create({ path, registry });
+    if (i % 2) vm.run();
+    ok(vmMappings() > maps && kvmFds() >= fds + 3); // alive: RAM mapped, 3 fds open
+  }
+  deepStrictEqual([kvmFds(), vmMappings()], [fds, maps]);
+});
+
+Deno.test("bad guest pointers give EFAULT, never a host crash", async () => {
+  const { registry, out } = capturing();
+  const r = await boot({ path: await fixture("syscalls", "musl-static"), registry });
+  equal(r.status, 0);
+  ok(out.join("").includes("bad pointer uname: -1\n"));
+});

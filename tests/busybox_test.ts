@@ -1,0 +1,23 @@
+// Debian's static busybox under hermitux, compared with its native run.
+import { equal } from "node:assert/strict";
+import { assertSameAsNative } from "./fixtures.ts";
+
+const BUSYBOX = "/bin/busybox";
+
+Deno.test("busybox echo", async () => {
+  const out = await assertSameAsNative(BUSYBOX, ["echo", "hello", "from", "busybox"]);
+  equal(out.stdout, "hello from busybox\n");
+});
+
+Deno.test("busybox true", async () => {
+  equal((await assertSameAsNative(BUSYBOX, ["true"])).code, 0);
+});
+
+Deno.test("busybox false", async () => {
+  equal((await assertSameAsNative(BUSYBOX, ["false"])).code, 1);
+});
+
+Deno.test("busybox cat copies stdin", async () => {
+  const text = "line one\nline two\n".repeat(1000);
+  equal((await assertSameAsNative(BUSYBOX, ["cat"], { stdin: text })).stdout, text);
+});

@@ -1,0 +1,128 @@
+// The command line: help, version, errors, exit statuses, --trace,
+// --timeout, unsupported syscalls, paths relative to the caller.
+import { equal, match, ok } from "node:assert/strict";
+import { fixture, runHermitux } from "./fixtures.ts";
+import { VERSION } from "../src/version.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+
+function cli(args: string[], o: { cwd?: string; user?: string } = {}) {
+  const deno = ["run", "-A", "--quiet", `${ROOT}cli.ts`, ...args];
+  const [cmd, argv] = o.user
+    ? ["setpriv", [`--reuid=${o.user}`, "--regid=nogroup", "--clear-groups", Deno.execPath(), ...deno]]
+    : [Deno.execPath(), deno];
+  return new Deno.Command(cmd, { args: argv, cwd: o.cwd, stdin: "null" }).output().then((r) => ({
+    code: r.code,
+    stdout: new TextDecoder().decode(r.stdout),
+    stderr: new TextDecoder().decode(r.stderr),
+  }));
+}
+
+Deno.test("--version and --help", async () => {
+  const v = await cli(["--version"]);
+  equal(v.stdout, `hermitux ${VERSION}\n`);
+  equal(v.code, 0);
+  const h = await cli(["--help"]);
+  match(h.stdout, /hermitux run \[options\] BIN \[ARGS\.\.\.\]/);
+  match(h.stdout, /--timeout SECONDS/);
+  equal(h.code, 0);
+  equal((await cli(["run", "--help"])).code, 0);
+});
+
+Deno.test("usage errors exit 2 with a message", async () => {
+  const r = await cli(["frobnicate"]);
+  equal(r.code, 2);
+  match(r.stderr, /unknown command 'frobnicate'/);
+  const m = await cli(["run"]);
+  equal(m.code, 2);
+  match(m.stderr, /missing BIN/);
+  const s = await cli(["run", "--mem", "lots", "/bin/true"]);
+  equal(s.code, 2);
+  match(s.stderr, /bad size 'lots'/);
+});
+
+Deno.test("options after BIN belong to the guest", async () => {
+  const r = await runHermitux("/bin/busybox", ["echo", "--trace", "--mem", "x"]);
+  equal(r.stdout, "--trace --mem x\n");
+  equal(r.stderr, "");
+});
+
+Deno.test("a missing file exits 127, a non-ELF 126, one line each", async () => {
+  const missing = await cli(["run", "/no/such/program"]);
+  equal(missing.code, 127);
+  equal(missing.stderr, "hermitux: /no/such/program: no such file\n");
+  const text = await cli(["run", "/etc/hostname"]);
+  equal(text.code, 126);
+  equal(text.stderr, "hermitux: /etc/hostname: not an ELF file\n");
+});
+
+Deno.test("a dynamic executable is refused naming its interpreter", async () => {
+  const r = await cli(["run", "/bin/ls"]);
+  equal(r.code, 126);
+  match(r.stderr, /\/bin\/ls: dynamic executables are not yet supported \(interpreter \/lib64\/ld-linux-x86-64\.so\.2\)/);
+});
+
+Deno.test("a 32-bit executable is refused", async () => {
+  const path = await Deno.makeTempFile();
+  const elf = new Uint8Array(64);
+  elf.set([0x7f, 0x45, 0x4c, 0x46, 1, 1, 1]);
+  await Deno.writeFile(path, elf);
+  const r = await cli(["run", path]);
+  equal(r.code, 126);
+  match(r.stderr, /32-bit ELF is not supported/);
+});
+
+Deno.test("relative paths resolve against the caller's directory", async () => {
+  const bin = await fixture("hello", "musl-static");
+  const dir = bin.slice(0, bin.lastIndexOf("/"));
+  const r = await cli(["run", `./${bin.slice(dir.length + 1)}`], { cwd: dir });
+  equal(r.stdout, "hello, world\n");
+  equal(r.code, 0);
+});
+
+Deno.test("without permission for /dev/kvm: one clear line", async () => {
+  const bin = await fixture("hello", "musl-static");
+  const r = await cli(["run", bin], { user: "nobody", cwd: "/" });
+  equal(r.stderr, "hermitux: no permission to open /dev/kvm: run as root or add your user to the 'kvm' group\n");
+  equal(r.code, 125);
+});
+
+Deno.test("--timeout stops a runaway guest with status 124", async () => {
+  const t0 = performance.now();
+  const r = await runHermitux(await fixture("spin", "musl-static"), [], { flags: ["--timeout", "0.5"] });
+  equal(r.code, 124);
+  equal(r.stderr, "hermitux: timed out after 0.5 s; guest stopped\n");
+  ok(performance.now() - t0 < 20_000);
+});
+
+Deno.test("an unsupported syscall is named once and returns ENOSYS", async () => {
+  for (const tc of ["musl-static", "glibc-static"] as const) {
+    const r = await runHermitux(await fixture("nosys", tc));
+    equal(r.stdout, "add_key = -1 errno ENOSYS\n".repeat(3));
+    equal(r.stderr, "hermitux: unsupported syscall add_key (248)\n");
+    equal(r.code, 0);
+  }
+});
+
+Deno.test("--trace prints syscalls strace-style, guest-served ones included", async () => {
+  const r = await runHermitux(await fixture("hello", "musl-static"), [], { flags: ["--trace"] });
+  equal(r.stdout, "hello, world\n");
+  const lines = r.stderr.trim().split("\n");
+  match(lines[0], /^arch_prctl\(ARCH_SET_FS, 0x[0-9a-f]+\) = 0$/);
+  ok(lines.includes("ioctl(1, TIOCGWINSZ, " + lines.find((l) => l.startsWith("ioctl"))!.split(", ")[2]));
+  ok(lines.includes(
+    'writev(1, [{iov_base="hello, world", iov_len=12}, {iov_base="\\n", iov_len=1}], 2) = 13',
+  ));
+  equal(lines.at(-1), "exit_group(0) = ?");
+  const g = await runHermitux(await fixture("hello", "glibc-static"), [], { flags: ["--trace"] });
+  match(g.stderr, /^brk\(NULL\) = 0x[0-9a-f]+$/m);
+  match(g.stderr, /^write\(1, "hello, world\\n", 13\) = 13$/m);
+  match(g.stderr, /^newfstatat\(1, "", 0x[0-9a-f]+, 0x1000\) = 0$/m);
+});
+
+Deno.test("--stats reports boot time, exits and host calls", async () => {
+  const r = await runHermitux(await fixture("hello", "musl-static"), [], { flags: ["--stats"] });
+  const stats = JSON.parse(r.stderr.replace(/^hermitux: stats /, ""));
+  ok(stats.bootMs > 0 && stats.exits >= 3 && stats.hostCalls >= 2);
+  equal(stats.syscalls.writev, 1);
+});

@@ -1,0 +1,124 @@
+// Test helpers: compile C fixtures (cached by content), run programs
+// natively and under the hermitux CLI, and compare.
+import { deepStrictEqual } from "node:assert/strict";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const CACHE = Deno.env.get("HERMITUX_TEST_CACHE") ?? "/tmp/hermitux-test-cache";
+const decoder = new TextDecoder();
+
+/** The ways a test program is built. */
+export const TOOLCHAINS = {
+  "musl-static": { cc: "musl-gcc", flags: ["-static"] },
+  "glibc-static": { cc: "gcc", flags: ["-static"] },
+  "glibc-static-pie": { cc: "gcc", flags: ["-static-pie"] },
+} as const;
+
+/** A toolchain name. */
+export type Toolchain = keyof typeof TOOLCHAINS;
+
+async function hash(s: string): Promise<string> {
+  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s));
+  return [...new Uint8Array(d)].slice(0, 12).map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Compiles C source with `cc` and `flags`; returns the binary's path (cached). */
+export async function compileC(
+  name: string,
+  source: string,
+  cc: string,
+  flags: readonly string[],
+): Promise<string> {
+  await Deno.mkdir(CACHE, { recursive: true });
+  const out = `${CACHE}/${name}-${await hash([cc, ...flags, source].join("\0"))}`;
+  try {
+    await Deno.stat(out);
+    return out;
+  } catch { /* not built yet */ }
+  const src = `${out}.c`;
+  await Deno.writeTextFile(src, source);
+  const tmp = `${out}.tmp${crypto.randomUUID()}`;
+  const r = await new Deno.Command(cc, { args: ["-O2", "-g", ...flags, src, "-o", tmp] }).output();
+  if (!r.success) throw new Error(`${cc} ${name}: ${decoder.decode(r.stderr)}`);
+  await Deno.rename(tmp, out);
+  return out;
+}
+
+/** Builds tests/c/NAME.c with a toolchain. */
+export async function fixture(name: string, tc: Toolchain): Promise<string> {
+  const source = await Deno.readTextFile(`${ROOT}tests/c/${name}.c`);
+  const { cc, flags } = TOOLCHAINS[tc];
+  return compileC(`${name}-${tc}`, source, cc, flags);
+}
+
+/** What a run produced. */
+export interface Outcome {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+/** Options for a run. */
+export interface RunOptions {
+  stdin?: Uint8Array | string;
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+async function spawn(cmd: string, args: string[], o: RunOptions): Promise<Outcome> {
+  const child = new Deno.Command(cmd, {
+    args,
+    cwd: o.cwd,
+    env: o.env ?? {},
+    clearEnv: true,
+    stdin: o.stdin !== undefined ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // Feed stdin while output is collected, or a large copy would deadlock.
+  const feed = async () => {
+    if (o.stdin === undefined) return;
+    const w = child.stdin.getWriter();
+    await w.write(typeof o.stdin === "string" ? new TextEncoder().encode(o.stdin) : o.stdin);
+    await w.close();
+  };
+  const [r] = await Promise.all([child.output(), feed()]);
+  return { stdout: decoder.decode(r.stdout), stderr: decoder.decode(r.stderr), code: r.code };
+}
+
+/** Runs a program natively with exactly `env`. */
+export function runNative(bin: string, args: string[] = [], o: RunOptions = {}): Promise<Outcome> {
+  // env(1) keeps the variables in the given order, as hermitux does.
+  const env = Object.entries(o.env ?? {}).map(([k, v]) => `${k}=${v}`);
+  return spawn("/usr/bin/env", ["-i", ...env, bin, ...args], { ...o, env: {} });
+}
+
+/** Runs `hermitux run [flags] BIN ARGS` through cli.ts; `env` is passed with --env. */
+export function runHermitux(
+  bin: string,
+  args: string[] = [],
+  o: RunOptions & { flags?: string[] } = {},
+): Promise<Outcome> {
+  const envFlags = Object.entries(o.env ?? {}).flatMap(([k, v]) => ["--env", `${k}=${v}`]);
+  return spawn(Deno.execPath(), [
+    "run",
+    "-A",
+    "--quiet",
+    `${ROOT}cli.ts`,
+    "run",
+    ...envFlags,
+    ...(o.flags ?? []),
+    bin,
+    ...args,
+  ], { ...o, env: {} });
+}
+
+/** Runs natively and under hermitux; asserts identical stdout, stderr, status. */
+export async function assertSameAsNative(
+  bin: string,
+  args: string[] = [],
+  o: RunOptions = {},
+): Promise<Outcome> {
+  const [native, vm] = await Promise.all([runNative(bin, args, o), runHermitux(bin, args, o)]);
+  deepStrictEqual(vm, native);
+  return vm;
+}

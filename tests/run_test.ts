@@ -1,0 +1,54 @@
+// Static programs under hermitux behave as they do natively: stdout,
+// stderr and exit status compared for every toolchain.
+import { equal, match } from "node:assert/strict";
+import { assertSameAsNative, fixture, runHermitux, TOOLCHAINS, type Toolchain } from "./fixtures.ts";
+
+for (const tc of Object.keys(TOOLCHAINS) as Toolchain[]) {
+  Deno.test(`${tc}: hello world`, async () => {
+    const out = await assertSameAsNative(await fixture("hello", tc));
+    equal(out.stdout, "hello, world\n");
+  });
+
+  Deno.test(`${tc}: argv and environment`, async () => {
+    await assertSameAsNative(await fixture("args_env", tc), ["one", "two words", ""], {
+      env: { FOO: "bar", EMPTY: "", "WITH=EQ": "x=y" },
+    });
+  });
+
+  Deno.test(`${tc}: exit codes 0, 1, 3, 255`, async () => {
+    const bin = await fixture("exit_code", tc);
+    for (const code of [0, 1, 3, 255]) {
+      equal((await assertSameAsNative(bin, [String(code)])).code, code);
+    }
+  });
+
+  Deno.test(`${tc}: stdin to stdout`, async () => {
+    const data = new Uint8Array(300_000).map((_, i) => (i * 7919) % 251);
+    const out = await assertSameAsNative(await fixture("cat", tc), [], { stdin: data });
+    equal(out.stderr, "300000 bytes\n");
+  });
+
+  for (const name of ["malloc", "brk", "tls", "clock", "syscalls", "mmap"]) {
+    Deno.test(`${tc}: ${name}`, async () => {
+      const out = await assertSameAsNative(await fixture(name, tc));
+      equal(out.code, 0);
+    });
+  }
+
+  Deno.test(`${tc}: NULL dereference is reported and exits 139`, async () => {
+    const bin = await fixture("null", tc);
+    const out = await runHermitux(bin);
+    equal(out.code, 139);
+    equal(out.stdout, "about to crash\n");
+    match(out.stderr, /guest killed by SIGSEGV: page fault: write at unmapped address 0x0/);
+    match(out.stderr, /rip 0x[0-9a-f]+ <crash_here(\+0x[0-9a-f]+)?>/);
+    match(out.stderr, /address 0x0/);
+    match(out.stderr, /backtrace:\n +0x[0-9a-f]+ <main\+0x[0-9a-f]+>/);
+  });
+
+  Deno.test(`${tc}: invalid opcode is SIGILL, 132`, async () => {
+    const out = await runHermitux(await fixture("ud2", tc));
+    equal(out.code, 132);
+    match(out.stderr, /guest killed by SIGILL: invalid opcode\n +rip 0x[0-9a-f]+ <main/);
+  });
+}
