@@ -39,6 +39,12 @@ export {
   SyscallRegistry,
 } from "./src/syscalls/mod.ts";
 export { FdTable, type OpenFile } from "./src/syscalls/fdtable.ts";
-export { ElfError, type ElfFile, parseElf } from "./src/loader/elf.ts";
+export {
+  ElfError,
+  type ElfFile,
+  type ElfSegment,
+  type ElfSymbol,
+  parseElf,
+} from "./src/loader/elf.ts";
 export { KvmUnavailableError } from "./src/kvm/ioctls.ts";
 export { VERSION } from "./src/version.ts";

@@ -17,8 +17,6 @@ async function native(path: string, args: string[] = []): Promise<[number, strin
 
 async function guest(path: string, args: string[] = []): Promise<[number, string]> {
   const err: string[] = [];
-  const pipe = new Uint8Array(8);
-  void pipe;
   const t0 = performance.now();
   const registry = (await import("../mod.ts")).defaultRegistry();
   const write = registry.handler(1)!;
@@ -73,6 +71,16 @@ for (let i = 0; i < 3; i++) {
 }
 rows.push(["compute loop, 200M xorshift steps (ms)", median(ca), median(cb), "ms"]);
 
+// The platform's floor, from C: a bare guest's syscall trap and exit.
+const probe = await benchBinary("kvm_probe", "gcc");
+const floor = new TextDecoder().decode((await new Deno.Command(probe).output()).stdout);
+const floorOf = (k: string) => Number(new RegExp(`${k} ([\\d.]+) ns`).exec(floor)?.[1]);
+
+console.log(
+  `KVM floor on this machine (bench/c/kvm_probe.c): syscall round trip ${
+    (floorOf("syscall") / 1000).toFixed(1)
+  } µs, MMIO exit round trip ${(floorOf("exit") / 1000).toFixed(1)} µs\n`,
+);
 console.log("| measure | native | hermitux | hermitux/native |");
 console.log("|---|---:|---:|---:|");
 for (const [name, n, h] of rows) {

@@ -5,8 +5,15 @@ import { compileC } from "./fixtures.ts";
 
 Deno.test("abi.ts mirrors abi.h", async () => {
   const inc = new URL("../src/kernel/", import.meta.url).pathname;
-  const lines = ["#include <stdio.h>", "#include <stddef.h>", '#include "abi.h"', "int main(void) {"];
-  for (const k of Object.keys(ABI)) lines.push(`printf("${k} %llu\\n", (unsigned long long)(${k}));`);
+  const lines = [
+    "#include <stdio.h>",
+    "#include <stddef.h>",
+    '#include "abi.h"',
+    "int main(void) {",
+  ];
+  for (const k of Object.keys(ABI)) {
+    lines.push(`printf("${k} %llu\\n", (unsigned long long)(${k}));`);
+  }
   lines.push(`printf("magic %llu\\n", (unsigned long long)BOOT_MAGIC);`);
   for (const [s, fields] of [["boot_info", BOOT_INFO], ["hostcall", HOSTCALL]] as const) {
     for (const f of Object.keys(fields)) {

@@ -9,7 +9,13 @@ const ROOT = new URL("../", import.meta.url).pathname;
 function cli(args: string[], o: { cwd?: string; user?: string } = {}) {
   const deno = ["run", "-A", "--quiet", `${ROOT}cli.ts`, ...args];
   const [cmd, argv] = o.user
-    ? ["setpriv", [`--reuid=${o.user}`, "--regid=nogroup", "--clear-groups", Deno.execPath(), ...deno]]
+    ? ["setpriv", [
+      `--reuid=${o.user}`,
+      "--regid=nogroup",
+      "--clear-groups",
+      Deno.execPath(),
+      ...deno,
+    ]]
     : [Deno.execPath(), deno];
   return new Deno.Command(cmd, { args: argv, cwd: o.cwd, stdin: "null" }).output().then((r) => ({
     code: r.code,
@@ -59,7 +65,10 @@ Deno.test("a missing file exits 127, a non-ELF 126, one line each", async () => 
 Deno.test("a dynamic executable is refused naming its interpreter", async () => {
   const r = await cli(["run", "/bin/ls"]);
   equal(r.code, 126);
-  match(r.stderr, /\/bin\/ls: dynamic executables are not yet supported \(interpreter \/lib64\/ld-linux-x86-64\.so\.2\)/);
+  match(
+    r.stderr,
+    /\/bin\/ls: dynamic executables are not yet supported \(interpreter \/lib64\/ld-linux-x86-64\.so\.2\)/,
+  );
 });
 
 Deno.test("a 32-bit executable is refused", async () => {
@@ -83,13 +92,18 @@ Deno.test("relative paths resolve against the caller's directory", async () => {
 Deno.test("without permission for /dev/kvm: one clear line", async () => {
   const bin = await fixture("hello", "musl-static");
   const r = await cli(["run", bin], { user: "nobody", cwd: "/" });
-  equal(r.stderr, "hermitux: no permission to open /dev/kvm: run as root or add your user to the 'kvm' group\n");
+  equal(
+    r.stderr,
+    "hermitux: no permission to open /dev/kvm: run as root or add your user to the 'kvm' group\n",
+  );
   equal(r.code, 125);
 });
 
 Deno.test("--timeout stops a runaway guest with status 124", async () => {
   const t0 = performance.now();
-  const r = await runHermitux(await fixture("spin", "musl-static"), [], { flags: ["--timeout", "0.5"] });
+  const r = await runHermitux(await fixture("spin", "musl-static"), [], {
+    flags: ["--timeout", "0.5"],
+  });
   equal(r.code, 124);
   equal(r.stderr, "hermitux: timed out after 0.5 s; guest stopped\n");
   ok(performance.now() - t0 < 20_000);
@@ -109,7 +123,11 @@ Deno.test("--trace prints syscalls strace-style, guest-served ones included", as
   equal(r.stdout, "hello, world\n");
   const lines = r.stderr.trim().split("\n");
   match(lines[0], /^arch_prctl\(ARCH_SET_FS, 0x[0-9a-f]+\) = 0$/);
-  ok(lines.includes("ioctl(1, TIOCGWINSZ, " + lines.find((l) => l.startsWith("ioctl"))!.split(", ")[2]));
+  ok(
+    lines.includes(
+      "ioctl(1, TIOCGWINSZ, " + lines.find((l) => l.startsWith("ioctl"))!.split(", ")[2],
+    ),
+  );
   ok(lines.includes(
     'writev(1, [{iov_base="hello, world", iov_len=12}, {iov_base="\\n", iov_len=1}], 2) = 13',
   ));

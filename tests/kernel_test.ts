@@ -7,5 +7,8 @@ Deno.test("kernel.bin rebuilds byte for byte", async () => {
   const r = await new Deno.Command("sh", { args: [`${dir}build.sh`, out] }).output();
   deepStrictEqual(new TextDecoder().decode(r.stderr), "");
   deepStrictEqual(await Deno.readFile(out), await Deno.readFile(`${dir}kernel.bin`));
-  deepStrictEqual(await Deno.readTextFile(out.replace(/\.bin$/, ".map")), await Deno.readTextFile(`${dir}kernel.map`));
+  deepStrictEqual(
+    await Deno.readTextFile(out.replace(/\.bin$/, ".map")),
+    await Deno.readTextFile(`${dir}kernel.map`),
+  );
 });

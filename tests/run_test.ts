@@ -1,7 +1,13 @@
 // Static programs under hermitux behave as they do natively: stdout,
 // stderr and exit status compared for every toolchain.
 import { equal, match } from "node:assert/strict";
-import { assertSameAsNative, fixture, runHermitux, TOOLCHAINS, type Toolchain } from "./fixtures.ts";
+import {
+  assertSameAsNative,
+  fixture,
+  runHermitux,
+  type Toolchain,
+  TOOLCHAINS,
+} from "./fixtures.ts";
 
 for (const tc of Object.keys(TOOLCHAINS) as Toolchain[]) {
   Deno.test(`${tc}: hello world`, async () => {

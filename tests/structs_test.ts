@@ -16,10 +16,12 @@ Deno.test("kvm struct layouts match <linux/kvm.h>", async () => {
   lines.push("return 0; }");
   const bin = await compileC("layouts", lines.join("\n"), "gcc", []);
   const out = new TextDecoder().decode((await new Deno.Command(bin).output()).stdout);
-  const fromC = Object.fromEntries(out.trim().split("\n").map((l) => {
-    const [k, v] = l.split(" ");
-    return [k, Number(v)];
-  }));
+  const fromC = Object.fromEntries(
+    out.trim().split("\n").map((l) => {
+      const [k, v] = l.split(" ");
+      return [k, Number(v)];
+    }),
+  );
   const fromTs: Record<string, number> = {};
   for (const [name, layout] of Object.entries(LAYOUTS)) {
     fromTs[name] = layout.size;

@@ -43,7 +43,7 @@ function fail(message: string, status = 2): number {
 }
 
 /** Runs the CLI with `args`; resolves to the process exit status. */
-export async function main(args: string[], cwd = Deno.cwd()): Promise<number> {
+export async function main(args: string[], cwd: string = Deno.cwd()): Promise<number> {
   if (args[0] === "--version" || args[0] === "-V") {
     console.log(`hermitux ${VERSION}`);
     return 0;

@@ -16,8 +16,24 @@ export interface Layout {
 
 /** General-purpose register names in `struct kvm_regs` order. */
 export const REG_NAMES = [
-  "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
-  "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags",
+  "rax",
+  "rbx",
+  "rcx",
+  "rdx",
+  "rsi",
+  "rdi",
+  "rsp",
+  "rbp",
+  "r8",
+  "r9",
+  "r10",
+  "r11",
+  "r12",
+  "r13",
+  "r14",
+  "r15",
+  "rip",
+  "rflags",
 ] as const; // deno-fmt-ignore
 
 /** One general-purpose register name. */
@@ -38,16 +54,35 @@ export const LAYOUTS = {
   kvm_segment: {
     size: 24,
     fields: {
-      base: 0, limit: 8, selector: 12, type: 14, present: 15, dpl: 16,
-      db: 17, s: 18, l: 19, g: 20, avl: 21, unusable: 22,
+      base: 0,
+      limit: 8,
+      selector: 12,
+      type: 14,
+      present: 15,
+      dpl: 16,
+      db: 17,
+      s: 18,
+      l: 19,
+      g: 20,
+      avl: 21,
+      unusable: 22,
     }, // deno-fmt-ignore
   },
   kvm_dtable: { size: 16, fields: { base: 0, limit: 8 } },
   kvm_sregs: {
     size: 312,
     fields: {
-      ...segFields, gdt: 192, idt: 208, cr0: 224, cr2: 232, cr3: 240, cr4: 248,
-      cr8: 256, efer: 264, apic_base: 272, interrupt_bitmap: 280,
+      ...segFields,
+      gdt: 192,
+      idt: 208,
+      cr0: 224,
+      cr2: 232,
+      cr3: 240,
+      cr4: 248,
+      cr8: 256,
+      efer: 264,
+      apic_base: 272,
+      interrupt_bitmap: 280,
     }, // deno-fmt-ignore
   },
   kvm_fpu: { size: 416, fields: { fcw: 128, fsw: 130, ftwx: 132, mxcsr: 408 } },
@@ -68,12 +103,25 @@ export const LAYOUTS = {
   kvm_run: {
     size: 2352,
     fields: {
-      request_interrupt_window: 0, immediate_exit: 1, exit_reason: 8,
-      "mmio.phys_addr": 32, "mmio.data": 40, "mmio.len": 48, "mmio.is_write": 52,
-      "io.direction": 32, "io.size": 33, "io.port": 34, "io.count": 36, "io.data_offset": 40,
-      "internal.suberror": 32, "internal.ndata": 36, "internal.data": 40,
+      request_interrupt_window: 0,
+      immediate_exit: 1,
+      exit_reason: 8,
+      "mmio.phys_addr": 32,
+      "mmio.data": 40,
+      "mmio.len": 48,
+      "mmio.is_write": 52,
+      "io.direction": 32,
+      "io.size": 33,
+      "io.port": 34,
+      "io.count": 36,
+      "io.data_offset": 40,
+      "internal.suberror": 32,
+      "internal.ndata": 36,
+      "internal.data": 40,
       "fail_entry.hardware_entry_failure_reason": 32,
-      kvm_valid_regs: 288, kvm_dirty_regs: 296, "s.regs": 304,
+      kvm_valid_regs: 288,
+      kvm_dirty_regs: 296,
+      "s.regs": 304,
     }, // deno-fmt-ignore
   },
 } as const satisfies Record<string, Layout>;

@@ -27,7 +27,8 @@ export function buildPageTables(mem: GuestMemory): bigint {
     throw new RangeError(`guest memory is limited to ${MAX_MEMORY / GIB} GiB`);
   }
   mem.bytes.fill(0, pml4, pd(gibs));
-  const set = (table: number, i: number, value: bigint) => v.setBigUint64(table + i * 8, value, true);
+  const set = (table: number, i: number, value: bigint) =>
+    v.setBigUint64(table + i * 8, value, true);
 
   set(pml4, 0, BigInt(pdpt) | P | RW | US);
   for (let g = 0; g < gibs; g++) set(pdpt, g, BigInt(pd(g)) | P | RW | US);

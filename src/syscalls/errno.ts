@@ -162,14 +162,21 @@ export const E = {
   ENOSYS: 38,
   ENAMETOOLONG: 36,
   ELOOP: 40,
-  EOPNOTSUPP: 95, ESRCH: 3, EBUSY: 16,
+  EOPNOTSUPP: 95,
+  ESRCH: 3,
+  EBUSY: 16,
 } as const;
 
 /** A syscall failure that a handler throws; the guest sees `-errno`. */
 export class SyscallError extends Error {
   /** The errno value. */
   readonly errno: number;
-  /** @param errno the value to return negated. */
+  /**
+   * Makes the error for `errno`.
+   *
+   * @param errno the value to return negated.
+   * @param message defaults to the errno name.
+   */
   constructor(errno: number, message = ERRNO_NAMES[errno] ?? `errno ${errno}`) {
     super(message);
     this.errno = errno;

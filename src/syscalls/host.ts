@@ -34,5 +34,13 @@ export function bufferAddress(buf: Uint8Array): bigint {
 
 /** Host syscall numbers used by handlers. */
 export const HOST_NR = {
-  read: 0, write: 1, fstat: 5, lseek: 8, ioctl: 16, readv: 19, writev: 20, sendfile: 40, prlimit64: 302,
+  read: 0,
+  write: 1,
+  fstat: 5,
+  lseek: 8,
+  ioctl: 16,
+  readv: 19,
+  writev: 20,
+  sendfile: 40,
+  prlimit64: 302,
 } as const;

@@ -8,7 +8,7 @@ import { processModule } from "./process.ts";
 
 export * from "./registry.ts";
 export * from "./errno.ts";
-export { syscallName, SYSCALL_NAMES, SYSCALL_NUMBERS } from "./table.ts";
+export { SYSCALL_NAMES, SYSCALL_NUMBERS, syscallName } from "./table.ts";
 export { stdioModule } from "./stdio.ts";
 export { processModule } from "./process.ts";
 export { formatSyscall } from "./trace.ts";

@@ -113,7 +113,16 @@ export function writeSystemTables(mem: GuestMemory, k: KernelEntries): void {
 }
 
 const flat = (selector: number, type: number, dpl: number, l: number): Segment => ({
-  base: 0n, limit: 0xffffffff, selector, type, present: 1, dpl, db: l ? 0 : 1, s: 1, l, g: 1,
+  base: 0n,
+  limit: 0xffffffff,
+  selector,
+  type,
+  present: 1,
+  dpl,
+  db: l ? 0 : 1,
+  s: 1,
+  l,
+  g: 1,
 });
 
 /** Puts a vCPU in long mode at CPL 3 at the kernel's `_start`. */
@@ -135,8 +144,16 @@ export function setupVcpu(
     writeSegment(sv, f[s], flat(SEL.USER_DS, 0x3, 3, 0));
   }
   writeSegment(sv, f.tr, {
-    base: BigInt(ABI.TSS_ADDR), limit: TSS_SIZE - 1, selector: SEL.TSS, type: 0xb,
-    present: 1, dpl: 0, db: 0, s: 0, l: 0, g: 0,
+    base: BigInt(ABI.TSS_ADDR),
+    limit: TSS_SIZE - 1,
+    selector: SEL.TSS,
+    type: 0xb,
+    present: 1,
+    dpl: 0,
+    db: 0,
+    s: 0,
+    l: 0,
+    g: 0,
   }); // deno-fmt-ignore
   writeSegment(sv, f.ldt, {
     base: 0n, limit: 0xffff, selector: 0, type: 2, present: 1, dpl: 0, db: 0, s: 0, l: 0, g: 0,

@@ -10,7 +10,13 @@ import type { GuestMemory } from "./memory.ts";
 
 /** Linux signal numbers hermitux reports. */
 export const SIG = {
-  SIGILL: 4, SIGTRAP: 5, SIGABRT: 6, SIGBUS: 7, SIGFPE: 8, SIGKILL: 9, SIGSEGV: 11,
+  SIGILL: 4,
+  SIGTRAP: 5,
+  SIGABRT: 6,
+  SIGBUS: 7,
+  SIGFPE: 8,
+  SIGKILL: 9,
+  SIGSEGV: 11,
 } as const; // deno-fmt-ignore
 
 /** Signal names by number. */
@@ -136,9 +142,9 @@ export function crashFromException(
 export function formatCrash(r: CrashReport): string {
   const lines = [
     `hermitux: guest killed by ${SIGNAL_NAMES[r.signal] ?? `signal ${r.signal}`}: ${r.description}`,
-    `  rip 0x${r.rip.toString(16)}${r.symbol ? ` <${r.symbol}>` : ""}  rsp 0x${
-      r.rsp.toString(16)
-    }${r.address !== undefined ? `  address 0x${r.address.toString(16)}` : ""}`,
+    `  rip 0x${r.rip.toString(16)}${r.symbol ? ` <${r.symbol}>` : ""}  rsp 0x${r.rsp.toString(16)}${
+      r.address !== undefined ? `  address 0x${r.address.toString(16)}` : ""
+    }`,
   ];
   if (r.backtrace.length) lines.push("  backtrace:", ...r.backtrace.map((f) => `    ${f}`));
   return lines.join("\n");

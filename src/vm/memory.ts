@@ -13,6 +13,8 @@ import { E, SyscallError } from "../syscalls/errno.ts";
 const PROT_RW = 3, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20, MAP_NORESERVE = 0x4000;
 const MADV_DONTNEED = 4, MADV_HUGEPAGE = 14;
 const HUGE = 2 * 1024 * 1024;
+// One ArrayBuffer views all of RAM; Deno's views stop at 2 GiB.
+const MAX_VIEW = 2 * 1024 * 1024 * 1024;
 
 /** Guest RAM: guest-physical [0, size), identity-mapped in the guest. */
 export class GuestMemory {
@@ -30,6 +32,7 @@ export class GuestMemory {
   /** Maps `size` bytes (a multiple of 2 MiB) aligned for transparent huge pages. */
   constructor(size: number) {
     if (size % HUGE !== 0) throw new RangeError("guest memory must be a multiple of 2 MiB");
+    if (size > MAX_VIEW) throw new RangeError("guest memory is limited to 2 GiB for now");
     this.size = size;
     this.#mappingSize = BigInt(size + HUGE);
     const p = libc().mmap(

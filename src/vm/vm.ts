@@ -83,6 +83,21 @@ const STACK_SIZE = 8 * 1024 * 1024;
 const SYNC_X86_REGS = 1n;
 const ITIMER_REAL = 0;
 
+// Facts about the host that do not change while the process lives.
+let features: ReturnType<typeof cpuFeatures> | undefined;
+let utsname: Uint8Array | undefined;
+
+/** The host's uname, with "hermitux" as the node name. */
+function hostUtsname(): Uint8Array {
+  if (!utsname) {
+    utsname = new Uint8Array(6 * 65);
+    libc().uname(utsname);
+    utsname.fill(0, 65, 130);
+    utsname.set(new TextEncoder().encode("hermitux"), 65);
+  }
+  return utsname;
+}
+
 class GuestProcess implements Process {
   readonly fds = new FdTable();
   readonly state = new Map<string, unknown>();
@@ -182,7 +197,7 @@ export class Vm implements Disposable, AsyncDisposable {
 
     const argv = [options.argv0 ?? options.path, ...(options.args ?? [])];
     const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
-    const features = cpuFeatures(this.#kvm);
+    features ??= cpuFeatures(this.#kvm);
     const uid = Deno.uid() ?? 0, gid = Deno.gid() ?? 0;
     const sp = buildStack(mem.bytes, stackTop, {
       argv,
@@ -249,11 +264,7 @@ export class Vm implements Disposable, AsyncDisposable {
     put(BOOT_INFO.uid, b.uid);
     put(BOOT_INFO.gid, b.gid);
     put(BOOT_INFO.trace, this.#trace ? 1 : 0);
-    const uts = new Uint8Array(6 * 65);
-    libc().uname(uts);
-    uts.fill(0, 65, 130);
-    uts.set(new TextEncoder().encode("hermitux"), 65); // nodename
-    mem.bytes.set(uts, base + BOOT_INFO.uts);
+    mem.bytes.set(hostUtsname(), base + BOOT_INFO.uts);
     for (let nr = 0; nr < ABI.NR_SYSCALLS; nr++) {
       if (this.#registry.isOverridden(nr)) mem.bytes[base + BOOT_INFO.route + nr] = ABI.ROUTE_HOST;
     }
@@ -321,7 +332,12 @@ export class Vm implements Disposable, AsyncDisposable {
     const noop = () => {};
     Deno.addSignalListener("SIGALRM", noop);
     const set = (s: number) => {
-      const t = new BigInt64Array([0n, 0n, BigInt(Math.floor(s)), BigInt(Math.round((s % 1) * 1e6))]);
+      const t = new BigInt64Array([
+        0n,
+        0n,
+        BigInt(Math.floor(s)),
+        BigInt(Math.round((s % 1) * 1e6)),
+      ]);
       libc().setitimer(ITIMER_REAL, new Uint8Array(t.buffer), null);
     };
     set(seconds);
