@@ -7,6 +7,6 @@ import { main } from "./src/cli/main.ts";
 export { main };
 
 if (import.meta.main) {
-  // `deno task` runs from the config's folder; INIT_CWD is where the user was.
-  Deno.exit(await main(Deno.args, Deno.env.get("INIT_CWD") ?? Deno.cwd()));
+  // `deno task hermitux` runs from the config's folder and says where the user was.
+  Deno.exit(await main(Deno.args, Deno.env.get("HERMITUX_CWD") || Deno.cwd()));
 }

@@ -89,6 +89,28 @@ Deno.test("relative paths resolve against the caller's directory", async () => {
   equal(r.code, 0);
 });
 
+Deno.test("deno task hermitux resolves relative paths against the caller's directory", async () => {
+  const bin = await fixture("hello", "musl-static");
+  const dir = bin.slice(0, bin.lastIndexOf("/"));
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "task",
+      "-q",
+      "--config",
+      `${ROOT}deno.json`,
+      "hermitux",
+      "run",
+      `./${bin.slice(dir.length + 1)}`,
+    ],
+    cwd: dir,
+    clearEnv: true,
+    env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
+  }).output();
+  equal(new TextDecoder().decode(r.stdout), "hello, world\n");
+  equal(new TextDecoder().decode(r.stderr), "");
+  equal(r.code, 0);
+});
+
 Deno.test("without permission for /dev/kvm: one clear line", async () => {
   const bin = await fixture("hello", "musl-static");
   const r = await cli(["run", bin], { user: "nobody", cwd: "/" });

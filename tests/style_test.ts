@@ -9,7 +9,10 @@ async function deno(args: string[]) {
     cwd: ROOT,
     env: { NO_COLOR: "1" },
   }).output();
-  return { code: r.code, out: new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr) };
+  return {
+    code: r.code,
+    out: new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr),
+  };
 }
 
 for (
