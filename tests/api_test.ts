@@ -119,3 +119,35 @@ Deno.test("bad guest pointers give EFAULT, never a host crash", async () => {
   equal(r.status, 0);
   ok(out.join("").includes("bad pointer uname: -1\n"));
 });
+
+Deno.test("a user module adds syscalls; none is reported unsupported", async () => {
+  const { registry, out } = capturing();
+  const diags: string[] = [];
+  registry.register({ name: "keys", handlers: { add_key: () => 7 } });
+  equal(registry.moduleOf(248), "keys");
+  await boot({
+    path: await fixture("nosys", "glibc-static"),
+    registry,
+    onDiagnostic: (m) => diags.push(m),
+  });
+  equal(out.join(""), "add_key = 7 errno other\n".repeat(3));
+  deepStrictEqual(diags, []);
+});
+
+Deno.test("a host write from a bad guest pointer is EFAULT", async () => {
+  const registry = defaultRegistry();
+  let result = 0n;
+  const write = registry.handler(1)!;
+  registry.override("write", (call) => {
+    const bad = { ...call, args: [call.args[0], 0x10n, call.args[2], 0n, 0n, 0n] };
+    try {
+      return write(bad);
+    } catch (e) {
+      result = BigInt(-(e as { errno: number }).errno);
+      throw e;
+    }
+  });
+  const r = await boot({ path: await fixture("hello", "glibc-static"), registry });
+  equal(result, -14n);
+  equal(r.status, 0);
+});
