@@ -47,4 +47,5 @@ export {
   parseElf,
 } from "./src/loader/elf.ts";
 export { KvmUnavailableError } from "./src/kvm/ioctls.ts";
+export { detectPlatform, guestCpl, type Platform } from "./src/kvm/platform.ts";
 export { VERSION } from "./src/version.ts";

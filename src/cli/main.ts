@@ -7,6 +7,7 @@ import { isAbsolute, resolve } from "node:path";
 import { boot } from "../vm/vm.ts";
 import { ElfError } from "../loader/elf.ts";
 import { KvmUnavailableError } from "../kvm/ioctls.ts";
+import { detectPlatform, guestCpl } from "../kvm/platform.ts";
 import { VERSION } from "../version.ts";
 
 const USAGE = `hermitux ${VERSION}: run a Linux x86-64 executable in a KVM micro-VM
@@ -22,6 +23,7 @@ Options for run:
   --timeout SECONDS  stop the guest after SECONDS (exit status 124)
   --trace            print every syscall to stderr, strace-style
   --stats            print boot time, exits and host calls to stderr at the end
+  --verbose          also name the KVM platform and the guest's privilege level
 
 The guest's stdout, stderr and exit status pass through unchanged; a guest
 killed by signal N exits with 128+N, as a shell shows it.`;
@@ -73,6 +75,7 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
         timeout: { type: "string" },
         trace: { type: "boolean" },
         stats: { type: "boolean" },
+        verbose: { type: "boolean", short: "v" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -104,6 +107,10 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
     return fail(`hermitux: ${(e as Error).message}`);
   }
   const path = isAbsolute(bin) ? bin : resolve(cwd, bin);
+  const platform = detectPlatform();
+  if (values.verbose) {
+    console.error(`hermitux: platform ${platform} (guest at CPL ${guestCpl(platform)})`);
+  }
   try {
     const result = await boot({
       path,
@@ -113,8 +120,11 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
       memory,
       timeout,
       trace: values.trace,
+      platform,
     });
-    if (values.stats) console.error(`hermitux: stats ${JSON.stringify(result.stats)}`);
+    if (values.stats || values.verbose) {
+      console.error(`hermitux: stats ${JSON.stringify(result.stats)}`);
+    }
     return result.timedOut ? 124 : result.status;
   } catch (e) {
     if (e instanceof ElfError) return fail(`hermitux: ${e.message}`, 126);

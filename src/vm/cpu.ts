@@ -99,13 +99,17 @@ export function writeSystemTables(mem: GuestMemory, k: KernelEntries): void {
   );
   v.setBigUint64(gdt + SEL.TSS + 8, tss >> 32n, true);
   v.setBigUint64(ABI.TSS_ADDR + 4, BigInt(ABI.EXC_STACK_TOP), true); // rsp0
+  // IST1: exceptions always switch stacks, also at CPL 0 where rsp0 is not
+  // used, so a fault never writes into the application's red zone.
+  v.setBigUint64(ABI.TSS_ADDR + 36, BigInt(ABI.EXC_STACK_TOP), true);
   v.setUint16(ABI.TSS_ADDR + 102, TSS_SIZE, true); // no I/O bitmap
 
   for (let vec = 0; vec < VECTORS; vec++) {
     const handler = BigInt(k.exceptionStubs + vec * 16);
     // #BP and #OF may be raised by int3/into at CPL 3.
     const dpl = vec === 3 || vec === 4 ? 3n : 0n;
-    const lo = (handler & 0xffffn) | BigInt(SEL.KERNEL_CS) << 16n |
+    const ist = 1n;
+    const lo = (handler & 0xffffn) | BigInt(SEL.KERNEL_CS) << 16n | ist << 32n |
       (0x8en | dpl << 5n) << 40n | (handler >> 16n & 0xffffn) << 48n;
     v.setBigUint64(ABI.IDT_ADDR + vec * 16, lo, true);
     v.setBigUint64(ABI.IDT_ADDR + vec * 16 + 8, handler >> 32n, true);
@@ -125,13 +129,14 @@ const flat = (selector: number, type: number, dpl: number, l: number): Segment =
   g: 1,
 });
 
-/** Puts a vCPU in long mode at CPL 3 at the kernel's `_start`. */
+/** Puts a vCPU in long mode at `cpl` at the kernel's `_start`. */
 export function setupVcpu(
   vcpu: VcpuFd,
   id: number,
   cr3: bigint,
   k: KernelEntries,
   features: CpuFeatures,
+  cpl: 0 | 3,
 ): void {
   vcpu.setCpuid2(features.cpuid);
 
@@ -139,9 +144,12 @@ export function setupVcpu(
   vcpu.getSregs(sregs);
   const sv = new DataView(sregs.buffer);
   const f = LAYOUTS.kvm_sregs.fields;
-  writeSegment(sv, f.cs, flat(SEL.USER_CS, 0xb, 3, 1));
+  // At CPL 0 the selectors are those `syscall` loads from STAR, so a
+  // syscall changes nothing and the handler can return with a plain jmp.
+  const [cs, ds] = cpl === 3 ? [SEL.USER_CS, SEL.USER_DS] : [SEL.KERNEL_CS, SEL.KERNEL_DS];
+  writeSegment(sv, f.cs, flat(cs, 0xb, cpl, 1));
   for (const s of ["ds", "es", "fs", "gs", "ss"] as const) {
-    writeSegment(sv, f[s], flat(SEL.USER_DS, 0x3, 3, 0));
+    writeSegment(sv, f[s], flat(ds, 0x3, cpl, 0));
   }
   writeSegment(sv, f.tr, {
     base: BigInt(ABI.TSS_ADDR),

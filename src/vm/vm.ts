@@ -8,6 +8,7 @@ import { ABI, BOOT_INFO, BOOT_MAGIC, HOSTCALL } from "../kernel/abi.ts";
 import { kernelImage } from "../kernel/image.ts";
 import { CAP, EXIT, Kvm, type VcpuFd, type VmFd } from "../kvm/ioctls.ts";
 import { libc } from "../kvm/libc.ts";
+import { detectPlatform, guestCpl, type Platform } from "../kvm/platform.ts";
 import { LAYOUTS, regOffset } from "../kvm/structs.ts";
 import { type ElfFile, parseElf } from "../loader/elf.ts";
 import { loadExecutable } from "../loader/load.ts";
@@ -19,7 +20,14 @@ import { FdTable } from "../syscalls/fdtable.ts";
 import { formatSyscall } from "../syscalls/trace.ts";
 import { syscallName } from "../syscalls/table.ts";
 import { cpuFeatures, setupVcpu, writeSystemTables } from "./cpu.ts";
-import { crashFromException, type CrashReport, formatCrash, HAS_ERROR_CODE, SIG } from "./fault.ts";
+import {
+  crashFromException,
+  type CrashReport,
+  formatCrash,
+  HAS_ERROR_CODE,
+  SIG,
+  symbolize,
+} from "./fault.ts";
 import { GuestMemory } from "./memory.ts";
 
 /** How to boot a program. */
@@ -46,10 +54,14 @@ export interface BootOptions {
   onDiagnostic?: (message: string) => void;
   /** The KVM device (default `/dev/kvm`). */
   kvmDevice?: string;
+  /** The kind of KVM (default: detected). */
+  platform?: Platform;
 }
 
 /** Counters and timings of a run. */
 export interface RunStats {
+  /** The kind of KVM that ran the guest. */
+  platform: Platform;
   /** From `Vm.create` to the first guest instruction, in ms. */
   bootMs: number;
   /** Guest execution, first KVM_RUN to the end, in ms. */
@@ -144,7 +156,7 @@ export class Vm implements Disposable, AsyncDisposable {
   #warned = new Set<number>();
   #timeout?: number;
   #t0 = performance.now();
-  #stats: RunStats = { bootMs: 0, runMs: 0, exits: 0, hostCalls: 0, syscalls: {} };
+  #stats: RunStats;
   #disposed = false;
 
   private constructor(options: BootOptions) {
@@ -153,6 +165,8 @@ export class Vm implements Disposable, AsyncDisposable {
     this.#diag = options.onDiagnostic ?? stderr;
     this.#trace = options.trace === true ? stderr : options.trace || undefined;
     this.#timeout = options.timeout;
+    const platform = options.platform ?? detectPlatform();
+    this.#stats = { platform, bootMs: 0, runMs: 0, exits: 0, hostCalls: 0, syscalls: {} };
     this.#kvm = new Kvm(options.kvmDevice);
   }
 
@@ -238,7 +252,7 @@ export class Vm implements Disposable, AsyncDisposable {
     });
     const cr3 = buildPageTables(mem);
     writeSystemTables(mem, kernel);
-    setupVcpu(this.#vcpu, 0, cr3, kernel, features);
+    setupVcpu(this.#vcpu, 0, cr3, kernel, features, guestCpl(this.#stats.platform));
   }
 
   #writeBootInfo(
@@ -422,11 +436,13 @@ export class Vm implements Disposable, AsyncDisposable {
 
   #internal(description: string): CrashReport {
     const regs = this.#regs();
+    const rip = Number(regs.getBigUint64(regOffset("rip"), true));
     return {
       signal: SIG.SIGKILL,
       description: `hermitux internal: ${description}`,
-      rip: Number(regs.getBigUint64(regOffset("rip"), true)),
+      rip,
       rsp: Number(regs.getBigUint64(regOffset("rsp"), true)),
+      symbol: symbolize({ elf: this.#elf, base: this.#base }, rip),
       backtrace: [],
     };
   }
