@@ -13,7 +13,8 @@
 #
 # Inside the guest:
 #   /          the host's /, read-only (9p)
-#   /tmp       a fresh tmpfs (HOME=/tmp, DENO_DIR=/tmp/deno-dir)
+#   /tmp       a fresh tmpfs (HOME=/tmp, DENO_DIR=/tmp/deno-dir), holding the
+#              caller's cwd (read-only) when that is under /tmp
 #   $HWKVM_SCRATCH  read-write, at the same path as on the host; put files
 #              there to hand them in or get them out (e.g. a test binary)
 #   stdin      /dev/null
@@ -316,7 +317,20 @@ mount -t devpts devpts /host/dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /host/dev/shm
 mount -t proc proc /host/proc
 mount -t sysfs sysfs /host/sys
+# A cwd under /tmp (CI clones there) would vanish under the fresh tmpfs:
+# hold on to it through a bind mount and put it back at the same path.
+cwd=$(cat "$run/cwd")
+case $cwd in /tmp/*)
+	mkdir -p /keep-cwd
+	mount --bind "/host$cwd" /keep-cwd || cwd=""
+	;;
+*) cwd="" ;;
+esac
 mount -t tmpfs -o mode=1777 tmpfs /host/tmp
+if [ -n "$cwd" ]; then
+	mkdir -p "/host$cwd"
+	mount --bind /keep-cwd "/host$cwd"
+fi
 mkdir -p "/host$scratch_path" 2>/dev/null
 mount --bind /scratch "/host$scratch_path" || fail "cannot mount the scratch share at $scratch_path"
 
@@ -343,6 +357,7 @@ say "initramfs (${#mod_order[@]} modules: $(for f in "${mod_order[@]}"; do b=${f
 # ------------------------------------------------------------------- command
 mkdir -p "$rundir"
 printf '%s\n' "$SCRATCH" >"$rundir/scratch_path"
+printf '%s\n' "$PWD" >"$rundir/cwd"
 {
 	echo "# written by tests/hwkvm/run.sh, run by sh inside chroot /host"
 	echo "export PATH=$(q "$PATH") HOME=/tmp DENO_DIR=/tmp/deno-dir NO_COLOR=1 HWKVM_SCRATCH=$(q "$SCRATCH")"
@@ -350,7 +365,6 @@ printf '%s\n' "$SCRATCH" >"$rundir/scratch_path"
 		case $v in *[!A-Za-z0-9_]* | [0-9]*) die "HWKVM_ENV: bad variable name '$v'" ;; esac
 		[ -z "${!v+set}" ] || echo "export $v=$(q "${!v}")"
 	done
-	# /tmp in the guest is a fresh tmpfs, so a cwd under /tmp is not there.
 	echo "cd $(q "$PWD") || { echo 'hwkvm: the cwd is not visible in the guest' >&2; exit 125; }"
 	printf 'exec'
 	for a in "$@"; do printf ' %s' "$(q "$a")"; done
