@@ -166,3 +166,15 @@ Deno.test("--stats reports boot time, exits and host calls", async () => {
   ok(stats.bootMs > 0 && stats.exits >= 3 && stats.hostCalls >= 2);
   equal(stats.syscalls.writev, 1);
 });
+
+Deno.test("--verbose names the platform and the guest's privilege level", async () => {
+  const r = await runHermitux(await fixture("hello", "musl-static"), [], { flags: ["--verbose"] });
+  equal(r.stdout, "hello, world\n");
+  const pvm = await Deno.stat("/sys/module/kvm_pvm").then(() => true, () => false);
+  const want = pvm ? "platform kvm_pvm (guest at CPL 3)" : /platform (vmx|svm) \(guest at CPL 0\)/;
+  match(
+    r.stderr.split("\n")[0],
+    typeof want === "string" ? new RegExp(want.replace(/[()]/g, "\\$&")) : want,
+  );
+  match(r.stderr, /"platform":"(kvm_pvm|vmx|svm)"/);
+});
