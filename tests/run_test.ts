@@ -5,9 +5,12 @@ import {
   assertSameAsNative,
   fixture,
   runHermitux,
+  runNative,
   type Toolchain,
   TOOLCHAINS,
 } from "./fixtures.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
 
 for (const tc of Object.keys(TOOLCHAINS) as Toolchain[]) {
   Deno.test(`${tc}: hello world`, async () => {
@@ -34,12 +37,21 @@ for (const tc of Object.keys(TOOLCHAINS) as Toolchain[]) {
     equal(out.stderr, "300000 bytes\n");
   });
 
-  for (const name of ["malloc", "brk", "tls", "clock", "syscalls", "mmap"]) {
+  for (const name of ["malloc", "brk", "tls", "clock", "syscalls", "mmap", "auxv", "tty"]) {
     Deno.test(`${tc}: ${name}`, async () => {
       const out = await assertSameAsNative(await fixture(name, tc));
       equal(out.code, 0);
     });
   }
+
+  Deno.test(`${tc}: stdio on a terminal (under script(1))`, async () => {
+    const bin = await fixture("tty", tc);
+    const inPty = (cmd: string) => runNative("/usr/bin/script", ["-qec", cmd, "/dev/null"]);
+    const cli = `${Deno.execPath()} run -A --quiet ${ROOT}cli.ts run`;
+    const [native, vm] = await Promise.all([inPty(bin), inPty(`${cli} ${bin}`)]);
+    equal(vm.stdout, native.stdout);
+    match(native.stdout, /fd 1: isatty 1 winsz 1 tcgetattr 1 chr 1/);
+  });
 
   Deno.test(`${tc}: NULL dereference is reported and exits 139`, async () => {
     const bin = await fixture("null", tc);

@@ -99,6 +99,25 @@ const ITIMER_REAL = 0;
 let features: ReturnType<typeof cpuFeatures> | undefined;
 let utsname: Uint8Array | undefined;
 
+let auxv: Map<number, bigint> | undefined;
+
+/**
+ * This process's own auxiliary vector: what Linux gives every process on
+ * this host (AT_HWCAP, AT_HWCAP2, AT_MINSIGSTKSZ…), so the guest gets the same.
+ */
+function hostAuxv(): Map<number, bigint> {
+  if (!auxv) {
+    auxv = new Map();
+    try {
+      const words = new BigUint64Array(Deno.readFileSync("/proc/self/auxv").slice().buffer);
+      for (let i = 0; i + 1 < words.length && words[i] !== 0n; i += 2) {
+        auxv.set(Number(words[i]), words[i + 1]);
+      }
+    } catch { /* no /proc: fall back to CPUID below */ }
+  }
+  return auxv;
+}
+
 /** The host's uname, with "hermitux" as the node name. */
 function hostUtsname(): Uint8Array {
   if (!utsname) {
@@ -230,8 +249,11 @@ export class Vm implements Disposable, AsyncDisposable {
         [AT.EUID, uid],
         [AT.GID, gid],
         [AT.EGID, gid],
-        [AT.HWCAP, features.hwcap],
-        [AT.HWCAP2, 2], // HWCAP2_FSGSBASE
+        [AT.HWCAP, hostAuxv().get(AT.HWCAP) ?? features.hwcap],
+        [AT.HWCAP2, hostAuxv().get(AT.HWCAP2) ?? 2], // HWCAP2_FSGSBASE
+        ...(hostAuxv().has(AT.MINSIGSTKSZ)
+          ? [[AT.MINSIGSTKSZ, hostAuxv().get(AT.MINSIGSTKSZ)!] as const]
+          : []),
         [AT.CLKTCK, 100],
         [AT.SECURE, 0],
       ],

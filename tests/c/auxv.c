@@ -1,0 +1,36 @@
+/* The auxiliary vector: values that must match a native run, and
+ * relations for the ones that are addresses. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/auxv.h>
+#include <elf.h>
+extern char **environ;
+int main(int argc, char **argv)
+{
+	printf("AT_PAGESZ %lu\n", getauxval(AT_PAGESZ));
+	printf("AT_PHENT %lu\n", getauxval(AT_PHENT));
+	printf("AT_PHNUM %lu\n", getauxval(AT_PHNUM));
+	printf("AT_CLKTCK %lu\n", getauxval(AT_CLKTCK));
+	printf("AT_SECURE %lu\n", getauxval(AT_SECURE));
+	printf("AT_HWCAP %#lx\n", getauxval(AT_HWCAP));
+	printf("AT_HWCAP2 %#lx\n", getauxval(AT_HWCAP2));
+	printf("AT_PLATFORM %s\n", (char *)getauxval(AT_PLATFORM));
+	printf("AT_MINSIGSTKSZ %lu\n", getauxval(AT_MINSIGSTKSZ));
+	printf("AT_UID matches %d\n", getauxval(AT_UID) == getuid() && getauxval(AT_EUID) == geteuid());
+	printf("AT_GID matches %d\n", getauxval(AT_GID) == getgid() && getauxval(AT_EGID) == getegid());
+	printf("AT_EXECFN ends like argv[0] %d\n",
+	       strcmp((char *)getauxval(AT_EXECFN) + strlen((char *)getauxval(AT_EXECFN)) - 4,
+		      argv[0] + strlen(argv[0]) - 4) == 0);
+	unsigned char *r = (unsigned char *)getauxval(AT_RANDOM);
+	int nonzero = 0;
+	for (int i = 0; i < 16; i++) nonzero |= r[i];
+	printf("AT_RANDOM present %d\n", r != 0 && nonzero);
+	Elf64_Phdr *ph = (Elf64_Phdr *)getauxval(AT_PHDR);
+	int load = 0;
+	for (unsigned long i = 0; i < getauxval(AT_PHNUM); i++) load += ph[i].p_type == PT_LOAD;
+	printf("AT_PHDR has PT_LOAD %d\n", load > 0);
+	printf("AT_ENTRY nonzero %d\n", getauxval(AT_ENTRY) != 0);
+	printf("stack order %d\n", (char *)argv < (char *)environ && (char *)environ < (char *)r);
+	return 0;
+}
