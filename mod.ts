@@ -38,7 +38,8 @@ export {
   syscallName,
   SyscallRegistry,
 } from "./src/syscalls/mod.ts";
-export { FdTable, type OpenFile } from "./src/syscalls/fdtable.ts";
+export { FdTable, OpenFile } from "./src/syscalls/fdtable.ts";
+export { type Mount, type MountSpec, MountTable, type Resolved } from "./src/vfs/mounts.ts";
 export {
   ElfError,
   type ElfFile,
@@ -49,3 +50,4 @@ export {
 export { KvmUnavailableError } from "./src/kvm/ioctls.ts";
 export { detectPlatform, guestCpl, type Platform } from "./src/kvm/platform.ts";
 export { VERSION } from "./src/version.ts";
+export { supportMarkdown, type SupportRow, supportTable } from "./src/syscalls/support.ts";

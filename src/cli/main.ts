@@ -8,6 +8,7 @@ import { boot } from "../vm/vm.ts";
 import { ElfError } from "../loader/elf.ts";
 import { KvmUnavailableError } from "../kvm/ioctls.ts";
 import { detectPlatform, guestCpl } from "../kvm/platform.ts";
+import type { MountSpec } from "../vfs/mounts.ts";
 import { VERSION } from "../version.ts";
 
 const USAGE = `hermitux ${VERSION}: run a Linux x86-64 executable in a KVM micro-VM
@@ -24,6 +25,13 @@ Options for run:
   --trace            print every syscall to stderr, strace-style
   --stats            print boot time, exits and host calls to stderr at the end
   --verbose          also name the KVM platform and the guest's privilege level
+  --mount HOST:GUEST[:ro|rw]
+                     show host directory HOST at GUEST (read-write unless :ro; repeatable)
+  --workdir DIR      the guest's working directory (default: the current directory)
+  --no-default-mounts
+                     mount nothing but --mount: by default the current directory is
+                     mounted read-write at its own path, and /usr /lib /lib64 /etc /bin
+                     read-only
 
 The guest's stdout, stderr and exit status pass through unchanged; a guest
 killed by signal N exits with 128+N, as a shell shows it.`;
@@ -37,7 +45,37 @@ export function parseSize(s: string): number {
 }
 
 /** Options that take a value (the next argument unless written --opt=value). */
-const VALUE_OPTIONS = new Set(["mem", "env", "timeout"]);
+const VALUE_OPTIONS = new Set(["mem", "env", "timeout", "mount", "workdir"]);
+
+/** The system directories the CLI shows read-only by default. */
+const SYSTEM_DIRS = ["/usr", "/lib", "/lib64", "/etc", "/bin"];
+
+/** Parses --mount HOST:GUEST[:ro|rw] (HOST relative to `cwd`). */
+export function parseMount(spec: string, cwd: string): MountSpec {
+  const parts = spec.split(":");
+  let readOnly = false;
+  if (parts.length === 3 && (parts[2] === "ro" || parts[2] === "rw")) {
+    readOnly = parts.pop() === "ro";
+  }
+  if (parts.length !== 2 || !parts[0] || !parts[1].startsWith("/")) {
+    throw new Error(`bad --mount '${spec}' (use HOST:GUEST[:ro|rw], GUEST absolute)`);
+  }
+  return { host: resolve(cwd, parts[0]), guest: parts[1], readOnly };
+}
+
+/** The CLI's mounts: the defaults (unless disabled), then --mount in order. */
+export function cliMounts(specs: string[], defaults: boolean, cwd: string): MountSpec[] {
+  const out: MountSpec[] = [];
+  if (defaults) {
+    for (const dir of SYSTEM_DIRS) {
+      try {
+        if (Deno.statSync(dir).isDirectory) out.push({ host: dir, guest: dir, readOnly: true });
+      } catch { /* not on this host */ }
+    }
+    out.push({ host: cwd, guest: cwd, readOnly: false });
+  }
+  return [...out, ...specs.map((s) => parseMount(s, cwd))];
+}
 
 function fail(message: string, status = 2): number {
   console.error(message);
@@ -76,6 +114,9 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
         trace: { type: "boolean" },
         stats: { type: "boolean" },
         verbose: { type: "boolean", short: "v" },
+        mount: { type: "string", multiple: true },
+        workdir: { type: "string" },
+        "no-default-mounts": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -96,8 +137,9 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
     else if (eq < 0 && Deno.env.get(e) !== undefined) env[e] = Deno.env.get(e)!;
     else if (eq === 0) return fail(`hermitux: bad --env '${e}' (use K=V or K)`);
   }
-  let memory: number | undefined, timeout: number | undefined;
+  let memory: number | undefined, timeout: number | undefined, mounts: MountSpec[];
   try {
+    mounts = cliMounts(values.mount ?? [], !values["no-default-mounts"], cwd);
     if (values.mem) memory = parseSize(values.mem);
     if (values.timeout) {
       timeout = Number(values.timeout);
@@ -121,6 +163,8 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
       timeout,
       trace: values.trace,
       platform,
+      mounts,
+      cwd: values.workdir ? resolve(cwd, values.workdir) : cwd,
     });
     if (values.stats || values.verbose) {
       console.error(`hermitux: stats ${JSON.stringify(result.stats)}`);

@@ -165,6 +165,7 @@ export const E = {
   EOPNOTSUPP: 95,
   ESRCH: 3,
   EBUSY: 16,
+  EXDEV: 18,
 } as const;
 
 /** A syscall failure that a handler throws; the guest sees `-errno`. */

@@ -1,44 +1,114 @@
 /**
- * The guest's file descriptor table. Each guest fd names an open file
- * description; for now these are host fds the guest was given (stdio).
+ * The guest's file descriptor table. A guest fd names an open file
+ * description backed by a host fd; `dup` shares the description (and so the
+ * offset), as on Linux, and the host fd closes with its last guest fd.
  * @module
  */
 import { E, SyscallError } from "./errno.ts";
+import { hostSyscall } from "./host.ts";
 
-/** An open file as the guest sees it. */
-export interface OpenFile {
+/** An open file description as the guest sees it. */
+export class OpenFile {
   /** The host fd that backs it. */
   readonly hostFd: number;
   /** Whether closing the last guest fd closes the host fd. */
   readonly owned: boolean;
+  /** The guest path it was opened by (for *at syscalls and /proc), if any. */
+  readonly path?: string;
+  /** Whether it lies on a read-only mount. */
+  readonly readOnly: boolean;
+  #refs = 0;
+
+  /** Wraps a host fd. */
+  constructor(
+    hostFd: number,
+    options: { owned?: boolean; path?: string; readOnly?: boolean } = {},
+  ) {
+    this.hostFd = hostFd;
+    this.owned = options.owned ?? true;
+    this.path = options.path;
+    this.readOnly = options.readOnly ?? false;
+  }
+
+  /** Counts one more guest fd. */
+  ref(): this {
+    this.#refs++;
+    return this;
+  }
+
+  /** Drops one guest fd; closes the host fd with the last. */
+  unref(): void {
+    if (--this.#refs === 0 && this.owned) hostSyscall(3, this.hostFd);
+  }
 }
 
-/** Guest fd → open file. */
-export class FdTable {
-  #files = new Map<number, OpenFile>();
+/** Linux's default RLIMIT_NOFILE soft limit. */
+export const MAX_FDS = 1024;
 
-  /** Installs `file` at guest fd `fd`. */
-  set(fd: number, file: OpenFile): void {
-    this.#files.set(fd, file);
+/** Guest fd → open file, with the close-on-exec flag per fd. */
+export class FdTable {
+  #files = new Map<number, { file: OpenFile; cloexec: boolean }>();
+
+  /** Installs `file` at guest fd `fd`, closing what was there. */
+  set(fd: number, file: OpenFile, cloexec = false): void {
+    file.ref();
+    this.#files.get(fd)?.file.unref();
+    this.#files.set(fd, { file, cloexec });
+  }
+
+  /** Installs `file` at the lowest free fd ≥ `min`; EMFILE when none is left. */
+  install(file: OpenFile, cloexec = false, min = 0): number {
+    for (let fd = min; fd < MAX_FDS; fd++) {
+      if (!this.#files.has(fd)) {
+        this.set(fd, file, cloexec);
+        return fd;
+      }
+    }
+    file.ref().unref(); // no fd left: release the description unless shared
+    throw new SyscallError(E.EMFILE);
   }
 
   /** The file at `fd`; throws EBADF when there is none. */
   get(fd: number | bigint): OpenFile {
-    const f = this.#files.get(Number(BigInt.asIntN(32, BigInt(fd))));
-    if (!f) throw new SyscallError(E.EBADF);
-    return f;
+    return this.#entry(fd).file;
   }
 
-  /** Removes `fd`; returns the file so the caller may release it. */
-  remove(fd: number | bigint): OpenFile {
-    const n = Number(BigInt.asIntN(32, BigInt(fd)));
-    const f = this.get(n);
+  /** The close-on-exec flag of `fd`. */
+  cloexec(fd: number | bigint): boolean {
+    return this.#entry(fd).cloexec;
+  }
+
+  /** Sets the close-on-exec flag of `fd`. */
+  setCloexec(fd: number | bigint, on: boolean): void {
+    this.#entry(fd).cloexec = on;
+  }
+
+  /** Closes guest fd `fd`. */
+  close(fd: number | bigint): void {
+    const n = FdTable.number(fd);
+    this.#entry(n).file.unref();
     this.#files.delete(n);
-    return f;
+  }
+
+  /** Closes every fd. */
+  closeAll(): void {
+    for (const { file } of this.#files.values()) file.unref();
+    this.#files.clear();
   }
 
   /** All open fds. */
   entries(): [number, OpenFile][] {
-    return [...this.#files.entries()];
+    return [...this.#files.entries()].map(([fd, e]) => [fd, e.file]);
+  }
+
+  #entry(fd: number | bigint) {
+    const e = this.#files.get(FdTable.number(fd));
+    if (!e) throw new SyscallError(E.EBADF);
+    return e;
+  }
+
+  /** A register's low 32 bits as the signed int the kernel sees. */
+  static number(fd: number | bigint): number {
+    return Number(BigInt.asIntN(32, BigInt(fd)));
   }
 }

@@ -5,16 +5,18 @@
 import { SyscallRegistry } from "./registry.ts";
 import { stdioModule } from "./stdio.ts";
 import { processModule } from "./process.ts";
+import { fsModule } from "./fs.ts";
 
 export * from "./registry.ts";
 export * from "./errno.ts";
 export { SYSCALL_NAMES, SYSCALL_NUMBERS, syscallName } from "./table.ts";
 export { stdioModule } from "./stdio.ts";
 export { processModule } from "./process.ts";
+export { fsModule } from "./fs.ts";
 export { formatSyscall } from "./trace.ts";
 
 /** The built-in modules, in registration order. */
-export const DEFAULT_MODULES = [stdioModule, processModule];
+export const DEFAULT_MODULES = [stdioModule, processModule, fsModule];
 
 /** A registry with every built-in module registered. */
 export function defaultRegistry(): SyscallRegistry {

@@ -1,7 +1,6 @@
 /**
  * Process-level calls the guest kernel sends to the host: exit, resource
- * limits, randomness, names, robust-list and rseq registration, and
- * `/proc/self/exe`.
+ * limits, randomness, names, robust-list and rseq registration.
  * @module
  */
 import { E, SyscallError } from "./errno.ts";
@@ -43,6 +42,12 @@ function comm(p: Process): Uint8Array {
 /** Process lifetime and identity-adjacent calls. */
 export const processModule: SyscallModule = {
   name: "process",
+  partial: {
+    prlimit64:
+      "own process only (pid 0 or self); limits start as the host's and are recorded, not enforced",
+    prctl: "PR_SET_NAME and PR_GET_NAME only; others EINVAL",
+    rseq: "registration only (unregistering is EINVAL); cpu_id stays 0 on the one vCPU",
+  },
   handlers: {
     exit({ args: [code], process: p }) {
       p.exit(Number(code & 0xffn));
@@ -110,15 +115,6 @@ export const processModule: SyscallModule = {
       p.mem.slice(rseq, 8).fill(0);
       p.state.set("rseq", rseq);
       return 0;
-    },
-    readlink({ args: [path, buf, size], process: p }) {
-      const name = p.mem.cString(path);
-      if (name !== "/proc/self/exe") throw new SyscallError(E.ENOENT);
-      if (BigInt.asIntN(64, size) <= 0n) throw new SyscallError(E.EINVAL);
-      const target = new TextEncoder().encode(p.exePath);
-      const n = Math.min(target.length, Number(size));
-      p.mem.slice(buf, n).set(target.subarray(0, n));
-      return n;
     },
   },
 };

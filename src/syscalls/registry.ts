@@ -9,6 +9,7 @@ import { E, SyscallError } from "./errno.ts";
 import { SYSCALL_NUMBERS, syscallName } from "./table.ts";
 import type { GuestMemory } from "../vm/memory.ts";
 import type { FdTable } from "./fdtable.ts";
+import type { MountTable } from "../vfs/mounts.ts";
 
 /** What a handler may use: the guest's memory and process state. */
 export interface Process {
@@ -16,6 +17,10 @@ export interface Process {
   readonly mem: GuestMemory;
   /** Open file descriptions. */
   readonly fds: FdTable;
+  /** The guest's view of the file system. */
+  readonly mounts: MountTable;
+  /** The working directory, as a guest path. */
+  cwd: string;
   /** The guest's pid (as it sees it). */
   readonly pid: number;
   /** argv as the guest received it. */
@@ -52,6 +57,13 @@ export interface SyscallModule {
   readonly name: string;
   /** Handlers by syscall name. */
   readonly handlers: Readonly<Record<string, SyscallHandler>>;
+  /**
+   * What is missing, by syscall name, for handlers that serve only part of
+   * their syscall (e.g. `{ readlink: "only /proc/self/exe" }`). A handler
+   * with no entry is complete. The support table (docs/SYSCALLS.md) is
+   * generated from these notes.
+   */
+  readonly partial?: Readonly<Record<string, string>>;
 }
 
 function numberOf(nameOrNr: string | number): number {

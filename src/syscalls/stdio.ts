@@ -1,5 +1,5 @@
 /**
- * Reading, writing and inspecting the fds the guest was given (stdio).
+ * Reading, writing and inspecting open fds (stdio, files, pipes).
  * Data moves between the host fd and guest memory directly, no copies.
  * @module
  */
@@ -8,7 +8,6 @@ import { bufferAddress, HOST_NR, hostSyscall } from "./host.ts";
 import type { SyscallCall, SyscallModule } from "./registry.ts";
 
 const IOV_MAX = 1024;
-const AT_EMPTY_PATH = 0x1000;
 const STAT_SIZE = 144;
 
 /** ioctl requests passed through, with the size of their argument. */
@@ -62,22 +61,20 @@ function fstat({ args: [fd, buf], process: p }: SyscallCall) {
   return hostSyscall(HOST_NR.fstat, file.hostFd, p.mem.hostAddress(buf, STAT_SIZE));
 }
 
-/** Standard I/O: read, write, readv, writev, fstat, ioctl, lseek, sendfile, close. */
+/** Reading and writing any open fd: read, write, readv, writev, fstat, ioctl, lseek, sendfile, close. */
 export const stdioModule: SyscallModule = {
   name: "stdio",
+  partial: {
+    ioctl:
+      "terminal requests TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, TIOCSWINSZ, FIONREAD and TIOCGPGRP; others ENOTTY",
+  },
+
   handlers: {
     read: rw(HOST_NR.read),
     write: rw(HOST_NR.write),
     readv: rwv(HOST_NR.readv),
     writev: rwv(HOST_NR.writev),
     fstat,
-    newfstatat(call) {
-      const [dirfd, path, buf, flags] = call.args;
-      const name = call.process.mem.cString(path);
-      // Only fds exist so far: a path names nothing the guest can see.
-      if (name !== "" || !(Number(flags) & AT_EMPTY_PATH)) throw new SyscallError(E.ENOENT);
-      return fstat({ ...call, args: [dirfd, buf] });
-    },
     ioctl({ args: [fd, req, arg], process: p }) {
       const file = p.fds.get(fd);
       const size = IOCTLS[Number(req & 0xffffffffn)];
@@ -93,8 +90,7 @@ export const stdioModule: SyscallModule = {
       return hostSyscall(HOST_NR.sendfile, out.hostFd, input.hostFd, off, count);
     },
     close({ args: [fd], process: p }) {
-      const file = p.fds.remove(fd);
-      if (file.owned) hostSyscall(3, file.hostFd);
+      p.fds.close(fd);
       return 0;
     },
   },

@@ -16,7 +16,8 @@ import { buildPageTables } from "../loader/paging.ts";
 import { AT, buildStack } from "../loader/stack.ts";
 import { dispatch, type Process, type SyscallRegistry } from "../syscalls/registry.ts";
 import { defaultRegistry } from "../syscalls/mod.ts";
-import { FdTable } from "../syscalls/fdtable.ts";
+import { FdTable, OpenFile } from "../syscalls/fdtable.ts";
+import { type MountSpec, MountTable } from "../vfs/mounts.ts";
 import { formatSyscall } from "../syscalls/trace.ts";
 import { syscallName } from "../syscalls/table.ts";
 import { cpuFeatures, setupVcpu, writeSystemTables } from "./cpu.ts";
@@ -56,6 +57,10 @@ export interface BootOptions {
   kvmDevice?: string;
   /** The kind of KVM (default: detected). */
   platform?: Platform;
+  /** What the guest sees of the host's files (default: nothing). */
+  mounts?: MountSpec[];
+  /** The guest's working directory (default "/"). */
+  cwd?: string;
 }
 
 /** Counters and timings of a run. */
@@ -138,6 +143,8 @@ class GuestProcess implements Process {
     readonly pid: number,
     readonly argv: readonly string[],
     readonly exePath: string,
+    readonly mounts: MountTable,
+    public cwd: string,
   ) {}
   exit(code: number, signal?: number): void {
     this.ended ??= { code, signal };
@@ -168,7 +175,8 @@ export class Vm implements Disposable, AsyncDisposable {
   #mem?: GuestMemory;
   #elf!: ElfFile;
   #base = 0;
-  #process!: GuestProcess;
+  #process?: GuestProcess;
+  #mounts?: MountTable;
   #registry: SyscallRegistry;
   #trace?: (line: string) => void;
   #diag: (message: string) => void;
@@ -259,9 +267,18 @@ export class Vm implements Disposable, AsyncDisposable {
       ],
     });
 
-    this.#process = new GuestProcess(mem, Deno.pid, argv, options.path);
+    this.#mounts = new MountTable(options.mounts ?? []);
+    this.#process = new GuestProcess(
+      mem,
+      Deno.pid,
+      argv,
+      options.path,
+      this.#mounts,
+      options.cwd ?? "/",
+    );
     const stdio = options.stdio ?? [0, 1, 2];
-    stdio.forEach((hostFd, fd) => this.#process.fds.set(fd, { hostFd, owned: false }));
+    const fds = this.#process.fds;
+    stdio.forEach((hostFd, fd) => fds.set(fd, new OpenFile(hostFd, { owned: false })));
 
     this.#writeBootInfo(mem, {
       entry: image.entry,
@@ -308,7 +325,7 @@ export class Vm implements Disposable, AsyncDisposable {
 
   /** Runs the guest to its end. */
   run(): RunResult {
-    const vcpu = this.#vcpu!, view = this.#runView!, p = this.#process;
+    const vcpu = this.#vcpu!, view = this.#runView!, p = this.#process!;
     const tRun = performance.now();
     this.#stats.bootMs = tRun - this.#t0;
     const deadline = this.#timeout ? tRun + this.#timeout * 1000 : Infinity;
@@ -397,12 +414,12 @@ export class Vm implements Disposable, AsyncDisposable {
         const site = Number(v.getBigUint64(hc + HOSTCALL.site, true));
         ret = dispatch(
           this.#registry,
-          { nr, args, site, process: this.#process },
+          { nr, args, site, process: this.#process! },
           this.#diag,
           this.#warned,
         );
-        if (this.#trace && !this.#process.ended) this.#trace(formatSyscall(mem, nr, args, ret));
-        if (this.#trace && this.#process.ended) this.#trace(`${name}(${args[0]}) = ?`);
+        if (this.#trace && !this.#process!.ended) this.#trace(formatSyscall(mem, nr, args, ret));
+        if (this.#trace && this.#process!.ended) this.#trace(`${name}(${args[0]}) = ?`);
         break;
       }
       case ABI.HC_TRACE:
@@ -422,7 +439,7 @@ export class Vm implements Disposable, AsyncDisposable {
         break;
       default:
         this.#diag(`hermitux: guest kernel reported an impossible state (${kind}/${args[0]})`);
-        this.#process.exit(0, SIG.SIGKILL);
+        this.#process!.exit(0, SIG.SIGKILL);
     }
     v.setBigInt64(hc + HOSTCALL.ret, BigInt.asIntN(64, ret), true);
   }
@@ -473,6 +490,8 @@ export class Vm implements Disposable, AsyncDisposable {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
+    this.#process?.fds.closeAll();
+    this.#mounts?.close();
     if (this.#run) libc().munmap(this.#run, BigInt(this.#runSize));
     this.#vcpu?.close();
     this.#vm?.close();

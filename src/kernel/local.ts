@@ -1,0 +1,47 @@
+/**
+ * The syscalls the guest kernel serves itself (the `local[]` table in
+ * main.c), as TypeScript sees them: for the support table in
+ * docs/SYSCALLS.md. tests/support_test.ts checks these names against the C
+ * table and its host forwards, so the two cannot drift apart.
+ * @module
+ */
+
+/**
+ * Syscalls served in the guest kernel, by name: `null` when the syscall is
+ * complete, otherwise a note saying what is missing. Keep in step with
+ * `local[]` in src/kernel/main.c (a test compares them).
+ */
+export const GUEST_SYSCALLS: Readonly<Record<string, string | null>> = {
+  // mm.c
+  mmap: "anonymous private mappings only; file and shared mappings go to the host; " +
+    "protections are not enforced",
+  mprotect: "bookkeeping only: protections are not enforced",
+  munmap: "bookkeeping only: unmapped pages stay accessible instead of faulting",
+  brk: null,
+  // proc.c
+  rt_sigprocmask: null,
+  getpid: null,
+  gettid: null, // one thread: tid == pid
+  getppid: null,
+  getuid: null,
+  geteuid: null, // no setuid binaries in a VM: euid == uid
+  getgid: null,
+  getegid: null,
+  uname: null, // the host's, with nodename "hermitux"
+  arch_prctl: "ARCH_SET_FS, ARCH_GET_FS, ARCH_SET_GS and ARCH_GET_GS only; others EINVAL",
+  set_tid_address: null,
+  // time.c
+  clock_gettime: "REALTIME(_COARSE), MONOTONIC(_RAW/_COARSE), BOOTTIME, " +
+    "PROCESS/THREAD_CPUTIME (= time since boot); others EINVAL; " +
+    "REALTIME does not follow host clock changes after boot",
+  gettimeofday: "REALTIME does not follow host clock changes after boot",
+  time: "REALTIME does not follow host clock changes after boot",
+};
+
+/**
+ * Guest-served syscalls whose handler passes part of its calls on to the
+ * host as the same syscall (`hostcall(HC_SYSCALL, N, ...)` in
+ * src/kernel/*.c): `mmap` sends file and shared mappings. The host serves
+ * those only if a syscall module registers a handler.
+ */
+export const GUEST_FORWARDS: readonly string[] = ["mmap"];

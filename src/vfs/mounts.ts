@@ -1,0 +1,212 @@
+/**
+ * The guest's view of the file system: a mount table mapping guest paths to
+ * host directories, read-only or read-write. Every path the guest names is
+ * resolved here, component by component, in the guest's namespace: `..`
+ * and symlinks (absolute ones restart at the guest root) never leave it.
+ * The final host operation then runs with `openat2(RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS)` from the mount's root, so a host-side race cannot
+ * escape either: it can only fail.
+ * @module
+ */
+import { E, SyscallError } from "../syscalls/errno.ts";
+import { bufferAddress, hostSyscall } from "../syscalls/host.ts";
+import { absolute, components, normalize, pathToCString } from "./path.ts";
+
+const NR = { close: 3, newfstatat: 262, readlinkat: 267, openat2: 437, open: 2 } as const;
+const O_PATH = 0o10000000, O_DIRECTORY = 0o200000, O_CLOEXEC = 0o2000000, O_NOFOLLOW = 0o400000;
+const RESOLVE_NO_MAGICLINKS = 2, RESOLVE_NO_SYMLINKS = 4, RESOLVE_BENEATH = 8;
+const AT_SYMLINK_NOFOLLOW = 0x100;
+const S_IFMT = 0o170000, S_IFDIR = 0o040000, S_IFLNK = 0o120000;
+const MAX_SYMLINKS = 40;
+
+/** One mount: a host directory seen at a guest path. */
+export interface MountSpec {
+  /** Host directory. */
+  host: string;
+  /** Absolute guest path where it appears. */
+  guest: string;
+  /** Whether the guest may change it. */
+  readOnly: boolean;
+}
+
+/** A mount with its host directory open. */
+export interface Mount extends Readonly<MountSpec> {
+  /** O_PATH fd of the host directory: every lookup starts here. */
+  readonly rootFd: number;
+}
+
+/** Where a guest path lands: a mount and the path below its root. */
+export interface Resolved {
+  /** The guest path, with every symlink resolved (except a kept final one). */
+  readonly guest: string;
+  /** The mount that holds it, or undefined for a directory that only leads to mounts. */
+  readonly mount?: Mount;
+  /** Path below the mount root, "" for the root itself; no "..", no symlinks. */
+  readonly rel: string;
+}
+
+function check(r: bigint): number {
+  if (r < 0n) throw new SyscallError(Number(-r));
+  return Number(r);
+}
+
+/** The host's openat2 below `dirFd`, never following a symlink or leaving it. */
+export function openBeneath(dirFd: number, rel: string, flags: number, mode = 0): number {
+  const how = new BigUint64Array([
+    BigInt(flags | O_CLOEXEC),
+    BigInt(mode),
+    BigInt(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS),
+  ]);
+  const path = pathToCString(rel === "" ? "." : rel);
+  return check(
+    hostSyscall(
+      NR.openat2,
+      dirFd,
+      bufferAddress(path),
+      bufferAddress(new Uint8Array(how.buffer)),
+      24,
+    ),
+  );
+}
+
+/** The guest's mounts, longest guest path first. */
+export class MountTable {
+  #mounts: Mount[] = [];
+
+  /** Opens each host directory; throws a clear error for a bad one. */
+  constructor(specs: readonly MountSpec[] = []) {
+    for (const s of specs) this.add(s);
+  }
+
+  /** Adds a mount (a later mount at the same guest path replaces the earlier). */
+  add(spec: MountSpec): void {
+    const guest = normalize(spec.guest);
+    const fd = Number(
+      hostSyscall(
+        NR.open,
+        bufferAddress(pathToCString(spec.host)),
+        O_PATH | O_DIRECTORY | O_CLOEXEC,
+      ),
+    );
+    if (fd < 0) {
+      throw new Error(`hermitux: cannot mount ${spec.host}: not a readable directory`);
+    }
+    const old = this.#mounts.findIndex((m) => m.guest === guest);
+    if (old >= 0) hostSyscall(NR.close, this.#mounts.splice(old, 1)[0].rootFd);
+    this.#mounts.push({ ...spec, guest, rootFd: fd });
+    this.#mounts.sort((a, b) => b.guest.length - a.guest.length);
+  }
+
+  /** The mounts, longest guest path first. */
+  get mounts(): readonly Mount[] {
+    return this.#mounts;
+  }
+
+  /** The mount holding guest path `path` (normalised), if any. */
+  mountFor(path: string): Mount | undefined {
+    return this.#mounts.find((m) =>
+      m.guest === "/" || path === m.guest || path.startsWith(m.guest + "/")
+    );
+  }
+
+  /** Whether `path` is a directory on the way to some mount point. */
+  leadsToMount(path: string): boolean {
+    const prefix = path === "/" ? "/" : path + "/";
+    return this.#mounts.some((m) => m.guest.startsWith(prefix));
+  }
+
+  /**
+   * Resolves `path` (absolute, or relative to `cwd`) in the guest's view.
+   * The final component may not exist (for creation); any earlier one must
+   * be a directory. With `followLast` false, a final symlink is kept.
+   */
+  resolve(path: string, cwd: string, followLast = true): Resolved {
+    if (path === "") throw new SyscallError(E.ENOENT);
+    if (path.length >= 4096) throw new SyscallError(E.ENAMETOOLONG);
+    let queue = components(path);
+    const stack = path.startsWith("/") ? [] : components(cwd);
+    let links = 0;
+    let last = this.#locate(absolute(stack));
+    while (queue.length) {
+      const c = queue.shift()!;
+      if (c === ".") continue;
+      if (c === "..") {
+        stack.pop();
+        last = this.#locate(absolute(stack));
+        continue;
+      }
+      if (c.length > 255) throw new SyscallError(E.ENAMETOOLONG);
+      const guest = absolute([...stack, c]);
+      const here = this.#locate(guest);
+      const final = queue.length === 0;
+      if (!here.mount) {
+        if (!this.leadsToMount(guest)) throw new SyscallError(E.ENOENT);
+        stack.push(c);
+        last = here;
+        continue;
+      }
+      const mode = this.#lstatMode(here);
+      if (mode === undefined) {
+        if (!final) throw new SyscallError(E.ENOENT);
+        return here; // does not exist (yet)
+      }
+      if ((mode & S_IFMT) === S_IFLNK && (!final || followLast)) {
+        if (++links > MAX_SYMLINKS) throw new SyscallError(E.ELOOP);
+        const target = this.#readlink(here);
+        if (target.startsWith("/")) stack.length = 0;
+        queue = [...components(target), ...queue];
+        if (queue.length === 0) last = this.#locate(absolute(stack));
+        continue;
+      }
+      if (!final && (mode & S_IFMT) !== S_IFDIR) throw new SyscallError(E.ENOTDIR);
+      stack.push(c);
+      last = here;
+    }
+    return last;
+  }
+
+  #locate(guest: string): Resolved {
+    const mount = this.mountFor(guest);
+    if (!mount) return { guest, rel: "" };
+    const rel = mount.guest === "/" ? guest.slice(1) : guest.slice(mount.guest.length + 1);
+    return { guest, mount, rel };
+  }
+
+  #lstatMode(r: Resolved): number | undefined {
+    if (r.rel === "") return S_IFDIR;
+    const st = new Uint8Array(144);
+    const ret = hostSyscall(
+      NR.newfstatat,
+      r.mount!.rootFd,
+      bufferAddress(pathToCString(r.rel)),
+      bufferAddress(st),
+      AT_SYMLINK_NOFOLLOW,
+    );
+    if (ret === BigInt(-E.ENOENT)) return undefined;
+    check(ret);
+    return new DataView(st.buffer).getUint32(24, true);
+  }
+
+  #readlink(r: Resolved): string {
+    const buf = new Uint8Array(4096);
+    const n = check(
+      hostSyscall(
+        NR.readlinkat,
+        r.mount!.rootFd,
+        bufferAddress(pathToCString(r.rel)),
+        bufferAddress(buf),
+        buf.length,
+      ),
+    );
+    return String.fromCharCode(...buf.subarray(0, n));
+  }
+
+  /** Closes every mount's root fd. */
+  close(): void {
+    for (const m of this.#mounts) hostSyscall(NR.close, m.rootFd);
+    this.#mounts = [];
+  }
+}
+
+/** O_PATH, O_DIRECTORY and O_NOFOLLOW, for callers building open flags. */
+export const OPEN_FLAGS = { O_PATH, O_DIRECTORY, O_NOFOLLOW } as const;
