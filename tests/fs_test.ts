@@ -1,0 +1,149 @@
+// Files through the mount table: the same results as natively inside the
+// working directory, and no way out of the mounts.
+import { deepStrictEqual, equal } from "node:assert/strict";
+import { fixture, runHermitux, runNative, type Toolchain } from "./fixtures.ts";
+
+async function inTempDir<T>(f: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: "hermitux-fs-" });
+  try {
+    return await f(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+for (const tc of ["musl-static", "glibc-static"] as Toolchain[]) {
+  Deno.test(`${tc}: file syscalls in the working directory match native`, async () => {
+    const bin = await fixture("fs_files", tc);
+    const native = await inTempDir((cwd) => runNative(bin, [], { cwd }));
+    const vm = await inTempDir(async (cwd) => {
+      const out = await runHermitux(bin, [], { cwd });
+      deepStrictEqual([...Deno.readDirSync(cwd)], []); // it cleaned up after itself
+      return out;
+    });
+    deepStrictEqual(vm, native);
+    equal(native.code, 0);
+  });
+}
+
+/** Runs fs_probe with explicit mounts only; returns its lines. */
+async function probe(mounts: string[], ops: string[], flags: string[] = []) {
+  const bin = await fixture("fs_probe", "musl-static");
+  const r = await runHermitux(bin, ops, {
+    flags: ["--no-default-mounts", ...mounts.flatMap((m) => ["--mount", m]), ...flags],
+  });
+  equal(r.stderr, "");
+  return r.stdout.trim().split("\n");
+}
+
+Deno.test("no path escapes a mount", async () => {
+  await inTempDir(async (dir) => {
+    await Deno.mkdir(`${dir}/data/sub`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/data/inside.txt`, "inside\n");
+    await Deno.writeTextFile(`${dir}/secret.txt`, "secret\n"); // next to the mount, not in it
+    await Deno.symlink("/etc/passwd", `${dir}/data/abs`); // made on the host
+    await Deno.symlink("../secret.txt", `${dir}/data/up`);
+    await Deno.symlink("../../../../../../../../etc/passwd", `${dir}/data/sub/deep`);
+    await Deno.symlink("/data/inside.txt", `${dir}/data/sub/good`);
+    const lines = await probe([`${dir}/data:/data`], [
+      "read:/data/inside.txt",
+      "read:/data/sub/good",
+      "open:/etc/passwd",
+      "open:/data/../etc/passwd",
+      "open:/data/../../../secret.txt",
+      "open:/data/abs",
+      "open:/data/up",
+      "open:/data/sub/deep",
+      "open:/proc/self/root/etc/passwd",
+      "open:/proc/self/cwd/../secret.txt",
+      "symlink:/etc/shadow:/data/mine",
+      "open:/data/mine",
+      "create:/data/../escape.txt",
+      "create:/outside.txt",
+      "chdir:/data/sub",
+      "cwd",
+      "open:../../secret.txt",
+      "read:../inside.txt",
+    ], ["--workdir", "/"]);
+    deepStrictEqual(lines, [
+      "read:/data/inside.txt OK inside",
+      "read:/data/sub/good OK inside",
+      "open:/etc/passwd ENOENT",
+      "open:/data/../etc/passwd ENOENT",
+      "open:/data/../../../secret.txt ENOENT",
+      "open:/data/abs ENOENT",
+      "open:/data/up ENOENT",
+      "open:/data/sub/deep ENOENT",
+      "open:/proc/self/root/etc/passwd ENOENT",
+      "open:/proc/self/cwd/../secret.txt ENOENT",
+      "symlink:/etc/shadow:/data/mine OK",
+      "open:/data/mine ENOENT",
+      "create:/data/../escape.txt ENOENT", // outside every mount
+      "create:/outside.txt ENOENT",
+      "chdir:/data/sub OK",
+      "cwd OK /data/sub",
+      "open:../../secret.txt ENOENT",
+      "read:../inside.txt OK inside",
+    ]);
+    // Nothing appeared outside the mount.
+    deepStrictEqual(
+      [...Deno.readDirSync(dir)].map((e) => e.name).sort(),
+      ["data", "secret.txt"],
+    );
+  });
+});
+
+Deno.test("read-only mounts refuse every change with EROFS", async () => {
+  await inTempDir(async (dir) => {
+    await Deno.mkdir(`${dir}/ro`);
+    await Deno.mkdir(`${dir}/rw`);
+    await Deno.writeTextFile(`${dir}/ro/f`, "data\n");
+    const lines = await probe([`${dir}/ro:/ro:ro`, `${dir}/rw:/rw`], [
+      "read:/ro/f",
+      "create:/ro/new",
+      "create:/ro/f",
+      "mkdir:/ro/d",
+      "unlink:/ro/f",
+      "rename:/ro/f:/ro/g",
+      "symlink:x:/ro/l",
+      "rename:/ro/f:/rw/f",
+      "create:/rw/new",
+      "open:/ro/missing",
+    ]);
+    deepStrictEqual(lines, [
+      "read:/ro/f OK data",
+      "create:/ro/new EROFS",
+      "create:/ro/f EROFS",
+      "mkdir:/ro/d EROFS",
+      "unlink:/ro/f EROFS",
+      "rename:/ro/f:/ro/g EROFS",
+      "symlink:x:/ro/l EROFS",
+      "rename:/ro/f:/rw/f EXDEV",
+      "create:/rw/new OK",
+      "open:/ro/missing ENOENT",
+    ]);
+    deepStrictEqual([...Deno.readDirSync(`${dir}/ro`)].map((e) => e.name), ["f"]);
+    equal(await Deno.readTextFile(`${dir}/ro/f`), "data\n");
+  });
+});
+
+Deno.test("the CLI's default mounts: cwd read-write, system directories read-only", async () => {
+  await inTempDir(async (dir) => {
+    const bin = await fixture("fs_probe", "musl-static");
+    const r = await runHermitux(bin, [
+      "cwd",
+      "create:here.txt",
+      "stat:/usr/bin",
+      "create:/etc/hermitux-test",
+      "open:/root",
+    ], { cwd: dir });
+    deepStrictEqual(r.stdout.trim().split("\n"), [
+      `cwd OK ${dir}`,
+      "create:here.txt OK",
+      "stat:/usr/bin OK",
+      "create:/etc/hermitux-test EROFS",
+      "open:/root ENOENT",
+    ]);
+    await Deno.stat(`${dir}/here.txt`);
+  });
+});
