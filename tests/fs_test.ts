@@ -12,9 +12,13 @@ async function inTempDir<T>(f: (dir: string) => Promise<T>): Promise<T> {
   }
 }
 
-for (const tc of ["musl-static", "glibc-static"] as Toolchain[]) {
-  Deno.test(`${tc}: file syscalls in the working directory match native`, async () => {
-    const bin = await fixture("fs_files", tc);
+for (
+  const [tc, name] of (["musl-static", "glibc-static"] as Toolchain[]).flatMap((tc) =>
+    ["fs_files", "mmap_file"].map((n) => [tc, n] as const)
+  )
+) {
+  Deno.test(`${tc}: ${name} in the working directory matches native`, async () => {
+    const bin = await fixture(name, tc);
     const native = await inTempDir((cwd) => runNative(bin, [], { cwd }));
     const vm = await inTempDir(async (cwd) => {
       const out = await runHermitux(bin, [], { cwd });

@@ -38,6 +38,8 @@ int user_ok(u64 addr, u64 len);
 void mm_init(void);
 void time_init(void);
 long sys_brk(u64, u64, u64, u64, u64, u64);
+long sys_mremap(u64, u64, u64, u64, u64, u64);
+long sys_madvise(u64, u64, u64, u64, u64, u64);
 long sys_mmap(u64, u64, u64, u64, u64, u64);
 long sys_munmap(u64, u64, u64, u64, u64, u64);
 long sys_mprotect(u64, u64, u64, u64, u64, u64);

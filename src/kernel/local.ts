@@ -13,10 +13,12 @@
  */
 export const GUEST_SYSCALLS: Readonly<Record<string, string | null>> = {
   // mm.c
-  mmap: "anonymous private mappings only; file and shared mappings go to the host; " +
-    "protections are not enforced",
+  mmap: "the guest kernel places every mapping; file mappings are filled by the host (see the " +
+    "host note); MAP_SHARED|MAP_ANONYMOUS is private (no fork yet); protections are not enforced",
   mprotect: "bookkeeping only: protections are not enforced",
   munmap: "bookkeeping only: unmapped pages stay accessible instead of faulting",
+  mremap: "anonymous mappings only (shared file mappings are EFAULT); MREMAP_DONTUNMAP unsupported",
+  madvise: "MADV_DONTNEED zeroes private memory; other advice is accepted and ignored",
   brk: null,
   // proc.c
   rt_sigprocmask: null,
@@ -41,7 +43,8 @@ export const GUEST_SYSCALLS: Readonly<Record<string, string | null>> = {
 /**
  * Guest-served syscalls whose handler passes part of its calls on to the
  * host as the same syscall (`hostcall(HC_SYSCALL, N, ...)` in
- * src/kernel/*.c): `mmap` sends file and shared mappings. The host serves
+ * src/kernel/*.c): `mmap` sends file mappings to be filled, `munmap` shared
+ * file mappings to be written back. The host serves
  * those only if a syscall module registers a handler.
  */
-export const GUEST_FORWARDS: readonly string[] = ["mmap"];
+export const GUEST_FORWARDS: readonly string[] = ["mmap", "munmap"];

@@ -12,10 +12,17 @@
 #define MAP_ANONYMOUS 0x20
 #define MAP_FIXED_NOREPLACE 0x100000
 #define EEXIST        17
+#define MREMAP_MAYMOVE 1
+#define MREMAP_FIXED  2
+#define MADV_DONTNEED 4
 #define MAX_REGIONS   4096
 
-/* A mapped range; 'written' is set once it could have been written. */
-struct region { u64 start, end; u8 written; };
+/*
+ * A mapped range. 'written' is set once it could have been written (so it
+ * must be zeroed when reused); 'shared' marks a MAP_SHARED file mapping,
+ * which the host writes back to its file before the range goes away.
+ */
+struct region { u64 start, end; u8 written, shared; };
 
 static struct region regions[MAX_REGIONS]; /* sorted by start, disjoint */
 static int nregions;
@@ -47,7 +54,7 @@ static void remove_at(int i)
 	nregions--;
 }
 
-static int insert_at(int i, u64 start, u64 end, u8 written)
+static int insert_at(int i, u64 start, u64 end, u8 written, u8 shared)
 {
 	int j;
 
@@ -58,6 +65,7 @@ static int insert_at(int i, u64 start, u64 end, u8 written)
 	regions[i].start = start;
 	regions[i].end = end;
 	regions[i].written = written;
+	regions[i].shared = shared;
 	nregions++;
 	return 0;
 }
@@ -76,10 +84,12 @@ static int unmap_range(u64 lo, u64 hi)
 			i++;
 			continue;
 		}
+		if (r->shared)
+			hostcall(HC_SYSCALL, 11, s, e - s, 0, 0, 0, 0); /* munmap: write back */
 		if (r->written)
 			zero_range(s, e);
 		if (r->start < s && r->end > e) {
-			if (insert_at(i + 1, e, r->end, r->written))
+			if (insert_at(i + 1, e, r->end, r->written, r->shared))
 				return -ENOMEM;
 			regions[i].end = s;
 			return 0;
@@ -105,13 +115,22 @@ static int overlaps(u64 lo, u64 hi)
 	return 0;
 }
 
-static int add_region(u64 lo, u64 hi, u8 written)
+static int add_region(u64 lo, u64 hi, u8 written, u8 shared)
 {
 	int i = 0;
 
 	while (i < nregions && regions[i].start < lo)
 		i++;
-	return insert_at(i, lo, hi, written);
+	return insert_at(i, lo, hi, written, shared);
+}
+
+/* The region holding addr, or 0. */
+static struct region *region_at(u64 addr)
+{
+	for (int i = 0; i < nregions; i++)
+		if (regions[i].start <= addr && addr < regions[i].end)
+			return &regions[i];
+	return 0;
 }
 
 /* Highest gap of len bytes in [floor, mmap_max), or 0. */
@@ -134,14 +153,19 @@ static u64 find_gap(u64 len, u64 floor)
 	return 0;
 }
 
+/*
+ * File mappings are placed here like anonymous ones; the host then copies
+ * the file's bytes in (and, for MAP_SHARED, writes them back on msync,
+ * munmap and exit), so the guest needs no page-table change for them.
+ */
 long sys_mmap(u64 addr, u64 len, u64 prot, u64 flags, u64 fd, u64 off)
 {
 	u64 floor = brk_high > BOOT->mmap_min ? brk_high : BOOT->mmap_min;
+	int file = !(flags & MAP_ANONYMOUS);
 	u64 start;
+	long r;
 
-	if (!(flags & MAP_ANONYMOUS) || (flags & MAP_SHARED))
-		return hostcall(HC_SYSCALL, 9, addr, len, prot, flags, fd, off);
-	if (!len || (addr & (PAGE_SIZE - 1)))
+	if (!len || (addr & (PAGE_SIZE - 1)) || (file && (off & (PAGE_SIZE - 1))))
 		return -EINVAL;
 	len = PAGE_UP(len);
 	if (!len)
@@ -164,8 +188,17 @@ long sys_mmap(u64 addr, u64 len, u64 prot, u64 flags, u64 fd, u64 off)
 		if (!start)
 			return -ENOMEM;
 	}
-	if (add_region(start, start + len, (prot & PROT_WRITE) != 0))
+	if (add_region(start, start + len, file || (prot & PROT_WRITE) != 0,
+		       file && (flags & MAP_SHARED)))
 		return -ENOMEM;
+	if (file) {
+		r = hostcall(HC_SYSCALL, 9, start, len, prot, flags | MAP_FIXED, fd, off); /* mmap */
+		if (r < 0) {
+			region_at(start)->shared = 0;
+			unmap_range(start, start + len);
+			return r;
+		}
+	}
 	return start;
 }
 
@@ -208,4 +241,65 @@ long sys_brk(u64 addr, u64 b, u64 c, u64 d, u64 e, u64 f)
 	if (want > brk_high)
 		brk_high = want;
 	return brk_cur;
+}
+
+/* Grows or shrinks a mapping in place, or moves it when allowed. */
+long sys_mremap(u64 old, u64 old_len, u64 new_len, u64 flags, u64 new_addr, u64 f)
+{
+	struct region *r = region_at(old);
+	u64 floor = brk_high > BOOT->mmap_min ? brk_high : BOOT->mmap_min;
+	u64 to;
+
+	if ((old & (PAGE_SIZE - 1)) || !new_len || (flags & ~(u64)(MREMAP_MAYMOVE | MREMAP_FIXED)) ||
+	    ((flags & MREMAP_FIXED) && !(flags & MREMAP_MAYMOVE)))
+		return -EINVAL;
+	old_len = PAGE_UP(old_len);
+	new_len = PAGE_UP(new_len);
+	if (!r || old + old_len > r->end || r->shared)
+		return -EFAULT;
+	if (!(flags & MREMAP_FIXED)) {
+		if (new_len <= old_len) {
+			unmap_range(old + new_len, old + old_len);
+			return old;
+		}
+		if (old + new_len <= BOOT->mmap_max && !overlaps(old + old_len, old + new_len)) {
+			r->end = r->end > old + new_len ? r->end : old + new_len;
+			/* Keep the array disjoint: a region ending at old+old_len grows. */
+			return old;
+		}
+		if (!(flags & MREMAP_MAYMOVE))
+			return -ENOMEM;
+		to = find_gap(new_len, floor);
+		if (!to)
+			return -ENOMEM;
+	} else {
+		to = new_addr;
+		if ((to & (PAGE_SIZE - 1)) || !user_ok(to, new_len) || to + new_len > BOOT->mmap_max ||
+		    (to < old + old_len && old < to + new_len))
+			return -EINVAL;
+		unmap_range(to, to + new_len);
+	}
+	if (add_region(to, to + new_len, 1, 0))
+		return -ENOMEM;
+	memcpy((void *)to, (void *)old, old_len < new_len ? old_len : new_len);
+	unmap_range(old, old + old_len);
+	return to;
+}
+
+/* MADV_DONTNEED makes private memory read as zero again; the rest is advice. */
+long sys_madvise(u64 addr, u64 len, u64 advice, u64 d, u64 e, u64 f)
+{
+	if (addr & (PAGE_SIZE - 1))
+		return -EINVAL;
+	if (!user_ok(addr, PAGE_UP(len)))
+		return -ENOMEM;
+	if (advice == MADV_DONTNEED)
+		for (int i = 0; i < nregions; i++) {
+			u64 s = regions[i].start > addr ? regions[i].start : addr;
+			u64 e = regions[i].end < addr + len ? regions[i].end : PAGE_UP(addr + len);
+
+			if (s < e && regions[i].written && !regions[i].shared)
+				zero_range(s, e);
+		}
+	return 0;
 }

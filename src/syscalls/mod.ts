@@ -6,6 +6,7 @@ import { SyscallRegistry } from "./registry.ts";
 import { stdioModule } from "./stdio.ts";
 import { processModule } from "./process.ts";
 import { fsModule } from "./fs.ts";
+import { mmModule } from "./mm.ts";
 
 export * from "./registry.ts";
 export * from "./errno.ts";
@@ -13,10 +14,11 @@ export { SYSCALL_NAMES, SYSCALL_NUMBERS, syscallName } from "./table.ts";
 export { stdioModule } from "./stdio.ts";
 export { processModule } from "./process.ts";
 export { fsModule } from "./fs.ts";
+export { flushSharedMappings, mmModule } from "./mm.ts";
 export { formatSyscall } from "./trace.ts";
 
 /** The built-in modules, in registration order. */
-export const DEFAULT_MODULES = [stdioModule, processModule, fsModule];
+export const DEFAULT_MODULES = [stdioModule, processModule, fsModule, mmModule];
 
 /** A registry with every built-in module registered. */
 export function defaultRegistry(): SyscallRegistry {

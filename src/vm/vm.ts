@@ -15,7 +15,7 @@ import { loadExecutable } from "../loader/load.ts";
 import { buildPageTables } from "../loader/paging.ts";
 import { AT, buildStack } from "../loader/stack.ts";
 import { dispatch, type Process, type SyscallRegistry } from "../syscalls/registry.ts";
-import { defaultRegistry } from "../syscalls/mod.ts";
+import { defaultRegistry, flushSharedMappings } from "../syscalls/mod.ts";
 import { FdTable, OpenFile } from "../syscalls/fdtable.ts";
 import { type MountSpec, MountTable } from "../vfs/mounts.ts";
 import { formatSyscall } from "../syscalls/trace.ts";
@@ -365,6 +365,7 @@ export class Vm implements Disposable, AsyncDisposable {
       }
     } finally {
       stopTimer?.();
+      flushSharedMappings(p);
     }
     this.#stats.runMs = performance.now() - tRun;
     if (crash) this.#diag(formatCrash(crash));

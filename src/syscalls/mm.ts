@@ -1,0 +1,130 @@
+/**
+ * File mappings. The guest kernel reserves the address range and asks the
+ * host to fill it: the file's bytes are copied into guest memory (the rest
+ * of the last page reads as zero). A MAP_SHARED mapping is remembered and
+ * written back to its file on msync, on munmap (the guest kernel reports
+ * it) and when the process ends, so writes reach the file as on Linux at
+ * those points.
+ * @module
+ */
+import { E, SyscallError } from "./errno.ts";
+import { hostSyscall } from "./host.ts";
+import type { Process, SyscallModule } from "./registry.ts";
+
+const PAGE = 4096;
+const PROT_WRITE = 2, MAP_SHARED = 1, MAP_TYPE = 0xf;
+const MS_ASYNC = 1, MS_INVALIDATE = 2, MS_SYNC = 4;
+const NR = { pread64: 17, pwrite64: 18, dup: 32, close: 3, fcntl: 72 } as const;
+const F_GETFL = 3, O_ACCMODE = 3, O_WRONLY = 1, O_RDWR = 2;
+
+/** A MAP_SHARED file mapping the host writes back. */
+interface Shared {
+  start: number;
+  end: number;
+  /** A host fd of its own, so closing the guest's fd does not end it. */
+  hostFd: number;
+  offset: number;
+}
+
+function sharedOf(p: Process): Shared[] {
+  let s = p.state.get("sharedMappings") as Shared[] | undefined;
+  if (!s) p.state.set("sharedMappings", s = []);
+  return s;
+}
+
+/** Writes [lo, hi) of every shared mapping back to its file. */
+function writeBack(p: Process, lo: number, hi: number): void {
+  for (const m of sharedOf(p)) {
+    const s = Math.max(lo, m.start), e = Math.min(hi, m.end);
+    if (s >= e) continue;
+    hostSyscall(NR.pwrite64, m.hostFd, p.mem.hostAddress(s, e - s), e - s, m.offset + s - m.start);
+  }
+}
+
+/** Writes back and forgets every shared mapping: the process is ending. */
+export function flushSharedMappings(p: Process): void {
+  const all = sharedOf(p);
+  writeBack(p, 0, Number.MAX_SAFE_INTEGER);
+  for (const m of all) hostSyscall(NR.close, m.hostFd);
+  all.length = 0;
+}
+
+/** File mappings and their write-back. */
+export const mmModule: SyscallModule = {
+  name: "mm",
+  partial: {
+    mmap:
+      "file mappings are copies; MAP_SHARED writes reach the file on msync, munmap and exit, and other processes' writes are not seen",
+  },
+  handlers: {
+    // Called by the guest kernel for file mappings only, with the range reserved.
+    mmap({ args: [addr, len, prot, flags, fd, off], process: p }) {
+      const file = p.fds.get(fd);
+      const start = p.mem.check(addr, len), n = Number(len), offset = Number(off);
+      const mode = Number(hostSyscall(NR.fcntl, file.hostFd, F_GETFL)) & O_ACCMODE;
+      const shared = (Number(flags) & MAP_TYPE) === MAP_SHARED;
+      if (mode === O_WRONLY) throw new SyscallError(E.EACCES);
+      if (shared && Number(prot) & PROT_WRITE && mode !== O_RDWR) throw new SyscallError(E.EACCES);
+      let done = 0;
+      while (done < n) {
+        const r = hostSyscall(
+          NR.pread64,
+          file.hostFd,
+          p.mem.hostAddress(start + done, n - done),
+          n - done,
+          offset + done,
+        );
+        if (r < 0n) {
+          if (r === BigInt(-E.EINTR)) continue;
+          return r === BigInt(-E.EISDIR) ? -19 : r; // ENODEV, as Linux for directories
+        }
+        if (r === 0n) break;
+        done += Number(r);
+      }
+      p.mem.bytes.fill(0, start + done, start + n);
+      if (shared) {
+        const dup = Number(hostSyscall(NR.dup, file.hostFd));
+        if (dup < 0) return dup;
+        sharedOf(p).push({ start, end: start + n, hostFd: dup, offset });
+      }
+      return start;
+    },
+    // Called by the guest kernel when a shared file mapping goes away.
+    munmap({ args: [addr, len], process: p }) {
+      const lo = Number(addr), hi = lo + Number(len);
+      writeBack(p, lo, hi);
+      const all = sharedOf(p), keep: Shared[] = [];
+      for (const m of all) {
+        if (m.end <= lo || m.start >= hi) keep.push(m);
+        else {
+          if (m.start < lo) {
+            keep.push({ ...m, end: lo, hostFd: Number(hostSyscall(NR.dup, m.hostFd)) });
+          }
+          if (m.end > hi) {
+            keep.push({
+              ...m,
+              start: hi,
+              offset: m.offset + hi - m.start,
+              hostFd: Number(hostSyscall(NR.dup, m.hostFd)),
+            });
+          }
+          hostSyscall(NR.close, m.hostFd);
+        }
+      }
+      all.splice(0, all.length, ...keep);
+      return 0;
+    },
+    msync({ args: [addr, len, flags], process: p }) {
+      const f = Number(flags);
+      if (
+        Number(addr) % PAGE || f & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC) ||
+        (f & MS_ASYNC && f & MS_SYNC)
+      ) {
+        throw new SyscallError(E.EINVAL);
+      }
+      const lo = Number(addr);
+      writeBack(p, lo, lo + Math.ceil(Number(len) / PAGE) * PAGE);
+      return 0;
+    },
+  },
+};
