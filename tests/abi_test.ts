@@ -1,6 +1,6 @@
 // src/kernel/abi.ts must say what src/kernel/abi.h says.
 import { deepStrictEqual } from "node:assert/strict";
-import { ABI, BOOT_INFO, BOOT_MAGIC, HOSTCALL } from "../src/kernel/abi.ts";
+import { ABI, BOOT_INFO, BOOT_MAGIC, HOSTCALL, REGION } from "../src/kernel/abi.ts";
 import { compileC } from "./fixtures.ts";
 
 Deno.test("abi.ts mirrors abi.h", async () => {
@@ -15,7 +15,12 @@ Deno.test("abi.ts mirrors abi.h", async () => {
     lines.push(`printf("${k} %llu\\n", (unsigned long long)(${k}));`);
   }
   lines.push(`printf("magic %llu\\n", (unsigned long long)BOOT_MAGIC);`);
-  for (const [s, fields] of [["boot_info", BOOT_INFO], ["hostcall", HOSTCALL]] as const) {
+  for (
+    const [s, fields] of [["boot_info", BOOT_INFO], ["hostcall", HOSTCALL], [
+      "region",
+      REGION,
+    ]] as const
+  ) {
     for (const f of Object.keys(fields)) {
       const expr = f === "size" ? `sizeof(struct ${s})` : `offsetof(struct ${s}, ${f})`;
       lines.push(`printf("${s}.${f} %zu\\n", ${expr});`);
@@ -27,7 +32,12 @@ Deno.test("abi.ts mirrors abi.h", async () => {
   const got = Object.fromEntries(out.trim().split("\n").map((l) => l.split(" ")));
   const want: Record<string, string> = { magic: BOOT_MAGIC.toString() };
   for (const [k, v] of Object.entries(ABI)) want[k] = String(v);
-  for (const [s, fields] of [["boot_info", BOOT_INFO], ["hostcall", HOSTCALL]] as const) {
+  for (
+    const [s, fields] of [["boot_info", BOOT_INFO], ["hostcall", HOSTCALL], [
+      "region",
+      REGION,
+    ]] as const
+  ) {
     for (const [f, v] of Object.entries(fields)) want[`${s}.${f}`] = String(v);
   }
   deepStrictEqual(got, want);

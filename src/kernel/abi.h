@@ -69,6 +69,16 @@ struct hostcall {
 	long ret;
 	unsigned long site;         /* user rip of the syscall instruction */
 };
+/*
+ * A mapped range in the guest kernel's list (mm.c), read by the host for
+ * /proc/self/maps. 'written' is set once it could have been written (so it
+ * must be zeroed when reused); 'shared' marks a MAP_SHARED file mapping,
+ * which the host writes back to its file before the range goes away.
+ */
+struct region {
+	unsigned long start, end;
+	unsigned char written, shared, prot;
+};
 #endif /* __ASSEMBLER__ */
 
 #endif

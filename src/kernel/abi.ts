@@ -74,4 +74,11 @@ export const IMAGE_HEADER = {
   exception_stubs: 24,
   image_end: 32,
   bss_end: 40,
+  regions: 48,
+  nregions: 56,
+  brk_start: 64,
+  brk_cur: 72,
 } as const;
+
+/** `struct region` in mm.c (the guest kernel's mapping list). */
+export const REGION = { size: 24, start: 0, end: 8, written: 16, shared: 17, prot: 18 } as const;

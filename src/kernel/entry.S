@@ -16,6 +16,10 @@ header:
 	.quad exception_stubs
 	.quad __image_end
 	.quad __bss_end
+	.quad regions       /* struct region[], for /proc/self/maps */
+	.quad nregions
+	.quad brk_start
+	.quad brk_cur
 
 	.text
 	/* First guest instruction: rdi = &boot_info, rsp = KSTACK_TOP. */

@@ -12,6 +12,8 @@ export interface KernelImage extends KernelEntries {
   bytes: Uint8Array;
   /** End of the zero-initialised data that follows the image. */
   bssEnd: number;
+  /** Addresses of the guest kernel's mapping list and program break (for /proc/self/maps). */
+  mm: { regions: number; nregions: number; brkStart: number; brkCur: number };
 }
 
 let cached: Promise<KernelImage> | undefined;
@@ -32,6 +34,12 @@ async function read(): Promise<KernelImage> {
     syscallEntry: at(IMAGE_HEADER.syscall_entry),
     exceptionStubs: at(IMAGE_HEADER.exception_stubs),
     bssEnd: at(IMAGE_HEADER.bss_end),
+    mm: {
+      regions: at(IMAGE_HEADER.regions),
+      nregions: at(IMAGE_HEADER.nregions),
+      brkStart: at(IMAGE_HEADER.brk_start),
+      brkCur: at(IMAGE_HEADER.brk_cur),
+    },
   };
   if (image.bssEnd > ABI.KSTACK_TOP - 0x10000) throw new Error("kernel image too large");
   return image;

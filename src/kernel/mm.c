@@ -17,16 +17,11 @@
 #define MADV_DONTNEED 4
 #define MAX_REGIONS   4096
 
-/*
- * A mapped range. 'written' is set once it could have been written (so it
- * must be zeroed when reused); 'shared' marks a MAP_SHARED file mapping,
- * which the host writes back to its file before the range goes away.
- */
-struct region { u64 start, end; u8 written, shared; };
-
-static struct region regions[MAX_REGIONS]; /* sorted by start, disjoint */
-static int nregions;
-static u64 brk_start, brk_cur, brk_high;
+/* Global: the image header points the host at them for /proc/self/maps. */
+struct region regions[MAX_REGIONS]; /* sorted by start, disjoint */
+int nregions;
+u64 brk_start, brk_cur;
+static u64 brk_high;
 
 #define PAGE_UP(x) (((x) + PAGE_SIZE - 1) & ~(u64)(PAGE_SIZE - 1))
 
@@ -54,7 +49,7 @@ static void remove_at(int i)
 	nregions--;
 }
 
-static int insert_at(int i, u64 start, u64 end, u8 written, u8 shared)
+static int insert_at(int i, u64 start, u64 end, u8 written, u8 shared, u8 prot)
 {
 	int j;
 
@@ -66,6 +61,7 @@ static int insert_at(int i, u64 start, u64 end, u8 written, u8 shared)
 	regions[i].end = end;
 	regions[i].written = written;
 	regions[i].shared = shared;
+	regions[i].prot = prot;
 	nregions++;
 	return 0;
 }
@@ -89,7 +85,7 @@ static int unmap_range(u64 lo, u64 hi)
 		if (r->written)
 			zero_range(s, e);
 		if (r->start < s && r->end > e) {
-			if (insert_at(i + 1, e, r->end, r->written, r->shared))
+			if (insert_at(i + 1, e, r->end, r->written, r->shared, r->prot))
 				return -ENOMEM;
 			regions[i].end = s;
 			return 0;
@@ -115,13 +111,29 @@ static int overlaps(u64 lo, u64 hi)
 	return 0;
 }
 
-static int add_region(u64 lo, u64 hi, u8 written, u8 shared)
+static int add_region(u64 lo, u64 hi, u8 written, u8 shared, u8 prot)
 {
 	int i = 0;
 
 	while (i < nregions && regions[i].start < lo)
 		i++;
-	return insert_at(i, lo, hi, written, shared);
+	return insert_at(i, lo, hi, written, shared, prot);
+}
+
+/* Splits the region that strictly contains x in two at x. */
+static int split_at(u64 x)
+{
+	for (int i = 0; i < nregions; i++) {
+		struct region *r = &regions[i];
+
+		if (r->start < x && x < r->end) {
+			if (insert_at(i + 1, x, r->end, r->written, r->shared, r->prot))
+				return -ENOMEM;
+			regions[i].end = x;
+			return 0;
+		}
+	}
+	return 0;
 }
 
 /* The region holding addr, or 0. */
@@ -189,7 +201,7 @@ long sys_mmap(u64 addr, u64 len, u64 prot, u64 flags, u64 fd, u64 off)
 			return -ENOMEM;
 	}
 	if (add_region(start, start + len, file || (prot & PROT_WRITE) != 0,
-		       file && (flags & MAP_SHARED)))
+		       file && (flags & MAP_SHARED), prot))
 		return -ENOMEM;
 	if (file) {
 		r = hostcall(HC_SYSCALL, 9, start, len, prot, flags | MAP_FIXED, fd, off); /* mmap */
@@ -209,17 +221,24 @@ long sys_munmap(u64 addr, u64 len, u64 c, u64 d, u64 e, u64 f)
 	return unmap_range(addr, PAGE_UP(addr + len));
 }
 
-/* Protections are not enforced yet; we only remember possible writes. */
+/* Protections are not enforced yet: we record them (for /proc/self/maps)
+ * and remember possible writes. */
 long sys_mprotect(u64 addr, u64 len, u64 prot, u64 d, u64 e, u64 f)
 {
+	u64 end = PAGE_UP(addr + len);
+
 	if (addr & (PAGE_SIZE - 1))
 		return -EINVAL;
 	if (!user_ok(addr, PAGE_UP(len)))
 		return -ENOMEM;
-	if (prot & PROT_WRITE)
-		for (int i = 0; i < nregions; i++)
-			if (regions[i].start < addr + len && addr < regions[i].end)
+	if (split_at(addr) || split_at(end))
+		return -ENOMEM;
+	for (int i = 0; i < nregions; i++)
+		if (regions[i].start >= addr && regions[i].end <= end) {
+			regions[i].prot = prot;
+			if (prot & PROT_WRITE)
 				regions[i].written = 1;
+		}
 	return 0;
 }
 
@@ -247,6 +266,7 @@ long sys_brk(u64 addr, u64 b, u64 c, u64 d, u64 e, u64 f)
 long sys_mremap(u64 old, u64 old_len, u64 new_len, u64 flags, u64 new_addr, u64 f)
 {
 	struct region *r = region_at(old);
+	u8 prot = r ? r->prot : 0;
 	u64 floor = brk_high > BOOT->mmap_min ? brk_high : BOOT->mmap_min;
 	u64 to;
 
@@ -279,7 +299,7 @@ long sys_mremap(u64 old, u64 old_len, u64 new_len, u64 flags, u64 new_addr, u64 
 			return -EINVAL;
 		unmap_range(to, to + new_len);
 	}
-	if (add_region(to, to + new_len, 1, 0))
+	if (add_region(to, to + new_len, 1, 0, prot))
 		return -ENOMEM;
 	memcpy((void *)to, (void *)old, old_len < new_len ? old_len : new_len);
 	unmap_range(old, old + old_len);

@@ -13,7 +13,7 @@ import { FdTable } from "./fdtable.ts";
 import { bufferAddress, hostSyscall } from "./host.ts";
 import type { Process, SyscallCall, SyscallModule } from "./registry.ts";
 import { OPEN_FLAGS, openBeneath, type Resolved } from "../vfs/mounts.ts";
-import { bytesToPath, components, pathToCString } from "../vfs/path.ts";
+import { bytesToPath, components, normalize, pathToCString } from "../vfs/path.ts";
 
 const AT_FDCWD = -100;
 const AT_SYMLINK_NOFOLLOW = 0x100, AT_REMOVEDIR = 0x200, AT_EMPTY_PATH = 0x1000;
@@ -113,9 +113,57 @@ function inParent(r: Resolved, write: boolean, op: (dirFd: number, name: Uint8Ar
   }
 }
 
+/** Devices every guest has: the host's own, harmless to share. */
+const DEVICES = new Set(["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"]);
+/** Host files shown read-only at the same path. */
+const HOST_INFO = new Set(["/proc/cpuinfo", "/proc/meminfo"]);
+
+/** A host fd holding generated text (a memfd), at offset 0. */
+function textFd(text: string): number {
+  const fd = Number(hostSyscall(NR.memfd_create, bufferAddress(pathToCString("hermitux")), 1));
+  if (fd < 0) throw new SyscallError(-fd);
+  const bytes = new TextEncoder().encode(text);
+  hostSyscall(NR.pwrite64, fd, bufferAddress(bytes), bytes.length, 0);
+  return fd;
+}
+
+/**
+ * Opens the files the kernel provides rather than a mount: devices,
+ * /proc/cpuinfo and /proc/meminfo, /proc/self/{exe,maps}. Returns a host fd,
+ * or undefined when `guest` is not one of them.
+ */
+function openSpecial(p: Process, guest: string, flags: number): number | undefined {
+  const open = (host: string, f: number) => {
+    const fd = hostSyscall(2, bufferAddress(pathToCString(host)), f | O_CLOEXEC);
+    if (fd < 0n) throw new SyscallError(Number(-fd));
+    return Number(fd);
+  };
+  const readOnly = () => {
+    if (flags & O_ACCMODE || flags & (O_CREAT | O_TRUNC)) throw new SyscallError(E.EACCES);
+  };
+  if (DEVICES.has(guest)) return open(guest, flags & ~(O_CLOEXEC | O_CREAT | O_TRUNC));
+  if (HOST_INFO.has(guest)) return open(guest, flags & ~(O_CLOEXEC | O_CREAT));
+  if (guest === "/proc/self/exe") {
+    if (flags & O_ACCMODE) throw new SyscallError(26); // ETXTBSY: it is running
+    return open(p.exePath, 0);
+  }
+  if (guest === "/proc/self/maps") return readOnly(), textFd(p.mappings());
+  return undefined;
+}
+
+/** The lexically normal absolute form of a guest path, for the special files. */
+function specialName(p: Process, dirfd: bigint, path: string): string {
+  return normalize(path.startsWith("/") ? path : `${dirOf(p, dirfd)}/${path}`);
+}
+
 /** Opens a guest path and installs the fd: the heart of open/openat/creat. */
 function openAt(p: Process, dirfd: bigint, pathAddr: bigint, flags: number, mode: number) {
   const path = pathArg(p, pathAddr);
+  const guest = specialName(p, dirfd, path);
+  const special = openSpecial(p, guest, flags);
+  if (special !== undefined) {
+    return p.fds.install(new OpenFile(special, { path: guest }), (flags & O_CLOEXEC) !== 0);
+  }
   if ((flags & O_TMPFILE) === O_TMPFILE) throw new SyscallError(E.EOPNOTSUPP);
   const nofollow = (flags & OPEN_FLAGS.O_NOFOLLOW) !== 0;
   const r = resolveAt(p, dirfd, path, !nofollow);
@@ -159,6 +207,12 @@ function statPath(call: SyscallCall, dirfd: bigint, pathAddr: bigint, buf: bigin
   if (path === "" && flags & AT_EMPTY_PATH) {
     const fd = int(dirfd) === AT_FDCWD ? undefined : p.fds.get(dirfd);
     if (fd) return hostSyscall(NR.fstat, fd.hostFd, out);
+  }
+  const special = path === "" ? undefined : openSpecial(p, specialName(p, dirfd, path), 0);
+  if (special !== undefined) {
+    const r = hostSyscall(NR.fstat, special, out);
+    hostSyscall(NR.close, special);
+    return r;
   }
   const r = resolveAt(p, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
   if (!r.mount) return virtualDirStat(p, out);

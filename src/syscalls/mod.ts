@@ -7,6 +7,7 @@ import { stdioModule } from "./stdio.ts";
 import { processModule } from "./process.ts";
 import { fsModule } from "./fs.ts";
 import { mmModule } from "./mm.ts";
+import { timeModule } from "./time.ts";
 
 export * from "./registry.ts";
 export * from "./errno.ts";
@@ -15,10 +16,11 @@ export { stdioModule } from "./stdio.ts";
 export { processModule } from "./process.ts";
 export { fsModule } from "./fs.ts";
 export { flushSharedMappings, mmModule } from "./mm.ts";
+export { timeModule } from "./time.ts";
 export { formatSyscall } from "./trace.ts";
 
 /** The built-in modules, in registration order. */
-export const DEFAULT_MODULES = [stdioModule, processModule, fsModule, mmModule];
+export const DEFAULT_MODULES = [stdioModule, processModule, fsModule, mmModule, timeModule];
 
 /** A registry with every built-in module registered. */
 export function defaultRegistry(): SyscallRegistry {

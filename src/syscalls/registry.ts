@@ -27,6 +27,8 @@ export interface Process {
   readonly argv: readonly string[];
   /** The executable's path as the guest names it (for /proc/self/exe). */
   readonly exePath: string;
+  /** The guest's memory map in the format of /proc/self/maps. */
+  mappings(): string;
   /** Ends the run with `code` (exit_group) or a fatal signal. */
   exit(code: number, signal?: number): void;
   /** Per-process values owned by modules (e.g. resource limits), by key. */

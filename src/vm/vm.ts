@@ -4,13 +4,13 @@
  * returns how the guest ended.
  * @module
  */
-import { ABI, BOOT_INFO, BOOT_MAGIC, HOSTCALL } from "../kernel/abi.ts";
+import { ABI, BOOT_INFO, BOOT_MAGIC, HOSTCALL, REGION } from "../kernel/abi.ts";
 import { kernelImage } from "../kernel/image.ts";
 import { CAP, EXIT, Kvm, type VcpuFd, type VmFd } from "../kvm/ioctls.ts";
 import { libc } from "../kvm/libc.ts";
 import { detectPlatform, guestCpl, type Platform } from "../kvm/platform.ts";
 import { LAYOUTS, regOffset } from "../kvm/structs.ts";
-import { type ElfFile, parseElf } from "../loader/elf.ts";
+import { type ElfFile, parseElf, PF_R, PF_W, PF_X, PT_LOAD } from "../loader/elf.ts";
 import { loadExecutable } from "../loader/load.ts";
 import { buildPageTables } from "../loader/paging.ts";
 import { AT, buildStack } from "../loader/stack.ts";
@@ -145,6 +145,7 @@ class GuestProcess implements Process {
     readonly exePath: string,
     readonly mounts: MountTable,
     public cwd: string,
+    readonly mappings: () => string,
   ) {}
   exit(code: number, signal?: number): void {
     this.ended ??= { code, signal };
@@ -162,6 +163,47 @@ function readProgram(path: string): Uint8Array {
     if (e instanceof Deno.errors.IsADirectory) throw new Error(`hermitux: ${path}: is a directory`);
     throw e;
   }
+}
+
+const hex = (n: number, w = 8) => n.toString(16).padStart(w, "0");
+const perms = (prot: number, shared: boolean) =>
+  `${prot & 1 ? "r" : "-"}${prot & 2 ? "w" : "-"}${prot & 4 ? "x" : "-"}${shared ? "s" : "p"}`;
+
+/** /proc/self/maps from the ELF segments, the guest kernel's lists and the stack. */
+function procMaps(
+  mem: GuestMemory,
+  mm: { regions: number; nregions: number; brkStart: number; brkCur: number },
+  elf: ElfFile,
+  base: number,
+  exe: string,
+  stackStart: number,
+): string {
+  const v = mem.view;
+  const lines: [number, string][] = [];
+  const line = (lo: number, hi: number, p: string, off: number, path = "") =>
+    lines.push([
+      lo,
+      `${hex(lo)}-${hex(hi)} ${p} ${hex(off)} 00:00 0${path ? " ".repeat(19) + path : ""}`,
+    ]);
+  for (const s of elf.segments) {
+    if (s.type !== PT_LOAD) continue;
+    const lo = Math.floor((base + s.vaddr) / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
+    const hi = Math.ceil((base + s.vaddr + s.memsz) / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
+    const prot = (s.flags & PF_R ? 1 : 0) | (s.flags & PF_W ? 2 : 0) | (s.flags & PF_X ? 4 : 0);
+    line(lo, hi, perms(prot, false), s.offset - (base + s.vaddr - lo), exe);
+  }
+  const brkStart = Number(v.getBigUint64(mm.brkStart, true));
+  const brkCur = Math.ceil(Number(v.getBigUint64(mm.brkCur, true)) / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
+  if (brkCur > brkStart) line(brkStart, brkCur, "rw-p", 0, "[heap]");
+  const n = Math.min(v.getInt32(mm.nregions, true), 4096);
+  for (let i = 0; i < n; i++) {
+    const r = mm.regions + i * REGION.size;
+    const lo = Number(v.getBigUint64(r + REGION.start, true));
+    const hi = Number(v.getBigUint64(r + REGION.end, true));
+    line(lo, hi, perms(v.getUint8(r + REGION.prot), v.getUint8(r + REGION.shared) !== 0), 0);
+  }
+  line(stackStart, mem.size, "rw-p", 0, "[stack]");
+  return lines.sort((a, b) => a[0] - b[0]).map(([, l]) => l + "\n").join("");
 }
 
 /** A booted (not yet running) guest. Dispose it to free every fd and mapping. */
@@ -275,6 +317,7 @@ export class Vm implements Disposable, AsyncDisposable {
       options.path,
       this.#mounts,
       options.cwd ?? "/",
+      () => procMaps(mem, kernel.mm, elf, image.base, options.path, mmapMax),
     );
     const stdio = options.stdio ?? [0, 1, 2];
     const fds = this.#process.fds;

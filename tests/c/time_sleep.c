@@ -142,8 +142,9 @@ int main(int argc, char **argv)
 
 	/* clock_nanosleep errors, in Linux's order: clock, sleepable clock, pointer, value. */
 	const long nosleep[] = { CLOCK_THREAD_CPUTIME_ID, CLOCK_MONOTONIC_RAW, CLOCK_REALTIME_COARSE,
-				 CLOCK_MONOTONIC_COARSE, 10, 1234, -1 };
-	for (int i = 0; i < 7; i++) {
+				 CLOCK_MONOTONIC_COARSE, 10, 1234, -1, -5 };
+	/* -1: a CPU clock of no process (the request is read first); -5: an fd clock. */
+	for (int i = 0; i < 8; i++) {
 		char what[64];
 		snprintf(what, sizeof what, "clock_nanosleep(%ld)", nosleep[i]);
 		show(what, syscall(SYS_clock_nanosleep, nosleep[i], 0, &req, NULL));
@@ -181,8 +182,8 @@ int main(int argc, char **argv)
 	struct timespec lr;
 	printf("libc clock_getres: %d\n", clock_getres(CLOCK_MONOTONIC, &lr));
 	printf("libc clock_getres agrees: %d\n", lr.tv_sec == res[1].tv_sec && lr.tv_nsec == res[1].tv_nsec);
-	const long badclocks[] = { 10, 1234, -1, 0x7fffffff };
-	for (int i = 0; i < 4; i++) {
+	const long badclocks[] = { 10, 1234, -1, -5, 0x7fffffff };
+	for (int i = 0; i < 5; i++) {
 		char what[64];
 		snprintf(what, sizeof what, "clock_getres(%ld)", badclocks[i]);
 		show(what, syscall(SYS_clock_getres, badclocks[i], &lr));

@@ -1,0 +1,335 @@
+/**
+ * Time, identity-adjacent information and limits, served on the host:
+ * sleeps (`nanosleep`, `clock_nanosleep`), clock resolutions, CPU usage
+ * (`times`, `getrusage`), `sysinfo`, CPU affinity, `umask`, process group and
+ * session, supplementary groups and the real/effective/saved ids. Errors
+ * follow Linux's, in Linux's order (e.g. an invalid clock before a bad
+ * pointer, an affinity length before an unknown pid).
+ *
+ * The guest is one process on one vCPU: it is its own process group and
+ * session leader, runs on CPU 0 of node 0, and sees no other processes
+ * (their pids are `ESRCH`). Its ids are the host's and cannot change.
+ * @module
+ */
+import { E, SyscallError } from "./errno.ts";
+import { bufferAddress, hostSyscall } from "./host.ts";
+import type { Process, SyscallModule } from "./registry.ts";
+
+/** Host syscall numbers this module uses. */
+const NR = {
+  getitimer: 36,
+  setitimer: 38,
+  times: 100,
+  getrusage: 98,
+  sysinfo: 99,
+  getgroups: 115,
+  sched_getaffinity: 204,
+  clock_gettime: 228,
+  clock_getres: 229,
+  clock_nanosleep: 230,
+} as const;
+
+const CLOCK = {
+  REALTIME: 0,
+  MONOTONIC: 1,
+  PROCESS_CPUTIME_ID: 2,
+  THREAD_CPUTIME_ID: 3,
+  MONOTONIC_RAW: 4,
+  REALTIME_COARSE: 5,
+  MONOTONIC_COARSE: 6,
+  BOOTTIME: 7,
+  REALTIME_ALARM: 8,
+  BOOTTIME_ALARM: 9,
+} as const;
+const TIMER_ABSTIME = 1;
+const NSEC = 1_000_000_000n;
+/** The latest time a host timespec holds in ns (Linux saturates there too). */
+const MAX_NS = (1n << 63n) - 1n;
+const RUSAGE_SELF = 0, RUSAGE_CHILDREN = -1, RUSAGE_THREAD = 1;
+const SIZEOF = { timespec: 16, tms: 32, rusage: 144, sysinfo: 112 } as const;
+const NGROUPS_MAX = 65536;
+/** Above any kernel's cpumask_size() (NR_CPUS is at most 8192 bits). */
+const AFFINITY_BUF = 8192;
+const ITIMER_REAL = 0;
+const UMASK_KEY = "umask";
+const TIMED_OUT_KEY = "time.timedOut";
+
+const i32 = (v: bigint) => Number(BigInt.asIntN(32, v));
+const u32 = (v: bigint) => Number(BigInt.asUintN(32, v));
+
+/** Reads a guest timespec; EFAULT if it is not user memory. */
+function readTimespec(p: Process, addr: bigint): [bigint, bigint] {
+  const o = p.mem.check(addr, SIZEOF.timespec);
+  return [p.mem.view.getBigInt64(o, true), p.mem.view.getBigInt64(o + 8, true)];
+}
+
+/** Linux's timespec64_valid: a non-negative time with 0 <= tv_nsec < 1e9. */
+function validTimespec([sec, nsec]: [bigint, bigint]): boolean {
+  return sec >= 0n && nsec >= 0n && nsec < NSEC;
+}
+
+function hostNow(clock: number): bigint {
+  const ts = new BigInt64Array(2);
+  hostSyscall(NR.clock_gettime, clock, bufferAddress(new Uint8Array(ts.buffer)));
+  return ts[0] * NSEC + ts[1];
+}
+
+/** Remaining time of the host's ITIMER_REAL in ns (0: not armed). */
+function itimerRemaining(): bigint {
+  const it = new BigInt64Array(4);
+  hostSyscall(NR.getitimer, ITIMER_REAL, bufferAddress(new Uint8Array(it.buffer)));
+  return it[2] * NSEC + it[3] * 1000n;
+}
+
+function armItimer(usec: bigint, intervalUsec: bigint): void {
+  const it = new BigInt64Array([0n, intervalUsec, 0n, usec]);
+  hostSyscall(NR.setitimer, ITIMER_REAL, bufferAddress(new Uint8Array(it.buffer)), 0);
+}
+
+/**
+ * Sleeps until `deadline` (ns) on host clock `clock` (REALTIME or
+ * MONOTONIC), in a host-side buffer. Returns 0, or `-EINTR` when the
+ * host's ITIMER_REAL (the run's `--timeout`) fired meanwhile: its SIGALRM
+ * was then spent here instead of on `KVM_RUN`, so a short periodic timer
+ * is armed for the run loop to see, and later sleeps return at once.
+ */
+function sleepUntil(p: Process, clock: number, deadline: bigint): number {
+  if (p.state.get(TIMED_OUT_KEY)) return timedOut();
+  const armed = itimerRemaining() > 0n;
+  const ts = new BigInt64Array(2);
+  const addr = bufferAddress(new Uint8Array(ts.buffer));
+  for (;;) {
+    // Wake at least every 50 ms while a timer is armed, in case its signal
+    // was delivered between two host calls instead of interrupting the sleep.
+    let until = deadline;
+    if (armed) {
+      const slice = hostNow(clock) + 50_000_000n;
+      if (slice < until) until = slice;
+    }
+    ts[0] = until / NSEC;
+    ts[1] = until % NSEC;
+    const r = hostSyscall(NR.clock_nanosleep, clock, TIMER_ABSTIME, addr, 0);
+    if (r !== 0n && r !== BigInt(-E.EINTR)) return Number(r);
+    if (armed && itimerRemaining() === 0n) {
+      p.state.set(TIMED_OUT_KEY, true);
+      return timedOut();
+    }
+    if (r === 0n && until === deadline) return 0;
+  }
+}
+
+function timedOut(): number {
+  if (itimerRemaining() === 0n) armItimer(1000n, 0n);
+  return -E.EINTR;
+}
+
+/** Relative deadline → absolute on the host's monotonic clock, saturating. */
+function monotonicDeadline([sec, nsec]: [bigint, bigint]): bigint {
+  const d = sec * NSEC + nsec;
+  const now = hostNow(CLOCK.MONOTONIC);
+  return d > MAX_NS - now ? MAX_NS : now + d;
+}
+
+/**
+ * A relative sleep of `req`; on an interruption, the remaining time goes to
+ * `rem` when it is not NULL (as Linux does; an uninterrupted sleep never
+ * touches it).
+ */
+function sleepFor(p: Process, req: [bigint, bigint], rem: bigint): number {
+  const deadline = monotonicDeadline(req);
+  const r = sleepUntil(p, CLOCK.MONOTONIC, deadline);
+  if (r === -E.EINTR && rem !== 0n) {
+    const left = deadline - hostNow(CLOCK.MONOTONIC);
+    const l = left > 0n ? left : 0n;
+    const o = p.mem.check(rem, SIZEOF.timespec);
+    p.mem.view.setBigInt64(o, l / NSEC, true);
+    p.mem.view.setBigInt64(o + 8, l % NSEC, true);
+  }
+  return r;
+}
+
+/** Writes a u32 at a guest address; false if it is not user memory. */
+function putU32(p: Process, addr: bigint, value: number): boolean {
+  try {
+    p.mem.view.setUint32(p.mem.check(addr, 4), value, true);
+    return true;
+  } catch (e) {
+    if (e instanceof SyscallError) return false;
+    throw e;
+  }
+}
+
+/** getresuid/getresgid: three u32 out-params, written in order until one faults. */
+function getres(p: Process, ptrs: readonly bigint[], id: number): number {
+  for (const ptr of ptrs.slice(0, 3)) {
+    if (!putU32(p, ptr, id)) throw new SyscallError(E.EFAULT);
+  }
+  return 0;
+}
+
+/** setuid/setgid: -1 is no id; only the current one is allowed. */
+function setId(arg: bigint, current: number): number {
+  const id = u32(arg);
+  if (id === 0xffffffff) throw new SyscallError(E.EINVAL);
+  if (id !== current) throw new SyscallError(E.EPERM);
+  return 0;
+}
+
+/** The guest's own pid for 0 or itself; any other process does not exist. */
+function ownPid(p: Process, pid: bigint): number {
+  const n = i32(pid);
+  if (n !== 0 && n !== p.pid) throw new SyscallError(E.ESRCH);
+  return p.pid;
+}
+
+const uid = () => Deno.uid() ?? 0;
+const gid = () => Deno.gid() ?? 0;
+
+/** Time, CPU usage, limits and identity-adjacent calls. */
+export const timeModule: SyscallModule = {
+  name: "time",
+  partial: {
+    clock_getres: "REALTIME(_COARSE), MONOTONIC(_RAW/_COARSE), BOOTTIME, " +
+      "PROCESS/THREAD_CPUTIME as the host reports them; others (TAI, alarm, per-pid CPU " +
+      "clocks) EINVAL, as in the guest kernel's clock_gettime",
+    clock_nanosleep: "REALTIME, MONOTONIC and BOOTTIME; PROCESS_CPUTIME sleeps relative " +
+      "times only (the vCPU never idles) and is EINVAL with TIMER_ABSTIME; TAI EINVAL; " +
+      "nothing interrupts a sleep but --timeout",
+    nanosleep: "nothing interrupts a sleep but --timeout",
+    times: "the host process's CPU times",
+    getrusage: "the host process's usage",
+    sysinfo: "the host's",
+    sched_getaffinity: "the host thread's mask; pids other than the guest's are ESRCH",
+    getcpu: "always CPU 0, node 0",
+    getpgid: "the guest's own pid only (its own group); others ESRCH",
+    getsid: "the guest's own pid only (its own session); others ESRCH",
+    setpgid: "the guest's own group only; other pids ESRCH, other groups EPERM",
+    setuid: "to the current uid only; others EPERM, even for root",
+    setgid: "to the current gid only; others EPERM, even for root",
+  },
+  handlers: {
+    clock_getres({ args: [clock, res], process: p }) {
+      const id = i32(clock);
+      if (id < CLOCK.REALTIME || id > CLOCK.BOOTTIME) throw new SyscallError(E.EINVAL);
+      const ts = new BigInt64Array(2);
+      const r = hostSyscall(NR.clock_getres, id, bufferAddress(new Uint8Array(ts.buffer)));
+      if (r < 0n) return r;
+      if (res !== 0n) {
+        const o = p.mem.check(res, SIZEOF.timespec);
+        p.mem.view.setBigInt64(o, ts[0], true);
+        p.mem.view.setBigInt64(o + 8, ts[1], true);
+      }
+      return 0;
+    },
+    nanosleep({ args: [req, rem], process: p }) {
+      const t = readTimespec(p, req);
+      if (!validTimespec(t)) throw new SyscallError(E.EINVAL);
+      return sleepFor(p, t, rem);
+    },
+    clock_nanosleep({ args: [clock, flags, req, rem], process: p }) {
+      const id = i32(clock);
+      const abs = (i32(flags) & TIMER_ABSTIME) !== 0;
+      // Linux's order: unknown clock (EINVAL), a clock that cannot sleep
+      // (EOPNOTSUPP), the request (EFAULT, EINVAL), then the clock's own checks.
+      const cpuClock = id < 0 && (id & 7) !== 3; // another process's or thread's CPU clock
+      const alarm = id === CLOCK.REALTIME_ALARM || id === CLOCK.BOOTTIME_ALARM;
+      const sleeps = id === CLOCK.REALTIME || id === CLOCK.MONOTONIC ||
+        id === CLOCK.BOOTTIME || id === CLOCK.PROCESS_CPUTIME_ID;
+      if (!sleeps && !cpuClock && !alarm) {
+        const cannot = id === CLOCK.THREAD_CPUTIME_ID || id === CLOCK.MONOTONIC_RAW ||
+          id === CLOCK.REALTIME_COARSE || id === CLOCK.MONOTONIC_COARSE || id < 0;
+        throw new SyscallError(cannot ? E.EOPNOTSUPP : E.EINVAL);
+      }
+      const t = readTimespec(p, req);
+      if (!validTimespec(t)) throw new SyscallError(E.EINVAL);
+      // No RTC in the VM: alarm clocks cannot sleep (as on a host without one).
+      if (alarm) throw new SyscallError(E.EOPNOTSUPP);
+      if (cpuClock) throw new SyscallError(E.EINVAL);
+      if (id === CLOCK.PROCESS_CPUTIME_ID && abs) throw new SyscallError(E.EINVAL);
+      if (!abs) return sleepFor(p, t, rem);
+      // Absolute: the guest's REALTIME is the host's; its MONOTONIC and
+      // BOOTTIME both count from the host's monotonic clock.
+      const host = id === CLOCK.REALTIME ? CLOCK.REALTIME : CLOCK.MONOTONIC;
+      const at = t[0] * NSEC + t[1];
+      return sleepUntil(p, host, at > MAX_NS ? MAX_NS : at);
+    },
+    times({ args: [buf], process: p }) {
+      return hostSyscall(NR.times, buf === 0n ? 0n : p.mem.hostAddress(buf, SIZEOF.tms));
+    },
+    getrusage({ args: [who, ru], process: p }) {
+      const w = i32(who);
+      if (w !== RUSAGE_SELF && w !== RUSAGE_CHILDREN && w !== RUSAGE_THREAD) {
+        throw new SyscallError(E.EINVAL);
+      }
+      return hostSyscall(NR.getrusage, w, p.mem.hostAddress(ru, SIZEOF.rusage));
+    },
+    sysinfo({ args: [info], process: p }) {
+      return hostSyscall(NR.sysinfo, p.mem.hostAddress(info, SIZEOF.sysinfo));
+    },
+    sched_getaffinity({ args: [pid, len, mask], process: p }) {
+      // The host checks the length (too small, not a multiple of 8) first and
+      // writes min(len, its cpumask size) bytes: never more than AFFINITY_BUF.
+      const buf = new Uint8Array(AFFINITY_BUF);
+      const n = hostSyscall(NR.sched_getaffinity, 0, u32(len), bufferAddress(buf));
+      if (n < 0n) return n;
+      ownPid(p, pid);
+      p.mem.slice(mask, Number(n)).set(buf.subarray(0, Number(n)));
+      return n;
+    },
+    sched_yield() {
+      return 0;
+    },
+    getcpu({ args: [cpu, node], process: p }) {
+      // Linux writes each non-NULL pointer it can, then reports any fault.
+      let ok = true;
+      if (cpu !== 0n) ok = putU32(p, cpu, 0) && ok;
+      if (node !== 0n) ok = putU32(p, node, 0) && ok;
+      if (!ok) throw new SyscallError(E.EFAULT);
+      return 0;
+    },
+    umask({ args: [mask], process: p }) {
+      const old = Number(p.state.get(UMASK_KEY) ?? 0o022);
+      p.state.set(UMASK_KEY, Number(mask & 0o777n));
+      return old;
+    },
+    getpgrp({ process: p }) {
+      return p.pid;
+    },
+    getpgid({ args: [pid], process: p }) {
+      return ownPid(p, pid);
+    },
+    getsid({ args: [pid], process: p }) {
+      return ownPid(p, pid);
+    },
+    setpgid({ args: [pid, pgid], process: p }) {
+      const who = i32(pid) || p.pid;
+      const group = i32(pgid) || who;
+      if (group < 0) throw new SyscallError(E.EINVAL);
+      if (who !== p.pid) throw new SyscallError(E.ESRCH);
+      if (group !== who) throw new SyscallError(E.EPERM);
+      return 0;
+    },
+    getgroups({ args: [size, list], process: p }) {
+      const n = i32(size);
+      if (n < 0) throw new SyscallError(E.EINVAL);
+      if (n === 0) return hostSyscall(NR.getgroups, 0, 0);
+      const buf = new Uint8Array(Math.min(n, NGROUPS_MAX) * 4);
+      const count = hostSyscall(NR.getgroups, Math.min(n, NGROUPS_MAX), bufferAddress(buf));
+      // Nothing to copy, nothing to fault on (as Linux).
+      if (count > 0n) p.mem.slice(list, Number(count) * 4).set(buf.subarray(0, Number(count) * 4));
+      return count;
+    },
+    getresuid({ args, process: p }) {
+      return getres(p, args, uid());
+    },
+    getresgid({ args, process: p }) {
+      return getres(p, args, gid());
+    },
+    setuid({ args: [id] }) {
+      return setId(id, uid());
+    },
+    setgid({ args: [id] }) {
+      return setId(id, gid());
+    },
+  },
+};
