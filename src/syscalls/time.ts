@@ -18,7 +18,6 @@ import type { Process, SyscallModule } from "./registry.ts";
 /** Host syscall numbers this module uses. */
 const NR = {
   getitimer: 36,
-  setitimer: 38,
   times: 100,
   getrusage: 98,
   sysinfo: 99,
@@ -52,7 +51,7 @@ const NGROUPS_MAX = 65536;
 const AFFINITY_BUF = 8192;
 const ITIMER_REAL = 0;
 const UMASK_KEY = "umask";
-const TIMED_OUT_KEY = "time.timedOut";
+const SIGKILL = 9;
 
 const i32 = (v: bigint) => Number(BigInt.asIntN(32, v));
 const u32 = (v: bigint) => Number(BigInt.asUintN(32, v));
@@ -81,26 +80,20 @@ function itimerRemaining(): bigint {
   return it[2] * NSEC + it[3] * 1000n;
 }
 
-function armItimer(usec: bigint, intervalUsec: bigint): void {
-  const it = new BigInt64Array([0n, intervalUsec, 0n, usec]);
-  hostSyscall(NR.setitimer, ITIMER_REAL, bufferAddress(new Uint8Array(it.buffer)), 0);
-}
-
 /**
  * Sleeps until `deadline` (ns) on host clock `clock` (REALTIME or
- * MONOTONIC), in a host-side buffer. Returns 0, or `-EINTR` when the
- * host's ITIMER_REAL (the run's `--timeout`) fired meanwhile: its SIGALRM
- * was then spent here instead of on `KVM_RUN`, so a short periodic timer
- * is armed for the run loop to see, and later sleeps return at once.
+ * MONOTONIC), in a host-side buffer. Returns 0 or, when the host's
+ * ITIMER_REAL (the run's `--timeout`) fired meanwhile, `-EINTR` after
+ * ending the guest as the run loop would (SIGKILL): the timer's SIGALRM was
+ * spent on this sleep instead of on `KVM_RUN`, so the run loop cannot see it.
  */
 function sleepUntil(p: Process, clock: number, deadline: bigint): number {
-  if (p.state.get(TIMED_OUT_KEY)) return timedOut();
   const armed = itimerRemaining() > 0n;
   const ts = new BigInt64Array(2);
   const addr = bufferAddress(new Uint8Array(ts.buffer));
   for (;;) {
-    // Wake at least every 50 ms while a timer is armed, in case its signal
-    // was delivered between two host calls instead of interrupting the sleep.
+    // While a timer is armed, wake at least every 50 ms in case its signal
+    // came between two host calls instead of interrupting the sleep.
     let until = deadline;
     if (armed) {
       const slice = hostNow(clock) + 50_000_000n;
@@ -111,16 +104,17 @@ function sleepUntil(p: Process, clock: number, deadline: bigint): number {
     const r = hostSyscall(NR.clock_nanosleep, clock, TIMER_ABSTIME, addr, 0);
     if (r !== 0n && r !== BigInt(-E.EINTR)) return Number(r);
     if (armed && itimerRemaining() === 0n) {
-      p.state.set(TIMED_OUT_KEY, true);
-      return timedOut();
+      // Deno passes the signal on to its listener from another thread; if
+      // the run ended at once, the listener could be removed first and the
+      // signal take its default action (the host process dies with 142).
+      ts[0] = 0n;
+      ts[1] = 5_000_000n;
+      hostSyscall(NR.clock_nanosleep, CLOCK.MONOTONIC, 0, addr, 0);
+      p.exit(0, SIGKILL);
+      return -E.EINTR;
     }
     if (r === 0n && until === deadline) return 0;
   }
-}
-
-function timedOut(): number {
-  if (itimerRemaining() === 0n) armItimer(1000n, 0n);
-  return -E.EINTR;
 }
 
 /** Relative deadline → absolute on the host's monotonic clock, saturating. */
@@ -131,21 +125,12 @@ function monotonicDeadline([sec, nsec]: [bigint, bigint]): bigint {
 }
 
 /**
- * A relative sleep of `req`; on an interruption, the remaining time goes to
- * `rem` when it is not NULL (as Linux does; an uninterrupted sleep never
- * touches it).
+ * A relative sleep of `req`. Nothing interrupts a sleep yet (no signals),
+ * so the remaining time never goes to the guest's `rem`, as on Linux after
+ * an uninterrupted sleep.
  */
-function sleepFor(p: Process, req: [bigint, bigint], rem: bigint): number {
-  const deadline = monotonicDeadline(req);
-  const r = sleepUntil(p, CLOCK.MONOTONIC, deadline);
-  if (r === -E.EINTR && rem !== 0n) {
-    const left = deadline - hostNow(CLOCK.MONOTONIC);
-    const l = left > 0n ? left : 0n;
-    const o = p.mem.check(rem, SIZEOF.timespec);
-    p.mem.view.setBigInt64(o, l / NSEC, true);
-    p.mem.view.setBigInt64(o + 8, l % NSEC, true);
-  }
-  return r;
+function sleepFor(p: Process, req: [bigint, bigint]): number {
+  return sleepUntil(p, CLOCK.MONOTONIC, monotonicDeadline(req));
 }
 
 /** Writes a u32 at a guest address; false if it is not user memory. */
@@ -221,12 +206,12 @@ export const timeModule: SyscallModule = {
       }
       return 0;
     },
-    nanosleep({ args: [req, rem], process: p }) {
+    nanosleep({ args: [req], process: p }) {
       const t = readTimespec(p, req);
       if (!validTimespec(t)) throw new SyscallError(E.EINVAL);
-      return sleepFor(p, t, rem);
+      return sleepFor(p, t);
     },
-    clock_nanosleep({ args: [clock, flags, req, rem], process: p }) {
+    clock_nanosleep({ args: [clock, flags, req], process: p }) {
       const id = i32(clock);
       const abs = (i32(flags) & TIMER_ABSTIME) !== 0;
       // Linux's order: unknown clock (EINVAL), a clock that cannot sleep
@@ -246,7 +231,7 @@ export const timeModule: SyscallModule = {
       if (alarm) throw new SyscallError(E.EOPNOTSUPP);
       if (cpuClock) throw new SyscallError(E.EINVAL);
       if (id === CLOCK.PROCESS_CPUTIME_ID && abs) throw new SyscallError(E.EINVAL);
-      if (!abs) return sleepFor(p, t, rem);
+      if (!abs) return sleepFor(p, t);
       // Absolute: the guest's REALTIME is the host's; its MONOTONIC and
       // BOOTTIME both count from the host's monotonic clock.
       const host = id === CLOCK.REALTIME ? CLOCK.REALTIME : CLOCK.MONOTONIC;

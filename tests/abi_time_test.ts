@@ -1,0 +1,153 @@
+// The time module (src/syscalls/time.ts): sleeps, clock resolutions, CPU
+// usage, affinity, umask, process groups and ids behave as natively, errors
+// included; what cannot be compared with a native run (the guest is its own
+// group leader, cannot change ids, runs on CPU 0) is checked on the handlers.
+import { deepStrictEqual, doesNotMatch, equal, ok } from "node:assert/strict";
+import { assertSameAsNative, fixture, runHermitux, type Toolchain } from "./fixtures.ts";
+import { defaultRegistry, dispatch, E, type Process, timeModule } from "../src/syscalls/mod.ts";
+import { GuestMemory } from "../src/vm/memory.ts";
+import { ABI } from "../src/kernel/abi.ts";
+import { SYSCALL_NUMBERS } from "../src/syscalls/table.ts";
+
+const TOOLCHAINS: Toolchain[] = ["musl-static", "glibc-static"];
+
+for (const tc of TOOLCHAINS) {
+  for (const name of ["time_sleep", "time_usage", "ids_process"]) {
+    Deno.test(`${tc}: ${name} as natively`, async () => {
+      const out = await assertSameAsNative(await fixture(name, tc));
+      equal(out.code, 0);
+      doesNotMatch(out.stderr, /unsupported syscall/);
+      doesNotMatch(out.stdout, /ENOSYS|other/);
+    });
+  }
+
+  Deno.test(`${tc}: --timeout stops a sleeping guest`, async () => {
+    const t0 = performance.now();
+    const out = await runHermitux(await fixture("time_sleep", tc), ["long"], {
+      flags: ["--timeout", "0.5"],
+    });
+    ok(performance.now() - t0 < 15_000, "the 30 s sleep was not cut short");
+    equal(out.stdout, "sleeping\n");
+    // The sleep spends the timer's signal, so the run ends by SIGKILL (137)
+    // rather than through the run loop's timeout path (124).
+    ok(out.code === 124 || out.code === 137, `status ${out.code}`);
+  });
+}
+
+/** A process with 4 MiB of memory (user memory from 2 MiB) for handler tests. */
+function fakeProcess(): Process & { mem: GuestMemory; ended?: number } {
+  const mem = new GuestMemory(4 * 1024 * 1024);
+  const p = {
+    mem,
+    pid: 4242,
+    state: new Map<string, unknown>(),
+    argv: ["t"],
+    exePath: "/t",
+    ended: undefined as number | undefined,
+    exit(code: number) {
+      p.ended = code;
+    },
+  };
+  return p as unknown as Process & { mem: GuestMemory; ended?: number };
+}
+
+function call(p: Process, name: string, ...args: bigint[]): bigint {
+  const registry = defaultRegistry();
+  const nr = SYSCALL_NUMBERS.get(name)!;
+  equal(registry.moduleOf(nr), "time", `${name} is not served by the time module`);
+  const regs = [...args, 0n, 0n, 0n, 0n, 0n, 0n].slice(0, 6);
+  return dispatch(registry, { nr, args: regs, site: 0, process: p }, () => {}, new Set());
+}
+
+const U = BigInt(ABI.USER_MIN);
+
+Deno.test("time module: every handler is registered by defaultRegistry()", () => {
+  const r = defaultRegistry();
+  for (const name of Object.keys(timeModule.handlers)) {
+    equal(r.moduleOf(SYSCALL_NUMBERS.get(name)!), "time", name);
+  }
+});
+
+Deno.test("time module: the guest leads its own group and session", () => {
+  const p = fakeProcess();
+  try {
+    equal(call(p, "getpgrp"), 4242n);
+    equal(call(p, "getpgid", 0n), 4242n);
+    equal(call(p, "getpgid", 4242n), 4242n);
+    equal(call(p, "getsid", 0n), 4242n);
+    equal(call(p, "getpgid", 1n), BigInt(-E.ESRCH));
+    equal(call(p, "setpgid", 0n, 0n), 0n);
+    equal(call(p, "setpgid", 4242n, 4242n), 0n);
+    equal(call(p, "setpgid", 0n, 1n), BigInt(-E.EPERM));
+    equal(call(p, "setpgid", 1n, 0n), BigInt(-E.ESRCH));
+  } finally {
+    p.mem.free();
+  }
+});
+
+Deno.test("time module: umask starts at 022 and returns the old mask", () => {
+  const p = fakeProcess();
+  try {
+    equal(call(p, "umask", 0o077n), 0o022n);
+    equal(call(p, "umask", 0o1777n), 0o077n);
+    equal(call(p, "umask", 0o022n), 0o777n);
+    equal(p.state.get("umask"), 0o022);
+  } finally {
+    p.mem.free();
+  }
+});
+
+Deno.test("time module: ids are the host's and cannot change", () => {
+  const p = fakeProcess();
+  const uid = Deno.uid() ?? 0, gid = Deno.gid() ?? 0;
+  try {
+    p.mem.view.setUint32(ABI.USER_MIN + 8, 0xffffffff, true);
+    equal(call(p, "getresuid", U, U + 4n, U + 8n), 0n);
+    deepStrictEqual(
+      [0, 4, 8].map((o) => p.mem.view.getUint32(ABI.USER_MIN + o, true)),
+      [uid, uid, uid],
+    );
+    equal(call(p, "getresgid", U, U + 4n, U + 8n), 0n);
+    deepStrictEqual(
+      [0, 4, 8].map((o) => p.mem.view.getUint32(ABI.USER_MIN + o, true)),
+      [gid, gid, gid],
+    );
+    equal(call(p, "getresuid", U, 0n, U + 8n), BigInt(-E.EFAULT));
+    equal(call(p, "setuid", BigInt(uid)), 0n);
+    equal(call(p, "setuid", BigInt(uid + 1)), BigInt(-E.EPERM));
+    equal(call(p, "setgid", BigInt(gid + 1)), BigInt(-E.EPERM));
+    equal(call(p, "setuid", 0xffffffffn), BigInt(-E.EINVAL));
+  } finally {
+    p.mem.free();
+  }
+});
+
+Deno.test("time module: getcpu is CPU 0 of node 0; sched_yield is 0", () => {
+  const p = fakeProcess();
+  try {
+    p.mem.view.setBigUint64(ABI.USER_MIN, 0xffffffffffffffffn, true);
+    equal(call(p, "getcpu", U, U + 4n), 0n);
+    equal(p.mem.view.getBigUint64(ABI.USER_MIN, true), 0n);
+    equal(call(p, "getcpu", 8n, U + 4n), BigInt(-E.EFAULT));
+    equal(call(p, "sched_yield"), 0n);
+  } finally {
+    p.mem.free();
+  }
+});
+
+Deno.test("time module: bad pointers are EFAULT, never a host access", () => {
+  const p = fakeProcess();
+  const top = BigInt(p.mem.size - 8);
+  try {
+    equal(call(p, "nanosleep", top), BigInt(-E.EFAULT));
+    equal(call(p, "clock_nanosleep", 1n, 0n, 0n), BigInt(-E.EFAULT));
+    equal(call(p, "clock_getres", 1n, top), BigInt(-E.EFAULT));
+    equal(call(p, "times", top), BigInt(-E.EFAULT));
+    equal(call(p, "getrusage", 0n, top), BigInt(-E.EFAULT));
+    equal(call(p, "sysinfo", BigInt(p.mem.size - 64)), BigInt(-E.EFAULT));
+    equal(call(p, "sched_getaffinity", 0n, 128n, 8n), BigInt(-E.EFAULT));
+    equal(p.ended, undefined);
+  } finally {
+    p.mem.free();
+  }
+});
