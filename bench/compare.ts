@@ -9,13 +9,13 @@ const nul = devNull();
 const stdio: [number, number, number] = [0, nul, nul];
 const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-async function native(path: string, args: string[] = []): Promise<[number, string]> {
+async function native(path: string, args: string[] = [], cwd?: string): Promise<[number, string]> {
   const t0 = performance.now();
-  const r = await new Deno.Command(path, { args, stdout: "null", stderr: "piped" }).output();
+  const r = await new Deno.Command(path, { args, cwd, stdout: "null", stderr: "piped" }).output();
   return [performance.now() - t0, new TextDecoder().decode(r.stderr)];
 }
 
-async function guest(path: string, args: string[] = []): Promise<[number, string]> {
+async function guest(path: string, args: string[] = [], dir?: string): Promise<[number, string]> {
   const err: string[] = [];
   const t0 = performance.now();
   const registry = (await import("../mod.ts")).defaultRegistry();
@@ -35,7 +35,8 @@ async function guest(path: string, args: string[] = []): Promise<[number, string
     }
     return n;
   });
-  await boot({ path, args, stdio, registry });
+  const mounts = dir ? [{ host: dir, guest: "/work", readOnly: false }] : [];
+  await boot({ path, args, stdio, registry, mounts, cwd: dir ? "/work" : "/" });
   return [performance.now() - t0, err.join("")];
 }
 
@@ -70,6 +71,30 @@ for (let i = 0; i < 3; i++) {
   cb.push(ms((await guest(compute))[1]));
 }
 rows.push(["compute loop, 200M xorshift steps (ms)", median(ca), median(cb), "ms"]);
+
+// File I/O in a mounted directory: 256 MiB each way, stat, open+close.
+const fileio = await benchBinary("fileio");
+const dir = await Deno.makeTempDir({ prefix: "hermitux-bench-" });
+const num = (s: string, k: string) => Number(new RegExp(`${k} ([\\d.]+)`).exec(s)?.[1]);
+const [fn, fg] = [
+  (await native(fileio, ["256", "2000"], dir))[1],
+  (await guest(fileio, ["256", "2000"], dir))[1],
+];
+await Deno.remove(dir, { recursive: true });
+rows.push([
+  "sequential write, 256 MiB (MB/s, higher is better)",
+  num(fn, "write"),
+  num(fg, "write"),
+  "MB/s",
+]);
+rows.push([
+  "sequential read, 256 MiB (MB/s, higher is better)",
+  num(fn, "read"),
+  num(fg, "read"),
+  "MB/s",
+]);
+rows.push(["stat (ns/op)", num(fn, "stat"), num(fg, "stat"), "ns"]);
+rows.push(["open+close (ns/op)", num(fn, "open\\+close"), num(fg, "open\\+close"), "ns"]);
 
 // The platform's floor, from C: a bare guest's syscall trap and exit.
 const probe = await benchBinary("kvm_probe", "gcc");
