@@ -17,7 +17,6 @@ import type { Process, SyscallModule } from "./registry.ts";
 
 /** Host syscall numbers this module uses. */
 const NR = {
-  getitimer: 36,
   times: 100,
   getrusage: 98,
   sysinfo: 99,
@@ -49,9 +48,9 @@ const SIZEOF = { timespec: 16, tms: 32, rusage: 144, sysinfo: 112 } as const;
 const NGROUPS_MAX = 65536;
 /** Above any kernel's cpumask_size() (NR_CPUS is at most 8192 bits). */
 const AFFINITY_BUF = 8192;
-const ITIMER_REAL = 0;
 const UMASK_KEY = "umask";
-const SIGKILL = 9;
+/** How long a sleep runs before it checks whether the run must end. */
+const SLICE_NS = 50_000_000n;
 
 const i32 = (v: bigint) => Number(BigInt.asIntN(32, v));
 const u32 = (v: bigint) => Number(BigInt.asUintN(32, v));
@@ -73,46 +72,22 @@ function hostNow(clock: number): bigint {
   return ts[0] * NSEC + ts[1];
 }
 
-/** Remaining time of the host's ITIMER_REAL in ns (0: not armed). */
-function itimerRemaining(): bigint {
-  const it = new BigInt64Array(4);
-  hostSyscall(NR.getitimer, ITIMER_REAL, bufferAddress(new Uint8Array(it.buffer)));
-  return it[2] * NSEC + it[3] * 1000n;
-}
-
 /**
  * Sleeps until `deadline` (ns) on host clock `clock` (REALTIME or
- * MONOTONIC), in a host-side buffer. Returns 0 or, when the host's
- * ITIMER_REAL (the run's `--timeout`) fired meanwhile, `-EINTR` after
- * ending the guest as the run loop would (SIGKILL): the timer's SIGALRM was
- * spent on this sleep instead of on `KVM_RUN`, so the run loop cannot see it.
+ * MONOTONIC), in 50 ms slices so that the run can end meanwhile
+ * (`Process.interrupted`); returns 0, -EINTR when interrupted, or an error.
  */
 function sleepUntil(p: Process, clock: number, deadline: bigint): number {
-  const armed = itimerRemaining() > 0n;
   const ts = new BigInt64Array(2);
   const addr = bufferAddress(new Uint8Array(ts.buffer));
   for (;;) {
-    // While a timer is armed, wake at least every 50 ms in case its signal
-    // came between two host calls instead of interrupting the sleep.
-    let until = deadline;
-    if (armed) {
-      const slice = hostNow(clock) + 50_000_000n;
-      if (slice < until) until = slice;
-    }
+    if (p.interrupted()) return -E.EINTR;
+    const slice = hostNow(clock) + SLICE_NS;
+    const until = slice < deadline ? slice : deadline;
     ts[0] = until / NSEC;
     ts[1] = until % NSEC;
     const r = hostSyscall(NR.clock_nanosleep, clock, TIMER_ABSTIME, addr, 0);
     if (r !== 0n && r !== BigInt(-E.EINTR)) return Number(r);
-    if (armed && itimerRemaining() === 0n) {
-      // Deno passes the signal on to its listener from another thread; if
-      // the run ended at once, the listener could be removed first and the
-      // signal take its default action (the host process dies with 142).
-      ts[0] = 0n;
-      ts[1] = 5_000_000n;
-      hostSyscall(NR.clock_nanosleep, CLOCK.MONOTONIC, 0, addr, 0);
-      p.exit(0, SIGKILL);
-      return -E.EINTR;
-    }
     if (r === 0n && until === deadline) return 0;
   }
 }

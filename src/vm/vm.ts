@@ -138,6 +138,8 @@ class GuestProcess implements Process {
   readonly fds = new FdTable();
   readonly state = new Map<string, unknown>();
   ended?: { code: number; signal?: number };
+  /** When the run must stop (performance.now() time), if ever. */
+  deadline = Infinity;
   constructor(
     readonly mem: GuestMemory,
     readonly pid: number,
@@ -149,6 +151,9 @@ class GuestProcess implements Process {
   ) {}
   exit(code: number, signal?: number): void {
     this.ended ??= { code, signal };
+  }
+  interrupted(): boolean {
+    return performance.now() >= this.deadline;
   }
 }
 
@@ -372,6 +377,7 @@ export class Vm implements Disposable, AsyncDisposable {
     const tRun = performance.now();
     this.#stats.bootMs = tRun - this.#t0;
     const deadline = this.#timeout ? tRun + this.#timeout * 1000 : Infinity;
+    p.deadline = deadline;
     const stopTimer = this.#timeout ? this.#armTimer(this.#timeout) : undefined;
     let crash: CrashReport | undefined;
     let timedOut = false;
@@ -390,6 +396,11 @@ export class Vm implements Disposable, AsyncDisposable {
           const gpa = Number(view.getBigUint64(LAYOUTS.kvm_run.fields["mmio.phys_addr"], true));
           if (gpa === ABI.DOORBELL_GPA) {
             this.#hostCall();
+            // A blocking host call may have spent the timer's signal.
+            if (!p.ended && performance.now() >= deadline) {
+              timedOut = true;
+              p.exit(0, SIG.SIGKILL);
+            }
             continue;
           }
           const vector = gpa - ABI.DOORBELL_GPA - ABI.EXC_DOORBELL_OFF;
@@ -440,7 +451,9 @@ export class Vm implements Disposable, AsyncDisposable {
     set(seconds);
     return () => {
       set(0);
-      Deno.removeSignalListener("SIGALRM", noop);
+      // A SIGALRM already raised may not have reached Deno's listener yet:
+      // removing it at once would let that signal kill the process.
+      setTimeout(() => Deno.removeSignalListener("SIGALRM", noop), 100);
     };
   }
 
