@@ -43,11 +43,16 @@ export async function compileC(
   return out;
 }
 
-/** Builds tests/c/NAME.c with a toolchain. */
+/** Builds tests/c/NAME.c with a toolchain (tests/c/report.h may be included). */
 export async function fixture(name: string, tc: Toolchain): Promise<string> {
   const source = await Deno.readTextFile(`${ROOT}tests/c/${name}.c`);
+  const header = await Deno.readTextFile(`${ROOT}tests/c/report.h`);
   const { cc, flags } = TOOLCHAINS[tc];
-  return compileC(`${name}-${tc}`, source, cc, flags);
+  // The header's text goes into the cache key through a comment line.
+  return compileC(`${name}-${tc}`, `// ${await hash(header)}\n${source}`, cc, [
+    ...flags,
+    `-I${ROOT}tests/c`,
+  ]);
 }
 
 /** What a run produced. */

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/syscall.h>
+#include "report.h"
 
 #define MS 1000000LL
 
@@ -22,27 +23,6 @@ static struct timespec at(long long n)
 {
 	struct timespec t = { n / 1000000000LL, n % 1000000000LL };
 	return t;
-}
-
-static const char *ename(int e)
-{
-	switch (e) {
-	case EFAULT: return "EFAULT";
-	case EINVAL: return "EINVAL";
-	case EOPNOTSUPP: return "EOPNOTSUPP";
-	case EINTR: return "EINTR";
-	case ENOSYS: return "ENOSYS";
-	}
-	return "other";
-}
-
-/* A raw syscall's outcome: its value, or -1 and the errno name. */
-static void show(const char *what, long r)
-{
-	if (r < 0)
-		printf("%s: -1 %s\n", what, ename(errno));
-	else
-		printf("%s: %ld\n", what, r);
 }
 
 /* A libc call that returns an errno value (clock_nanosleep). */

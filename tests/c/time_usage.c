@@ -11,26 +11,7 @@
 #include <sys/syscall.h>
 #include <sys/sysinfo.h>
 #include <sys/times.h>
-
-static const char *ename(int e)
-{
-	switch (e) {
-	case EFAULT: return "EFAULT";
-	case EINVAL: return "EINVAL";
-	case ESRCH: return "ESRCH";
-	case EPERM: return "EPERM";
-	case ENOSYS: return "ENOSYS";
-	}
-	return "other";
-}
-
-static void show(const char *what, long r)
-{
-	if (r < 0)
-		printf("%s: -1 %s\n", what, ename(errno));
-	else
-		printf("%s: %ld\n", what, r);
-}
+#include "report.h"
 
 static void burn(void)
 {

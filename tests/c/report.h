@@ -1,0 +1,29 @@
+/* Shared by the test programs: errno names and one line per result, so
+ * output compares across libcs (strerror texts differ between them). */
+#include <errno.h>
+#include <stdio.h>
+
+static const char *ename(int e)
+{
+	switch (e) {
+	case EPERM: return "EPERM";
+	case ENOENT: return "ENOENT";
+	case ESRCH: return "ESRCH";
+	case EINTR: return "EINTR";
+	case EBADF: return "EBADF";
+	case EFAULT: return "EFAULT";
+	case EINVAL: return "EINVAL";
+	case ENOSYS: return "ENOSYS";
+	case EOPNOTSUPP: return "EOPNOTSUPP";
+	}
+	return "other";
+}
+
+/* A raw syscall's outcome: its value, or -1 and the errno name. */
+static void show(const char *what, long r)
+{
+	if (r < 0)
+		printf("%s: -1 %s\n", what, ename(errno));
+	else
+		printf("%s: %ld\n", what, r);
+}
