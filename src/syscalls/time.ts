@@ -14,11 +14,10 @@
 import { E, SyscallError } from "./errno.ts";
 import { bufferAddress, hostSyscall } from "./host.ts";
 import type { Process, SyscallModule } from "./registry.ts";
+import { signalsOf } from "./signal.ts";
 
 /** Host syscall numbers this module uses. */
 const NR = {
-  getitimer: 36,
-  setitimer: 38,
   times: 100,
   getrusage: 98,
   sysinfo: 99,
@@ -50,9 +49,7 @@ const SIZEOF = { timespec: 16, tms: 32, rusage: 144, sysinfo: 112 } as const;
 const NGROUPS_MAX = 65536;
 /** Above any kernel's cpumask_size() (NR_CPUS is at most 8192 bits). */
 const AFFINITY_BUF = 8192;
-const ITIMER_REAL = 0;
 const UMASK_KEY = "umask";
-const TIMED_OUT_KEY = "time.timedOut";
 
 const i32 = (v: bigint) => Number(BigInt.asIntN(32, v));
 const u32 = (v: bigint) => Number(BigInt.asUintN(32, v));
@@ -74,53 +71,14 @@ function hostNow(clock: number): bigint {
   return ts[0] * NSEC + ts[1];
 }
 
-/** Remaining time of the host's ITIMER_REAL in ns (0: not armed). */
-function itimerRemaining(): bigint {
-  const it = new BigInt64Array(4);
-  hostSyscall(NR.getitimer, ITIMER_REAL, bufferAddress(new Uint8Array(it.buffer)));
-  return it[2] * NSEC + it[3] * 1000n;
-}
-
-function armItimer(usec: bigint, intervalUsec: bigint): void {
-  const it = new BigInt64Array([0n, intervalUsec, 0n, usec]);
-  hostSyscall(NR.setitimer, ITIMER_REAL, bufferAddress(new Uint8Array(it.buffer)), 0);
-}
-
 /**
  * Sleeps until `deadline` (ns) on host clock `clock` (REALTIME or
- * MONOTONIC), in a host-side buffer. Returns 0, or `-EINTR` when the
- * host's ITIMER_REAL (the run's `--timeout`) fired meanwhile: its SIGALRM
- * was then spent here instead of on `KVM_RUN`, so a short periodic timer
- * is armed for the run loop to see, and later sleeps return at once.
+ * MONOTONIC). Returns 0, or `-EINTR` when a signal interrupts it (a handler
+ * is to run, or a default action ends the process) or the run's
+ * `--timeout` is up (then later sleeps return at once too).
  */
 function sleepUntil(p: Process, clock: number, deadline: bigint): number {
-  if (p.state.get(TIMED_OUT_KEY)) return timedOut();
-  const armed = itimerRemaining() > 0n;
-  const ts = new BigInt64Array(2);
-  const addr = bufferAddress(new Uint8Array(ts.buffer));
-  for (;;) {
-    // Wake at least every 50 ms while a timer is armed, in case its signal
-    // was delivered between two host calls instead of interrupting the sleep.
-    let until = deadline;
-    if (armed) {
-      const slice = hostNow(clock) + 50_000_000n;
-      if (slice < until) until = slice;
-    }
-    ts[0] = until / NSEC;
-    ts[1] = until % NSEC;
-    const r = hostSyscall(NR.clock_nanosleep, clock, TIMER_ABSTIME, addr, 0);
-    if (r !== 0n && r !== BigInt(-E.EINTR)) return Number(r);
-    if (armed && itimerRemaining() === 0n) {
-      p.state.set(TIMED_OUT_KEY, true);
-      return timedOut();
-    }
-    if (r === 0n && until === deadline) return 0;
-  }
-}
-
-function timedOut(): number {
-  if (itimerRemaining() === 0n) armItimer(1000n, 0n);
-  return -E.EINTR;
+  return signalsOf(p).sleep(clock, deadline) === "done" ? 0 : -E.EINTR;
 }
 
 /** Relative deadline → absolute on the host's monotonic clock, saturating. */
@@ -194,8 +152,8 @@ export const timeModule: SyscallModule = {
       "clocks) EINVAL, as in the guest kernel's clock_gettime",
     clock_nanosleep: "REALTIME, MONOTONIC and BOOTTIME; PROCESS_CPUTIME sleeps relative " +
       "times only (the vCPU never idles) and is EINVAL with TIMER_ABSTIME; TAI EINVAL; " +
-      "nothing interrupts a sleep but --timeout",
-    nanosleep: "nothing interrupts a sleep but --timeout",
+      "interrupted by signals from ITIMER_REAL (alarm, setitimer) and --timeout",
+    nanosleep: "interrupted by signals from ITIMER_REAL (alarm, setitimer) and --timeout",
     times: "the host process's CPU times",
     getrusage: "the host process's usage",
     sysinfo: "the host's",
