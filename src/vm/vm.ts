@@ -143,6 +143,8 @@ let features: ReturnType<typeof cpuFeatures> | undefined;
 let utsname: Uint8Array | undefined;
 
 let auxv: Map<number, bigint> | undefined;
+let alarmListener: (() => void) | undefined;
+let alarmListenerAdded = false;
 
 /**
  * This process's own auxiliary vector: what Linux gives every process on
@@ -263,7 +265,7 @@ export class Vm implements Disposable, AsyncDisposable {
   #warned = new Set<number>();
   #timeout?: number;
   #sig!: SignalState;
-  #alarmListener?: () => void;
+  #timerArmed = false;
   #xsave = new Uint8Array(LAYOUTS.kvm_xsave.size);
   #initXsave = initXsave();
   #t0 = performance.now();
@@ -459,8 +461,6 @@ export class Vm implements Disposable, AsyncDisposable {
       }
     } finally {
       this.#armHostTimer(undefined);
-      if (this.#alarmListener) Deno.removeSignalListener("SIGALRM", this.#alarmListener);
-      this.#alarmListener = undefined;
       flushSharedMappings(p);
     }
     this.#stats.runMs = performance.now() - tRun;
@@ -484,11 +484,15 @@ export class Vm implements Disposable, AsyncDisposable {
    * while the main thread was not in KVM_RUN; undefined disarms it.
    */
   #armHostTimer(ns: bigint | undefined): void {
-    if (ns !== undefined && !this.#alarmListener) {
-      this.#alarmListener = () => {};
-      Deno.addSignalListener("SIGALRM", this.#alarmListener);
+    if (ns === undefined && !this.#timerArmed) return;
+    // Never removed: a SIGALRM still in flight after the disarm must not kill us
+    // (the listener does not keep Deno's event loop alive).
+    alarmListener ??= () => {};
+    if (!alarmListenerAdded) {
+      Deno.addSignalListener("SIGALRM", alarmListener);
+      alarmListenerAdded = true;
     }
-    if (!this.#alarmListener) return;
+    this.#timerArmed = ns !== undefined;
     const us = ns === undefined ? 0n : (ns + 999n) / 1000n;
     const t = new BigInt64Array([
       0n,
