@@ -7,7 +7,8 @@
 import { ABI, BOOT_INFO, BOOT_MAGIC, HOSTCALL, REGION } from "../kernel/abi.ts";
 import { kernelImage } from "../kernel/image.ts";
 import { CAP, EXIT, Kvm, type VcpuFd, type VmFd } from "../kvm/ioctls.ts";
-import { libc } from "../kvm/libc.ts";
+import { libc, OsError } from "../kvm/libc.ts";
+import { bufferAddress, hostSyscall } from "../syscalls/host.ts";
 import { detectPlatform, guestCpl, type Platform } from "../kvm/platform.ts";
 import { LAYOUTS, regOffset } from "../kvm/structs.ts";
 import { type ElfFile, parseElf, PF_R, PF_W, PF_X, PT_LOAD } from "../loader/elf.ts";
@@ -112,7 +113,8 @@ export interface RunResult {
 const DEFAULT_MEMORY = 1024 * 1024 * 1024;
 const STACK_SIZE = 8 * 1024 * 1024;
 const SYNC_X86_REGS = 1n;
-const ITIMER_REAL = 0;
+const SIGALRM_HOST = 14, SIGEV_THREAD_ID = 4, CLOCK_MONOTONIC = 1;
+const NR_GETTID = 186, NR_TIMER_CREATE = 222, NR_TIMER_SETTIME = 223, NR_TIMER_DELETE = 226;
 /** The registers syscall_entry saves (struct frame in kernel.h), in memory order. */
 const SYSCALL_FRAME = [
   R.r15,
@@ -136,7 +138,7 @@ const SYSCALL_FRAME_ADDR = ABI.KSTACK_TOP - SYSCALL_FRAME.length * 8;
 /** How soon to retry delivering an async signal that found the vCPU in the guest kernel. */
 const RETRY_NS = 1_000_000n;
 /** After a first expiry, the host timer repeats this often until re-armed (a missed SIGALRM). */
-const TIMER_REPEAT_US = 5000n;
+const TIMER_REPEAT_NS = 5_000_000n;
 
 // Facts about the host that do not change while the process lives.
 let features: ReturnType<typeof cpuFeatures> | undefined;
@@ -144,7 +146,6 @@ let utsname: Uint8Array | undefined;
 
 let auxv: Map<number, bigint> | undefined;
 let alarmListener: (() => void) | undefined;
-let alarmListenerAdded = false;
 
 /**
  * This process's own auxiliary vector: what Linux gives every process on
@@ -266,6 +267,7 @@ export class Vm implements Disposable, AsyncDisposable {
   #timeout?: number;
   #sig!: SignalState;
   #timerArmed = false;
+  #timerId?: number;
   #xsave = new Uint8Array(LAYOUTS.kvm_xsave.size);
   #initXsave = initXsave();
   #t0 = performance.now();
@@ -478,29 +480,40 @@ export class Vm implements Disposable, AsyncDisposable {
   }
 
   /**
-   * The host's ITIMER_REAL drives the run's deadline and the guest's timers:
-   * its SIGALRM interrupts a blocked KVM_RUN (EINTR). Armed for `ns` from now,
-   * then repeating every few ms until re-armed, in case a SIGALRM arrived
-   * while the main thread was not in KVM_RUN; undefined disarms it.
+   * One host timer drives the run's deadline and the guest's timers: a POSIX
+   * timer whose SIGALRM goes to this thread (SIGEV_THREAD_ID), so it
+   * interrupts a blocked KVM_RUN (EINTR) even when the process has other
+   * threads (a test runner, Deno's workers). Armed for `ns` from now, then
+   * repeating every few ms until re-armed, in case a SIGALRM arrived while
+   * this thread was not in KVM_RUN; undefined disarms it.
    */
   #armHostTimer(ns: bigint | undefined): void {
     if (ns === undefined && !this.#timerArmed) return;
     // Never removed: a SIGALRM still in flight after the disarm must not kill us
     // (the listener does not keep Deno's event loop alive).
-    alarmListener ??= () => {};
-    if (!alarmListenerAdded) {
+    if (!alarmListener) {
+      alarmListener = () => {};
       Deno.addSignalListener("SIGALRM", alarmListener);
-      alarmListenerAdded = true;
+    }
+    if (this.#timerId === undefined) {
+      const sev = new Uint8Array(64), id = new Int32Array(1);
+      const sv = new DataView(sev.buffer);
+      sv.setInt32(8, SIGALRM_HOST, true);
+      sv.setInt32(12, SIGEV_THREAD_ID, true);
+      sv.setInt32(16, Number(hostSyscall(NR_GETTID)), true);
+      const r = hostSyscall(
+        NR_TIMER_CREATE,
+        CLOCK_MONOTONIC,
+        bufferAddress(sev),
+        bufferAddress(new Uint8Array(id.buffer)),
+      );
+      if (r < 0n) throw new OsError("timer_create", Number(-r));
+      this.#timerId = id[0];
     }
     this.#timerArmed = ns !== undefined;
-    const us = ns === undefined ? 0n : (ns + 999n) / 1000n;
-    const t = new BigInt64Array([
-      0n,
-      ns === undefined ? 0n : TIMER_REPEAT_US,
-      us / 1000000n,
-      us % 1000000n,
-    ]);
-    libc().setitimer(ITIMER_REAL, new Uint8Array(t.buffer), null);
+    const t = new BigInt64Array(4); // it_interval, it_value
+    if (ns !== undefined) t.set([0n, TIMER_REPEAT_NS, ns / 1_000_000_000n, ns % 1_000_000_000n]);
+    hostSyscall(NR_TIMER_SETTIME, this.#timerId, 0, bufferAddress(new Uint8Array(t.buffer)), 0);
   }
 
   /** KVM_RUN was interrupted by the host timer: expire timers, deliver what is due. */
@@ -810,6 +823,7 @@ export class Vm implements Disposable, AsyncDisposable {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
+    if (this.#timerId !== undefined) hostSyscall(NR_TIMER_DELETE, this.#timerId);
     this.#process?.fds.closeAll();
     this.#mounts?.close();
     if (this.#run) libc().munmap(this.#run, BigInt(this.#runSize));
