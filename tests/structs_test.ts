@@ -29,3 +29,21 @@ Deno.test("kvm struct layouts match <linux/kvm.h>", async () => {
   }
   assertEquals(fromTs, fromC);
 });
+
+Deno.test("kvm ioctl numbers match <linux/kvm.h>", async () => {
+  const { KVM } = await import("../src/kvm/ioctls.ts");
+  const lines = ["#include <stdio.h>", "#include <linux/kvm.h>", "int main(void) {"];
+  for (const name of Object.keys(KVM)) {
+    lines.push(`printf("%s %lu\\n", "${name}", (unsigned long)KVM_${name});`);
+  }
+  lines.push("return 0; }");
+  const bin = await compileC("ioctls", lines.join("\n"), "gcc", []);
+  const out = new TextDecoder().decode((await new Deno.Command(bin).output()).stdout);
+  const fromC = Object.fromEntries(
+    out.trim().split("\n").map((l) => {
+      const [k, v] = l.split(" ");
+      return [k, Number(v)];
+    }),
+  );
+  assertEquals({ ...KVM }, fromC);
+});

@@ -35,6 +35,8 @@
 #define HC_CLOCK         2  /* write host realtime/monotonic ns into ret/arg[0] now */
 #define HC_UNKNOWN       3  /* guest kernel met an impossible state; arg[0] = code */
 #define HC_ZERO          4  /* make [arg[0], arg[0] + arg[1]) read as zero */
+#define HC_SIGNAL        5  /* syscall nr (served here, result arg[0]) left a
+                               pending signal unblocked: deliver it */
 
 /* boot_info.route[nr] */
 #define ROUTE_LOCAL      0  /* guest kernel serves it when it can */

@@ -29,6 +29,7 @@ export const ABI = {
   HC_CLOCK: 2,
   HC_UNKNOWN: 3,
   HC_ZERO: 4,
+  HC_SIGNAL: 5,
   ROUTE_LOCAL: 0,
   ROUTE_HOST: 1,
 } as const;
@@ -78,6 +79,8 @@ export const IMAGE_HEADER = {
   nregions: 56,
   brk_start: 64,
   brk_cur: 72,
+  sigmask: 80,
+  sigpending: 88,
 } as const;
 
 /** `struct region` in mm.c (the guest kernel's mapping list). */

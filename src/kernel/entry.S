@@ -20,6 +20,8 @@ header:
 	.quad nregions
 	.quad brk_start
 	.quad brk_cur
+	.quad sigmask       /* u64: the blocked signals (rt_sigprocmask) */
+	.quad sigpending    /* u64: pending signals, written by the host */
 
 	.text
 	/* First guest instruction: rdi = &boot_info, rsp = KSTACK_TOP. */
@@ -96,8 +98,12 @@ syscall_entry:
 
 /*
  * Exception stubs, 16 bytes each, one per vector 0..31. These run at CPL 0
- * (emulated on kvm_pvm), so each is a single store to the doorbell page: the
- * MMIO exit's address names the vector and the CPU-pushed frame is at rsp.
+ * (emulated on kvm_pvm), so each is a store to the doorbell page and an
+ * iretq: the MMIO exit's address names the vector and the CPU-pushed frame
+ * is at rsp (on the IST stack). A host that delivers a signal rewrites that
+ * frame (rip = the handler, rsp = the signal frame) and points rsp at its
+ * rip slot, past any error code; iretq then enters the handler at the
+ * interrupted privilege level. A fault with no handler never resumes.
  */
 	.balign 16
 	.globl exception_stubs
@@ -105,7 +111,7 @@ exception_stubs:
 	.set vec, 0
 	.rept 32
 	movb $0, DOORBELL_ADDR + EXC_DOORBELL_OFF + vec
-1:	jmp 1b
+	iretq
 	.balign 16
 	.set vec, vec + 1
 	.endr

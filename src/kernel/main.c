@@ -53,5 +53,9 @@ long ksyscall(struct frame *f)
 		hc->ret = r;
 		hostcall(HC_TRACE, nr, f->rdi, f->rsi, f->rdx, f->r10, f->r8, f->r9);
 	}
+	/* e.g. rt_sigprocmask unblocked a pending signal: the host delivers it
+	 * (and does not come back here when it runs a handler). */
+	if (sigpending & ~sigmask)
+		return hostcall(HC_SIGNAL, nr, r, 0, 0, 0, 0, 0);
 	return r;
 }

@@ -7,7 +7,9 @@
 #define ARCH_GET_GS 0x1004
 
 static u64 clear_child_tid;
-static u64 sigmask;
+/* The host reads and writes both through the image header (entry.S). */
+u64 sigmask;
+volatile u64 sigpending;
 
 long sys_getpid(u64 a, u64 b, u64 c, u64 d, u64 e, u64 f) { return BOOT->pid; }
 long sys_getppid(u64 a, u64 b, u64 c, u64 d, u64 e, u64 f) { return BOOT->ppid; }

@@ -28,6 +28,8 @@ export const KVM = {
   GET_XCRS: 0x8188aea6,
   SET_XCRS: 0x4188aea7,
   GET_TSC_KHZ: 0xaea3,
+  GET_XSAVE: 0x9000aea4,
+  SET_XSAVE: 0x5000aea5,
 } as const;
 
 /** Capabilities hermitux asks about. */
@@ -211,6 +213,16 @@ export class VcpuFd {
   /** `KVM_SET_FPU` from a `struct kvm_fpu` buffer. */
   setFpu(buf: Uint8Array): void {
     ioctl(this.fd, KVM.SET_FPU, buf, "KVM_SET_FPU");
+  }
+
+  /** `KVM_GET_XSAVE` into a `struct kvm_xsave` buffer (the XSAVE image, standard format). */
+  getXsave(buf: Uint8Array): void {
+    ioctl(this.fd, KVM.GET_XSAVE, buf, "KVM_GET_XSAVE");
+  }
+
+  /** `KVM_SET_XSAVE` from a `struct kvm_xsave` buffer. */
+  setXsave(buf: Uint8Array): void {
+    ioctl(this.fd, KVM.SET_XSAVE, buf, "KVM_SET_XSAVE");
   }
 
   /** `KVM_SET_XCRS`: sets XCR0. */

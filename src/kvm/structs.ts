@@ -86,6 +86,7 @@ export const LAYOUTS = {
     }, // deno-fmt-ignore
   },
   kvm_fpu: { size: 416, fields: { fcw: 128, fsw: 130, ftwx: 132, mxcsr: 408 } },
+  kvm_xsave: { size: 4096, fields: { region: 0 } },
   kvm_xcr: { size: 16, fields: { xcr: 0, value: 8 } },
   kvm_xcrs: { size: 392, fields: { nr_xcrs: 0, flags: 4, xcrs: 8 } },
   kvm_msr_entry: { size: 16, fields: { index: 0, data: 8 } },

@@ -8,6 +8,7 @@ import { processModule } from "./process.ts";
 import { fsModule } from "./fs.ts";
 import { mmModule } from "./mm.ts";
 import { timeModule } from "./time.ts";
+import { signalModule } from "./signal.ts";
 
 export * from "./registry.ts";
 export * from "./errno.ts";
@@ -17,10 +18,18 @@ export { processModule } from "./process.ts";
 export { fsModule } from "./fs.ts";
 export { flushSharedMappings, mmModule } from "./mm.ts";
 export { timeModule } from "./time.ts";
+export { signalModule } from "./signal.ts";
 export { formatSyscall } from "./trace.ts";
 
 /** The built-in modules, in registration order. */
-export const DEFAULT_MODULES = [stdioModule, processModule, fsModule, mmModule, timeModule];
+export const DEFAULT_MODULES = [
+  stdioModule,
+  processModule,
+  fsModule,
+  mmModule,
+  timeModule,
+  signalModule,
+];
 
 /** A registry with every built-in module registered. */
 export function defaultRegistry(): SyscallRegistry {

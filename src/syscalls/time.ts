@@ -14,6 +14,7 @@
 import { E, SyscallError } from "./errno.ts";
 import { bufferAddress, hostSyscall } from "./host.ts";
 import type { Process, SyscallModule } from "./registry.ts";
+import { signalsOf } from "./signal.ts";
 
 /** Host syscall numbers this module uses. */
 const NR = {
@@ -49,8 +50,6 @@ const NGROUPS_MAX = 65536;
 /** Above any kernel's cpumask_size() (NR_CPUS is at most 8192 bits). */
 const AFFINITY_BUF = 8192;
 const UMASK_KEY = "umask";
-/** How long a sleep runs before it checks whether the run must end. */
-const SLICE_NS = 50_000_000n;
 
 const i32 = (v: bigint) => Number(BigInt.asIntN(32, v));
 const u32 = (v: bigint) => Number(BigInt.asUintN(32, v));
@@ -74,22 +73,12 @@ function hostNow(clock: number): bigint {
 
 /**
  * Sleeps until `deadline` (ns) on host clock `clock` (REALTIME or
- * MONOTONIC), in 50 ms slices so that the run can end meanwhile
- * (`Process.interrupted`); returns 0, -EINTR when interrupted, or an error.
+ * MONOTONIC). Returns 0, or `-EINTR` when a signal interrupts it (a handler
+ * is to run, or a default action ends the process) or the run's
+ * `--timeout` is up (then later sleeps return at once too).
  */
 function sleepUntil(p: Process, clock: number, deadline: bigint): number {
-  const ts = new BigInt64Array(2);
-  const addr = bufferAddress(new Uint8Array(ts.buffer));
-  for (;;) {
-    if (p.interrupted()) return -E.EINTR;
-    const slice = hostNow(clock) + SLICE_NS;
-    const until = slice < deadline ? slice : deadline;
-    ts[0] = until / NSEC;
-    ts[1] = until % NSEC;
-    const r = hostSyscall(NR.clock_nanosleep, clock, TIMER_ABSTIME, addr, 0);
-    if (r !== 0n && r !== BigInt(-E.EINTR)) return Number(r);
-    if (r === 0n && until === deadline) return 0;
-  }
+  return signalsOf(p).sleep(clock, deadline) === "done" ? 0 : -E.EINTR;
 }
 
 /** Relative deadline → absolute on the host's monotonic clock, saturating. */
@@ -100,12 +89,21 @@ function monotonicDeadline([sec, nsec]: [bigint, bigint]): bigint {
 }
 
 /**
- * A relative sleep of `req`. Nothing interrupts a sleep yet (no signals),
- * so the remaining time never goes to the guest's `rem`, as on Linux after
- * an uninterrupted sleep.
+ * A relative sleep of `req`; on an interruption, the remaining time goes to
+ * `rem` when it is not NULL (as Linux does; an uninterrupted sleep never
+ * touches it).
  */
-function sleepFor(p: Process, req: [bigint, bigint]): number {
-  return sleepUntil(p, CLOCK.MONOTONIC, monotonicDeadline(req));
+function sleepFor(p: Process, req: [bigint, bigint], rem: bigint): number {
+  const deadline = monotonicDeadline(req);
+  const r = sleepUntil(p, CLOCK.MONOTONIC, deadline);
+  if (r === -E.EINTR && rem !== 0n) {
+    const left = deadline - hostNow(CLOCK.MONOTONIC);
+    const l = left > 0n ? left : 0n;
+    const o = p.mem.check(rem, SIZEOF.timespec);
+    p.mem.view.setBigInt64(o, l / NSEC, true);
+    p.mem.view.setBigInt64(o + 8, l % NSEC, true);
+  }
+  return r;
 }
 
 /** Writes a u32 at a guest address; false if it is not user memory. */
@@ -154,8 +152,8 @@ export const timeModule: SyscallModule = {
       "clocks) EINVAL, as in the guest kernel's clock_gettime",
     clock_nanosleep: "REALTIME, MONOTONIC and BOOTTIME; PROCESS_CPUTIME sleeps relative " +
       "times only (the vCPU never idles) and is EINVAL with TIMER_ABSTIME; TAI EINVAL; " +
-      "nothing interrupts a sleep but --timeout",
-    nanosleep: "nothing interrupts a sleep but --timeout",
+      "interrupted by signals from ITIMER_REAL (alarm, setitimer) and --timeout",
+    nanosleep: "interrupted by signals from ITIMER_REAL (alarm, setitimer) and --timeout",
     times: "the host process's CPU times",
     getrusage: "the host process's usage",
     sysinfo: "the host's",
@@ -181,12 +179,12 @@ export const timeModule: SyscallModule = {
       }
       return 0;
     },
-    nanosleep({ args: [req], process: p }) {
+    nanosleep({ args: [req, rem], process: p }) {
       const t = readTimespec(p, req);
       if (!validTimespec(t)) throw new SyscallError(E.EINVAL);
-      return sleepFor(p, t);
+      return sleepFor(p, t, rem);
     },
-    clock_nanosleep({ args: [clock, flags, req], process: p }) {
+    clock_nanosleep({ args: [clock, flags, req, rem], process: p }) {
       const id = i32(clock);
       const abs = (i32(flags) & TIMER_ABSTIME) !== 0;
       // Linux's order: unknown clock (EINVAL), a clock that cannot sleep
@@ -206,7 +204,7 @@ export const timeModule: SyscallModule = {
       if (alarm) throw new SyscallError(E.EOPNOTSUPP);
       if (cpuClock) throw new SyscallError(E.EINVAL);
       if (id === CLOCK.PROCESS_CPUTIME_ID && abs) throw new SyscallError(E.EINVAL);
-      if (!abs) return sleepFor(p, t);
+      if (!abs) return sleepFor(p, t, rem);
       // Absolute: the guest's REALTIME is the host's; its MONOTONIC and
       // BOOTTIME both count from the host's monotonic clock.
       const host = id === CLOCK.REALTIME ? CLOCK.REALTIME : CLOCK.MONOTONIC;

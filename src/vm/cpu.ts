@@ -49,6 +49,8 @@ export interface CpuFeatures {
   hwcap: number;
   /** The XCR0 to give the guest. */
   xcr0: bigint;
+  /** Bytes of an XSAVE image (standard format) holding every component of `xcr0`. */
+  xsaveSize: number;
 }
 
 /** Reads `KVM_GET_SUPPORTED_CPUID` once and derives what the guest needs. */
@@ -57,6 +59,7 @@ export function cpuFeatures(kvm: Kvm): CpuFeatures {
   const v = new DataView(cpuid.buffer);
   const e = LAYOUTS.kvm_cpuid_entry2;
   let hwcap = 0, xcr0 = 3n;
+  const components: [number, number, number][] = []; // [bit, offset, size]
   for (let i = 0; i < v.getUint32(0, true); i++) {
     const o = LAYOUTS.kvm_cpuid2.size + i * e.size;
     const fn = v.getUint32(o + e.fields.function, true);
@@ -72,8 +75,16 @@ export function cpuFeatures(kvm: Kvm): CpuFeatures {
       // x87, SSE, AVX and AVX-512 state; not MPX/PKRU/AMX, which need more setup.
       xcr0 = mask & 0xe7n;
     }
+    if (fn === 0xd && index >= 2 && index < 63) {
+      const size = v.getUint32(o + e.fields.eax, true);
+      components.push([index, v.getUint32(o + e.fields.ebx, true), size]);
+    }
   }
-  return { cpuid, hwcap, xcr0 };
+  let xsaveSize = 576; // legacy region + header
+  for (const [bit, offset, size] of components) {
+    if (xcr0 >> BigInt(bit) & 1n) xsaveSize = Math.max(xsaveSize, offset + size);
+  }
+  return { cpuid, hwcap, xcr0, xsaveSize };
 }
 
 function descriptor(access: number, flags: number): bigint {

@@ -23,7 +23,10 @@ export const SIG = {
 export const SIGNAL_NAMES: Record<number, string> = {
   1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT",
   7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL", 10: "SIGUSR1", 11: "SIGSEGV", 12: "SIGUSR2",
-  13: "SIGPIPE", 14: "SIGALRM", 15: "SIGTERM",
+  13: "SIGPIPE", 14: "SIGALRM", 15: "SIGTERM", 16: "SIGSTKFLT", 17: "SIGCHLD", 18: "SIGCONT",
+  19: "SIGSTOP", 20: "SIGTSTP", 21: "SIGTTIN", 22: "SIGTTOU", 23: "SIGURG", 24: "SIGXCPU",
+  25: "SIGXFSZ", 26: "SIGVTALRM", 27: "SIGPROF", 28: "SIGWINCH", 29: "SIGIO", 30: "SIGPWR",
+  31: "SIGSYS",
 }; // deno-fmt-ignore
 
 const VECTORS: Record<number, [string, number]> = {
@@ -36,6 +39,11 @@ const VECTORS: Record<number, [string, number]> = {
   14: ["page fault", SIG.SIGSEGV], 16: ["x87 floating-point error", SIG.SIGFPE],
   17: ["alignment check", SIG.SIGBUS], 19: ["SIMD floating-point error", SIG.SIGFPE],
 }; // deno-fmt-ignore
+
+/** The signal CPU exception `vector` raises (SIGSEGV for the unusual ones). */
+export function vectorSignal(vector: number): number {
+  return VECTORS[vector]?.[1] ?? SIG.SIGSEGV;
+}
 
 /** Exception vectors for which the CPU pushes an error code. */
 export const HAS_ERROR_CODE = new Set([8, 10, 11, 12, 13, 14, 17, 21, 29, 30]);

@@ -7,7 +7,8 @@
 import { ABI, BOOT_INFO, BOOT_MAGIC, HOSTCALL, REGION } from "../kernel/abi.ts";
 import { kernelImage } from "../kernel/image.ts";
 import { CAP, EXIT, Kvm, type VcpuFd, type VmFd } from "../kvm/ioctls.ts";
-import { libc } from "../kvm/libc.ts";
+import { libc, OsError } from "../kvm/libc.ts";
+import { bufferAddress, hostSyscall } from "../syscalls/host.ts";
 import { detectPlatform, guestCpl, type Platform } from "../kvm/platform.ts";
 import { LAYOUTS, regOffset } from "../kvm/structs.ts";
 import { type ElfFile, parseElf, PF_R, PF_W, PF_X, PT_LOAD } from "../loader/elf.ts";
@@ -27,9 +28,23 @@ import {
   formatCrash,
   HAS_ERROR_CODE,
   SIG,
+  SIGNAL_NAMES,
   symbolize,
+  vectorSignal,
 } from "./fault.ts";
 import { GuestMemory } from "./memory.ts";
+import {
+  attachSignals,
+  bit,
+  monotonicNs,
+  SA,
+  SI,
+  SIG_DFL,
+  type SigInfo,
+  SignalState,
+  SS,
+} from "../syscalls/signal.ts";
+import { initXsave, popFrame, pushFrame, R, type UserContext } from "./sigframe.ts";
 
 /** How to boot a program. */
 export interface BootOptions {
@@ -98,13 +113,39 @@ export interface RunResult {
 const DEFAULT_MEMORY = 1024 * 1024 * 1024;
 const STACK_SIZE = 8 * 1024 * 1024;
 const SYNC_X86_REGS = 1n;
-const ITIMER_REAL = 0;
+const SIGALRM_HOST = 14, SIGEV_THREAD_ID = 4, CLOCK_MONOTONIC = 1;
+const NR_GETTID = 186, NR_TIMER_CREATE = 222, NR_TIMER_SETTIME = 223, NR_TIMER_DELETE = 226;
+/** The registers syscall_entry saves (struct frame in kernel.h), in memory order. */
+const SYSCALL_FRAME = [
+  R.r15,
+  R.r14,
+  R.r13,
+  R.r12,
+  R.rbp,
+  R.rbx,
+  R.r11,
+  R.r10,
+  R.r9,
+  R.r8,
+  R.rcx,
+  R.rdx,
+  R.rsi,
+  R.rdi,
+  R.rax,
+  R.rsp,
+]; // deno-fmt-ignore
+const SYSCALL_FRAME_ADDR = ABI.KSTACK_TOP - SYSCALL_FRAME.length * 8;
+/** How soon to retry delivering an async signal that found the vCPU in the guest kernel. */
+const RETRY_NS = 1_000_000n;
+/** After a first expiry, the host timer repeats this often until re-armed (a missed SIGALRM). */
+const TIMER_REPEAT_NS = 5_000_000n;
 
 // Facts about the host that do not change while the process lives.
 let features: ReturnType<typeof cpuFeatures> | undefined;
 let utsname: Uint8Array | undefined;
 
 let auxv: Map<number, bigint> | undefined;
+let alarmListener: (() => void) | undefined;
 
 /**
  * This process's own auxiliary vector: what Linux gives every process on
@@ -138,8 +179,6 @@ class GuestProcess implements Process {
   readonly fds = new FdTable();
   readonly state = new Map<string, unknown>();
   ended?: { code: number; signal?: number };
-  /** When the run must stop (performance.now() time), if ever. */
-  deadline = Infinity;
   constructor(
     readonly mem: GuestMemory,
     readonly pid: number,
@@ -151,9 +190,6 @@ class GuestProcess implements Process {
   ) {}
   exit(code: number, signal?: number): void {
     this.ended ??= { code, signal };
-  }
-  interrupted(): boolean {
-    return performance.now() >= this.deadline;
   }
 }
 
@@ -229,6 +265,11 @@ export class Vm implements Disposable, AsyncDisposable {
   #diag: (message: string) => void;
   #warned = new Set<number>();
   #timeout?: number;
+  #sig!: SignalState;
+  #timerArmed = false;
+  #timerId?: number;
+  #xsave = new Uint8Array(LAYOUTS.kvm_xsave.size);
+  #initXsave = initXsave();
   #t0 = performance.now();
   #stats: RunStats;
   #disposed = false;
@@ -324,6 +365,13 @@ export class Vm implements Disposable, AsyncDisposable {
       options.cwd ?? "/",
       () => procMaps(mem, kernel.mm, elf, image.base, options.path, mmapMax),
     );
+    this.#sig = new SignalState(mem, {
+      maskAddr: kernel.signals.mask,
+      pendingAddr: kernel.signals.pending,
+      userSp: () => mem.view.getBigUint64(ABI.KSTACK_TOP - 8, true),
+      armTimer: (ns) => this.#armHostTimer(ns),
+    });
+    attachSignals(this.#process, this.#sig);
     const stdio = options.stdio ?? [0, 1, 2];
     const fds = this.#process.fds;
     stdio.forEach((hostFd, fd) => fds.set(fd, new OpenFile(hostFd, { owned: false })));
@@ -373,52 +421,48 @@ export class Vm implements Disposable, AsyncDisposable {
 
   /** Runs the guest to its end. */
   run(): RunResult {
-    const vcpu = this.#vcpu!, view = this.#runView!, p = this.#process!;
+    const vcpu = this.#vcpu!, view = this.#runView!, p = this.#process!, sig = this.#sig;
     const tRun = performance.now();
     this.#stats.bootMs = tRun - this.#t0;
-    const deadline = this.#timeout ? tRun + this.#timeout * 1000 : Infinity;
-    p.deadline = deadline;
-    const stopTimer = this.#timeout ? this.#armTimer(this.#timeout) : undefined;
+    if (this.#timeout) {
+      sig.runDeadline = monotonicNs() + BigInt(Math.round(this.#timeout * 1e9));
+      sig.armHost();
+    }
     let crash: CrashReport | undefined;
     let timedOut = false;
     try {
       while (!p.ended) {
         if (!vcpu.run()) {
-          if (performance.now() >= deadline) {
-            timedOut = true;
-            p.exit(0, SIG.SIGKILL);
-          }
-          continue;
-        }
-        this.#stats.exits++;
-        const reason = view.getUint32(LAYOUTS.kvm_run.fields.exit_reason, true);
-        if (reason === EXIT.MMIO) {
-          const gpa = Number(view.getBigUint64(LAYOUTS.kvm_run.fields["mmio.phys_addr"], true));
-          if (gpa === ABI.DOORBELL_GPA) {
-            this.#hostCall();
-            // A blocking host call may have spent the timer's signal.
-            if (!p.ended && performance.now() >= deadline) {
-              timedOut = true;
-              p.exit(0, SIG.SIGKILL);
-            }
-            continue;
-          }
-          const vector = gpa - ABI.DOORBELL_GPA - ABI.EXC_DOORBELL_OFF;
-          crash = vector >= 0 && vector < 32
-            ? this.#exception(vector)
-            : this.#internal(`store to unbacked guest-physical address 0x${gpa.toString(16)}`);
-        } else if (reason === EXIT.SHUTDOWN) {
-          crash = this.#internal("triple fault (the vCPU shut down)");
-        } else if (reason === EXIT.INTERNAL_ERROR) {
-          const sub = view.getUint32(LAYOUTS.kvm_run.fields["internal.suberror"], true);
-          crash = this.#internal(`KVM internal error (suberror ${sub})`);
+          this.#onTimer();
         } else {
-          crash = this.#internal(`unexpected exit reason ${reason}`);
+          this.#stats.exits++;
+          const reason = view.getUint32(LAYOUTS.kvm_run.fields.exit_reason, true);
+          if (reason === EXIT.MMIO) {
+            const gpa = Number(view.getBigUint64(LAYOUTS.kvm_run.fields["mmio.phys_addr"], true));
+            if (gpa === ABI.DOORBELL_GPA) this.#hostCall();
+            else {
+              const vector = gpa - ABI.DOORBELL_GPA - ABI.EXC_DOORBELL_OFF;
+              crash = vector >= 0 && vector < 32
+                ? this.#exception(vector)
+                : this.#internal(`store to unbacked guest-physical address 0x${gpa.toString(16)}`);
+            }
+          } else if (reason === EXIT.SHUTDOWN) {
+            crash = this.#internal("triple fault (the vCPU shut down)");
+          } else if (reason === EXIT.INTERNAL_ERROR) {
+            const sub = view.getUint32(LAYOUTS.kvm_run.fields["internal.suberror"], true);
+            crash = this.#internal(`KVM internal error (suberror ${sub})`);
+          } else {
+            crash = this.#internal(`unexpected exit reason ${reason}`);
+          }
+          if (crash) p.exit(0, crash.signal);
         }
-        p.exit(0, crash.signal);
+        if (sig.timedOut && !p.ended) {
+          timedOut = true;
+          p.exit(0, SIG.SIGKILL);
+        }
       }
     } finally {
-      stopTimer?.();
+      this.#armHostTimer(undefined);
       flushSharedMappings(p);
     }
     this.#stats.runMs = performance.now() - tRun;
@@ -435,26 +479,167 @@ export class Vm implements Disposable, AsyncDisposable {
     };
   }
 
-  /** SIGALRM interrupts a blocked KVM_RUN (EINTR) once the time is up. */
-  #armTimer(seconds: number): () => void {
-    const noop = () => {};
-    Deno.addSignalListener("SIGALRM", noop);
-    const set = (s: number) => {
-      const t = new BigInt64Array([
-        0n,
-        0n,
-        BigInt(Math.floor(s)),
-        BigInt(Math.round((s % 1) * 1e6)),
-      ]);
-      libc().setitimer(ITIMER_REAL, new Uint8Array(t.buffer), null);
-    };
-    set(seconds);
-    return () => {
-      set(0);
-      // A SIGALRM already raised may not have reached Deno's listener yet:
-      // removing it at once would let that signal kill the process.
-      setTimeout(() => Deno.removeSignalListener("SIGALRM", noop), 100);
-    };
+  /**
+   * One host timer drives the run's deadline and the guest's timers: a POSIX
+   * timer whose SIGALRM goes to this thread (SIGEV_THREAD_ID), so it
+   * interrupts a blocked KVM_RUN (EINTR) even when the process has other
+   * threads (a test runner, Deno's workers). Armed for `ns` from now, then
+   * repeating every few ms until re-armed, in case a SIGALRM arrived while
+   * this thread was not in KVM_RUN; undefined disarms it.
+   */
+  #armHostTimer(ns: bigint | undefined): void {
+    if (ns === undefined && !this.#timerArmed) return;
+    // Never removed: a SIGALRM still in flight after the disarm must not kill us
+    // (the listener does not keep Deno's event loop alive).
+    if (!alarmListener) {
+      alarmListener = () => {};
+      Deno.addSignalListener("SIGALRM", alarmListener);
+    }
+    if (this.#timerId === undefined) {
+      const sev = new Uint8Array(64), id = new Int32Array(1);
+      const sv = new DataView(sev.buffer);
+      sv.setInt32(8, SIGALRM_HOST, true);
+      sv.setInt32(12, SIGEV_THREAD_ID, true);
+      sv.setInt32(16, Number(hostSyscall(NR_GETTID)), true);
+      const r = hostSyscall(
+        NR_TIMER_CREATE,
+        CLOCK_MONOTONIC,
+        bufferAddress(sev),
+        bufferAddress(new Uint8Array(id.buffer)),
+      );
+      if (r < 0n) throw new OsError("timer_create", Number(-r));
+      this.#timerId = id[0];
+    }
+    this.#timerArmed = ns !== undefined;
+    const t = new BigInt64Array(4); // it_interval, it_value
+    if (ns !== undefined) t.set([0n, TIMER_REPEAT_NS, ns / 1_000_000_000n, ns % 1_000_000_000n]);
+    hostSyscall(NR_TIMER_SETTIME, this.#timerId, 0, bufferAddress(new Uint8Array(t.buffer)), 0);
+  }
+
+  /** KVM_RUN was interrupted by the host timer: expire timers, deliver what is due. */
+  #onTimer(): void {
+    const sig = this.#sig, now = monotonicNs();
+    sig.retryAt = 0n;
+    sig.fireTimers(now);
+    if (sig.timedOut) return;
+    if (sig.next()) this.#deliverAsync();
+    sig.armHost(now, true);
+  }
+
+  /**
+   * Delivers pending signals to the running guest, interrupted at an
+   * arbitrary instruction. Inside the guest kernel or an exception stub its
+   * registers are not the user's: try again in a moment.
+   */
+  #deliverAsync(): void {
+    const bytes = new Uint8Array(LAYOUTS.kvm_regs.size);
+    this.#vcpu!.getRegs(bytes);
+    const regs = new BigUint64Array(bytes.buffer);
+    if (regs[R.rip] < BigInt(ABI.USER_MIN)) {
+      this.#sig.retryAt = monotonicNs() + RETRY_NS;
+      return;
+    }
+    if (this.#deliver({ regs, err: 0n, trapno: 0n, cr2: 0n })) this.#vcpu!.setRegs(bytes);
+  }
+
+  /**
+   * Acts on every pending, unblocked signal on top of `ctx` (changing it to
+   * the entry of the last handler): runs handlers, applies default actions.
+   * Returns whether `ctx` changed.
+   */
+  #deliver(ctx: UserContext): boolean {
+    const s = this.#sig, p = this.#process!, mem = this.#mem!;
+    let changed = false;
+    let xsave: Uint8Array | undefined;
+    for (let sig = s.next(); sig && !p.ended; sig = s.next()) {
+      const info = s.take(sig);
+      const act = s.actions[sig];
+      if (this.#trace) this.#trace(formatSignal(info));
+      if (act.handler === SIG_DFL) {
+        p.exit(0, sig); // ignored signals never come out of next()
+        break;
+      }
+      if (!xsave) {
+        xsave = this.#xsave;
+        this.#vcpu!.getXsave(xsave);
+      }
+      const mask = s.suspendMask ?? s.mask;
+      s.suspendMask = undefined;
+      const ok = (act.flags & SA.RESTORER) !== 0n &&
+        pushFrame(mem, s, sig, info, act, ctx, mask, xsave, features!.xsaveSize, features!.xcr0);
+      if (!ok) {
+        // Linux's force_sigsegv: a second failure (or a failing SIGSEGV) kills.
+        if (sig === SIG.SIGSEGV) s.actions[sig] = { ...act, handler: SIG_DFL };
+        s.force({ signo: SIG.SIGSEGV, code: SI.KERNEL });
+        continue;
+      }
+      s.mask = s.mask | act.mask | (act.flags & SA.NODEFER ? 0n : bit(sig));
+      if (act.flags & SA.RESETHAND) {
+        s.actions[sig] = { handler: SIG_DFL, flags: 0n, restorer: 0n, mask: 0n };
+      }
+      xsave = this.#initXsave; // the handler starts with a clean FPU, as on Linux
+      changed = true;
+    }
+    if (changed) this.#vcpu!.setXsave(this.#initXsave);
+    return changed;
+  }
+
+  /** Sets the vCPU's registers before the next KVM_RUN (through kvm_run's sync area when it can). */
+  #setRegs(regs: BigUint64Array): void {
+    const view = this.#runView!, f = LAYOUTS.kvm_run.fields;
+    if (view.getBigUint64(f.kvm_valid_regs, true) & SYNC_X86_REGS) {
+      new BigUint64Array(view.buffer, f["s.regs"], regs.length).set(regs);
+      view.setBigUint64(f.kvm_dirty_regs, view.getBigUint64(f.kvm_dirty_regs, true) | 1n, true);
+    } else {
+      this.#vcpu!.setRegs(new Uint8Array(regs.buffer, regs.byteOffset, LAYOUTS.kvm_regs.size));
+    }
+  }
+
+  /**
+   * After a host-served syscall (or one the guest kernel served that left a
+   * pending signal unblocked): unwind a signal frame for rt_sigreturn, then
+   * deliver. The user context is the guest kernel's syscall frame with the
+   * result in rax; when it changes, the guest kernel's own return path is
+   * abandoned (each syscall entry starts on a fresh kernel stack).
+   */
+  #afterSyscall(ret: bigint): void {
+    const s = this.#sig, p = this.#process!, mem = this.#mem!;
+    if (s.real.due !== 0n) s.fireTimers();
+    if (p.ended || (!s.sigreturn && !(s.pending & ~s.mask))) return;
+    const regs = new BigUint64Array(18);
+    SYSCALL_FRAME.forEach((r, i) =>
+      regs[r] = mem.view.getBigUint64(SYSCALL_FRAME_ADDR + i * 8, true)
+    );
+    regs[R.rax] = ret;
+    regs[R.rip] = regs[R.rcx];
+    regs[R.rflags] = regs[R.r11];
+    let ctx: UserContext = { regs, err: 0n, trapno: 0n, cr2: 0n };
+    let changed = false;
+    if (s.sigreturn) {
+      s.sigreturn = false;
+      const { xsaveSize, xcr0 } = features!;
+      const saved = popFrame(mem, regs[R.rsp], regs[R.r11], xsaveSize, xcr0);
+      let loaded = false;
+      if (saved) {
+        try {
+          this.#vcpu!.setXsave(saved.xsave);
+          loaded = true;
+        } catch { /* a corrupt FPU image: SIGSEGV below */ }
+      }
+      if (!saved || !loaded) {
+        s.force({ signo: SIG.SIGSEGV, code: SI.KERNEL });
+      } else {
+        ctx = saved.ctx;
+        s.mask = saved.mask;
+        const st = saved.stack, mode = st.flags & ~SS.AUTODISARM;
+        if (!s.onAltstack(ctx.regs[R.rsp])) {
+          if (mode === SS.DISABLE) s.altstack = { sp: 0n, size: 0n, flags: st.flags };
+          else if ((mode === 0 || mode === SS.ONSTACK) && st.size >= 2048n) s.altstack = st;
+        }
+        changed = true;
+      }
+    }
+    if (this.#deliver(ctx) || changed) this.#setRegs(ctx.regs);
   }
 
   #hostCall(): void {
@@ -477,8 +662,14 @@ export class Vm implements Disposable, AsyncDisposable {
         );
         if (this.#trace && !this.#process!.ended) this.#trace(formatSyscall(mem, nr, args, ret));
         if (this.#trace && this.#process!.ended) this.#trace(`${name}(${args[0]}) = ?`);
-        break;
+        v.setBigInt64(hc + HOSTCALL.ret, BigInt.asIntN(64, ret), true);
+        this.#afterSyscall(ret);
+        return;
       }
+      case ABI.HC_SIGNAL:
+        v.setBigInt64(hc + HOSTCALL.ret, args[0], true);
+        this.#afterSyscall(args[0]);
+        return;
       case ABI.HC_TRACE:
         this.#trace?.(formatSyscall(mem, nr, args, v.getBigInt64(hc + HOSTCALL.ret, true)));
         return;
@@ -511,9 +702,16 @@ export class Vm implements Disposable, AsyncDisposable {
     return new DataView(regs.buffer);
   }
 
-  #exception(vector: number): CrashReport {
-    const mem = this.#mem!, regs = this.#regs();
-    let frame = Number(regs.getBigUint64(regOffset("rsp"), true));
+  /**
+   * A CPU exception: the stub stored to the doorbell with the CPU's frame at
+   * rsp (on the IST stack). With a handler for its signal (not blocked), the
+   * signal frame goes on the user stack, the CPU frame is rewritten to enter
+   * the handler and rsp points at its rip slot, so the stub's iretq goes
+   * there. Otherwise (or in the guest kernel) the run ends with a report.
+   */
+  #exception(vector: number): CrashReport | undefined {
+    const mem = this.#mem!, live = this.#regs();
+    let frame = Number(live.getBigUint64(regOffset("rsp"), true));
     let errorCode = 0;
     if (HAS_ERROR_CODE.has(vector)) {
       errorCode = Number(mem.view.getBigUint64(frame, true));
@@ -524,10 +722,88 @@ export class Vm implements Disposable, AsyncDisposable {
     const sregs = new Uint8Array(LAYOUTS.kvm_sregs.size);
     this.#vcpu!.getSregs(sregs);
     const cr2 = Number(new DataView(sregs.buffer).getBigUint64(LAYOUTS.kvm_sregs.fields.cr2, true));
+    if (rip >= ABI.USER_MIN && this.#enterFaultHandler(vector, errorCode, cr2, frame, live)) {
+      return undefined;
+    }
     return crashFromException(vector, errorCode, rip, rsp, cr2, mem, {
       elf: this.#elf,
       base: this.#base,
     });
+  }
+
+  /** Delivers the signal of a user-mode fault if a handler takes it; false if none does. */
+  #enterFaultHandler(
+    vector: number,
+    errorCode: number,
+    cr2: number,
+    frame: number,
+    live: DataView,
+  ): boolean {
+    const s = this.#sig, v = this.#mem!.view;
+    const regs = new BigUint64Array(18);
+    for (let i = 0; i < 18; i++) regs[i] = live.getBigUint64(i * 8, true);
+    regs[R.rip] = v.getBigUint64(frame, true);
+    regs[R.rflags] = v.getBigUint64(frame + 16, true);
+    regs[R.rsp] = v.getBigUint64(frame + 24, true);
+    const info = this.#faultInfo(vector, errorCode, cr2, regs[R.rip]);
+    const act = s.actions[info.signo];
+    if (act.handler <= 1n || s.mask & bit(info.signo)) return false; // SIG_DFL, SIG_IGN, blocked
+    s.force(info);
+    const ctx: UserContext = {
+      regs,
+      err: BigInt(vector === 14 ? errorCode | 4 : errorCode),
+      trapno: BigInt(vector),
+      cr2: vector === 14 ? BigInt(cr2) : 0n,
+    };
+    if (!this.#deliver(ctx) || this.#process!.ended) return false;
+    v.setBigUint64(frame, regs[R.rip], true);
+    v.setBigUint64(frame + 16, regs[R.rflags], true);
+    v.setBigUint64(frame + 24, regs[R.rsp], true);
+    // Resume at the stub's iretq with the handler's arguments, rsp at the frame's rip.
+    const next = regs.slice();
+    next[R.rip] = live.getBigUint64(regOffset("rip"), true);
+    next[R.rflags] = live.getBigUint64(regOffset("rflags"), true);
+    next[R.rsp] = BigInt(frame);
+    this.#setRegs(next);
+    return true;
+  }
+
+  /** The siginfo Linux gives for exception `vector` in user mode. */
+  #faultInfo(vector: number, errorCode: number, cr2: number, rip: bigint): SigInfo {
+    const signo = vectorSignal(vector);
+    switch (vector) {
+      case 0:
+        return { signo, code: SI.FPE_INTDIV, addr: rip };
+      case 1:
+        return { signo, code: SI.TRAP_TRACE, addr: rip };
+      case 6:
+        return { signo, code: SI.ILL_ILLOPN, addr: rip };
+      case 14:
+        return { signo, code: errorCode & 1 ? SI.SEGV_ACCERR : SI.SEGV_MAPERR, addr: BigInt(cr2) };
+      case 17:
+        return { signo, code: SI.BUS_ADRALN, addr: 0n };
+      case 16:
+      case 19: {
+        this.#vcpu!.getXsave(this.#xsave);
+        const x = new DataView(this.#xsave.buffer);
+        const err = vector === 19
+          ? ~(x.getUint32(24, true) >> 7) & x.getUint32(24, true)
+          : x.getUint16(2, true) & ~x.getUint16(0, true);
+        const code = err & 0x041
+          ? SI.FPE_FLTINV
+          : err & 0x004
+          ? SI.FPE_FLTDIV
+          : err & 0x008
+          ? SI.FPE_FLTOVF
+          : err & 0x012
+          ? SI.FPE_FLTUND
+          : err & 0x020
+          ? SI.FPE_FLTRES
+          : 0;
+        return { signo, code, addr: rip };
+      }
+    }
+    return { signo, code: SI.KERNEL, addr: 0n };
   }
 
   #internal(description: string): CrashReport {
@@ -547,6 +823,7 @@ export class Vm implements Disposable, AsyncDisposable {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
+    if (this.#timerId !== undefined) hostSyscall(NR_TIMER_DELETE, this.#timerId);
     this.#process?.fds.closeAll();
     this.#mounts?.close();
     if (this.#run) libc().munmap(this.#run, BigInt(this.#runSize));
@@ -566,6 +843,24 @@ export class Vm implements Disposable, AsyncDisposable {
     this.dispose();
     return Promise.resolve();
   }
+}
+
+const SI_CODE_NAMES: Record<number, string> = {
+  0: "SI_USER",
+  0x80: "SI_KERNEL",
+  [-1]: "SI_QUEUE",
+  [-6]: "SI_TKILL",
+};
+
+/** A delivered signal, as strace shows it. */
+function formatSignal(i: SigInfo): string {
+  const name = SIGNAL_NAMES[i.signo] ?? `SIGRT_${i.signo - 32}`;
+  const parts = [`si_signo=${name}`, `si_code=${SI_CODE_NAMES[i.code] ?? i.code}`];
+  if (i.addr !== undefined) parts.push(`si_addr=0x${i.addr.toString(16)}`);
+  else if (i.pid !== undefined && i.code !== SI.KERNEL) {
+    parts.push(`si_pid=${i.pid}`, `si_uid=${i.uid ?? 0}`);
+  }
+  return `--- ${name} {${parts.join(", ")}} ---`;
 }
 
 /** Boots `options.path`, runs it to the end and frees the VM. */

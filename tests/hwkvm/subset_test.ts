@@ -70,6 +70,13 @@ for (const tc of toolchains) {
     }
   });
 
+  Deno.test(`[${platform}] ${tc}: signals: handlers, faults, FPU state, timers`, async () => {
+    for (const name of ["sig_handler", "sig_fault", "sig_fpu", "sig_timer"]) {
+      equal((await same(await fixture(name, tc))).outcome.code, 0, name);
+    }
+    equal((await same(await fixture("sig_default", tc), ["abort"])).outcome.code, 134);
+  });
+
   Deno.test(`[${platform}] ${tc}: a NULL dereference is reported`, async () => {
     const vm = await inVm(await fixture("null", tc));
     equal(vm.outcome.code, 139);

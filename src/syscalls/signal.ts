@@ -1,0 +1,664 @@
+/**
+ * Signals, on the host: each process's dispositions, pending signals and
+ * their `siginfo`, the alternate stack, the ITIMER_REAL timer (`alarm`,
+ * `setitimer`) and the run's own deadline (`--timeout`), multiplexed on one
+ * host interval timer. The blocked mask lives in the guest kernel (its
+ * `rt_sigprocmask` needs no exit); {@linkcode SignalState} reads and writes
+ * it in guest memory, and mirrors the pending set there so that the guest
+ * kernel asks the host to deliver when it unblocks a pending signal.
+ *
+ * The handlers here only change that state; the VM builds and unwinds
+ * signal frames (src/vm/sigframe.ts), since that needs the vCPU.
+ * @module
+ */
+import { E, SyscallError } from "./errno.ts";
+import { bufferAddress, hostSyscall } from "./host.ts";
+import type { Process, SyscallModule } from "./registry.ts";
+import type { GuestMemory } from "../vm/memory.ts";
+
+/** Linux signal numbers. */
+export const SIGNO = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGILL: 4,
+  SIGTRAP: 5,
+  SIGABRT: 6,
+  SIGBUS: 7,
+  SIGFPE: 8,
+  SIGKILL: 9,
+  SIGUSR1: 10,
+  SIGSEGV: 11,
+  SIGUSR2: 12,
+  SIGPIPE: 13,
+  SIGALRM: 14,
+  SIGTERM: 15,
+  SIGSTKFLT: 16,
+  SIGCHLD: 17,
+  SIGCONT: 18,
+  SIGSTOP: 19,
+  SIGTSTP: 20,
+  SIGTTIN: 21,
+  SIGTTOU: 22,
+  SIGURG: 23,
+  SIGXCPU: 24,
+  SIGXFSZ: 25,
+  SIGVTALRM: 26,
+  SIGPROF: 27,
+  SIGWINCH: 28,
+  SIGIO: 29,
+  SIGPWR: 30,
+  SIGSYS: 31,
+} as const; // deno-fmt-ignore
+
+/** `sa_flags` bits. */
+export const SA = {
+  SIGINFO: 4n,
+  RESTORER: 0x04000000n,
+  ONSTACK: 0x08000000n,
+  RESTART: 0x10000000n,
+  NODEFER: 0x40000000n,
+  RESETHAND: 0x80000000n,
+} as const;
+
+/** `si_code` values. */
+export const SI = {
+  USER: 0,
+  KERNEL: 0x80,
+  QUEUE: -1,
+  TKILL: -6,
+  SEGV_MAPERR: 1,
+  SEGV_ACCERR: 2,
+  ILL_ILLOPN: 2,
+  FPE_INTDIV: 1,
+  FPE_FLTDIV: 3,
+  FPE_FLTOVF: 4,
+  FPE_FLTUND: 5,
+  FPE_FLTRES: 6,
+  FPE_FLTINV: 7,
+  TRAP_BRKPT: 1,
+  TRAP_TRACE: 2,
+  BUS_ADRALN: 1,
+} as const;
+
+/** `SIG_DFL` and `SIG_IGN` as handler values. */
+export const SIG_DFL = 0n, SIG_IGN = 1n;
+/** Alternate-stack flags. */
+export const SS = { ONSTACK: 1, DISABLE: 2, AUTODISARM: 0x80000000 } as const;
+/** Linux's MINSIGSTKSZ for sigaltstack's size check. */
+const MINSIGSTKSZ = 2048n;
+const NSIG = 64;
+const UNBLOCKABLE = (1n << 8n) | (1n << 18n); // SIGKILL, SIGSTOP
+const NSEC = 1_000_000_000n;
+const MAX_NS = (1n << 63n) - 1n;
+const ITIMER_REAL = 0, ITIMER_VIRTUAL = 1, ITIMER_PROF = 2;
+const CLOCK_MONOTONIC = 1;
+const NR_CLOCK_GETTIME = 228, NR_CLOCK_NANOSLEEP = 230;
+const TIMER_ABSTIME = 1;
+
+/** A signal's bit in a mask. */
+export const bit = (sig: number): bigint => 1n << BigInt(sig - 1);
+
+/** What an ignored, default-handled or caught signal does. */
+export type DefaultAction = "term" | "core" | "ignore" | "stop";
+
+/** Linux's default action for `sig`. */
+export function defaultAction(sig: number): DefaultAction {
+  switch (sig) {
+    case SIGNO.SIGQUIT:
+    case SIGNO.SIGILL:
+    case SIGNO.SIGTRAP:
+    case SIGNO.SIGABRT:
+    case SIGNO.SIGBUS:
+    case SIGNO.SIGFPE:
+    case SIGNO.SIGSEGV:
+    case SIGNO.SIGXCPU:
+    case SIGNO.SIGXFSZ:
+    case SIGNO.SIGSYS:
+      return "core";
+    case SIGNO.SIGCHLD:
+    case SIGNO.SIGURG:
+    case SIGNO.SIGWINCH:
+    case SIGNO.SIGCONT:
+      return "ignore";
+    case SIGNO.SIGSTOP:
+    case SIGNO.SIGTSTP:
+    case SIGNO.SIGTTIN:
+    case SIGNO.SIGTTOU:
+      return "stop";
+  }
+  return "term";
+} // deno-fmt-ignore
+
+/** A `siginfo_t`, as far as hermitux fills one. */
+export interface SigInfo {
+  /** si_signo. */
+  signo: number;
+  /** si_code. */
+  code: number;
+  /** si_pid and si_uid (kill, tkill, tgkill). */
+  pid?: number;
+  /** si_uid. */
+  uid?: number;
+  /** si_addr (faults). */
+  addr?: bigint;
+  /** The raw 128 bytes (rt_sigqueueinfo), written as given. */
+  raw?: Uint8Array;
+}
+
+/** A `struct sigaction` as the kernel keeps it. */
+export interface SigAction {
+  /** sa_handler: SIG_DFL, SIG_IGN or a guest address. */
+  handler: bigint;
+  /** sa_flags. */
+  flags: bigint;
+  /** sa_restorer. */
+  restorer: bigint;
+  /** sa_mask. */
+  mask: bigint;
+}
+
+/** What the VM gives a process's signal state. */
+export interface SignalHost {
+  /** Guest addresses of the guest kernel's blocked mask and pending mirror. */
+  maskAddr?: number;
+  /** See `maskAddr`. */
+  pendingAddr?: number;
+  /** The user stack pointer at the current syscall. */
+  userSp(): bigint;
+  /** Arms the host timer to fire in `ns` nanoseconds (repeating), or disarms it (undefined). */
+  armTimer(ns: bigint | undefined): void;
+}
+
+/** The host's CLOCK_MONOTONIC in ns. */
+export function monotonicNs(): bigint {
+  const ts = new BigInt64Array(2);
+  hostSyscall(NR_CLOCK_GETTIME, CLOCK_MONOTONIC, bufferAddress(new Uint8Array(ts.buffer)));
+  return ts[0] * NSEC + ts[1];
+}
+
+/** One process's signal dispositions, pending set, alternate stack and timers. */
+export class SignalState {
+  /** Dispositions, indexed by signal number (0 unused). */
+  readonly actions: SigAction[] = Array.from(
+    { length: NSIG + 1 },
+    () => ({ handler: SIG_DFL, flags: 0n, restorer: 0n, mask: 0n }),
+  );
+  /** The alternate signal stack. */
+  altstack: { sp: bigint; flags: number; size: bigint } = { sp: 0n, flags: SS.DISABLE, size: 0n };
+  /** The mask rt_sigsuspend replaced, saved in the next signal frame. */
+  suspendMask?: bigint;
+  /** Set by rt_sigreturn: the VM unwinds the frame after the call. */
+  sigreturn = false;
+  /** ITIMER_REAL: next expiry (monotonic ns, 0 = disarmed) and interval. */
+  real = { due: 0n, interval: 0n };
+  /** ITIMER_VIRTUAL and ITIMER_PROF, recorded only. */
+  readonly otherTimers = [new BigInt64Array(4), new BigInt64Array(4)];
+  /** The run's end (monotonic ns), from --timeout. */
+  runDeadline = MAX_NS;
+  /** Whether the run's time is up (seen by a sleeping call). */
+  timedOut = false;
+  /** When the VM wants another chance to deliver an async signal (monotonic ns, 0 = none). */
+  retryAt = 0n;
+  #pending = 0n;
+  #info = new Map<number, SigInfo>();
+  #mask = 0n;
+  #armedAt = -1n;
+
+  /** @param mem guest memory (for the mask), @param host the VM's side. */
+  constructor(readonly mem: GuestMemory | undefined, readonly host: SignalHost) {}
+
+  /** The blocked mask (in the guest kernel). */
+  get mask(): bigint {
+    const a = this.host.maskAddr;
+    return a !== undefined && this.mem ? this.mem.view.getBigUint64(a, true) : this.#mask;
+  }
+
+  set mask(m: bigint) {
+    m &= ~UNBLOCKABLE;
+    const a = this.host.maskAddr;
+    if (a !== undefined && this.mem) this.mem.view.setBigUint64(a, m, true);
+    else this.#mask = m;
+  }
+
+  /** The pending set. */
+  get pending(): bigint {
+    return this.#pending;
+  }
+
+  #setPending(p: bigint): void {
+    this.#pending = p;
+    const a = this.host.pendingAddr;
+    if (a !== undefined && this.mem) this.mem.view.setBigUint64(a, p, true);
+  }
+
+  /** Whether `sig` is ignored (SIG_IGN, or SIG_DFL with a default to ignore or stop). */
+  ignored(sig: number): boolean {
+    const h = this.actions[sig].handler;
+    if (h === SIG_IGN) return true;
+    if (h !== SIG_DFL) return false;
+    const d = defaultAction(sig);
+    return d === "ignore" || d === "stop";
+  }
+
+  /** Generates `sig` for the process (as Linux's send_signal: ignored and unblocked is dropped). */
+  raise(info: SigInfo): void {
+    const sig = info.signo, b = bit(sig);
+    if (this.ignored(sig) && !(this.mask & b)) return;
+    if (this.#pending & b) return; // standard signals do not queue
+    this.#info.set(sig, info);
+    this.#setPending(this.#pending | b);
+  }
+
+  /** Raises `sig` even if blocked or ignored: a fault (force_sig): unblocks it, resets SIG_IGN. */
+  force(info: SigInfo): void {
+    const sig = info.signo;
+    if (this.actions[sig].handler === SIG_IGN || this.mask & bit(sig)) {
+      this.actions[sig] = { handler: SIG_DFL, flags: 0n, restorer: 0n, mask: 0n };
+    }
+    this.mask = this.mask & ~bit(sig);
+    this.#info.set(sig, info);
+    this.#setPending(this.#pending | bit(sig));
+  }
+
+  /** Forgets pending `sig` (its disposition became "ignore"). */
+  discard(sig: number): void {
+    if (!(this.#pending & bit(sig))) return;
+    this.#info.delete(sig);
+    this.#setPending(this.#pending & ~bit(sig));
+  }
+
+  /**
+   * The lowest pending signal that is not blocked and must be acted on (a
+   * handler or a fatal default), dropping ignored ones on the way; 0 if none.
+   * Faults (SEGV, BUS, ILL, TRAP, FPE) come first, as on Linux.
+   */
+  next(): number {
+    let ready = this.#pending & ~this.mask;
+    if (!ready) return 0;
+    const sync = ready & (bit(4) | bit(5) | bit(7) | bit(8) | bit(11));
+    if (sync) ready = sync;
+    for (let sig = 1; sig <= NSIG; sig++) {
+      if (!(ready & bit(sig))) continue;
+      if (this.ignored(sig)) {
+        this.discard(sig);
+        continue;
+      }
+      return sig;
+    }
+    return 0;
+  }
+
+  /** Removes pending `sig` and returns its siginfo. */
+  take(sig: number): SigInfo {
+    const info = this.#info.get(sig) ?? { signo: sig, code: SI.KERNEL };
+    this.#info.delete(sig);
+    this.#setPending(this.#pending & ~bit(sig));
+    return info;
+  }
+
+  /** Whether `sp` is on the alternate stack. */
+  onAltstack(sp: bigint): boolean {
+    const { sp: base, size } = this.altstack;
+    return sp > base && sp - base <= size;
+  }
+
+  /** Linux's sas_ss_flags(sp). */
+  altstackFlags(sp: bigint): number {
+    if (this.altstack.size === 0n) return SS.DISABLE;
+    return this.onAltstack(sp) ? SS.ONSTACK : 0;
+  }
+
+  /** Raises SIGALRM if ITIMER_REAL has expired by `now`; reschedules an interval timer. */
+  fireTimers(now = monotonicNs()): void {
+    if (now >= this.runDeadline) this.timedOut = true;
+    const r = this.real;
+    if (r.due === 0n || now < r.due) return;
+    this.raise({ signo: SIGNO.SIGALRM, code: SI.KERNEL, pid: 0, uid: 0 });
+    if (r.interval > 0n) {
+      // Overruns are skipped, as hrtimer_forward does.
+      r.due += r.interval * ((now - r.due) / r.interval + 1n);
+    } else r.due = 0n;
+    this.armHost(now);
+  }
+
+  /** Arms the host timer for the earliest of the run's deadline, ITIMER_REAL and a retry. */
+  armHost(now?: bigint, force = false): void {
+    if (force) this.#armedAt = -1n;
+    let at = this.runDeadline;
+    if (this.real.due !== 0n && this.real.due < at) at = this.real.due;
+    if (this.retryAt !== 0n && this.retryAt < at) at = this.retryAt;
+    if (at === this.#armedAt) return;
+    this.#armedAt = at;
+    if (at === MAX_NS) return this.host.armTimer(undefined);
+    const d = at - (now ?? monotonicNs());
+    this.host.armTimer(d > 1000n ? d : 1000n);
+  }
+
+  /**
+   * Sleeps on host clock `clock` (REALTIME or MONOTONIC) until `deadline`
+   * (ns on that clock), waking for timers: `"signal"` when a signal must be
+   * acted on (a handler runs or it kills), `"timeout"` when the run's time
+   * is up, `"done"` at the deadline. `ready` may end the wait early (e.g.
+   * rt_sigtimedwait's set).
+   */
+  sleep(clock: number, deadline: bigint, ready?: () => boolean): "done" | "signal" | "timeout" {
+    const ts = new BigInt64Array(2);
+    const addr = bufferAddress(new Uint8Array(ts.buffer));
+    for (;;) {
+      const mono = monotonicNs();
+      this.fireTimers(mono);
+      if (this.timedOut) return "timeout";
+      if (ready?.()) return "done";
+      if (this.next()) return "signal";
+      let wake = this.runDeadline;
+      if (this.real.due !== 0n && this.real.due < wake) wake = this.real.due;
+      const now = clock === CLOCK_MONOTONIC ? mono : clockNs(clock);
+      if (now >= deadline) return "done";
+      let until = deadline;
+      if (wake !== MAX_NS && now + (wake - mono) < until) until = now + (wake - mono);
+      ts[0] = until / NSEC;
+      ts[1] = until % NSEC;
+      const r = hostSyscall(NR_CLOCK_NANOSLEEP, clock, TIMER_ABSTIME, addr, 0);
+      if (r !== 0n && r !== BigInt(-E.EINTR)) throw new SyscallError(Number(-r));
+    }
+  }
+}
+
+function clockNs(clock: number): bigint {
+  const ts = new BigInt64Array(2);
+  hostSyscall(NR_CLOCK_GETTIME, clock, bufferAddress(new Uint8Array(ts.buffer)));
+  return ts[0] * NSEC + ts[1];
+}
+
+const STATE_KEY = "signals";
+
+/** The process's signal state (created detached from any VM if the VM made none). */
+export function signalsOf(p: Process): SignalState {
+  let s = p.state.get(STATE_KEY) as SignalState | undefined;
+  if (!s) {
+    s = new SignalState(undefined, { userSp: () => 0n, armTimer: () => {} });
+    p.state.set(STATE_KEY, s);
+  }
+  return s;
+}
+
+/** Installs the VM's signal state for `p`. */
+export function attachSignals(p: Process, s: SignalState): void {
+  p.state.set(STATE_KEY, s);
+}
+
+const i32 = (v: bigint) => Number(BigInt.asIntN(32, v));
+
+function validSignal(sig: number): boolean {
+  return sig >= 1 && sig <= NSIG;
+}
+
+/** Raises `sig` from kill/tkill/tgkill at the process itself (0: the existence check). */
+function sendSelf(p: Process, sig: number, code: number): number {
+  if (sig < 0 || sig > NSIG) throw new SyscallError(E.EINVAL);
+  if (sig === 0) return 0;
+  signalsOf(p).raise({ signo: sig, code, pid: p.pid, uid: Deno.uid() ?? 0 });
+  return 0;
+}
+
+function readSigset(p: Process, addr: bigint, size: bigint): bigint {
+  if (size !== 8n) throw new SyscallError(E.EINVAL);
+  return p.mem.u64(addr);
+}
+
+/** Remaining time of a timer due at `due` (0 = disarmed); a running timer shows at least 1 µs. */
+function remaining(due: bigint, now: bigint): bigint {
+  if (due === 0n) return 0n;
+  return due > now ? due - now : 1000n;
+}
+
+function writeItimerval(p: Process, addr: bigint, interval: bigint, value: bigint): void {
+  const o = p.mem.check(addr, 32);
+  const v = p.mem.view;
+  v.setBigInt64(o, interval / NSEC, true);
+  v.setBigInt64(o + 8, interval % NSEC / 1000n, true);
+  v.setBigInt64(o + 16, value / NSEC, true);
+  v.setBigInt64(o + 24, value % NSEC / 1000n, true);
+}
+
+/** Sets ITIMER_REAL; returns the old [interval, remaining] in ns. */
+function setReal(s: SignalState, value: bigint, interval: bigint): [bigint, bigint] {
+  const now = monotonicNs();
+  const old: [bigint, bigint] = [s.real.interval, remaining(s.real.due, now)];
+  s.real = value > 0n ? { due: now + value, interval } : { due: 0n, interval: 0n };
+  s.armHost(now);
+  return old;
+}
+
+/** Signal dispositions, sending signals to oneself, waiting, and ITIMER_REAL. */
+export const signalModule: SyscallModule = {
+  name: "signal",
+  partial: {
+    kill: "to the guest itself only (its pid, 0 or its own group); other pids ESRCH",
+    tkill: "to the guest's own thread only; others ESRCH",
+    tgkill: "to the guest's own thread only; others ESRCH",
+    rt_sigqueueinfo: "to the guest itself only; others ESRCH",
+    rt_sigtimedwait: "wakes for signals already pending or raised by ITIMER_REAL; " +
+      "real-time signals do not queue",
+    setitimer: "ITIMER_REAL fires SIGALRM; ITIMER_VIRTUAL and ITIMER_PROF are recorded, never fire",
+    getitimer: "ITIMER_VIRTUAL and ITIMER_PROF show what was set",
+    rt_sigaction: "real-time signals do not queue (one pending instance each)",
+  },
+  handlers: {
+    rt_sigaction({ args: [sig, act, oact, size], process: p }) {
+      if (size !== 8n) throw new SyscallError(E.EINVAL);
+      let next: SigAction | undefined;
+      if (act !== 0n) {
+        const o = p.mem.check(act, 32), v = p.mem.view;
+        next = {
+          handler: v.getBigUint64(o, true),
+          flags: v.getBigUint64(o + 8, true) & 0xffffffffn,
+          restorer: v.getBigUint64(o + 16, true),
+          mask: v.getBigUint64(o + 24, true) & ~UNBLOCKABLE,
+        };
+      }
+      const n = i32(sig);
+      if (!validSignal(n) || (next && (n === SIGNO.SIGKILL || n === SIGNO.SIGSTOP))) {
+        throw new SyscallError(E.EINVAL);
+      }
+      const s = signalsOf(p);
+      if (oact !== 0n) {
+        const o = p.mem.check(oact, 32), v = p.mem.view, a = s.actions[n];
+        v.setBigUint64(o, a.handler, true);
+        v.setBigUint64(o + 8, a.flags, true);
+        v.setBigUint64(o + 16, a.restorer, true);
+        v.setBigUint64(o + 24, a.mask, true);
+      }
+      if (next) {
+        s.actions[n] = next;
+        if (s.ignored(n)) s.discard(n);
+      }
+      return 0;
+    },
+    rt_sigpending({ args: [set, size], process: p }) {
+      if (size > 8n) throw new SyscallError(E.EINVAL);
+      const s = signalsOf(p);
+      const bytes = new Uint8Array(new BigUint64Array([s.pending & s.mask]).buffer);
+      p.mem.slice(set, Number(size)).set(bytes.subarray(0, Number(size)));
+      return 0;
+    },
+    kill({ args: [pid, sig], process: p }) {
+      const n = i32(pid);
+      // Only the guest exists: itself, its group (0, -pid); -1 means everyone else.
+      if (n !== p.pid && n !== 0 && n !== -p.pid) throw new SyscallError(E.ESRCH);
+      return sendSelf(p, i32(sig), SI.USER);
+    },
+    tkill({ args: [tid, sig], process: p }) {
+      if (i32(tid) <= 0) throw new SyscallError(E.EINVAL);
+      if (i32(tid) !== p.pid) throw new SyscallError(E.ESRCH);
+      return sendSelf(p, i32(sig), SI.TKILL);
+    },
+    tgkill({ args: [tgid, tid, sig], process: p }) {
+      if (i32(tid) <= 0 || i32(tgid) <= 0) throw new SyscallError(E.EINVAL);
+      if (i32(tid) !== p.pid || i32(tgid) !== p.pid) throw new SyscallError(E.ESRCH);
+      return sendSelf(p, i32(sig), SI.TKILL);
+    },
+    rt_sigqueueinfo({ args: [pid, sig, uinfo], process: p }) {
+      const raw = p.mem.slice(uinfo, 128).slice();
+      if (i32(pid) !== p.pid) throw new SyscallError(E.ESRCH);
+      const n = i32(sig);
+      if (n < 0 || n > NSIG) throw new SyscallError(E.EINVAL);
+      if (n === 0) return 0;
+      const code = new DataView(raw.buffer).getInt32(8, true);
+      new DataView(raw.buffer).setInt32(0, n, true);
+      signalsOf(p).raise({ signo: n, code, raw });
+      return 0;
+    },
+    sigaltstack({ args: [ss, oss], process: p }) {
+      const s = signalsOf(p);
+      let next: { sp: bigint; flags: number; size: bigint } | undefined;
+      if (ss !== 0n) {
+        const o = p.mem.check(ss, 24), v = p.mem.view;
+        next = {
+          sp: v.getBigUint64(o, true),
+          flags: v.getInt32(o + 8, true),
+          size: v.getBigUint64(o + 16, true),
+        };
+      }
+      const sp = s.host.userSp();
+      const old = {
+        sp: s.altstack.sp,
+        size: s.altstack.size,
+        flags: s.altstackFlags(sp) | (s.altstack.flags & SS.AUTODISARM),
+      };
+      if (next) {
+        if (s.onAltstack(sp)) throw new SyscallError(E.EPERM);
+        const mode = next.flags & ~SS.AUTODISARM;
+        if (mode !== SS.DISABLE && mode !== SS.ONSTACK && mode !== 0) {
+          throw new SyscallError(E.EINVAL);
+        }
+        if (mode === SS.DISABLE) s.altstack = { sp: 0n, size: 0n, flags: next.flags };
+        else {
+          if (next.size < MINSIGSTKSZ) throw new SyscallError(E.ENOMEM);
+          s.altstack = next;
+        }
+      }
+      if (oss !== 0n) {
+        const o = p.mem.check(oss, 24), v = p.mem.view;
+        v.setBigUint64(o, old.sp, true);
+        v.setInt32(o + 8, old.flags, true);
+        v.setInt32(o + 12, 0, true);
+        v.setBigUint64(o + 16, old.size, true);
+      }
+      return 0;
+    },
+    rt_sigreturn({ process: p }) {
+      signalsOf(p).sigreturn = true;
+      return 0;
+    },
+    pause({ process: p }) {
+      signalsOf(p).sleep(CLOCK_MONOTONIC, MAX_NS);
+      return -E.EINTR;
+    },
+    rt_sigsuspend({ args: [set, size], process: p }) {
+      const mask = readSigset(p, set, size);
+      const s = signalsOf(p);
+      const old = s.mask;
+      s.mask = mask;
+      // The frame of the signal that ends the wait saves (and its return restores) `old`.
+      s.suspendMask = old;
+      if (s.sleep(CLOCK_MONOTONIC, MAX_NS) !== "signal") {
+        s.mask = old;
+        s.suspendMask = undefined;
+      }
+      return -E.EINTR;
+    },
+    rt_sigtimedwait({ args: [set, info, timeout, size], process: p }) {
+      const want = readSigset(p, set, size) & ~UNBLOCKABLE;
+      let deadline = MAX_NS;
+      if (timeout !== 0n) {
+        const o = p.mem.check(timeout, 16);
+        const sec = p.mem.view.getBigInt64(o, true), nsec = p.mem.view.getBigInt64(o + 8, true);
+        if (sec < 0n || nsec < 0n || nsec >= NSEC) throw new SyscallError(E.EINVAL);
+        const d = sec * NSEC + nsec, now = monotonicNs();
+        deadline = d > MAX_NS - now ? MAX_NS : now + d;
+      }
+      const s = signalsOf(p);
+      // The waited-for signals count as unblocked while waiting (as Linux does).
+      const blocked = s.mask;
+      s.mask = blocked & ~want;
+      const ready = () => (s.pending & want) !== 0n;
+      let r: "done" | "signal" | "timeout";
+      try {
+        r = s.sleep(CLOCK_MONOTONIC, deadline, ready);
+      } finally {
+        s.mask = blocked;
+      }
+      if (r === "done" && ready()) {
+        let sig = 1;
+        while (!(s.pending & want & bit(sig))) sig++;
+        const si = s.take(sig);
+        if (info !== 0n) writeSiginfo(p.mem, p.mem.check(info, 128), si);
+        return sig;
+      }
+      return r === "done" ? -E.EAGAIN : -E.EINTR;
+    },
+    alarm({ args: [seconds], process: p }) {
+      const secs = BigInt.asUintN(32, seconds);
+      const [, left] = setReal(signalsOf(p), secs * NSEC, 0n);
+      const us = left / 1000n;
+      let r = us / 1_000_000n;
+      if ((r === 0n && us % 1_000_000n) || us % 1_000_000n >= 500_000n) r++;
+      return r;
+    },
+    setitimer({ args: [which, value, ovalue], process: p }) {
+      const w = i32(which);
+      if (w !== ITIMER_REAL && w !== ITIMER_VIRTUAL && w !== ITIMER_PROF) {
+        throw new SyscallError(E.EINVAL);
+      }
+      let t = new BigInt64Array(4);
+      if (value !== 0n) {
+        const o = p.mem.check(value, 32);
+        t = new BigInt64Array(p.mem.bytes.slice(o, o + 32).buffer);
+        if (t[1] < 0n || t[1] >= 1_000_000n || t[3] < 0n || t[3] >= 1_000_000n) {
+          throw new SyscallError(E.EINVAL);
+        }
+      }
+      const s = signalsOf(p);
+      if (w === ITIMER_REAL) {
+        const ns = (sec: bigint, us: bigint) => sec * NSEC + us * 1000n;
+        const [interval, left] = setReal(s, ns(t[2], t[3]), ns(t[0], t[1]));
+        if (ovalue !== 0n) writeItimerval(p, ovalue, interval, left);
+        return 0;
+      }
+      const old = s.otherTimers[w - 1];
+      if (ovalue !== 0n) p.mem.slice(ovalue, 32).set(new Uint8Array(old.slice().buffer));
+      old.set(t);
+      return 0;
+    },
+    getitimer({ args: [which, value], process: p }) {
+      const w = i32(which);
+      if (w !== ITIMER_REAL && w !== ITIMER_VIRTUAL && w !== ITIMER_PROF) {
+        throw new SyscallError(E.EINVAL);
+      }
+      const s = signalsOf(p);
+      if (w === ITIMER_REAL) {
+        writeItimerval(p, value, s.real.interval, remaining(s.real.due, monotonicNs()));
+      } else p.mem.slice(value, 32).set(new Uint8Array(s.otherTimers[w - 1].slice().buffer));
+      return 0;
+    },
+  },
+};
+
+/** Writes `info` as a 128-byte siginfo_t at guest offset `o` (already checked). */
+export function writeSiginfo(mem: GuestMemory, o: number, info: SigInfo): void {
+  if (info.raw) {
+    mem.bytes.set(info.raw, o);
+    return;
+  }
+  const v = mem.view;
+  mem.bytes.fill(0, o, o + 128);
+  v.setInt32(o, info.signo, true);
+  v.setInt32(o + 8, info.code, true);
+  if (info.addr !== undefined) v.setBigUint64(o + 16, info.addr, true);
+  else if (info.pid !== undefined) {
+    v.setInt32(o + 16, info.pid, true);
+    v.setUint32(o + 20, info.uid ?? 0, true);
+  }
+}

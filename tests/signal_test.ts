@@ -1,0 +1,83 @@
+// Signals against native runs: handlers for signals sent to oneself, CPU
+// faults as signals (siginfo, ucontext, returning and longjmp-ing out),
+// alternate stacks, masks, default actions and exit statuses, ITIMER_REAL,
+// FPU state across handlers.
+import { equal, match } from "node:assert/strict";
+import {
+  assertSameAsNative,
+  fixture,
+  runHermitux,
+  runNative,
+  type Toolchain,
+  TOOLCHAINS,
+} from "./fixtures.ts";
+
+for (const tc of Object.keys(TOOLCHAINS) as Toolchain[]) {
+  Deno.test(`${tc}: signal handlers, masks, sigsuspend, sigtimedwait`, async () => {
+    const out = await assertSameAsNative(await fixture("sig_handler", tc));
+    match(out.stdout, /^raise: count 1 sig 10 code -6 pid 1 uid 1$/m);
+    match(out.stdout, /^unblocked: count 1 /m);
+  });
+
+  Deno.test(`${tc}: CPU faults become signals with siginfo and ucontext`, async () => {
+    const out = await assertSameAsNative(await fixture("sig_fault", tc));
+    match(out.stdout, /^sig 11 code 1 addr0 1 addr_is_rip 0 trapno 14 err_write 1/m);
+    match(out.stdout, /^sig 8 code 1 addr0 0 addr_is_rip 1 trapno 0/m);
+    match(out.stdout, /^sig 4 code 2 addr0 0 addr_is_rip 1 trapno 6/m);
+    match(out.stdout, /^skipped ud2: ran 1 rax 1234$/m);
+    match(out.stdout, /^on altstack 1 flags onstack 1$/m);
+  });
+
+  Deno.test(`${tc}: FPU state is kept across handlers`, async () => {
+    const out = await assertSameAsNative(await fixture("sig_fpu", tc));
+    match(out.stdout, /xmm15 kept 1 st0 kept 1 rounding kept 1\nymm15 kept 1\n/);
+    match(out.stdout, /loops interrupted 1, sums equal 1/);
+  });
+
+  Deno.test(`${tc}: alarm, pause, setitimer, interrupted sleeps`, async () => {
+    const out = await assertSameAsNative(await fixture("sig_timer", tc));
+    match(out.stdout, /^busy loop ticks 3, disarmed 1$/m);
+  });
+
+  Deno.test(`${tc}: default actions end the run as on Linux`, async () => {
+    const bin = await fixture("sig_default", tc);
+    const codes: Record<string, number> = {
+      abort: 134,
+      term: 143,
+      alarm: 142,
+      "blocked-then-dfl": 140,
+    };
+    for (const [mode, code] of Object.entries(codes)) {
+      equal((await assertSameAsNative(bin, [mode])).code, code, mode);
+    }
+    // An ignored SIGSEGV from a fault still kills (with hermitux's crash report).
+    const [native, vm] = await Promise.all([
+      runNative(bin, ["segv-ign"]),
+      runHermitux(bin, ["segv-ign"]),
+    ]);
+    equal(vm.code, 139);
+    equal(native.code, 139);
+    equal(vm.stdout, native.stdout);
+    match(vm.stderr, /guest killed by SIGSEGV: page fault: write at unmapped address 0x0/);
+  });
+}
+
+Deno.test("--timeout ends a guest waiting in pause()", async () => {
+  const r = await runHermitux(await fixture("sig_default", "musl-static"), ["pause"], {
+    flags: ["--timeout", "0.3"],
+  });
+  equal(r.code, 124);
+  equal(r.stdout, "mode pause\n");
+  equal(r.stderr, "hermitux: timed out after 0.3 s; guest stopped\n");
+});
+
+Deno.test("--trace shows delivered signals strace-style", async () => {
+  const r = await runHermitux(await fixture("sig_default", "musl-static"), ["term"], {
+    flags: ["--trace"],
+  });
+  equal(r.code, 143);
+  match(
+    r.stderr,
+    /^kill\(\d+, 15\) = 0\n--- SIGTERM \{si_signo=SIGTERM, si_code=SI_USER, si_pid=\d+, si_uid=\d+\} ---$/m,
+  );
+});
