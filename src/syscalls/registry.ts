@@ -29,11 +29,6 @@ export interface Process {
   readonly exePath: string;
   /** The guest's memory map in the format of /proc/self/maps. */
   mappings(): string;
-  /**
-   * Whether a blocking call should give up now (`EINTR`): the run's time is
-   * up. Handlers that block poll this at least every 50 ms.
-   */
-  interrupted(): boolean;
   /** Ends the run with `code` (exit_group) or a fatal signal. */
   exit(code: number, signal?: number): void;
   /** Per-process values owned by modules (e.g. resource limits), by key. */
