@@ -21,3 +21,20 @@ Deno.test("busybox cat copies stdin", async () => {
   const text = "line one\nline two\n".repeat(1000);
   equal((await assertSameAsNative(BUSYBOX, ["cat"], { stdin: text })).stdout, text);
 });
+
+Deno.test("busybox file tools through the default mounts", async () => {
+  for (
+    const args of [
+      ["ls", "-a", "/etc/apt"],
+      ["wc", "-l", "/etc/passwd"],
+      ["sha256sum", "/etc/hostname", "/etc/passwd"],
+      ["find", "/etc", "-maxdepth", "1", "-name", "pass*"],
+      ["head", "-n", "2", "/etc/passwd"],
+      ["cat", "/etc/no-such-file"],
+    ]
+  ) {
+    await assertSameAsNative(BUSYBOX, args);
+  }
+  const out = await assertSameAsNative(BUSYBOX, ["awk", "{ print $2 }"], { stdin: "a b c\n" });
+  equal(out.stdout, "b\n");
+});
