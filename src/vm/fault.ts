@@ -5,39 +5,35 @@
  * @module
  */
 import type { ElfFile } from "../loader/elf.ts";
+import { SIGNO } from "../syscalls/signal.ts";
 import { PF_X, PT_LOAD } from "../loader/elf.ts";
 import type { GuestMemory } from "./memory.ts";
 
-/** Linux signal numbers hermitux reports. */
-export const SIG = {
-  SIGILL: 4,
-  SIGTRAP: 5,
-  SIGABRT: 6,
-  SIGBUS: 7,
-  SIGFPE: 8,
-  SIGKILL: 9,
-  SIGSEGV: 11,
-} as const; // deno-fmt-ignore
+/** Linux signal numbers (the full table lives with the signal syscalls). */
+export const SIG = SIGNO;
 
-/** Signal names by number. */
-export const SIGNAL_NAMES: Record<number, string> = {
-  1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT",
-  7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL", 10: "SIGUSR1", 11: "SIGSEGV", 12: "SIGUSR2",
-  13: "SIGPIPE", 14: "SIGALRM", 15: "SIGTERM", 16: "SIGSTKFLT", 17: "SIGCHLD", 18: "SIGCONT",
-  19: "SIGSTOP", 20: "SIGTSTP", 21: "SIGTTIN", 22: "SIGTTOU", 23: "SIGURG", 24: "SIGXCPU",
-  25: "SIGXFSZ", 26: "SIGVTALRM", 27: "SIGPROF", 28: "SIGWINCH", 29: "SIGIO", 30: "SIGPWR",
-  31: "SIGSYS",
-}; // deno-fmt-ignore
+/** Signal names by number, e.g. `SIGNAL_NAMES[11] === "SIGSEGV"`. */
+export const SIGNAL_NAMES: Readonly<Record<number, string>> = Object.fromEntries(
+  Object.entries(SIGNO).map(([name, n]) => [n, name]),
+);
 
 const VECTORS: Record<number, [string, number]> = {
-  0: ["divide error", SIG.SIGFPE], 1: ["debug trap", SIG.SIGTRAP],
-  3: ["breakpoint", SIG.SIGTRAP], 4: ["overflow", SIG.SIGSEGV],
-  5: ["bound range exceeded", SIG.SIGSEGV], 6: ["invalid opcode", SIG.SIGILL],
-  7: ["device not available", SIG.SIGSEGV], 8: ["double fault", SIG.SIGSEGV],
-  10: ["invalid TSS", SIG.SIGSEGV], 11: ["segment not present", SIG.SIGBUS],
-  12: ["stack-segment fault", SIG.SIGBUS], 13: ["general protection fault", SIG.SIGSEGV],
-  14: ["page fault", SIG.SIGSEGV], 16: ["x87 floating-point error", SIG.SIGFPE],
-  17: ["alignment check", SIG.SIGBUS], 19: ["SIMD floating-point error", SIG.SIGFPE],
+  0: ["divide error", SIG.SIGFPE],
+  1: ["debug trap", SIG.SIGTRAP],
+  3: ["breakpoint", SIG.SIGTRAP],
+  4: ["overflow", SIG.SIGSEGV],
+  5: ["bound range exceeded", SIG.SIGSEGV],
+  6: ["invalid opcode", SIG.SIGILL],
+  7: ["device not available", SIG.SIGSEGV],
+  8: ["double fault", SIG.SIGSEGV],
+  10: ["invalid TSS", SIG.SIGSEGV],
+  11: ["segment not present", SIG.SIGBUS],
+  12: ["stack-segment fault", SIG.SIGBUS],
+  13: ["general protection fault", SIG.SIGSEGV],
+  14: ["page fault", SIG.SIGSEGV],
+  16: ["x87 floating-point error", SIG.SIGFPE],
+  17: ["alignment check", SIG.SIGBUS],
+  19: ["SIMD floating-point error", SIG.SIGFPE],
 }; // deno-fmt-ignore
 
 /** The signal CPU exception `vector` raises (SIGSEGV for the unusual ones). */
