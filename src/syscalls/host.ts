@@ -42,5 +42,9 @@ export const HOST_NR = {
   readv: 19,
   writev: 20,
   sendfile: 40,
+  preadv: 295,
+  pwritev: 296,
+  preadv2: 327,
+  pwritev2: 328,
   prlimit64: 302,
 } as const;

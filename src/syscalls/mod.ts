@@ -7,6 +7,7 @@ import { stdioModule } from "./stdio.ts";
 import { processModule } from "./process.ts";
 import { fsModule } from "./fs.ts";
 import { mmModule } from "./mm.ts";
+import { pollModule } from "./poll.ts";
 import { timeModule } from "./time.ts";
 import { signalModule } from "./signal.ts";
 
@@ -17,6 +18,7 @@ export { stdioModule } from "./stdio.ts";
 export { processModule } from "./process.ts";
 export { fsModule } from "./fs.ts";
 export { flushSharedMappings, mmModule } from "./mm.ts";
+export { pollModule } from "./poll.ts";
 export { timeModule } from "./time.ts";
 export { signalModule } from "./signal.ts";
 export { formatSyscall } from "./trace.ts";
@@ -29,6 +31,7 @@ export const DEFAULT_MODULES = [
   mmModule,
   timeModule,
   signalModule,
+  pollModule,
 ];
 
 /** A registry with every built-in module registered. */

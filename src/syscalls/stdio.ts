@@ -52,7 +52,9 @@ function rwv(nr: number) {
   return (call: SyscallCall) => {
     const file = call.process.fds.get(call.args[0]);
     const [iovs, count] = hostIovecs(call);
-    return hostSyscall(nr, file.hostFd, bufferAddress(iovs), count);
+    // preadv/pwritev(2) take the offset (and flags) next; readv/writev ignore them.
+    const [, , , a3, a4, a5] = call.args;
+    return hostSyscall(nr, file.hostFd, bufferAddress(iovs), count, a3, a4, a5);
   };
 }
 
@@ -61,7 +63,7 @@ function fstat({ args: [fd, buf], process: p }: SyscallCall) {
   return hostSyscall(HOST_NR.fstat, file.hostFd, p.mem.hostAddress(buf, STAT_SIZE));
 }
 
-/** Reading and writing any open fd: read, write, readv, writev, fstat, ioctl, lseek, sendfile, close. */
+/** Reading and writing any open fd: read/write and their vector and positioned forms, fstat, ioctl, lseek, sendfile, close. */
 export const stdioModule: SyscallModule = {
   name: "stdio",
   partial: {
@@ -74,6 +76,10 @@ export const stdioModule: SyscallModule = {
     write: rw(HOST_NR.write),
     readv: rwv(HOST_NR.readv),
     writev: rwv(HOST_NR.writev),
+    preadv: rwv(HOST_NR.preadv),
+    pwritev: rwv(HOST_NR.pwritev),
+    preadv2: rwv(HOST_NR.preadv2),
+    pwritev2: rwv(HOST_NR.pwritev2),
     fstat,
     ioctl({ args: [fd, req, arg], process: p }) {
       const file = p.fds.get(fd);

@@ -11,6 +11,7 @@ static const char *ename(int e)
 	case ESRCH: return "ESRCH";
 	case EINTR: return "EINTR";
 	case EBADF: return "EBADF";
+	case EEXIST: return "EEXIST";
 	case EFAULT: return "EFAULT";
 	case EINVAL: return "EINVAL";
 	case ENOSYS: return "ENOSYS";

@@ -1,0 +1,234 @@
+/**
+ * Waiting on fds and the fd kinds made for waiting: poll, ppoll, select,
+ * pselect6, epoll, eventfd, timerfd. Guest fds are translated to host fds
+ * and the host kernel does the work. A wait that would block runs in
+ * 50 ms slices, between which timers fire and signals are checked, so a
+ * handler can interrupt it (EINTR) and `--timeout` can end the run.
+ * @module
+ */
+import { E, SyscallError } from "./errno.ts";
+import { OpenFile } from "./fdtable.ts";
+import { bufferAddress, hostSyscall } from "./host.ts";
+import type { Process, SyscallModule } from "./registry.ts";
+import { monotonicNs, signalsOf } from "./signal.ts";
+
+const NR = {
+  ppoll: 271,
+  epoll_create1: 291,
+  epoll_ctl: 233,
+  epoll_pwait: 281,
+  eventfd2: 290,
+  timerfd_create: 283,
+  timerfd_settime: 286,
+  timerfd_gettime: 287,
+  fcntl: 72,
+} as const; // deno-fmt-ignore
+const SLICE_NS = 50_000_000n, NSEC = 1_000_000_000n;
+const O_CLOEXEC = 0o2000000, O_NONBLOCK = 0o4000;
+const FD_SETSIZE = 1024;
+
+const i32 = (v: bigint) => Number(BigInt.asIntN(32, v));
+
+/**
+ * Repeats `attempt(sliceNs)` (a host wait of at most that long, returning
+ * the ready count) until something is ready, `deadline` (monotonic ns, or
+ * undefined for never) passes, or a signal or the run's end interrupts.
+ */
+function waitLoop(p: Process, deadline: bigint | undefined, attempt: (ns: bigint) => bigint) {
+  const sig = signalsOf(p);
+  for (;;) {
+    const now = monotonicNs();
+    sig.fireTimers(now);
+    if (sig.timedOut || sig.next()) throw new SyscallError(E.EINTR);
+    const left = deadline === undefined ? SLICE_NS : deadline - now;
+    const r = attempt(left <= 0n ? 0n : left < SLICE_NS ? left : SLICE_NS);
+    if (r !== 0n && r !== BigInt(-E.EINTR)) return r;
+    if (deadline !== undefined && monotonicNs() >= deadline) return 0n;
+  }
+}
+
+/** A guest timespec (or NULL: no deadline) as an absolute monotonic deadline. */
+function timespecDeadline(p: Process, addr: bigint): bigint | undefined {
+  if (!addr) return undefined;
+  const sec = BigInt.asIntN(64, p.mem.u64(addr)), nsec = BigInt.asIntN(64, p.mem.u64(addr + 8n));
+  if (sec < 0n || nsec < 0n || nsec >= NSEC) throw new SyscallError(E.EINVAL);
+  return monotonicNs() + sec * NSEC + nsec;
+}
+
+function hostTimespec(ns: bigint): Uint8Array {
+  return new Uint8Array(new BigInt64Array([ns / NSEC, ns % NSEC]).buffer);
+}
+
+/** poll on guest pollfds: host fds swapped in, revents copied back. */
+function pollFds(p: Process, fds: bigint, nfds: bigint, deadline: bigint | undefined) {
+  const n = Number(nfds);
+  if (n < 0 || n > FD_SETSIZE * 64) throw new SyscallError(E.EINVAL);
+  const guest = p.mem.slice(fds, n * 8);
+  const gv = new DataView(guest.buffer, guest.byteOffset, guest.byteLength);
+  const host = new Uint8Array(n * 8);
+  const hv = new DataView(host.buffer);
+  for (let i = 0; i < n; i++) {
+    const fd = gv.getInt32(i * 8, true);
+    let hostFd = -1;
+    if (fd >= 0) {
+      try {
+        hostFd = p.fds.get(fd).hostFd;
+      } catch {
+        hostFd = -2; // not open: POLLNVAL below
+      }
+    }
+    hv.setInt32(i * 8, hostFd === -2 ? -1 : hostFd, true);
+    hv.setInt16(i * 8 + 4, gv.getInt16(i * 8 + 4, true), true);
+    if (hostFd === -2) hv.setInt16(i * 8 + 6, 0x20, true); // POLLNVAL
+  }
+  const nval = [...Array(n).keys()].filter((i) => hv.getInt16(i * 8 + 6, true) === 0x20);
+  const r = nval.length
+    ? BigInt(nval.length)
+    : waitLoop(p, deadline, (ns) =>
+      hostSyscall(NR.ppoll, bufferAddress(host), n, bufferAddress(hostTimespec(ns)), 0, 8));
+  for (let i = 0; i < n; i++) {
+    gv.setInt16(
+      i * 8 + 6,
+      nval.includes(i) ? 0x20 : r > 0n ? hv.getInt16(i * 8 + 6, true) : 0,
+      true,
+    );
+  }
+  return r;
+}
+
+/** select on guest fd_sets, through poll. */
+function selectFds(
+  p: Process,
+  [nfds, readfds, writefds, exceptfds]: bigint[],
+  deadline: bigint | undefined,
+) {
+  const n = i32(nfds);
+  if (n < 0 || n > FD_SETSIZE) throw new SyscallError(E.EINVAL);
+  const bytes = Math.ceil(n / 64) * 8;
+  const sets = [readfds, writefds, exceptfds].map((a) => a ? p.mem.slice(a, bytes) : undefined);
+  const events = [0x1 | 0x8 | 0x10, 0x4 | 0x8, 0x2]; // in (+err/hup), out (+err), pri
+  const list: { fd: number; host: number; ev: number }[] = [];
+  for (let fd = 0; fd < n; fd++) {
+    let ev = 0;
+    sets.forEach((s, k) => {
+      if (s && s[fd >> 3] & (1 << (fd & 7))) ev |= [0x1, 0x4, 0x2][k];
+    });
+    if (ev) list.push({ fd, host: p.fds.get(fd).hostFd, ev }); // EBADF as select
+  }
+  const host = new Uint8Array(list.length * 8);
+  const hv = new DataView(host.buffer);
+  list.forEach((e, i) => {
+    hv.setInt32(i * 8, e.host, true);
+    hv.setInt16(i * 8 + 4, e.ev, true);
+  });
+  const r = waitLoop(
+    p,
+    deadline,
+    (ns) =>
+      hostSyscall(
+        NR.ppoll,
+        bufferAddress(host),
+        list.length,
+        bufferAddress(hostTimespec(ns)),
+        0,
+        8,
+      ),
+  );
+  if (r < 0n) return r;
+  for (const s of sets) s?.fill(0);
+  let count = 0;
+  list.forEach((e, i) => {
+    const re = hv.getInt16(i * 8 + 6, true);
+    sets.forEach((s, k) => {
+      if (s && re & events[k] && e.ev & [0x1, 0x4, 0x2][k]) {
+        s[e.fd >> 3] |= 1 << (e.fd & 7);
+        count++;
+      }
+    });
+  });
+  return count;
+}
+
+/** Installs a host fd the kernel just made (eventfd, timerfd, epoll). */
+function install(p: Process, hostFd: bigint, flags: number) {
+  if (hostFd < 0n) return hostFd;
+  return p.fds.install(new OpenFile(Number(hostFd)), (flags & O_CLOEXEC) !== 0);
+}
+
+/** Waiting on fds; eventfd, timerfd and epoll. */
+export const pollModule: SyscallModule = {
+  name: "poll",
+  partial: {
+    select: "the timeout is not updated with the time left",
+    epoll_ctl: "events carry the guest's data; an epoll fd inside an epoll set is not translated",
+  },
+  handlers: {
+    poll({ args: [fds, nfds, timeout], process: p }) {
+      const ms = i32(timeout);
+      return pollFds(p, fds, nfds, ms < 0 ? undefined : monotonicNs() + BigInt(ms) * 1_000_000n);
+    },
+    ppoll({ args: [fds, nfds, ts], process: p }) {
+      return pollFds(p, fds, nfds, timespecDeadline(p, ts));
+    },
+    select({ args, process: p }) {
+      const tv = args[4];
+      let deadline: bigint | undefined;
+      if (tv) {
+        const sec = BigInt.asIntN(64, p.mem.u64(tv)), usec = BigInt.asIntN(64, p.mem.u64(tv + 8n));
+        if (sec < 0n || usec < 0n) throw new SyscallError(E.EINVAL);
+        deadline = monotonicNs() + sec * NSEC + usec * 1000n;
+      }
+      return selectFds(p, [...args], deadline);
+    },
+    pselect6({ args, process: p }) {
+      return selectFds(p, [...args], timespecDeadline(p, args[4]));
+    },
+    eventfd2: ({ args: [initval, flags], process: p }) =>
+      install(p, hostSyscall(NR.eventfd2, initval, flags | BigInt(O_CLOEXEC)), Number(flags)),
+    eventfd: ({ args: [initval], process: p }) =>
+      install(p, hostSyscall(NR.eventfd2, initval, O_CLOEXEC), 0),
+    timerfd_create: ({ args: [clock, flags], process: p }) =>
+      install(p, hostSyscall(NR.timerfd_create, clock, flags | BigInt(O_CLOEXEC)), Number(flags)),
+    timerfd_settime({ args: [fd, flags, value, old], process: p }) {
+      return hostSyscall(
+        NR.timerfd_settime,
+        p.fds.get(fd).hostFd,
+        flags,
+        p.mem.hostAddress(value, 32),
+        old ? p.mem.hostAddress(old, 32) : 0,
+      );
+    },
+    timerfd_gettime: ({ args: [fd, value], process: p }) =>
+      hostSyscall(NR.timerfd_gettime, p.fds.get(fd).hostFd, p.mem.hostAddress(value, 32)),
+    epoll_create1: ({ args: [flags], process: p }) =>
+      install(p, hostSyscall(NR.epoll_create1, flags | BigInt(O_CLOEXEC)), Number(flags)),
+    epoll_create({ args: [size], process: p }) {
+      if (i32(size) <= 0) throw new SyscallError(E.EINVAL);
+      return install(p, hostSyscall(NR.epoll_create1, O_CLOEXEC), 0);
+    },
+    epoll_ctl({ args: [epfd, op, fd, event], process: p }) {
+      const ep = p.fds.get(epfd).hostFd, target = p.fds.get(fd).hostFd;
+      return hostSyscall(NR.epoll_ctl, ep, op, target, event ? p.mem.hostAddress(event, 12) : 0);
+    },
+    epoll_wait: ({ args: [epfd, events, max, timeout], process: p }) =>
+      epollWait(p, epfd, events, max, i32(timeout)),
+    epoll_pwait: ({ args: [epfd, events, max, timeout], process: p }) =>
+      epollWait(p, epfd, events, max, i32(timeout)),
+  },
+};
+
+function epollWait(p: Process, epfd: bigint, events: bigint, max: bigint, timeoutMs: number) {
+  const n = i32(max);
+  if (n <= 0) throw new SyscallError(E.EINVAL);
+  const ep = p.fds.get(epfd).hostFd;
+  const out = p.mem.hostAddress(events, n * 12);
+  const deadline = timeoutMs < 0 ? undefined : monotonicNs() + BigInt(timeoutMs) * 1_000_000n;
+  return waitLoop(
+    p,
+    deadline,
+    (ns) => hostSyscall(NR.epoll_pwait, ep, out, n, Number(ns / 1_000_000n), 0, 8),
+  );
+}
+
+/** O_NONBLOCK, for callers that make fds of these kinds. */
+export const POLL_FLAGS = { O_NONBLOCK } as const;
