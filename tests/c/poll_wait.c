@@ -11,11 +11,15 @@
 #include <sys/eventfd.h>
 #include <sys/select.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include "report.h"
+
+static volatile sig_atomic_t alarms;
+static void on_alarm(int sig) { alarms++; (void)sig; }
 
 int main(void)
 {
@@ -63,6 +67,17 @@ int main(void)
 	show("epoll_wait ready", epoll_wait(ep, out, 4, -1));
 	printf("data %llx events %x\n", (unsigned long long)out[0].data.u64, out[0].events);
 	show("epoll_ctl del", epoll_ctl(ep, EPOLL_CTL_DEL, p[0], NULL));
+
+	read(p[0], &c, 1);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_alarm;
+	sigaction(SIGALRM, &sa, NULL);
+	struct itimerval it = { { 0, 0 }, { 0, 30000 } };
+	setitimer(ITIMER_REAL, &it, NULL);
+	struct pollfd q = { p[0], POLLIN, 0 };
+	show("poll interrupted", poll(&q, 1, -1));
+	printf("handler ran %d\n", alarms);
 
 	int efd = eventfd(3, 0);
 	uint64_t v = 0;

@@ -12,6 +12,7 @@ static const char *ename(int e)
 	case EINTR: return "EINTR";
 	case EBADF: return "EBADF";
 	case EEXIST: return "EEXIST";
+	case EAGAIN: return "EAGAIN";
 	case EFAULT: return "EFAULT";
 	case EINVAL: return "EINVAL";
 	case ENOSYS: return "ENOSYS";
