@@ -151,3 +151,26 @@ Deno.test("the CLI's default mounts: cwd read-write, system directories read-onl
     await Deno.stat(`${dir}/here.txt`);
   });
 });
+
+Deno.test("--memfs: a private in-memory file system, gone after the run", async () => {
+  const shm = () =>
+    [...Deno.readDirSync("/dev/shm")].filter((e) => e.name.startsWith("hermitux-memfs-"));
+  const before = shm().length;
+  const lines = await probe([], [
+    "cwd",
+    "create:/scratch/a",
+    "mkdir:/scratch/d",
+    "rename:/scratch/a:/scratch/d/b",
+    "stat:/scratch/d/b",
+    "create:/elsewhere",
+  ], ["--memfs", "/scratch", "--workdir", "/scratch"]);
+  deepStrictEqual(lines, [
+    "cwd OK /scratch",
+    "create:/scratch/a OK",
+    "mkdir:/scratch/d OK",
+    "rename:/scratch/a:/scratch/d/b OK",
+    "stat:/scratch/d/b OK",
+    "create:/elsewhere ENOENT",
+  ]);
+  equal(shm().length, before);
+});

@@ -8,7 +8,7 @@ import { boot } from "../vm/vm.ts";
 import { ElfError } from "../loader/elf.ts";
 import { KvmUnavailableError } from "../kvm/ioctls.ts";
 import { detectPlatform, guestCpl } from "../kvm/platform.ts";
-import type { MountSpec } from "../vfs/mounts.ts";
+import { MEMORY, type MountSpec } from "../vfs/mounts.ts";
 import { VERSION } from "../version.ts";
 
 const USAGE = `hermitux ${VERSION}: run a Linux x86-64 executable in a KVM micro-VM
@@ -27,6 +27,8 @@ Options for run:
   --verbose          also name the KVM platform and the guest's privilege level
   --mount HOST:GUEST[:ro|rw]
                      show host directory HOST at GUEST (read-write unless :ro; repeatable)
+  --memfs GUEST      an empty in-memory file system at GUEST, gone when the run ends
+                     (repeatable)
   --workdir DIR      the guest's working directory (default: the current directory)
   --no-default-mounts
                      mount nothing but --mount: by default the current directory is
@@ -45,7 +47,7 @@ export function parseSize(s: string): number {
 }
 
 /** Options that take a value (the next argument unless written --opt=value). */
-const VALUE_OPTIONS = new Set(["mem", "env", "timeout", "mount", "workdir"]);
+const VALUE_OPTIONS = new Set(["mem", "env", "timeout", "mount", "memfs", "workdir"]);
 
 /** The system directories the CLI shows read-only by default. */
 const SYSTEM_DIRS = ["/usr", "/lib", "/lib64", "/etc", "/bin"];
@@ -115,6 +117,7 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
         stats: { type: "boolean" },
         verbose: { type: "boolean", short: "v" },
         mount: { type: "string", multiple: true },
+        memfs: { type: "string", multiple: true },
         workdir: { type: "string" },
         "no-default-mounts": { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -140,6 +143,12 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
   let memory: number | undefined, timeout: number | undefined, mounts: MountSpec[];
   try {
     mounts = cliMounts(values.mount ?? [], !values["no-default-mounts"], cwd);
+    for (const guest of values.memfs ?? []) {
+      if (!guest.startsWith("/")) {
+        throw new Error(`bad --memfs '${guest}' (GUEST must be absolute)`);
+      }
+      mounts.push({ host: MEMORY, guest, readOnly: false });
+    }
     if (values.mem) memory = parseSize(values.mem);
     if (values.timeout) {
       timeout = Number(values.timeout);

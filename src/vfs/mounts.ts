@@ -21,7 +21,10 @@ const MAX_SYMLINKS = 40;
 
 /** One mount: a host directory seen at a guest path. */
 export interface MountSpec {
-  /** Host directory. */
+  /**
+   * Host directory, or `":memory:"` for a private in-memory file system
+   * (a fresh directory on the host's tmpfs, removed with the mount table).
+   */
   host: string;
   /** Absolute guest path where it appears. */
   guest: string;
@@ -69,9 +72,21 @@ export function openBeneath(dirFd: number, rel: string, flags: number, mode = 0)
   );
 }
 
+/** `MountSpec.host` of an in-memory file system. */
+export const MEMORY = ":memory:";
+
+/** Where in-memory file systems live: the host's tmpfs when it has one. */
+function memoryRoot(): string {
+  try {
+    if (Deno.statSync("/dev/shm").isDirectory) return "/dev/shm";
+  } catch { /* no /dev/shm */ }
+  return Deno.env.get("TMPDIR") ?? "/tmp";
+}
+
 /** The guest's mounts, longest guest path first. */
 export class MountTable {
   #mounts: Mount[] = [];
+  #scratch: string[] = [];
 
   /** Opens each host directory; throws a clear error for a bad one. */
   constructor(specs: readonly MountSpec[] = []) {
@@ -81,6 +96,11 @@ export class MountTable {
   /** Adds a mount (a later mount at the same guest path replaces the earlier). */
   add(spec: MountSpec): void {
     const guest = normalize(spec.guest);
+    if (spec.host === MEMORY) {
+      const dir = Deno.makeTempDirSync({ dir: memoryRoot(), prefix: "hermitux-memfs-" });
+      this.#scratch.push(dir);
+      spec = { ...spec, host: dir };
+    }
     const fd = Number(
       hostSyscall(
         NR.open,
@@ -201,10 +221,11 @@ export class MountTable {
     return String.fromCharCode(...buf.subarray(0, n));
   }
 
-  /** Closes every mount's root fd. */
+  /** Closes every mount's root fd and removes in-memory file systems. */
   close(): void {
     for (const m of this.#mounts) hostSyscall(NR.close, m.rootFd);
     this.#mounts = [];
+    for (const dir of this.#scratch.splice(0)) Deno.removeSync(dir, { recursive: true });
   }
 }
 
