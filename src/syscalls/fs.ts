@@ -148,6 +148,12 @@ function openSpecial(p: Process, guest: string, flags: number): number | undefin
     return open(p.exePath, 0);
   }
   if (guest === "/proc/self/maps") return readOnly(), textFd(p.mappings());
+  const fd = /^\/proc\/self\/fd\/(\d+)$/.exec(guest);
+  if (fd) {
+    // Reopens what the fd refers to, as Linux does, with the new flags.
+    const file = p.fds.get(BigInt(fd[1]));
+    return open(`/proc/self/fd/${file.hostFd}`, flags & ~(O_CLOEXEC | O_CREAT));
+  }
   return undefined;
 }
 
@@ -534,8 +540,33 @@ function symlinkAt(p: Process, targetAddr: bigint, dirfd: bigint, pathAddr: bigi
   );
 }
 
+/** What readlink shows for /proc/self/fd/N: the guest path, or the host's "pipe:[…]" etc. */
+function fdLink(p: Process, n: string): Uint8Array {
+  const file = p.fds.get(BigInt(n));
+  if (file.path !== undefined) return pathToCString(file.path).subarray(0, -1);
+  const buf = new Uint8Array(256);
+  const r = hostSyscall(
+    89, // readlink
+    bufferAddress(pathToCString(`/proc/self/fd/${file.hostFd}`)),
+    bufferAddress(buf),
+    buf.length,
+  );
+  if (r < 0n) throw new SyscallError(Number(-r));
+  const link = buf.subarray(0, Number(r));
+  // A host file the guest was handed (stdio) is not in the guest's view.
+  return link[0] === 0x2f ? pathToCString("/dev/hermitux-host-fd").subarray(0, -1) : link;
+}
+
 function readlinkAt(p: Process, dirfd: bigint, pathAddr: bigint, buf: bigint, size: bigint) {
   const path = pathArg(p, pathAddr);
+  const fdMatch = /^\/proc\/self\/fd\/(\d+)$/.exec(specialName(p, dirfd, path));
+  if (fdMatch) {
+    if (BigInt.asIntN(64, size) <= 0n) throw new SyscallError(E.EINVAL);
+    const target = fdLink(p, fdMatch[1]);
+    const n = Math.min(target.length, Number(size));
+    p.mem.slice(buf, n).set(target.subarray(0, n));
+    return n;
+  }
   if (path === "/proc/self/exe") {
     const target = pathToCString(p.exePath).subarray(0, -1);
     if (BigInt.asIntN(64, size) <= 0n) throw new SyscallError(E.EINVAL);

@@ -60,6 +60,23 @@ int main(int argc, char **argv)
 	}
 	fclose(f);
 	printf("maps: main in an x mapping %d, stack %d, new mapping rw %d\n", code, stack, mine);
+	int xf = open("fdlink.txt", O_CREAT | O_RDWR | O_TRUNC, 0644);
+	write(xf, "hello", 5);
+	char link[64], target[512];
+	sprintf(link, "/proc/self/fd/%d", xf);
+	n = readlink(link, target, sizeof target - 1);
+	target[n > 0 ? n : 0] = 0;
+	printf("fd link ends with the name %d\n", n > 10 && !strcmp(target + n - 10, "fdlink.txt"));
+	int again = open(link, O_RDONLY);
+	char five[6] = { 0 };
+	read(again, five, 5);
+	printf("reopened through /proc/self/fd reads %s\n", five);
+	int pp[2];
+	pipe(pp);
+	sprintf(link, "/proc/self/fd/%d", pp[0]);
+	n = readlink(link, target, sizeof target - 1);
+	printf("pipe link %d\n", n > 6 && !strncmp(target, "pipe:[", 6));
+	unlink("fdlink.txt");
 	errno = 0;
 	printf("write exe %d %s\n", open("/proc/self/exe", O_WRONLY), strerror(errno));
 	return 0;
