@@ -14,7 +14,19 @@ async function inTempDir<T>(f: (dir: string) => Promise<T>): Promise<T> {
 
 for (
   const [tc, name] of (["musl-static", "glibc-static"] as Toolchain[]).flatMap((tc) =>
-    ["fs_files", "mmap_file", "proc_dev", "poll_wait"].map((n) => [tc, n] as const)
+    [
+      "fs_files",
+      "mmap_file",
+      "proc_dev",
+      "poll_wait",
+      "umask_modes",
+      "statfs",
+      "locks",
+      "copy",
+      "dirs",
+      "open_flags",
+      "utime",
+    ].map((n) => [tc, n] as const)
   )
 ) {
   Deno.test(`${tc}: ${name} in the working directory matches native`, async () => {

@@ -62,6 +62,7 @@ const NR = {
   faccessat2: 439,
   utimensat: 280,
   statx: 332,
+  umask: 95,
 } as const; // deno-fmt-ignore
 
 const int = (v: bigint) => Number(BigInt.asIntN(32, v));
@@ -162,6 +163,21 @@ function specialName(p: Process, dirfd: bigint, path: string): string {
   return normalize(path.startsWith("/") ? path : `${dirOf(p, dirfd)}/${path}`);
 }
 
+/**
+ * Runs a creating host call with the guest's umask applied instead of the
+ * host process's: the host umask is 0 for the call's duration (the host
+ * side is single-threaded here), so modes come out as on Linux.
+ */
+function withGuestUmask<T>(p: Process, f: (umask: number) => T): T {
+  const umask = Number(p.state.get("umask") ?? 0o022);
+  const old = hostSyscall(NR.umask, 0);
+  try {
+    return f(umask);
+  } finally {
+    hostSyscall(NR.umask, old);
+  }
+}
+
 /** Opens a guest path and installs the fd: the heart of open/openat/creat. */
 function openAt(p: Process, dirfd: bigint, pathAddr: bigint, flags: number, mode: number) {
   const path = pathArg(p, pathAddr);
@@ -184,13 +200,13 @@ function openAt(p: Process, dirfd: bigint, pathAddr: bigint, flags: number, mode
     if (exists || flags & O_CREAT) throw new SyscallError(E.EROFS);
     throw new SyscallError(E.ENOENT);
   }
-  const umask = Number(p.state.get("umask") ?? 0o022);
-  const hostFd = openBeneath(
-    r.mount.rootFd,
-    r.rel,
-    (flags & ~O_CLOEXEC) | (nofollow ? OPEN_FLAGS.O_NOFOLLOW : 0),
-    mode & ~umask & 0o7777,
-  );
+  const hostFd = withGuestUmask(p, (umask) =>
+    openBeneath(
+      r.mount!.rootFd,
+      r.rel,
+      (flags & ~O_CLOEXEC) | (nofollow ? OPEN_FLAGS.O_NOFOLLOW : 0),
+      mode & ~umask & 0o7777,
+    ));
   const file = new OpenFile(hostFd, { path: r.guest, readOnly: r.mount.readOnly });
   return p.fds.install(file, (flags & O_CLOEXEC) !== 0);
 }
@@ -345,8 +361,16 @@ export const fsModule: SyscallModule = {
     },
     getdents64: ({ args: [fd, buf, count], process: p }) =>
       hostSyscall(NR.getdents64, p.fds.get(fd).hostFd, p.mem.hostAddress(buf, count), count),
-    mkdir: (c) => mutate(NR.mkdirat, (c) => [c.args[1]])(-1, 0)(c),
-    mkdirat: (c) => mutate(NR.mkdirat, (c) => [c.args[2]])(0, 1)(c),
+    mkdir: (c) =>
+      withGuestUmask(
+        c.process,
+        (u) => mutate(NR.mkdirat, (c) => [c.args[1] & ~BigInt(u)])(-1, 0)(c),
+      ),
+    mkdirat: (c) =>
+      withGuestUmask(
+        c.process,
+        (u) => mutate(NR.mkdirat, (c) => [c.args[2] & ~BigInt(u)])(0, 1)(c),
+      ),
     rmdir: (c) => mutate(NR.unlinkat, () => [BigInt(AT_REMOVEDIR)])(-1, 0)(c),
     unlink: (c) => mutate(NR.unlinkat, () => [0n])(-1, 0)(c),
     unlinkat: (c) => mutate(NR.unlinkat, (c) => [c.args[2] & BigInt(AT_REMOVEDIR)])(0, 1)(c),

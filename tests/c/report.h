@@ -13,6 +13,12 @@ static const char *ename(int e)
 	case EBADF: return "EBADF";
 	case EEXIST: return "EEXIST";
 	case EAGAIN: return "EAGAIN";
+	case ENOTDIR: return "ENOTDIR";
+	case ELOOP: return "ELOOP";
+	case EISDIR: return "EISDIR";
+	case EXDEV: return "EXDEV";
+	case EROFS: return "EROFS";
+	case EACCES: return "EACCES";
 	case EFAULT: return "EFAULT";
 	case EINVAL: return "EINVAL";
 	case ENOSYS: return "ENOSYS";
