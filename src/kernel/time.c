@@ -35,7 +35,13 @@ void time_init(void)
 
 	real0 = hostcall(HC_CLOCK, 0, 0, 0, 0, 0, 0, 0);
 	mono0 = hc->arg[0];
-	tsc0 = before + (rdtsc() - before) / 2;
+	/*
+	 * Pair the host's reading with the TSC from before the call: the host
+	 * read its clocks later than that, so the guest's clocks are never
+	 * behind the host's (a guest sleeping until a host deadline then
+	 * reads at least that deadline), at most one exit ahead.
+	 */
+	tsc0 = before;
 }
 
 static long clock_ns(u64 id, u64 *ns)
