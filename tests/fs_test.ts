@@ -26,6 +26,13 @@ for (
       "dirs",
       "open_flags",
       "utime",
+      "proc_fd",
+      "rlimits",
+      "random",
+      "pipes",
+      "renames",
+      "links",
+      "truncation",
     ].map((n) => [tc, n] as const)
   )
 ) {

@@ -19,15 +19,18 @@ export class OpenFile {
   readonly readOnly: boolean;
   #refs = 0;
 
-  /** Wraps a host fd. */
+  #cleanup?: () => void;
+
+  /** Wraps a host fd; `cleanup` runs when the host fd closes. */
   constructor(
     hostFd: number,
-    options: { owned?: boolean; path?: string; readOnly?: boolean } = {},
+    options: { owned?: boolean; path?: string; readOnly?: boolean; cleanup?: () => void } = {},
   ) {
     this.hostFd = hostFd;
     this.owned = options.owned ?? true;
     this.path = options.path;
     this.readOnly = options.readOnly ?? false;
+    this.#cleanup = options.cleanup;
   }
 
   /** Counts one more guest fd. */
@@ -38,7 +41,9 @@ export class OpenFile {
 
   /** Drops one guest fd; closes the host fd with the last. */
   unref(): void {
-    if (--this.#refs === 0 && this.owned) hostSyscall(3, this.hostFd);
+    if (--this.#refs !== 0 || !this.owned) return;
+    hostSyscall(3, this.hostFd);
+    this.#cleanup?.();
   }
 }
 

@@ -128,12 +128,19 @@ function textFd(text: string): number {
   return fd;
 }
 
+/** A kernel-provided file, open on the host, and what to do when it closes. */
+interface Special {
+  fd: number;
+  cleanup?: () => void;
+}
+
 /**
  * Opens the files the kernel provides rather than a mount: devices,
  * /proc/cpuinfo and /proc/meminfo, /proc/self/{exe,maps}. Returns a host fd,
  * or undefined when `guest` is not one of them.
  */
-function openSpecial(p: Process, guest: string, flags: number): number | undefined {
+function openSpecial(p: Process, guest: string, flags: number): Special | undefined {
+  const host = (fd: number): Special => ({ fd });
   const open = (host: string, f: number) => {
     const fd = hostSyscall(2, bufferAddress(pathToCString(host)), f | O_CLOEXEC);
     if (fd < 0n) throw new SyscallError(Number(-fd));
@@ -142,20 +149,38 @@ function openSpecial(p: Process, guest: string, flags: number): number | undefin
   const readOnly = () => {
     if (flags & O_ACCMODE || flags & (O_CREAT | O_TRUNC)) throw new SyscallError(E.EACCES);
   };
-  if (DEVICES.has(guest)) return open(guest, flags & ~(O_CLOEXEC | O_CREAT | O_TRUNC));
-  if (HOST_INFO.has(guest)) return open(guest, flags & ~(O_CLOEXEC | O_CREAT));
+  if (DEVICES.has(guest)) return host(open(guest, flags & ~(O_CLOEXEC | O_CREAT | O_TRUNC)));
+  if (HOST_INFO.has(guest)) return host(open(guest, flags & ~(O_CLOEXEC | O_CREAT)));
   if (guest === "/proc/self/exe") {
     if (flags & O_ACCMODE) throw new SyscallError(26); // ETXTBSY: it is running
-    return open(p.exePath, 0);
+    return host(open(p.exePath, 0));
   }
-  if (guest === "/proc/self/maps") return readOnly(), textFd(p.mappings());
+  if (guest === "/proc/self/maps") return readOnly(), host(textFd(p.mappings()));
+  if (guest === "/proc/self/fd") return readOnly(), fdDirectory(p);
   const fd = /^\/proc\/self\/fd\/(\d+)$/.exec(guest);
   if (fd) {
     // Reopens what the fd refers to, as Linux does, with the new flags.
-    const file = p.fds.get(BigInt(fd[1]));
-    return open(`/proc/self/fd/${file.hostFd}`, flags & ~(O_CLOEXEC | O_CREAT));
+    const file = fdEntry(p, fd[1]);
+    return host(open(`/proc/self/fd/${file.hostFd}`, flags & ~(O_CLOEXEC | O_CREAT)));
   }
   return undefined;
+}
+
+/**
+ * /proc/self/fd as a directory: a fresh directory on the host's tmpfs with
+ * one entry per guest fd at the time of opening, for getdents64; it is
+ * removed when the guest closes it (the OpenFile's cleanup).
+ */
+function fdDirectory(p: Process): Special {
+  const dir = Deno.makeTempDirSync({ dir: "/dev/shm", prefix: "hermitux-fd-" });
+  for (const [n] of p.fds.entries()) Deno.writeFileSync(`${dir}/${n}`, new Uint8Array());
+  const fd = hostSyscall(2, bufferAddress(pathToCString(dir)), O_CLOEXEC | 0o200000);
+  const cleanup = () => Deno.removeSync(dir, { recursive: true });
+  if (fd < 0n) {
+    cleanup();
+    throw new SyscallError(Number(-fd));
+  }
+  return { fd: Number(fd), cleanup };
 }
 
 /** The lexically normal absolute form of a guest path, for the special files. */
@@ -184,7 +209,8 @@ function openAt(p: Process, dirfd: bigint, pathAddr: bigint, flags: number, mode
   const guest = specialName(p, dirfd, path);
   const special = openSpecial(p, guest, flags);
   if (special !== undefined) {
-    return p.fds.install(new OpenFile(special, { path: guest }), (flags & O_CLOEXEC) !== 0);
+    const file = new OpenFile(special.fd, { path: guest, cleanup: special.cleanup });
+    return p.fds.install(file, (flags & O_CLOEXEC) !== 0);
   }
   if ((flags & O_TMPFILE) === O_TMPFILE) throw new SyscallError(E.EOPNOTSUPP);
   const nofollow = (flags & OPEN_FLAGS.O_NOFOLLOW) !== 0;
@@ -232,8 +258,9 @@ function statPath(call: SyscallCall, dirfd: bigint, pathAddr: bigint, buf: bigin
   }
   const special = path === "" ? undefined : openSpecial(p, specialName(p, dirfd, path), 0);
   if (special !== undefined) {
-    const r = hostSyscall(NR.fstat, special, out);
-    hostSyscall(NR.close, special);
+    const r = hostSyscall(NR.fstat, special.fd, out);
+    hostSyscall(NR.close, special.fd);
+    special.cleanup?.();
     return r;
   }
   const r = resolveAt(p, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
@@ -564,9 +591,18 @@ function symlinkAt(p: Process, targetAddr: bigint, dirfd: bigint, pathAddr: bigi
   );
 }
 
+/** The open file behind /proc/self/fd/N: a closed fd has no entry there (ENOENT). */
+function fdEntry(p: Process, n: string): OpenFile {
+  try {
+    return p.fds.get(BigInt(n));
+  } catch {
+    throw new SyscallError(E.ENOENT);
+  }
+}
+
 /** What readlink shows for /proc/self/fd/N: the guest path, or the host's "pipe:[…]" etc. */
 function fdLink(p: Process, n: string): Uint8Array {
-  const file = p.fds.get(BigInt(n));
+  const file = fdEntry(p, n);
   if (file.path !== undefined) return pathToCString(file.path).subarray(0, -1);
   const buf = new Uint8Array(256);
   const r = hostSyscall(

@@ -28,6 +28,36 @@ function limits(p: Process): BigUint64Array {
   return l;
 }
 
+/**
+ * prlimit64's work, also getrlimit's and setrlimit's (`required`: their
+ * pointer may not be NULL). Raising a hard limit needs root, as on Linux.
+ */
+function rlimit(
+  p: Process,
+  resource: bigint,
+  newLimit: bigint,
+  oldLimit: bigint,
+  required = false,
+) {
+  const r = Number(BigInt.asUintN(32, resource));
+  if (r >= RLIM_NLIMITS) throw new SyscallError(E.EINVAL);
+  if (required && !newLimit && !oldLimit) throw new SyscallError(E.EFAULT);
+  const l = limits(p);
+  let next: [bigint, bigint] | undefined;
+  if (newLimit) {
+    next = [p.mem.u64(newLimit), p.mem.u64(newLimit + 8n)];
+    if (next[0] > next[1]) throw new SyscallError(E.EINVAL);
+    if (next[1] > l[r * 2 + 1] && Deno.uid() !== 0) throw new SyscallError(E.EPERM);
+  }
+  if (oldLimit) {
+    const o = p.mem.check(oldLimit, 16);
+    p.mem.view.setBigUint64(o, l[r * 2], true);
+    p.mem.view.setBigUint64(o + 8, l[r * 2 + 1], true);
+  }
+  if (next) l.set(next, r * 2);
+  return 0;
+}
+
 function comm(p: Process): Uint8Array {
   let c = p.state.get("comm") as Uint8Array | undefined;
   if (!c) {
@@ -59,23 +89,10 @@ export const processModule: SyscallModule = {
     },
     prlimit64({ args: [pid, resource, newLimit, oldLimit], process: p }) {
       if (pid !== 0n && Number(pid) !== p.pid) throw new SyscallError(E.ESRCH);
-      const r = Number(resource);
-      if (r >= RLIM_NLIMITS) throw new SyscallError(E.EINVAL);
-      const l = limits(p);
-      let next: [bigint, bigint] | undefined;
-      if (newLimit) {
-        next = [p.mem.u64(newLimit), p.mem.u64(BigInt(newLimit) + 8n)];
-        if (next[0] > next[1]) throw new SyscallError(E.EINVAL);
-        if (next[1] > l[r * 2 + 1]) throw new SyscallError(E.EPERM);
-      }
-      if (oldLimit) {
-        const o = p.mem.check(oldLimit, 16);
-        p.mem.view.setBigUint64(o, l[r * 2], true);
-        p.mem.view.setBigUint64(o + 8, l[r * 2 + 1], true);
-      }
-      if (next) l.set(next, r * 2);
-      return 0;
+      return rlimit(p, resource, newLimit, oldLimit);
     },
+    getrlimit: ({ args: [resource, old], process: p }) => rlimit(p, resource, 0n, old, true),
+    setrlimit: ({ args: [resource, next], process: p }) => rlimit(p, resource, next, 0n, true),
     getrandom({ args: [buf, len, flags], process: p }) {
       if (flags & ~BigInt(GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE)) {
         throw new SyscallError(E.EINVAL);

@@ -19,6 +19,9 @@ static const char *ename(int e)
 	case EXDEV: return "EXDEV";
 	case EROFS: return "EROFS";
 	case EACCES: return "EACCES";
+	case ENOTEMPTY: return "ENOTEMPTY";
+	case EMLINK: return "EMLINK";
+	case ERANGE: return "ERANGE";
 	case EFAULT: return "EFAULT";
 	case EINVAL: return "EINVAL";
 	case ENOSYS: return "ENOSYS";
