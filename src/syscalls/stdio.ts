@@ -5,7 +5,10 @@
  */
 import { E, SyscallError } from "./errno.ts";
 import { bufferAddress, HOST_NR, hostSyscall } from "./host.ts";
-import type { SyscallCall, SyscallModule } from "./registry.ts";
+import type { Process, SyscallCall, SyscallModule } from "./registry.ts";
+import { signalsOf } from "./signal.ts";
+
+const SIGPIPE = 13;
 
 const IOV_MAX = 1024;
 const STAT_SIZE = 144;
@@ -22,10 +25,18 @@ const IOCTLS: Record<number, number> = {
   0x540f: 4, // TIOCGPGRP
 };
 
+/** A write to a pipe or socket with no reader also raises SIGPIPE, as on Linux. */
+export function sigpipe(p: Process, r: bigint): bigint {
+  if (r === BigInt(-E.EPIPE)) {
+    signalsOf(p).raise({ signo: SIGPIPE, code: 0, pid: p.pid, uid: Deno.uid() ?? 0 });
+  }
+  return r;
+}
+
 function rw(nr: number) {
   return ({ args: [fd, buf, count], process: p }: SyscallCall) => {
     const file = p.fds.get(fd);
-    return hostSyscall(nr, file.hostFd, p.mem.hostAddress(buf, count), count);
+    return sigpipe(p, hostSyscall(nr, file.hostFd, p.mem.hostAddress(buf, count), count));
   };
 }
 
@@ -54,7 +65,10 @@ function rwv(nr: number) {
     const [iovs, count] = hostIovecs(call);
     // preadv/pwritev(2) take the offset (and flags) next; readv/writev ignore them.
     const [, , , a3, a4, a5] = call.args;
-    return hostSyscall(nr, file.hostFd, bufferAddress(iovs), count, a3, a4, a5);
+    return sigpipe(
+      call.process,
+      hostSyscall(nr, file.hostFd, bufferAddress(iovs), count, a3, a4, a5),
+    );
   };
 }
 

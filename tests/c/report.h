@@ -19,6 +19,7 @@ static const char *ename(int e)
 	case EXDEV: return "EXDEV";
 	case EROFS: return "EROFS";
 	case EACCES: return "EACCES";
+	case EPIPE: return "EPIPE";
 	case ENOTEMPTY: return "ENOTEMPTY";
 	case EMLINK: return "EMLINK";
 	case ERANGE: return "ERANGE";
