@@ -178,3 +178,23 @@ Deno.test("--verbose names the platform and the guest's privilege level", async 
   );
   match(r.stderr, /"platform":"(kvm_pvm|vmx|svm)"/);
 });
+
+Deno.test("a bug in a syscall handler is an internal error (status 70), not a crash", async () => {
+  const script = await Deno.makeTempFile({ suffix: ".ts" });
+  await Deno.writeTextFile(
+    script,
+    `import { main } from "${ROOT}src/cli/main.ts";
+import { stdioModule } from "${ROOT}src/syscalls/stdio.ts";
+(stdioModule.handlers as Record<string, unknown>).write = () => { throw new TypeError("boom"); };
+Deno.exit(await main(Deno.args));`,
+  );
+  const bin = await fixture("hello", "glibc-static");
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", script, "run", bin],
+  }).output();
+  equal(r.code, 70);
+  match(
+    new TextDecoder().decode(r.stderr),
+    /^hermitux: internal error \(please report\): TypeError: boom/,
+  );
+});

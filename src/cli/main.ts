@@ -186,6 +186,8 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
       return fail(e.message, /no such file/.test(e.message) ? 127 : 126);
     }
     if (e instanceof RangeError) return fail(`hermitux: ${e.message}`, 2);
-    throw e;
+    // A bug in hermitux itself: say so plainly, with the stack for the report.
+    const detail = e instanceof Error ? e.stack ?? e.message : String(e);
+    return fail(`hermitux: internal error (please report): ${detail}`, 70);
   }
 }
