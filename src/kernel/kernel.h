@@ -53,6 +53,8 @@ long sys_getgid(u64, u64, u64, u64, u64, u64);
 long sys_uname(u64, u64, u64, u64, u64, u64);
 long sys_arch_prctl(u64, u64, u64, u64, u64, u64);
 long sys_set_tid_address(u64, u64, u64, u64, u64, u64);
+long sys_set_robust_list(u64, u64, u64, u64, u64, u64);
+long sys_rseq(u64, u64, u64, u64, u64, u64);
 long sys_rt_sigprocmask(u64, u64, u64, u64, u64, u64);
 extern u64 sigmask;
 extern volatile u64 sigpending;

@@ -32,6 +32,8 @@ export const GUEST_SYSCALLS: Readonly<Record<string, string | null>> = {
   uname: null, // the host's, with nodename "hermitux"
   arch_prctl: "ARCH_SET_FS, ARCH_GET_FS, ARCH_SET_GS and ARCH_GET_GS only; others EINVAL",
   set_tid_address: null,
+  set_robust_list: "recorded only: no robust-futex cleanup yet (one thread)",
+  rseq: "registration only (unregistering is EINVAL); cpu_id stays 0 on the one vCPU",
   // time.c
   clock_gettime: "REALTIME(_COARSE), MONOTONIC(_RAW/_COARSE), BOOTTIME, " +
     "PROCESS/THREAD_CPUTIME (= time since boot); others EINVAL; " +

@@ -23,6 +23,8 @@ static const syscall_fn local[NR_SYSCALLS] = {
 	[186] = sys_getpid,     /* gettid: one thread, tid == pid */
 	[201] = sys_time,
 	[218] = sys_set_tid_address,
+	[273] = sys_set_robust_list,
+	[334] = sys_rseq,
 	[228] = sys_clock_gettime,
 };
 

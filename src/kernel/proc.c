@@ -85,3 +85,36 @@ long sys_rt_sigprocmask(u64 how, u64 set, u64 oldset, u64 size, u64 e, u64 f)
 	sigmask &= ~UNBLOCKABLE;
 	return 0;
 }
+
+/*
+ * glibc registers a robust-futex list and an rseq area in every process at
+ * start-up; with one vCPU neither needs the host, and each exit costs
+ * ~100 us here. The robust list matters once threads exist (issue 5).
+ */
+static u64 robust_list, rseq_area;
+
+long sys_set_robust_list(u64 head, u64 len, u64 c, u64 d, u64 e, u64 f)
+{
+	if (len != 24)
+		return -EINVAL;
+	robust_list = head;
+	return 0;
+}
+
+#define RSEQ_MIN_SIZE 32
+#define EBUSY 16
+
+long sys_rseq(u64 rseq, u64 len, u64 flags, u64 sig, u64 e, u64 f)
+{
+	if (flags || len < RSEQ_MIN_SIZE || (rseq & 31))
+		return -EINVAL;
+	if (rseq_area)
+		return -EBUSY;
+	if (!user_ok(rseq, 8))
+		return -EFAULT;
+	/* One vCPU that never migrates: cpu_id_start and cpu_id stay 0. */
+	((u32 *)rseq)[0] = 0;
+	((u32 *)rseq)[1] = 0;
+	rseq_area = rseq;
+	return 0;
+}

@@ -1,6 +1,7 @@
 /**
  * Process-level calls the guest kernel sends to the host: exit, resource
- * limits, randomness, names, robust-list and rseq registration.
+ * limits, randomness and names. (set_robust_list and rseq are served in the
+ * guest kernel.)
  * @module
  */
 import { E, SyscallError } from "./errno.ts";
@@ -10,7 +11,6 @@ import type { Process, SyscallModule } from "./registry.ts";
 const RLIM_NLIMITS = 16;
 const PR_SET_NAME = 15, PR_GET_NAME = 16;
 const GRND_NONBLOCK = 1, GRND_RANDOM = 2, GRND_INSECURE = 4;
-const RSEQ_MIN_SIZE = 32;
 
 /** The process's resource limits: the host's at start, then the guest's own. */
 function limits(p: Process): BigUint64Array {
@@ -76,7 +76,6 @@ export const processModule: SyscallModule = {
     prlimit64:
       "own process only (pid 0 or self); limits start as the host's and are recorded, not enforced",
     prctl: "PR_SET_NAME and PR_GET_NAME only; others EINVAL",
-    rseq: "registration only (unregistering is EINVAL); cpu_id stays 0 on the one vCPU",
   },
   handlers: {
     exit({ args: [code], process: p }) {
@@ -117,21 +116,6 @@ export const processModule: SyscallModule = {
         return 0;
       }
       throw new SyscallError(E.EINVAL);
-    },
-    set_robust_list({ args: [head, len], process: p }) {
-      if (len !== 24n) throw new SyscallError(E.EINVAL);
-      p.state.set("robust_list", head);
-      return 0;
-    },
-    rseq({ args: [rseq, len, flags], process: p }) {
-      if (flags !== 0n || Number(len) < RSEQ_MIN_SIZE || rseq & 31n) {
-        throw new SyscallError(E.EINVAL);
-      }
-      if (p.state.has("rseq")) throw new SyscallError(E.EBUSY);
-      // One vCPU that never migrates: cpu_id_start and cpu_id stay 0.
-      p.mem.slice(rseq, 8).fill(0);
-      p.state.set("rseq", rseq);
-      return 0;
     },
   },
 };
