@@ -15,8 +15,6 @@ export class OpenFile {
   readonly owned: boolean;
   /** The guest path it was opened by (for *at syscalls and /proc), if any. */
   readonly path?: string;
-  /** Whether it lies on a read-only mount. */
-  readonly readOnly: boolean;
   #refs = 0;
 
   #cleanup?: () => void;
@@ -24,12 +22,11 @@ export class OpenFile {
   /** Wraps a host fd; `cleanup` runs when the host fd closes. */
   constructor(
     hostFd: number,
-    options: { owned?: boolean; path?: string; readOnly?: boolean; cleanup?: () => void } = {},
+    options: { owned?: boolean; path?: string; cleanup?: () => void } = {},
   ) {
     this.hostFd = hostFd;
     this.owned = options.owned ?? true;
     this.path = options.path;
-    this.readOnly = options.readOnly ?? false;
     this.#cleanup = options.cleanup;
   }
 

@@ -8,8 +8,7 @@
  * @module
  */
 import { E, SyscallError } from "./errno.ts";
-import { OpenFile } from "./fdtable.ts";
-import { FdTable } from "./fdtable.ts";
+import { FdTable, OpenFile } from "./fdtable.ts";
 import { bufferAddress, hostSyscall } from "./host.ts";
 import type { Process, SyscallCall, SyscallModule } from "./registry.ts";
 import { OPEN_FLAGS, openBeneath, type Resolved } from "../vfs/mounts.ts";
@@ -86,8 +85,7 @@ function dirOf(p: Process, dirfd: bigint): string {
 
 /** Resolves (dirfd, path) to a mount; ENOENT when it lies on no mount. */
 function resolveAt(p: Process, dirfd: bigint, path: string, follow = true): Resolved {
-  const r = p.mounts.resolve(path, path.startsWith("/") ? "/" : dirOf(p, dirfd), follow);
-  return r;
+  return p.mounts.resolve(path, path.startsWith("/") ? "/" : dirOf(p, dirfd), follow);
 }
 
 function onMount(r: Resolved, write = false) {
@@ -233,7 +231,7 @@ function openAt(p: Process, dirfd: bigint, pathAddr: bigint, flags: number, mode
       (flags & ~O_CLOEXEC) | (nofollow ? OPEN_FLAGS.O_NOFOLLOW : 0),
       mode & ~umask & 0o7777,
     ));
-  const file = new OpenFile(hostFd, { path: r.guest, readOnly: r.mount.readOnly });
+  const file = new OpenFile(hostFd, { path: r.guest });
   return p.fds.install(file, (flags & O_CLOEXEC) !== 0);
 }
 

@@ -24,7 +24,7 @@ const NR = {
   fcntl: 72,
 } as const; // deno-fmt-ignore
 const SLICE_NS = 50_000_000n, NSEC = 1_000_000_000n;
-const O_CLOEXEC = 0o2000000, O_NONBLOCK = 0o4000;
+const O_CLOEXEC = 0o2000000;
 const FD_SETSIZE = 1024;
 
 const i32 = (v: bigint) => Number(BigInt.asIntN(32, v));
@@ -229,6 +229,3 @@ function epollWait(p: Process, epfd: bigint, events: bigint, max: bigint, timeou
     (ns) => hostSyscall(NR.epoll_pwait, ep, out, n, Number(ns / 1_000_000n), 0, 8),
   );
 }
-
-/** O_NONBLOCK, for callers that make fds of these kinds. */
-export const POLL_FLAGS = { O_NONBLOCK } as const;
