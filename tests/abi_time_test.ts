@@ -67,19 +67,29 @@ Deno.test("time module: every handler is registered by defaultRegistry()", () =>
   }
 });
 
-Deno.test("time module: the guest leads its own group and session", () => {
+Deno.test("time module: the guest inherits hermitux's group and session", () => {
   const p = fakeProcess();
+  // What hermitux's own process sees (0 when the leader is outside this pid namespace).
+  const getpgid = Deno.dlopen("libc.so.6", {
+    getpgid: { parameters: ["i32"], result: "i32" },
+    getsid: { parameters: ["i32"], result: "i32" },
+  });
   try {
-    equal(call(p, "getpgrp"), 4242n);
-    equal(call(p, "getpgid", 0n), 4242n);
-    equal(call(p, "getpgid", 4242n), 4242n);
-    equal(call(p, "getsid", 0n), 4242n);
+    const group = BigInt(getpgid.symbols.getpgid(0));
+    const session = BigInt(getpgid.symbols.getsid(0));
+    equal(call(p, "getpgrp"), group);
+    equal(call(p, "getpgid", 0n), group);
+    equal(call(p, "getpgid", 4242n), group);
+    equal(call(p, "getsid", 0n), session);
     equal(call(p, "getpgid", 1n), BigInt(-E.ESRCH));
-    equal(call(p, "setpgid", 0n, 0n), 0n);
-    equal(call(p, "setpgid", 4242n, 4242n), 0n);
     equal(call(p, "setpgid", 0n, 1n), BigInt(-E.EPERM));
     equal(call(p, "setpgid", 1n, 0n), BigInt(-E.ESRCH));
+    equal(call(p, "setpgid", 0n, 0n), 0n);
+    equal(call(p, "getpgrp"), 4242n, "setpgid changes the guest's view");
+    equal(call(p, "setpgid", 4242n, 4242n), 0n);
+    equal(BigInt(getpgid.symbols.getpgid(0)), group, "but not hermitux's own group");
   } finally {
+    getpgid.close();
     p.mem.free();
   }
 });

@@ -90,11 +90,27 @@ async function spawn(cmd: string, args: string[], o: RunOptions): Promise<Outcom
   return { stdout: decoder.decode(r.stdout), stderr: decoder.decode(r.stderr), code: r.code };
 }
 
-/** Runs a program natively with exactly `env`. */
-export function runNative(bin: string, args: string[] = [], o: RunOptions = {}): Promise<Outcome> {
+let launcher: Promise<string> | undefined;
+
+/** tests/tools/native_exec: runs a program with only fds 0-2 open. */
+function nativeExec(): Promise<string> {
+  launcher ??= Deno.readTextFile(`${ROOT}tests/tools/native_exec.c`)
+    .then((src) => compileC("native_exec", src, "gcc", []));
+  return launcher;
+}
+
+/** Runs a program natively with exactly `env` and only fds 0-2 inherited. */
+export async function runNative(
+  bin: string,
+  args: string[] = [],
+  o: RunOptions = {},
+): Promise<Outcome> {
   // env(1) keeps the variables in the given order, as hermitux does.
   const env = Object.entries(o.env ?? {}).map(([k, v]) => `${k}=${v}`);
-  return spawn("/usr/bin/env", ["-i", ...env, bin, ...args], { ...o, env: {} });
+  return spawn(await nativeExec(), ["/usr/bin/env", "-i", ...env, bin, ...args], {
+    ...o,
+    env: {},
+  });
 }
 
 /** Runs `hermitux run [flags] BIN ARGS` through cli.ts; `env` is passed with --env. */
