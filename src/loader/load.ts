@@ -1,47 +1,50 @@
 /**
- * Places an executable's PT_LOAD segments in guest memory. Static and
- * static-pie executables for now; a dynamic one is refused by name.
+ * Places an executable's PT_LOAD segments in guest memory, and its
+ * interpreter (the dynamic loader) when it names one, as Linux's
+ * `load_elf_binary` does.
  * @module
  */
 import { ABI } from "../kernel/abi.ts";
 import { ElfError, type ElfFile, PT_LOAD, PT_PHDR } from "./elf.ts";
 import type { GuestMemory } from "../vm/memory.ts";
 
-/** Where a static-pie executable is placed (Linux uses a random high base). */
+/** Where a PIE executable that has an interpreter is placed. */
 export const PIE_BASE = 0x400000;
 
-/** The result of loading: what the stack and the boot info need. */
-export interface LoadedImage {
+/** Big pages of the host-built page tables: the granule for placing images. */
+const HUGE = 0x200000;
+
+/** One ELF object placed in guest memory. */
+export interface PlacedObject {
   /** Load bias added to every link address (0 for ET_EXEC). */
   base: number;
   /** Entry point in guest memory. */
   entry: number;
+  /** Lowest and (page-aligned) highest guest address the object occupies. */
+  start: number;
+  /** End of the object, page aligned. */
+  end: number;
+}
+
+/** The result of loading: what the stack and the boot info need. */
+export interface LoadedImage extends PlacedObject {
   /** Guest address of the program headers (AT_PHDR). */
   phdr: number;
   /** Page-aligned end of the image: the initial program break. */
   brkStart: number;
 }
 
-/** Copies `elf`'s segments into `mem` and returns where things landed. */
-export function loadExecutable(
-  elf: ElfFile,
-  bytes: Uint8Array,
-  mem: GuestMemory,
-  limit: number,
-): LoadedImage {
-  if (elf.interpreter !== undefined) {
-    throw new ElfError(
-      `${elf.path}: dynamic executables are not yet supported (interpreter ${elf.interpreter})`,
-    );
-  }
-  const base = elf.isPie && elf.loadRange.start < ABI.USER_MIN ? PIE_BASE : 0;
-  const start = base + elf.loadRange.start, end = base + elf.loadRange.end;
-  if (start < ABI.USER_MIN || end > limit) {
-    throw new ElfError(
-      `${elf.path}: segments at 0x${start.toString(16)}-0x${end.toString(16)} do not fit ` +
-        `guest memory (0x${ABI.USER_MIN.toString(16)}-0x${limit.toString(16)}); try a larger --mem`,
-    );
-  }
+/**
+ * Where an ET_DYN object without an interpreter goes: a static-pie program
+ * or a dynamic loader run directly. It stays clear of the low addresses a
+ * non-PIE program is linked at, which such a loader may map next (Linux, too,
+ * places these away from ELF_ET_DYN_BASE's usual neighbours).
+ */
+export function loaderBase(memSize: number): number {
+  return Math.max(PIE_BASE, Math.floor(memSize / 4 / HUGE) * HUGE);
+}
+
+function copySegments(elf: ElfFile, bytes: Uint8Array, mem: GuestMemory, base: number): number {
   let phdr = 0;
   for (const s of elf.segments) {
     if (s.type === PT_PHDR) phdr = base + s.vaddr;
@@ -51,5 +54,64 @@ export function loadExecutable(
       phdr = base + s.vaddr + (elf.phoff - s.offset);
     }
   }
-  return { base, entry: base + elf.entry, phdr, brkStart: end };
+  return phdr;
+}
+
+function checkFits(elf: ElfFile, start: number, end: number, limit: number): void {
+  if (start < ABI.USER_MIN || end > limit) {
+    throw new ElfError(
+      `${elf.path}: segments at 0x${start.toString(16)}-0x${end.toString(16)} do not fit ` +
+        `guest memory (0x${ABI.USER_MIN.toString(16)}-0x${limit.toString(16)}); try a larger --mem`,
+    );
+  }
+}
+
+/** Copies `elf`'s segments into `mem` and returns where things landed. */
+export function loadExecutable(
+  elf: ElfFile,
+  bytes: Uint8Array,
+  mem: GuestMemory,
+  limit: number,
+): LoadedImage {
+  let base = 0;
+  if (elf.isPie && elf.loadRange.start < ABI.USER_MIN) {
+    base = elf.interpreter === undefined ? loaderBase(mem.size) : PIE_BASE;
+  }
+  const start = base + elf.loadRange.start, end = base + elf.loadRange.end;
+  checkFits(elf, start, end, limit);
+  const phdr = copySegments(elf, bytes, mem, base);
+  return { base, entry: base + elf.entry, phdr, start, end, brkStart: end };
+}
+
+/**
+ * Places the interpreter as high as it fits below `top`, aligned as its
+ * segments ask; the mmap area then continues below it, as on Linux.
+ */
+export function loadInterpreter(
+  elf: ElfFile,
+  bytes: Uint8Array,
+  mem: GuestMemory,
+  floor: number,
+  top: number,
+): PlacedObject {
+  if (!elf.isPie) {
+    throw new ElfError(`${elf.path}: an interpreter must be position-independent (ET_DYN)`);
+  }
+  if (elf.interpreter !== undefined) {
+    throw new ElfError(`${elf.path}: an interpreter cannot itself name an interpreter`);
+  }
+  const align = Math.max(
+    ABI.PAGE_SIZE,
+    ...elf.segments.filter((s) => s.type === PT_LOAD).map((s) => s.align),
+  );
+  const base = Math.floor((top - elf.loadRange.end) / align) * align;
+  const start = base + elf.loadRange.start, end = base + elf.loadRange.end;
+  checkFits(elf, start, end, top);
+  if (start < floor) {
+    throw new ElfError(
+      `${elf.path}: the interpreter does not fit guest memory; try a larger --mem`,
+    );
+  }
+  copySegments(elf, bytes, mem, base);
+  return { base, entry: base + elf.entry, start, end };
 }

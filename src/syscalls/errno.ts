@@ -166,6 +166,9 @@ export const E = {
   ESRCH: 3,
   EBUSY: 16,
   EXDEV: 18,
+  EMSGSIZE: 90,
+  EAFNOSUPPORT: 97,
+  ETIMEDOUT: 110,
 } as const;
 
 /** A syscall failure that a handler throws; the guest sees `-errno`. */

@@ -84,7 +84,7 @@ function dirOf(p: Process, dirfd: bigint): string {
 }
 
 /** Resolves (dirfd, path) to a mount; ENOENT when it lies on no mount. */
-function resolveAt(p: Process, dirfd: bigint, path: string, follow = true): Resolved {
+export function resolveAt(p: Process, dirfd: bigint, path: string, follow = true): Resolved {
   return p.mounts.resolve(path, path.startsWith("/") ? "/" : dirOf(p, dirfd), follow);
 }
 
@@ -99,7 +99,11 @@ function onMount(r: Resolved, write = false) {
  * the mount root with no symlinks followed. The mount root itself is
  * (rootFd, ".").
  */
-function inParent(r: Resolved, write: boolean, op: (dirFd: number, name: Uint8Array) => bigint) {
+export function inParent(
+  r: Resolved,
+  write: boolean,
+  op: (dirFd: number, name: Uint8Array) => bigint,
+) {
   const m = onMount(r, write);
   if (r.rel === "") return op(m.rootFd, pathToCString("."));
   const parts = components(r.rel);

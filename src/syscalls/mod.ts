@@ -10,6 +10,8 @@ import { mmModule } from "./mm.ts";
 import { pollModule } from "./poll.ts";
 import { timeModule } from "./time.ts";
 import { signalModule } from "./signal.ts";
+import { futexModule } from "./futex.ts";
+import { netModule } from "./net.ts";
 
 export * from "./registry.ts";
 export * from "./errno.ts";
@@ -21,6 +23,8 @@ export { flushSharedMappings, mmModule } from "./mm.ts";
 export { pollModule } from "./poll.ts";
 export { timeModule } from "./time.ts";
 export { signalModule } from "./signal.ts";
+export { futexModule } from "./futex.ts";
+export { netModule } from "./net.ts";
 export { formatSyscall } from "./trace.ts";
 
 /** The built-in modules, in registration order. */
@@ -32,6 +36,8 @@ export const DEFAULT_MODULES = [
   timeModule,
   signalModule,
   pollModule,
+  futexModule,
+  netModule,
 ];
 
 /** A registry with every built-in module registered. */

@@ -84,6 +84,8 @@ const MAP: Record<number, string> = {
   0x10: "MAP_FIXED",
   0x20: "MAP_ANONYMOUS",
   0x100: "MAP_GROWSDOWN",
+  0x800: "MAP_DENYWRITE",
+  0x1000: "MAP_EXECUTABLE",
   0x4000: "MAP_NORESERVE",
   0x8000: "MAP_POPULATE",
   0x20000: "MAP_STACK",

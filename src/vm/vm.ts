@@ -6,21 +6,23 @@
  */
 import { ABI, BOOT_INFO, BOOT_MAGIC, HOSTCALL, REGION } from "../kernel/abi.ts";
 import { kernelImage } from "../kernel/image.ts";
+import { GUEST_FORWARDS } from "../kernel/local.ts";
 import { CAP, EXIT, Kvm, type VcpuFd, type VmFd } from "../kvm/ioctls.ts";
 import { libc, OsError } from "../kvm/libc.ts";
 import { bufferAddress, hostSyscall } from "../syscalls/host.ts";
 import { detectPlatform, guestCpl, type Platform } from "../kvm/platform.ts";
 import { LAYOUTS, regOffset } from "../kvm/structs.ts";
 import { type ElfFile, parseElf, PF_R, PF_W, PF_X, PT_LOAD } from "../loader/elf.ts";
-import { loadExecutable } from "../loader/load.ts";
+import { loadExecutable, loadInterpreter } from "../loader/load.ts";
 import { buildPageTables } from "../loader/paging.ts";
 import { AT, buildStack } from "../loader/stack.ts";
 import { dispatch, type Process, type SyscallRegistry } from "../syscalls/registry.ts";
 import { defaultRegistry, flushSharedMappings } from "../syscalls/mod.ts";
 import { FdTable, OpenFile } from "../syscalls/fdtable.ts";
-import { type MountSpec, MountTable } from "../vfs/mounts.ts";
+import { type MountSpec, MountTable, openBeneath } from "../vfs/mounts.ts";
+import { E, SyscallError } from "../syscalls/errno.ts";
 import { formatSyscall } from "../syscalls/trace.ts";
-import { syscallName } from "../syscalls/table.ts";
+import { SYSCALL_NUMBERS, syscallName } from "../syscalls/table.ts";
 import { cpuFeatures, setupVcpu, writeSystemTables } from "./cpu.ts";
 import {
   crashFromException,
@@ -112,9 +114,14 @@ export interface RunResult {
 
 const DEFAULT_MEMORY = 1024 * 1024 * 1024;
 const STACK_SIZE = 8 * 1024 * 1024;
+const FORWARDED = new Set(GUEST_FORWARDS.map((n) => SYSCALL_NUMBERS.get(n)!));
 const SYNC_X86_REGS = 1n;
 const SIGALRM_HOST = 14, SIGEV_THREAD_ID = 4, CLOCK_MONOTONIC = 1;
-const NR_GETTID = 186, NR_TIMER_CREATE = 222, NR_TIMER_SETTIME = 223, NR_TIMER_DELETE = 226;
+const NR_CLOSE = 3,
+  NR_GETTID = 186,
+  NR_TIMER_CREATE = 222,
+  NR_TIMER_SETTIME = 223,
+  NR_TIMER_DELETE = 226;
 /** The registers syscall_entry saves (struct frame in kernel.h), in memory order. */
 const SYSCALL_FRAME = [
   R.r15,
@@ -210,13 +217,45 @@ const hex = (n: number, w = 8) => n.toString(16).padStart(w, "0");
 const perms = (prot: number, shared: boolean) =>
   `${prot & 1 ? "r" : "-"}${prot & 2 ? "w" : "-"}${prot & 4 ? "x" : "-"}${shared ? "s" : "p"}`;
 
+/** An ELF object the host placed: the executable or its interpreter. */
+interface MappedObject {
+  elf: ElfFile;
+  base: number;
+  /** Its guest path, for /proc/self/maps. */
+  path: string;
+}
+
+/**
+ * Reads the interpreter an executable names through the guest's mounts, as
+ * the guest would see it; Linux's wording when it is missing.
+ */
+function readInterpreter(
+  mounts: MountTable,
+  path: string,
+  cwd: string,
+  exe: string,
+): { elf: ElfFile; bytes: Uint8Array; guestPath: string } {
+  let fd = -1;
+  try {
+    const r = mounts.resolve(path, cwd);
+    if (!r.mount) throw new SyscallError(E.EISDIR);
+    fd = openBeneath(r.mount.rootFd, r.rel, 0o2000000); // O_RDONLY | O_CLOEXEC
+    const bytes = Deno.readFileSync(`/proc/self/fd/${fd}`);
+    return { elf: parseElf(bytes, path), bytes, guestPath: r.guest };
+  } catch (e) {
+    if (!(e instanceof SyscallError)) throw e;
+    const why = e.errno === E.ENOENT ? "no such file in the guest's mounts" : e.message;
+    throw new Error(`hermitux: ${exe}: cannot load interpreter ${path}: ${why}`);
+  } finally {
+    if (fd >= 0) hostSyscall(NR_CLOSE, fd);
+  }
+}
+
 /** /proc/self/maps from the ELF segments, the guest kernel's lists and the stack. */
 function procMaps(
   mem: GuestMemory,
   mm: { regions: number; nregions: number; brkStart: number; brkCur: number },
-  elf: ElfFile,
-  base: number,
-  exe: string,
+  objects: readonly MappedObject[],
   stackStart: number,
 ): string {
   const v = mem.view;
@@ -226,12 +265,15 @@ function procMaps(
       lo,
       `${hex(lo)}-${hex(hi)} ${p} ${hex(off)} 00:00 0${path ? " ".repeat(19) + path : ""}`,
     ]);
-  for (const s of elf.segments) {
-    if (s.type !== PT_LOAD) continue;
-    const lo = Math.floor((base + s.vaddr) / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
-    const hi = Math.ceil((base + s.vaddr + s.memsz) / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
-    const prot = (s.flags & PF_R ? 1 : 0) | (s.flags & PF_W ? 2 : 0) | (s.flags & PF_X ? 4 : 0);
-    line(lo, hi, perms(prot, false), s.offset - (base + s.vaddr - lo), exe);
+  for (const { elf, base, path } of objects) {
+    for (const s of elf.segments) {
+      if (s.type !== PT_LOAD) continue;
+      const lo = Math.floor((base + s.vaddr) / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
+      const hi = Math.ceil((base + s.vaddr + s.memsz) / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
+      const prot = (s.flags & PF_R ? 1 : 0) | (s.flags & PF_W ? 2 : 0) |
+        (s.flags & PF_X ? 4 : 0);
+      line(lo, hi, perms(prot, false), s.offset - (base + s.vaddr - lo), path);
+    }
   }
   const brkStart = Number(v.getBigUint64(mm.brkStart, true));
   const brkCur = Math.ceil(Number(v.getBigUint64(mm.brkCur, true)) / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
@@ -320,9 +362,22 @@ export class Vm implements Disposable, AsyncDisposable {
     }
 
     mem.bytes.set(kernel.bytes, ABI.KERNEL_ADDR);
-    const stackTop = size, mmapMax = size - STACK_SIZE;
+    this.#mounts = new MountTable(options.mounts ?? []);
+    const stackTop = size;
+    let mmapMax = size - STACK_SIZE;
     const image = loadExecutable(elf, bytes, mem, mmapMax);
     this.#base = image.base;
+    const objects: MappedObject[] = [{ elf, base: image.base, path: options.path }];
+    let interpBase = 0, entry = image.entry;
+    if (elf.interpreter !== undefined) {
+      const interp = readInterpreter(this.#mounts, elf.interpreter, options.cwd ?? "/", elf.path);
+      const placed = loadInterpreter(interp.elf, interp.bytes, mem, image.brkStart, mmapMax);
+      interpBase = placed.base;
+      entry = placed.entry;
+      // One guard page, then the mmap area grows down from below the loader.
+      mmapMax = placed.start - ABI.PAGE_SIZE;
+      objects.push({ elf: interp.elf, base: placed.base, path: interp.guestPath });
+    }
 
     const argv = [options.argv0 ?? options.path, ...(options.args ?? [])];
     const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
@@ -338,7 +393,7 @@ export class Vm implements Disposable, AsyncDisposable {
         [AT.PHENT, elf.phentsize],
         [AT.PHNUM, elf.phnum],
         [AT.PAGESZ, ABI.PAGE_SIZE],
-        [AT.BASE, 0],
+        [AT.BASE, interpBase],
         [AT.FLAGS, 0],
         [AT.ENTRY, image.entry],
         [AT.UID, uid],
@@ -355,7 +410,6 @@ export class Vm implements Disposable, AsyncDisposable {
       ],
     });
 
-    this.#mounts = new MountTable(options.mounts ?? []);
     this.#process = new GuestProcess(
       mem,
       Deno.pid,
@@ -363,7 +417,7 @@ export class Vm implements Disposable, AsyncDisposable {
       options.path,
       this.#mounts,
       options.cwd ?? "/",
-      () => procMaps(mem, kernel.mm, elf, image.base, options.path, mmapMax),
+      () => procMaps(mem, kernel.mm, objects, size - STACK_SIZE),
     );
     this.#sig = new SignalState(mem, {
       maskAddr: kernel.signals.mask,
@@ -377,7 +431,7 @@ export class Vm implements Disposable, AsyncDisposable {
     stdio.forEach((hostFd, fd) => fds.set(fd, new OpenFile(hostFd, { owned: false })));
 
     this.#writeBootInfo(mem, {
-      entry: image.entry,
+      entry,
       sp,
       brk: image.brkStart,
       mmapMax,
@@ -660,7 +714,11 @@ export class Vm implements Disposable, AsyncDisposable {
           this.#diag,
           this.#warned,
         );
-        if (this.#trace && !this.#process!.ended) this.#trace(formatSyscall(mem, nr, args, ret));
+        // A file mmap/munmap the guest kernel forwards is traced by the kernel itself.
+        const forwarded = FORWARDED.has(nr) && !this.#registry.isOverridden(nr);
+        if (this.#trace && !this.#process!.ended && !forwarded) {
+          this.#trace(formatSyscall(mem, nr, args, ret));
+        }
         if (this.#trace && this.#process!.ended) this.#trace(`${name}(${args[0]}) = ?`);
         v.setBigInt64(hc + HOSTCALL.ret, BigInt.asIntN(64, ret), true);
         this.#afterSyscall(ret);
