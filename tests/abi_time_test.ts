@@ -9,7 +9,7 @@ import { GuestMemory } from "../src/vm/memory.ts";
 import { ABI } from "../src/kernel/abi.ts";
 import { SYSCALL_NUMBERS } from "../src/syscalls/table.ts";
 
-const TOOLCHAINS: Toolchain[] = ["musl-static", "glibc-static"];
+const TOOLCHAINS: Toolchain[] = ["musl-static", "glibc-static", "glibc-dynamic", "musl-dynamic"];
 
 for (const tc of TOOLCHAINS) {
   for (const name of ["time_sleep", "time_usage", "ids_process"]) {

@@ -11,6 +11,8 @@ export const TOOLCHAINS = {
   "musl-static": { cc: "musl-gcc", flags: ["-static"] },
   "glibc-static": { cc: "gcc", flags: ["-static"] },
   "glibc-static-pie": { cc: "gcc", flags: ["-static-pie"] },
+  "glibc-dynamic": { cc: "gcc", flags: [] },
+  "musl-dynamic": { cc: "musl-gcc", flags: [] },
 } as const;
 
 /** A toolchain name. */
@@ -21,12 +23,16 @@ async function hash(s: string): Promise<string> {
   return [...new Uint8Array(d)].slice(0, 12).map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Compiles C source with `cc` and `flags`; returns the binary's path (cached). */
+/**
+ * Compiles source with `cc` and `flags`; returns the binary's path (cached).
+ * `ext` tells the compiler the language (c, cpp, f90).
+ */
 export async function compileC(
   name: string,
   source: string,
   cc: string,
   flags: readonly string[],
+  ext = "c",
 ): Promise<string> {
   await Deno.mkdir(CACHE, { recursive: true });
   const out = `${CACHE}/${name}-${await hash([cc, ...flags, source].join("\0"))}`;
@@ -34,7 +40,7 @@ export async function compileC(
     await Deno.stat(out);
     return out;
   } catch { /* not built yet */ }
-  const src = `${out}.c`;
+  const src = `${out}.${ext}`;
   await Deno.writeTextFile(src, source);
   const tmp = `${out}.tmp${crypto.randomUUID()}`;
   const r = await new Deno.Command(cc, { args: ["-O2", "-g", ...flags, src, "-o", tmp] }).output();

@@ -13,29 +13,34 @@ async function inTempDir<T>(f: (dir: string) => Promise<T>): Promise<T> {
 }
 
 for (
-  const [tc, name] of (["musl-static", "glibc-static"] as Toolchain[]).flatMap((tc) =>
-    [
-      "fs_files",
-      "mmap_file",
-      "proc_dev",
-      "poll_wait",
-      "umask_modes",
-      "statfs",
-      "locks",
-      "copy",
-      "dirs",
-      "open_flags",
-      "utime",
-      "proc_fd",
-      "rlimits",
-      "random",
-      "pipes",
-      "renames",
-      "links",
-      "truncation",
-      "sigpipe",
-    ].map((n) => [tc, n] as const)
-  )
+  const [tc, name]
+    of (["musl-static", "glibc-static", "glibc-dynamic", "musl-dynamic"] as Toolchain[]).flatMap((
+      tc,
+    ) =>
+      [
+        "fs_files",
+        "mmap_file",
+        "proc_dev",
+        "poll_wait",
+        "umask_modes",
+        "statfs",
+        "locks",
+        "copy",
+        "dirs",
+        "open_flags",
+        "utime",
+        "proc_fd",
+        "rlimits",
+        "xattr",
+        "sockets",
+        "random",
+        "pipes",
+        "renames",
+        "links",
+        "truncation",
+        "sigpipe",
+      ].map((n) => [tc, n] as const)
+    )
 ) {
   Deno.test(`${tc}: ${name} in the working directory matches native`, async () => {
     const bin = await fixture(name, tc);

@@ -169,6 +169,7 @@ export const E = {
   EMSGSIZE: 90,
   EAFNOSUPPORT: 97,
   ETIMEDOUT: 110,
+  E2BIG: 7,
 } as const;
 
 /** A syscall failure that a handler throws; the guest sees `-errno`. */

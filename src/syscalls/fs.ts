@@ -67,7 +67,7 @@ const NR = {
 const int = (v: bigint) => Number(BigInt.asIntN(32, v));
 
 /** A guest path argument, binary-safe. */
-function pathArg(p: Process, addr: bigint): string {
+export function pathArg(p: Process, addr: bigint): string {
   const start = p.mem.check(addr, 1);
   const end = Math.min(p.mem.size, start + PATH_MAX);
   const nul = p.mem.bytes.subarray(start, end).indexOf(0);

@@ -12,6 +12,7 @@ import { timeModule } from "./time.ts";
 import { signalModule } from "./signal.ts";
 import { futexModule } from "./futex.ts";
 import { netModule } from "./net.ts";
+import { xattrModule } from "./xattr.ts";
 
 export * from "./registry.ts";
 export * from "./errno.ts";
@@ -25,6 +26,7 @@ export { timeModule } from "./time.ts";
 export { signalModule } from "./signal.ts";
 export { futexModule } from "./futex.ts";
 export { netModule } from "./net.ts";
+export { xattrModule } from "./xattr.ts";
 export { formatSyscall } from "./trace.ts";
 
 /** The built-in modules, in registration order. */
@@ -38,6 +40,7 @@ export const DEFAULT_MODULES = [
   pollModule,
   futexModule,
   netModule,
+  xattrModule,
 ];
 
 /** A registry with every built-in module registered. */

@@ -27,6 +27,8 @@ static const char *ename(int e)
 	case EINVAL: return "EINVAL";
 	case ENOSYS: return "ENOSYS";
 	case EOPNOTSUPP: return "EOPNOTSUPP";
+	case ENODATA: return "ENODATA";
+	case E2BIG: return "E2BIG";
 	}
 	return "other";
 }
