@@ -94,6 +94,10 @@ export interface RunStats {
   hostCalls: number;
   /** Host-served syscalls by name. */
   syscalls: Record<string, number>;
+  /** Time in the host's syscall handlers by name, in ms (not counting the exits). */
+  syscallMs: Record<string, number>;
+  /** From `Vm.create` to the program's segments (and interpreter) in memory, in ms. */
+  loadMs: number;
 }
 
 /** How a run ended. */
@@ -323,7 +327,16 @@ export class Vm implements Disposable, AsyncDisposable {
     this.#trace = options.trace === true ? stderr : options.trace || undefined;
     this.#timeout = options.timeout;
     const platform = options.platform ?? detectPlatform();
-    this.#stats = { platform, bootMs: 0, runMs: 0, exits: 0, hostCalls: 0, syscalls: {} };
+    this.#stats = {
+      platform,
+      bootMs: 0,
+      runMs: 0,
+      exits: 0,
+      hostCalls: 0,
+      syscalls: {},
+      syscallMs: {},
+      loadMs: 0,
+    };
     this.#kvm = new Kvm(options.kvmDevice);
   }
 
@@ -378,6 +391,7 @@ export class Vm implements Disposable, AsyncDisposable {
       mmapMax = placed.start - ABI.PAGE_SIZE;
       objects.push({ elf: interp.elf, base: placed.base, path: interp.guestPath });
     }
+    this.#stats.loadMs = performance.now() - this.#t0;
 
     const argv = [options.argv0 ?? options.path, ...(options.args ?? [])];
     const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
@@ -708,12 +722,14 @@ export class Vm implements Disposable, AsyncDisposable {
         const name = syscallName(nr);
         this.#stats.syscalls[name] = (this.#stats.syscalls[name] ?? 0) + 1;
         const site = Number(v.getBigUint64(hc + HOSTCALL.site, true));
+        const t0 = performance.now();
         ret = dispatch(
           this.#registry,
           { nr, args, site, process: this.#process! },
           this.#diag,
           this.#warned,
         );
+        this.#stats.syscallMs[name] = (this.#stats.syscallMs[name] ?? 0) + performance.now() - t0;
         // A file mmap/munmap the guest kernel forwards is traced by the kernel itself.
         const forwarded = FORWARDED.has(nr) && !this.#registry.isOverridden(nr);
         if (this.#trace && !this.#process!.ended && !forwarded) {

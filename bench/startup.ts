@@ -1,0 +1,84 @@
+// Start-up to exit of dynamic programs, native and hermitux side by side in
+// one run: `python3 -c pass`, `lua5.4 -e ''` and a dynamic C hello. Prints
+// medians and ratios (Markdown), then where hermitux's time goes for each:
+// VM creation and loading, guest run time, and host calls by syscall.
+//
+//   deno task bench:startup
+import { boot, type RunStats } from "../mod.ts";
+import { compileC } from "../tests/fixtures.ts";
+import { devNull } from "./common.ts";
+
+const RUNS = Number(Deno.env.get("STARTUP_RUNS") ?? 20);
+const nul = devNull();
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const SYSTEM = ["/usr", "/lib", "/lib64", "/etc", "/bin"]
+  .filter((d) => {
+    try {
+      return Deno.statSync(d).isDirectory;
+    } catch {
+      return false;
+    }
+  })
+  .map((d) => ({ host: d, guest: d, readOnly: true }));
+
+async function native(path: string, args: string[]): Promise<number> {
+  const t0 = performance.now();
+  const r = await new Deno.Command(path, { args, stdout: "null", stderr: "null", env: {} })
+    .output();
+  if (!r.success) throw new Error(`${path} failed natively`);
+  return performance.now() - t0;
+}
+
+async function guest(path: string, args: string[]): Promise<[number, RunStats]> {
+  const t0 = performance.now();
+  const r = await boot({ path, args, stdio: [0, nul, nul], mounts: SYSTEM, cwd: "/" });
+  if (r.status !== 0) throw new Error(`${path} failed under hermitux (${r.status})`);
+  return [performance.now() - t0, r.stats];
+}
+
+const hello = await compileC(
+  "bench-hello-dynamic",
+  '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n',
+  "gcc",
+  [],
+);
+const cases: [string, string, string[]][] = [
+  ["python3 -c pass", "/usr/bin/python3", ["-c", "pass"]],
+  ["lua5.4 -e ''", "/usr/bin/lua5.4", ["-e", ""]],
+  ["dynamic C hello (glibc)", hello, []],
+];
+
+const rows: string[] = [];
+const detail: string[] = [];
+for (const [name, path, args] of cases) {
+  for (let i = 0; i < 3; i++) await guest(path, args); // warm-up: page cache, JIT
+  const n: number[] = [], h: number[] = [];
+  let last: RunStats | undefined;
+  for (let i = 0; i < RUNS; i++) {
+    n.push(await native(path, args));
+    const [ms, stats] = await guest(path, args);
+    h.push(ms);
+    last = stats;
+  }
+  const [mn, mh] = [median(n), median(h)];
+  rows.push(`| ${name} | ${mn.toFixed(2)} | ${mh.toFixed(2)} | ${(mh / mn).toFixed(2)}× |`);
+  const s = last!;
+  const hostMs = Object.values(s.syscallMs).reduce((a, b) => a + b, 0);
+  const top = Object.entries(s.syscalls)
+    .sort((a, b) => (s.syscallMs[b[0]] ?? 0) - (s.syscallMs[a[0]] ?? 0))
+    .slice(0, 6)
+    .map(([k, c]) => `${k} ×${c} ${(s.syscallMs[k] ?? 0).toFixed(2)} ms`)
+    .join(", ");
+  detail.push(
+    `- ${name}: boot ${s.bootMs.toFixed(2)} ms (load ${s.loadMs.toFixed(2)} ms), run ` +
+      `${s.runMs.toFixed(2)} ms with ${s.exits} exits and ${s.hostCalls} host calls ` +
+      `(${hostMs.toFixed(2)} ms in handlers); top: ${top}`,
+  );
+}
+
+console.log(`Start-up to exit, median of ${RUNS} runs (ms; native = fork+exec from Deno)\n`);
+console.log("| program | native | hermitux | hermitux/native |");
+console.log("|---|---:|---:|---:|");
+for (const r of rows) console.log(r);
+console.log("\nWhere hermitux's time goes (last run):\n");
+for (const d of detail) console.log(d);
