@@ -220,3 +220,44 @@ for (
     });
   }
 }
+
+const LIB_PROGRAM = {
+  "f.c": "int f(void) { return 41; }\n",
+  "m.c":
+    '#include <stdio.h>\nint f(void);\nint main(void) { printf("%d\\n", f() + 1); return 0; }\n',
+};
+const buildLib = (dir: string) =>
+  sh(
+    dir,
+    "gcc -shared -fPIC -o libf.so f.c && gcc -o m m.c -L. -lf && gcc -o hello -x c - " +
+      "<<'EOF'\n#include <stdio.h>\nint main(int c, char **v) { printf(\"%d %s\\n\", c, v[0]); return 7; }\nEOF",
+  );
+
+Deno.test("shared libraries: LD_LIBRARY_PATH, and Linux's error for a missing one", async () => {
+  const missing = await same("./m", [], { files: LIB_PROGRAM, prepare: buildLib });
+  equal(missing.code, 127);
+  match(missing.stderr, /error while loading shared libraries: libf\.so/);
+  const env = { LD_LIBRARY_PATH: "." };
+  const [a, b] = await Promise.all([twinDir(LIB_PROGRAM), twinDir(LIB_PROGRAM)]);
+  try {
+    await Promise.all([buildLib(a), buildLib(b)]);
+    const [native, vm] = await Promise.all([
+      runNative("./m", [], { cwd: a, env }),
+      runHermitux("./m", [], { cwd: b, env }),
+    ]);
+    deepStrictEqual(vm, native);
+    equal(vm.stdout, "42\n");
+  } finally {
+    await Promise.all([a, b].map((d) => Deno.remove(d, { recursive: true })));
+  }
+});
+
+Deno.test("the dynamic loader run explicitly loads the program, as on Linux", async () => {
+  const ldso = "/lib64/ld-linux-x86-64.so.2";
+  const r = await same(ldso, ["./hello", "x"], { files: LIB_PROGRAM, prepare: buildLib });
+  equal(r.stdout, "2 ./hello\n");
+  equal(r.code, 7);
+  const list = await runHermitux(ldso, ["--list", "/usr/bin/python3"]);
+  equal(list.code, 0);
+  match(list.stdout, /libc\.so\.6 => \/lib\/x86_64-linux-gnu\/libc\.so\.6/);
+});
