@@ -14,6 +14,7 @@ const symbols = {
   mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
   madvise: { parameters: ["u64", "usize", "i32"], result: "i32" },
+  mprotect: { parameters: ["pointer", "usize", "i32"], result: "i32" },
   read: { parameters: ["i32", "u64", "usize"], result: "isize" },
   write: { parameters: ["i32", "u64", "usize"], result: "isize" },
   readv: { parameters: ["i32", "buffer", "i32"], result: "isize" },

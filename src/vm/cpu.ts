@@ -5,6 +5,8 @@
  * Linux's initial FPU control words.
  * @module
  */
+import { hostCpuid } from "../kvm/hostcpuid.ts";
+import type { Platform } from "../kvm/platform.ts";
 import { ABI } from "../kernel/abi.ts";
 import type { Kvm, VcpuFd } from "../kvm/ioctls.ts";
 import { LAYOUTS, regOffset, type Segment, writeSegment } from "../kvm/structs.ts";
@@ -53,8 +55,35 @@ export interface CpuFeatures {
   xsaveSize: number;
 }
 
-/** Reads `KVM_GET_SUPPORTED_CPUID` once and derives what the guest needs. */
-export function cpuFeatures(kvm: Kvm): CpuFeatures {
+/**
+ * CPUID bits of instructions that run at CPL 3 with no help from the
+ * hypervisor, by [leaf, subleaf, register (0 eax .. 3 edx)]. kvm_pvm runs
+ * guest user code on the host CPU as it is but reports fewer of these than
+ * the host has (e.g. LZCNT, RDPID), and glibc would then pick other string
+ * and math routines than natively. Supervisor features are not here.
+ */
+const USER_BITS: readonly [number, number, number, number][] = [
+  // SSE3 PCLMUL SSSE3 FMA CX16 SSE4.1 SSE4.2 MOVBE POPCNT AES F16C RDRAND
+  [1, 0, 2, 0x6798_3203],
+  // BMI1 HLE AVX2 BMI2 ERMS RTM RDSEED ADX CLFLUSHOPT CLWB SHA
+  [7, 0, 1, 0x218c_0b38],
+  // GFNI VAES VPCLMULQDQ RDPID MOVDIRI MOVDIR64B
+  [7, 0, 2, 0x1840_0700],
+  // FSRM
+  [7, 0, 3, 0x0000_0010],
+  // LAHF LZCNT SSE4A PREFETCHW
+  [0x8000_0001, 0, 2, 0x0000_0161],
+  // RDTSCP
+  [0x8000_0001, 0, 3, 0x0800_0000],
+  // XSAVEOPT XSAVEC XGETBV1
+  [0xd, 1, 0, 0x0000_0007],
+];
+
+/**
+ * Reads `KVM_GET_SUPPORTED_CPUID` once and derives what the guest needs. On
+ * kvm_pvm the host's own user-mode instruction bits are added (USER_BITS).
+ */
+export function cpuFeatures(kvm: Kvm, platform?: Platform): CpuFeatures {
   const cpuid = kvm.supportedCpuid();
   const v = new DataView(cpuid.buffer);
   const e = LAYOUTS.kvm_cpuid_entry2;
@@ -64,6 +93,14 @@ export function cpuFeatures(kvm: Kvm): CpuFeatures {
     const o = LAYOUTS.kvm_cpuid2.size + i * e.size;
     const fn = v.getUint32(o + e.fields.function, true);
     const index = v.getUint32(o + e.fields.index, true);
+    if (platform === "kvm_pvm") {
+      const regs = ["eax", "ebx", "ecx", "edx"] as const;
+      for (const [leaf, sub, reg, mask] of USER_BITS) {
+        if (leaf !== fn || sub !== index) continue;
+        const at = o + e.fields[regs[reg]];
+        v.setUint32(at, (v.getUint32(at, true) | (hostCpuid(leaf, sub)[reg] & mask)) >>> 0, true);
+      }
+    }
     if (fn === 1) hwcap = v.getUint32(o + e.fields.edx, true);
     if (fn === 7 && index === 0) {
       // FSGSBASE must be in the guest's CPUID for CR4.FSGSBASE to be accepted.

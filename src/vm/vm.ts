@@ -395,7 +395,7 @@ export class Vm implements Disposable, AsyncDisposable {
 
     const argv = [options.argv0 ?? options.path, ...(options.args ?? [])];
     const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
-    features ??= cpuFeatures(this.#kvm);
+    features ??= cpuFeatures(this.#kvm, this.#stats.platform);
     const uid = Deno.uid() ?? 0, gid = Deno.gid() ?? 0;
     const sp = buildStack(mem.bytes, stackTop, {
       argv,
