@@ -1,6 +1,6 @@
 // src/kernel/abi.ts must say what src/kernel/abi.h says.
 import { deepStrictEqual } from "node:assert/strict";
-import { ABI, BOOT_INFO, BOOT_MAGIC, HOSTCALL, REGION } from "../src/kernel/abi.ts";
+import { ABI, BOOT_INFO, BOOT_MAGIC, HOSTCALL, PERCPU, REGION } from "../src/kernel/abi.ts";
 import { compileC } from "./fixtures.ts";
 
 Deno.test("abi.ts mirrors abi.h", async () => {
@@ -16,9 +16,9 @@ Deno.test("abi.ts mirrors abi.h", async () => {
   }
   lines.push(`printf("magic %llu\\n", (unsigned long long)BOOT_MAGIC);`);
   for (
-    const [s, fields] of [["boot_info", BOOT_INFO], ["hostcall", HOSTCALL], [
-      "region",
-      REGION,
+    const [s, fields] of [["boot_info", BOOT_INFO], ["hostcall", HOSTCALL], ["region", REGION], [
+      "percpu",
+      PERCPU,
     ]] as const
   ) {
     for (const f of Object.keys(fields)) {
@@ -33,9 +33,9 @@ Deno.test("abi.ts mirrors abi.h", async () => {
   const want: Record<string, string> = { magic: BOOT_MAGIC.toString() };
   for (const [k, v] of Object.entries(ABI)) want[k] = String(v);
   for (
-    const [s, fields] of [["boot_info", BOOT_INFO], ["hostcall", HOSTCALL], [
-      "region",
-      REGION,
+    const [s, fields] of [["boot_info", BOOT_INFO], ["hostcall", HOSTCALL], ["region", REGION], [
+      "percpu",
+      PERCPU,
     ]] as const
   ) {
     for (const [f, v] of Object.entries(fields)) want[`${s}.${f}`] = String(v);

@@ -5,6 +5,12 @@
  *
  * Guest-virtual == guest-physical for all RAM; the host builds the page
  * tables before the first KVM_RUN and the guest never touches them.
+ *
+ * Each vCPU runs one guest thread. vCPU 0 uses the identity map as it is;
+ * every other vCPU has its own page-table root in which a few pages of the
+ * first 2 MiB (the exception stack, the host-call block, struct percpu and
+ * the kernel stack) are its own frames. So the kernel addresses its
+ * per-thread state at fixed addresses and needs no per-CPU register.
  */
 #ifndef ABI_H
 #define ABI_H
@@ -19,11 +25,13 @@
 #define BOOT_INFO_ADDR   0x10000  /* struct boot_info, user-readable */
 #define HOSTCALL_ADDR    0x11000  /* struct hostcall per vCPU */
 #define HOSTCALL_STRIDE  0x100
+#define PERCPU_ADDR      0x12000  /* struct percpu: this vCPU's (thread's) state */
 #define DOORBELL_ADDR    0x80000  /* virtual page mapped to DOORBELL_GPA */
 #define DOORBELL_GPA     0x4000000000 /* no memslot here: stores exit */
 #define EXC_DOORBELL_OFF 0x100    /* + vector: exception report */
 #define KERNEL_ADDR      0x100000 /* kernel image, user-accessible */
 #define KSTACK_TOP       0x200000
+#define KSTACK_PAGES     4        /* per-vCPU kernel stack below KSTACK_TOP */
 #define USER_MIN         0x200000 /* lowest address user mappings may use */
 
 #define BOOT_MAGIC       0x787574696d726568ULL /* "hermitux" */
@@ -63,7 +71,7 @@ struct boot_info {
 	unsigned char route[NR_SYSCALLS];
 };
 
-/* One per vCPU at HOSTCALL_ADDR + id * HOSTCALL_STRIDE. */
+/* At HOSTCALL_ADDR in each vCPU's view. */
 struct hostcall {
 	unsigned long kind;
 	unsigned long nr;
@@ -71,6 +79,17 @@ struct hostcall {
 	long ret;
 	unsigned long site;         /* user rip of the syscall instruction */
 };
+/* At PERCPU_ADDR in each vCPU's view: the state of the thread it runs. */
+struct percpu {
+	unsigned long saved_user_rsp;   /* syscall_entry's scratch */
+	unsigned long sigmask;          /* blocked signals (rt_sigprocmask) */
+	unsigned long sigpending;       /* pending signals, written by the host */
+	unsigned long tid;              /* gettid(), written by the host */
+	unsigned long clear_child_tid;  /* set_tid_address; the host clears it at exit */
+	unsigned long robust_list;      /* set_robust_list head, read by the host at exit */
+	unsigned long rseq_area;
+};
+
 /*
  * A mapped range in the guest kernel's list (mm.c), read by the host for
  * /proc/self/maps. 'written' is set once it could have been written (so it

@@ -17,11 +17,13 @@ export const ABI = {
   BOOT_INFO_ADDR: 0x10000,
   HOSTCALL_ADDR: 0x11000,
   HOSTCALL_STRIDE: 0x100,
+  PERCPU_ADDR: 0x12000,
   DOORBELL_ADDR: 0x80000,
   DOORBELL_GPA: 0x4000000000,
   EXC_DOORBELL_OFF: 0x100,
   KERNEL_ADDR: 0x100000,
   KSTACK_TOP: 0x200000,
+  KSTACK_PAGES: 4,
   USER_MIN: 0x200000,
   NR_SYSCALLS: 512,
   HC_SYSCALL: 0,
@@ -79,8 +81,19 @@ export const IMAGE_HEADER = {
   nregions: 56,
   brk_start: 64,
   brk_cur: 72,
-  sigmask: 80,
-  sigpending: 88,
+  syscall_return: 80,
+} as const;
+
+/** Offsets in `struct percpu` (at `PERCPU_ADDR` in each vCPU's view). */
+export const PERCPU = {
+  size: 56,
+  saved_user_rsp: 0,
+  sigmask: 8,
+  sigpending: 16,
+  tid: 24,
+  clear_child_tid: 32,
+  robust_list: 40,
+  rseq_area: 48,
 } as const;
 
 /** `struct region` in mm.c (the guest kernel's mapping list). */

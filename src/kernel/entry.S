@@ -20,8 +20,8 @@ header:
 	.quad nregions
 	.quad brk_start
 	.quad brk_cur
-	.quad sigmask       /* u64: the blocked signals (rt_sigprocmask) */
-	.quad sigpending    /* u64: pending signals, written by the host */
+	.quad syscall_return /* a new thread starts here, on a frame the host built */
+	.quad 0
 
 	.text
 	/* First guest instruction: rdi = &boot_info, rsp = KSTACK_TOP. */
@@ -51,13 +51,13 @@ _start:
  * syscall: rcx = return rip, r11 = rflags, rsp still the user's. Switch to
  * the kernel stack without touching the user stack (the red zone may be
  * live), save what C may clobber, dispatch, restore, return by jmp.
- * One vCPU for now, so the kernel stack and the saved rsp are global.
+ * The kernel stack and the saved rsp are this vCPU's (see abi.h).
  */
 	.globl syscall_entry
 syscall_entry:
-	mov %rsp, saved_user_rsp(%rip)
+	mov %rsp, PERCPU_ADDR
 	mov $KSTACK_TOP, %rsp
-	push saved_user_rsp(%rip)
+	push PERCPU_ADDR
 	push %rax
 	push %rdi
 	push %rsi
@@ -76,6 +76,8 @@ syscall_entry:
 	mov %rsp, %rdi
 	cld
 	call ksyscall
+	.globl syscall_return
+syscall_return:
 	pop %r15
 	pop %r14
 	pop %r13
@@ -115,8 +117,3 @@ exception_stubs:
 	.balign 16
 	.set vec, vec + 1
 	.endr
-
-	.bss
-	.balign 8
-saved_user_rsp:
-	.quad 0

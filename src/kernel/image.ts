@@ -14,8 +14,8 @@ export interface KernelImage extends KernelEntries {
   bssEnd: number;
   /** Addresses of the guest kernel's mapping list and program break (for /proc/self/maps). */
   mm: { regions: number; nregions: number; brkStart: number; brkCur: number };
-  /** Addresses of the guest kernel's blocked-signal mask and its mirror of the pending set. */
-  signals: { mask: number; pending: number };
+  /** Where a new thread's vCPU starts: the syscall return path, on a frame the host built. */
+  syscallReturn: number;
 }
 
 let cached: Promise<KernelImage> | undefined;
@@ -42,7 +42,7 @@ async function read(): Promise<KernelImage> {
       brkStart: at(IMAGE_HEADER.brk_start),
       brkCur: at(IMAGE_HEADER.brk_cur),
     },
-    signals: { mask: at(IMAGE_HEADER.sigmask), pending: at(IMAGE_HEADER.sigpending) },
+    syscallReturn: at(IMAGE_HEADER.syscall_return),
   };
   if (image.bssEnd > ABI.KSTACK_TOP - 0x10000) throw new Error("kernel image too large");
   return image;

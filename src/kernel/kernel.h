@@ -25,6 +25,7 @@ struct frame {
 typedef long (*syscall_fn)(u64, u64, u64, u64, u64, u64);
 
 #define BOOT ((struct boot_info *)BOOT_INFO_ADDR)
+#define CPU ((volatile struct percpu *)PERCPU_ADDR)
 
 /* hostcall.c */
 long hostcall(u64 kind, u64 nr, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5);
@@ -56,7 +57,19 @@ long sys_set_tid_address(u64, u64, u64, u64, u64, u64);
 long sys_set_robust_list(u64, u64, u64, u64, u64, u64);
 long sys_rseq(u64, u64, u64, u64, u64, u64);
 long sys_rt_sigprocmask(u64, u64, u64, u64, u64, u64);
-extern u64 sigmask;
-extern volatile u64 sigpending;
+long sys_gettid(u64, u64, u64, u64, u64, u64);
+
+/* A lock for state the vCPUs share (the region list, the break). */
+static inline void lock(volatile int *l)
+{
+	while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
+		while (*l)
+			__asm__ volatile("pause");
+}
+
+static inline void unlock(volatile int *l)
+{
+	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
+}
 
 #endif

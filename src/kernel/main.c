@@ -20,7 +20,7 @@ static const syscall_fn local[NR_SYSCALLS] = {
 	[108] = sys_getgid,     /* getegid */
 	[110] = sys_getppid,
 	[158] = sys_arch_prctl,
-	[186] = sys_getpid,     /* gettid: one thread, tid == pid */
+	[186] = sys_gettid,
 	[201] = sys_time,
 	[218] = sys_set_tid_address,
 	[273] = sys_set_robust_list,
@@ -57,7 +57,7 @@ long ksyscall(struct frame *f)
 	}
 	/* e.g. rt_sigprocmask unblocked a pending signal: the host delivers it
 	 * (and does not come back here when it runs a handler). */
-	if (sigpending & ~sigmask)
+	if (CPU->sigpending & ~CPU->sigmask)
 		return hostcall(HC_SIGNAL, nr, r, 0, 0, 0, 0, 0);
 	return r;
 }

@@ -170,7 +170,7 @@ static u64 find_gap(u64 len, u64 floor)
  * the file's bytes in (and, for MAP_SHARED, writes them back on msync,
  * munmap and exit), so the guest needs no page-table change for them.
  */
-long sys_mmap(u64 addr, u64 len, u64 prot, u64 flags, u64 fd, u64 off)
+static long do_mmap(u64 addr, u64 len, u64 prot, u64 flags, u64 fd, u64 off)
 {
 	u64 floor = brk_high > BOOT->mmap_min ? brk_high : BOOT->mmap_min;
 	int file = !(flags & MAP_ANONYMOUS);
@@ -214,7 +214,7 @@ long sys_mmap(u64 addr, u64 len, u64 prot, u64 flags, u64 fd, u64 off)
 	return start;
 }
 
-long sys_munmap(u64 addr, u64 len, u64 c, u64 d, u64 e, u64 f)
+static long do_munmap(u64 addr, u64 len, u64 c, u64 d, u64 e, u64 f)
 {
 	if ((addr & (PAGE_SIZE - 1)) || !len || !user_ok(addr, len))
 		return -EINVAL;
@@ -223,7 +223,7 @@ long sys_munmap(u64 addr, u64 len, u64 c, u64 d, u64 e, u64 f)
 
 /* Protections are not enforced yet: we record them (for /proc/self/maps)
  * and remember possible writes. */
-long sys_mprotect(u64 addr, u64 len, u64 prot, u64 d, u64 e, u64 f)
+static long do_mprotect(u64 addr, u64 len, u64 prot, u64 d, u64 e, u64 f)
 {
 	u64 end = PAGE_UP(addr + len);
 
@@ -243,7 +243,7 @@ long sys_mprotect(u64 addr, u64 len, u64 prot, u64 d, u64 e, u64 f)
 }
 
 /* brk grows up from the program image until it meets the mmap area. */
-long sys_brk(u64 addr, u64 b, u64 c, u64 d, u64 e, u64 f)
+static long do_brk(u64 addr, u64 b, u64 c, u64 d, u64 e, u64 f)
 {
 	u64 limit = BOOT->mmap_max;
 	u64 want = PAGE_UP(addr);
@@ -263,7 +263,7 @@ long sys_brk(u64 addr, u64 b, u64 c, u64 d, u64 e, u64 f)
 }
 
 /* Grows or shrinks a mapping in place, or moves it when allowed. */
-long sys_mremap(u64 old, u64 old_len, u64 new_len, u64 flags, u64 new_addr, u64 f)
+static long do_mremap(u64 old, u64 old_len, u64 new_len, u64 flags, u64 new_addr, u64 f)
 {
 	struct region *r = region_at(old);
 	u8 prot = r ? r->prot : 0;
@@ -307,7 +307,7 @@ long sys_mremap(u64 old, u64 old_len, u64 new_len, u64 flags, u64 new_addr, u64 
 }
 
 /* MADV_DONTNEED makes private memory read as zero again; the rest is advice. */
-long sys_madvise(u64 addr, u64 len, u64 advice, u64 d, u64 e, u64 f)
+static long do_madvise(u64 addr, u64 len, u64 advice, u64 d, u64 e, u64 f)
 {
 	if (addr & (PAGE_SIZE - 1))
 		return -EINVAL;
@@ -323,3 +323,27 @@ long sys_madvise(u64 addr, u64 len, u64 advice, u64 d, u64 e, u64 f)
 		}
 	return 0;
 }
+
+/*
+ * Threads run on several vCPUs at once and share the region list and the
+ * break: each call holds one lock. A file mapping's host call happens with
+ * it held, which only makes other vCPUs' mm calls wait for it.
+ */
+static volatile int mm_lock;
+
+#define LOCKED(name)                                                  \
+	long sys_##name(u64 a, u64 b, u64 c, u64 d, u64 e, u64 f)     \
+	{                                                             \
+		long r;                                               \
+		lock(&mm_lock);                                       \
+		r = do_##name(a, b, c, d, e, f);                      \
+		unlock(&mm_lock);                                     \
+		return r;                                             \
+	}
+
+LOCKED(mmap)
+LOCKED(munmap)
+LOCKED(mprotect)
+LOCKED(brk)
+LOCKED(mremap)
+LOCKED(madvise)

@@ -6,10 +6,6 @@
 #define ARCH_GET_FS 0x1003
 #define ARCH_GET_GS 0x1004
 
-static u64 clear_child_tid;
-/* The host reads and writes both through the image header (entry.S). */
-u64 sigmask;
-volatile u64 sigpending;
 
 long sys_getpid(u64 a, u64 b, u64 c, u64 d, u64 e, u64 f) { return BOOT->pid; }
 long sys_getppid(u64 a, u64 b, u64 c, u64 d, u64 e, u64 f) { return BOOT->ppid; }
@@ -50,10 +46,12 @@ long sys_arch_prctl(u64 code, u64 addr, u64 c, u64 d, u64 e, u64 f)
 	return -EINVAL;
 }
 
+long sys_gettid(u64 a, u64 b, u64 c, u64 d, u64 e, u64 f) { return CPU->tid; }
+
 long sys_set_tid_address(u64 tidptr, u64 b, u64 c, u64 d, u64 e, u64 f)
 {
-	clear_child_tid = tidptr;
-	return BOOT->pid;
+	CPU->clear_child_tid = tidptr;
+	return CPU->tid;
 }
 
 #define SIG_BLOCK   0
@@ -73,31 +71,27 @@ long sys_rt_sigprocmask(u64 how, u64 set, u64 oldset, u64 size, u64 e, u64 f)
 	if (set && how > SIG_SETMASK)
 		return -EINVAL;
 	if (oldset)
-		*(u64 *)oldset = sigmask;
+		*(u64 *)oldset = CPU->sigmask;
 	if (!set)
 		return 0;
 	if (how == SIG_BLOCK)
-		sigmask |= new;
+		new |= CPU->sigmask;
 	else if (how == SIG_UNBLOCK)
-		sigmask &= ~new;
-	else
-		sigmask = new;
-	sigmask &= ~UNBLOCKABLE;
+		new = CPU->sigmask & ~new;
+	CPU->sigmask = new & ~UNBLOCKABLE;
 	return 0;
 }
 
 /*
- * glibc registers a robust-futex list and an rseq area in every process at
- * start-up; with one vCPU neither needs the host, and each exit costs
- * ~100 us here. The robust list matters once threads exist (issue 5).
+ * glibc registers a robust-futex list and an rseq area in every thread at
+ * start-up; neither needs the host (each exit costs ~100 us here). The host
+ * reads the robust list when the thread exits.
  */
-static u64 robust_list, rseq_area;
-
 long sys_set_robust_list(u64 head, u64 len, u64 c, u64 d, u64 e, u64 f)
 {
 	if (len != 24)
 		return -EINVAL;
-	robust_list = head;
+	CPU->robust_list = head;
 	return 0;
 }
 
@@ -108,13 +102,14 @@ long sys_rseq(u64 rseq, u64 len, u64 flags, u64 sig, u64 e, u64 f)
 {
 	if (flags || len < RSEQ_MIN_SIZE || (rseq & 31))
 		return -EINVAL;
-	if (rseq_area)
+	if (CPU->rseq_area)
 		return -EBUSY;
 	if (!user_ok(rseq, 8))
 		return -EFAULT;
-	/* One vCPU that never migrates: cpu_id_start and cpu_id stay 0. */
+	/* A thread never migrates between vCPUs, and no sequence is ever
+	 * preempted inside the guest: cpu_id_start and cpu_id stay 0. */
 	((u32 *)rseq)[0] = 0;
 	((u32 *)rseq)[1] = 0;
-	rseq_area = rseq;
+	CPU->rseq_area = rseq;
 	return 0;
 }

@@ -1,18 +1,20 @@
 /**
- * `futex` for a guest with one thread: no other thread can wake a waiter,
- * so a wait ends only by its timeout or a signal, and a wake finds nobody.
- * The value checks, `FUTEX_WAKE_OP`'s update and every error are as Linux
- * makes them, which is what glibc's and musl's locks rely on.
+ * `futex`. Waiters queue by address in the host (every host call is served
+ * on the main thread, one at a time, so checking the word and queueing are
+ * atomic against wakes). A waiting thread on a worker is parked (its vCPU
+ * stays out of KVM_RUN, using no core) until a wake, its timeout or the end
+ * of the run; the main thread's waits serve the other threads meanwhile.
+ * With one thread a wait ends only by its timeout or a signal.
  * @module
  */
 import { E, SyscallError } from "./errno.ts";
 import type { Process, SyscallModule } from "./registry.ts";
 import { monotonicNs, signalsOf } from "./signal.ts";
+import { threadsOf } from "./thread.ts";
 
 const OP = {
   WAIT: 0,
   WAKE: 1,
-  FD: 2,
   REQUEUE: 3,
   CMP_REQUEUE: 4,
   WAKE_OP: 5,
@@ -23,26 +25,101 @@ const FUTEX_PRIVATE_FLAG = 128, FUTEX_CLOCK_REALTIME = 256;
 const CLOCK_REALTIME = 0, CLOCK_MONOTONIC = 1;
 const NSEC = 1_000_000_000n, MAX_NS = (1n << 63n) - 1n;
 
+interface Waiter {
+  tid: number;
+  bitset: number;
+  woken: boolean;
+  /** Continues a parked waiter (undefined for the main thread's own wait). */
+  wake?: () => void;
+}
+
+const QUEUES_KEY = "futex.queues";
+
+function queues(p: Process): Map<bigint, Waiter[]> {
+  let q = p.state.get(QUEUES_KEY) as Map<bigint, Waiter[]> | undefined;
+  if (!q) p.state.set(QUEUES_KEY, q = new Map());
+  return q;
+}
+
+/** Takes `w` off whichever queue holds it (a requeue may have moved it). */
+function dequeue(p: Process, w: Waiter): void {
+  for (const [addr, list] of queues(p)) {
+    const i = list.indexOf(w);
+    if (i < 0) continue;
+    list.splice(i, 1);
+    if (!list.length) queues(p).delete(addr);
+    return;
+  }
+}
+
 /** Reads the futex word; EINVAL if unaligned, EFAULT if not guest memory. */
 function word(p: Process, addr: bigint): number {
   if (addr % 4n !== 0n) throw new SyscallError(E.EINVAL);
   return p.mem.view.getUint32(p.mem.check(addr, 4), true);
 }
 
-/** A deadline from the timeout argument: relative for WAIT, absolute for WAIT_BITSET. */
-function deadline(p: Process, timeout: bigint, absolute: boolean, clock: number): bigint {
-  if (timeout === 0n) return MAX_NS;
+function realtimeNs(): bigint {
+  return BigInt(Date.now()) * 1_000_000n;
+}
+
+/** The timeout argument as [deadline on `clock`, deadline on the monotonic clock]. */
+function deadline(p: Process, timeout: bigint, absolute: boolean, clock: number): bigint[] {
+  if (timeout === 0n) return [MAX_NS, MAX_NS];
   const o = p.mem.check(timeout, 16);
   const sec = p.mem.view.getBigInt64(o, true), nsec = p.mem.view.getBigInt64(o + 8, true);
   if (sec < 0n || nsec < 0n || nsec >= NSEC) throw new SyscallError(E.EINVAL);
   const d = sec * NSEC + nsec;
-  if (absolute) return d;
   const now = clock === CLOCK_REALTIME ? realtimeNs() : monotonicNs();
-  return d > MAX_NS - now ? MAX_NS : now + d;
+  const at = absolute ? d : (d > MAX_NS - now ? MAX_NS : now + d);
+  const mono = monotonicNs();
+  return [at, at === MAX_NS ? MAX_NS : mono + (at > now ? at - now : 0n)];
 }
 
-function realtimeNs(): bigint {
-  return BigInt(Date.now()) * 1_000_000n;
+/** Wakes up to `n` waiters on `addr` whose bitset meets `bitset`; how many woke. */
+export function futexWake(p: Process, addr: bigint, n: number, bitset: number): number {
+  const list = queues(p).get(addr);
+  let woke = 0;
+  while (list && woke < n) {
+    const i = list.findIndex((w) => (w.bitset & bitset) !== 0);
+    if (i < 0) break;
+    const [w] = list.splice(i, 1);
+    w.woken = true;
+    w.wake?.();
+    woke++;
+  }
+  if (list && !list.length) queues(p).delete(addr);
+  return woke;
+}
+
+function wait(
+  p: Process,
+  addr: bigint,
+  val: bigint,
+  timeout: bigint,
+  bitset: number,
+  absolute: boolean,
+  clock: number,
+): number {
+  const [until, monoUntil] = deadline(p, timeout, absolute, clock);
+  if (word(p, addr) !== Number(BigInt.asUintN(32, val))) throw new SyscallError(E.EAGAIN);
+  const t = threadsOf(p);
+  const w: Waiter = { tid: t?.current ?? p.pid, bitset, woken: false };
+  const q = queues(p);
+  if (!q.has(addr)) q.set(addr, []);
+  q.get(addr)!.push(w);
+  if (t && !t.onMain) {
+    const tid = t.current;
+    w.wake = () => t.resume(tid, 0n);
+    t.park(monoUntil, () => {
+      dequeue(p, w);
+      t.resume(tid, BigInt(-E.ETIMEDOUT));
+    });
+    return 0; // not seen: the thread is parked
+  }
+  const r = signalsOf(p).sleep(clock, until, () => w.woken);
+  if (w.woken) return 0;
+  dequeue(p, w);
+  throw new SyscallError(r === "done" ? E.ETIMEDOUT : E.EINTR);
 }
 
 /** FUTEX_WAKE_OP's encoded operation on `old`, and its comparison. */
@@ -73,11 +150,18 @@ function wakeOp(encoded: number, old: number): { value: number; cmp: boolean } {
   return { value: ops[op]() >>> 0, cmp: cmps[cmp]() };
 }
 
+const u32 = (v: bigint) => Number(BigInt.asUintN(32, v));
+/** A count argument: Linux treats a negative int as "all". */
+const count = (v: bigint) => {
+  const n = Number(BigInt.asIntN(32, v));
+  return n < 0 ? 0x7fffffff : n;
+};
+
 /** The futex module. */
 export const futexModule: SyscallModule = {
   name: "futex",
   partial: {
-    futex: "one thread: waits end by timeout or signal, wakes find no waiter; no PI or FD ops",
+    futex: "no PI, FD or LOCK ops; a waiting thread is not interrupted by a signal on another",
   },
   handlers: {
     futex({ args: [uaddr, opArg, val, timeout, uaddr2, val3], process: p }) {
@@ -87,38 +171,42 @@ export const futexModule: SyscallModule = {
       const clock = realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC;
       switch (op) {
         case OP.WAIT:
-        case OP.WAIT_BITSET: {
-          if (op === OP.WAIT_BITSET && BigInt.asUintN(32, val3) === 0n) {
-            throw new SyscallError(E.EINVAL);
-          }
-          const until = deadline(p, timeout, op === OP.WAIT_BITSET, clock);
-          if (word(p, uaddr) !== Number(BigInt.asUintN(32, val))) {
-            throw new SyscallError(E.EAGAIN);
-          }
-          const r = signalsOf(p).sleep(clock, until);
-          if (r === "done") throw new SyscallError(E.ETIMEDOUT);
-          throw new SyscallError(E.EINTR);
-        }
+          return wait(p, uaddr, val, timeout, 0xffffffff, false, clock);
+        case OP.WAIT_BITSET:
+          if (u32(val3) === 0) throw new SyscallError(E.EINVAL);
+          return wait(p, uaddr, val, timeout, u32(val3), true, clock);
         case OP.WAKE:
-        case OP.WAKE_BITSET:
-          if (op === OP.WAKE_BITSET && BigInt.asUintN(32, val3) === 0n) {
-            throw new SyscallError(E.EINVAL);
-          }
+        case OP.WAKE_BITSET: {
+          const bits = op === OP.WAKE_BITSET ? u32(val3) : 0xffffffff;
+          if (bits === 0) throw new SyscallError(E.EINVAL);
           if (uaddr % 4n !== 0n) throw new SyscallError(E.EINVAL);
-          return 0;
+          return futexWake(p, uaddr, count(val), bits);
+        }
         case OP.REQUEUE:
-        case OP.CMP_REQUEUE:
-          if (op === OP.CMP_REQUEUE && word(p, uaddr) !== Number(BigInt.asUintN(32, val3))) {
+        case OP.CMP_REQUEUE: {
+          if (uaddr % 4n !== 0n || uaddr2 % 4n !== 0n) throw new SyscallError(E.EINVAL);
+          if (op === OP.CMP_REQUEUE && word(p, uaddr) !== u32(val3)) {
             throw new SyscallError(E.EAGAIN);
           }
-          if (uaddr % 4n !== 0n || uaddr2 % 4n !== 0n) throw new SyscallError(E.EINVAL);
-          return 0;
+          const woke = futexWake(p, uaddr, count(val), 0xffffffff);
+          // val2 (the timeout slot) is how many more to move to uaddr2.
+          const q = queues(p), from = q.get(uaddr) ?? [];
+          const moved = from.splice(0, count(timeout));
+          if (!from.length) q.delete(uaddr);
+          if (moved.length) {
+            if (!q.has(uaddr2)) q.set(uaddr2, []);
+            q.get(uaddr2)!.push(...moved);
+          }
+          return woke + moved.length;
+        }
         case OP.WAKE_OP: {
           const old = word(p, uaddr2);
-          const { value } = wakeOp(Number(BigInt.asUintN(32, val3)), old);
+          const { value, cmp } = wakeOp(u32(val3), old);
           if (uaddr % 4n !== 0n) throw new SyscallError(E.EINVAL);
           p.mem.view.setUint32(p.mem.check(uaddr2, 4), value, true);
-          return 0;
+          let woke = futexWake(p, uaddr, count(val), 0xffffffff);
+          if (cmp) woke += futexWake(p, uaddr2, count(timeout), 0xffffffff);
+          return woke;
         }
         default:
           throw new SyscallError(E.ENOSYS);

@@ -11,6 +11,7 @@ import { pollModule } from "./poll.ts";
 import { timeModule } from "./time.ts";
 import { signalModule } from "./signal.ts";
 import { futexModule } from "./futex.ts";
+import { threadModule } from "./thread.ts";
 import { netModule } from "./net.ts";
 import { xattrModule } from "./xattr.ts";
 
@@ -25,6 +26,13 @@ export { pollModule } from "./poll.ts";
 export { timeModule } from "./time.ts";
 export { signalModule } from "./signal.ts";
 export { futexModule } from "./futex.ts";
+export {
+  attachThreads,
+  type CloneSpec,
+  type ThreadHost,
+  threadModule,
+  threadsOf,
+} from "./thread.ts";
 export { netModule } from "./net.ts";
 export { xattrModule } from "./xattr.ts";
 export { formatSyscall } from "./trace.ts";
@@ -39,6 +47,7 @@ export const DEFAULT_MODULES = [
   signalModule,
   pollModule,
   futexModule,
+  threadModule,
   netModule,
   xattrModule,
 ];

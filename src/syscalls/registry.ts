@@ -141,7 +141,23 @@ export function dispatch(
   try {
     return BigInt(handler(call));
   } catch (e) {
+    if (e instanceof UnsupportedError && !warned.has(call.nr)) {
+      warned.add(call.nr);
+      warn(`hermitux: unsupported syscall ${syscallName(call.nr)} (${call.nr}): ${e.message}`);
+    }
     if (e instanceof SyscallError) return BigInt(-e.errno);
     throw e;
+  }
+}
+
+/**
+ * A use of a syscall hermitux does not provide (e.g. clone for a new
+ * process): the guest gets ENOSYS and stderr names it once, like a syscall
+ * with no handler.
+ */
+export class UnsupportedError extends SyscallError {
+  /** @param what names the unsupported use. */
+  constructor(what: string) {
+    super(E.ENOSYS, what);
   }
 }

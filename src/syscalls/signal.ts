@@ -196,6 +196,13 @@ export class SignalState {
   readonly otherTimers = [new BigInt64Array(4), new BigInt64Array(4)];
   /** The run's end (monotonic ns), from --timeout. */
   runDeadline = MAX_NS;
+  /** Another deadline the host timer must wake the main thread for (parked threads). */
+  wakeAt?: () => bigint | undefined;
+  /**
+   * Waits on the main thread until host monotonic `until` or until other
+   * threads need serving (then serves them); sleeps use it when set.
+   */
+  idle?: (until: bigint) => void;
   /** Whether the run's time is up (seen by a sleeping call). */
   timedOut = false;
   /** When the VM wants another chance to deliver an async signal (monotonic ns, 0 = none). */
@@ -322,12 +329,17 @@ export class SignalState {
     this.armHost(now);
   }
 
-  /** Arms the host timer for the earliest of the run's deadline, ITIMER_REAL and a retry. */
+  /**
+   * Arms the host timer for the earliest of the run's deadline, ITIMER_REAL,
+   * a retry and `wakeAt()` (other threads' timeouts).
+   */
   armHost(now?: bigint, force = false): void {
     if (force) this.#armedAt = -1n;
     let at = this.runDeadline;
     if (this.real.due !== 0n && this.real.due < at) at = this.real.due;
     if (this.retryAt !== 0n && this.retryAt < at) at = this.retryAt;
+    const other = this.wakeAt?.();
+    if (other !== undefined && other < at) at = other;
     if (at === this.#armedAt) return;
     this.#armedAt = at;
     if (at === MAX_NS) return this.host.armTimer(undefined);
@@ -357,6 +369,13 @@ export class SignalState {
       if (now >= deadline) return "done";
       let until = deadline;
       if (wake !== MAX_NS && now + (wake - mono) < until) until = now + (wake - mono);
+      if (this.idle) {
+        const other = this.wakeAt?.();
+        let monoUntil = mono + (until - now);
+        if (other !== undefined && other < monoUntil) monoUntil = other;
+        this.idle(monoUntil);
+        continue;
+      }
       ts[0] = until / NSEC;
       ts[1] = until % NSEC;
       const r = hostSyscall(NR_CLOCK_NANOSLEEP, clock, TIMER_ABSTIME, addr, 0);

@@ -177,7 +177,10 @@ const flat = (selector: number, type: number, dpl: number, l: number): Segment =
   g: 1,
 });
 
-/** Puts a vCPU in long mode at `cpl` at the kernel's `_start`. */
+/**
+ * Puts a vCPU in long mode at `cpl` at the kernel's `_start`. `cpuid` false
+ * keeps a CPUID set before (KVM refuses a new one once a vCPU has run).
+ */
 export function setupVcpu(
   vcpu: VcpuFd,
   id: number,
@@ -185,8 +188,9 @@ export function setupVcpu(
   k: KernelEntries,
   features: CpuFeatures,
   cpl: 0 | 3,
+  cpuid = true,
 ): void {
-  vcpu.setCpuid2(features.cpuid);
+  if (cpuid) vcpu.setCpuid2(features.cpuid);
 
   const sregs = new Uint8Array(LAYOUTS.kvm_sregs.size);
   vcpu.getSregs(sregs);

@@ -4,8 +4,8 @@
  * returns how the guest ended.
  * @module
  */
-import { ABI, BOOT_INFO, BOOT_MAGIC, HOSTCALL, REGION } from "../kernel/abi.ts";
-import { kernelImage } from "../kernel/image.ts";
+import { ABI, BOOT_INFO, BOOT_MAGIC, HOSTCALL, PERCPU, REGION } from "../kernel/abi.ts";
+import { type KernelImage, kernelImage } from "../kernel/image.ts";
 import { GUEST_FORWARDS } from "../kernel/local.ts";
 import { CAP, EXIT, Kvm, type VcpuFd, type VmFd } from "../kvm/ioctls.ts";
 import { libc, OsError } from "../kvm/libc.ts";
@@ -35,6 +35,9 @@ import {
   vectorSignal,
 } from "./fault.ts";
 import { GuestMemory } from "./memory.ts";
+import { AREA_SIZE as PERCPU_AREA, buildCpuTables, physOf } from "./percpu.ts";
+import { type Cpu, Threads, type ThreadVm } from "./threads.ts";
+import { attachThreads, CLONE, type CloneSpec } from "../syscalls/thread.ts";
 import {
   attachSignals,
   bit,
@@ -121,6 +124,8 @@ const STACK_SIZE = 8 * 1024 * 1024;
 const FORWARDED = new Set(GUEST_FORWARDS.map((n) => SYSCALL_NUMBERS.get(n)!));
 const SYNC_X86_REGS = 1n;
 const SIGALRM_HOST = 14, SIGEV_THREAD_ID = 4, CLOCK_MONOTONIC = 1;
+const MSR_FS_BASE = 0xc0000100, MSR_GS_BASE = 0xc0000101;
+const NR_CLOCK_NANOSLEEP = 230;
 const NR_CLOSE = 3,
   NR_GETTID = 186,
   NR_TIMER_CREATE = 222,
@@ -157,6 +162,18 @@ let utsname: Uint8Array | undefined;
 
 let auxv: Map<number, bigint> | undefined;
 let alarmListener: (() => void) | undefined;
+
+/**
+ * SIGALRM interrupts KVM_RUN (the host timer; a worker's kick): it must
+ * never kill us. Never removed: one may still be in flight after a run
+ * (the listener does not keep Deno's event loop alive).
+ */
+function ignoreAlarms(): void {
+  if (!alarmListener) {
+    alarmListener = () => {};
+    Deno.addSignalListener("SIGALRM", alarmListener);
+  }
+}
 
 /**
  * This process's own auxiliary vector: what Linux gives every process on
@@ -261,6 +278,7 @@ function procMaps(
   mm: { regions: number; nregions: number; brkStart: number; brkCur: number },
   objects: readonly MappedObject[],
   stackStart: number,
+  stackEnd: number,
 ): string {
   const v = mem.view;
   const lines: [number, string][] = [];
@@ -289,7 +307,7 @@ function procMaps(
     const hi = Number(v.getBigUint64(r + REGION.end, true));
     line(lo, hi, perms(v.getUint8(r + REGION.prot), v.getUint8(r + REGION.shared) !== 0), 0);
   }
-  line(stackStart, mem.size, "rw-p", 0, "[stack]");
+  line(stackStart, stackEnd, "rw-p", 0, "[stack]");
   return lines.sort((a, b) => a[0] - b[0]).map(([, l]) => l + "\n").join("");
 }
 
@@ -319,6 +337,11 @@ export class Vm implements Disposable, AsyncDisposable {
   #t0 = performance.now();
   #stats: RunStats;
   #disposed = false;
+  #threads?: Threads;
+  #cr3 = 0n;
+  #kernel?: KernelImage;
+  #runs: Deno.PointerObject[] = [];
+  #crash?: CrashReport;
 
   private constructor(options: BootOptions) {
     this.#registry = options.registry ?? defaultRegistry();
@@ -376,8 +399,9 @@ export class Vm implements Disposable, AsyncDisposable {
 
     mem.bytes.set(kernel.bytes, ABI.KERNEL_ADDR);
     this.#mounts = new MountTable(options.mounts ?? []);
-    const stackTop = size;
-    let mmapMax = size - STACK_SIZE;
+    // Per-vCPU blocks at the very top, then the stack, then the mmap area.
+    const stackTop = size - PERCPU_AREA;
+    let mmapMax = stackTop - STACK_SIZE;
     const image = loadExecutable(elf, bytes, mem, mmapMax);
     this.#base = image.base;
     const objects: MappedObject[] = [{ elf, base: image.base, path: options.path }];
@@ -431,11 +455,11 @@ export class Vm implements Disposable, AsyncDisposable {
       options.path,
       this.#mounts,
       options.cwd ?? "/",
-      () => procMaps(mem, kernel.mm, objects, size - STACK_SIZE),
+      () => procMaps(mem, kernel.mm, objects, stackTop - STACK_SIZE, stackTop),
     );
     this.#sig = new SignalState(mem, {
-      maskAddr: kernel.signals.mask,
-      pendingAddr: kernel.signals.pending,
+      maskAddr: ABI.PERCPU_ADDR + PERCPU.sigmask,
+      pendingAddr: ABI.PERCPU_ADDR + PERCPU.sigpending,
       userSp: () => mem.view.getBigUint64(ABI.KSTACK_TOP - 8, true),
       armTimer: (ns) => this.#armHostTimer(ns),
     });
@@ -453,9 +477,164 @@ export class Vm implements Disposable, AsyncDisposable {
       uid,
       gid,
     });
-    const cr3 = buildPageTables(mem);
+    const cr3 = this.#cr3 = buildPageTables(mem);
     writeSystemTables(mem, kernel);
     setupVcpu(this.#vcpu, 0, cr3, kernel, features, guestCpl(this.#stats.platform));
+    this.#kernel = kernel;
+    mem.view.setBigUint64(ABI.PERCPU_ADDR + PERCPU.tid, BigInt(Deno.pid), true);
+    const main: Cpu = {
+      id: 0,
+      vcpu: this.#vcpu,
+      runAddr: Deno.UnsafePointer.value(this.#run),
+      runView: this.#runView,
+      tid: Deno.pid,
+      alive: true,
+    };
+    ignoreAlarms();
+    this.#threads = new Threads(this.#threadVm(), main, Deno.pid);
+    attachThreads(this.#process, this.#threads);
+    this.#sig.wakeAt = () => this.#threads!.nextDeadline();
+    this.#sig.idle = (until) => this.#idle(until);
+  }
+
+  /** What the thread machinery needs from the VM. */
+  #threadVm(): ThreadVm {
+    const mem = this.#mem!;
+    return {
+      vm: this.#vm!,
+      runSize: this.#runSize,
+      mapRun: (vcpu) => {
+        const run = vcpu.mapRun(this.#runSize);
+        this.#runs.push(run);
+        return {
+          addr: Deno.UnsafePointer.value(run),
+          view: new DataView(Deno.UnsafePointerView.getArrayBuffer(run, this.#runSize)),
+        };
+      },
+      setupChild: (child, parent, spec, tid) => this.#setupChild(child, parent, spec, tid),
+      serveExit: (cpu) => this.#serveExit(cpu),
+      setRet: (cpu, ret) =>
+        mem.view.setBigInt64(
+          physOf(mem, cpu.id, ABI.HOSTCALL_ADDR + HOSTCALL.ret),
+          BigInt.asIntN(64, ret),
+          true,
+        ),
+      clearTid: (cpu) =>
+        mem.view.getBigUint64(physOf(mem, cpu.id, ABI.PERCPU_ADDR + PERCPU.clear_child_tid), true),
+    };
+  }
+
+  /**
+   * Sets `child` up as clone's child of `parent`: its own page tables and
+   * per-thread pages, the parent's syscall frame with rax 0 (and the new
+   * stack), the parent's FPU state and TLS (or the new TLS), started at the
+   * guest kernel's syscall return path.
+   */
+  #setupChild(child: Cpu, parent: Cpu, spec: CloneSpec, tid: number): void {
+    const mem = this.#mem!, v = mem.view;
+    const cr3 = buildCpuTables(mem, child.id, this.#cr3);
+    const pcpu = (cpu: Cpu, field: number) => physOf(mem, cpu.id, ABI.PERCPU_ADDR + field);
+    v.setBigUint64(pcpu(child, PERCPU.tid), BigInt(tid), true);
+    v.setBigUint64(
+      pcpu(child, PERCPU.sigmask),
+      v.getBigUint64(pcpu(parent, PERCPU.sigmask), true),
+      true,
+    );
+    if (spec.flags & CLONE.CHILD_CLEARTID) {
+      v.setBigUint64(pcpu(child, PERCPU.clear_child_tid), spec.childTid, true);
+    }
+    const from = physOf(mem, parent.id, SYSCALL_FRAME_ADDR);
+    const to = physOf(mem, child.id, SYSCALL_FRAME_ADDR);
+    mem.bytes.copyWithin(to, from, from + SYSCALL_FRAME.length * 8);
+    v.setBigUint64(to + SYSCALL_FRAME.indexOf(R.rax) * 8, 0n, true);
+    if (spec.stack !== 0n) v.setBigUint64(to + SYSCALL_FRAME.indexOf(R.rsp) * 8, spec.stack, true);
+
+    // A vCPU that ran before keeps its CPUID: KVM refuses to set it again.
+    const fresh = !child.ran;
+    child.ran = true;
+    setupVcpu(
+      child.vcpu,
+      child.id,
+      cr3,
+      this.#kernel!,
+      features!,
+      guestCpl(this.#stats.platform),
+      fresh,
+    );
+    const sregs = new Uint8Array(LAYOUTS.kvm_sregs.size);
+    parent.vcpu.getSregs(sregs);
+    const sf = LAYOUTS.kvm_sregs.fields, sv = new DataView(sregs.buffer);
+    const fs = spec.flags & CLONE.SETTLS ? spec.tls : sv.getBigUint64(sf.fs, true);
+    child.vcpu.setMsrs([[MSR_FS_BASE, fs], [MSR_GS_BASE, sv.getBigUint64(sf.gs, true)]]);
+    const xsave = new Uint8Array(LAYOUTS.kvm_xsave.size);
+    parent.vcpu.getXsave(xsave);
+    child.vcpu.setXsave(xsave);
+    const regs = new Uint8Array(LAYOUTS.kvm_regs.size);
+    const rv = new DataView(regs.buffer);
+    rv.setBigUint64(regOffset("rip"), BigInt(this.#kernel!.syscallReturn), true);
+    rv.setBigUint64(regOffset("rsp"), BigInt(SYSCALL_FRAME_ADDR), true);
+    rv.setBigUint64(regOffset("rflags"), 2n, true);
+    child.vcpu.setRegs(regs);
+
+    const put32 = (addr: bigint) => v.setUint32(mem.check(addr, 4), tid, true);
+    if (spec.flags & CLONE.PARENT_SETTID) put32(spec.parentTid);
+    if (spec.flags & CLONE.CHILD_SETTID) put32(spec.childTid);
+  }
+
+  /**
+   * Serves a worker vCPU's exit on the main thread: the same paths as
+   * vCPU 0's, pointed at that vCPU. A fault there ends the process (signals
+   * are delivered to the main thread only).
+   */
+  #serveExit(cpu: Cpu): void {
+    const [vcpu, view] = [this.#vcpu, this.#runView];
+    this.#vcpu = cpu.vcpu;
+    this.#runView = cpu.runView;
+    try {
+      this.#stats.exits++;
+      const reason = cpu.runView.getUint32(LAYOUTS.kvm_run.fields.exit_reason, true);
+      const p = this.#process!;
+      let crash: CrashReport | undefined;
+      if (reason === EXIT.MMIO) {
+        const f = LAYOUTS.kvm_run.fields["mmio.phys_addr"];
+        const gpa = Number(cpu.runView.getBigUint64(f, true));
+        if (gpa === ABI.DOORBELL_GPA) this.#hostCall();
+        else {
+          const vector = gpa - ABI.DOORBELL_GPA - ABI.EXC_DOORBELL_OFF;
+          crash = vector >= 0 && vector < 32
+            ? this.#exception(vector)
+            : this.#internal(`store to unbacked guest-physical address 0x${gpa.toString(16)}`);
+        }
+      } else {
+        crash = this.#internal(`unexpected exit reason ${reason} on thread ${cpu.tid}`);
+      }
+      if (crash && !p.ended) {
+        this.#crash = crash;
+        p.exit(0, crash.signal);
+      }
+    } finally {
+      this.#vcpu = vcpu;
+      this.#runView = view;
+    }
+  }
+
+  /** The main thread waits until host monotonic `until`, serving other threads. */
+  #idle(until: bigint): void {
+    const threads = this.#threads!;
+    const left = until - monotonicNs();
+    if (left <= 0n) return;
+    if (threads.cpus.length === 1) {
+      const ts = new BigInt64Array([until / 1_000_000_000n, until % 1_000_000_000n]);
+      hostSyscall(
+        NR_CLOCK_NANOSLEEP,
+        CLOCK_MONOTONIC,
+        1,
+        bufferAddress(new Uint8Array(ts.buffer)),
+        0,
+      );
+      return;
+    }
+    threads.idle(Math.min(Number(left / 1_000_000n) + 1, 50));
   }
 
   #writeBootInfo(
@@ -498,9 +677,15 @@ export class Vm implements Disposable, AsyncDisposable {
     }
     let crash: CrashReport | undefined;
     let timedOut = false;
+    const threads = this.#threads!, main = threads.main;
     try {
       while (!p.ended) {
-        if (!vcpu.run()) {
+        if (!main.alive) {
+          // The first thread has exited; the others go on.
+          this.#idle(threads.nextDeadline() ?? monotonicNs() + 50_000_000n);
+          sig.fireTimers();
+        } else if (!vcpu.run()) {
+          view.setUint8(LAYOUTS.kvm_run.fields.immediate_exit, 0);
           this.#onTimer();
         } else {
           this.#stats.exits++;
@@ -524,15 +709,21 @@ export class Vm implements Disposable, AsyncDisposable {
           }
           if (crash) p.exit(0, crash.signal);
         }
+        if (threads.cpus.length > 1 && !p.ended) {
+          threads.serveWorkers();
+          sig.armHost();
+        }
         if (sig.timedOut && !p.ended) {
           timedOut = true;
           p.exit(0, SIG.SIGKILL);
         }
       }
     } finally {
+      threads.stopAll();
       this.#armHostTimer(undefined);
       flushSharedMappings(p);
     }
+    crash ??= this.#crash;
     this.#stats.runMs = performance.now() - tRun;
     if (crash) this.#diag(formatCrash(crash));
     if (timedOut) this.#diag(`hermitux: timed out after ${this.#timeout} s; guest stopped`);
@@ -557,12 +748,7 @@ export class Vm implements Disposable, AsyncDisposable {
    */
   #armHostTimer(ns: bigint | undefined): void {
     if (ns === undefined && !this.#timerArmed) return;
-    // Never removed: a SIGALRM still in flight after the disarm must not kill us
-    // (the listener does not keep Deno's event loop alive).
-    if (!alarmListener) {
-      alarmListener = () => {};
-      Deno.addSignalListener("SIGALRM", alarmListener);
-    }
+    ignoreAlarms();
     if (this.#timerId === undefined) {
       const sev = new Uint8Array(64), id = new Int32Array(1);
       const sv = new DataView(sev.buffer);
@@ -711,7 +897,8 @@ export class Vm implements Disposable, AsyncDisposable {
   }
 
   #hostCall(): void {
-    const mem = this.#mem!, v = mem.view, hc = ABI.HOSTCALL_ADDR;
+    const cpu = this.#threads!.serving, onMain = cpu.id === 0;
+    const mem = this.#mem!, v = mem.view, hc = physOf(mem, cpu.id, ABI.HOSTCALL_ADDR);
     const kind = v.getUint32(hc + HOSTCALL.kind, true);
     const nr = v.getUint32(hc + HOSTCALL.nr, true);
     const args = [0, 1, 2, 3, 4, 5].map((i) => v.getBigUint64(hc + HOSTCALL.arg + i * 8, true));
@@ -737,12 +924,12 @@ export class Vm implements Disposable, AsyncDisposable {
         }
         if (this.#trace && this.#process!.ended) this.#trace(`${name}(${args[0]}) = ?`);
         v.setBigInt64(hc + HOSTCALL.ret, BigInt.asIntN(64, ret), true);
-        this.#afterSyscall(ret);
+        if (onMain) this.#afterSyscall(ret);
         return;
       }
       case ABI.HC_SIGNAL:
         v.setBigInt64(hc + HOSTCALL.ret, args[0], true);
-        this.#afterSyscall(args[0]);
+        if (onMain) this.#afterSyscall(args[0]);
         return;
       case ABI.HC_TRACE:
         this.#trace?.(formatSyscall(mem, nr, args, v.getBigInt64(hc + HOSTCALL.ret, true)));
@@ -786,17 +973,22 @@ export class Vm implements Disposable, AsyncDisposable {
   #exception(vector: number): CrashReport | undefined {
     const mem = this.#mem!, live = this.#regs();
     let frame = Number(live.getBigUint64(regOffset("rsp"), true));
+    // The exception stack is per vCPU (percpu.ts).
+    const at = (va: number) => physOf(mem, this.#threads?.serving.id ?? 0, va);
     let errorCode = 0;
     if (HAS_ERROR_CODE.has(vector)) {
-      errorCode = Number(mem.view.getBigUint64(frame, true));
+      errorCode = Number(mem.view.getBigUint64(at(frame), true));
       frame += 8;
     }
-    const rip = Number(mem.view.getBigUint64(frame, true));
-    const rsp = Number(mem.view.getBigUint64(frame + 24, true));
+    const rip = Number(mem.view.getBigUint64(at(frame), true));
+    const rsp = Number(mem.view.getBigUint64(at(frame + 24), true));
     const sregs = new Uint8Array(LAYOUTS.kvm_sregs.size);
     this.#vcpu!.getSregs(sregs);
     const cr2 = Number(new DataView(sregs.buffer).getBigUint64(LAYOUTS.kvm_sregs.fields.cr2, true));
-    if (rip >= ABI.USER_MIN && this.#enterFaultHandler(vector, errorCode, cr2, frame, live)) {
+    const onMain = (this.#threads?.serving.id ?? 0) === 0;
+    if (
+      onMain && rip >= ABI.USER_MIN && this.#enterFaultHandler(vector, errorCode, cr2, frame, live)
+    ) {
       return undefined;
     }
     return crashFromException(vector, errorCode, rip, rsp, cr2, mem, {
@@ -901,6 +1093,8 @@ export class Vm implements Disposable, AsyncDisposable {
     this.#process?.fds.closeAll();
     this.#mounts?.close();
     if (this.#run) libc().munmap(this.#run, BigInt(this.#runSize));
+    for (const run of this.#runs) libc().munmap(run, BigInt(this.#runSize));
+    for (const cpu of this.#threads?.cpus.slice(1) ?? []) cpu.vcpu.close();
     this.#vcpu?.close();
     this.#vm?.close();
     this.#mem?.free();

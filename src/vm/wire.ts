@@ -1,0 +1,56 @@
+/**
+ * What the main thread and the vCPU workers share: the layout of each
+ * worker's control words (a SharedArrayBuffer), its states, and the kick
+ * that gets a thread out of KVM_RUN.
+ * @module
+ */
+import { hostSyscall } from "../syscalls/host.ts";
+
+/** Indexes in a worker's control words. */
+export const CTL = { state: 0, tid: 1, done: 2, size: 3 } as const;
+
+/** A worker's state, written by the side that hands over. */
+export const WSTATE = {
+  /** Idle in the pool: no guest thread. */
+  IDLE: 0,
+  /** Running its vCPU (main sets it to start or resume). */
+  RUN: 1,
+  /** Out of KVM_RUN with an exit for main to serve (the worker sets it). */
+  EXITED: 2,
+  /** Leave the thread (main sets it at the end of the run). */
+  QUIT: 3,
+} as const;
+
+/** The message that starts a worker. */
+export interface WorkerInit {
+  vcpuFd: number;
+  /** Address of this vCPU's `struct kvm_run`, as a decimal string. */
+  runAddr: string;
+  /** Address of the main thread's vCPU `struct kvm_run`. */
+  mainRunAddr: string;
+  pid: number;
+  mainTid: number;
+  ctl: SharedArrayBuffer;
+  door: SharedArrayBuffer;
+}
+
+const NR_TGKILL = 234, SIGALRM = 14;
+
+/**
+ * Gets host thread `tid` out of KVM_RUN soon: `immediate_exit` covers a
+ * thread about to enter it, the signal one already inside (KVM_RUN returns
+ * EINTR; the process ignores SIGALRM otherwise).
+ */
+export function kick(runAddr: bigint, pid: number, tid: number): void {
+  if (runAddr !== 0n) {
+    new Uint8Array(
+      Deno.UnsafePointerView.getArrayBuffer(Deno.UnsafePointer.create(runAddr)!, 8),
+    )[1] = 1;
+  }
+  hostSyscall(NR_TGKILL, pid, tid, SIGALRM);
+}
+
+/** This host thread's id. */
+export function gettid(): number {
+  return Number(hostSyscall(186));
+}
