@@ -203,6 +203,12 @@ export class SignalState {
    * threads need serving (then serves them); sleeps use it when set.
    */
   idle?: (until: bigint) => void;
+  /**
+   * For a thread that is not the main thread's: parks it until host
+   * monotonic `until` (then its syscall returns `result`) instead of
+   * sleeping here; false when the caller is the main thread.
+   */
+  park?: (until: bigint, result: bigint) => boolean;
   /** Whether the run's time is up (seen by a sleeping call). */
   timedOut = false;
   /** When the VM wants another chance to deliver an async signal (monotonic ns, 0 = none). */
@@ -352,9 +358,20 @@ export class SignalState {
    * (ns on that clock), waking for timers: `"signal"` when a signal must be
    * acted on (a handler runs or it kills), `"timeout"` when the run's time
    * is up, `"done"` at the deadline. `ready` may end the wait early (e.g.
-   * rt_sigtimedwait's set).
+   * rt_sigtimedwait's set). On another thread than the main one the wait
+   * is `"parked"`: that thread's syscall returns `parkedResult` at the deadline.
    */
-  sleep(clock: number, deadline: bigint, ready?: () => boolean): "done" | "signal" | "timeout" {
+  sleep(
+    clock: number,
+    deadline: bigint,
+    ready?: () => boolean,
+    parkedResult = 0n,
+  ): "done" | "signal" | "timeout" | "parked" {
+    if (this.park) {
+      const mono = monotonicNs(), now = clock === CLOCK_MONOTONIC ? mono : clockNs(clock);
+      const until = deadline === MAX_NS ? MAX_NS : mono + (deadline > now ? deadline - now : 0n);
+      if (this.park(until, parkedResult)) return "parked";
+    }
     const ts = new BigInt64Array(2);
     const addr = bufferAddress(new Uint8Array(ts.buffer));
     for (;;) {
@@ -603,9 +620,9 @@ export const signalModule: SyscallModule = {
       const blocked = s.mask;
       s.mask = blocked & ~want;
       const ready = () => (s.pending & want) !== 0n;
-      let r: "done" | "signal" | "timeout";
+      let r: "done" | "signal" | "timeout" | "parked";
       try {
-        r = s.sleep(CLOCK_MONOTONIC, deadline, ready);
+        r = s.sleep(CLOCK_MONOTONIC, deadline, ready, BigInt(-E.EAGAIN));
       } finally {
         s.mask = blocked;
       }

@@ -25,6 +25,8 @@ export interface Cpu {
   /** The guest thread it runs now (0 when idle). */
   tid: number;
   alive: boolean;
+  /** Whether the main thread is serving its exit now. */
+  busy?: boolean;
   /** Whether it has run a thread before (its CPUID is set for good). */
   ran?: boolean;
   /** Set while its thread waits in a parked syscall. */
@@ -170,24 +172,29 @@ export class Threads implements ThreadHost {
   /** Serves every worker waiting with an exit; fires parked timeouts. Returns how many. */
   serveWorkers(now?: bigint): number {
     let served = 0;
-    const main = this.main;
     for (let i = 1; i < this.cpus.length; i++) {
       const cpu = this.cpus[i];
       if (cpu.parked) {
         if (cpu.parked.deadline <= (now ??= monotonicNs())) {
           const { onTimeout } = cpu.parked;
+          const outer = this.serving;
           this.serving = cpu;
           onTimeout();
-          this.serving = main;
+          this.serving = outer;
         }
         continue;
       }
-      if (!cpu.alive || Atomics.load(cpu.ctl!, CTL.state) !== WSTATE.EXITED) continue;
+      if (!cpu.alive || cpu.busy || Atomics.load(cpu.ctl!, CTL.state) !== WSTATE.EXITED) continue;
+      // A handler that waits on the main thread serves the others meanwhile
+      // (nested); never the one it is serving.
+      const outer = this.serving;
       this.serving = cpu;
+      cpu.busy = true;
       try {
         this.#vm.serveExit(cpu);
       } finally {
-        this.serving = main;
+        cpu.busy = false;
+        this.serving = outer;
       }
       served++;
       if (!cpu.parked) this.#release(cpu);
@@ -207,7 +214,8 @@ export class Threads implements ThreadHost {
   /** Whether a worker waits to be served. */
   pending(): boolean {
     return this.cpus.some((c) =>
-      c.id !== 0 && c.alive && !c.parked && Atomics.load(c.ctl!, CTL.state) === WSTATE.EXITED
+      c.id !== 0 && c.alive && !c.parked && !c.busy &&
+      Atomics.load(c.ctl!, CTL.state) === WSTATE.EXITED
     );
   }
 

@@ -495,6 +495,13 @@ export class Vm implements Disposable, AsyncDisposable {
     attachThreads(this.#process, this.#threads);
     this.#sig.wakeAt = () => this.#threads!.nextDeadline();
     this.#sig.idle = (until) => this.#idle(until);
+    this.#sig.park = (until, result) => {
+      const t = this.#threads!;
+      if (t.onMain) return false;
+      const tid = t.current;
+      t.park(until, () => t.resume(tid, result));
+      return true;
+    };
   }
 
   /** What the thread machinery needs from the VM. */
