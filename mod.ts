@@ -51,3 +51,18 @@ export { KvmUnavailableError } from "./src/kvm/ioctls.ts";
 export { detectPlatform, guestCpl, type Platform } from "./src/kvm/platform.ts";
 export { VERSION } from "./src/version.ts";
 export { supportMarkdown, type SupportRow, supportTable } from "./src/syscalls/support.ts";
+export {
+  type Analysis,
+  ANALYSIS_VERSION,
+  analyzeBinary,
+  type AnalyzeOptions,
+  type CodeLocation,
+  type FindOptions,
+  formatAnalysis,
+  type LegacySite,
+  type ObjectSummary,
+  type SyscallSite,
+  type SyscallUse,
+  type UnresolvedSite,
+  type WrapperFunction,
+} from "./src/analysis/mod.ts";

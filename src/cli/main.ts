@@ -15,6 +15,7 @@ const USAGE = `hermitux ${VERSION}: run a Linux x86-64 executable in a KVM micro
 
 Usage:
   hermitux run [options] BIN [ARGS...]
+  hermitux analyze [--json] [options] BIN   (see hermitux analyze --help)
   hermitux --help | --version
 
 Options for run:
@@ -93,6 +94,11 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
   if (args.length === 0 || args[0] === "--help" || args[0] === "-h" || args[0] === "help") {
     console.log(USAGE);
     return args.length === 0 ? 2 : 0;
+  }
+  if (args[0] === "analyze") {
+    // Loaded on demand: the disassembler is not needed to run a program.
+    const { analyzeCommand } = await import("./analyze.ts");
+    return analyzeCommand(args.slice(1), cwd);
   }
   if (args[0] !== "run") return fail(`hermitux: unknown command '${args[0]}'\n\n${USAGE}`);
   // Options end at BIN: everything after it belongs to the guest.
