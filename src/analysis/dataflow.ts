@@ -82,6 +82,8 @@ const CALLEE_SAVED = new Set([3, 5, 12, 13, 14, 15]);
 const STEP_LIMIT = 20000;
 /** Most wrapper levels followed (a wrapper of a wrapper of ...). */
 const MAX_DEPTH = 8;
+/** Deepest chain of calls followed to tell whether a function returns. */
+const MAX_NORETURN_DEPTH = 256;
 /** Most origins kept per value (enough to name the objects involved). */
 const MAX_ORIGINS = 64;
 
@@ -158,6 +160,7 @@ export class Resolver {
   readonly #memo = new Map<string, Outcome>();
   readonly #busy = new Set<string>();
   readonly #noreturn = new Map<string, boolean>();
+  #noreturnDepth = 0;
   #importers?: Map<string, Caller[]>;
   #exporters?: Map<string, Place>;
 
@@ -313,6 +316,8 @@ export class Resolver {
     const key = `${object}:${entry}`;
     const known = this.#noreturn.get(key);
     if (known !== undefined) return known;
+    // Deep call chains are not followed (nor cached): assuming a return is the safe side.
+    if (this.#noreturnDepth >= MAX_NORETURN_DEPTH) return false;
     this.#noreturn.set(key, false); // while busy: assume it returns
     const obj = this.#objects[object];
     const code = obj.code;
@@ -333,6 +338,7 @@ export class Resolver {
       if (i + 1 < code.length && code.contiguous(i + 1)) todo.push(i + 1);
       else result = false;
     };
+    this.#noreturnDepth++;
     while (result && todo.length > 0) {
       const i = todo.pop()!;
       if (seen.has(i)) continue;
@@ -359,6 +365,7 @@ export class Resolver {
           next(i);
       }
     }
+    this.#noreturnDepth--;
     this.#noreturn.set(key, result);
     return result;
   }

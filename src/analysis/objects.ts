@@ -41,7 +41,7 @@ export interface ObjectFile {
   elf: ElfFile;
   /** Its dynamic section, if it has one. */
   dynamic?: ElfDynamic;
-  /** Identity of the file's contents (device, inode, size, mtime), for caches. */
+  /** Identity of the file and its contents (device, inode, size, a hash), for caches. */
   key: string;
 }
 
@@ -81,8 +81,15 @@ interface RawFile {
   path: string;
 }
 
-function statKey(st: Deno.FileInfo): string {
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtime?.getTime() ?? 0}`;
+/** FNV-1a over the whole file: a file rewritten in place is never taken for its old self. */
+function contentHash(bytes: Uint8Array): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
+  return (h >>> 0).toString(16);
+}
+
+function fileKey(st: Deno.FileInfo, bytes: Uint8Array): string {
+  return `${st.dev}:${st.ino}:${bytes.length}:${contentHash(bytes)}`;
 }
 
 /** Reads a host file; undefined if it is missing or not a regular file. */
@@ -90,7 +97,8 @@ function readHost(path: string): RawFile | undefined {
   try {
     const st = Deno.statSync(path);
     if (!st.isFile) return undefined;
-    return { bytes: Deno.readFileSync(path), key: statKey(st), path };
+    const bytes = Deno.readFileSync(path);
+    return { bytes, key: fileKey(st, bytes), path };
   } catch (e) {
     if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) {
       return undefined;
@@ -108,7 +116,8 @@ function readGuest(mounts: MountTable, path: string, cwd: string): RawFile | und
     fd = openBeneath(r.mount.rootFd, r.rel, 0); // O_RDONLY
     const st = Deno.statSync(`/proc/self/fd/${fd}`);
     if (!st.isFile) return undefined;
-    return { bytes: Deno.readFileSync(`/proc/self/fd/${fd}`), key: statKey(st), path: r.guest };
+    const bytes = Deno.readFileSync(`/proc/self/fd/${fd}`);
+    return { bytes, key: fileKey(st, bytes), path: r.guest };
   } catch (e) {
     if (e instanceof SyscallError) return undefined;
     throw e;
@@ -122,7 +131,8 @@ function readExecutable(path: string): RawFile {
   try {
     const st = Deno.statSync(path);
     if (st.isDirectory) throw new Error(`hermitux: ${path}: is a directory`);
-    return { bytes: Deno.readFileSync(path), key: statKey(st), path };
+    const bytes = Deno.readFileSync(path);
+    return { bytes, key: fileKey(st, bytes), path };
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) throw new Error(`hermitux: ${path}: no such file`);
     if (e instanceof Deno.errors.PermissionDenied) {

@@ -35,7 +35,7 @@ Options for analyze:
  * @param args Arguments after `analyze`.
  * @param cwd Directory relative paths are resolved against.
  * @returns The exit status: 0, 2 for bad usage, 126 for a file that is not
- * an x86-64 ELF executable, 127 for a missing one.
+ * an x86-64 ELF executable, 127 for a missing one, 70 for a bug in hermitux.
  */
 export function analyzeCommand(args: string[], cwd: string): number {
   let parsed;
@@ -93,7 +93,10 @@ export function analyzeCommand(args: string[], cwd: string): number {
       console.error(e.message);
       return /no such file/.test(e.message) ? 127 : 126;
     }
-    throw e;
+    // A bug in hermitux itself, reported as run reports one.
+    const detail = e instanceof Error ? e.stack ?? e.message : String(e);
+    console.error(`hermitux: internal error (please report): ${detail}`);
+    return 70;
   } finally {
     mounts.close();
   }
