@@ -209,6 +209,8 @@ export class SignalState {
    * sleeping here; false when the caller is the main thread.
    */
   park?: (until: bigint, result: bigint) => boolean;
+  /** Whether the process has ended (another thread called exit_group): waits stop. */
+  ended?: () => boolean;
   /** Whether the run's time is up (seen by a sleeping call). */
   timedOut = false;
   /** When the VM wants another chance to deliver an async signal (monotonic ns, 0 = none). */
@@ -378,6 +380,7 @@ export class SignalState {
       const mono = monotonicNs();
       this.fireTimers(mono);
       if (this.timedOut) return "timeout";
+      if (this.ended?.()) return "signal";
       if (ready?.()) return "done";
       if (this.next()) return "signal";
       let wake = this.runDeadline;

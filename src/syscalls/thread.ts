@@ -43,6 +43,8 @@ export interface ThreadHost {
   park(deadline: bigint, onTimeout: () => void): void;
   /** Continues parked thread `tid` with `ret` as its syscall's result. */
   resume(tid: number, ret: bigint): void;
+  /** Makes every other running thread's vCPU leave guest mode once (a full barrier). */
+  barrier(): void;
 }
 
 const THREADS_KEY = "threads";
@@ -79,6 +81,15 @@ export const CLONE = {
   IO: 0x80000000n,
 } as const;
 
+/** membarrier(2) commands served: a barrier is every other vCPU leaving guest mode. */
+const MEMBARRIER = {
+  QUERY: 0,
+  GLOBAL: 1,
+  PRIVATE_EXPEDITED: 8,
+  REGISTER_PRIVATE_EXPEDITED: 16,
+  SUPPORTED: 1 | 8 | 16,
+} as const;
+
 /** The flags a thread clone must have, and those it may add. */
 const THREAD_MUST = CLONE.VM | CLONE.FS | CLONE.FILES | CLONE.SIGHAND | CLONE.THREAD;
 const THREAD_MAY = THREAD_MUST | CLONE.SYSVSEM | CLONE.SETTLS | CLONE.PARENT_SETTID |
@@ -106,6 +117,7 @@ export const threadModule: SyscallModule = {
       "new processes ENOSYS",
     clone3: "threads only, as clone; no set_tid, cgroup or pidfd",
     exit: "ends the calling thread; robust futex lists are not walked",
+    membarrier: "QUERY, GLOBAL and PRIVATE_EXPEDITED (with its REGISTER); no SYNC_CORE or RSEQ",
   },
   handlers: {
     clone({ args: [flags, stack, parentTid, childTid, tls], process: p }) {
@@ -124,6 +136,25 @@ export const threadModule: SyscallModule = {
       }
       if ((stack === 0n) !== (stackSize === 0n)) throw new SyscallError(E.EINVAL);
       return spawn(p, { flags, stack: stack + stackSize, parentTid, childTid, tls }, "clone3");
+    },
+    membarrier({ args: [cmd, flags], process: p }) {
+      const c = Number(BigInt.asUintN(32, cmd));
+      if (flags !== 0n && c !== MEMBARRIER.QUERY) throw new SyscallError(E.EINVAL);
+      switch (c) {
+        case MEMBARRIER.QUERY:
+          return MEMBARRIER.SUPPORTED;
+        case MEMBARRIER.REGISTER_PRIVATE_EXPEDITED:
+          p.state.set("membarrier.registered", true);
+          return 0;
+        case MEMBARRIER.PRIVATE_EXPEDITED:
+          if (!p.state.get("membarrier.registered")) throw new SyscallError(E.EPERM);
+          threadsOf(p)?.barrier();
+          return 0;
+        case MEMBARRIER.GLOBAL:
+          threadsOf(p)?.barrier();
+          return 0;
+      }
+      throw new SyscallError(E.EINVAL);
     },
     exit({ args: [code], process: p }) {
       const t = threadsOf(p);

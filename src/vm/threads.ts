@@ -229,6 +229,14 @@ export class Threads implements ThreadHost {
     this.serveWorkers();
   }
 
+  barrier(): void {
+    for (const c of this.cpus.slice(1)) {
+      if (c.alive && c !== this.serving && Atomics.load(c.ctl!, CTL.state) === WSTATE.RUN) {
+        kick(c.runAddr, Deno.pid, c.hostTid!);
+      }
+    }
+  }
+
   /** Stops every worker (end of the run): quits them and kicks them out of KVM_RUN. */
   stopAll(): void {
     for (const c of this.cpus.slice(1)) {

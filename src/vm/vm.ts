@@ -495,6 +495,7 @@ export class Vm implements Disposable, AsyncDisposable {
     attachThreads(this.#process, this.#threads);
     this.#sig.wakeAt = () => this.#threads!.nextDeadline();
     this.#sig.idle = (until) => this.#idle(until);
+    this.#sig.ended = () => this.#process!.ended !== undefined;
     this.#sig.park = (until, result) => {
       const t = this.#threads!;
       if (t.onMain) return false;

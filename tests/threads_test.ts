@@ -1,0 +1,104 @@
+// Threads: one vCPU per guest thread. C pthreads (glibc and musl, static and
+// dynamic), C++ std::thread/std::async, OpenMP in C and Fortran and Python's
+// threading, each compared with its native run; a churn of 1,000 threads
+// leaves no host threads, fds or memory behind.
+import { equal, ok } from "node:assert/strict";
+import { assertSameAsNative, compileC } from "./fixtures.ts";
+import { boot } from "../mod.ts";
+import { libc } from "../src/kvm/libc.ts";
+
+const DIR = new URL("./threads/", import.meta.url).pathname;
+
+const BUILDS = [
+  ["glibc-dynamic", "gcc", []],
+  ["glibc-static", "gcc", ["-static"]],
+  ["musl-static", "musl-gcc", ["-static"]],
+  ["musl-dynamic", "musl-gcc", []],
+] as const;
+
+async function build(file: string, cc: string, flags: readonly string[]): Promise<string> {
+  const source = await Deno.readTextFile(DIR + file);
+  const ext = file.slice(file.lastIndexOf(".") + 1);
+  return compileC(`thr-${file}-${cc}-${flags.join("")}`, source, cc, ["-pthread", ...flags], ext);
+}
+
+for (const [name, cc, flags] of BUILDS) {
+  Deno.test(`${name}: pthreads (mutex, condvar, barrier, rwlock, TLS, keys)`, async () => {
+    const out = await assertSameAsNative(await build("pthreads.c", cc, flags));
+    equal(out.code, 0);
+  });
+
+  Deno.test(`${name}: exit() from a non-main thread ends the process`, async () => {
+    const out = await assertSameAsNative(await build("exit_from_thread.c", cc, flags));
+    equal(out.code, 42);
+  });
+
+  Deno.test(`${name}: 1,000 threads created and joined`, async () => {
+    const out = await assertSameAsNative(await build("churn.c", cc, flags), ["1000"]);
+    equal(out.stdout, "1016 threads, sum of squares 332834740\n");
+  });
+}
+
+for (const flags of [[], ["-static"]]) {
+  Deno.test(`C++ std::thread, std::async and exceptions in threads ${flags.join(" ")}`, async () => {
+    await assertSameAsNative(await build("cxx_threads.cpp", "g++", flags));
+  });
+}
+
+Deno.test("OpenMP in C: parallel for with reductions", async () => {
+  await assertSameAsNative(await build("omp.c", "gcc", ["-fopenmp"]));
+});
+
+Deno.test("OpenMP in Fortran: parallel do with reductions", async () => {
+  await assertSameAsNative(await build("omp.f90", "gfortran", ["-fopenmp"]));
+});
+
+Deno.test("Python threading with a Queue, a Lock and a Timer", async () => {
+  const out = await assertSameAsNative("/usr/bin/python3", [DIR + "py_queue.py"]);
+  equal(out.stdout, "2646700 200 True 1\n");
+});
+
+function hostCounts(): { threads: number; fds: number; rssKiB: number } {
+  const status = Deno.readTextFileSync("/proc/self/status");
+  return {
+    threads: Number(/^Threads:\s+(\d+)/m.exec(status)![1]),
+    fds: [...Deno.readDirSync("/proc/self/fd")].length,
+    rssKiB: Number(/^VmRSS:\s+(\d+)/m.exec(status)![1]),
+  };
+}
+
+Deno.test("thread churn leaves no host threads, fds or memory behind", async () => {
+  const bin = await build("churn.c", "musl-gcc", ["-static"]);
+  const devNull = libc().open(new TextEncoder().encode("/dev/null\0"), 2 | 0x80000, 0);
+  try {
+    const run = async (n: number) => {
+      const r = await boot({ path: bin, args: [String(n)], stdio: [0, devNull, 2] });
+      equal(r.status, 0);
+      // Terminated workers' threads (and their fds) take a moment to go.
+      let last = hostCounts();
+      for (let i = 0; i < 50; i++) {
+        await new Promise((ok) => setTimeout(ok, 50));
+        const now = hostCounts();
+        if (now.threads <= base && now.threads === last.threads && now.fds === last.fds) break;
+        last = now;
+      }
+      return hostCounts();
+    };
+    let base = Infinity;
+    await run(50); // warm-up: JIT, kernel image, first workers
+    const before = hostCounts();
+    base = before.threads;
+    const after = await run(1000);
+    const again = await run(1000);
+    // No growth: what a run starts (workers, vCPU fds) it ends.
+    const counts = JSON.stringify({ before, after, again });
+    ok(after.threads <= before.threads && again.threads <= before.threads, `threads ${counts}`);
+    ok(after.fds <= before.fds && again.fds <= before.fds, `fds ${counts}`);
+    ok(
+      again.rssKiB - after.rssKiB < 32 * 1024,
+      `RSS grew ${again.rssKiB - after.rssKiB} KiB over a second churn`,
+    );
+  } finally {
+    libc().close(devNull);
+  }
+});
