@@ -91,6 +91,14 @@ export class Threads implements ThreadHost {
   spawn(spec: CloneSpec): number {
     if (this.count >= MAX_CPUS) throw new SyscallError(E.EAGAIN);
     const cpu = this.#pool.pop() ?? this.#newCpu();
+    this.#ready(cpu);
+    // Start the next worker now, while this thread runs: a program that
+    // starts one thread per core should not wait for each in turn.
+    if (
+      !this.#pool.length && this.cpus.length < Math.min(MAX_CPUS, navigator.hardwareConcurrency + 1)
+    ) {
+      this.#pool.push(this.#newCpu());
+    }
     const tid = this.#nextTid++;
     this.#vm.setupChild(cpu, this.serving, spec, tid);
     cpu.tid = tid;
@@ -116,13 +124,6 @@ export class Threads implements ThreadHost {
       door: this.#door.buffer as SharedArrayBuffer,
     };
     worker.postMessage(init);
-    // The worker reports its host thread id once it runs; it needs no help
-    // from this thread's event loop to start.
-    const until = performance.now() + 10_000;
-    while (Atomics.load(ctl, CTL.tid) === 0) {
-      if (performance.now() > until) throw new Error("hermitux: a vCPU worker did not start");
-      Atomics.wait(ctl, CTL.tid, 0, 5);
-    }
     const cpu: Cpu = {
       id,
       vcpu,
@@ -132,10 +133,23 @@ export class Threads implements ThreadHost {
       alive: false,
       worker,
       ctl,
-      hostTid: Atomics.load(ctl, CTL.tid),
     };
     this.cpus.push(cpu);
     return cpu;
+  }
+
+  /**
+   * Waits until `cpu`'s worker runs and has told its host thread id; it
+   * needs no help from this thread's event loop to start.
+   */
+  #ready(cpu: Cpu): void {
+    if (cpu.hostTid !== undefined) return;
+    const ctl = cpu.ctl!, until = performance.now() + 10_000;
+    while (Atomics.load(ctl, CTL.tid) === 0) {
+      if (performance.now() > until) throw new Error("hermitux: a vCPU worker did not start");
+      Atomics.wait(ctl, CTL.tid, 0, 5);
+    }
+    cpu.hostTid = Atomics.load(ctl, CTL.tid);
   }
 
   exitCurrent(): bigint {
@@ -239,6 +253,7 @@ export class Threads implements ThreadHost {
 
   /** Stops every worker (end of the run): quits them and kicks them out of KVM_RUN. */
   stopAll(): void {
+    for (const c of this.cpus.slice(1)) this.#ready(c);
     for (const c of this.cpus.slice(1)) {
       c.alive = false;
       c.parked = undefined;
