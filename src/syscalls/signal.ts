@@ -11,6 +11,7 @@
  * signal frames (src/vm/sigframe.ts), since that needs the vCPU.
  * @module
  */
+import { threadsOf } from "./thread.ts";
 import { E, SyscallError } from "./errno.ts";
 import { bufferAddress, hostSyscall } from "./host.ts";
 import type { Process, SyscallModule } from "./registry.ts";
@@ -433,6 +434,11 @@ function validSignal(sig: number): boolean {
   return sig >= 1 && sig <= NSIG;
 }
 
+/** Whether `tid` names one of the guest's live threads. */
+function isThread(p: Process, tid: number): boolean {
+  return tid === p.pid || (threadsOf(p)?.has(tid) ?? false);
+}
+
 /** Raises `sig` from kill/tkill/tgkill at the process itself (0: the existence check). */
 function sendSelf(p: Process, sig: number, code: number): number {
   if (sig < 0 || sig > NSIG) throw new SyscallError(E.EINVAL);
@@ -475,8 +481,8 @@ export const signalModule: SyscallModule = {
   name: "signal",
   partial: {
     kill: "to the guest itself only (its pid, 0 or its own group); other pids ESRCH",
-    tkill: "to the guest's own thread only; others ESRCH",
-    tgkill: "to the guest's own thread only; others ESRCH",
+    tkill: "to any of the guest's threads; the signal is acted on by the main thread",
+    tgkill: "to any of the guest's threads; the signal is acted on by the main thread",
     rt_sigqueueinfo: "to the guest itself only; others ESRCH",
     rt_sigtimedwait: "wakes for signals already pending or raised by ITIMER_REAL; " +
       "real-time signals do not queue",
@@ -530,12 +536,12 @@ export const signalModule: SyscallModule = {
     },
     tkill({ args: [tid, sig], process: p }) {
       if (i32(tid) <= 0) throw new SyscallError(E.EINVAL);
-      if (i32(tid) !== p.pid) throw new SyscallError(E.ESRCH);
+      if (!isThread(p, i32(tid))) throw new SyscallError(E.ESRCH);
       return sendSelf(p, i32(sig), SI.TKILL);
     },
     tgkill({ args: [tgid, tid, sig], process: p }) {
       if (i32(tid) <= 0 || i32(tgid) <= 0) throw new SyscallError(E.EINVAL);
-      if (i32(tid) !== p.pid || i32(tgid) !== p.pid) throw new SyscallError(E.ESRCH);
+      if (!isThread(p, i32(tid)) || i32(tgid) !== p.pid) throw new SyscallError(E.ESRCH);
       return sendSelf(p, i32(sig), SI.TKILL);
     },
     rt_sigqueueinfo({ args: [pid, sig, uinfo], process: p }) {

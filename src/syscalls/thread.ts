@@ -43,6 +43,8 @@ export interface ThreadHost {
   park(deadline: bigint, onTimeout: () => void): void;
   /** Continues parked thread `tid` with `ret` as its syscall's result. */
   resume(tid: number, ret: bigint): void;
+  /** Whether `tid` is a live thread. */
+  has(tid: number): boolean;
   /** Makes every other running thread's vCPU leave guest mode once (a full barrier). */
   barrier(): void;
 }

@@ -243,6 +243,10 @@ export class Threads implements ThreadHost {
     this.serveWorkers();
   }
 
+  has(tid: number): boolean {
+    return this.cpus.some((c) => c.alive && c.tid === tid);
+  }
+
   barrier(): void {
     for (const c of this.cpus.slice(1)) {
       if (c.alive && c !== this.serving && Atomics.load(c.ctl!, CTL.state) === WSTATE.RUN) {

@@ -66,6 +66,7 @@ int main(void) {
 	pthread_rwlock_unlock(&rw);
 	pthread_barrier_wait(&bar);
 	printf("counter after barrier %ld\n", counter);
+	printf("pthread_kill(t, 0) %d\n", pthread_kill(t[1], 0));
 	pthread_mutex_lock(&mu);
 	ready = 1;
 	pthread_cond_broadcast(&cv);
