@@ -136,8 +136,11 @@ export function runHermitux(
     ...(o.flags ?? []),
     bin,
     ...args,
-  ], { ...o, env: {} });
+  ], { ...o, env: REWRITE ? { HERMITUX_REWRITE: REWRITE } : {} });
 }
+
+/** `HERMITUX_REWRITE=lazy deno task test` runs every CLI test with syscall rewriting. */
+const REWRITE = Deno.env.get("HERMITUX_REWRITE");
 
 /** Runs natively and under hermitux; asserts identical stdout, stderr, status. */
 export async function assertSameAsNative(

@@ -2,7 +2,7 @@
 // faults as signals (siginfo, ucontext, returning and longjmp-ing out),
 // alternate stacks, masks, default actions and exit statuses, ITIMER_REAL,
 // FPU state across handlers.
-import { equal, match } from "node:assert/strict";
+import { deepStrictEqual, equal, match } from "node:assert/strict";
 import {
   assertSameAsNative,
   fixture,
@@ -20,7 +20,17 @@ for (const tc of Object.keys(TOOLCHAINS) as Toolchain[]) {
   });
 
   Deno.test(`${tc}: CPU faults become signals with siginfo and ucontext`, async () => {
-    const out = await assertSameAsNative(await fixture("sig_fault", tc));
+    const bin = await fixture("sig_fault", tc);
+    if (Deno.env.get("HERMITUX_REWRITE") === "lazy") {
+      // Rewriting maps page 0 (the trampoline): the one thing that differs
+      // is that a read at address 16 cannot fault. Everything else must not.
+      const [native, vm] = await Promise.all([runNative(bin), runHermitux(bin)]);
+      const readFault = /^sig 11 code 1 addr0 0 addr_is_rip 0 trapno 14 err_write 0 .*\n/m;
+      match(native.stdout, readFault);
+      deepStrictEqual(vm, { ...native, stdout: native.stdout.replace(readFault, "") });
+      return;
+    }
+    const out = await assertSameAsNative(bin);
     match(out.stdout, /^sig 11 code 1 addr0 1 addr_is_rip 0 trapno 14 err_write 1/m);
     match(out.stdout, /^sig 8 code 1 addr0 0 addr_is_rip 1 trapno 0/m);
     match(out.stdout, /^sig 4 code 2 addr0 0 addr_is_rip 1 trapno 6/m);

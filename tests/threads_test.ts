@@ -33,6 +33,11 @@ for (const [name, cc, flags] of BUILDS) {
     equal(out.code, 42);
   });
 
+  Deno.test(`${name}: timed waits on a thread end, also when already due`, async () => {
+    const out = await assertSameAsNative(await build("timed_waits.c", cc, flags));
+    equal(out.stdout, "timeouts 71 of 71\n");
+  });
+
   Deno.test(`${name}: 1,000 threads created and joined`, async () => {
     const out = await assertSameAsNative(await build("churn.c", cc, flags), ["1000"]);
     equal(out.stdout, "1016 threads, sum of squares 332834740\n");

@@ -31,6 +31,10 @@ Options for run:
   --memfs GUEST      an empty in-memory file system at GUEST, gone when the run ends
                      (repeatable)
   --workdir DIR      the guest's working directory (default: the current directory)
+  --rewrite=off|lazy turn each syscall instruction into a call into the guest
+                     kernel the first time it runs (lazy); default off. Page 0
+                     is then mapped, so NULL reads do not fault.
+                     HERMITUX_REWRITE sets the default.
   --no-default-mounts
                      mount nothing but --mount: by default the current directory is
                      mounted read-write at its own path, and /usr /lib /lib64 /etc /bin
@@ -48,7 +52,7 @@ export function parseSize(s: string): number {
 }
 
 /** Options that take a value (the next argument unless written --opt=value). */
-const VALUE_OPTIONS = new Set(["mem", "env", "timeout", "mount", "memfs", "workdir"]);
+const VALUE_OPTIONS = new Set(["mem", "env", "timeout", "mount", "memfs", "workdir", "rewrite"]);
 
 /** The system directories the CLI shows read-only by default. */
 const SYSTEM_DIRS = ["/usr", "/lib", "/lib64", "/etc", "/bin"];
@@ -126,6 +130,7 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
         memfs: { type: "string", multiple: true },
         workdir: { type: "string" },
         "no-default-mounts": { type: "boolean" },
+        rewrite: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -163,6 +168,10 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
   } catch (e) {
     return fail(`hermitux: ${(e as Error).message}`);
   }
+  const rewrite = values.rewrite ?? Deno.env.get("HERMITUX_REWRITE") ?? "off";
+  if (rewrite !== "off" && rewrite !== "lazy") {
+    return fail(`hermitux: bad --rewrite '${rewrite}' (use off or lazy)`);
+  }
   const path = isAbsolute(bin) ? bin : resolve(cwd, bin);
   const platform = detectPlatform();
   if (values.verbose) {
@@ -178,6 +187,7 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
       timeout,
       trace: values.trace,
       platform,
+      rewrite,
       mounts,
       cwd: values.workdir ? resolve(cwd, values.workdir) : cwd,
     });

@@ -33,6 +33,8 @@
 #define KSTACK_TOP       0x200000
 #define KSTACK_PAGES     4        /* per-vCPU kernel stack below KSTACK_TOP */
 #define USER_MIN         0x200000 /* lowest address user mappings may use */
+#define TRAMPOLINE_PHYS  0xf000   /* frame shown at virtual page 0 when rewriting */
+#define TRAMPOLINE_SLED  0x200    /* nops for syscall numbers 0..511, then a jmp */
 
 #define BOOT_MAGIC       0x787574696d726568ULL /* "hermitux" */
 #define NR_SYSCALLS      512
@@ -45,6 +47,10 @@
 #define HC_ZERO          4  /* make [arg[0], arg[0] + arg[1]) read as zero */
 #define HC_SIGNAL        5  /* syscall nr (served here, result arg[0]) left a
                                pending signal unblocked: deliver it */
+
+/* boot_info.rewrite */
+#define REWRITE_OFF      0
+#define REWRITE_LAZY     1
 
 /* boot_info.route[nr] */
 #define ROUTE_LOCAL      0  /* guest kernel serves it when it can */
@@ -66,7 +72,8 @@ struct boot_info {
 	unsigned long uid;
 	unsigned long gid;
 	unsigned long trace;        /* report every guest-served syscall to the host */
-	unsigned long reserved[3];
+	unsigned long rewrite;      /* REWRITE_LAZY: turn each syscall site into a call on first use */
+	unsigned long reserved[2];
 	char uts[6][65];            /* struct new_utsname, as uname(2) returns it */
 	unsigned char route[NR_SYSCALLS];
 };

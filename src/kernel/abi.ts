@@ -25,6 +25,10 @@ export const ABI = {
   KSTACK_TOP: 0x200000,
   KSTACK_PAGES: 4,
   USER_MIN: 0x200000,
+  TRAMPOLINE_PHYS: 0xf000,
+  TRAMPOLINE_SLED: 0x200,
+  REWRITE_OFF: 0,
+  REWRITE_LAZY: 1,
   NR_SYSCALLS: 512,
   HC_SYSCALL: 0,
   HC_TRACE: 1,
@@ -55,6 +59,7 @@ export const BOOT_INFO = {
   uid: 80,
   gid: 88,
   trace: 96,
+  rewrite: 104,
   uts: 128,
   route: 518,
 } as const;
@@ -82,6 +87,7 @@ export const IMAGE_HEADER = {
   brk_start: 64,
   brk_cur: 72,
   syscall_return: 80,
+  zpoline_entry: 88,
 } as const;
 
 /** Offsets in `struct percpu` (at `PERCPU_ADDR` in each vCPU's view). */

@@ -21,7 +21,7 @@ header:
 	.quad brk_start
 	.quad brk_cur
 	.quad syscall_return /* a new thread starts here, on a frame the host built */
-	.quad 0
+	.quad zpoline_entry  /* page 0's trampoline jumps here (rewritten sites) */
 
 	.text
 	/* First guest instruction: rdi = &boot_info, rsp = KSTACK_TOP. */
@@ -57,6 +57,7 @@ _start:
 syscall_entry:
 	mov %rsp, PERCPU_ADDR
 	mov $KSTACK_TOP, %rsp
+syscall_common:
 	push PERCPU_ADDR
 	push %rax
 	push %rdi
@@ -97,6 +98,24 @@ syscall_return:
 	popfq
 	pop %rsp          /* user rsp, saved in the frame */
 	jmp *%rcx
+
+/*
+ * A rewritten site: `syscall` became `call *%rax`, which landed in page 0's
+ * nop sled and its jmp brought us here with the return address at (%rsp).
+ * Build what `syscall` would have left (rcx = return address, r11 =
+ * rflags, rsp = the caller's) without touching the user stack again, then
+ * share the syscall path. The call's push below rsp could only land in the
+ * red zone of code that keeps nothing there across a syscall.
+ */
+	.globl zpoline_entry
+zpoline_entry:
+	mov (%rsp), %rcx
+	lea 8(%rsp), %rsp
+	mov %rsp, PERCPU_ADDR
+	mov $KSTACK_TOP, %rsp
+	pushfq
+	pop %r11
+	jmp syscall_common
 
 /*
  * Exception stubs, 16 bytes each, one per vector 0..31. These run at CPL 0

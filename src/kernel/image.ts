@@ -16,6 +16,8 @@ export interface KernelImage extends KernelEntries {
   mm: { regions: number; nregions: number; brkStart: number; brkCur: number };
   /** Where a new thread's vCPU starts: the syscall return path, on a frame the host built. */
   syscallReturn: number;
+  /** Where page 0's trampoline jumps (syscall sites rewritten as `call *%rax`). */
+  zpolineEntry: number;
 }
 
 let cached: Promise<KernelImage> | undefined;
@@ -43,6 +45,7 @@ async function read(): Promise<KernelImage> {
       brkCur: at(IMAGE_HEADER.brk_cur),
     },
     syscallReturn: at(IMAGE_HEADER.syscall_return),
+    zpolineEntry: at(IMAGE_HEADER.zpoline_entry),
   };
   if (image.bssEnd > ABI.KSTACK_TOP - 0x10000) throw new Error("kernel image too large");
   return image;

@@ -39,6 +39,23 @@ struct start kmain(void)
 	return s;
 }
 
+/*
+ * Lazy rewriting: a `syscall` (0f 05) that just ran becomes `call *%rax`
+ * (ff d0), which enters through page 0 with no trap; the next run of this
+ * site costs a call. Only executed sites are rewritten, so no byte pair
+ * inside another instruction is ever touched. One 2-byte compare-exchange,
+ * so a thread executing the site sees either instruction whole.
+ */
+static void rewrite_site(u64 site)
+{
+	unsigned short want = 0x050f;
+
+	if (site < USER_MIN || site + 2 > BOOT->mem_size || *(unsigned short *)site != want)
+		return;
+	__atomic_compare_exchange_n((unsigned short *)site, &want, 0xd0ff, 0,
+				    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
 long ksyscall(struct frame *f)
 {
 	u64 nr = f->rax;
@@ -48,6 +65,8 @@ long ksyscall(struct frame *f)
 
 	/* The host reads the site to name it in traces and crash reports. */
 	hc->site = f->rcx - 2;
+	if (BOOT->rewrite == REWRITE_LAZY)
+		rewrite_site(f->rcx - 2);
 	if (!fn || BOOT->route[nr] == ROUTE_HOST)
 		return hostcall(HC_SYSCALL, nr, f->rdi, f->rsi, f->rdx, f->r10, f->r8, f->r9);
 	r = fn(f->rdi, f->rsi, f->rdx, f->r10, f->r8, f->r9);

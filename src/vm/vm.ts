@@ -14,7 +14,7 @@ import { detectPlatform, guestCpl, type Platform } from "../kvm/platform.ts";
 import { LAYOUTS, regOffset } from "../kvm/structs.ts";
 import { type ElfFile, parseElf, PF_R, PF_W, PF_X, PT_LOAD } from "../loader/elf.ts";
 import { loadExecutable, loadInterpreter } from "../loader/load.ts";
-import { buildPageTables } from "../loader/paging.ts";
+import { buildPageTables, mapTrampoline } from "../loader/paging.ts";
 import { AT, buildStack } from "../loader/stack.ts";
 import { dispatch, type Process, type SyscallRegistry } from "../syscalls/registry.ts";
 import { defaultRegistry, flushSharedMappings } from "../syscalls/mod.ts";
@@ -75,6 +75,14 @@ export interface BootOptions {
   onDiagnostic?: (message: string) => void;
   /** The KVM device (default `/dev/kvm`). */
   kvmDevice?: string;
+  /**
+   * Syscall rewriting: `"lazy"` turns each `syscall` instruction into
+   * `call *%rax` the first time it runs (entering the guest kernel through
+   * a trampoline at page 0, with no trap); `"off"` (default) leaves code
+   * alone. With it, page 0 is mapped (execute only in effect), so a NULL
+   * read no longer faults.
+   */
+  rewrite?: "off" | "lazy";
   /** The kind of KVM (default: detected). */
   platform?: Platform;
   /** What the guest sees of the host's files (default: nothing). */
@@ -337,6 +345,7 @@ export class Vm implements Disposable, AsyncDisposable {
   #t0 = performance.now();
   #stats: RunStats;
   #disposed = false;
+  #rewrite = false;
   #threads?: Threads;
   #cr3 = 0n;
   #kernel?: KernelImage;
@@ -349,6 +358,7 @@ export class Vm implements Disposable, AsyncDisposable {
     this.#diag = options.onDiagnostic ?? stderr;
     this.#trace = options.trace === true ? stderr : options.trace || undefined;
     this.#timeout = options.timeout;
+    this.#rewrite = options.rewrite === "lazy";
     const platform = options.platform ?? detectPlatform();
     this.#stats = {
       platform,
@@ -477,7 +487,10 @@ export class Vm implements Disposable, AsyncDisposable {
       uid,
       gid,
     });
-    const cr3 = this.#cr3 = buildPageTables(mem);
+    const codeEnd = ABI.KERNEL_ADDR +
+      Math.ceil(kernel.bytes.length / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
+    const cr3 = this.#cr3 = buildPageTables(mem, codeEnd);
+    if (this.#rewrite) mapTrampoline(mem, kernel.zpolineEntry);
     writeSystemTables(mem, kernel);
     setupVcpu(this.#vcpu, 0, cr3, kernel, features, guestCpl(this.#stats.platform));
     this.#kernel = kernel;
@@ -630,7 +643,11 @@ export class Vm implements Disposable, AsyncDisposable {
   #idle(until: bigint): void {
     const threads = this.#threads!;
     const left = until - monotonicNs();
-    if (left <= 0n) return;
+    if (left <= 0n) {
+      // A parked thread's deadline (what `until` may be) fires here.
+      if (threads.cpus.length > 1) threads.serveWorkers();
+      return;
+    }
     if (threads.cpus.length === 1) {
       const ts = new BigInt64Array([until / 1_000_000_000n, until % 1_000_000_000n]);
       hostSyscall(
@@ -668,6 +685,7 @@ export class Vm implements Disposable, AsyncDisposable {
     put(BOOT_INFO.uid, b.uid);
     put(BOOT_INFO.gid, b.gid);
     put(BOOT_INFO.trace, this.#trace ? 1 : 0);
+    put(BOOT_INFO.rewrite, this.#rewrite ? ABI.REWRITE_LAZY : ABI.REWRITE_OFF);
     mem.bytes.set(hostUtsname(), base + BOOT_INFO.uts);
     for (let nr = 0; nr < ABI.NR_SYSCALLS; nr++) {
       if (this.#registry.isOverridden(nr)) mem.bytes[base + BOOT_INFO.route + nr] = ABI.ROUTE_HOST;
@@ -993,7 +1011,13 @@ export class Vm implements Disposable, AsyncDisposable {
     const sregs = new Uint8Array(LAYOUTS.kvm_sregs.size);
     this.#vcpu!.getSregs(sregs);
     const cr2 = Number(new DataView(sregs.buffer).getBigUint64(LAYOUTS.kvm_sregs.fields.cr2, true));
+    // With rewriting, page 0 holds the trampoline: to data it is still "not
+    // there" (a write faults as on an unmapped page; a read cannot fault).
+    if (this.#rewrite && vector === 14 && cr2 < ABI.PAGE_SIZE && !(errorCode & 0x10)) {
+      errorCode &= ~1;
+    }
     const onMain = (this.#threads?.serving.id ?? 0) === 0;
+    if (this.#rewrite && this.#badRewrittenCall(vector, errorCode, frame, live)) return undefined;
     if (
       onMain && rip >= ABI.USER_MIN && this.#enterFaultHandler(vector, errorCode, cr2, frame, live)
     ) {
@@ -1003,6 +1027,59 @@ export class Vm implements Disposable, AsyncDisposable {
       elf: this.#elf,
       base: this.#base,
     });
+  }
+
+  /**
+   * A rewritten site (`call *%rax`) run with a number past the trampoline's
+   * sled (or an address for rax) faults in page 0 or at rax: finish it as
+   * `syscall` would, with ENOSYS, at the call's return address.
+   */
+  #badRewrittenCall(vector: number, errorCode: number, frame: number, live: DataView): boolean {
+    const mem = this.#mem!, v = mem.view;
+    const at = (va: number) => physOf(mem, this.#threads?.serving.id ?? 0, va);
+    const rip = v.getBigUint64(at(frame), true);
+    const rsp = v.getBigUint64(at(frame + 24), true);
+    const rax = live.getBigUint64(regOffset("rax"), true);
+    const isCall = (addr: bigint) => {
+      try {
+        return mem.view.getUint16(mem.check(addr, 2), true) === 0xd0ff;
+      } catch {
+        return false;
+      }
+    };
+    let ret: bigint, sp = rsp;
+    if (vector === 13 && isCall(rip)) {
+      // A non-canonical rax: the call itself faulted, nothing was pushed.
+      ret = rip + 2n;
+    } else {
+      // int3 past the sled in page 0, or an instruction fetch at rax.
+      const pastSled = vector === 3 && rip <= BigInt(ABI.PAGE_SIZE);
+      const fetchAtRax = vector === 14 && (errorCode & 0x10) !== 0 && rip === rax;
+      if (!pastSled && !fetchAtRax) return false;
+      try {
+        ret = mem.u64(rsp);
+      } catch {
+        return false;
+      }
+      if (!isCall(ret - 2n)) return false;
+      sp = rsp + 8n;
+    }
+    v.setBigUint64(at(frame), ret, true);
+    v.setBigUint64(at(frame + 24), sp, true);
+    const next = new BigUint64Array(18);
+    for (let i = 0; i < 18; i++) next[i] = live.getBigUint64(i * 8, true);
+    // No such syscall (numbers past the sled): ENOSYS, named once as usual.
+    const nr = rax < BigInt(Number.MAX_SAFE_INTEGER) ? Number(rax) : -1;
+    const r = nr < 0 ? BigInt(-E.ENOSYS) : dispatch(
+      this.#registry,
+      { nr, args: [0n, 0n, 0n, 0n, 0n, 0n], site: Number(ret - 2n), process: this.#process! },
+      this.#diag,
+      this.#warned,
+    );
+    next[R.rax] = BigInt.asUintN(64, r);
+    next[R.rsp] = BigInt(frame);
+    this.#setRegs(next);
+    return true;
   }
 
   /** Delivers the signal of a user-mode fault if a handler takes it; false if none does. */
