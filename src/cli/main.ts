@@ -10,6 +10,9 @@ import { KvmUnavailableError } from "../kvm/ioctls.ts";
 import { detectPlatform, guestCpl } from "../kvm/platform.ts";
 import { MEMORY, type MountSpec } from "../vfs/mounts.ts";
 import { VERSION } from "../version.ts";
+import { DEFAULT_MODULES } from "../syscalls/mod.ts";
+import type { SyscallRegistry } from "../syscalls/registry.ts";
+import { readAllowList, specializedRegistry } from "../syscalls/specialize.ts";
 
 const USAGE = `hermitux ${VERSION}: run a Linux x86-64 executable in a KVM micro-VM
 
@@ -31,6 +34,12 @@ Options for run:
   --memfs GUEST      an empty in-memory file system at GUEST, gone when the run ends
                      (repeatable)
   --workdir DIR      the guest's working directory (default: the current directory)
+  --allow-syscalls FILE
+                     serve only the syscalls in FILE (hermitux analyze --json
+                     output, or a JSON list of names); others get ENOSYS
+  --specialize       the same with the set analyze finds for BIN, computed now
+  --strict           with either: end the run (SIGSYS, status 159) at the first
+                     syscall outside the set
   --rewrite=off|lazy turn each syscall instruction into a call into the guest
                      kernel the first time it runs (lazy); default off. Page 0
                      is then mapped, so NULL reads do not fault.
@@ -43,6 +52,50 @@ Options for run:
 The guest's stdout, stderr and exit status pass through unchanged; a guest
 killed by signal N exits with 128+N, as a shell shows it.`;
 
+/**
+ * The registry for --allow-syscalls FILE or --specialize (analysis of BIN
+ * through the mounts), and a one-line report of what it removes.
+ */
+async function specialization(
+  values: { "allow-syscalls"?: string; specialize?: boolean; strict?: boolean },
+  path: string,
+  mounts: MountSpec[],
+  cwd: string,
+): Promise<{ registry: SyscallRegistry; summary: string }> {
+  let allowed: number[];
+  let source: string;
+  if (values["allow-syscalls"]) {
+    const file = resolve(cwd, values["allow-syscalls"]);
+    allowed = readAllowList(Deno.readTextFileSync(file));
+    source = file;
+  } else {
+    const { analyzeBinary } = await import("../analysis/analyze.ts");
+    const { MountTable } = await import("../vfs/mounts.ts");
+    const table = new MountTable(mounts);
+    try {
+      const a = analyzeBinary(path, { mounts: table, cwd });
+      allowed = a.numbers;
+      source = `analysis of ${path}`;
+      if (!a.complete) {
+        console.error(
+          `hermitux: analysis incomplete (${a.unresolved.length} unresolved sites, ` +
+            `${a.missing.length} missing libraries): their syscalls may be denied`,
+        );
+      }
+    } finally {
+      table.close();
+    }
+  }
+  const { registry, report: r } = specializedRegistry(DEFAULT_MODULES, allowed, {
+    strict: values.strict,
+  });
+  const summary = `hermitux: specialized by ${source}: ${r.allowedServable} of the ` +
+    `${r.servable} syscalls hermitux serves stay reachable (${r.allowed} in the set); modules ${r.modules.loaded.length} of ${r.modules.total} ` +
+    `(${r.modules.loaded.join(", ")}); guest-kernel syscalls ${r.guestKernel.reachable} of ` +
+    `${r.guestKernel.total}`;
+  return { registry, summary };
+}
+
 /** Parses "512M", "2G", "1048576" into bytes. */
 export function parseSize(s: string): number {
   const m = /^(\d+)([KMG]?)i?B?$/i.exec(s.trim());
@@ -52,7 +105,16 @@ export function parseSize(s: string): number {
 }
 
 /** Options that take a value (the next argument unless written --opt=value). */
-const VALUE_OPTIONS = new Set(["mem", "env", "timeout", "mount", "memfs", "workdir", "rewrite"]);
+const VALUE_OPTIONS = new Set([
+  "mem",
+  "env",
+  "timeout",
+  "mount",
+  "memfs",
+  "workdir",
+  "rewrite",
+  "allow-syscalls",
+]);
 
 /** The system directories the CLI shows read-only by default. */
 const SYSTEM_DIRS = ["/usr", "/lib", "/lib64", "/etc", "/bin"];
@@ -131,6 +193,9 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
         workdir: { type: "string" },
         "no-default-mounts": { type: "boolean" },
         rewrite: { type: "string" },
+        "allow-syscalls": { type: "string" },
+        specialize: { type: "boolean" },
+        strict: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -173,6 +238,18 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
     return fail(`hermitux: bad --rewrite '${rewrite}' (use off or lazy)`);
   }
   const path = isAbsolute(bin) ? bin : resolve(cwd, bin);
+  let registry: SyscallRegistry | undefined;
+  if (values["allow-syscalls"] || values.specialize) {
+    try {
+      const s = await specialization(values, path, mounts, cwd);
+      registry = s.registry;
+      if (values.verbose || values.stats) console.error(s.summary);
+    } catch (e) {
+      return fail(`hermitux: ${(e as Error).message.replace(/^hermitux: /, "")}`, 2);
+    }
+  } else if (values.strict) {
+    return fail("hermitux: --strict needs --allow-syscalls or --specialize");
+  }
   const platform = detectPlatform();
   if (values.verbose) {
     console.error(`hermitux: platform ${platform} (guest at CPL ${guestCpl(platform)})`);
@@ -188,6 +265,7 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
       trace: values.trace,
       platform,
       rewrite,
+      registry,
       mounts,
       cwd: values.workdir ? resolve(cwd, values.workdir) : cwd,
     });
