@@ -1,5 +1,7 @@
 // deno bench: in-process boot() → exit of a static hello world, and the
-// cost per syscall in the guest kernel and through the host (doorbell exit).
+// cost per syscall in the guest kernel and through the host (doorbell exit),
+// each by a `syscall` trap and through a rewritten site (--rewrite=lazy), and
+// natively for comparison.
 import { boot, Vm } from "../mod.ts";
 import { benchBinary, devNull } from "./common.ts";
 import { fixture } from "../tests/fixtures.ts";
@@ -22,10 +24,17 @@ Deno.bench("boot → exit: static hello (glibc)", { group: "boot" }, async (b) =
 });
 
 for (const kind of ["none", "getpid", "write"]) {
-  Deno.bench(`${kind} ×${N} in one guest run`, { group: "syscalls" }, async (b) => {
-    await using vm = await Vm.create({ path: loop, args: [kind, String(N)], stdio });
-    b.start();
-    vm.run();
-    b.end();
+  for (const rewrite of ["off", "lazy"] as const) {
+    const how = rewrite === "off" ? "syscall trap" : "rewritten call";
+    Deno.bench(`${kind} ×${N} in one guest run, ${how}`, { group: kind }, async (b) => {
+      await using vm = await Vm.create({ path: loop, args: [kind, String(N)], stdio, rewrite });
+      b.start();
+      vm.run();
+      b.end();
+    });
+  }
+  Deno.bench(`${kind} ×${N} natively (process spawn included)`, { group: kind }, async () => {
+    await new Deno.Command(loop, { args: [kind, String(N)], stdout: "null", stderr: "null" })
+      .output();
   });
 }

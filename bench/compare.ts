@@ -15,7 +15,12 @@ async function native(path: string, args: string[] = [], cwd?: string): Promise<
   return [performance.now() - t0, new TextDecoder().decode(r.stderr)];
 }
 
-async function guest(path: string, args: string[] = [], dir?: string): Promise<[number, string]> {
+async function guest(
+  path: string,
+  args: string[] = [],
+  dir?: string,
+  rewrite: "off" | "lazy" = "off",
+): Promise<[number, string]> {
   const err: string[] = [];
   const t0 = performance.now();
   const registry = (await import("../mod.ts")).defaultRegistry();
@@ -36,7 +41,7 @@ async function guest(path: string, args: string[] = [], dir?: string): Promise<[
     return n;
   });
   const mounts = dir ? [{ host: dir, guest: "/work", readOnly: false }] : [];
-  await boot({ path, args, stdio, registry, mounts, cwd: dir ? "/work" : "/" });
+  await boot({ path, args, stdio, registry, mounts, cwd: dir ? "/work" : "/", rewrite });
   return [performance.now() - t0, err.join("")];
 }
 
@@ -55,13 +60,18 @@ rows.push(["boot → exit, static hello (ms)", median(bootN), median(bootH), "ms
 
 const loop = await benchBinary("loop");
 for (const [kind, n] of [["getpid", 200000], ["write", 5000]] as const) {
-  const a: number[] = [], b: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    a.push(perCall((await native(loop, [kind, String(n)]))[1]));
-    b.push(perCall((await guest(loop, [kind, String(n)]))[1]));
+  for (const rewrite of ["off", "lazy"] as const) {
+    const a: number[] = [], b: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      a.push(perCall((await native(loop, [kind, String(n)]))[1]));
+      b.push(perCall((await guest(loop, [kind, String(n)], undefined, rewrite))[1]));
+    }
+    const what = kind === "getpid"
+      ? "in-guest syscall (getpid)"
+      : "host-served syscall (write 1 B)";
+    const how = rewrite === "off" ? "syscall trap" : "rewritten site";
+    rows.push([`${what}, ${how} (ns/call)`, median(a), median(b), "ns"]);
   }
-  const what = kind === "getpid" ? "in-guest syscall (getpid)" : "host-served syscall (write 1 B)";
-  rows.push([`${what} (ns/call)`, median(a), median(b), "ns"]);
 }
 
 const compute = await benchBinary("compute");

@@ -29,9 +29,13 @@ async function native(path: string, args: string[]): Promise<number> {
   return performance.now() - t0;
 }
 
-async function guest(path: string, args: string[]): Promise<[number, RunStats]> {
+async function guest(
+  path: string,
+  args: string[],
+  rewrite: "off" | "lazy" = "off",
+): Promise<[number, RunStats]> {
   const t0 = performance.now();
-  const r = await boot({ path, args, stdio: [0, nul, nul], mounts: SYSTEM, cwd: "/" });
+  const r = await boot({ path, args, stdio: [0, nul, nul], mounts: SYSTEM, cwd: "/", rewrite });
   if (r.status !== 0) throw new Error(`${path} failed under hermitux (${r.status})`);
   return [performance.now() - t0, r.stats];
 }
@@ -52,16 +56,20 @@ const rows: string[] = [];
 const detail: string[] = [];
 for (const [name, path, args] of cases) {
   for (let i = 0; i < 3; i++) await guest(path, args); // warm-up: page cache, JIT
-  const n: number[] = [], h: number[] = [];
+  const n: number[] = [], h: number[] = [], z: number[] = [];
   let last: RunStats | undefined;
   for (let i = 0; i < RUNS; i++) {
     n.push(await native(path, args));
     const [ms, stats] = await guest(path, args);
     h.push(ms);
     last = stats;
+    z.push((await guest(path, args, "lazy"))[0]);
   }
-  const [mn, mh] = [median(n), median(h)];
-  rows.push(`| ${name} | ${mn.toFixed(2)} | ${mh.toFixed(2)} | ${(mh / mn).toFixed(2)}× |`);
+  const [mn, mh, mz] = [median(n), median(h), median(z)];
+  rows.push(
+    `| ${name} | ${mn.toFixed(2)} | ${mh.toFixed(2)} | ${(mh / mn).toFixed(2)}× | ` +
+      `${mz.toFixed(2)} | ${(mz / mn).toFixed(2)}× |`,
+  );
   const s = last!;
   const hostMs = Object.values(s.syscallMs).reduce((a, b) => a + b, 0);
   const top = Object.entries(s.syscalls)
@@ -77,8 +85,10 @@ for (const [name, path, args] of cases) {
 }
 
 console.log(`Start-up to exit, median of ${RUNS} runs (ms; native = fork+exec from Deno)\n`);
-console.log("| program | native | hermitux | hermitux/native |");
-console.log("|---|---:|---:|---:|");
+console.log(
+  "| program | native | hermitux | hermitux/native | hermitux --rewrite=lazy | ratio |",
+);
+console.log("|---|---:|---:|---:|---:|---:|");
 for (const r of rows) console.log(r);
 console.log("\nWhere hermitux's time goes (last run):\n");
 for (const d of detail) console.log(d);
