@@ -40,9 +40,11 @@ Options for run:
   --specialize       the same with the set analyze finds for BIN, computed now
   --strict           with either: end the run (SIGSYS, status 159) at the first
                      syscall outside the set
-  --rewrite=off|lazy turn each syscall instruction into a call into the guest
-                     kernel the first time it runs (lazy); default off. Page 0
-                     is then mapped, so NULL reads do not fault.
+  --rewrite=off|static|lazy
+                     turn syscall instructions into calls into the guest kernel:
+                     each the first time it runs (lazy), or all those found in
+                     the program and its loader before boot (static); default
+                     off. Page 0 is then mapped, so NULL reads do not fault.
                      HERMITUX_REWRITE sets the default.
   --no-default-mounts
                      mount nothing but --mount: by default the current directory is
@@ -234,8 +236,8 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
     return fail(`hermitux: ${(e as Error).message}`);
   }
   const rewrite = values.rewrite ?? Deno.env.get("HERMITUX_REWRITE") ?? "off";
-  if (rewrite !== "off" && rewrite !== "lazy") {
-    return fail(`hermitux: bad --rewrite '${rewrite}' (use off or lazy)`);
+  if (rewrite !== "off" && rewrite !== "lazy" && rewrite !== "static") {
+    return fail(`hermitux: bad --rewrite '${rewrite}' (use off, static or lazy)`);
   }
   const path = isAbsolute(bin) ? bin : resolve(cwd, bin);
   let registry: SyscallRegistry | undefined;

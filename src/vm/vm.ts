@@ -79,10 +79,12 @@ export interface BootOptions {
    * Syscall rewriting: `"lazy"` turns each `syscall` instruction into
    * `call *%rax` the first time it runs (entering the guest kernel through
    * a trampoline at page 0, with no trap); `"off"` (default) leaves code
-   * alone. With it, page 0 is mapped (execute only in effect), so a NULL
-   * read no longer faults.
+   * alone; `"static"` rewrites, before boot, every `syscall` a linear sweep
+   * finds in the executable and its interpreter (libraries ld.so maps later
+   * keep theirs). With rewriting, page 0 is mapped, so a NULL read no longer
+   * faults.
    */
-  rewrite?: "off" | "lazy";
+  rewrite?: "off" | "lazy" | "static";
   /** The kind of KVM (default: detected). */
   platform?: Platform;
   /** What the guest sees of the host's files (default: nothing). */
@@ -346,6 +348,10 @@ export class Vm implements Disposable, AsyncDisposable {
   #stats: RunStats;
   #disposed = false;
   #rewrite = false;
+  #lazy = false;
+  #sites?: (bytes: Uint8Array, elf: ElfFile) => number[];
+  /** `syscall` sites patched before boot (--rewrite=static). */
+  rewrittenSites = 0;
   #threads?: Threads;
   #cr3 = 0n;
   #kernel?: KernelImage;
@@ -358,7 +364,8 @@ export class Vm implements Disposable, AsyncDisposable {
     this.#diag = options.onDiagnostic ?? stderr;
     this.#trace = options.trace === true ? stderr : options.trace || undefined;
     this.#timeout = options.timeout;
-    this.#rewrite = options.rewrite === "lazy";
+    this.#rewrite = options.rewrite === "lazy" || options.rewrite === "static";
+    this.#lazy = options.rewrite === "lazy";
     const platform = options.platform ?? detectPlatform();
     this.#stats = {
       platform,
@@ -379,6 +386,9 @@ export class Vm implements Disposable, AsyncDisposable {
     const bytes = readProgram(options.path);
     const elf = parseElf(bytes, options.path);
     const vm = new Vm(options);
+    if (options.rewrite === "static") {
+      vm.#sites = (await import("../analysis/sites.ts")).syscallSites;
+    }
     try {
       vm.#setup(options, elf, bytes, kernel);
     } catch (e) {
@@ -416,14 +426,20 @@ export class Vm implements Disposable, AsyncDisposable {
     this.#base = image.base;
     const objects: MappedObject[] = [{ elf, base: image.base, path: options.path }];
     let interpBase = 0, entry = image.entry;
+    let interpObj: { elf: ElfFile; bytes: Uint8Array } | undefined;
     if (elf.interpreter !== undefined) {
       const interp = readInterpreter(this.#mounts, elf.interpreter, options.cwd ?? "/", elf.path);
+      interpObj = interp;
       const placed = loadInterpreter(interp.elf, interp.bytes, mem, image.brkStart, mmapMax);
       interpBase = placed.base;
       entry = placed.entry;
       // One guard page, then the mmap area grows down from below the loader.
       mmapMax = placed.start - ABI.PAGE_SIZE;
       objects.push({ elf: interp.elf, base: placed.base, path: interp.guestPath });
+    }
+    if (this.#sites) {
+      this.#patchSites(mem, bytes, elf, image.base);
+      if (interpObj) this.#patchSites(mem, interpObj.bytes, interpObj.elf, interpBase);
     }
     this.#stats.loadMs = performance.now() - this.#t0;
 
@@ -516,6 +532,16 @@ export class Vm implements Disposable, AsyncDisposable {
       t.park(until, () => t.resume(tid, result));
       return true;
     };
+  }
+
+  /** --rewrite=static: `syscall` (0f 05) → `call *%rax` (ff d0) at every site found. */
+  #patchSites(mem: GuestMemory, bytes: Uint8Array, elf: ElfFile, base: number): void {
+    for (const addr of this.#sites!(bytes, elf)) {
+      const at = base + addr;
+      if (at + 2 > mem.size || mem.view.getUint16(at, true) !== 0x050f) continue;
+      mem.view.setUint16(at, 0xd0ff, true);
+      this.rewrittenSites++;
+    }
   }
 
   /** What the thread machinery needs from the VM. */
@@ -685,7 +711,7 @@ export class Vm implements Disposable, AsyncDisposable {
     put(BOOT_INFO.uid, b.uid);
     put(BOOT_INFO.gid, b.gid);
     put(BOOT_INFO.trace, this.#trace ? 1 : 0);
-    put(BOOT_INFO.rewrite, this.#rewrite ? ABI.REWRITE_LAZY : ABI.REWRITE_OFF);
+    put(BOOT_INFO.rewrite, this.#lazy ? ABI.REWRITE_LAZY : ABI.REWRITE_OFF);
     mem.bytes.set(hostUtsname(), base + BOOT_INFO.uts);
     for (let nr = 0; nr < ABI.NR_SYSCALLS; nr++) {
       if (this.#registry.isOverridden(nr)) mem.bytes[base + BOOT_INFO.route + nr] = ABI.ROUTE_HOST;
@@ -1069,8 +1095,9 @@ export class Vm implements Disposable, AsyncDisposable {
     const next = new BigUint64Array(18);
     for (let i = 0; i < 18; i++) next[i] = live.getBigUint64(i * 8, true);
     // No such syscall (numbers past the sled): ENOSYS, named once as usual.
-    const nr = rax < BigInt(Number.MAX_SAFE_INTEGER) ? Number(rax) : -1;
-    const r = nr < 0 ? BigInt(-E.ENOSYS) : dispatch(
+    // The host call's number is 32 bits wide (struct hostcall): the same name either way.
+    const nr = Number(BigInt.asUintN(32, rax));
+    const r = dispatch(
       this.#registry,
       { nr, args: [0n, 0n, 0n, 0n, 0n, 0n], site: Number(ret - 2n), process: this.#process! },
       this.#diag,

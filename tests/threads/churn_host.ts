@@ -1,0 +1,43 @@
+// Run by threads_test.ts in a process of its own: boots a 1,000-thread
+// churn twice after a warm-up and prints the host's thread, fd and RSS
+// counts before and after, as JSON.
+import { boot } from "../../mod.ts";
+import { libc } from "../../src/kvm/libc.ts";
+
+function hostCounts(): { threads: number; fds: number; rssKiB: number } {
+  const status = Deno.readTextFileSync("/proc/self/status");
+  return {
+    threads: Number(/^Threads:\s+(\d+)/m.exec(status)![1]),
+    fds: [...Deno.readDirSync("/proc/self/fd")].length,
+    rssKiB: Number(/^VmRSS:\s+(\d+)/m.exec(status)![1]),
+  };
+}
+
+const bin = Deno.args[0];
+{
+  const devNull = libc().open(new TextEncoder().encode("/dev/null\0"), 2 | 0x80000, 0);
+  try {
+    const run = async (n: number) => {
+      const r = await boot({ path: bin, args: [String(n)], stdio: [0, devNull, 2] });
+      if (r.status !== 0) throw new Error(`churn exited ${r.status}`);
+      // Terminated workers' threads (and their fds) take a moment to go.
+      let last = hostCounts();
+      for (let i = 0; i < 50; i++) {
+        await new Promise((ok) => setTimeout(ok, 50));
+        const now = hostCounts();
+        if (now.threads <= base && now.threads === last.threads && now.fds === last.fds) break;
+        last = now;
+      }
+      return hostCounts();
+    };
+    let base = Infinity;
+    await run(50); // warm-up: JIT, kernel image, first workers
+    const before = hostCounts();
+    base = before.threads;
+    const after = await run(1000);
+    const again = await run(1000);
+    console.log(JSON.stringify({ before, after, again }));
+  } finally {
+    libc().close(devNull);
+  }
+}
