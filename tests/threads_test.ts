@@ -36,6 +36,11 @@ for (const [name, cc, flags] of BUILDS) {
     equal(out.stdout, "timeouts 71 of 71\n");
   });
 
+  Deno.test(`${name}: signals reach the thread they name, or one not blocking them`, async () => {
+    const out = await assertSameAsNative(await build("thread_signals.c", cc, flags));
+    equal(out.stdout.match(/ 1\n/g)?.length, 6);
+  });
+
   Deno.test(`${name}: 1,000 threads created and joined`, async () => {
     const out = await assertSameAsNative(await build("churn.c", cc, flags), ["1000"]);
     equal(out.stdout, "1016 threads, sum of squares 332834740\n");

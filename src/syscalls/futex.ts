@@ -113,6 +113,9 @@ function wait(
     t.park(monoUntil, () => {
       dequeue(p, w);
       t.resume(tid, BigInt(-E.ETIMEDOUT));
+    }, () => {
+      dequeue(p, w);
+      t.resume(tid, BigInt(-E.EINTR));
     });
     return 0; // not seen: the thread is parked
   }

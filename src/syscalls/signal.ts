@@ -167,6 +167,19 @@ export interface SignalHost {
   pendingAddr?: number;
   /** The user stack pointer at the current syscall. */
   userSp(): bigint;
+  /**
+   * With several threads: who is being served, where each thread's mask and
+   * pending mirror live, and how to get a signal to another thread (it is
+   * woken from a wait or interrupted, and acts on it). Without, the one
+   * thread's are at `maskAddr` and `pendingAddr`.
+   */
+  threads?: {
+    current(): number;
+    maskAddr(tid: number): number | undefined;
+    pendingAddr(tid: number): number | undefined;
+    tids(): number[];
+    notify(tid: number): void;
+  };
   /** Arms the host timer to fire in `ns` nanoseconds (repeating), or disarms it (undefined). */
   armTimer(ns: bigint | undefined): void;
 }
@@ -218,34 +231,100 @@ export class SignalState {
   retryAt = 0n;
   #pending = 0n;
   #info = new Map<number, SigInfo>();
+  /** Thread-directed pending signals (tkill, tgkill) and their siginfo, by tid. */
+  #threadPending = new Map<number, { set: bigint; info: Map<number, SigInfo> }>();
   #mask = 0n;
   #armedAt = -1n;
 
   /** @param mem guest memory (for the mask), @param host the VM's side. */
   constructor(readonly mem: GuestMemory | undefined, readonly host: SignalHost) {}
 
-  /** The blocked mask (in the guest kernel). */
+  #maskAddr(tid?: number): number | undefined {
+    const t = this.host.threads;
+    return t ? t.maskAddr(tid ?? t.current()) : this.host.maskAddr;
+  }
+
+  /** The blocked mask of the thread being served (in the guest kernel). */
   get mask(): bigint {
-    const a = this.host.maskAddr;
-    return a !== undefined && this.mem ? this.mem.view.getBigUint64(a, true) : this.#mask;
+    return this.maskOf();
   }
 
   set mask(m: bigint) {
     m &= ~UNBLOCKABLE;
-    const a = this.host.maskAddr;
+    const a = this.#maskAddr();
     if (a !== undefined && this.mem) this.mem.view.setBigUint64(a, m, true);
     else this.#mask = m;
   }
 
-  /** The pending set. */
+  /** Thread `tid`'s blocked mask (default: the one being served). */
+  maskOf(tid?: number): bigint {
+    const a = this.#maskAddr(tid);
+    return a !== undefined && this.mem ? this.mem.view.getBigUint64(a, true) : this.#mask;
+  }
+
+  #current(): number | undefined {
+    return this.host.threads?.current();
+  }
+
+  /** The pending set of the thread being served: the process's and its own. */
   get pending(): bigint {
-    return this.#pending;
+    const tid = this.#current();
+    return this.#pending | (tid === undefined ? 0n : this.#threadPending.get(tid)?.set ?? 0n);
   }
 
   #setPending(p: bigint): void {
     this.#pending = p;
-    const a = this.host.pendingAddr;
-    if (a !== undefined && this.mem) this.mem.view.setBigUint64(a, p, true);
+    this.#mirror();
+  }
+
+  /** Writes each thread's pending mirror (process-wide | its own) into the guest kernel. */
+  #mirror(): void {
+    if (!this.mem) return;
+    const t = this.host.threads;
+    if (!t) {
+      const a = this.host.pendingAddr;
+      if (a !== undefined) this.mem.view.setBigUint64(a, this.#pending, true);
+      return;
+    }
+    for (const tid of t.tids()) {
+      const a = t.pendingAddr(tid);
+      const own = this.#threadPending.get(tid)?.set ?? 0n;
+      if (a !== undefined) this.mem.view.setBigUint64(a, this.#pending | own, true);
+    }
+  }
+
+  /**
+   * A signal for thread `tid` alone (tkill, tgkill). Another thread than
+   * the one being served is told, to act on it as soon as it can.
+   */
+  raiseOn(tid: number, info: SigInfo): void {
+    const t = this.host.threads;
+    if (!t || tid === t.current() && t.tids().length === 1) return this.raise(info);
+    const sig = info.signo, b = bit(sig);
+    if (this.ignored(sig) && !(this.maskOf(tid) & b)) return;
+    let own = this.#threadPending.get(tid);
+    if (!own) this.#threadPending.set(tid, own = { set: 0n, info: new Map() });
+    if (own.set & b) return;
+    own.set |= b;
+    own.info.set(sig, info);
+    this.#mirror();
+    if (!(this.maskOf(tid) & b) && tid !== t.current()) t.notify(tid);
+  }
+
+  /** Forgets the thread-directed signals of a thread that ended. */
+  forgetThread(tid: number): void {
+    this.#threadPending.delete(tid);
+  }
+
+  /**
+   * After a process-directed signal: when the thread being served blocks
+   * it, Linux picks another thread that does not; so do we.
+   */
+  #route(sig: number): void {
+    const t = this.host.threads;
+    if (!t || !(this.mask & bit(sig))) return;
+    const other = t.tids().find((tid) => tid !== t.current() && !(this.maskOf(tid) & bit(sig)));
+    if (other !== undefined) t.notify(other);
   }
 
   /** Whether `sig` is ignored (SIG_IGN, or SIG_DFL with a default to ignore or stop). */
@@ -264,6 +343,7 @@ export class SignalState {
     if (this.#pending & b) return; // standard signals do not queue
     this.#info.set(sig, info);
     this.#setPending(this.#pending | b);
+    this.#route(sig);
   }
 
   /** Raises `sig` even if blocked or ignored: a fault (force_sig): unblocks it, resets SIG_IGN. */
@@ -273,13 +353,26 @@ export class SignalState {
       this.actions[sig] = { handler: SIG_DFL, flags: 0n, restorer: 0n, mask: 0n };
     }
     this.mask = this.mask & ~bit(sig);
+    const tid = this.#current();
+    if (tid !== undefined && (this.host.threads?.tids().length ?? 1) > 1) {
+      // A fault belongs to the thread that made it.
+      let own = this.#threadPending.get(tid);
+      if (!own) this.#threadPending.set(tid, own = { set: 0n, info: new Map() });
+      own.set |= bit(sig);
+      own.info.set(sig, info);
+      this.#mirror();
+      return;
+    }
     this.#info.set(sig, info);
     this.#setPending(this.#pending | bit(sig));
   }
 
   /** Forgets pending `sig` (its disposition became "ignore"). */
   discard(sig: number): void {
-    if (!(this.#pending & bit(sig))) return;
+    for (const own of this.#threadPending.values()) {
+      own.set &= ~bit(sig);
+      own.info.delete(sig);
+    }
     this.#info.delete(sig);
     this.#setPending(this.#pending & ~bit(sig));
   }
@@ -290,7 +383,7 @@ export class SignalState {
    * Faults (SEGV, BUS, ILL, TRAP, FPE) come first, as on Linux.
    */
   next(): number {
-    let ready = this.#pending & ~this.mask;
+    let ready = this.pending & ~this.mask;
     if (!ready) return 0;
     const sync = ready & (bit(4) | bit(5) | bit(7) | bit(8) | bit(11));
     if (sync) ready = sync;
@@ -305,8 +398,17 @@ export class SignalState {
     return 0;
   }
 
-  /** Removes pending `sig` and returns its siginfo. */
+  /** Removes pending `sig` (the thread's own first) and returns its siginfo. */
   take(sig: number): SigInfo {
+    const tid = this.#current();
+    const own = tid === undefined ? undefined : this.#threadPending.get(tid);
+    if (own && own.set & bit(sig)) {
+      own.set &= ~bit(sig);
+      const info = own.info.get(sig) ?? { signo: sig, code: SI.TKILL };
+      own.info.delete(sig);
+      this.#mirror();
+      return info;
+    }
     const info = this.#info.get(sig) ?? { signo: sig, code: SI.KERNEL };
     this.#info.delete(sig);
     this.#setPending(this.#pending & ~bit(sig));
@@ -439,6 +541,14 @@ function isThread(p: Process, tid: number): boolean {
   return tid === p.pid || (threadsOf(p)?.has(tid) ?? false);
 }
 
+/** Raises `sig` for thread `tid` (tkill, tgkill; 0: the existence check). */
+function sendThread(p: Process, tid: number, sig: number): number {
+  if (sig < 0 || sig > NSIG) throw new SyscallError(E.EINVAL);
+  if (sig === 0) return 0;
+  signalsOf(p).raiseOn(tid, { signo: sig, code: SI.TKILL, pid: p.pid, uid: Deno.uid() ?? 0 });
+  return 0;
+}
+
 /** Raises `sig` from kill/tkill/tgkill at the process itself (0: the existence check). */
 function sendSelf(p: Process, sig: number, code: number): number {
   if (sig < 0 || sig > NSIG) throw new SyscallError(E.EINVAL);
@@ -481,8 +591,8 @@ export const signalModule: SyscallModule = {
   name: "signal",
   partial: {
     kill: "to the guest itself only (its pid, 0 or its own group); other pids ESRCH",
-    tkill: "to any of the guest's threads; the signal is acted on by the main thread",
-    tgkill: "to any of the guest's threads; the signal is acted on by the main thread",
+    tkill: "to any of the guest's threads",
+    tgkill: "to any of the guest's threads",
     rt_sigqueueinfo: "to the guest itself only; others ESRCH",
     rt_sigtimedwait: "wakes for signals already pending or raised by ITIMER_REAL; " +
       "real-time signals do not queue",
@@ -537,12 +647,12 @@ export const signalModule: SyscallModule = {
     tkill({ args: [tid, sig], process: p }) {
       if (i32(tid) <= 0) throw new SyscallError(E.EINVAL);
       if (!isThread(p, i32(tid))) throw new SyscallError(E.ESRCH);
-      return sendSelf(p, i32(sig), SI.TKILL);
+      return sendThread(p, i32(tid), i32(sig));
     },
     tgkill({ args: [tgid, tid, sig], process: p }) {
       if (i32(tid) <= 0 || i32(tgid) <= 0) throw new SyscallError(E.EINVAL);
       if (!isThread(p, i32(tid)) || i32(tgid) !== p.pid) throw new SyscallError(E.ESRCH);
-      return sendSelf(p, i32(sig), SI.TKILL);
+      return sendThread(p, i32(tid), i32(sig));
     },
     rt_sigqueueinfo({ args: [pid, sig, uinfo], process: p }) {
       const raw = p.mem.slice(uinfo, 128).slice();

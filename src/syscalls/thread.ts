@@ -38,9 +38,10 @@ export interface ThreadHost {
   /**
    * Leaves the calling thread (not on main) stopped when this call returns,
    * until {@linkcode ThreadHost.resume}; at `deadline` (host monotonic ns)
-   * `onTimeout` runs instead.
+   * `onTimeout` runs instead; when a signal must interrupt it,
+   * `onInterrupt` (default: the call returns EINTR).
    */
-  park(deadline: bigint, onTimeout: () => void): void;
+  park(deadline: bigint, onTimeout: () => void, onInterrupt?: () => void): void;
   /** Continues parked thread `tid` with `ret` as its syscall's result. */
   resume(tid: number, ret: bigint): void;
   /** Whether `tid` is a live thread. */

@@ -30,7 +30,7 @@ export interface Cpu {
   /** Whether it has run a thread before (its CPUID is set for good). */
   ran?: boolean;
   /** Set while its thread waits in a parked syscall. */
-  parked?: { deadline: bigint; onTimeout: () => void };
+  parked?: { deadline: bigint; onTimeout: () => void; onInterrupt?: () => void };
   worker?: Worker;
   ctl?: Int32Array;
   /** The worker's host thread id. */
@@ -47,6 +47,8 @@ export interface ThreadVm {
   serveExit(cpu: Cpu): void;
   /** Maps a vCPU's `struct kvm_run`. */
   mapRun(vcpu: VcpuFd): { addr: bigint; view: DataView };
+  /** After a parked thread's result is set: act on its signals (as after any syscall). */
+  afterResume(cpu: Cpu, ret: bigint): void;
   /** Writes a syscall result into `cpu`'s host-call block. */
   setRet(cpu: Cpu, ret: bigint): void;
   /** `cpu`'s clear-child-tid address (set_tid_address, CLONE_CHILD_CLEARTID). */
@@ -158,9 +160,26 @@ export class Threads implements ThreadHost {
     return this.#vm.clearTid(cpu);
   }
 
-  park(deadline: bigint, onTimeout: () => void): void {
+  park(deadline: bigint, onTimeout: () => void, onInterrupt?: () => void): void {
     if (this.onMain) throw new Error("the main thread cannot park");
-    this.serving.parked = { deadline, onTimeout };
+    this.serving.parked = { deadline, onTimeout, onInterrupt };
+  }
+
+  /**
+   * Gets worker `cpu` to act on a signal: a parked wait ends (EINTR unless
+   * its own `onInterrupt` says otherwise); a running vCPU is kicked out of
+   * KVM_RUN and reports it. One that waits to be served acts after its call.
+   */
+  interrupt(cpu: Cpu): void {
+    if (cpu.parked) {
+      const { onInterrupt } = cpu.parked;
+      if (onInterrupt) onInterrupt();
+      else this.resume(cpu.tid, -4n); // EINTR
+      return;
+    }
+    if (cpu.busy || Atomics.load(cpu.ctl!, CTL.state) !== WSTATE.RUN) return;
+    Atomics.store(cpu.ctl!, CTL.intr, 1);
+    kick(cpu.runAddr, Deno.pid, cpu.hostTid!);
   }
 
   resume(tid: number, ret: bigint): void {
@@ -168,6 +187,7 @@ export class Threads implements ThreadHost {
     if (!cpu) return;
     cpu.parked = undefined;
     this.#vm.setRet(cpu, ret);
+    this.#vm.afterResume(cpu, ret);
     this.#release(cpu);
   }
 

@@ -41,7 +41,8 @@ self.onmessage = (e: MessageEvent<WorkerInit>) => {
       if (!vcpu.run()) {
         run[1] = 0; // immediate_exit: the kick was seen
         if (Atomics.load(ctl, CTL.state) !== WSTATE.RUN) break;
-        continue;
+        // Main asked for this thread to act on a signal: report, as an exit.
+        if (Atomics.compareExchange(ctl, CTL.intr, 1, 2) !== 1) continue;
       }
       Atomics.store(ctl, CTL.state, WSTATE.EXITED);
       Atomics.add(door, 0, 1);

@@ -37,6 +37,7 @@ import {
 import { GuestMemory } from "./memory.ts";
 import { AREA_SIZE as PERCPU_AREA, buildCpuTables, physOf } from "./percpu.ts";
 import { type Cpu, Threads, type ThreadVm } from "./threads.ts";
+import { CTL } from "./wire.ts";
 import { attachThreads, CLONE, type CloneSpec } from "../syscalls/thread.ts";
 import {
   attachSignals,
@@ -486,7 +487,18 @@ export class Vm implements Disposable, AsyncDisposable {
     this.#sig = new SignalState(mem, {
       maskAddr: ABI.PERCPU_ADDR + PERCPU.sigmask,
       pendingAddr: ABI.PERCPU_ADDR + PERCPU.sigpending,
-      userSp: () => mem.view.getBigUint64(ABI.KSTACK_TOP - 8, true),
+      userSp: () =>
+        mem.view.getBigUint64(
+          physOf(mem, this.#threads?.serving.id ?? 0, ABI.KSTACK_TOP - 8),
+          true,
+        ),
+      threads: {
+        current: () => this.#threads?.serving.tid ?? Deno.pid,
+        maskAddr: (tid) => this.#percpuOf(tid, PERCPU.sigmask),
+        pendingAddr: (tid) => this.#percpuOf(tid, PERCPU.sigpending),
+        tids: () => this.#threads?.cpus.filter((c) => c.alive).map((c) => c.tid) ?? [Deno.pid],
+        notify: (tid) => this.#notifyThread(tid),
+      },
       armTimer: (ns) => this.#armHostTimer(ns),
     });
     attachSignals(this.#process, this.#sig);
@@ -544,6 +556,32 @@ export class Vm implements Disposable, AsyncDisposable {
     }
   }
 
+  /** The host's view of thread `tid`'s `struct percpu` field, if it lives. */
+  #percpuOf(tid: number, field: number): number | undefined {
+    const cpu = this.#threads
+      ? this.#threads.cpus.find((c) => c.alive && c.tid === tid)
+      : undefined;
+    if (!this.#threads) return ABI.PERCPU_ADDR + field; // before the threads exist: vCPU 0
+    return cpu ? physOf(this.#mem!, cpu.id, ABI.PERCPU_ADDR + field) : undefined;
+  }
+
+  /**
+   * Gets a signal to thread `tid`, which is not the one being served: vCPU
+   * 0 through the host timer (as an async signal); a parked thread's wait
+   * ends with EINTR; a running one is kicked out of KVM_RUN. A thread that
+   * waits to be served acts on it after its call.
+   */
+  #notifyThread(tid: number): void {
+    const t = this.#threads!, cpu = t.cpus.find((c) => c.alive && c.tid === tid);
+    if (!cpu) return;
+    if (cpu.id === 0) {
+      this.#sig.retryAt = monotonicNs() + 1000n;
+      this.#sig.armHost(undefined, true);
+      return;
+    }
+    t.interrupt(cpu);
+  }
+
   /** What the thread machinery needs from the VM. */
   #threadVm(): ThreadVm {
     const mem = this.#mem!;
@@ -559,6 +597,7 @@ export class Vm implements Disposable, AsyncDisposable {
         };
       },
       setupChild: (child, parent, spec, tid) => this.#setupChild(child, parent, spec, tid),
+      afterResume: (cpu, ret) => this.#asThread(cpu, () => this.#afterSyscall(ret)),
       serveExit: (cpu) => this.#serveExit(cpu),
       setRet: (cpu, ret) =>
         mem.view.setBigInt64(
@@ -628,6 +667,22 @@ export class Vm implements Disposable, AsyncDisposable {
     if (spec.flags & CLONE.CHILD_SETTID) put32(spec.childTid);
   }
 
+  /** Runs `f` with `cpu`'s vCPU as the one the delivery paths act on. */
+  #asThread(cpu: Cpu, f: () => void): void {
+    const t = this.#threads!, outer = t.serving;
+    const [vcpu, view] = [this.#vcpu, this.#runView];
+    t.serving = cpu;
+    this.#vcpu = cpu.vcpu;
+    this.#runView = cpu.runView;
+    try {
+      f();
+    } finally {
+      t.serving = outer;
+      this.#vcpu = vcpu;
+      this.#runView = view;
+    }
+  }
+
   /**
    * Serves a worker vCPU's exit on the main thread: the same paths as
    * vCPU 0's, pointed at that vCPU. A fault there ends the process (signals
@@ -638,9 +693,14 @@ export class Vm implements Disposable, AsyncDisposable {
     this.#vcpu = cpu.vcpu;
     this.#runView = cpu.runView;
     try {
+      const p = this.#process!;
+      if (cpu.ctl && Atomics.exchange(cpu.ctl, CTL.intr, 0) === 2) {
+        // Kicked out of KVM_RUN for a signal, not an exit.
+        this.#deliverAsync();
+        return;
+      }
       this.#stats.exits++;
       const reason = cpu.runView.getUint32(LAYOUTS.kvm_run.fields.exit_reason, true);
-      const p = this.#process!;
       let crash: CrashReport | undefined;
       if (reason === EXIT.MMIO) {
         const f = LAYOUTS.kvm_run.fields["mmio.phys_addr"];
@@ -842,7 +902,9 @@ export class Vm implements Disposable, AsyncDisposable {
     this.#vcpu!.getRegs(bytes);
     const regs = new BigUint64Array(bytes.buffer);
     if (regs[R.rip] < BigInt(ABI.USER_MIN)) {
-      this.#sig.retryAt = monotonicNs() + RETRY_NS;
+      // In the guest kernel: vCPU 0 tries again shortly; another thread's
+      // kernel reports the signal itself on its way out (HC_SIGNAL).
+      if ((this.#threads?.serving.id ?? 0) === 0) this.#sig.retryAt = monotonicNs() + RETRY_NS;
       return;
     }
     if (this.#deliver({ regs, err: 0n, trapno: 0n, cr2: 0n })) this.#vcpu!.setRegs(bytes);
@@ -913,9 +975,8 @@ export class Vm implements Disposable, AsyncDisposable {
     if (s.real.due !== 0n) s.fireTimers();
     if (p.ended || (!s.sigreturn && !(s.pending & ~s.mask))) return;
     const regs = new BigUint64Array(18);
-    SYSCALL_FRAME.forEach((r, i) =>
-      regs[r] = mem.view.getBigUint64(SYSCALL_FRAME_ADDR + i * 8, true)
-    );
+    const frame = physOf(mem, this.#threads?.serving.id ?? 0, SYSCALL_FRAME_ADDR);
+    SYSCALL_FRAME.forEach((r, i) => regs[r] = mem.view.getBigUint64(frame + i * 8, true));
     regs[R.rax] = ret;
     regs[R.rip] = regs[R.rcx];
     regs[R.rflags] = regs[R.r11];
@@ -949,7 +1010,7 @@ export class Vm implements Disposable, AsyncDisposable {
   }
 
   #hostCall(): void {
-    const cpu = this.#threads!.serving, onMain = cpu.id === 0;
+    const cpu = this.#threads!.serving;
     const mem = this.#mem!, v = mem.view, hc = physOf(mem, cpu.id, ABI.HOSTCALL_ADDR);
     const kind = v.getUint32(hc + HOSTCALL.kind, true);
     const nr = v.getUint32(hc + HOSTCALL.nr, true);
@@ -976,12 +1037,12 @@ export class Vm implements Disposable, AsyncDisposable {
         }
         if (this.#trace && this.#process!.ended) this.#trace(`${name}(${args[0]}) = ?`);
         v.setBigInt64(hc + HOSTCALL.ret, BigInt.asIntN(64, ret), true);
-        if (onMain) this.#afterSyscall(ret);
+        this.#afterSyscall(ret);
         return;
       }
       case ABI.HC_SIGNAL:
         v.setBigInt64(hc + HOSTCALL.ret, args[0], true);
-        if (onMain) this.#afterSyscall(args[0]);
+        this.#afterSyscall(args[0]);
         return;
       case ABI.HC_TRACE:
         this.#trace?.(formatSyscall(mem, nr, args, v.getBigInt64(hc + HOSTCALL.ret, true)));
@@ -1042,11 +1103,8 @@ export class Vm implements Disposable, AsyncDisposable {
     if (this.#rewrite && vector === 14 && cr2 < ABI.PAGE_SIZE && !(errorCode & 0x10)) {
       errorCode &= ~1;
     }
-    const onMain = (this.#threads?.serving.id ?? 0) === 0;
     if (this.#rewrite && this.#badRewrittenCall(vector, errorCode, frame, live)) return undefined;
-    if (
-      onMain && rip >= ABI.USER_MIN && this.#enterFaultHandler(vector, errorCode, cr2, frame, live)
-    ) {
+    if (rip >= ABI.USER_MIN && this.#enterFaultHandler(vector, errorCode, cr2, frame, live)) {
       return undefined;
     }
     return crashFromException(vector, errorCode, rip, rsp, cr2, mem, {
@@ -1117,12 +1175,14 @@ export class Vm implements Disposable, AsyncDisposable {
     frame: number,
     live: DataView,
   ): boolean {
-    const s = this.#sig, v = this.#mem!.view;
+    const s = this.#sig, mem = this.#mem!, v = mem.view;
+    // The CPU frame is on this vCPU's own exception stack.
+    const at = (va: number) => physOf(mem, this.#threads?.serving.id ?? 0, va);
     const regs = new BigUint64Array(18);
     for (let i = 0; i < 18; i++) regs[i] = live.getBigUint64(i * 8, true);
-    regs[R.rip] = v.getBigUint64(frame, true);
-    regs[R.rflags] = v.getBigUint64(frame + 16, true);
-    regs[R.rsp] = v.getBigUint64(frame + 24, true);
+    regs[R.rip] = v.getBigUint64(at(frame), true);
+    regs[R.rflags] = v.getBigUint64(at(frame + 16), true);
+    regs[R.rsp] = v.getBigUint64(at(frame + 24), true);
     const info = this.#faultInfo(vector, errorCode, cr2, regs[R.rip]);
     const act = s.actions[info.signo];
     if (act.handler <= 1n || s.mask & bit(info.signo)) return false; // SIG_DFL, SIG_IGN, blocked
@@ -1134,9 +1194,9 @@ export class Vm implements Disposable, AsyncDisposable {
       cr2: vector === 14 ? BigInt(cr2) : 0n,
     };
     if (!this.#deliver(ctx) || this.#process!.ended) return false;
-    v.setBigUint64(frame, regs[R.rip], true);
-    v.setBigUint64(frame + 16, regs[R.rflags], true);
-    v.setBigUint64(frame + 24, regs[R.rsp], true);
+    v.setBigUint64(at(frame), regs[R.rip], true);
+    v.setBigUint64(at(frame + 16), regs[R.rflags], true);
+    v.setBigUint64(at(frame + 24), regs[R.rsp], true);
     // Resume at the stub's iretq with the handler's arguments, rsp at the frame's rip.
     const next = regs.slice();
     next[R.rip] = live.getBigUint64(regOffset("rip"), true);

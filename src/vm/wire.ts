@@ -7,7 +7,8 @@
 import { hostSyscall } from "../syscalls/host.ts";
 
 /** Indexes in a worker's control words. */
-export const CTL = { state: 0, tid: 1, done: 2, size: 3 } as const;
+/** `intr`: main sets 1 to ask for an interrupt; the worker sets 2 when it reports one. */
+export const CTL = { state: 0, tid: 1, done: 2, intr: 3, size: 4 } as const;
 
 /** A worker's state, written by the side that hands over. */
 export const WSTATE = {
