@@ -70,7 +70,7 @@ Deno.test("thread churn leaves no host threads, fds or memory behind", async () 
   // Its own process: `deno test --parallel` runs other test files in this one.
   const bin = await build("churn.c", "musl-gcc", ["-static"]);
   const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", DIR + "churn_host.ts", bin],
+    args: ["run", "-A", "--quiet", "--v8-flags=--expose-gc", DIR + "churn_host.ts", bin],
     stdout: "piped",
     stderr: "inherit",
   }).output();
