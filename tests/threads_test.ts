@@ -3,7 +3,7 @@
 // threading, each compared with its native run; a churn of 1,000 threads
 // leaves no host threads, fds or memory behind.
 import { equal, ok } from "node:assert/strict";
-import { assertSameAsNative, compileC } from "./fixtures.ts";
+import { assertSameAsNative, compileC, runHermitux } from "./fixtures.ts";
 
 const DIR = new URL("./threads/", import.meta.url).pathname;
 
@@ -59,6 +59,17 @@ Deno.test("OpenMP in C: parallel for with reductions", async () => {
 
 Deno.test("OpenMP in Fortran: parallel do with reductions", async () => {
   await assertSameAsNative(await build("omp.f90", "gfortran", ["-fopenmp"]));
+});
+
+Deno.test("fork, vfork and a process clone are ENOSYS, each named once", async () => {
+  const out = await runHermitux(await build("no_fork.c", "gcc", []));
+  equal(out.stdout, "fork -1 ENOSYS\nvfork -1 ENOSYS\nclone -1 ENOSYS\n".repeat(2));
+  equal(
+    out.stderr,
+    "hermitux: unsupported syscall fork (57)\n" +
+      "hermitux: unsupported syscall vfork (58)\n" +
+      "hermitux: unsupported syscall clone (56): clone of a new process (flags 0x11)\n",
+  );
 });
 
 Deno.test("Python threading with a Queue, a Lock and a Timer", async () => {
