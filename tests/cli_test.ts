@@ -90,6 +90,17 @@ Deno.test("relative paths resolve against the caller's directory", async () => {
   equal(r.code, 0);
 });
 
+Deno.test("a BIN without a slash is found in PATH, as a shell finds it", async () => {
+  const r = await cli(["run", "echo", "found", "in", "PATH"]);
+  equal(r.stdout, "found in PATH\n");
+  equal(r.code, 0);
+  // Not in PATH: the current directory, as before.
+  const bin = await fixture("hello", "musl-static");
+  const dir = bin.slice(0, bin.lastIndexOf("/"));
+  const local = await cli(["run", bin.slice(dir.length + 1)], { cwd: dir });
+  equal(local.stdout, "hello, world\n");
+});
+
 Deno.test("deno task hermitux resolves relative paths against the caller's directory", async () => {
   const bin = await fixture("hello", "musl-static");
   const dir = bin.slice(0, bin.lastIndexOf("/"));

@@ -3,7 +3,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { isAbsolute, resolve } from "node:path";
+import { resolve } from "node:path";
 import { boot } from "../vm/vm.ts";
 import { ElfError } from "../loader/elf.ts";
 import { KvmUnavailableError } from "../kvm/ioctls.ts";
@@ -148,6 +148,22 @@ export function cliMounts(specs: string[], defaults: boolean, cwd: string): Moun
   return [...out, ...specs.map((s) => parseMount(s, cwd))];
 }
 
+/**
+ * A BIN without a slash is looked up in PATH, as a shell does (then in the
+ * current directory, for compatibility with `hermitux run prog`).
+ */
+export function findInPath(bin: string, cwd: string): string {
+  for (const dir of (Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin").split(":")) {
+    if (!dir) continue;
+    const candidate = resolve(cwd, dir, bin);
+    try {
+      const st = Deno.statSync(candidate);
+      if (st.isFile && (st.mode ?? 0) & 0o111) return candidate;
+    } catch { /* not here */ }
+  }
+  return resolve(cwd, bin);
+}
+
 function fail(message: string, status = 2): number {
   console.error(message);
   return status;
@@ -239,7 +255,7 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
   if (rewrite !== "off" && rewrite !== "lazy" && rewrite !== "static") {
     return fail(`hermitux: bad --rewrite '${rewrite}' (use off, static or lazy)`);
   }
-  const path = isAbsolute(bin) ? bin : resolve(cwd, bin);
+  const path = bin.includes("/") ? resolve(cwd, bin) : findInPath(bin, cwd);
   let registry: SyscallRegistry | undefined;
   if (values["allow-syscalls"] || values.specialize) {
     try {
