@@ -5,7 +5,7 @@
 import { equal, match, ok } from "node:assert/strict";
 import { boot, detectPlatform, type RunResult } from "../../mod.ts";
 import { libc } from "../../src/kvm/libc.ts";
-import { fixture, runNative, type Toolchain } from "../fixtures.ts";
+import { compileC, fixture, runNative, type Toolchain } from "../fixtures.ts";
 import { benchBinary } from "../../bench/common.ts";
 
 const O_RDWR = 2, O_CREAT = 0o100, O_TRUNC = 0o1000, O_CLOEXEC = 0x80000;
@@ -24,7 +24,13 @@ async function tempFd(data = ""): Promise<[number, string]> {
 }
 
 /** Boots `path` with stdio on temp files; returns what a native run returns. */
-async function inVm(path: string, args: string[] = [], stdin = "", env = {}) {
+async function inVm(
+  path: string,
+  args: string[] = [],
+  stdin = "",
+  env = {},
+  rewrite: "off" | "lazy" | "static" = "off",
+) {
   const [i, o, e] = [await tempFd(stdin), await tempFd(), await tempFd()];
   const diagnostics: string[] = [];
   let result: RunResult;
@@ -35,6 +41,7 @@ async function inVm(path: string, args: string[] = [], stdin = "", env = {}) {
       env,
       stdio: [i[0], o[0], e[0]],
       onDiagnostic: (m) => diagnostics.push(m),
+      rewrite,
     });
   } finally {
     for (const [fd] of [i, o, e]) libc().close(fd);
@@ -84,6 +91,37 @@ for (const tc of toolchains) {
     }
     equal((await same(await fixture("sig_default", tc), ["abort"])).outcome.code, 134);
   });
+
+  // Only what the main suite builds too: the emulated machine has no compiler.
+  const built = tc !== "glibc-static-pie";
+  Deno.test({
+    name: `[${platform}] ${tc}: threads (one vCPU each), signals to threads`,
+    ignore: !built,
+  }, async () => {
+    // Built as tests/threads_test.ts builds them (the same cache entries).
+    const flags = ["-static"];
+    const cc = tc.startsWith("musl") ? "musl-gcc" : "gcc";
+    for (const file of ["pthreads.c", "thread_signals.c", "timed_waits.c"]) {
+      const src = await Deno.readTextFile(new URL(`../threads/${file}`, import.meta.url));
+      const bin = await compileC(`thr-${file}-${cc}-${flags.join("")}`, src, cc, [
+        "-pthread",
+        ...flags,
+      ]);
+      equal((await same(bin)).outcome.code, 0, file);
+    }
+  });
+
+  Deno.test(
+    { name: `[${platform}] ${tc}: syscall rewriting, lazy and static`, ignore: !built },
+    async () => {
+      const bin = await fixture("rewrite_probe", tc);
+      const native = await runNative(bin);
+      for (const mode of ["lazy", "static"] as const) {
+        const vm = await inVm(bin, [], "", {}, mode);
+        equal(vm.outcome.stdout, native.stdout.replace("site 0f 05", "site ff d0"), mode);
+      }
+    },
+  );
 
   Deno.test(`[${platform}] ${tc}: a NULL dereference is reported`, async () => {
     const vm = await inVm(await fixture("null", tc));
