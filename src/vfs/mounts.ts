@@ -53,6 +53,8 @@ function check(r: bigint): number {
   return Number(r);
 }
 
+const EAGAIN = 11;
+
 /** The host's openat2 below `dirFd`, never following a symlink or leaving it. */
 export function openBeneath(dirFd: number, rel: string, flags: number, mode = 0): number {
   const how = new BigUint64Array([
@@ -61,15 +63,18 @@ export function openBeneath(dirFd: number, rel: string, flags: number, mode = 0)
     BigInt(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS),
   ]);
   const path = pathToCString(rel === "" ? "." : rel);
-  return check(
-    hostSyscall(
+  for (let attempt = 0;; attempt++) {
+    const r = hostSyscall(
       NR.openat2,
       dirFd,
       bufferAddress(path),
       bufferAddress(new Uint8Array(how.buffer)),
       24,
-    ),
-  );
+    );
+    // RESOLVE_BENEATH fails with EAGAIN when a rename or mount anywhere on
+    // the host raced with the walk: that is not the guest's error, retry.
+    if (r !== BigInt(-EAGAIN) || attempt === 100) return check(r);
+  }
 }
 
 /** `MountSpec.host` of an in-memory file system. */
