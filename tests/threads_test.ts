@@ -2,7 +2,7 @@
 // dynamic), C++ std::thread/std::async, OpenMP in C and Fortran and Python's
 // threading, each compared with its native run; a churn of 1,000 threads
 // leaves no host threads, fds or memory behind.
-import { equal, ok } from "node:assert/strict";
+import { equal, match, ok } from "node:assert/strict";
 import { assertSameAsNative, compileC, runHermitux } from "./fixtures.ts";
 
 const DIR = new URL("./threads/", import.meta.url).pathname;
@@ -69,6 +69,15 @@ Deno.test("fork, vfork and a process clone are ENOSYS, each named once", async (
     "hermitux: unsupported syscall fork (57)\n" +
       "hermitux: unsupported syscall vfork (58)\n" +
       "hermitux: unsupported syscall clone (56): clone of a new process (flags 0x11)\n",
+  );
+});
+
+Deno.test("a fault on a thread ends the process, with a report naming the function", async () => {
+  const out = await runHermitux(await build("thread_crash.c", "gcc", []));
+  equal(out.code, 139);
+  match(
+    out.stderr,
+    /guest killed by SIGSEGV: page fault: write at unmapped address 0x0\n +rip 0x[0-9a-f]+ <bad\+/,
   );
 });
 
