@@ -38,6 +38,12 @@ for (const tc of Object.keys(TOOLCHAINS) as Toolchain[]) {
     match(out.stdout, /^on altstack 1 flags onstack 1$/m);
   });
 
+  Deno.test(`${tc}: real-time signals queue, standard ones merge`, async () => {
+    const out = await assertSameAsNative(await fixture("sig_rtqueue", tc));
+    match(out.stdout, /^rt handled 3: 10 20 30$/m);
+    match(out.stdout, /^sigtimedwait took 4 in order 1234$/m);
+  });
+
   Deno.test(`${tc}: FPU state is kept across handlers`, async () => {
     const out = await assertSameAsNative(await fixture("sig_fpu", tc));
     match(out.stdout, /xmm15 kept 1 st0 kept 1 rounding kept 1\nymm15 kept 1\n/);

@@ -230,9 +230,10 @@ export class SignalState {
   /** When the VM wants another chance to deliver an async signal (monotonic ns, 0 = none). */
   retryAt = 0n;
   #pending = 0n;
-  #info = new Map<number, SigInfo>();
+  /** Siginfo of each pending signal: one for a standard signal, a queue for a real-time one. */
+  #info = new Map<number, SigInfo[]>();
   /** Thread-directed pending signals (tkill, tgkill) and their siginfo, by tid. */
-  #threadPending = new Map<number, { set: bigint; info: Map<number, SigInfo> }>();
+  #threadPending = new Map<number, { set: bigint; info: Map<number, SigInfo[]> }>();
   #mask = 0n;
   #armedAt = -1n;
 
@@ -304,9 +305,8 @@ export class SignalState {
     if (this.ignored(sig) && !(this.maskOf(tid) & b)) return;
     let own = this.#threadPending.get(tid);
     if (!own) this.#threadPending.set(tid, own = { set: 0n, info: new Map() });
-    if (own.set & b) return;
+    if (!enqueue(own.info, own.set & b, info)) return;
     own.set |= b;
-    own.info.set(sig, info);
     this.#mirror();
     if (!(this.maskOf(tid) & b) && tid !== t.current()) t.notify(tid);
   }
@@ -340,8 +340,7 @@ export class SignalState {
   raise(info: SigInfo): void {
     const sig = info.signo, b = bit(sig);
     if (this.ignored(sig) && !(this.mask & b)) return;
-    if (this.#pending & b) return; // standard signals do not queue
-    this.#info.set(sig, info);
+    if (!enqueue(this.#info, this.#pending & b, info)) return;
     this.#setPending(this.#pending | b);
     this.#route(sig);
   }
@@ -359,11 +358,11 @@ export class SignalState {
       let own = this.#threadPending.get(tid);
       if (!own) this.#threadPending.set(tid, own = { set: 0n, info: new Map() });
       own.set |= bit(sig);
-      own.info.set(sig, info);
+      own.info.set(sig, [info]);
       this.#mirror();
       return;
     }
-    this.#info.set(sig, info);
+    this.#info.set(sig, [info]);
     this.#setPending(this.#pending | bit(sig));
   }
 
@@ -403,15 +402,14 @@ export class SignalState {
     const tid = this.#current();
     const own = tid === undefined ? undefined : this.#threadPending.get(tid);
     if (own && own.set & bit(sig)) {
-      own.set &= ~bit(sig);
-      const info = own.info.get(sig) ?? { signo: sig, code: SI.TKILL };
-      own.info.delete(sig);
+      const info = dequeue(own.info, sig) ?? { signo: sig, code: SI.TKILL };
+      if (!own.info.has(sig)) own.set &= ~bit(sig);
       this.#mirror();
       return info;
     }
-    const info = this.#info.get(sig) ?? { signo: sig, code: SI.KERNEL };
-    this.#info.delete(sig);
-    this.#setPending(this.#pending & ~bit(sig));
+    const info = dequeue(this.#info, sig) ?? { signo: sig, code: SI.KERNEL };
+    // A real-time signal stays pending while more instances are queued.
+    this.#setPending(this.#info.has(sig) ? this.#pending : this.#pending & ~bit(sig));
     return info;
   }
 
@@ -515,6 +513,37 @@ function clockNs(clock: number): bigint {
 
 const STATE_KEY = "signals";
 
+/** Linux's default RLIMIT_SIGPENDING-like bound on queued real-time signals per signal. */
+const RT_QUEUE_MAX = 4096;
+/** The first real-time signal (the kernel's; libc reserves the first two or three). */
+const SIGRTMIN = 32;
+
+/**
+ * Records `info` in `queue`: a standard signal already pending is merged
+ * (false), a real-time one queues another instance. True when recorded.
+ */
+function enqueue(queue: Map<number, SigInfo[]>, pending: bigint, info: SigInfo): boolean {
+  const sig = info.signo;
+  if (sig < SIGRTMIN) {
+    if (pending) return false;
+    queue.set(sig, [info]);
+    return true;
+  }
+  const list = queue.get(sig) ?? [];
+  if (list.length >= RT_QUEUE_MAX) return false;
+  list.push(info);
+  queue.set(sig, list);
+  return true;
+}
+
+/** Takes the oldest instance of `sig` from `queue` (deleting the entry when it empties). */
+function dequeue(queue: Map<number, SigInfo[]>, sig: number): SigInfo | undefined {
+  const list = queue.get(sig);
+  const info = list?.shift();
+  if (!list?.length) queue.delete(sig);
+  return info;
+}
+
 /** The process's signal state (created detached from any VM if the VM made none). */
 export function signalsOf(p: Process): SignalState {
   let s = p.state.get(STATE_KEY) as SignalState | undefined;
@@ -594,11 +623,9 @@ export const signalModule: SyscallModule = {
     tkill: "to any of the guest's threads",
     tgkill: "to any of the guest's threads",
     rt_sigqueueinfo: "to the guest itself only; others ESRCH",
-    rt_sigtimedwait: "wakes for signals already pending or raised by ITIMER_REAL; " +
-      "real-time signals do not queue",
+    rt_sigtimedwait: "wakes for signals already pending or raised by ITIMER_REAL or another thread",
     setitimer: "ITIMER_REAL fires SIGALRM; ITIMER_VIRTUAL and ITIMER_PROF are recorded, never fire",
     getitimer: "ITIMER_VIRTUAL and ITIMER_PROF show what was set",
-    rt_sigaction: "real-time signals do not queue (one pending instance each)",
   },
   handlers: {
     rt_sigaction({ args: [sig, act, oact, size], process: p }) {
