@@ -33,6 +33,7 @@ for (
         "rlimits",
         "xattr",
         "sockets",
+        "blocking_read",
         "random",
         "pipes",
         "renames",

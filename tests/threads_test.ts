@@ -41,6 +41,11 @@ for (const [name, cc, flags] of BUILDS) {
     equal(out.stdout.match(/ 1\n/g)?.length, 6);
   });
 
+  Deno.test(`${name}: threads blocked in pipe reads do not hold each other up`, async () => {
+    const out = await assertSameAsNative(await build("pipe_threads.c", cc, flags));
+    equal(out.stdout, "thread read 4 'ping'\nmain read 4 'pong'\n");
+  });
+
   Deno.test(`${name}: 1,000 threads created and joined`, async () => {
     const out = await assertSameAsNative(await build("churn.c", cc, flags), ["1000"]);
     equal(out.stdout, "1016 threads, sum of squares 332834740\n");

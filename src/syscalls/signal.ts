@@ -94,7 +94,7 @@ const NSEC = 1_000_000_000n;
 const MAX_NS = (1n << 63n) - 1n;
 const ITIMER_REAL = 0, ITIMER_VIRTUAL = 1, ITIMER_PROF = 2;
 const CLOCK_MONOTONIC = 1;
-const NR_CLOCK_GETTIME = 228, NR_CLOCK_NANOSLEEP = 230;
+const NR_CLOCK_GETTIME = 228, NR_CLOCK_NANOSLEEP = 230, NR_PPOLL = 271;
 const TIMER_ABSTIME = 1;
 
 /** A signal's bit in a mask. */
@@ -395,6 +395,40 @@ export class SignalState {
       return sig;
     }
     return 0;
+  }
+
+  /**
+   * Waits until host fd `fd` is ready for `events` (poll bits), in slices
+   * between which timers fire, other threads are served and signals are
+   * checked: `"ready"`, or `"signal"` when one must be acted on (or the run
+   * ends). What a blocking read does instead of blocking the host.
+   */
+  waitFd(fd: number, events: number): "ready" | "signal" {
+    const pfd = new Uint8Array(8), pv = new DataView(pfd.buffer);
+    const ts = new BigInt64Array(2);
+    for (let first = true;; first = false) {
+      if (!first) {
+        this.fireTimers();
+        if (this.timedOut || this.ended?.() || this.next()) return "signal";
+        this.idle?.(monotonicNs()); // serve other threads
+      }
+      pv.setInt32(0, fd, true);
+      pv.setInt16(4, events, true);
+      pv.setInt16(6, 0, true);
+      ts[0] = 0n;
+      ts[1] = first ? 0n : 10_000_000n;
+      const r = hostSyscall(
+        NR_PPOLL,
+        bufferAddress(pfd),
+        1,
+        bufferAddress(new Uint8Array(ts.buffer)),
+        0,
+        8,
+      );
+      // The host timer's signal interrupts the wait: look again.
+      if (r === BigInt(-E.EINTR)) continue;
+      if (r !== 0n) return "ready"; // ready, hung up, or an error the read will report
+    }
   }
 
   /** Removes pending `sig` (the thread's own first) and returns its siginfo. */

@@ -6,7 +6,8 @@
 import { E, SyscallError } from "./errno.ts";
 import { bufferAddress, HOST_NR, hostSyscall } from "./host.ts";
 import type { Process, SyscallCall, SyscallModule } from "./registry.ts";
-import { signalsOf } from "./signal.ts";
+import { monotonicNs, signalsOf } from "./signal.ts";
+import { type ThreadHost, threadsOf } from "./thread.ts";
 
 const SIGPIPE = 13;
 
@@ -33,9 +34,63 @@ export function sigpipe(p: Process, r: bigint): bigint {
   return r;
 }
 
+/** Linux's ERESTARTSYS: the VM makes it EINTR, or restarts the call for an SA_RESTART handler. */
+export const ERESTARTSYS = 512;
+const F_GETFL = 3, O_NONBLOCK = 0o4000, POLLIN = 1, NR_FCNTL = 72;
+
+/**
+ * Before a read that could block (a blocking fd with nothing to read): wait
+ * here, so a signal can interrupt it (ERESTARTSYS) and other threads are
+ * served meanwhile, instead of blocking the host thread in read(2).
+ */
+function awaitReadable(p: Process, hostFd: number): boolean {
+  const fl = hostSyscall(NR_FCNTL, hostFd, F_GETFL);
+  if (fl < 0n || (fl & BigInt(O_NONBLOCK)) !== 0n) return false;
+  const t = threadsOf(p);
+  if (t && !t.onMain) return parkUntilReadable(t, hostFd);
+  if (signalsOf(p).waitFd(hostFd, POLLIN) === "signal") throw new SyscallError(ERESTARTSYS);
+  return false;
+}
+
+/** Whether host fd `fd` polls ready for `events` now. */
+function readyNow(fd: number, events: number): boolean {
+  const pfd = new Uint8Array(8), pv = new DataView(pfd.buffer);
+  pv.setInt32(0, fd, true);
+  pv.setInt16(4, events, true);
+  const zero = new BigInt64Array(2);
+  const r = hostSyscall(
+    271,
+    bufferAddress(pfd),
+    1,
+    bufferAddress(new Uint8Array(zero.buffer)),
+    0,
+    8,
+  );
+  // An error (EBADF…) counts as ready: the read reports it. EINTR is not.
+  return r > 0n || (r < 0n && r !== BigInt(-E.EINTR));
+}
+
+/**
+ * On a thread other than the main one, a read that would block parks it
+ * (so the main thread goes on running and serving), checks every 10 ms,
+ * and runs the read again once there is something to read. True if parked.
+ */
+function parkUntilReadable(t: ThreadHost, fd: number): boolean {
+  if (readyNow(fd, POLLIN)) return false;
+  const tid = t.current;
+  const check = () => {
+    if (readyNow(fd, POLLIN)) return t.restart(tid);
+    t.park(monotonicNs() + 10_000_000n, check, interrupt);
+  };
+  const interrupt = () => t.resume(tid, BigInt(-ERESTARTSYS));
+  t.park(monotonicNs() + 10_000_000n, check, interrupt);
+  return true;
+}
+
 function rw(nr: number) {
   return ({ args: [fd, buf, count], process: p }: SyscallCall) => {
     const file = p.fds.get(fd);
+    if (nr === HOST_NR.read && count !== 0n && awaitReadable(p, file.hostFd)) return 0;
     return sigpipe(p, hostSyscall(nr, file.hostFd, p.mem.hostAddress(buf, count), count));
   };
 }
@@ -63,6 +118,7 @@ function rwv(nr: number) {
   return (call: SyscallCall) => {
     const file = call.process.fds.get(call.args[0]);
     const [iovs, count] = hostIovecs(call);
+    if (nr === HOST_NR.readv && count > 0 && awaitReadable(call.process, file.hostFd)) return 0;
     // preadv/pwritev(2) take the offset (and flags) next; readv/writev ignore them.
     const [, , , a3, a4, a5] = call.args;
     return sigpipe(

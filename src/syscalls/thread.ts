@@ -44,6 +44,8 @@ export interface ThreadHost {
   park(deadline: bigint, onTimeout: () => void, onInterrupt?: () => void): void;
   /** Continues parked thread `tid` with `ret` as its syscall's result. */
   resume(tid: number, ret: bigint): void;
+  /** Continues parked thread `tid` by running its syscall again (it is now ready to succeed). */
+  restart(tid: number): void;
   /** Whether `tid` is a live thread. */
   has(tid: number): boolean;
   /** Makes every other running thread's vCPU leave guest mode once (a full barrier). */

@@ -49,6 +49,8 @@ export interface ThreadVm {
   mapRun(vcpu: VcpuFd): { addr: bigint; view: DataView };
   /** After a parked thread's result is set: act on its signals (as after any syscall). */
   afterResume(cpu: Cpu, ret: bigint): void;
+  /** Makes `cpu` run its syscall again when it next runs (registers from its syscall frame). */
+  restartSyscall(cpu: Cpu): void;
   /** Writes a syscall result into `cpu`'s host-call block. */
   setRet(cpu: Cpu, ret: bigint): void;
   /** `cpu`'s clear-child-tid address (set_tid_address, CLONE_CHILD_CLEARTID). */
@@ -188,6 +190,14 @@ export class Threads implements ThreadHost {
     cpu.parked = undefined;
     this.#vm.setRet(cpu, ret);
     this.#vm.afterResume(cpu, ret);
+    this.#release(cpu);
+  }
+
+  restart(tid: number): void {
+    const cpu = this.cpus.find((c) => c.alive && c.tid === tid && c.parked);
+    if (!cpu) return;
+    cpu.parked = undefined;
+    this.#vm.restartSyscall(cpu);
     this.#release(cpu);
   }
 

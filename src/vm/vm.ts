@@ -21,6 +21,7 @@ import { defaultRegistry, flushSharedMappings } from "../syscalls/mod.ts";
 import { FdTable, OpenFile } from "../syscalls/fdtable.ts";
 import { type MountSpec, MountTable, openBeneath } from "../vfs/mounts.ts";
 import { E, SyscallError } from "../syscalls/errno.ts";
+import { ERESTARTSYS } from "../syscalls/stdio.ts";
 import { formatSyscall } from "../syscalls/trace.ts";
 import { SYSCALL_NUMBERS, syscallName } from "../syscalls/table.ts";
 import { cpuFeatures, setupVcpu, writeSystemTables } from "./cpu.ts";
@@ -597,7 +598,8 @@ export class Vm implements Disposable, AsyncDisposable {
         };
       },
       setupChild: (child, parent, spec, tid) => this.#setupChild(child, parent, spec, tid),
-      afterResume: (cpu, ret) => this.#asThread(cpu, () => this.#afterSyscall(ret)),
+      afterResume: (cpu, ret) => this.#asThread(cpu, () => this.#afterResume(cpu, ret)),
+      restartSyscall: (cpu) => this.#asThread(cpu, () => this.#afterSyscall(0n, true, true)),
       serveExit: (cpu) => this.#serveExit(cpu),
       setRet: (cpu, ret) =>
         mem.view.setBigInt64(
@@ -970,15 +972,17 @@ export class Vm implements Disposable, AsyncDisposable {
    * result in rax; when it changes, the guest kernel's own return path is
    * abandoned (each syscall entry starts on a fresh kernel stack).
    */
-  #afterSyscall(ret: bigint): void {
+  #afterSyscall(ret: bigint, restart = false, always = false): void {
     const s = this.#sig, p = this.#process!, mem = this.#mem!;
     if (s.real.due !== 0n) s.fireTimers();
-    if (p.ended || (!s.sigreturn && !(s.pending & ~s.mask))) return;
+    if (p.ended || (!always && !s.sigreturn && !(s.pending & ~s.mask))) return;
     const regs = new BigUint64Array(18);
     const frame = physOf(mem, this.#threads?.serving.id ?? 0, SYSCALL_FRAME_ADDR);
     SYSCALL_FRAME.forEach((r, i) => regs[r] = mem.view.getBigUint64(frame + i * 8, true));
-    regs[R.rax] = ret;
-    regs[R.rip] = regs[R.rcx];
+    // The frame's rax is the syscall number: a restart runs the same syscall
+    // instruction (or rewritten call, also 2 bytes) again once the handler returns.
+    regs[R.rip] = restart ? regs[R.rcx] - 2n : regs[R.rcx];
+    if (!restart) regs[R.rax] = ret;
     regs[R.rflags] = regs[R.r11];
     let ctx: UserContext = { regs, err: 0n, trapno: 0n, cr2: 0n };
     let changed = false;
@@ -1006,7 +1010,20 @@ export class Vm implements Disposable, AsyncDisposable {
         changed = true;
       }
     }
-    if (this.#deliver(ctx) || changed) this.#setRegs(ctx.regs);
+    if (this.#deliver(ctx) || changed || always) this.#setRegs(ctx.regs);
+  }
+
+  /** A parked syscall's result is set: ERESTARTSYS becomes EINTR or a restart, as after a call. */
+  #afterResume(cpu: Cpu, ret: bigint): void {
+    let restart = false;
+    if (ret === BigInt(-ERESTARTSYS)) {
+      const sig = this.#sig.next();
+      restart = sig !== 0 && (this.#sig.actions[sig].flags & SA.RESTART) !== 0n &&
+        this.#sig.actions[sig].handler > 1n;
+      ret = BigInt(-E.EINTR);
+      this.#threadVm().setRet(cpu, ret);
+    }
+    this.#afterSyscall(ret, restart);
   }
 
   #hostCall(): void {
@@ -1030,6 +1047,14 @@ export class Vm implements Disposable, AsyncDisposable {
           this.#warned,
         );
         this.#stats.syscallMs[name] = (this.#stats.syscallMs[name] ?? 0) + performance.now() - t0;
+        let restart = false;
+        if (ret === BigInt(-ERESTARTSYS)) {
+          // Interrupted by a signal: restarted after an SA_RESTART handler, else EINTR.
+          const sig = this.#sig.next();
+          restart = sig !== 0 && (this.#sig.actions[sig].flags & SA.RESTART) !== 0n &&
+            this.#sig.actions[sig].handler > 1n;
+          ret = BigInt(-E.EINTR);
+        }
         // A file mmap/munmap the guest kernel forwards is traced by the kernel itself.
         const forwarded = FORWARDED.has(nr) && !this.#registry.isOverridden(nr);
         if (this.#trace && !this.#process!.ended && !forwarded) {
@@ -1037,7 +1062,7 @@ export class Vm implements Disposable, AsyncDisposable {
         }
         if (this.#trace && this.#process!.ended) this.#trace(`${name}(${args[0]}) = ?`);
         v.setBigInt64(hc + HOSTCALL.ret, BigInt.asIntN(64, ret), true);
-        this.#afterSyscall(ret);
+        this.#afterSyscall(ret, restart);
         return;
       }
       case ABI.HC_SIGNAL:

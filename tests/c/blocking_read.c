@@ -1,0 +1,44 @@
+/* A blocking read on an empty pipe is interrupted by a signal: EINTR with
+ * a plain handler; with SA_RESTART the read starts again after the handler
+ * and returns what a later tick's handler writes. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include "report.h"
+
+static int p[2], ticks;
+
+static void tick(int sig) {
+	if (++ticks == 3)
+		write(p[1], "x", 1);
+}
+
+static void arm(int restart) {
+	struct sigaction sa = { .sa_handler = tick, .sa_flags = restart ? SA_RESTART : 0 };
+	sigaction(SIGALRM, &sa, NULL);
+	struct itimerval it = { { 0, 20000 }, { 0, 20000 } };
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static void disarm(void) {
+	struct itimerval off = { { 0, 0 }, { 0, 0 } };
+	setitimer(ITIMER_REAL, &off, NULL);
+}
+
+int main(void) {
+	char c = 0;
+	pipe(p);
+	arm(0);
+	show("read without SA_RESTART", read(p[0], &c, 1));
+	disarm();
+	printf("ticks before EINTR %d\n", ticks);
+	ticks = 0;
+	arm(1);
+	show("read with SA_RESTART", read(p[0], &c, 1));
+	disarm();
+	printf("got '%c' after %d ticks\n", c, ticks);
+	return 0;
+}
