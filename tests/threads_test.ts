@@ -46,6 +46,11 @@ for (const [name, cc, flags] of BUILDS) {
     equal(out.stdout, "thread read 4 'ping'\nmain read 4 'pong'\n");
   });
 
+  Deno.test(`${name}: threads blocked in accept and recv do not hold each other up`, async () => {
+    const out = await assertSameAsNative(await build("socket_threads.c", cc, flags));
+    equal(out.stdout, "server got 4 'ping'\nclient got 4 'pong'\n");
+  });
+
   Deno.test(`${name}: 1,000 threads created and joined`, async () => {
     const out = await assertSameAsNative(await build("churn.c", cc, flags), ["1000"]);
     equal(out.stdout, "1016 threads, sum of squares 332834740\n");

@@ -10,6 +10,7 @@ import { bufferAddress, hostSyscall } from "./host.ts";
 import { OpenFile } from "./fdtable.ts";
 import type { Process, SyscallModule } from "./registry.ts";
 import { inParent, resolveAt } from "./fs.ts";
+import { awaitReadable } from "./stdio.ts";
 import { OPEN_FLAGS, openBeneath } from "../vfs/mounts.ts";
 import { bytesToPath, components } from "../vfs/path.ts";
 
@@ -34,6 +35,7 @@ const NR = {
 } as const;
 
 const AF_UNIX = 1, AF_INET = 2, AF_INET6 = 10;
+const MSG_DONTWAIT = 0x40n;
 const SOCK_CLOEXEC = 0o2000000, SOCK_NONBLOCK = 0o4000;
 const SUN_PATH = 2, SUN_PATH_MAX = 108;
 const O_CLOEXEC = 0o2000000;
@@ -221,6 +223,7 @@ export const netModule: SyscallModule = {
     },
     recvfrom({ args: [fd, buf, len, flags, addr, lenp], process: p }) {
       const h = hostFd(p, fd);
+      if (!(flags & MSG_DONTWAIT) && awaitReadable(p, h)) return 0;
       const data = len ? p.mem.hostAddress(buf, len) : 0n;
       return addrOut(
         p,
@@ -242,6 +245,7 @@ export const netModule: SyscallModule = {
     },
     recvmsg({ args: [fd, msg, flags], process: p }) {
       const { hdr } = hostMsghdr(p, msg);
+      if (!(flags & MSG_DONTWAIT) && awaitReadable(p, hostFd(p, fd))) return 0;
       const r = hostSyscall(
         NR.recvmsg,
         hostFd(p, fd),
@@ -287,6 +291,8 @@ export const netModule: SyscallModule = {
 function accept(p: Process, fd: bigint, addr: bigint, lenp: bigint, flags: number) {
   if (flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK)) throw new SyscallError(E.EINVAL);
   const h = hostFd(p, fd);
+  // A listening socket polls readable when a connection waits.
+  if (awaitReadable(p, h)) return 0;
   const r = addrOut(p, addr, lenp, (a, l) => hostSyscall(NR.accept4, h, a, l, flags | O_CLOEXEC));
   return r < 0n ? r : installSocket(p, Number(r), flags);
 }

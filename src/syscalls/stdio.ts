@@ -41,9 +41,11 @@ const F_GETFL = 3, O_NONBLOCK = 0o4000, POLLIN = 1, NR_FCNTL = 72;
 /**
  * Before a read that could block (a blocking fd with nothing to read): wait
  * here, so a signal can interrupt it (ERESTARTSYS) and other threads are
- * served meanwhile, instead of blocking the host thread in read(2).
+ * served meanwhile, instead of blocking the host thread in read(2). On a
+ * non-main thread it parks instead: true then, and the call must return
+ * at once (it runs again when the fd is readable).
  */
-function awaitReadable(p: Process, hostFd: number): boolean {
+export function awaitReadable(p: Process, hostFd: number): boolean {
   const fl = hostSyscall(NR_FCNTL, hostFd, F_GETFL);
   if (fl < 0n || (fl & BigInt(O_NONBLOCK)) !== 0n) return false;
   const t = threadsOf(p);
