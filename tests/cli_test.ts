@@ -1,7 +1,7 @@
 // The command line: help, version, errors, exit statuses, --trace,
 // --timeout, unsupported syscalls, paths relative to the caller.
 import { equal, match, ok } from "node:assert/strict";
-import { fixture, runHermitux } from "./fixtures.ts";
+import { fixture, runHermitux, runNative } from "./fixtures.ts";
 import { VERSION } from "../src/version.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -88,6 +88,29 @@ Deno.test("relative paths resolve against the caller's directory", async () => {
   const r = await cli(["run", `./${bin.slice(dir.length + 1)}`], { cwd: dir });
   equal(r.stdout, "hello, world\n");
   equal(r.code, 0);
+});
+
+Deno.test("a #! script runs its interpreter with Linux's argv", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/s.sh`, '#!/bin/busybox sh\necho "$0" "$@"\nexit 3\n');
+    await Deno.writeTextFile(`${dir}/s.py`, "#!/usr/bin/python3 -u\nimport sys\nprint(sys.argv)\n");
+    await Deno.writeTextFile(`${dir}/none`, "#!\n");
+    for (const f of ["s.sh", "s.py", "none"]) await Deno.chmod(`${dir}/${f}`, 0o755);
+    for (const [script, args] of [["./s.sh", ["x", "y z"]], ["./s.py", ["a"]]] as const) {
+      const [native, vm] = await Promise.all([
+        runNative(script, [...args], { cwd: dir }),
+        runHermitux(script, [...args], { cwd: dir }),
+      ]);
+      equal(vm.stdout, native.stdout, script);
+      equal(vm.code, native.code, script);
+    }
+    const bad = await runHermitux("./none", [], { cwd: dir });
+    equal(bad.code, 126);
+    match(bad.stderr, /#! names no interpreter/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("a BIN without a slash is found in PATH, as a shell finds it", async () => {

@@ -12,7 +12,7 @@ import { libc, OsError } from "../kvm/libc.ts";
 import { bufferAddress, hostSyscall } from "../syscalls/host.ts";
 import { detectPlatform, guestCpl, type Platform } from "../kvm/platform.ts";
 import { LAYOUTS, regOffset } from "../kvm/structs.ts";
-import { type ElfFile, parseElf, PF_R, PF_W, PF_X, PT_LOAD } from "../loader/elf.ts";
+import { ElfError, type ElfFile, parseElf, PF_R, PF_W, PF_X, PT_LOAD } from "../loader/elf.ts";
 import { loadExecutable, loadInterpreter } from "../loader/load.ts";
 import { buildPageTables, mapTrampoline } from "../loader/paging.ts";
 import { AT, buildStack } from "../loader/stack.ts";
@@ -250,6 +250,26 @@ const hex = (n: number, w = 8) => n.toString(16).padStart(w, "0");
 const perms = (prot: number, shared: boolean) =>
   `${prot & 1 ? "r" : "-"}${prot & 2 ? "w" : "-"}${prot & 4 ? "x" : "-"}${shared ? "s" : "p"}`;
 
+/**
+ * A script (`#!interpreter [arg]`), run as Linux's binfmt_script does: the
+ * interpreter, its one optional argument, the script's path (as given when
+ * it holds a slash), then the script's own arguments.
+ */
+function shebang(options: BootOptions, bytes: Uint8Array): BootOptions {
+  let end = bytes.indexOf(0x0a);
+  if (end < 0) end = Math.min(bytes.length, 256);
+  const line = new TextDecoder("latin1").decode(bytes.subarray(2, end)).trim();
+  const m = /^(\S+)(?:[ \t]+(.*))?$/.exec(line);
+  if (!m) throw new ElfError(`${options.path}: #! names no interpreter`);
+  const script = options.argv0?.includes("/") ? options.argv0 : options.path;
+  return {
+    ...options,
+    path: m[1],
+    argv0: m[1],
+    args: [...(m[2] ? [m[2].trim()] : []), script, ...(options.args ?? [])],
+  };
+}
+
 /** An ELF object the host placed: the executable or its interpreter. */
 interface MappedObject {
   elf: ElfFile;
@@ -385,7 +405,12 @@ export class Vm implements Disposable, AsyncDisposable {
   /** Creates the VM and loads the program; throws a clear error on bad input. */
   static async create(options: BootOptions): Promise<Vm> {
     const kernel = await kernelImage();
-    const bytes = readProgram(options.path);
+    let bytes = readProgram(options.path);
+    for (let depth = 0; bytes[0] === 0x23 && bytes[1] === 0x21; depth++) {
+      if (depth === 4) throw new ElfError(`${options.path}: too many levels of #! interpreters`);
+      options = shebang(options, bytes);
+      bytes = readProgram(options.path);
+    }
     const elf = parseElf(bytes, options.path);
     const vm = new Vm(options);
     if (options.rewrite === "static") {
