@@ -404,27 +404,13 @@ export class SignalState {
    * ends). What a blocking read does instead of blocking the host.
    */
   waitFd(fd: number, events: number): "ready" | "signal" {
-    const pfd = new Uint8Array(8), pv = new DataView(pfd.buffer);
-    const ts = new BigInt64Array(2);
     for (let first = true;; first = false) {
       if (!first) {
         this.fireTimers();
         if (this.timedOut || this.ended?.() || this.next()) return "signal";
         this.idle?.(monotonicNs()); // serve other threads
       }
-      pv.setInt32(0, fd, true);
-      pv.setInt16(4, events, true);
-      pv.setInt16(6, 0, true);
-      ts[0] = 0n;
-      ts[1] = first ? 0n : 10_000_000n;
-      const r = hostSyscall(
-        NR_PPOLL,
-        bufferAddress(pfd),
-        1,
-        bufferAddress(new Uint8Array(ts.buffer)),
-        0,
-        8,
-      );
+      const r = pollFd(fd, events, first ? 0n : 10_000_000n);
       // The host timer's signal interrupts the wait: look again.
       if (r === BigInt(-E.EINTR)) continue;
       if (r !== 0n) return "ready"; // ready, hung up, or an error the read will report
@@ -546,6 +532,22 @@ function clockNs(clock: number): bigint {
 }
 
 const STATE_KEY = "signals";
+
+/** Host ppoll on one fd for up to `ns`: > 0 ready, 0 timed out, or -errno. */
+export function pollFd(fd: number, events: number, ns: bigint): bigint {
+  const pfd = new Uint8Array(8), pv = new DataView(pfd.buffer);
+  pv.setInt32(0, fd, true);
+  pv.setInt16(4, events, true);
+  const ts = new BigInt64Array([ns / NSEC, ns % NSEC]);
+  return hostSyscall(
+    NR_PPOLL,
+    bufferAddress(pfd),
+    1,
+    bufferAddress(new Uint8Array(ts.buffer)),
+    0,
+    8,
+  );
+}
 
 /** Linux's default RLIMIT_SIGPENDING-like bound on queued real-time signals per signal. */
 const RT_QUEUE_MAX = 4096;

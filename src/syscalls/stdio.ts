@@ -6,7 +6,7 @@
 import { E, SyscallError } from "./errno.ts";
 import { bufferAddress, HOST_NR, hostSyscall } from "./host.ts";
 import type { Process, SyscallCall, SyscallModule } from "./registry.ts";
-import { monotonicNs, signalsOf } from "./signal.ts";
+import { monotonicNs, pollFd, signalsOf } from "./signal.ts";
 import { type ThreadHost, threadsOf } from "./thread.ts";
 
 const SIGPIPE = 13;
@@ -54,21 +54,9 @@ export function awaitReadable(p: Process, hostFd: number): boolean {
   return false;
 }
 
-/** Whether host fd `fd` polls ready for `events` now. */
+/** Whether host fd `fd` polls ready for `events` now (an error counts: the read reports it). */
 function readyNow(fd: number, events: number): boolean {
-  const pfd = new Uint8Array(8), pv = new DataView(pfd.buffer);
-  pv.setInt32(0, fd, true);
-  pv.setInt16(4, events, true);
-  const zero = new BigInt64Array(2);
-  const r = hostSyscall(
-    271,
-    bufferAddress(pfd),
-    1,
-    bufferAddress(new Uint8Array(zero.buffer)),
-    0,
-    8,
-  );
-  // An error (EBADF…) counts as ready: the read reports it. EINTR is not.
+  const r = pollFd(fd, events, 0n);
   return r > 0n || (r < 0n && r !== BigInt(-E.EINTR));
 }
 

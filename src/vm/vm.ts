@@ -582,12 +582,17 @@ export class Vm implements Disposable, AsyncDisposable {
     }
   }
 
+  /** Writes a syscall result into `cpu`'s host-call block. */
+  #setRet(cpu: Cpu, ret: bigint): void {
+    const at = physOf(this.#mem!, cpu.id, ABI.HOSTCALL_ADDR + HOSTCALL.ret);
+    this.#mem!.view.setBigInt64(at, BigInt.asIntN(64, ret), true);
+  }
+
   /** The host's view of thread `tid`'s `struct percpu` field, if it lives. */
   #percpuOf(tid: number, field: number): number | undefined {
-    const cpu = this.#threads
-      ? this.#threads.cpus.find((c) => c.alive && c.tid === tid)
-      : undefined;
-    if (!this.#threads) return ABI.PERCPU_ADDR + field; // before the threads exist: vCPU 0
+    // Before the threads exist there is vCPU 0 only.
+    if (!this.#threads) return ABI.PERCPU_ADDR + field;
+    const cpu = this.#threads.cpus.find((c) => c.alive && c.tid === tid);
     return cpu ? physOf(this.#mem!, cpu.id, ABI.PERCPU_ADDR + field) : undefined;
   }
 
@@ -626,12 +631,7 @@ export class Vm implements Disposable, AsyncDisposable {
       afterResume: (cpu, ret) => this.#asThread(cpu, () => this.#afterResume(cpu, ret)),
       restartSyscall: (cpu) => this.#asThread(cpu, () => this.#afterSyscall(0n, true, true)),
       serveExit: (cpu) => this.#serveExit(cpu),
-      setRet: (cpu, ret) =>
-        mem.view.setBigInt64(
-          physOf(mem, cpu.id, ABI.HOSTCALL_ADDR + HOSTCALL.ret),
-          BigInt.asIntN(64, ret),
-          true,
-        ),
+      setRet: (cpu, ret) => this.#setRet(cpu, ret),
       clearTid: (cpu) =>
         mem.view.getBigUint64(physOf(mem, cpu.id, ABI.PERCPU_ADDR + PERCPU.clear_child_tid), true),
     };
@@ -716,40 +716,46 @@ export class Vm implements Disposable, AsyncDisposable {
    * are delivered to the main thread only).
    */
   #serveExit(cpu: Cpu): void {
-    const [vcpu, view] = [this.#vcpu, this.#runView];
-    this.#vcpu = cpu.vcpu;
-    this.#runView = cpu.runView;
-    try {
+    this.#asThread(cpu, () => {
       const p = this.#process!;
       if (cpu.ctl && Atomics.exchange(cpu.ctl, CTL.intr, 0) === 2) {
         // Kicked out of KVM_RUN for a signal, not an exit.
         this.#deliverAsync();
         return;
       }
-      this.#stats.exits++;
-      const reason = cpu.runView.getUint32(LAYOUTS.kvm_run.fields.exit_reason, true);
-      let crash: CrashReport | undefined;
-      if (reason === EXIT.MMIO) {
-        const f = LAYOUTS.kvm_run.fields["mmio.phys_addr"];
-        const gpa = Number(cpu.runView.getBigUint64(f, true));
-        if (gpa === ABI.DOORBELL_GPA) this.#hostCall();
-        else {
-          const vector = gpa - ABI.DOORBELL_GPA - ABI.EXC_DOORBELL_OFF;
-          crash = vector >= 0 && vector < 32
-            ? this.#exception(vector)
-            : this.#internal(`store to unbacked guest-physical address 0x${gpa.toString(16)}`);
-        }
-      } else {
-        crash = this.#internal(`unexpected exit reason ${reason} on thread ${cpu.tid}`);
-      }
+      const crash = this.#onExit(cpu.runView);
       if (crash && !p.ended) {
         this.#crash = crash;
         p.exit(0, crash.signal);
       }
-    } finally {
-      this.#vcpu = vcpu;
-      this.#runView = view;
+    });
+  }
+
+  /**
+   * Acts on the exit in `view` (the `struct kvm_run` of the vCPU being
+   * served): a host call, a CPU exception, or a crash report for anything else.
+   */
+  #onExit(view: DataView): CrashReport | undefined {
+    this.#stats.exits++;
+    const f = LAYOUTS.kvm_run.fields;
+    const reason = view.getUint32(f.exit_reason, true);
+    if (reason === EXIT.MMIO) {
+      const gpa = Number(view.getBigUint64(f["mmio.phys_addr"], true));
+      if (gpa === ABI.DOORBELL_GPA) {
+        this.#hostCall();
+        return undefined;
+      }
+      const vector = gpa - ABI.DOORBELL_GPA - ABI.EXC_DOORBELL_OFF;
+      return vector >= 0 && vector < 32
+        ? this.#exception(vector)
+        : this.#internal(`store to unbacked guest-physical address 0x${gpa.toString(16)}`);
     }
+    if (reason === EXIT.SHUTDOWN) return this.#internal("triple fault (the vCPU shut down)");
+    if (reason === EXIT.INTERNAL_ERROR) {
+      const sub = view.getUint32(f["internal.suberror"], true);
+      return this.#internal(`KVM internal error (suberror ${sub})`);
+    }
+    return this.#internal(`unexpected exit reason ${reason}`);
   }
 
   /** The main thread waits until host monotonic `until`, serving other threads. */
@@ -827,25 +833,7 @@ export class Vm implements Disposable, AsyncDisposable {
           view.setUint8(LAYOUTS.kvm_run.fields.immediate_exit, 0);
           this.#onTimer();
         } else {
-          this.#stats.exits++;
-          const reason = view.getUint32(LAYOUTS.kvm_run.fields.exit_reason, true);
-          if (reason === EXIT.MMIO) {
-            const gpa = Number(view.getBigUint64(LAYOUTS.kvm_run.fields["mmio.phys_addr"], true));
-            if (gpa === ABI.DOORBELL_GPA) this.#hostCall();
-            else {
-              const vector = gpa - ABI.DOORBELL_GPA - ABI.EXC_DOORBELL_OFF;
-              crash = vector >= 0 && vector < 32
-                ? this.#exception(vector)
-                : this.#internal(`store to unbacked guest-physical address 0x${gpa.toString(16)}`);
-            }
-          } else if (reason === EXIT.SHUTDOWN) {
-            crash = this.#internal("triple fault (the vCPU shut down)");
-          } else if (reason === EXIT.INTERNAL_ERROR) {
-            const sub = view.getUint32(LAYOUTS.kvm_run.fields["internal.suberror"], true);
-            crash = this.#internal(`KVM internal error (suberror ${sub})`);
-          } else {
-            crash = this.#internal(`unexpected exit reason ${reason}`);
-          }
+          crash = this.#onExit(view);
           if (crash) p.exit(0, crash.signal);
         }
         if (threads.cpus.length > 1 && !p.ended) {
@@ -1040,15 +1028,23 @@ export class Vm implements Disposable, AsyncDisposable {
 
   /** A parked syscall's result is set: ERESTARTSYS becomes EINTR or a restart, as after a call. */
   #afterResume(cpu: Cpu, ret: bigint): void {
-    let restart = false;
+    const restart = this.#restarts(ret);
     if (ret === BigInt(-ERESTARTSYS)) {
-      const sig = this.#sig.next();
-      restart = sig !== 0 && (this.#sig.actions[sig].flags & SA.RESTART) !== 0n &&
-        this.#sig.actions[sig].handler > 1n;
       ret = BigInt(-E.EINTR);
-      this.#threadVm().setRet(cpu, ret);
+      this.#setRet(cpu, ret);
     }
     this.#afterSyscall(ret, restart);
+  }
+
+  /**
+   * For a call interrupted by a signal (ERESTARTSYS): whether it runs again
+   * after the handler (SA_RESTART) rather than return EINTR.
+   */
+  #restarts(ret: bigint): boolean {
+    if (ret !== BigInt(-ERESTARTSYS)) return false;
+    const sig = this.#sig.next();
+    const act = this.#sig.actions[sig];
+    return sig !== 0 && (act.flags & SA.RESTART) !== 0n && act.handler > 1n;
   }
 
   #hostCall(): void {
@@ -1072,14 +1068,9 @@ export class Vm implements Disposable, AsyncDisposable {
           this.#warned,
         );
         this.#stats.syscallMs[name] = (this.#stats.syscallMs[name] ?? 0) + performance.now() - t0;
-        let restart = false;
-        if (ret === BigInt(-ERESTARTSYS)) {
-          // Interrupted by a signal: restarted after an SA_RESTART handler, else EINTR.
-          const sig = this.#sig.next();
-          restart = sig !== 0 && (this.#sig.actions[sig].flags & SA.RESTART) !== 0n &&
-            this.#sig.actions[sig].handler > 1n;
-          ret = BigInt(-E.EINTR);
-        }
+        // Interrupted by a signal: restarted after an SA_RESTART handler, else EINTR.
+        const restart = this.#restarts(ret);
+        if (ret === BigInt(-ERESTARTSYS)) ret = BigInt(-E.EINTR);
         // A file mmap/munmap the guest kernel forwards is traced by the kernel itself.
         const forwarded = FORWARDED.has(nr) && !this.#registry.isOverridden(nr);
         if (this.#trace && !this.#process!.ended && !forwarded) {
