@@ -49,6 +49,7 @@ export {
 } from "./src/loader/elf.ts";
 export { KvmUnavailableError } from "./src/kvm/ioctls.ts";
 export { detectPlatform, guestCpl, type Platform } from "./src/kvm/platform.ts";
+export { defaultHostCalls, type HostCalls } from "./src/vm/exitless.ts";
 export { VERSION } from "./src/version.ts";
 export { supportMarkdown, type SupportRow, supportTable } from "./src/syscalls/support.ts";
 export {

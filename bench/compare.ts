@@ -1,7 +1,7 @@
 // Native and hermitux side by side in one run: boot → exit, syscall
 // latency (in-guest and host-served), a compute loop. Prints a table of
 // medians and hermitux/native ratios (Markdown, for the README).
-import { boot } from "../mod.ts";
+import { boot, type HostCalls } from "../mod.ts";
 import { benchBinary, devNull } from "./common.ts";
 import { fixture } from "../tests/fixtures.ts";
 
@@ -20,6 +20,7 @@ async function guest(
   args: string[] = [],
   dir?: string,
   rewrite: "off" | "lazy" = "off",
+  hostCalls: HostCalls = "exitless",
 ): Promise<[number, string]> {
   const err: string[] = [];
   const t0 = performance.now();
@@ -41,7 +42,7 @@ async function guest(
     return n;
   });
   const mounts = dir ? [{ host: dir, guest: "/work", readOnly: false }] : [];
-  await boot({ path, args, stdio, registry, mounts, cwd: dir ? "/work" : "/", rewrite });
+  await boot({ path, args, stdio, registry, mounts, cwd: dir ? "/work" : "/", rewrite, hostCalls });
   return [performance.now() - t0, err.join("")];
 }
 
@@ -51,24 +52,31 @@ const rows: [string, number, number, string][] = [];
 
 const hello = await fixture("hello", "musl-static");
 for (let i = 0; i < 3; i++) await guest(hello); // warm-up: dlopen, kernel image
-const bootN = [], bootH = [];
-for (let i = 0; i < 30; i++) {
-  bootN.push((await native(hello))[0]);
-  bootH.push((await guest(hello))[0]);
+for (const hostCalls of ["exit", "exitless"] as const) {
+  const bootN = [], bootH = [];
+  for (let i = 0; i < 30; i++) {
+    bootN.push((await native(hello))[0]);
+    bootH.push((await guest(hello, [], undefined, "off", hostCalls))[0]);
+  }
+  rows.push([`boot → exit, static hello, ${hostCalls} (ms)`, median(bootN), median(bootH), "ms"]);
 }
-rows.push(["boot → exit, static hello (ms)", median(bootN), median(bootH), "ms"]);
 
 const loop = await benchBinary("loop");
-for (const [kind, n] of [["getpid", 200000], ["write", 5000]] as const) {
+const cases = [
+  ["getpid", 200000, "exit"],
+  ["write", 5000, "exit"],
+  ["write", 100000, "exitless"],
+] as const;
+for (const [kind, n, hostCalls] of cases) {
   for (const rewrite of ["off", "lazy"] as const) {
     const a: number[] = [], b: number[] = [];
     for (let i = 0; i < 5; i++) {
       a.push(perCall((await native(loop, [kind, String(n)]))[1]));
-      b.push(perCall((await guest(loop, [kind, String(n)], undefined, rewrite))[1]));
+      b.push(perCall((await guest(loop, [kind, String(n)], undefined, rewrite, hostCalls))[1]));
     }
     const what = kind === "getpid"
       ? "in-guest syscall (getpid)"
-      : "host-served syscall (write 1 B)";
+      : `host-served syscall (write 1 B), ${hostCalls}`;
     const how = rewrite === "off" ? "syscall trap" : "rewritten site";
     rows.push([`${what}, ${how} (ns/call)`, median(a), median(b), "ns"]);
   }

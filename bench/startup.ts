@@ -4,7 +4,7 @@
 // VM creation and loading, guest run time, and host calls by syscall.
 //
 //   deno task bench:startup
-import { boot, type RunStats } from "../mod.ts";
+import { boot, type HostCalls, type RunStats } from "../mod.ts";
 import { compileC } from "../tests/fixtures.ts";
 import { devNull } from "./common.ts";
 
@@ -33,9 +33,11 @@ async function guest(
   path: string,
   args: string[],
   rewrite: "off" | "lazy" = "off",
+  hostCalls: HostCalls = "exitless",
 ): Promise<[number, RunStats]> {
   const t0 = performance.now();
-  const r = await boot({ path, args, stdio: [0, nul, nul], mounts: SYSTEM, cwd: "/", rewrite });
+  const stdio: [number, number, number] = [0, nul, nul];
+  const r = await boot({ path, args, stdio, mounts: SYSTEM, cwd: "/", rewrite, hostCalls });
   if (r.status !== 0) throw new Error(`${path} failed under hermitux (${r.status})`);
   return [performance.now() - t0, r.stats];
 }
@@ -52,23 +54,30 @@ const cases: [string, string, string[]][] = [
   ["dynamic C hello (glibc)", hello, []],
 ];
 
+// The transports and rewriting modes compared, each a column pair.
+const CONFIGS: [HostCalls, "off" | "lazy"][] = [
+  ["exit", "off"],
+  ["exitless", "off"],
+  ["exitless", "lazy"],
+];
 const rows: string[] = [];
 const detail: string[] = [];
 for (const [name, path, args] of cases) {
   for (let i = 0; i < 3; i++) await guest(path, args); // warm-up: page cache, JIT
-  const n: number[] = [], h: number[] = [], z: number[] = [];
+  const n: number[] = [], h: number[][] = CONFIGS.map(() => []);
   let last: RunStats | undefined;
   for (let i = 0; i < RUNS; i++) {
     n.push(await native(path, args));
-    const [ms, stats] = await guest(path, args);
-    h.push(ms);
-    last = stats;
-    z.push((await guest(path, args, "lazy"))[0]);
+    for (const [k, [hostCalls, rewrite]] of CONFIGS.entries()) {
+      const [ms, stats] = await guest(path, args, rewrite, hostCalls);
+      h[k].push(ms);
+      if (k === CONFIGS.length - 1) last = stats;
+    }
   }
-  const [mn, mh, mz] = [median(n), median(h), median(z)];
+  const mn = median(n);
   rows.push(
-    `| ${name} | ${mn.toFixed(2)} | ${mh.toFixed(2)} | ${(mh / mn).toFixed(2)}× | ` +
-      `${mz.toFixed(2)} | ${(mz / mn).toFixed(2)}× |`,
+    `| ${name} | ${mn.toFixed(2)} | ` +
+      h.map((xs) => `${median(xs).toFixed(2)} | ${(median(xs) / mn).toFixed(2)}× |`).join(" "),
   );
   const s = last!;
   const hostMs = Object.values(s.syscallMs).reduce((a, b) => a + b, 0);
@@ -79,16 +88,18 @@ for (const [name, path, args] of cases) {
     .join(", ");
   detail.push(
     `- ${name}: boot ${s.bootMs.toFixed(2)} ms (load ${s.loadMs.toFixed(2)} ms), run ` +
-      `${s.runMs.toFixed(2)} ms with ${s.exits} exits and ${s.hostCalls} host calls ` +
+      `${s.runMs.toFixed(2)} ms with ${s.exits} exits and ${s.hostCalls} host calls, ` +
+      `${s.exitless} exitless ` +
       `(${hostMs.toFixed(2)} ms in handlers); top: ${top}`,
   );
 }
 
 console.log(`Start-up to exit, median of ${RUNS} runs (ms; native = fork+exec from Deno)\n`);
 console.log(
-  "| program | native | hermitux | hermitux/native | hermitux --rewrite=lazy | ratio |",
+  "| program | native | " +
+    CONFIGS.map(([h, r]) => `${h}${r === "lazy" ? ", rewrite=lazy" : ""} | ratio |`).join(" "),
 );
-console.log("|---|---:|---:|---:|---:|---:|");
+console.log("|---|---:|" + "---:|---:|".repeat(CONFIGS.length));
 for (const r of rows) console.log(r);
-console.log("\nWhere hermitux's time goes (last run):\n");
+console.log("\nWhere hermitux's time goes (last run, exitless with rewrite=lazy):\n");
 for (const d of detail) console.log(d);

@@ -198,8 +198,27 @@ Deno.test("--trace prints syscalls strace-style, guest-served ones included", as
 Deno.test("--stats reports boot time, exits and host calls", async () => {
   const r = await runHermitux(await fixture("hello", "musl-static"), [], { flags: ["--stats"] });
   const stats = JSON.parse(r.stderr.replace(/^hermitux: stats /, ""));
-  ok(stats.bootMs > 0 && stats.exits >= 3 && stats.hostCalls >= 2);
+  ok(stats.bootMs > 0 && stats.exits + stats.exitless >= 3 && stats.hostCalls >= 2);
   equal(stats.syscalls.writev, 1);
+});
+
+Deno.test("--host-calls=exit serves every host call by a VM exit; exitless by none", async () => {
+  const hello = await fixture("hello", "musl-static");
+  const stats = async (mode: string) => {
+    const r = await runHermitux(hello, [], { flags: ["--stats", `--host-calls=${mode}`] });
+    equal(r.stdout, "hello, world\n");
+    return JSON.parse(r.stderr.replace(/^hermitux: stats /, ""));
+  };
+  const exit = await stats("exit");
+  equal(exit.exitless, 0);
+  ok(exit.exits >= exit.hostCalls);
+  const exitless = await stats("exitless");
+  // The program's own calls come exitless; only exit_group ends in an exit.
+  ok(exitless.exitless >= 2, JSON.stringify(exitless));
+  ok(exitless.exits < exit.exits, JSON.stringify([exit, exitless]));
+  const bad = await runHermitux(hello, [], { flags: ["--host-calls=maybe"] });
+  equal(bad.code, 2);
+  match(bad.stderr, /bad --host-calls 'maybe' \(use exit or exitless\)/);
 });
 
 Deno.test("--verbose names the platform and the guest's privilege level", async () => {

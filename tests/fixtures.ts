@@ -136,11 +136,19 @@ export function runHermitux(
     ...(o.flags ?? []),
     bin,
     ...args,
-  ], { ...o, env: REWRITE ? { HERMITUX_REWRITE: REWRITE } : {} });
+  ], { ...o, env: PASSED });
 }
 
-/** `HERMITUX_REWRITE=lazy deno task test` runs every CLI test with syscall rewriting. */
-const REWRITE = Deno.env.get("HERMITUX_REWRITE");
+/**
+ * `HERMITUX_REWRITE=lazy deno task test` runs every CLI test with syscall
+ * rewriting, `HERMITUX_HOST_CALLS=exit` with the exit transport.
+ */
+const PASSED = Object.fromEntries(
+  ["HERMITUX_REWRITE", "HERMITUX_HOST_CALLS"].flatMap((k) => {
+    const v = Deno.env.get(k);
+    return v === undefined ? [] : [[k, v]];
+  }),
+);
 
 /** Runs natively and under hermitux; asserts identical stdout, stderr, status. */
 export async function assertSameAsNative(

@@ -10,6 +10,7 @@ import { KvmUnavailableError } from "../kvm/ioctls.ts";
 import { detectPlatform, guestCpl } from "../kvm/platform.ts";
 import { MEMORY, type MountSpec } from "../vfs/mounts.ts";
 import { VERSION } from "../version.ts";
+import { defaultHostCalls } from "../vm/exitless.ts";
 import { DEFAULT_MODULES } from "../syscalls/mod.ts";
 import type { SyscallRegistry } from "../syscalls/registry.ts";
 import { readAllowList, specializedRegistry } from "../syscalls/specialize.ts";
@@ -46,6 +47,12 @@ Options for run:
                      the program and its loader before boot (static); default
                      off. Page 0 is then mapped, so NULL reads do not fault.
                      HERMITUX_REWRITE sets the default.
+  --host-calls=exit|exitless
+                     how host calls reach the host: a VM exit each, or served by
+                     this process's main thread while the guest spins, with no
+                     exit (vCPUs then run on threads of their own). Default:
+                     exitless on kvm_pvm, exit on hardware KVM;
+                     HERMITUX_HOST_CALLS sets it.
   --no-default-mounts
                      mount nothing but --mount: by default the current directory is
                      mounted read-write at its own path, and /usr /lib /lib64 /etc /bin
@@ -115,6 +122,7 @@ const VALUE_OPTIONS = new Set([
   "memfs",
   "workdir",
   "rewrite",
+  "host-calls",
   "allow-syscalls",
 ]);
 
@@ -211,6 +219,7 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
         workdir: { type: "string" },
         "no-default-mounts": { type: "boolean" },
         rewrite: { type: "string" },
+        "host-calls": { type: "string" },
         "allow-syscalls": { type: "string" },
         specialize: { type: "boolean" },
         strict: { type: "boolean" },
@@ -255,6 +264,10 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
   if (rewrite !== "off" && rewrite !== "lazy" && rewrite !== "static") {
     return fail(`hermitux: bad --rewrite '${rewrite}' (use off, static or lazy)`);
   }
+  const hostCalls = values["host-calls"] ?? Deno.env.get("HERMITUX_HOST_CALLS");
+  if (hostCalls !== undefined && hostCalls !== "exit" && hostCalls !== "exitless") {
+    return fail(`hermitux: bad --host-calls '${hostCalls}' (use exit or exitless)`);
+  }
   const path = bin.includes("/") ? resolve(cwd, bin) : findInPath(bin, cwd);
   let registry: SyscallRegistry | undefined;
   if (values["allow-syscalls"] || values.specialize) {
@@ -270,7 +283,10 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
   }
   const platform = detectPlatform();
   if (values.verbose) {
-    console.error(`hermitux: platform ${platform} (guest at CPL ${guestCpl(platform)})`);
+    console.error(
+      `hermitux: platform ${platform} (guest at CPL ${guestCpl(platform)}), ` +
+        `host calls ${hostCalls ?? defaultHostCalls(platform)}`,
+    );
   }
   try {
     const result = await boot({
@@ -283,6 +299,7 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
       trace: values.trace,
       platform,
       rewrite,
+      hostCalls,
       registry,
       mounts,
       cwd: values.workdir ? resolve(cwd, values.workdir) : cwd,

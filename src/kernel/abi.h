@@ -47,6 +47,8 @@
 #define HC_ZERO          4  /* make [arg[0], arg[0] + arg[1]) read as zero */
 #define HC_SIGNAL        5  /* syscall nr (served here, result arg[0]) left a
                                pending signal unblocked: deliver it */
+#define HC_POSTED        0x100 /* or'ed into kind on a doorbell for a request
+                                  posted to the poller: serve it unless ack == seq */
 
 /* boot_info.rewrite */
 #define REWRITE_OFF      0
@@ -55,6 +57,7 @@
 /* boot_info.route[nr] */
 #define ROUTE_LOCAL      0  /* guest kernel serves it when it can */
 #define ROUTE_HOST       1  /* always ask the host */
+#define ROUTE_POLL       2  /* served by the host, exitless while it polls */
 
 #ifndef __ASSEMBLER__
 /* Filled by the host before boot. Field order is ABI. */
@@ -73,7 +76,8 @@ struct boot_info {
 	unsigned long gid;
 	unsigned long trace;        /* report every guest-served syscall to the host */
 	unsigned long rewrite;      /* REWRITE_LAZY: turn each syscall site into a call on first use */
-	unsigned long reserved[2];
+	unsigned long polling;      /* the host polls host-call blocks now (exitless) */
+	unsigned long reserved;
 	char uts[6][65];            /* struct new_utsname, as uname(2) returns it */
 	unsigned char route[NR_SYSCALLS];
 };
@@ -85,6 +89,8 @@ struct hostcall {
 	unsigned long arg[6];
 	long ret;
 	unsigned long site;         /* user rip of the syscall instruction */
+	unsigned int seq;           /* guest: number of the last request posted to the poller */
+	unsigned int ack;           /* host: seq once served; ~seq: ring the doorbell instead */
 };
 /* At PERCPU_ADDR in each vCPU's view: the state of the thread it runs. */
 struct percpu {

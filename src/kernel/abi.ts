@@ -36,8 +36,10 @@ export const ABI = {
   HC_UNKNOWN: 3,
   HC_ZERO: 4,
   HC_SIGNAL: 5,
+  HC_POSTED: 0x100,
   ROUTE_LOCAL: 0,
   ROUTE_HOST: 1,
+  ROUTE_POLL: 2,
 } as const;
 
 /** `BOOT_MAGIC`: "hermitux" in little-endian ASCII. */
@@ -60,18 +62,21 @@ export const BOOT_INFO = {
   gid: 88,
   trace: 96,
   rewrite: 104,
+  polling: 112,
   uts: 128,
   route: 518,
 } as const;
 
 /** Offsets in `struct hostcall`. */
 export const HOSTCALL = {
-  size: 80,
+  size: 88,
   kind: 0,
   nr: 8,
   arg: 16,
   ret: 64,
   site: 72,
+  seq: 80,
+  ack: 84,
 } as const;
 
 /** Offsets in the kernel image header (`entry.S`). */

@@ -67,8 +67,15 @@ long ksyscall(struct frame *f)
 	hc->site = f->rcx - 2;
 	if (BOOT->rewrite == REWRITE_LAZY)
 		rewrite_site(f->rcx - 2);
-	if (!fn || BOOT->route[nr] == ROUTE_HOST)
-		return hostcall(HC_SYSCALL, nr, f->rdi, f->rsi, f->rdx, f->r10, f->r8, f->r9);
+	if (!fn || BOOT->route[nr] == ROUTE_HOST) {
+		r = hostcall(HC_SYSCALL, nr, f->rdi, f->rsi, f->rdx, f->r10, f->r8, f->r9);
+		/* Served exitless: the host could not deliver what it raised
+		 * (e.g. kill of ourselves), so ask now. After a doorbell the
+		 * host has delivered it already and this finds nothing. */
+		if (CPU->sigpending & ~CPU->sigmask)
+			return hostcall(HC_SIGNAL, nr, r, 0, 0, 0, 0, 0);
+		return r;
+	}
 	r = fn(f->rdi, f->rsi, f->rdx, f->r10, f->r8, f->r9);
 	if (BOOT->trace) {
 		hc->ret = r;

@@ -154,8 +154,21 @@ export class VmFd {
 
 /** A vCPU file descriptor. Struct arguments are caller-owned buffers. */
 export class VcpuFd {
+  /**
+   * Makes this vCPU's ioctls (but KVM_RUN) on the thread that runs it:
+   * `(req, arg) => result or -errno`. Unset: on the calling thread.
+   */
+  via?: (req: number, arg: bigint) => number;
+
   /** @param fd from `KVM_CREATE_VCPU`. */
   constructor(readonly fd: number) {}
+
+  #ioctl(req: number, arg: Uint8Array | null, what: string): number {
+    if (!this.via) return ioctl(this.fd, req, arg, what);
+    const r = this.via(req, arg ? Deno.UnsafePointer.value(Deno.UnsafePointer.of(arg)) : 0n);
+    if (r < 0) throw new OsError(what, -r);
+    return r;
+  }
 
   /**
    * `KVM_RUN`. Returns false when interrupted by a signal (EINTR) or by
@@ -170,22 +183,22 @@ export class VcpuFd {
 
   /** `KVM_GET_REGS` into a `struct kvm_regs` buffer. */
   getRegs(buf: Uint8Array): void {
-    ioctl(this.fd, KVM.GET_REGS, buf, "KVM_GET_REGS");
+    this.#ioctl(KVM.GET_REGS, buf, "KVM_GET_REGS");
   }
 
   /** `KVM_SET_REGS` from a `struct kvm_regs` buffer. */
   setRegs(buf: Uint8Array): void {
-    ioctl(this.fd, KVM.SET_REGS, buf, "KVM_SET_REGS");
+    this.#ioctl(KVM.SET_REGS, buf, "KVM_SET_REGS");
   }
 
   /** `KVM_GET_SREGS` into a `struct kvm_sregs` buffer. */
   getSregs(buf: Uint8Array): void {
-    ioctl(this.fd, KVM.GET_SREGS, buf, "KVM_GET_SREGS");
+    this.#ioctl(KVM.GET_SREGS, buf, "KVM_GET_SREGS");
   }
 
   /** `KVM_SET_SREGS` from a `struct kvm_sregs` buffer. */
   setSregs(buf: Uint8Array): void {
-    ioctl(this.fd, KVM.SET_SREGS, buf, "KVM_SET_SREGS");
+    this.#ioctl(KVM.SET_SREGS, buf, "KVM_SET_SREGS");
   }
 
   /** `KVM_SET_MSRS`: writes `msrs` (index → value); all must be accepted. */
@@ -199,7 +212,7 @@ export class VcpuFd {
       v.setUint32(o + e.fields.index, index, true);
       v.setBigUint64(o + e.fields.data, data, true);
     });
-    const n = ioctl(this.fd, KVM.SET_MSRS, buf, "KVM_SET_MSRS");
+    const n = this.#ioctl(KVM.SET_MSRS, buf, "KVM_SET_MSRS");
     if (n !== msrs.length) {
       throw new Error(`KVM_SET_MSRS: MSR ${msrs[n][0].toString(16)} was refused`);
     }
@@ -207,22 +220,22 @@ export class VcpuFd {
 
   /** `KVM_SET_CPUID2` from a `struct kvm_cpuid2` buffer. */
   setCpuid2(buf: Uint8Array): void {
-    ioctl(this.fd, KVM.SET_CPUID2, buf, "KVM_SET_CPUID2");
+    this.#ioctl(KVM.SET_CPUID2, buf, "KVM_SET_CPUID2");
   }
 
   /** `KVM_SET_FPU` from a `struct kvm_fpu` buffer. */
   setFpu(buf: Uint8Array): void {
-    ioctl(this.fd, KVM.SET_FPU, buf, "KVM_SET_FPU");
+    this.#ioctl(KVM.SET_FPU, buf, "KVM_SET_FPU");
   }
 
   /** `KVM_GET_XSAVE` into a `struct kvm_xsave` buffer (the XSAVE image, standard format). */
   getXsave(buf: Uint8Array): void {
-    ioctl(this.fd, KVM.GET_XSAVE, buf, "KVM_GET_XSAVE");
+    this.#ioctl(KVM.GET_XSAVE, buf, "KVM_GET_XSAVE");
   }
 
   /** `KVM_SET_XSAVE` from a `struct kvm_xsave` buffer. */
   setXsave(buf: Uint8Array): void {
-    ioctl(this.fd, KVM.SET_XSAVE, buf, "KVM_SET_XSAVE");
+    this.#ioctl(KVM.SET_XSAVE, buf, "KVM_SET_XSAVE");
   }
 
   /** `KVM_SET_XCRS`: sets XCR0. */
@@ -233,12 +246,12 @@ export class VcpuFd {
     v.setUint32(f.nr_xcrs, 1, true);
     v.setUint32(f.xcrs + LAYOUTS.kvm_xcr.fields.xcr, 0, true);
     v.setBigUint64(f.xcrs + LAYOUTS.kvm_xcr.fields.value, value, true);
-    ioctl(this.fd, KVM.SET_XCRS, buf, "KVM_SET_XCRS");
+    this.#ioctl(KVM.SET_XCRS, buf, "KVM_SET_XCRS");
   }
 
   /** `KVM_GET_TSC_KHZ`: the guest TSC frequency in kHz. */
   tscKhz(): number {
-    return ioctl(this.fd, KVM.GET_TSC_KHZ, null, "KVM_GET_TSC_KHZ");
+    return this.#ioctl(KVM.GET_TSC_KHZ, null, "KVM_GET_TSC_KHZ");
   }
 
   /** Maps this vCPU's `struct kvm_run` (`size` from `KVM_GET_VCPU_MMAP_SIZE`). */

@@ -24,6 +24,8 @@ const symbols = {
     result: "i64",
   },
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+  pthread_create: { parameters: ["buffer", "pointer", "pointer", "pointer"], result: "i32" },
+  pthread_detach: { parameters: ["u64"], result: "i32" },
   uname: { parameters: ["buffer"], result: "i32" },
   setitimer: { parameters: ["i32", "buffer", "pointer"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },

@@ -200,8 +200,17 @@ export class SignalState {
   );
   /** The alternate signal stack. */
   altstack: { sp: bigint; flags: number; size: bigint } = { sp: 0n, flags: SS.DISABLE, size: 0n };
-  /** The mask rt_sigsuspend replaced, saved in the next signal frame. */
-  suspendMask?: bigint;
+  #suspend = new Map<number | undefined, bigint>();
+
+  /** The mask rt_sigsuspend replaced (the thread being served's), saved in its next signal frame. */
+  get suspendMask(): bigint | undefined {
+    return this.#suspend.get(this.#current());
+  }
+
+  set suspendMask(m: bigint | undefined) {
+    if (m === undefined) this.#suspend.delete(this.#current());
+    else this.#suspend.set(this.#current(), m);
+  }
   /** Set by rt_sigreturn: the VM unwinds the frame after the call. */
   sigreturn = false;
   /** ITIMER_REAL: next expiry (monotonic ns, 0 = disarmed) and interval. */
@@ -219,10 +228,11 @@ export class SignalState {
   idle?: (until: bigint) => void;
   /**
    * For a thread that is not the main thread's: parks it until host
-   * monotonic `until` (then its syscall returns `result`) instead of
-   * sleeping here; false when the caller is the main thread.
+   * monotonic `until` (then its syscall returns `timeout()`) or until a
+   * signal interrupts it (then `wake()`, default EINTR), instead of sleeping
+   * here; both run as that thread. False when the caller is the main thread.
    */
-  park?: (until: bigint, result: bigint) => boolean;
+  park?: (until: bigint, timeout: () => bigint, wake?: () => bigint) => boolean;
   /** Whether the process has ended (another thread called exit_group): waits stop. */
   ended?: () => boolean;
   /** Whether the run's time is up (seen by a sleeping call). */
@@ -482,18 +492,27 @@ export class SignalState {
    * acted on (a handler runs or it kills), `"timeout"` when the run's time
    * is up, `"done"` at the deadline. `ready` may end the wait early (e.g.
    * rt_sigtimedwait's set). On another thread than the main one the wait
-   * is `"parked"`: that thread's syscall returns `parkedResult` at the deadline.
+   * is `"parked"`: that thread's syscall returns `parked.timeout()` (default
+   * 0) at the deadline and `parked.wake()` (default EINTR) when a signal
+   * interrupts it.
    */
   sleep(
     clock: number,
     deadline: bigint,
     ready?: () => boolean,
-    parkedResult = 0n,
+    parked?: { timeout?: () => bigint; wake?: () => bigint },
   ): "done" | "signal" | "timeout" | "parked" {
     if (this.park) {
       const mono = monotonicNs(), now = clock === CLOCK_MONOTONIC ? mono : clockNs(clock);
-      const until = deadline === MAX_NS ? MAX_NS : mono + (deadline > now ? deadline - now : 0n);
-      if (this.park(until, parkedResult)) return "parked";
+      // What is due already needs no park.
+      this.fireTimers(mono);
+      if (this.timedOut) return "timeout";
+      if (this.ended?.()) return "signal";
+      if (ready?.()) return "done";
+      if (this.next()) return "signal";
+      if (now >= deadline) return "done";
+      const until = deadline === MAX_NS ? MAX_NS : mono + (deadline - now);
+      if (this.park(until, parked?.timeout ?? (() => 0n), parked?.wake)) return "parked";
     }
     const ts = new BigInt64Array(2);
     const addr = bufferAddress(new Uint8Array(ts.buffer));
@@ -779,9 +798,11 @@ export const signalModule: SyscallModule = {
       const s = signalsOf(p);
       const old = s.mask;
       s.mask = mask;
-      // The frame of the signal that ends the wait saves (and its return restores) `old`.
+      // The frame of the signal that ends the wait saves (and its return
+      // restores) `old`; a parked thread keeps `mask` until then.
       s.suspendMask = old;
-      if (s.sleep(CLOCK_MONOTONIC, MAX_NS) !== "signal") {
+      const r = s.sleep(CLOCK_MONOTONIC, MAX_NS);
+      if (r !== "signal" && r !== "parked") {
         s.mask = old;
         s.suspendMask = undefined;
       }
@@ -802,19 +823,24 @@ export const signalModule: SyscallModule = {
       const blocked = s.mask;
       s.mask = blocked & ~want;
       const ready = () => (s.pending & want) !== 0n;
-      let r: "done" | "signal" | "timeout" | "parked";
-      try {
-        r = s.sleep(CLOCK_MONOTONIC, deadline, ready, BigInt(-E.EAGAIN));
-      } finally {
-        s.mask = blocked;
-      }
-      if (r === "done" && ready()) {
+      const accept = () => {
         let sig = 1;
         while (!(s.pending & want & bit(sig))) sig++;
         const si = s.take(sig);
         if (info !== 0n) writeSiginfo(p.mem, p.mem.check(info, 128), si);
         return sig;
+      };
+      let r: "done" | "signal" | "timeout" | "parked";
+      try {
+        r = s.sleep(CLOCK_MONOTONIC, deadline, ready, {
+          // Parked, the mask stays open until the thread runs again.
+          timeout: () => (s.mask = blocked, BigInt(-E.EAGAIN)),
+          wake: () => (s.mask = blocked, BigInt(ready() ? accept() : -E.EINTR)),
+        });
+      } finally {
+        if (r! !== "parked") s.mask = blocked;
       }
+      if (r === "done" && ready()) return accept();
       return r === "done" ? -E.EAGAIN : -E.EINTR;
     },
     alarm({ args: [seconds], process: p }) {

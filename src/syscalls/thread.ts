@@ -39,7 +39,8 @@ export interface ThreadHost {
    * Leaves the calling thread (not on main) stopped when this call returns,
    * until {@linkcode ThreadHost.resume}; at `deadline` (host monotonic ns)
    * `onTimeout` runs instead; when a signal must interrupt it,
-   * `onInterrupt` (default: the call returns EINTR).
+   * `onInterrupt` (default: the call returns EINTR). Throws
+   * {@linkcode WouldBlock} when the call came exitless.
    */
   park(deadline: bigint, onTimeout: () => void, onInterrupt?: () => void): void;
   /** Continues parked thread `tid` with `ret` as its syscall's result. */
@@ -50,6 +51,17 @@ export interface ThreadHost {
   has(tid: number): boolean;
   /** Makes every other running thread's vCPU leave guest mode once (a full barrier). */
   barrier(): void;
+}
+
+/**
+ * Thrown by {@linkcode ThreadHost.park} while the calling thread's vCPU is
+ * still running (its call came exitless): nothing is done, and the guest
+ * makes the same call again through the doorbell, where it can park.
+ */
+export class WouldBlock extends Error {
+  constructor() {
+    super("the call would block: ring the doorbell");
+  }
 }
 
 const THREADS_KEY = "threads";

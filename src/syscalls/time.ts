@@ -77,35 +77,38 @@ function hostNow(clock: number): bigint {
  * Sleeps until `deadline` (ns) on host clock `clock` (REALTIME or
  * MONOTONIC). Returns 0, or `-EINTR` when a signal interrupts it (a handler
  * is to run, or a default action ends the process) or the run's
- * `--timeout` is up (then later sleeps return at once too).
+ * `--timeout` is up (then later sleeps return at once too). `interrupted`
+ * runs before an EINTR, also for a parked thread.
  */
-function sleepUntil(p: Process, clock: number, deadline: bigint): number {
-  return signalsOf(p).sleep(clock, deadline) === "done" ? 0 : -E.EINTR;
+function sleepUntil(
+  p: Process,
+  clock: number,
+  deadline: bigint,
+  interrupted?: () => void,
+): number {
+  const wake = () => (interrupted?.(), BigInt(-E.EINTR));
+  const r = signalsOf(p).sleep(clock, deadline, undefined, { wake });
+  if (r === "done" || r === "parked") return 0; // parked: not seen
+  return Number(wake());
 }
 
-/** Relative deadline → absolute on the host's monotonic clock, saturating. */
+/** A monotonic deadline `req` from now. */
 function monotonicDeadline([sec, nsec]: [bigint, bigint]): bigint {
-  const d = sec * NSEC + nsec;
-  const now = hostNow(CLOCK.MONOTONIC);
+  const d = sec * NSEC + nsec, now = hostNow(CLOCK.MONOTONIC);
   return d > MAX_NS - now ? MAX_NS : now + d;
 }
 
-/**
- * A relative sleep of `req`; on an interruption, the remaining time goes to
- * `rem` when it is not NULL (as Linux does; an uninterrupted sleep never
- * touches it).
- */
+/** A relative sleep; on EINTR the time left goes to `rem` (if not NULL). */
 function sleepFor(p: Process, req: [bigint, bigint], rem: bigint): number {
   const deadline = monotonicDeadline(req);
-  const r = sleepUntil(p, CLOCK.MONOTONIC, deadline);
-  if (r === -E.EINTR && rem !== 0n) {
+  return sleepUntil(p, CLOCK.MONOTONIC, deadline, () => {
+    if (rem === 0n) return;
     const left = deadline - hostNow(CLOCK.MONOTONIC);
     const l = left > 0n ? left : 0n;
     const o = p.mem.check(rem, SIZEOF.timespec);
     p.mem.view.setBigInt64(o, l / NSEC, true);
     p.mem.view.setBigInt64(o + 8, l % NSEC, true);
-  }
-  return r;
+  });
 }
 
 /** Writes a u32 at a guest address; false if it is not user memory. */

@@ -1,21 +1,23 @@
 /**
- * Guest threads, one vCPU each. vCPU 0 (the first thread) runs on the main
- * host thread; every other runs on a Deno Worker of its own (see
- * vcpu_worker.ts), so guest code runs in parallel on the host's cores. The
- * main thread serves every host call: a worker's exit waits in its control
- * words until main picks it up, between its own KVM_RUNs (the worker kicks
- * it) or while main itself waits. Workers and vCPUs of ended threads are
- * kept for the next clone; KVM cannot destroy a single vCPU.
+ * Guest threads, one vCPU each. Every vCPU runs on a runner thread of its
+ * own (src/runner), so guest code runs in parallel on the host's cores;
+ * with the doorbell transport alone, vCPU 0 (the first thread) runs on the
+ * main host thread instead. The main thread serves every host call: a
+ * runner's exit waits in its control words until main picks it up, between
+ * its own KVM_RUNs (the runner kicks it) or while main itself waits.
+ * Runners and vCPUs of ended threads are kept for the next clone; KVM
+ * cannot destroy a single vCPU.
  * @module
  */
 import type { VcpuFd, VmFd } from "../kvm/ioctls.ts";
 import { E, SyscallError } from "../syscalls/errno.ts";
-import type { CloneSpec, ThreadHost } from "../syscalls/thread.ts";
+import { type CloneSpec, type ThreadHost, WouldBlock } from "../syscalls/thread.ts";
 import { monotonicNs } from "../syscalls/signal.ts";
 import { MAX_CPUS } from "./percpu.ts";
-import { CTL, gettid, kick, type WorkerInit, WSTATE } from "./wire.ts";
+import { futexWait, Runner, sharedPage } from "../runner/mod.ts";
+import { CTL, gettid, kick, WSTATE } from "./wire.ts";
 
-/** One vCPU and, but for vCPU 0, the worker that runs it. */
+/** One vCPU and the runner thread that runs it (none: the main thread runs it). */
 export interface Cpu {
   readonly id: number;
   readonly vcpu: VcpuFd;
@@ -29,11 +31,14 @@ export interface Cpu {
   busy?: boolean;
   /** Whether it has run a thread before (its CPUID is set for good). */
   ran?: boolean;
+  /** Offset of its host-call block in guest memory. */
+  hc?: number;
   /** Set while its thread waits in a parked syscall. */
   parked?: { deadline: bigint; onTimeout: () => void; onInterrupt?: () => void };
-  worker?: Worker;
+  runner?: Runner;
+  /** The runner's control words (`CTL`). */
   ctl?: Int32Array;
-  /** The worker's host thread id. */
+  /** The runner's host thread id. */
   hostTid?: number;
 }
 
@@ -53,6 +58,8 @@ export interface ThreadVm {
   restartSyscall(cpu: Cpu): void;
   /** Writes a syscall result into `cpu`'s host-call block. */
   setRet(cpu: Cpu, ret: bigint): void;
+  /** Whether `cpu`'s thread has a signal to act on (pending and not blocked). */
+  signalled(cpu: Cpu): boolean;
   /** `cpu`'s clear-child-tid address (set_tid_address, CLONE_CHILD_CLEARTID). */
   clearTid(cpu: Cpu): bigint;
 }
@@ -62,17 +69,35 @@ export class Threads implements ThreadHost {
   readonly cpus: Cpu[];
   #pool: Cpu[] = [];
   #vm: ThreadVm;
-  #door = new Int32Array(new SharedArrayBuffer(4));
+  #doorPage = sharedPage();
+  #door = this.#doorPage.words;
   #mainTid = gettid();
   #nextTid: number;
   /** The thread whose exit is being served. */
   serving: Cpu;
+  /** Set while serving a call that came exitless (its vCPU runs: it cannot park). */
+  polled = false;
 
-  constructor(vm: ThreadVm, main: Cpu, pid: number) {
+  /**
+   * @param main vCPU 0, running the first thread
+   * @param onRunner whether vCPU 0 runs on a runner thread too (else on this one)
+   */
+  constructor(vm: ThreadVm, main: Cpu, pid: number, onRunner = false) {
     this.#vm = vm;
     this.cpus = [main];
     this.serving = main;
     this.#nextTid = pid + 1;
+    if (onRunner) {
+      this.#attach(main);
+      this.#ready(main);
+      main.tid = pid;
+      main.alive = true;
+    }
+  }
+
+  /** Whether the main thread runs a vCPU itself (vCPU 0 has no runner). */
+  get mainRuns(): boolean {
+    return !this.main.runner;
   }
 
   /** The main thread's vCPU. */
@@ -84,8 +109,9 @@ export class Threads implements ThreadHost {
     return this.serving.tid;
   }
 
+  /** Whether the thread being served runs on the main host thread (so it cannot park). */
   get onMain(): boolean {
-    return this.serving.id === 0;
+    return !this.serving.runner;
   }
 
   get count(): number {
@@ -96,7 +122,7 @@ export class Threads implements ThreadHost {
     if (this.count >= MAX_CPUS) throw new SyscallError(E.EAGAIN);
     const cpu = this.#pool.pop() ?? this.#newCpu();
     this.#ready(cpu);
-    // Start the next worker now, while this thread runs: a program that
+    // Start the next runner now, while this thread runs: a program that
     // starts one thread per core should not wait for each in turn.
     if (
       !this.#pool.length && this.cpus.length < Math.min(MAX_CPUS, navigator.hardwareConcurrency + 1)
@@ -107,8 +133,7 @@ export class Threads implements ThreadHost {
     this.#vm.setupChild(cpu, this.serving, spec, tid);
     cpu.tid = tid;
     cpu.alive = true;
-    Atomics.store(cpu.ctl!, CTL.state, WSTATE.RUN);
-    Atomics.notify(cpu.ctl!, CTL.state);
+    this.#setState(cpu, WSTATE.RUN);
     return tid;
   }
 
@@ -116,42 +141,40 @@ export class Threads implements ThreadHost {
     const id = this.cpus.length;
     const vcpu = this.#vm.vm.createVcpu(id);
     const { addr, view } = this.#vm.mapRun(vcpu);
-    const ctl = new Int32Array(new SharedArrayBuffer(CTL.size * 4));
-    const worker = new Worker(new URL("./vcpu_worker.ts", import.meta.url), { type: "module" });
-    const init: WorkerInit = {
-      vcpuFd: vcpu.fd,
-      runAddr: addr.toString(),
-      mainRunAddr: this.main.runAddr.toString(),
-      pid: Deno.pid,
-      mainTid: this.#mainTid,
-      ctl: ctl.buffer as SharedArrayBuffer,
-      door: this.#door.buffer as SharedArrayBuffer,
-    };
-    worker.postMessage(init);
-    const cpu: Cpu = {
-      id,
-      vcpu,
-      runAddr: addr,
-      runView: view,
-      tid: 0,
-      alive: false,
-      worker,
-      ctl,
-    };
+    const cpu: Cpu = { id, vcpu, runAddr: addr, runView: view, tid: 0, alive: false };
+    this.#attach(cpu);
     this.cpus.push(cpu);
     return cpu;
   }
 
-  /**
-   * Waits until `cpu`'s worker runs and has told its host thread id; it
-   * needs no help from this thread's event loop to start.
-   */
+  /** Starts a runner thread for `cpu`. */
+  #attach(cpu: Cpu): void {
+    const mainRuns = cpu !== this.main && this.mainRuns;
+    cpu.runner = new Runner({
+      vcpuFd: cpu.vcpu.fd,
+      runAddr: cpu.runAddr,
+      door: this.#doorPage.addr,
+      kickRun: mainRuns ? this.main.runAddr : 0n,
+      kickTid: mainRuns ? this.#mainTid : 0,
+    });
+    cpu.ctl = cpu.runner.ctl;
+    const runner = cpu.runner;
+    cpu.vcpu.via = (req, arg) => runner.ioctl(req, arg);
+  }
+
+  /** Hands `cpu`'s runner a new state and wakes it. */
+  #setState(cpu: Cpu, state: number): void {
+    Atomics.store(cpu.ctl!, CTL.state, state);
+    cpu.runner!.wake();
+  }
+
+  /** Waits until `cpu`'s runner runs and has told its host thread id. */
   #ready(cpu: Cpu): void {
     if (cpu.hostTid !== undefined) return;
     const ctl = cpu.ctl!, until = performance.now() + 10_000;
     while (Atomics.load(ctl, CTL.tid) === 0) {
-      if (performance.now() > until) throw new Error("hermitux: a vCPU worker did not start");
-      Atomics.wait(ctl, CTL.tid, 0, 5);
+      if (performance.now() > until) throw new Error("hermitux: a vCPU runner did not start");
+      cpu.runner!.wait(CTL.tid, 0, 5);
     }
     cpu.hostTid = Atomics.load(ctl, CTL.tid);
   }
@@ -163,12 +186,13 @@ export class Threads implements ThreadHost {
   }
 
   park(deadline: bigint, onTimeout: () => void, onInterrupt?: () => void): void {
+    if (this.polled) throw new WouldBlock();
     if (this.onMain) throw new Error("the main thread cannot park");
     this.serving.parked = { deadline, onTimeout, onInterrupt };
   }
 
   /**
-   * Gets worker `cpu` to act on a signal: a parked wait ends (EINTR unless
+   * Gets runner `cpu` to act on a signal: a parked wait ends (EINTR unless
    * its own `onInterrupt` says otherwise); a running vCPU is kicked out of
    * KVM_RUN and reports it. One that waits to be served acts after its call.
    */
@@ -201,23 +225,22 @@ export class Threads implements ThreadHost {
     this.#release(cpu);
   }
 
-  /** Lets a served worker go on: run again, or back to the pool if its thread ended. */
+  /** Lets a served runner go on: run again, or back to the pool if its thread ended. */
   #release(cpu: Cpu): void {
     if (cpu.alive) {
-      Atomics.store(cpu.ctl!, CTL.state, WSTATE.RUN);
+      this.#setState(cpu, WSTATE.RUN);
     } else {
       cpu.tid = 0;
-      Atomics.store(cpu.ctl!, CTL.state, WSTATE.IDLE);
       this.#pool.push(cpu);
+      this.#setState(cpu, WSTATE.IDLE);
     }
-    Atomics.notify(cpu.ctl!, CTL.state);
   }
 
-  /** Serves every worker waiting with an exit; fires parked timeouts. Returns how many. */
+  /** Serves every runner waiting with an exit; fires parked timeouts. Returns how many. */
   serveWorkers(now?: bigint): number {
     let served = 0;
-    for (let i = 1; i < this.cpus.length; i++) {
-      const cpu = this.cpus[i];
+    for (const cpu of this.cpus) {
+      if (!cpu.runner) continue;
       if (cpu.parked) {
         if (cpu.parked.deadline <= (now ??= monotonicNs())) {
           const { onTimeout } = cpu.parked;
@@ -241,6 +264,9 @@ export class Threads implements ThreadHost {
         this.serving = outer;
       }
       served++;
+      // A signal raised while its call was served (a timer that fired
+      // meanwhile) interrupts the wait it just began.
+      if (cpu.parked && this.#vm.signalled(cpu)) this.interrupt(cpu);
       if (!cpu.parked) this.#release(cpu);
     }
     return served;
@@ -255,21 +281,30 @@ export class Threads implements ThreadHost {
     return d;
   }
 
-  /** Whether a worker waits to be served. */
+  /** Whether a runner waits to be served. */
   pending(): boolean {
     return this.cpus.some((c) =>
-      c.id !== 0 && c.alive && !c.parked && !c.busy &&
+      c.runner && c.alive && !c.parked && !c.busy &&
       Atomics.load(c.ctl!, CTL.state) === WSTATE.EXITED
     );
   }
 
+  /** The door's count: it changes at every runner exit. */
+  get door(): number {
+    return Atomics.load(this.#door, 0);
+  }
+
+  /** Waits up to `ms` for the door to leave `seen` (a runner exit), unless one is pending. */
+  waitDoor(seen: number, ms: number): void {
+    if (!this.pending()) futexWait(this.#doorPage.addr, seen, Math.max(0, ms));
+  }
+
   /**
-   * Waits on the main thread, up to `ms`, until a worker has an exit to
+   * Waits on the main thread, up to `ms`, until a runner has an exit to
    * serve; serves them and parked timeouts.
    */
   idle(ms: number): void {
-    const seen = Atomics.load(this.#door, 0);
-    if (!this.pending()) Atomics.wait(this.#door, 0, seen, Math.max(0, ms));
+    this.waitDoor(this.door, ms);
     this.serveWorkers();
   }
 
@@ -278,30 +313,34 @@ export class Threads implements ThreadHost {
   }
 
   barrier(): void {
-    for (const c of this.cpus.slice(1)) {
+    for (const c of this.cpus.filter((c) => c.runner)) {
       if (c.alive && c !== this.serving && Atomics.load(c.ctl!, CTL.state) === WSTATE.RUN) {
         kick(c.runAddr, Deno.pid, c.hostTid!);
       }
     }
   }
 
-  /** Stops every worker (end of the run): quits them and kicks them out of KVM_RUN. */
+  /** Stops every runner (end of the run): quits them and kicks them out of KVM_RUN. */
   stopAll(): void {
-    for (const c of this.cpus.slice(1)) this.#ready(c);
-    for (const c of this.cpus.slice(1)) {
+    const runners = this.cpus.filter((c) => c.runner);
+    for (const c of runners) this.#ready(c);
+    for (const c of runners) {
       c.alive = false;
       c.parked = undefined;
-      Atomics.store(c.ctl!, CTL.state, WSTATE.QUIT);
-      Atomics.notify(c.ctl!, CTL.state);
+      this.#setState(c, WSTATE.QUIT);
       kick(c.runAddr, Deno.pid, c.hostTid!);
     }
     // Give each a moment to leave KVM_RUN before its vCPU goes away.
     const until = performance.now() + 1000;
-    for (const c of this.cpus.slice(1)) {
+    for (const c of runners) {
       while (performance.now() < until && Atomics.load(c.ctl!, CTL.done) === 0) {
-        Atomics.wait(c.ctl!, CTL.done, 0, 1);
+        c.runner!.wait(CTL.done, 0, 1);
       }
-      c.worker?.terminate();
     }
+  }
+
+  /** Frees what the runners shared with this thread (after {@linkcode stopAll}). */
+  dispose(): void {
+    for (const c of this.cpus) c.runner?.dispose();
   }
 }

@@ -38,8 +38,9 @@ import {
 import { GuestMemory } from "./memory.ts";
 import { AREA_SIZE as PERCPU_AREA, buildCpuTables, physOf } from "./percpu.ts";
 import { type Cpu, Threads, type ThreadVm } from "./threads.ts";
-import { CTL } from "./wire.ts";
-import { attachThreads, CLONE, type CloneSpec } from "../syscalls/thread.ts";
+import { CTL, WSTATE } from "./wire.ts";
+import { attachThreads, CLONE, type CloneSpec, WouldBlock } from "../syscalls/thread.ts";
+import { defaultHostCalls, DOORBELL_ONLY, type HostCalls, POLL_WINDOW_MS } from "./exitless.ts";
 import {
   attachSignals,
   bit,
@@ -87,6 +88,13 @@ export interface BootOptions {
    * faults.
    */
   rewrite?: "off" | "lazy" | "static";
+  /**
+   * How host calls reach the host: `"exitless"` (vCPUs run on their own
+   * host threads; while the main thread polls, most calls are served with
+   * no VM exit) or `"exit"` (a VM exit each; vCPU 0 runs on the calling
+   * thread). Default: exitless on kvm_pvm, exit on hardware KVM.
+   */
+  hostCalls?: HostCalls;
   /** The kind of KVM (default: detected). */
   platform?: Platform;
   /** What the guest sees of the host's files (default: nothing). */
@@ -107,6 +115,8 @@ export interface RunStats {
   exits: number;
   /** Syscalls served by the host. */
   hostCalls: number;
+  /** Host calls served exitless (no VM exit), of any kind. */
+  exitless: number;
   /** Host-served syscalls by name. */
   syscalls: Record<string, number>;
   /** Time in the host's syscall handlers by name, in ms (not counting the exits). */
@@ -371,6 +381,11 @@ export class Vm implements Disposable, AsyncDisposable {
   #disposed = false;
   #rewrite = false;
   #lazy = false;
+  /** Exitless host calls: vCPU 0 on a runner, the main thread polls and serves. */
+  #exitless = false;
+  /** When the exitless loop must next look at timers (host monotonic ns). */
+  #wakeNs = 0n;
+  #pollWord?: Int32Array;
   #sites?: (bytes: Uint8Array, elf: ElfFile) => number[];
   /** `syscall` sites patched before boot (--rewrite=static). */
   rewrittenSites = 0;
@@ -389,12 +404,14 @@ export class Vm implements Disposable, AsyncDisposable {
     this.#rewrite = options.rewrite === "lazy" || options.rewrite === "static";
     this.#lazy = options.rewrite === "lazy";
     const platform = options.platform ?? detectPlatform();
+    this.#exitless = (options.hostCalls ?? defaultHostCalls(platform)) === "exitless";
     this.#stats = {
       platform,
       bootMs: 0,
       runMs: 0,
       exits: 0,
       hostCalls: 0,
+      exitless: 0,
       syscalls: {},
       syscallMs: {},
       loadMs: 0,
@@ -558,16 +575,22 @@ export class Vm implements Disposable, AsyncDisposable {
       alive: true,
     };
     ignoreAlarms();
-    this.#threads = new Threads(this.#threadVm(), main, Deno.pid);
+    this.#threads = new Threads(this.#threadVm(), main, Deno.pid, this.#exitless);
     attachThreads(this.#process, this.#threads);
     this.#sig.wakeAt = () => this.#threads!.nextDeadline();
     this.#sig.idle = (until) => this.#idle(until);
     this.#sig.ended = () => this.#process!.ended !== undefined;
-    this.#sig.park = (until, result) => {
+    this.#sig.park = (until, timeout, wake) => {
       const t = this.#threads!;
       if (t.onMain) return false;
-      const tid = t.current;
-      t.park(until, () => t.resume(tid, result));
+      const tid = t.current, cpu = t.serving;
+      // The results are computed as the parked thread (its mask, its signals).
+      const as = (f: () => bigint) => {
+        let r = BigInt(-E.EINTR);
+        this.#asThread(cpu, () => r = f());
+        t.resume(tid, r);
+      };
+      t.park(until, () => as(timeout), wake && (() => as(wake)));
       return true;
     };
   }
@@ -605,7 +628,7 @@ export class Vm implements Disposable, AsyncDisposable {
   #notifyThread(tid: number): void {
     const t = this.#threads!, cpu = t.cpus.find((c) => c.alive && c.tid === tid);
     if (!cpu) return;
-    if (cpu.id === 0) {
+    if (!cpu.runner) {
       this.#sig.retryAt = monotonicNs() + 1000n;
       this.#sig.armHost(undefined, true);
       return;
@@ -632,6 +655,11 @@ export class Vm implements Disposable, AsyncDisposable {
       restartSyscall: (cpu) => this.#asThread(cpu, () => this.#afterSyscall(0n, true, true)),
       serveExit: (cpu) => this.#serveExit(cpu),
       setRet: (cpu, ret) => this.#setRet(cpu, ret),
+      signalled: (cpu) => {
+        let due = false;
+        this.#asThread(cpu, () => due = this.#sig.next() !== 0);
+        return due;
+      },
       clearTid: (cpu) =>
         mem.view.getBigUint64(physOf(mem, cpu.id, ABI.PERCPU_ADDR + PERCPU.clear_child_tid), true),
     };
@@ -807,7 +835,12 @@ export class Vm implements Disposable, AsyncDisposable {
     put(BOOT_INFO.rewrite, this.#lazy ? ABI.REWRITE_LAZY : ABI.REWRITE_OFF);
     mem.bytes.set(hostUtsname(), base + BOOT_INFO.uts);
     for (let nr = 0; nr < ABI.NR_SYSCALLS; nr++) {
-      if (this.#registry.isOverridden(nr)) mem.bytes[base + BOOT_INFO.route + nr] = ABI.ROUTE_HOST;
+      const route = this.#registry.isOverridden(nr)
+        ? ABI.ROUTE_HOST
+        : this.#exitless && !DOORBELL_ONLY.has(nr)
+        ? ABI.ROUTE_POLL
+        : ABI.ROUTE_LOCAL;
+      mem.bytes[base + BOOT_INFO.route + nr] = route;
     }
   }
 
@@ -824,6 +857,7 @@ export class Vm implements Disposable, AsyncDisposable {
     let timedOut = false;
     const threads = this.#threads!, main = threads.main;
     try {
+      if (this.#exitless) this.#runExitless();
       while (!p.ended) {
         if (!main.alive) {
           // The first thread has exited; the others go on.
@@ -845,6 +879,7 @@ export class Vm implements Disposable, AsyncDisposable {
           p.exit(0, SIG.SIGKILL);
         }
       }
+      if (sig.timedOut && p.ended?.signal === SIG.SIGKILL) timedOut = true;
     } finally {
       threads.stopAll();
       this.#armHostTimer(undefined);
@@ -874,6 +909,11 @@ export class Vm implements Disposable, AsyncDisposable {
    * this thread was not in KVM_RUN; undefined disarms it.
    */
   #armHostTimer(ns: bigint | undefined): void {
+    if (this.#exitless) {
+      // No KVM_RUN on this thread to interrupt: the run loop waits for it.
+      this.#wakeNs = ns === undefined ? 0n : monotonicNs() + ns;
+      return;
+    }
     if (ns === undefined && !this.#timerArmed) return;
     ignoreAlarms();
     if (this.#timerId === undefined) {
@@ -1047,29 +1087,57 @@ export class Vm implements Disposable, AsyncDisposable {
     return sig !== 0 && (act.flags & SA.RESTART) !== 0n && act.handler > 1n;
   }
 
-  #hostCall(): void {
+  /**
+   * Serves the request in the host-call block of the thread being served.
+   * `polled`: it came exitless, its vCPU still runs, so no registers may
+   * change; returns false if it must come again through the doorbell.
+   */
+  #hostCall(polled = false): boolean {
     const cpu = this.#threads!.serving;
     const mem = this.#mem!, v = mem.view, hc = physOf(mem, cpu.id, ABI.HOSTCALL_ADDR);
-    const kind = v.getUint32(hc + HOSTCALL.kind, true);
+    let kind = v.getUint32(hc + HOSTCALL.kind, true);
     const nr = v.getUint32(hc + HOSTCALL.nr, true);
+    if (kind & ABI.HC_POSTED) {
+      // Posted to the poller, then the doorbell as polling stopped: once.
+      kind &= ~ABI.HC_POSTED;
+      const seq = v.getUint32(hc + HOSTCALL.seq, true);
+      if (!polled) {
+        if (v.getUint32(hc + HOSTCALL.ack, true) === seq) return true;
+        v.setUint32(hc + HOSTCALL.ack, seq, true);
+      }
+    }
+    if (polled && kind !== ABI.HC_CLOCK && kind !== ABI.HC_TRACE) {
+      if (kind !== ABI.HC_SYSCALL || DOORBELL_ONLY.has(nr) || this.#registry.isOverridden(nr)) {
+        return false;
+      }
+    }
     const args = [0, 1, 2, 3, 4, 5].map((i) => v.getBigUint64(hc + HOSTCALL.arg + i * 8, true));
     let ret = 0n;
     switch (kind) {
       case ABI.HC_SYSCALL: {
-        this.#stats.hostCalls++;
         const name = syscallName(nr);
-        this.#stats.syscalls[name] = (this.#stats.syscalls[name] ?? 0) + 1;
         const site = Number(v.getBigUint64(hc + HOSTCALL.site, true));
         const t0 = performance.now();
-        ret = dispatch(
-          this.#registry,
-          { nr, args, site, process: this.#process! },
-          this.#diag,
-          this.#warned,
-        );
+        const threads = this.#threads!;
+        threads.polled = polled;
+        try {
+          ret = dispatch(
+            this.#registry,
+            { nr, args, site, process: this.#process! },
+            this.#diag,
+            this.#warned,
+          );
+        } catch (e) {
+          if (e instanceof WouldBlock) return false;
+          throw e;
+        } finally {
+          threads.polled = false;
+        }
+        this.#stats.hostCalls++;
+        this.#stats.syscalls[name] = (this.#stats.syscalls[name] ?? 0) + 1;
         this.#stats.syscallMs[name] = (this.#stats.syscallMs[name] ?? 0) + performance.now() - t0;
         // Interrupted by a signal: restarted after an SA_RESTART handler, else EINTR.
-        const restart = this.#restarts(ret);
+        const restart = !polled && this.#restarts(ret);
         if (ret === BigInt(-ERESTARTSYS)) ret = BigInt(-E.EINTR);
         // A file mmap/munmap the guest kernel forwards is traced by the kernel itself.
         const forwarded = FORWARDED.has(nr) && !this.#registry.isOverridden(nr);
@@ -1078,16 +1146,17 @@ export class Vm implements Disposable, AsyncDisposable {
         }
         if (this.#trace && this.#process!.ended) this.#trace(`${name}(${args[0]}) = ?`);
         v.setBigInt64(hc + HOSTCALL.ret, BigInt.asIntN(64, ret), true);
-        this.#afterSyscall(ret, restart);
-        return;
+        // Exitless, the guest kernel asks for any signal this left (HC_SIGNAL).
+        if (!polled) this.#afterSyscall(ret, restart);
+        return true;
       }
       case ABI.HC_SIGNAL:
         v.setBigInt64(hc + HOSTCALL.ret, args[0], true);
         this.#afterSyscall(args[0]);
-        return;
+        return true;
       case ABI.HC_TRACE:
         this.#trace?.(formatSyscall(mem, nr, args, v.getBigInt64(hc + HOSTCALL.ret, true)));
-        return;
+        return true;
       case ABI.HC_CLOCK: {
         const ts = new BigInt64Array(2);
         const bytes = new Uint8Array(ts.buffer);
@@ -1105,6 +1174,110 @@ export class Vm implements Disposable, AsyncDisposable {
         this.#process!.exit(0, SIG.SIGKILL);
     }
     v.setBigInt64(hc + HOSTCALL.ret, BigInt.asIntN(64, ret), true);
+    return true;
+  }
+
+  /** Serves the requests running vCPUs posted exitless; returns how many. */
+  #pollHostCalls(): number {
+    const t = this.#threads!, mem = this.#mem!, v = mem.view;
+    let served = 0;
+    for (const cpu of t.cpus) {
+      if (!cpu.alive || cpu.busy || cpu.parked) continue;
+      const hc = cpu.hc ??= physOf(mem, cpu.id, ABI.HOSTCALL_ADDR);
+      const seq = v.getUint32(hc + HOSTCALL.seq, true), ack = v.getUint32(hc + HOSTCALL.ack, true);
+      if (seq === ack || seq === (~ack >>> 0)) continue;
+      let done = false;
+      cpu.busy = true;
+      try {
+        this.#asThread(cpu, () => done = this.#hostCall(true));
+      } finally {
+        cpu.busy = false;
+      }
+      // The result is in place before the guest sees its ack.
+      v.setUint32(hc + HOSTCALL.ack, done ? seq : ~seq >>> 0, true);
+      this.#stats.exitless++;
+      served++;
+    }
+    return served;
+  }
+
+  /** Tells running vCPUs whether this thread polls their host-call blocks. */
+  #setPolling(on: boolean): void {
+    const words = this.#pollWord ??= new Int32Array(
+      this.#mem!.bytes.buffer,
+      ABI.BOOT_INFO_ADDR + BOOT_INFO.polling,
+      2,
+    );
+    // A sequentially consistent store: a full fence before we look at the
+    // blocks again (hostcall.c posts, fences, then reads this word).
+    Atomics.store(words, 0, on ? 1 : 0);
+  }
+
+  /**
+   * The run loop of the exitless transport: every vCPU runs on a runner
+   * thread; this one serves requests posted to the poller, runner exits
+   * (doorbells, faults, interrupts) and timers. It polls while calls keep
+   * coming and sleeps on the runners' door after POLL_WINDOW_MS without
+   * any, when guests ring the doorbell instead.
+   */
+  #runExitless(): void {
+    const p = this.#process!, threads = this.#threads!, main = threads.main;
+    let last = performance.now(), spins = 0;
+    this.#setPolling(true);
+    Atomics.store(main.ctl!, CTL.state, WSTATE.RUN);
+    main.runner!.wake();
+    while (!p.ended) {
+      let work = this.#pollHostCalls();
+      if (threads.pending()) work += threads.serveWorkers();
+      if (work) last = performance.now();
+      if (work || (++spins & 63) === 0) this.#exitlessTimers();
+      if (p.ended) break;
+      if (work || performance.now() - last < POLL_WINDOW_MS) continue;
+      // Quiet for a while: stop polling (guests ring the doorbell), then
+      // look once more (a request posted as we stopped), and sleep.
+      const seen = threads.door;
+      this.#setPolling(false);
+      if (!this.#pollHostCalls() && !threads.pending()) {
+        const now = monotonicNs(), wake = this.#exitlessWake();
+        const ms = wake === undefined ? 50 : Math.min(50, Number(wake - now) / 1e6);
+        if (ms > 0) threads.waitDoor(seen, ms);
+      }
+      threads.serveWorkers();
+      this.#exitlessTimers();
+      this.#setPolling(true);
+      last = performance.now();
+    }
+    this.#setPolling(false);
+  }
+
+  /** When the exitless loop must wake for timers and parked deadlines. */
+  #exitlessWake(): bigint | undefined {
+    let at = this.#wakeNs || undefined;
+    const parked = this.#threads!.nextDeadline();
+    if (parked !== undefined && (at === undefined || parked < at)) at = parked;
+    const retry = this.#sig.retryAt;
+    if (retry !== 0n && (at === undefined || retry < at)) at = retry;
+    return at;
+  }
+
+  /** Fires what is due: guest timers, the run's deadline, parked timeouts, a delivery retry. */
+  #exitlessTimers(): void {
+    const sig = this.#sig, threads = this.#threads!, main = threads.main;
+    const wake = this.#exitlessWake();
+    if (wake === undefined) return;
+    const now = monotonicNs();
+    if (now < wake) return;
+    this.#wakeNs = 0n;
+    sig.fireTimers(now);
+    if (sig.timedOut) {
+      this.#process!.exit(0, SIG.SIGKILL);
+      return;
+    }
+    if (threads.nextDeadline() !== undefined) threads.serveWorkers(now);
+    if (sig.retryAt !== 0n && sig.retryAt <= now) sig.retryAt = 0n;
+    // What fired for the first thread reaches it as for any other: a kick.
+    if (main.alive && sig.next()) threads.interrupt(main);
+    sig.armHost(now, true);
   }
 
   #regs(): DataView {
@@ -1303,6 +1476,8 @@ export class Vm implements Disposable, AsyncDisposable {
     if (this.#disposed) return;
     this.#disposed = true;
     if (this.#timerId !== undefined) hostSyscall(NR_TIMER_DELETE, this.#timerId);
+    this.#threads?.stopAll();
+    this.#threads?.dispose();
     this.#process?.fds.closeAll();
     this.#mounts?.close();
     if (this.#run) libc().munmap(this.#run, BigInt(this.#runSize));

@@ -1,39 +1,27 @@
 /**
- * What the main thread and the vCPU workers share: the layout of each
- * worker's control words (a SharedArrayBuffer), its states, and the kick
- * that gets a thread out of KVM_RUN.
+ * What the main thread and the vCPU runners share: the layout of each
+ * runner's control words (the start of its `struct runner`), its states,
+ * and the kick that gets a thread out of KVM_RUN.
  * @module
  */
 import { hostSyscall } from "../syscalls/host.ts";
 
-/** Indexes in a worker's control words. */
-/** `intr`: main sets 1 to ask for an interrupt; the worker sets 2 when it reports one. */
+/**
+ * Indexes in a runner's control words (int32 words of `struct runner`).
+ * `intr`: main sets 1 to ask for an interrupt; the runner sets 2 when it reports one. */
 export const CTL = { state: 0, tid: 1, done: 2, intr: 3, size: 4 } as const;
 
-/** A worker's state, written by the side that hands over. */
+/** A runner's state, written by the side that hands over. */
 export const WSTATE = {
   /** Idle in the pool: no guest thread. */
   IDLE: 0,
   /** Running its vCPU (main sets it to start or resume). */
   RUN: 1,
-  /** Out of KVM_RUN with an exit for main to serve (the worker sets it). */
+  /** Out of KVM_RUN with an exit for main to serve (the runner sets it). */
   EXITED: 2,
   /** Leave the thread (main sets it at the end of the run). */
   QUIT: 3,
 } as const;
-
-/** The message that starts a worker. */
-export interface WorkerInit {
-  vcpuFd: number;
-  /** Address of this vCPU's `struct kvm_run`, as a decimal string. */
-  runAddr: string;
-  /** Address of the main thread's vCPU `struct kvm_run`. */
-  mainRunAddr: string;
-  pid: number;
-  mainTid: number;
-  ctl: SharedArrayBuffer;
-  door: SharedArrayBuffer;
-}
 
 const NR_TGKILL = 234, SIGALRM = 14;
 

@@ -1,0 +1,169 @@
+/**
+ * vCPU runner threads: a host thread per vCPU that only calls KVM_RUN and
+ * hands each exit to the main thread (runner.c, machine code started with
+ * `pthread_create`). The two sides talk through a `struct runner` in host
+ * memory: its words are futexes, so the main thread waits and wakes with
+ * the `futex` syscall rather than `Atomics` (the memory is not a
+ * SharedArrayBuffer).
+ * @module
+ */
+import { libc, OsError } from "../kvm/libc.ts";
+import { hostSyscall } from "../syscalls/host.ts";
+import { RUNNER_CODE } from "./code.ts";
+
+/** Byte offsets in `struct runner` (runner.c). */
+export const RUNNER = {
+  state: 0,
+  tid: 4,
+  done: 8,
+  intr: 12,
+  fd: 16,
+  pid: 20,
+  run: 24,
+  door: 32,
+  kickRun: 40,
+  kickTid: 48,
+  err: 52,
+  callReq: 56,
+  callArg: 64,
+  callRet: 72,
+  callBack: 80,
+  size: 88,
+} as const;
+
+const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20;
+const NR_FUTEX = 202, FUTEX_WAIT_PRIVATE = 128, FUTEX_WAKE_PRIVATE = 129;
+const PAGE = 4096n;
+
+let code: Deno.PointerObject | undefined;
+
+/** Fresh zeroed host pages, for words shared with runner threads. */
+export function sharedPage(): { addr: bigint; words: Int32Array; view: DataView } {
+  const p = libc().mmap(null, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n);
+  if (!p || Deno.UnsafePointer.value(p) === 0xffffffffffffffffn) throw new OsError("mmap", 12);
+  const buf = Deno.UnsafePointerView.getArrayBuffer(p, Number(PAGE));
+  return { addr: Deno.UnsafePointer.value(p), words: new Int32Array(buf), view: new DataView(buf) };
+}
+
+function entry(): Deno.PointerObject {
+  if (!code) {
+    const bytes = Uint8Array.from(atob(RUNNER_CODE), (c) => c.charCodeAt(0));
+    const p = libc().mmap(null, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n)!;
+    new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(p, bytes.length)).set(bytes);
+    libc().mprotect(p, PAGE, PROT_READ | PROT_EXEC);
+    code = p;
+  }
+  return code;
+}
+
+const STATE_RUN = 1, STATE_CALL = 4;
+
+/** Wakes every thread waiting on the futex word at host address `addr`. */
+export function futexWake(addr: bigint): void {
+  hostSyscall(NR_FUTEX, addr, FUTEX_WAKE_PRIVATE, 0x7fffffff, 0);
+}
+
+/**
+ * Waits while the word at `addr` holds `value`, up to `ms` (undefined: no
+ * limit); returns early on a wake, a signal or a changed value.
+ */
+export function futexWait(addr: bigint, value: number, ms?: number): void {
+  let ts = 0n;
+  let t: BigInt64Array | undefined;
+  if (ms !== undefined) {
+    const ns = BigInt(Math.max(0, Math.round(ms * 1e6)));
+    t = new BigInt64Array([ns / 1_000_000_000n, ns % 1_000_000_000n]);
+    ts = Deno.UnsafePointer.value(Deno.UnsafePointer.of(t));
+  }
+  hostSyscall(NR_FUTEX, addr, FUTEX_WAIT_PRIVATE, value, ts);
+  t?.fill(0n); // keeps `t` alive across the call
+}
+
+/** What a runner needs to start. */
+export interface RunnerInit {
+  /** The vCPU's fd. */
+  vcpuFd: number;
+  /** Its `struct kvm_run`. */
+  runAddr: bigint;
+  /** A word every runner bumps and wakes at each exit. */
+  door: bigint;
+  /** A vCPU the main thread runs itself, kicked out of KVM_RUN at each exit (0n: none). */
+  kickRun: bigint;
+  /** The main thread's id (0: no kick). */
+  kickTid: number;
+}
+
+/** One runner thread and its `struct runner`. */
+export class Runner {
+  /** Host address of its `struct runner`. */
+  readonly addr: bigint;
+  /** Its words: `state`, `tid`, `done`, `intr` at indexes 0–3 (`CTL` in wire.ts). */
+  readonly ctl: Int32Array;
+  readonly #view: DataView;
+
+  constructor(init: RunnerInit) {
+    const page = sharedPage();
+    this.addr = page.addr;
+    this.ctl = page.words;
+    this.#view = page.view;
+    const v = this.#view;
+    v.setInt32(RUNNER.fd, init.vcpuFd, true);
+    v.setInt32(RUNNER.pid, Deno.pid, true);
+    v.setBigUint64(RUNNER.run, init.runAddr, true);
+    v.setBigUint64(RUNNER.door, init.door, true);
+    v.setBigUint64(RUNNER.kickRun, init.kickRun, true);
+    v.setInt32(RUNNER.kickTid, init.kickTid, true);
+    const thread = new BigUint64Array(1);
+    const rc = libc().pthread_create(
+      new Uint8Array(thread.buffer),
+      null,
+      entry(),
+      Deno.UnsafePointer.create(this.addr),
+    );
+    if (rc !== 0) throw new OsError("pthread_create", rc);
+    libc().pthread_detach(thread[0]);
+  }
+
+  /**
+   * Makes vCPU ioctl `req` with argument `arg` on the runner's thread (kvm_pvm
+   * keeps a vCPU's FPU state with the thread that runs it); the runner must
+   * be out of KVM_RUN (idle, or its exit being served). Returns its result or
+   * -errno.
+   */
+  ioctl(req: number, arg: bigint): number {
+    const v = this.#view, back = Atomics.load(this.ctl, 0);
+    if (back === STATE_RUN || back === STATE_CALL) {
+      throw new Error("hermitux: a vCPU ioctl while the vCPU runs");
+    }
+    v.setBigInt64(RUNNER.callReq, BigInt(req), true);
+    v.setBigUint64(RUNNER.callArg, arg, true);
+    v.setInt32(RUNNER.callBack, back, true);
+    Atomics.store(this.ctl, 0, STATE_CALL);
+    this.wake();
+    while (Atomics.load(this.ctl, 0) === STATE_CALL) {
+      futexWait(this.addr + BigInt(RUNNER.state), STATE_CALL, 100);
+    }
+    return Number(v.getBigInt64(RUNNER.callRet, true));
+  }
+
+  /** Wakes the runner after its state changed. */
+  wake(): void {
+    futexWake(this.addr + BigInt(RUNNER.state));
+  }
+
+  /** -errno of its last failed KVM_RUN (0 if none). */
+  get error(): number {
+    return -this.#view.getInt32(RUNNER.err, true);
+  }
+
+  /** Frees its `struct runner` once the thread has left (else it stays, for the thread). */
+  dispose(): void {
+    if (Atomics.load(this.ctl, 2) !== 1) return;
+    libc().munmap(Deno.UnsafePointer.create(this.addr), PAGE);
+  }
+
+  /** Waits up to `ms` for word `i` of `ctl` to leave `value`. */
+  wait(i: number, value: number, ms?: number): void {
+    futexWait(this.addr + BigInt(i * 4), value, ms);
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * The exitless host-call transport's policy: which syscalls a running vCPU
+ * may have served without leaving guest mode, and how long the main thread
+ * keeps polling. The protocol itself is in src/kernel/hostcall.c.
+ *
+ * The main thread serves a posted request while the vCPU spins on its
+ * block, so it must not need the vCPU's registers or FPU state (clone,
+ * rt_sigreturn, sigaltstack), end or stop the thread (exit, the waits), or
+ * hold the main thread in a long wait (poll, futex, locks): those ring the
+ * doorbell as before. A call that turns out to block (a read of an empty
+ * pipe) is answered "ring the doorbell" before it has done anything, and
+ * parks there.
+ * @module
+ */
+import type { Platform } from "../kvm/platform.ts";
+import { SYSCALL_NUMBERS } from "../syscalls/table.ts";
+
+/** How host calls reach the host: MMIO exits only, or exitless while the host polls. */
+export type HostCalls = "exit" | "exitless";
+
+/** Syscalls that always take the doorbell. */
+export const DOORBELL_ONLY: ReadonlySet<number> = new Set(
+  [
+    "rt_sigreturn",
+    "sigaltstack",
+    "clone",
+    "clone3",
+    "fork",
+    "vfork",
+    "execve",
+    "execveat",
+    "exit",
+    "exit_group",
+    "pause",
+    "rt_sigsuspend",
+    "rt_sigtimedwait",
+    "nanosleep",
+    "clock_nanosleep",
+    "futex",
+    "poll",
+    "ppoll",
+    "select",
+    "pselect6",
+    "epoll_wait",
+    "epoll_pwait",
+    "epoll_pwait2",
+    "wait4",
+    "waitid",
+    "flock",
+    "fcntl",
+    "connect",
+    "accept",
+    "accept4",
+    "membarrier",
+  ].map((n) => SYSCALL_NUMBERS.get(n)!),
+);
+
+/**
+ * How long the main thread polls after the last request before it sleeps
+ * (and guests ring the doorbell): a little longer than an exit costs on
+ * kvm_pvm (~100 µs), so a program that makes calls often never exits.
+ */
+export const POLL_WINDOW_MS = 2;
+
+/**
+ * The transport a run uses unless told: exitless on kvm_pvm, where an exit
+ * costs ~100 µs and a polled call ~1 µs; on hardware KVM an exit costs 1–2
+ * µs, which does not pay for a host core spent polling.
+ */
+export function defaultHostCalls(platform: Platform): HostCalls {
+  return platform === "kvm_pvm" ? "exitless" : "exit";
+}

@@ -1,0 +1,29 @@
+// The exitless host-call transport (src/kernel/hostcall.c, src/vm/exitless.ts):
+// calls at every spacing around the polling window are served once and in
+// order, bursts cost no exits, and both transports give the native output.
+import { deepStrictEqual, equal, ok } from "node:assert/strict";
+import { fixture, runHermitux, runNative, type Toolchain, TOOLCHAINS } from "./fixtures.ts";
+
+/** Runs `bin` under the CLI with `--host-calls=MODE --stats`. */
+async function run(bin: string, mode: "exit" | "exitless") {
+  const r = await runHermitux(bin, [], { flags: ["--stats", `--host-calls=${mode}`] });
+  const line = r.stderr.split("\n").find((l) => l.startsWith("hermitux: stats "))!;
+  return { ...r, stats: JSON.parse(line.slice("hermitux: stats ".length)) };
+}
+
+for (const tc of Object.keys(TOOLCHAINS) as Toolchain[]) {
+  Deno.test(`${tc}: host calls around the polling window, both transports`, async () => {
+    const bin = await fixture("exitless", tc);
+    const native = await runNative(bin);
+    const [exitless, exit] = [await run(bin, "exitless"), await run(bin, "exit")];
+    for (const r of [exitless, exit]) {
+      deepStrictEqual(r.stdout, native.stdout);
+      equal(r.code, native.code);
+    }
+    // 5,300 host calls: each by an exit in one transport, nearly none in the other.
+    ok(exit.stats.exits > 5300, `exit: ${exit.stats.exits} exits`);
+    equal(exit.stats.exitless, 0);
+    ok(exitless.stats.exitless > 5000, `exitless: ${exitless.stats.exitless}`);
+    ok(exitless.stats.exits < 1000, `exitless: ${exitless.stats.exits} exits`);
+  });
+}
