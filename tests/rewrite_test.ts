@@ -44,3 +44,14 @@ for (const tc of ["musl-static", "glibc-static", "glibc-dynamic"] as Toolchain[]
     }
   });
 }
+
+Deno.test("glibc-dynamic: --rewrite=static also rewrites the libraries ld.so maps", async () => {
+  const bin = await fixture("libc_site", "glibc-dynamic");
+  const out = async (mode: string) =>
+    (await runHermitux(bin, [], { flags: [`--rewrite=${mode}`] })).stdout;
+  equal((await runNative(bin)).stdout, "libc site 0f 05\n");
+  equal(await out("off"), "libc site 0f 05\n");
+  // Lazy rewriting touches only sites that ran; syscall() has not.
+  equal(await out("lazy"), "libc site 0f 05\n");
+  equal(await out("static"), "libc site ff d0\n");
+});

@@ -44,8 +44,8 @@ Options for run:
   --rewrite=off|static|lazy
                      turn syscall instructions into calls into the guest kernel:
                      each the first time it runs (lazy), or all those found in
-                     the program and its loader before boot (static); default
-                     off. Page 0 is then mapped, so NULL reads do not fault.
+                     the program and its loader before boot and in each library
+                     as it is mapped (static); default off. Page 0 is then mapped, so NULL reads do not fault.
                      HERMITUX_REWRITE sets the default.
   --host-calls=exit|exitless
                      how host calls reach the host: a VM exit each, or served by

@@ -367,14 +367,19 @@ export function parseElf(bytes: Uint8Array, path = ""): ElfFile {
   const interpreter = readInterpreter(r, segments, fail);
   const loadRange = checkLoads(segments, fail);
 
-  let symbols: ElfSymbol[] = [];
-  try {
-    symbols = readSymbols(r, shoff, shentsize, shnum);
-  } catch (err) {
-    // Section headers are not needed to run the program: ignore bad ones.
-    if (!(err instanceof ElfError)) throw err;
-  }
-  const symbolize = makeSymbolizer(symbols);
+  // Symbols serve crash reports only: read on first use (python3's take ms).
+  let table: { symbols: ElfSymbol[]; symbolize: ElfFile["symbolize"] } | undefined;
+  const symbolTable = () => {
+    if (table) return table;
+    let symbols: ElfSymbol[] = [];
+    try {
+      symbols = readSymbols(r, shoff, shentsize, shnum);
+    } catch (err) {
+      // Section headers are not needed to run the program: ignore bad ones.
+      if (!(err instanceof ElfError)) throw err;
+    }
+    return table = { symbols, symbolize: makeSymbolizer(symbols) };
+  };
 
   return {
     path,
@@ -387,8 +392,10 @@ export function parseElf(bytes: Uint8Array, path = ""): ElfFile {
     ...(interpreter === undefined ? {} : { interpreter }),
     isPie: type === ET_DYN,
     loadRange,
-    symbols,
-    symbolize,
+    get symbols() {
+      return symbolTable().symbols;
+    },
+    symbolize: (addr) => symbolTable().symbolize(addr),
   };
 }
 

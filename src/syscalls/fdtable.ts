@@ -5,7 +5,7 @@
  * @module
  */
 import { E, SyscallError } from "./errno.ts";
-import { hostSyscall } from "./host.ts";
+import { bufferAddress, hostSyscall } from "./host.ts";
 
 /** An open file description as the guest sees it. */
 export class OpenFile {
@@ -16,8 +16,20 @@ export class OpenFile {
   /** The guest path it was opened by (for *at syscalls and /proc), if any. */
   readonly path?: string;
   #refs = 0;
+  #canBlock?: boolean;
 
   #cleanup?: () => void;
+
+  /** Whether it is a pipe, FIFO or socket: a write there can wait for a reader. */
+  get canBlock(): boolean {
+    if (this.#canBlock === undefined) {
+      const st = new BigUint64Array(18);
+      const r = hostSyscall(5, this.hostFd, bufferAddress(new Uint8Array(st.buffer)));
+      const fmt = Number(st[3] & 0o170000n);
+      this.#canBlock = r < 0n || fmt === 0o010000 || fmt === 0o140000;
+    }
+    return this.#canBlock;
+  }
 
   /** Wraps a host fd; `cleanup` runs when the host fd closes. */
   constructor(

@@ -12,7 +12,7 @@ import { hostSyscall } from "./host.ts";
 import type { Process, SyscallModule } from "./registry.ts";
 
 const PAGE = 4096;
-const PROT_WRITE = 2, MAP_SHARED = 1, MAP_TYPE = 0xf;
+const PROT_WRITE = 2, PROT_EXEC = 4, MAP_SHARED = 1, MAP_TYPE = 0xf;
 const MS_ASYNC = 1, MS_INVALIDATE = 2, MS_SYNC = 4;
 const NR = { pread64: 17, pwrite64: 18, dup: 32, close: 3, fcntl: 72 } as const;
 const F_GETFL = 3, O_ACCMODE = 3, O_WRONLY = 1, O_RDWR = 2;
@@ -49,6 +49,19 @@ export function flushSharedMappings(p: Process): void {
   all.length = 0;
 }
 
+const EXEC_HOOK = "execMapping";
+
+/**
+ * What runs after a private file mapping with PROT_EXEC is filled (a
+ * library's text, as ld.so maps it): `--rewrite=static` patches its sites.
+ */
+export type ExecMappingHook = (hostFd: number, offset: number, start: number, len: number) => void;
+
+/** Installs `hook` for `p`'s executable file mappings. */
+export function onExecMapping(p: Process, hook: ExecMappingHook): void {
+  p.state.set(EXEC_HOOK, hook);
+}
+
 /** File mappings and their write-back. */
 export const mmModule: SyscallModule = {
   name: "mm",
@@ -82,6 +95,9 @@ export const mmModule: SyscallModule = {
         done += Number(r);
       }
       p.mem.bytes.fill(0, start + done, start + n);
+      if (Number(prot) & PROT_EXEC && !shared) {
+        (p.state.get(EXEC_HOOK) as ExecMappingHook | undefined)?.(file.hostFd, offset, start, done);
+      }
       if (shared) {
         const dup = Number(hostSyscall(NR.dup, file.hostFd));
         if (dup < 0) return dup;

@@ -36,7 +36,7 @@ export function sigpipe(p: Process, r: bigint): bigint {
 
 /** Linux's ERESTARTSYS: the VM makes it EINTR, or restarts the call for an SA_RESTART handler. */
 export const ERESTARTSYS = 512;
-const F_GETFL = 3, O_NONBLOCK = 0o4000, POLLIN = 1, NR_FCNTL = 72;
+const F_GETFL = 3, O_NONBLOCK = 0o4000, POLLIN = 1, POLLOUT = 4, NR_FCNTL = 72;
 
 /**
  * Before a read that could block (a blocking fd with nothing to read): wait
@@ -46,11 +46,25 @@ const F_GETFL = 3, O_NONBLOCK = 0o4000, POLLIN = 1, NR_FCNTL = 72;
  * at once (it runs again when the fd is readable).
  */
 export function awaitReadable(p: Process, hostFd: number): boolean {
+  return awaitReady(p, hostFd, POLLIN);
+}
+
+/**
+ * Before a write to a blocking pipe or socket with no room: the same wait
+ * as {@linkcode awaitReadable}, for room. (A write larger than the room
+ * that opens still blocks the host thread until a reader takes the rest.)
+ */
+export function awaitWritable(p: Process, hostFd: number): boolean {
+  if (readyNow(hostFd, POLLOUT)) return false;
+  return awaitReady(p, hostFd, POLLOUT);
+}
+
+function awaitReady(p: Process, hostFd: number, events: number): boolean {
   const fl = hostSyscall(NR_FCNTL, hostFd, F_GETFL);
   if (fl < 0n || (fl & BigInt(O_NONBLOCK)) !== 0n) return false;
   const t = threadsOf(p);
-  if (t && !t.onMain) return parkUntilReadable(t, hostFd);
-  if (signalsOf(p).waitFd(hostFd, POLLIN) === "signal") throw new SyscallError(ERESTARTSYS);
+  if (t && !t.onMain) return parkUntilReady(t, hostFd, events);
+  if (signalsOf(p).waitFd(hostFd, events) === "signal") throw new SyscallError(ERESTARTSYS);
   return false;
 }
 
@@ -61,15 +75,15 @@ function readyNow(fd: number, events: number): boolean {
 }
 
 /**
- * On a thread other than the main one, a read that would block parks it
- * (so the main thread goes on running and serving), checks every 10 ms,
- * and runs the read again once there is something to read. True if parked.
+ * On a thread other than the main one, a read (or write) that would block
+ * parks it (so the main thread goes on running and serving), checks every
+ * 10 ms, and runs the call again once the fd is ready. True if parked.
  */
-function parkUntilReadable(t: ThreadHost, fd: number): boolean {
-  if (readyNow(fd, POLLIN)) return false;
+function parkUntilReady(t: ThreadHost, fd: number, events: number): boolean {
+  if (readyNow(fd, events)) return false;
   const tid = t.current;
   const check = () => {
-    if (readyNow(fd, POLLIN)) return t.restart(tid);
+    if (readyNow(fd, events)) return t.restart(tid);
     t.park(monotonicNs() + 10_000_000n, check, interrupt);
   };
   const interrupt = () => t.resume(tid, BigInt(-ERESTARTSYS));
@@ -81,6 +95,9 @@ function rw(nr: number) {
   return ({ args: [fd, buf, count], process: p }: SyscallCall) => {
     const file = p.fds.get(fd);
     if (nr === HOST_NR.read && count !== 0n && awaitReadable(p, file.hostFd)) return 0;
+    if (nr === HOST_NR.write && count !== 0n && file.canBlock && awaitWritable(p, file.hostFd)) {
+      return 0;
+    }
     return sigpipe(p, hostSyscall(nr, file.hostFd, p.mem.hostAddress(buf, count), count));
   };
 }
@@ -109,6 +126,12 @@ function rwv(nr: number) {
     const file = call.process.fds.get(call.args[0]);
     const [iovs, count] = hostIovecs(call);
     if (nr === HOST_NR.readv && count > 0 && awaitReadable(call.process, file.hostFd)) return 0;
+    if (
+      nr === HOST_NR.writev && count > 0 && file.canBlock &&
+      awaitWritable(call.process, file.hostFd)
+    ) {
+      return 0;
+    }
     // preadv/pwritev(2) take the offset (and flags) next; readv/writev ignore them.
     const [, , , a3, a4, a5] = call.args;
     return sigpipe(

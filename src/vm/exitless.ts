@@ -64,9 +64,14 @@ export const POLL_WINDOW_MS = 2;
 
 /**
  * The transport a run uses unless told: exitless on kvm_pvm, where an exit
- * costs ~100 µs and a polled call ~1 µs; on hardware KVM an exit costs 1–2
- * µs, which does not pay for a host core spent polling.
+ * costs ~100 µs and a polled call ~1.5 µs; on hardware KVM an exit costs
+ * 1–2 µs, which does not pay for a host core spent polling. With one host
+ * core, the spinning guest and the polling host would take turns by time
+ * slice: exits then.
  */
-export function defaultHostCalls(platform: Platform): HostCalls {
-  return platform === "kvm_pvm" ? "exitless" : "exit";
+export function defaultHostCalls(
+  platform: Platform,
+  cores = navigator.hardwareConcurrency,
+): HostCalls {
+  return platform === "kvm_pvm" && cores > 1 ? "exitless" : "exit";
 }

@@ -8,7 +8,8 @@ import { ABI, BOOT_INFO, BOOT_MAGIC, HOSTCALL, PERCPU, REGION } from "../kernel/
 import { type KernelImage, kernelImage } from "../kernel/image.ts";
 import { GUEST_FORWARDS } from "../kernel/local.ts";
 import { CAP, EXIT, Kvm, type VcpuFd, type VmFd } from "../kvm/ioctls.ts";
-import { libc, OsError } from "../kvm/libc.ts";
+import { libc, OsError, strerror } from "../kvm/libc.ts";
+import { mapFile, MapFileError } from "../loader/mapfile.ts";
 import { bufferAddress, hostSyscall } from "../syscalls/host.ts";
 import { detectPlatform, guestCpl, type Platform } from "../kvm/platform.ts";
 import { LAYOUTS, regOffset } from "../kvm/structs.ts";
@@ -18,6 +19,7 @@ import { buildPageTables, mapTrampoline } from "../loader/paging.ts";
 import { AT, buildStack } from "../loader/stack.ts";
 import { dispatch, type Process, type SyscallRegistry } from "../syscalls/registry.ts";
 import { defaultRegistry, flushSharedMappings } from "../syscalls/mod.ts";
+import { onExecMapping } from "../syscalls/mm.ts";
 import { FdTable, OpenFile } from "../syscalls/fdtable.ts";
 import { type MountSpec, MountTable, openBeneath } from "../vfs/mounts.ts";
 import { E, SyscallError } from "../syscalls/errno.ts";
@@ -82,10 +84,10 @@ export interface BootOptions {
    * Syscall rewriting: `"lazy"` turns each `syscall` instruction into
    * `call *%rax` the first time it runs (entering the guest kernel through
    * a trampoline at page 0, with no trap); `"off"` (default) leaves code
-   * alone; `"static"` rewrites, before boot, every `syscall` a linear sweep
-   * finds in the executable and its interpreter (libraries ld.so maps later
-   * keep theirs). With rewriting, page 0 is mapped, so a NULL read no longer
-   * faults.
+   * alone; `"static"` rewrites every `syscall` a linear sweep finds in the
+   * executable and its interpreter before boot, and in each library as ld.so
+   * maps its text. With rewriting, page 0 is mapped, so a NULL read no
+   * longer faults.
    */
   rewrite?: "off" | "lazy" | "static";
   /**
@@ -119,7 +121,11 @@ export interface RunStats {
   exitless: number;
   /** Host-served syscalls by name. */
   syscalls: Record<string, number>;
-  /** Time in the host's syscall handlers by name, in ms (not counting the exits). */
+  /**
+   * Time in the host's syscall handlers by name, in ms (not counting the
+   * exits). Past a name's first 64 calls, every 16th is timed and counts 16
+   * times: reading the clock costs about as much as a fast call.
+   */
   syscallMs: Record<string, number>;
   /** From `Vm.create` to the program's segments (and interpreter) in memory, in ms. */
   loadMs: number;
@@ -245,14 +251,11 @@ class GuestProcess implements Process {
 
 function readProgram(path: string): Uint8Array {
   try {
-    return Deno.readFileSync(path);
+    return mapFile(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw new Error(`hermitux: ${path}: no such file`);
-    if (e instanceof Deno.errors.PermissionDenied) {
-      throw new Error(`hermitux: ${path}: permission denied`);
-    }
-    if (e instanceof Deno.errors.IsADirectory) throw new Error(`hermitux: ${path}: is a directory`);
-    throw e;
+    if (!(e instanceof MapFileError)) throw e;
+    const why = { 2: "no such file", 13: "permission denied", 21: "is a directory" }[e.errno];
+    throw new Error(`hermitux: ${path}: ${why ?? strerror(e.errno).toLowerCase()}`);
   }
 }
 
@@ -389,6 +392,8 @@ export class Vm implements Disposable, AsyncDisposable {
   #sites?: (bytes: Uint8Array, elf: ElfFile) => number[];
   /** `syscall` sites patched before boot (--rewrite=static). */
   rewrittenSites = 0;
+  /** --rewrite=static: each library's syscall sites, as file offsets. */
+  #libSites = new Map<string, number[]>();
   #threads?: Threads;
   #cr3 = 0n;
   #kernel?: KernelImage;
@@ -545,6 +550,7 @@ export class Vm implements Disposable, AsyncDisposable {
       armTimer: (ns) => this.#armHostTimer(ns),
     });
     attachSignals(this.#process, this.#sig);
+    if (this.#sites) onExecMapping(this.#process, (...a) => this.#patchMapping(...a));
     const stdio = options.stdio ?? [0, 1, 2];
     const fds = this.#process.fds;
     stdio.forEach((hostFd, fd) => fds.set(fd, new OpenFile(hostFd, { owned: false })));
@@ -601,6 +607,41 @@ export class Vm implements Disposable, AsyncDisposable {
       const at = base + addr;
       if (at + 2 > mem.size || mem.view.getUint16(at, true) !== 0x050f) continue;
       mem.view.setUint16(at, 0xd0ff, true);
+      this.rewrittenSites++;
+    }
+  }
+
+  /**
+   * --rewrite=static for a library ld.so maps: patches the sites of the
+   * file behind `hostFd` that fall in the part mapped (file bytes from
+   * `offset`, `len` of them at guest `start`). Sites are found once per file.
+   */
+  #patchMapping(hostFd: number, offset: number, start: number, len: number): void {
+    let path: string;
+    try {
+      path = Deno.readLinkSync(`/proc/self/fd/${hostFd}`);
+    } catch {
+      return;
+    }
+    let offs = this.#libSites.get(path);
+    if (!offs) {
+      offs = [];
+      try {
+        const bytes = mapFile(path), elf = parseElf(bytes, path);
+        const loads = elf.segments.filter((s) => s.type === PT_LOAD);
+        for (const addr of this.#sites!(bytes, elf)) {
+          const seg = loads.find((s) => addr >= s.vaddr && addr < s.vaddr + s.filesz);
+          if (seg) offs.push(addr - seg.vaddr + seg.offset);
+        }
+      } catch { /* not an ELF file we can read: leave it */ }
+      this.#libSites.set(path, offs);
+    }
+    const v = this.#mem!.view;
+    for (const off of offs) {
+      if (off < offset || off + 2 > offset + len) continue;
+      const at = start + off - offset;
+      if (v.getUint16(at, true) !== 0x050f) continue;
+      v.setUint16(at, 0xd0ff, true);
       this.rewrittenSites++;
     }
   }
@@ -1117,7 +1158,9 @@ export class Vm implements Disposable, AsyncDisposable {
       case ABI.HC_SYSCALL: {
         const name = syscallName(nr);
         const site = Number(v.getBigUint64(hc + HOSTCALL.site, true));
-        const t0 = performance.now();
+        const count = this.#stats.syscalls[name] ?? 0;
+        const timed = count < 64 || (count & 15) === 0;
+        const t0 = timed ? performance.now() : 0;
         const threads = this.#threads!;
         threads.polled = polled;
         try {
@@ -1134,8 +1177,11 @@ export class Vm implements Disposable, AsyncDisposable {
           threads.polled = false;
         }
         this.#stats.hostCalls++;
-        this.#stats.syscalls[name] = (this.#stats.syscalls[name] ?? 0) + 1;
-        this.#stats.syscallMs[name] = (this.#stats.syscallMs[name] ?? 0) + performance.now() - t0;
+        this.#stats.syscalls[name] = count + 1;
+        if (timed) {
+          const ms = (performance.now() - t0) * (count < 64 ? 1 : 16);
+          this.#stats.syscallMs[name] = (this.#stats.syscallMs[name] ?? 0) + ms;
+        }
         // Interrupted by a signal: restarted after an SA_RESTART handler, else EINTR.
         const restart = !polled && this.#restarts(ret);
         if (ret === BigInt(-ERESTARTSYS)) ret = BigInt(-E.EINTR);
@@ -1222,30 +1268,48 @@ export class Vm implements Disposable, AsyncDisposable {
    */
   #runExitless(): void {
     const p = this.#process!, threads = this.#threads!, main = threads.main;
-    let last = performance.now(), spins = 0;
+    // Clock reads cost more than a poll: time is looked at every CHECK
+    // rounds (~50 µs idle), timers every 64 calls served.
+    const CHECK = 1024;
+    let idle = 0, served = 0, door = threads.door, recent = true, last = 0;
     this.#setPolling(true);
     Atomics.store(main.ctl!, CTL.state, WSTATE.RUN);
     main.runner!.wake();
     while (!p.ended) {
       let work = this.#pollHostCalls();
-      if (threads.pending()) work += threads.serveWorkers();
-      if (work) last = performance.now();
-      if (work || (++spins & 63) === 0) this.#exitlessTimers();
-      if (p.ended) break;
-      if (work || performance.now() - last < POLL_WINDOW_MS) continue;
+      const d = threads.door;
+      if (d !== door) {
+        door = d;
+        work += threads.serveWorkers();
+      }
+      if (work) {
+        idle = 0;
+        recent = true;
+        if ((++served & 63) === 0) this.#exitlessTimers();
+        continue;
+      }
+      if (++idle % CHECK !== 0) continue;
+      this.#exitlessTimers();
+      const now = performance.now();
+      if (recent) {
+        recent = false;
+        last = now;
+      }
+      if (p.ended || now - last < POLL_WINDOW_MS) continue;
       // Quiet for a while: stop polling (guests ring the doorbell), then
       // look once more (a request posted as we stopped), and sleep.
       const seen = threads.door;
       this.#setPolling(false);
       if (!this.#pollHostCalls() && !threads.pending()) {
-        const now = monotonicNs(), wake = this.#exitlessWake();
-        const ms = wake === undefined ? 50 : Math.min(50, Number(wake - now) / 1e6);
+        const wake = this.#exitlessWake();
+        const ms = wake === undefined ? 50 : Math.min(50, Number(wake - monotonicNs()) / 1e6);
         if (ms > 0) threads.waitDoor(seen, ms);
       }
+      door = threads.door;
       threads.serveWorkers();
       this.#exitlessTimers();
       this.#setPolling(true);
-      last = performance.now();
+      recent = true;
     }
     this.#setPolling(false);
   }

@@ -30,6 +30,7 @@ async function inVm(
   stdin = "",
   env = {},
   rewrite: "off" | "lazy" | "static" = "off",
+  hostCalls?: "exit" | "exitless",
 ) {
   const [i, o, e] = [await tempFd(stdin), await tempFd(), await tempFd()];
   const diagnostics: string[] = [];
@@ -42,6 +43,7 @@ async function inVm(
       stdio: [i[0], o[0], e[0]],
       onDiagnostic: (m) => diagnostics.push(m),
       rewrite,
+      hostCalls,
     });
   } finally {
     for (const [fd] of [i, o, e]) libc().close(fd);
@@ -131,6 +133,16 @@ for (const tc of toolchains) {
     match(vm.diagnostics[0], /guest killed by SIGSEGV: page fault: write at unmapped address 0x0/);
   });
 }
+
+Deno.test(`[${platform}] both host-call transports (the exitless spin at the guest's CPL)`, async () => {
+  const hello = await fixture("hello", "musl-static");
+  for (const hostCalls of ["exit", "exitless"] as const) {
+    const vm = await inVm(hello, [], "", {}, "off", hostCalls);
+    equal(vm.outcome.stdout, "hello, world\n");
+    equal(vm.outcome.code, 0);
+    if (hostCalls === "exit") equal(vm.result.stats.exitless, 0);
+  }
+});
 
 Deno.test(`[${platform}] syscall latency loop`, async () => {
   const loop = await benchBinary("loop");
