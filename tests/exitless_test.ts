@@ -4,9 +4,9 @@
 import { deepStrictEqual, equal, ok } from "node:assert/strict";
 import { fixture, runHermitux, runNative, type Toolchain, TOOLCHAINS } from "./fixtures.ts";
 
-/** Runs `bin` under the CLI with `--host-calls=MODE --stats`. */
-async function run(bin: string, mode: "exit" | "exitless") {
-  const r = await runHermitux(bin, [], { flags: ["--stats", `--host-calls=${mode}`] });
+/** Runs `bin` under the CLI with `--host-calls=MODE --stats` (and `flags`). */
+async function run(bin: string, mode: "exit" | "exitless", flags: string[] = []) {
+  const r = await runHermitux(bin, [], { flags: ["--stats", `--host-calls=${mode}`, ...flags] });
   const line = r.stderr.split("\n").find((l) => l.startsWith("hermitux: stats "))!;
   return { ...r, stats: JSON.parse(line.slice("hermitux: stats ".length)) };
 }
@@ -28,3 +28,10 @@ for (const tc of Object.keys(TOOLCHAINS) as Toolchain[]) {
     ok(exitless.stats.exits < 1300, `exitless: ${exitless.stats.exits} exits`);
   });
 }
+
+Deno.test("overridden syscalls come exitless too (specialization overrides every denied one)", async () => {
+  const bin = await fixture("exitless", "musl-static");
+  const r = await run(bin, "exitless", ["--specialize"]);
+  deepStrictEqual(r.stdout, (await runNative(bin)).stdout);
+  ok(r.stats.exitless > 4000, `exitless: ${r.stats.exitless}`);
+});

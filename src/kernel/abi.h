@@ -54,10 +54,10 @@
 #define REWRITE_OFF      0
 #define REWRITE_LAZY     1
 
-/* boot_info.route[nr] */
+/* boot_info.route[nr]: bits */
 #define ROUTE_LOCAL      0  /* guest kernel serves it when it can */
 #define ROUTE_HOST       1  /* always ask the host */
-#define ROUTE_POLL       2  /* served by the host, exitless while it polls */
+#define ROUTE_POLL       2  /* when the host serves it: exitless while it polls */
 
 #ifndef __ASSEMBLER__
 /* Filled by the host before boot. Field order is ABI. */

@@ -7,7 +7,7 @@
  * each exit costs ~100 us.
  *
  * Exitless: while the host polls (boot_info.polling), a request it allows
- * (route ROUTE_POLL) is posted by bumping seq; a host thread serves it and
+ * (route bit ROUTE_POLL) is posted by bumping seq; a host thread serves it and
  * writes ack = seq while we spin here, never leaving guest mode. The host
  * answers ack = ~seq for a call that would block (it must park the vCPU)
  * and we ring the doorbell instead. When polling stops we ring it too,
@@ -22,7 +22,7 @@
 static int pollable(u64 kind, u64 nr)
 {
 	if (kind == HC_SYSCALL)
-		return nr < NR_SYSCALLS && BOOT->route[nr] == ROUTE_POLL;
+		return nr < NR_SYSCALLS && (BOOT->route[nr] & ROUTE_POLL);
 	return kind == HC_CLOCK || kind == HC_TRACE;
 }
 

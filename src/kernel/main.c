@@ -67,7 +67,7 @@ long ksyscall(struct frame *f)
 	hc->site = f->rcx - 2;
 	if (BOOT->rewrite == REWRITE_LAZY)
 		rewrite_site(f->rcx - 2);
-	if (!fn || BOOT->route[nr] == ROUTE_HOST) {
+	if (!fn || (BOOT->route[nr] & ROUTE_HOST)) {
 		r = hostcall(HC_SYSCALL, nr, f->rdi, f->rsi, f->rdx, f->r10, f->r8, f->r9);
 		/* Served exitless: the host could not deliver what it raised
 		 * (e.g. kill of ourselves), so ask now. After a doorbell the

@@ -876,12 +876,11 @@ export class Vm implements Disposable, AsyncDisposable {
     put(BOOT_INFO.rewrite, this.#lazy ? ABI.REWRITE_LAZY : ABI.REWRITE_OFF);
     mem.bytes.set(hostUtsname(), base + BOOT_INFO.uts);
     for (let nr = 0; nr < ABI.NR_SYSCALLS; nr++) {
-      const route = this.#registry.isOverridden(nr)
-        ? ABI.ROUTE_HOST
-        : this.#exitless && !DOORBELL_ONLY.has(nr)
-        ? ABI.ROUTE_POLL
-        : ABI.ROUTE_LOCAL;
-      mem.bytes[base + BOOT_INFO.route + nr] = route;
+      // An overridden syscall always reaches the host (past the guest
+      // kernel's own handler); any may come exitless unless it needs the vCPU.
+      const host = this.#registry.isOverridden(nr) ? ABI.ROUTE_HOST : ABI.ROUTE_LOCAL;
+      const poll = this.#exitless && !DOORBELL_ONLY.has(nr) ? ABI.ROUTE_POLL : 0;
+      mem.bytes[base + BOOT_INFO.route + nr] = host | poll;
     }
   }
 
@@ -1148,9 +1147,7 @@ export class Vm implements Disposable, AsyncDisposable {
       }
     }
     if (polled && kind !== ABI.HC_CLOCK && kind !== ABI.HC_TRACE) {
-      if (kind !== ABI.HC_SYSCALL || DOORBELL_ONLY.has(nr) || this.#registry.isOverridden(nr)) {
-        return false;
-      }
+      if (kind !== ABI.HC_SYSCALL || DOORBELL_ONLY.has(nr)) return false;
     }
     const args = [0, 1, 2, 3, 4, 5].map((i) => v.getBigUint64(hc + HOSTCALL.arg + i * 8, true));
     let ret = 0n;
