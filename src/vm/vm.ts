@@ -1268,11 +1268,31 @@ export class Vm implements Disposable, AsyncDisposable {
     // Clock reads cost more than a poll: time is looked at every CHECK
     // rounds (~50 µs idle), timers every 64 calls served.
     const CHECK = 1024;
-    let idle = 0, served = 0, door = threads.door, recent = true, last = 0;
+    let idle = 0, served = 0, door = threads.door, recent = true, last = 0, polling = true;
     this.#setPolling(true);
     Atomics.store(main.ctl!, CTL.state, WSTATE.RUN);
     main.runner!.wake();
     while (!p.ended) {
+      if (!polling) {
+        // Asleep until a runner exits (a doorbell, a fault) or a timer is due;
+        // only a guest's call (not a timer) starts a polling window again.
+        const seen = threads.door;
+        if (!threads.pending()) {
+          const wake = this.#exitlessWake();
+          const ms = wake === undefined ? 50 : Math.min(50, Number(wake - monotonicNs()) / 1e6);
+          if (ms > 0) threads.waitDoor(seen, ms);
+        }
+        const active = threads.door !== seen || threads.pending();
+        door = threads.door;
+        threads.serveWorkers();
+        this.#exitlessTimers();
+        if (active) {
+          this.#setPolling(polling = true);
+          recent = true;
+          idle = 0;
+        }
+        continue;
+      }
       let work = this.#pollHostCalls();
       const d = threads.door;
       if (d !== door) {
@@ -1294,19 +1314,9 @@ export class Vm implements Disposable, AsyncDisposable {
       }
       if (p.ended || now - last < POLL_WINDOW_MS) continue;
       // Quiet for a while: stop polling (guests ring the doorbell), then
-      // look once more (a request posted as we stopped), and sleep.
-      const seen = threads.door;
-      this.#setPolling(false);
-      if (!this.#pollHostCalls() && !threads.pending()) {
-        const wake = this.#exitlessWake();
-        const ms = wake === undefined ? 50 : Math.min(50, Number(wake - monotonicNs()) / 1e6);
-        if (ms > 0) threads.waitDoor(seen, ms);
-      }
-      door = threads.door;
-      threads.serveWorkers();
-      this.#exitlessTimers();
-      this.#setPolling(true);
-      recent = true;
+      // look once more (a request posted as we stopped).
+      this.#setPolling(polling = false);
+      if (this.#pollHostCalls()) this.#setPolling(polling = true);
     }
     this.#setPolling(false);
   }
