@@ -179,6 +179,8 @@ const SYSCALL_FRAME = [
   R.rsp,
 ]; // deno-fmt-ignore
 const SYSCALL_FRAME_ADDR = ABI.KSTACK_TOP - SYSCALL_FRAME.length * 8;
+const NR_SCHED_YIELD = 24;
+
 /** How soon to retry delivering an async signal that found the vCPU in the guest kernel. */
 const RETRY_NS = 1_000_000n;
 /** After a first expiry, the host timer repeats this often until re-armed (a missed SIGALRM). */
@@ -1306,6 +1308,8 @@ export class Vm implements Disposable, AsyncDisposable {
         continue;
       }
       if (++idle % CHECK !== 0) continue;
+      // Let a runner (or one of Deno's own threads) that shares this core run.
+      hostSyscall(NR_SCHED_YIELD);
       this.#exitlessTimers();
       const now = performance.now();
       if (recent) {
