@@ -1,6 +1,7 @@
 // Native and hermitux side by side in one run: boot → exit, syscall
-// latency (in-guest and host-served), a compute loop. Prints a table of
-// medians and hermitux/native ratios (Markdown, for the README).
+// latency (in-guest and host-served), python3 start-up, a compute loop,
+// file I/O. Prints a table of medians and hermitux/native ratios
+// (Markdown, for the README).
 import { boot, type HostCalls } from "../mod.ts";
 import { benchBinary, devNull } from "./common.ts";
 import { fixture } from "../tests/fixtures.ts";
@@ -80,6 +81,30 @@ for (const [kind, n, hostCalls] of cases) {
     const how = rewrite === "off" ? "syscall trap" : "rewritten site";
     rows.push([`${what}, ${how} (ns/call)`, median(a), median(b), "ns"]);
   }
+}
+
+// python3 start-up (dynamic: ld.so and its libraries through read-only system mounts).
+const SYSTEM = ["/usr", "/lib", "/lib64", "/etc", "/bin"]
+  .filter((d) => Deno.statSync(d).isDirectory)
+  .map((d) => ({ host: d, guest: d, readOnly: true }));
+for (const [hostCalls, rewrite] of [["exit", "off"], ["exitless", "lazy"]] as const) {
+  const pn: number[] = [], ph: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    pn.push((await native("/usr/bin/python3", ["-c", "pass"]))[0]);
+    const t0 = performance.now();
+    await boot({
+      path: "/usr/bin/python3",
+      args: ["-c", "pass"],
+      stdio,
+      mounts: SYSTEM,
+      cwd: "/",
+      rewrite,
+      hostCalls,
+    });
+    ph.push(performance.now() - t0);
+  }
+  const how = hostCalls === "exit" ? "exit" : "exitless, rewritten";
+  rows.push([`python3 -c pass start-up, ${how} (ms)`, median(pn), median(ph), "ms"]);
 }
 
 const compute = await benchBinary("compute");

@@ -6,6 +6,9 @@ import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
 import { fixture, runHermitux, runNative, type Toolchain } from "./fixtures.ts";
 import { DEFAULT_MODULES } from "../src/syscalls/mod.ts";
 import { readAllowList, specializedRegistry } from "../src/syscalls/specialize.ts";
+import { kernelHandler, kernelReach } from "../src/analysis/kernel.ts";
+import { GUEST_SYSCALLS } from "../src/kernel/local.ts";
+import { syscallName } from "../src/syscalls/table.ts";
 
 const PROGRAMS = ["hello", "malloc", "brk", "tls", "clock", "mmap", "cat", "pipes", "time_sleep"];
 
@@ -70,4 +73,33 @@ Deno.test("the analysis JSON is an allow list; unneeded modules are not loaded",
   ok(registry.isOverridden(41), "socket is denied (and routed past the guest kernel)");
   ok(!registry.isOverridden(20), "writev is served");
   deepStrictEqual(readAllowList('["read", 60]'), [0, 60]);
+});
+
+Deno.test("the guest-kernel code a specialized VM can reach: its call graph from the allowed handlers", async () => {
+  const dir = new URL("../src/kernel/", import.meta.url);
+  const image = await Deno.readFile(new URL("kernel.bin", dir));
+  const map = await Deno.readTextFile(new URL("kernel.map", dir));
+  // Every entry of main.c's local[] names the function kernelHandler gives.
+  const main = await Deno.readTextFile(new URL("main.c", dir));
+  const entries = [...main.matchAll(/\[(\d+)\] = (sys_\w+),/g)];
+  equal(entries.length, Object.keys(GUEST_SYSCALLS).length);
+  for (const [, nr, fn] of entries) equal(kernelHandler(syscallName(Number(nr))), fn);
+  const all = kernelReach(image, map, Object.keys(GUEST_SYSCALLS));
+  const none = kernelReach(image, map, []);
+  equal(all.reachable, all.total, `unreached: everything should be, with every syscall allowed`);
+  ok(none.reachable < all.total / 2, `${none.reachable} of ${none.total}`);
+  ok(none.functions.includes("ksyscall") && !none.functions.includes("sys_mmap"));
+  const some = kernelReach(image, map, ["mmap"]);
+  // sys_mmap brings the mapping list's helpers with it.
+  ok(some.functions.includes("sys_mmap") && some.functions.includes("find_gap"));
+  ok(some.reachable > none.reachable && some.reachable < all.reachable);
+});
+
+Deno.test("--specialize --verbose reports the guest-kernel code left", async () => {
+  const r = await runHermitux(await fixture("hello", "musl-static"), [], {
+    flags: ["--specialize", "--verbose"],
+  });
+  const m = /guest-kernel syscalls (\d+) of (\d+), code (\d+) of (\d+) bytes/.exec(r.stderr);
+  ok(m, r.stderr);
+  ok(Number(m[3]) < Number(m[4]));
 });

@@ -11,6 +11,10 @@ import { detectPlatform, guestCpl } from "../kvm/platform.ts";
 import { MEMORY, type MountSpec } from "../vfs/mounts.ts";
 import { VERSION } from "../version.ts";
 import { defaultHostCalls } from "../vm/exitless.ts";
+import { kernelImage } from "../kernel/image.ts";
+import { GUEST_SYSCALLS } from "../kernel/local.ts";
+import { SYSCALL_NUMBERS } from "../syscalls/table.ts";
+import { kernelReach } from "../analysis/kernel.ts";
 import { DEFAULT_MODULES } from "../syscalls/mod.ts";
 import type { SyscallRegistry } from "../syscalls/registry.ts";
 import { readAllowList, specializedRegistry } from "../syscalls/specialize.ts";
@@ -98,10 +102,16 @@ async function specialization(
   const { registry, report: r } = specializedRegistry(DEFAULT_MODULES, allowed, {
     strict: values.strict,
   });
+  const kernel = await kernelImage();
+  const map = await Deno.readTextFile(new URL("../kernel/kernel.map", import.meta.url));
+  const local = Object.keys(GUEST_SYSCALLS).filter((n) =>
+    allowed.includes(SYSCALL_NUMBERS.get(n)!)
+  );
+  const code = kernelReach(kernel.bytes, map, local);
   const summary = `hermitux: specialized by ${source}: ${r.allowedServable} of the ` +
     `${r.servable} syscalls hermitux serves stay reachable (${r.allowed} in the set); modules ${r.modules.loaded.length} of ${r.modules.total} ` +
     `(${r.modules.loaded.join(", ")}); guest-kernel syscalls ${r.guestKernel.reachable} of ` +
-    `${r.guestKernel.total}`;
+    `${r.guestKernel.total}, code ${code.reachable} of ${code.total} bytes`;
   return { registry, summary };
 }
 

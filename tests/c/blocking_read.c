@@ -42,6 +42,7 @@ int main(void) {
 	arm(1);
 	show("read with SA_RESTART", read(p[0], &c, 1));
 	disarm();
-	printf("got '%c' after %d ticks\n", c, ticks);
+	/* The third tick writes; under load a fourth may come before the read ends. */
+	printf("got '%c' after the third tick: %d\n", c, ticks >= 3);
 	return 0;
 }
