@@ -14,7 +14,6 @@ import { defaultHostCalls } from "../vm/exitless.ts";
 import { kernelImage } from "../kernel/image.ts";
 import { GUEST_SYSCALLS } from "../kernel/local.ts";
 import { SYSCALL_NUMBERS } from "../syscalls/table.ts";
-import { kernelReach } from "../analysis/kernel.ts";
 import { DEFAULT_MODULES } from "../syscalls/mod.ts";
 import type { SyscallRegistry } from "../syscalls/registry.ts";
 import { readAllowList, specializedRegistry } from "../syscalls/specialize.ts";
@@ -55,7 +54,7 @@ Options for run:
                      how host calls reach the host: a VM exit each, or served by
                      this process's main thread while the guest spins, with no
                      exit (vCPUs then run on threads of their own). Default:
-                     exitless on kvm_pvm, exit on hardware KVM;
+                     exit (exitless has a known race under load);
                      HERMITUX_HOST_CALLS sets it.
   --no-default-mounts
                      mount nothing but --mount: by default the current directory is
@@ -102,6 +101,8 @@ async function specialization(
   const { registry, report: r } = specializedRegistry(DEFAULT_MODULES, allowed, {
     strict: values.strict,
   });
+  // Loaded here, as the analysis is: iced-x86 is needed only for specialization.
+  const { kernelReach } = await import("../analysis/kernel.ts");
   const kernel = await kernelImage();
   const map = await Deno.readTextFile(new URL("../kernel/kernel.map", import.meta.url));
   const local = Object.keys(GUEST_SYSCALLS).filter((n) =>

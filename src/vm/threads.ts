@@ -14,6 +14,7 @@ import { E, SyscallError } from "../syscalls/errno.ts";
 import { type CloneSpec, type ThreadHost, WouldBlock } from "../syscalls/thread.ts";
 import { monotonicNs } from "../syscalls/signal.ts";
 import { MAX_CPUS } from "./percpu.ts";
+import { LAYOUTS } from "../kvm/structs.ts";
 import { futexWait, Runner, sharedPage } from "../runner/mod.ts";
 import { CTL, gettid, kick, WSTATE } from "./wire.ts";
 
@@ -227,6 +228,11 @@ export class Threads implements ThreadHost {
 
   /** Lets a served runner go on: run again, or back to the pool if its thread ended. */
   #release(cpu: Cpu): void {
+    // A kick that came as it exited anyway is spent: left set, the next
+    // KVM_RUN would return at once, and on older kernels it does so before
+    // applying the registers set in kvm_run's sync area, then overwrites
+    // them there (a signal frame just built would be lost).
+    cpu.runView.setUint8(LAYOUTS.kvm_run.fields.immediate_exit, 0);
     if (cpu.alive) {
       this.#setState(cpu, WSTATE.RUN);
     } else {
@@ -265,9 +271,10 @@ export class Threads implements ThreadHost {
       }
       served++;
       // A signal raised while its call was served (a timer that fired
-      // meanwhile) interrupts the wait it just began.
+      // meanwhile) interrupts the wait it just began; that resumes it, and
+      // it must not be released twice (it may have exited again by then).
       if (cpu.parked && this.#vm.signalled(cpu)) this.interrupt(cpu);
-      if (!cpu.parked) this.#release(cpu);
+      else if (!cpu.parked) this.#release(cpu);
     }
     return served;
   }

@@ -94,7 +94,7 @@ export interface BootOptions {
    * How host calls reach the host: `"exitless"` (vCPUs run on their own
    * host threads; while the main thread polls, most calls are served with
    * no VM exit) or `"exit"` (a VM exit each; vCPU 0 runs on the calling
-   * thread). Default: exitless on kvm_pvm, exit on hardware KVM.
+   * thread). Default: exit (see {@linkcode defaultHostCalls}).
    */
   hostCalls?: HostCalls;
   /** The kind of KVM (default: detected). */
