@@ -65,9 +65,9 @@ export const POLL_WINDOW_MS = 2;
 /**
  * The transport a run uses unless told: exit, everywhere for now. Exitless
  * is ~60× faster per call on kvm_pvm (an exit costs ~100 µs there, a polled
- * call ~1.5 µs), but under load a signal that interrupts a parked read can
- * still be lost (tests/c/blocking_read.c, 4 copies at once, hangs about one
- * run in 40), so it is opt-in until that is found. On hardware KVM an exit
+ * call ~1.5 µs), but under load the FPU state of code a timer signal
+ * interrupts is sometimes not restored (sig_fpu: one build of five failed
+ * in a loaded suite run with lazy rewriting), so it is opt-in until then. On hardware KVM an exit
  * costs 1–2 µs, which does not pay for a host core spent polling; with one
  * core the spinning guest and the polling host would take turns.
  */

@@ -1192,7 +1192,10 @@ export class Vm implements Disposable, AsyncDisposable {
         if (this.#trace && this.#process!.ended) this.#trace(`${name}(${args[0]}) = ?`);
         v.setBigInt64(hc + HOSTCALL.ret, BigInt.asIntN(64, ret), true);
         // Exitless, the guest kernel asks for any signal this left (HC_SIGNAL).
-        if (!polled) this.#afterSyscall(ret, restart);
+        // A call that parked has not returned: its signals wait for its
+        // resumption (afterResume); delivering one now would build the frame
+        // on a call that has not finished and block the signal meanwhile.
+        if (!polled && !cpu.parked) this.#afterSyscall(ret, restart);
         return true;
       }
       case ABI.HC_SIGNAL:
