@@ -1,11 +1,18 @@
-// The committed guest kernel image is exactly what its sources build.
+// The committed guest kernel image and vCPU runner code are exactly what
+// their sources build.
 import { deepStrictEqual } from "node:assert/strict";
 
-Deno.test("kernel.bin rebuilds byte for byte", async () => {
-  const dir = new URL("../src/kernel/", import.meta.url).pathname;
-  const out = await Deno.makeTempFile({ suffix: ".bin" });
+/** Runs `folder`'s build.sh into a temp file with `suffix`; returns the folder and the output. */
+async function rebuild(folder: string, suffix: string): Promise<[string, string]> {
+  const dir = new URL(`../src/${folder}/`, import.meta.url).pathname;
+  const out = await Deno.makeTempFile({ suffix });
   const r = await new Deno.Command("sh", { args: [`${dir}build.sh`, out] }).output();
   deepStrictEqual(new TextDecoder().decode(r.stderr), "");
+  return [dir, out];
+}
+
+Deno.test("kernel.bin rebuilds byte for byte", async () => {
+  const [dir, out] = await rebuild("kernel", ".bin");
   deepStrictEqual(await Deno.readFile(out), await Deno.readFile(`${dir}kernel.bin`));
   deepStrictEqual(
     await Deno.readTextFile(out.replace(/\.bin$/, ".map")),
@@ -14,9 +21,6 @@ Deno.test("kernel.bin rebuilds byte for byte", async () => {
 });
 
 Deno.test("the vCPU runner's machine code rebuilds byte for byte", async () => {
-  const dir = new URL("../src/runner/", import.meta.url).pathname;
-  const out = await Deno.makeTempFile({ suffix: ".ts" });
-  const r = await new Deno.Command("sh", { args: [`${dir}build.sh`, out] }).output();
-  deepStrictEqual(new TextDecoder().decode(r.stderr), "");
+  const [dir, out] = await rebuild("runner", ".ts");
   deepStrictEqual(await Deno.readTextFile(out), await Deno.readTextFile(`${dir}code.ts`));
 });

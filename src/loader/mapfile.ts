@@ -8,10 +8,10 @@
  * @module
  */
 import { addressOf, errno, libc } from "../kvm/libc.ts";
-import { bufferAddress, hostSyscall } from "../syscalls/host.ts";
+import { hostFstat } from "../syscalls/host.ts";
 
 const O_RDONLY = 0, O_CLOEXEC = 0o2000000, PROT_RW = 3, MAP_PRIVATE = 2;
-const NR_FSTAT = 5, S_IFMT = 0o170000, S_IFDIR = 0o040000, S_IFREG = 0o100000;
+const S_IFMT = 0o170000, S_IFDIR = 0o040000, S_IFREG = 0o100000;
 const MAX_CACHED = 32;
 
 const cache = new Map<string, Uint8Array>();
@@ -31,14 +31,13 @@ export function mapFile(path: string): Uint8Array {
   const fd = libc().open(new TextEncoder().encode(path + "\0"), O_RDONLY | O_CLOEXEC, 0);
   if (fd < 0) throw new MapFileError(path, errno());
   try {
-    const st = new BigUint64Array(18); // struct stat
-    const r = hostSyscall(NR_FSTAT, fd, bufferAddress(new Uint8Array(st.buffer)));
-    if (r < 0n) throw new MapFileError(path, Number(-r));
-    const mode = Number(st[3] & 0xffffffffn), size = Number(st[6]);
+    const st = hostFstat(fd);
+    if (typeof st === "number") throw new MapFileError(path, -st);
+    const { mode, size } = st;
     if ((mode & S_IFMT) === S_IFDIR) throw new MapFileError(path, 21); // EISDIR
     if ((mode & S_IFMT) !== S_IFREG || size === 0) return Deno.readFileSync(path);
-    // dev, ino, size, mtime (s, ns): a changed file maps anew.
-    const key = `${st[0]}:${st[1]}:${size}:${st[11]}:${st[12]}`;
+    // A changed file maps anew.
+    const key = `${st.dev}:${st.ino}:${size}:${st.mtimeNs}`;
     const hit = cache.get(key);
     if (hit) return hit;
     const p = libc().mmap(null, BigInt(size), PROT_RW, MAP_PRIVATE, fd, 0n);

@@ -158,7 +158,7 @@ export class Runner {
 
   /** Frees its `struct runner` once the thread has left (else it stays, for the thread). */
   dispose(): void {
-    if (Atomics.load(this.ctl, 2) !== 1) return;
+    if (Atomics.load(this.ctl, RUNNER.done / 4) !== 1) return;
     libc().munmap(Deno.UnsafePointer.create(this.addr), PAGE);
   }
 

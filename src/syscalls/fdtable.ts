@@ -5,7 +5,7 @@
  * @module
  */
 import { E, SyscallError } from "./errno.ts";
-import { bufferAddress, hostSyscall } from "./host.ts";
+import { hostFstat, hostSyscall } from "./host.ts";
 
 /** An open file description as the guest sees it. */
 export class OpenFile {
@@ -23,10 +23,9 @@ export class OpenFile {
   /** Whether it is a pipe, FIFO or socket: a write there can wait for a reader. */
   get canBlock(): boolean {
     if (this.#canBlock === undefined) {
-      const st = new BigUint64Array(18);
-      const r = hostSyscall(5, this.hostFd, bufferAddress(new Uint8Array(st.buffer)));
-      const fmt = Number(st[3] & 0o170000n);
-      this.#canBlock = r < 0n || fmt === 0o010000 || fmt === 0o140000;
+      const st = hostFstat(this.hostFd);
+      const fmt = typeof st === "number" ? -1 : st.mode & 0o170000;
+      this.#canBlock = fmt === -1 || fmt === 0o010000 || fmt === 0o140000;
     }
     return this.#canBlock;
   }

@@ -27,6 +27,31 @@ export function hostSyscall(
   return r === -1n ? BigInt(-errno()) : r;
 }
 
+/** What hermitux reads of a host `struct stat`. */
+export interface HostStat {
+  dev: bigint;
+  ino: bigint;
+  /** st_mode: type (S_IFMT bits) and permissions. */
+  mode: number;
+  size: number;
+  /** st_mtim as ns. */
+  mtimeNs: bigint;
+}
+
+/** fstat(2) of host fd `fd`, or `-errno`. */
+export function hostFstat(fd: number): HostStat | number {
+  const st = new BigUint64Array(18); // struct stat, 144 bytes
+  const r = hostSyscall(5, fd, bufferAddress(new Uint8Array(st.buffer)));
+  if (r < 0n) return Number(r);
+  return {
+    dev: st[0],
+    ino: st[1],
+    mode: Number(st[3] & 0xffffffffn),
+    size: Number(st[6]),
+    mtimeNs: st[11] * 1_000_000_000n + st[12],
+  };
+}
+
 /** Host address of a JS buffer, for syscalls that take a pointer. */
 export function bufferAddress(buf: Uint8Array): bigint {
   return Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf));

@@ -69,11 +69,9 @@ export const POLL_WINDOW_MS = 2;
  * interrupts is sometimes not restored (sig_fpu: one build of five failed
  * in a loaded suite run with lazy rewriting), so it is opt-in until then. On hardware KVM an exit
  * costs 1–2 µs, which does not pay for a host core spent polling; with one
- * core the spinning guest and the polling host would take turns.
+ * core the spinning guest and the polling host would take turns. (The
+ * platform stays a parameter: the choice will depend on it again.)
  */
-export function defaultHostCalls(
-  _platform: Platform,
-  _cores: number = navigator.hardwareConcurrency,
-): HostCalls {
+export function defaultHostCalls(_platform: Platform): HostCalls {
   return "exit";
 }

@@ -96,6 +96,11 @@ export class Threads implements ThreadHost {
     }
   }
 
+  /** Lets vCPU 0's runner run the first thread (when vCPU 0 has one). */
+  startMain(): void {
+    this.#setState(this.main, WSTATE.RUN);
+  }
+
   /** Whether the main thread runs a vCPU itself (vCPU 0 has no runner). */
   get mainRuns(): boolean {
     return !this.main.runner;

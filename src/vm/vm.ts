@@ -40,7 +40,7 @@ import {
 import { GuestMemory } from "./memory.ts";
 import { AREA_SIZE as PERCPU_AREA, buildCpuTables, physOf } from "./percpu.ts";
 import { type Cpu, Threads, type ThreadVm } from "./threads.ts";
-import { CTL, WSTATE } from "./wire.ts";
+import { CTL } from "./wire.ts";
 import { attachThreads, CLONE, type CloneSpec, WouldBlock } from "../syscalls/thread.ts";
 import { defaultHostCalls, DOORBELL_ONLY, type HostCalls, POLL_WINDOW_MS } from "./exitless.ts";
 import {
@@ -605,12 +605,14 @@ export class Vm implements Disposable, AsyncDisposable {
 
   /** --rewrite=static: `syscall` (0f 05) → `call *%rax` (ff d0) at every site found. */
   #patchSites(mem: GuestMemory, bytes: Uint8Array, elf: ElfFile, base: number): void {
-    for (const addr of this.#sites!(bytes, elf)) {
-      const at = base + addr;
-      if (at + 2 > mem.size || mem.view.getUint16(at, true) !== 0x050f) continue;
-      mem.view.setUint16(at, 0xd0ff, true);
-      this.rewrittenSites++;
-    }
+    for (const addr of this.#sites!(bytes, elf)) this.#patchAt(mem, base + addr);
+  }
+
+  /** Rewrites the `syscall` at guest `at`, if one is there. */
+  #patchAt(mem: GuestMemory, at: number): void {
+    if (at + 2 > mem.size || mem.view.getUint16(at, true) !== 0x050f) return;
+    mem.view.setUint16(at, 0xd0ff, true);
+    this.rewrittenSites++;
   }
 
   /**
@@ -638,13 +640,8 @@ export class Vm implements Disposable, AsyncDisposable {
       } catch { /* not an ELF file we can read: leave it */ }
       this.#libSites.set(path, offs);
     }
-    const v = this.#mem!.view;
     for (const off of offs) {
-      if (off < offset || off + 2 > offset + len) continue;
-      const at = start + off - offset;
-      if (v.getUint16(at, true) !== 0x050f) continue;
-      v.setUint16(at, 0xd0ff, true);
-      this.rewrittenSites++;
+      if (off >= offset && off + 2 <= offset + len) this.#patchAt(this.#mem!, start + off - offset);
     }
   }
 
@@ -1269,14 +1266,13 @@ export class Vm implements Disposable, AsyncDisposable {
    * any, when guests ring the doorbell instead.
    */
   #runExitless(): void {
-    const p = this.#process!, threads = this.#threads!, main = threads.main;
+    const p = this.#process!, threads = this.#threads!;
     // Clock reads cost more than a poll: time is looked at every CHECK
     // rounds (~50 µs idle), timers every 64 calls served.
     const CHECK = 1024;
     let idle = 0, served = 0, door = threads.door, recent = true, last = 0, polling = true;
     this.#setPolling(true);
-    Atomics.store(main.ctl!, CTL.state, WSTATE.RUN);
-    main.runner!.wake();
+    threads.startMain();
     while (!p.ended) {
       if (!polling) {
         // Asleep until a runner exits (a doorbell, a fault) or a timer is due;
