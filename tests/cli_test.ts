@@ -213,8 +213,10 @@ Deno.test("--host-calls=exit serves every host call by a VM exit; exitless by no
   equal(exit.exitless, 0);
   ok(exit.exits >= exit.hostCalls);
   const exitless = await stats("exitless");
-  // The program's own calls come exitless; only exit_group ends in an exit.
-  ok(exitless.exitless >= 2, JSON.stringify(exitless));
+  // Some come exitless (how many depends on load: after 2 ms without a call
+  // the host stops polling); every call is served one way or the other.
+  ok(exitless.exitless >= 1, JSON.stringify(exitless));
+  ok(exitless.exits + exitless.exitless >= exitless.hostCalls, JSON.stringify(exitless));
   ok(exitless.exits < exit.exits, JSON.stringify([exit, exitless]));
   const bad = await runHermitux(hello, [], { flags: ["--host-calls=maybe"] });
   equal(bad.code, 2);

@@ -13,8 +13,9 @@ int main(void)
 	time_t t = time(0);
 	printf("monotonic forward: %d\n", m1 > m0);
 	printf("realtime forward: %d\n", r1 > r0);
-	/* Both clocks advance alike; the slack covers a preempted clock call. */
-	long long slack = (m1 - m0) / 20 + 5000000;
+	/* Both clocks advance alike; the slack covers a preempted clock call
+	 * (20 ms: a loaded machine under emulation has been seen past 5). */
+	long long slack = (m1 - m0) / 20 + 20000000;
 	printf("elapsed agree: %d\n", (m1 - m0) - (r1 - r0) < slack && (r1 - r0) - (m1 - m0) < slack);
 	printf("realtime after 2024: %d\n", r1 / 1000000000LL > 1704067200LL);
 	printf("time() agrees: %d\n", t - r1 / 1000000000LL <= 1 && r1 / 1000000000LL - t <= 1);
