@@ -67,6 +67,8 @@ const cases = [
   ["getpid", 200000, "exit"],
   ["write", 5000, "exit"],
   ["write", 100000, "exitless"],
+  ["signal", 2000, "exit"],
+  ["signal", 5000, "exitless"],
 ] as const;
 for (const [kind, n, hostCalls] of cases) {
   for (const rewrite of ["off", "lazy"] as const) {
@@ -77,6 +79,8 @@ for (const [kind, n, hostCalls] of cases) {
     }
     const what = kind === "getpid"
       ? "in-guest syscall (getpid)"
+      : kind === "signal"
+      ? `signal to itself (tgkill, handler, rt_sigreturn), ${hostCalls}`
       : `host-served syscall (write 1 B), ${hostCalls}`;
     const how = rewrite === "off" ? "syscall trap" : "rewritten site";
     rows.push([`${what}, ${how} (ns/call)`, median(a), median(b), "ns"]);

@@ -233,6 +233,17 @@ Deno.test("--verbose names the platform and the guest's privilege level", async 
     typeof want === "string" ? new RegExp(want.replace(/[()]/g, "\\$&")) : want,
   );
   match(r.stderr, /"platform":"(kvm_pvm|vmx|svm)"/);
+  // The default transport (no HERMITUX_HOST_CALLS in the child).
+  const bare = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "cli.ts", "run", "--verbose", await fixture("hello", "musl-static")],
+    cwd: new URL("..", import.meta.url).pathname,
+    env: { HERMITUX_HOST_CALLS: "" },
+  }).output();
+  const multi = navigator.hardwareConcurrency >= 2;
+  match(
+    new TextDecoder().decode(bare.stderr),
+    pvm && multi ? /host calls exitless/ : /host calls exit\b/,
+  );
 });
 
 Deno.test("a bug in a syscall handler is an internal error (status 70), not a crash", async () => {

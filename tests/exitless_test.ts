@@ -3,6 +3,14 @@
 // order, bursts cost no exits, and both transports give the native output.
 import { deepStrictEqual, equal, ok } from "node:assert/strict";
 import { fixture, runHermitux, runNative, type Toolchain, TOOLCHAINS } from "./fixtures.ts";
+import { defaultHostCalls } from "../mod.ts";
+
+Deno.test("exitless is the default on kvm_pvm with two CPUs or more, exit elsewhere", () => {
+  equal(defaultHostCalls("kvm_pvm", 2), "exitless");
+  equal(defaultHostCalls("kvm_pvm", 1), "exit");
+  equal(defaultHostCalls("svm", 8), "exit");
+  equal(defaultHostCalls("vmx", 8), "exit");
+});
 
 /** Runs `bin` under the CLI with `--host-calls=MODE --stats` (and `flags`). */
 async function run(bin: string, mode: "exit" | "exitless", flags: string[] = []) {

@@ -1,6 +1,8 @@
 /* Times COUNT syscalls of one kind and prints nanoseconds per call to stderr
  * (stdout may be the write target). Kinds: getpid (served in the guest),
- * write (1 byte to fd 1, served by the host), none (the empty loop). */
+ * write (1 byte to fd 1, served by the host), signal (tgkill to itself:
+ * handler and rt_sigreturn), none (the empty loop). */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +10,8 @@
 #include <unistd.h>
 #include <sys/syscall.h>
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e9 + t.tv_nsec; }
+static volatile long handled;
+static void on_signal(int sig) { handled++; (void)sig; }
 int main(int argc, char **argv)
 {
 	const char *kind = argc > 1 ? argv[1] : "getpid";
@@ -18,7 +22,12 @@ int main(int argc, char **argv)
 		for (long i = 0; i < n; i++) syscall(SYS_getpid);
 	else if (!strcmp(kind, "write"))
 		for (long i = 0; i < n; i++) syscall(SYS_write, 1, &c, 1);
-	else
+	else if (!strcmp(kind, "signal")) {
+		signal(SIGUSR1, on_signal);
+		long pid = getpid(), tid = syscall(SYS_gettid);
+		t0 = now();
+		for (long i = 0; i < n; i++) syscall(SYS_tgkill, pid, tid, SIGUSR1);
+	} else
 		for (volatile long i = 0; i < n; i++) ;
 	double t1 = now();
 	fprintf(stderr, "%s %.1f ns/call\n", kind, (t1 - t0) / n);

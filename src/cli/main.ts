@@ -54,7 +54,7 @@ Options for run:
                      how host calls reach the host: a VM exit each, or served by
                      this process's main thread while the guest spins, with no
                      exit (vCPUs then run on threads of their own). Default:
-                     exit (exitless has a known race under load);
+                     exitless on kvm_pvm with 2 or more CPUs, else exit;
                      HERMITUX_HOST_CALLS sets it.
   --no-default-mounts
                      mount nothing but --mount: by default the current directory is
@@ -271,11 +271,11 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
   } catch (e) {
     return fail(`hermitux: ${(e as Error).message}`);
   }
-  const rewrite = values.rewrite ?? Deno.env.get("HERMITUX_REWRITE") ?? "off";
+  const rewrite = values.rewrite ?? (Deno.env.get("HERMITUX_REWRITE") || "off");
   if (rewrite !== "off" && rewrite !== "lazy" && rewrite !== "static") {
     return fail(`hermitux: bad --rewrite '${rewrite}' (use off, static or lazy)`);
   }
-  const hostCalls = values["host-calls"] ?? Deno.env.get("HERMITUX_HOST_CALLS");
+  const hostCalls = values["host-calls"] ?? (Deno.env.get("HERMITUX_HOST_CALLS") || undefined); // empty: unset
   if (hostCalls !== undefined && hostCalls !== "exit" && hostCalls !== "exitless") {
     return fail(`hermitux: bad --host-calls '${hostCalls}' (use exit or exitless)`);
   }

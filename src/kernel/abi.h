@@ -26,6 +26,9 @@
 #define HOSTCALL_ADDR    0x11000  /* struct hostcall per vCPU */
 #define HOSTCALL_STRIDE  0x100
 #define PERCPU_ADDR      0x12000  /* struct percpu: this vCPU's (thread's) state */
+#define PERCPU_SIG_OFF   56       /* offsetof(struct percpu, sig_rip), for entry.S */
+#define FPU_SCRATCH_ADDR 0x12400  /* same page: an XSAVE image the host hands sig_return */
+#define FPU_SCRATCH_SIZE 0xc00
 #define DOORBELL_ADDR    0x80000  /* virtual page mapped to DOORBELL_GPA */
 #define DOORBELL_GPA     0x4000000000 /* no memslot here: stores exit */
 #define EXC_DOORBELL_OFF 0x100    /* + vector: exception report */
@@ -101,6 +104,9 @@ struct percpu {
 	unsigned long clear_child_tid;  /* set_tid_address; the host clears it at exit */
 	unsigned long robust_list;      /* set_robust_list head, read by the host at exit */
 	unsigned long rseq_area;
+	/* What the signal stubs (entry.S) load last and where they jump: the
+	 * registers they need themselves, set by the host with the rest. */
+	unsigned long sig_rip, sig_rax, sig_rdx, sig_r11;
 };
 
 /*

@@ -18,6 +18,9 @@ export const ABI = {
   HOSTCALL_ADDR: 0x11000,
   HOSTCALL_STRIDE: 0x100,
   PERCPU_ADDR: 0x12000,
+  PERCPU_SIG_OFF: 56,
+  FPU_SCRATCH_ADDR: 0x12400,
+  FPU_SCRATCH_SIZE: 0xc00,
   DOORBELL_ADDR: 0x80000,
   DOORBELL_GPA: 0x4000000000,
   EXC_DOORBELL_OFF: 0x100,
@@ -93,11 +96,14 @@ export const IMAGE_HEADER = {
   brk_cur: 72,
   syscall_return: 80,
   zpoline_entry: 88,
+  sig_enter_save: 96,
+  sig_enter: 104,
+  sig_return: 112,
 } as const;
 
 /** Offsets in `struct percpu` (at `PERCPU_ADDR` in each vCPU's view). */
 export const PERCPU = {
-  size: 56,
+  size: 88,
   saved_user_rsp: 0,
   sigmask: 8,
   sigpending: 16,
@@ -105,6 +111,10 @@ export const PERCPU = {
   clear_child_tid: 32,
   robust_list: 40,
   rseq_area: 48,
+  sig_rip: 56,
+  sig_rax: 64,
+  sig_rdx: 72,
+  sig_r11: 80,
 } as const;
 
 /** `struct region` in mm.c (the guest kernel's mapping list). */

@@ -22,6 +22,9 @@ header:
 	.quad brk_cur
 	.quad syscall_return /* a new thread starts here, on a frame the host built */
 	.quad zpoline_entry  /* page 0's trampoline jumps here (rewritten sites) */
+	.quad sig_enter_save /* signal stubs, below */
+	.quad sig_enter
+	.quad sig_return
 
 	.text
 	/* First guest instruction: rdi = &boot_info, rsp = KSTACK_TOP. */
@@ -116,6 +119,55 @@ zpoline_entry:
 	pushfq
 	pop %r11
 	jmp syscall_common
+
+/*
+ * Signal entry and return, with the guest saving and loading its own FPU
+ * state: XSAVE into the signal frame, XRSTOR from it, as Linux does. The
+ * host could do it with KVM_GET/SET_XSAVE, but on kvm_pvm those must be
+ * made on the thread that runs the vCPU, which costs a thread hand-off
+ * each (0.3-0.5 ms when it sleeps): a 1 ms interval timer then starved the
+ * program it interrupts.
+ *
+ * The host sets every register as the handler (or the resumed code) must
+ * find it, except rip = one of these stubs and the registers they use,
+ * which it leaves in percpu's sig_* slots. Nothing here changes rflags,
+ * and nothing here can be interrupted by a signal (rip is not user code).
+ */
+#define SIG_SLOT(n) (PERCPU_ADDR + PERCPU_SIG_OFF + 8 * (n))
+
+	.globl sig_enter_save
+sig_enter_save:           /* r11 = where to XSAVE the interrupted FPU state */
+	mov $-1, %eax
+	mov $-1, %edx
+	xsave64 (%r11)
+	.globl sig_enter
+sig_enter:                /* a handler starts with a clean FPU */
+	mov $-1, %eax
+	mov $-1, %edx
+	xrstor64 fpu_init
+	jmp sig_resume
+
+	.globl sig_return
+sig_return:               /* r11 = an XSAVE image the host has checked */
+	mov $-1, %eax
+	mov $-1, %edx
+	xrstor64 (%r11)
+sig_resume:
+	mov SIG_SLOT(1), %rax
+	mov SIG_SLOT(2), %rdx
+	mov SIG_SLOT(3), %r11
+	jmp *SIG_SLOT(0)
+
+	.section .rodata
+	/* XSTATE_BV = 0: every component in its init state; XRSTOR still
+	 * loads MXCSR from here, so it holds the init value. */
+	.balign 64
+fpu_init:
+	.word 0x37f
+	.fill 22, 1, 0
+	.long 0x1f80
+	.fill 576 - 28, 1, 0
+	.text
 
 /*
  * Exception stubs, 16 bytes each, one per vector 0..31. These run at CPL 0

@@ -18,6 +18,12 @@ export interface KernelImage extends KernelEntries {
   syscallReturn: number;
   /** Where page 0's trampoline jumps (syscall sites rewritten as `call *%rax`). */
   zpolineEntry: number;
+  /** Signal stubs (entry.S): enter a handler saving the live FPU state at r11 first… */
+  sigEnterSave: number;
+  /** …enter a handler with a clean FPU… */
+  sigEnter: number;
+  /** …or resume after rt_sigreturn, loading the FPU state at r11. */
+  sigReturn: number;
 }
 
 let cached: Promise<KernelImage> | undefined;
@@ -46,6 +52,9 @@ async function read(): Promise<KernelImage> {
     },
     syscallReturn: at(IMAGE_HEADER.syscall_return),
     zpolineEntry: at(IMAGE_HEADER.zpoline_entry),
+    sigEnterSave: at(IMAGE_HEADER.sig_enter_save),
+    sigEnter: at(IMAGE_HEADER.sig_enter),
+    sigReturn: at(IMAGE_HEADER.sig_return),
   };
   if (image.bssEnd > ABI.KSTACK_TOP - 0x10000) throw new Error("kernel image too large");
   return image;

@@ -3,6 +3,10 @@
 
 struct start { u64 entry, sp; };
 
+/* entry.S's signal stubs address these slots by offset. */
+_Static_assert(__builtin_offsetof(struct percpu, sig_rip) == PERCPU_SIG_OFF, "percpu sig slots");
+_Static_assert(sizeof(struct percpu) <= FPU_SCRATCH_ADDR - PERCPU_ADDR, "percpu page");
+
 static const syscall_fn local[NR_SYSCALLS] = {
 	[9] = sys_mmap,
 	[10] = sys_mprotect,

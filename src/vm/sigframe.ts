@@ -89,10 +89,11 @@ export function initXsave(): Uint8Array {
 
 /**
  * Builds the frame for `sig` on the stack of `ctx` (or the alternate
- * stack), saving `ctx`, `mask` and the XSAVE image `xsave` (`size` bytes of
- * a `struct kvm_xsave`), and turns `ctx` into the handler's entry state.
- * Returns false when the frame does not fit in user memory (the caller
- * then kills with SIGSEGV, as Linux's force_sigsegv does).
+ * stack), saving `ctx`, `mask` and the XSAVE image `xsave` (`size` bytes in
+ * standard format; undefined leaves the image for the guest to XSAVE), and
+ * turns `ctx` into the handler's entry state. Returns the image's address,
+ * or undefined when the frame does not fit in user memory (the caller then
+ * kills with SIGSEGV, as Linux's force_sigsegv does).
  */
 export function pushFrame(
   mem: GuestMemory,
@@ -102,10 +103,10 @@ export function pushFrame(
   act: SigAction,
   ctx: UserContext,
   mask: bigint,
-  xsave: Uint8Array,
+  xsave: Uint8Array | undefined,
   size: number,
   xcr0: bigint,
-): boolean {
+): bigint | undefined {
   const rsp = ctx.regs[R.rsp];
   let sp = rsp - REDZONE;
   let onAlt = s.onAltstack(sp);
@@ -115,12 +116,12 @@ export function pushFrame(
   }
   const fp = (sp - BigInt(size + 4)) & ~63n;
   const frame = ((fp - BigInt(FRAME_SIZE)) & ~15n) - 8n;
-  if (onAlt && !s.onAltstack(frame)) return false;
+  if (onAlt && !s.onAltstack(frame)) return undefined;
   let o: number;
   try {
     o = mem.check(frame, Number(fp - frame) + size + 4);
   } catch {
-    return false;
+    return undefined;
   }
   const v = mem.view, f = Number(fp);
   mem.bytes.fill(0, o, f);
@@ -141,7 +142,8 @@ export function pushFrame(
   v.setBigUint64(o + SIGMASK, mask, true);
   if (act.flags & 4n) writeSiginfo(mem, o + INFO, info);
   // The FPU state as XSAVE writes it, with Linux's markers around it.
-  mem.bytes.set(xsave.subarray(0, size), f);
+  if (xsave) mem.bytes.set(xsave.subarray(0, size), f);
+  else mem.bytes.fill(0, f, f + size); // XSAVE leaves the header's tail as it finds it
   mem.bytes.fill(0, f + SW_BYTES, f + 512);
   v.setUint32(f + SW_BYTES, FP_XSTATE_MAGIC1, true);
   v.setUint32(f + SW_BYTES + 4, size + 4, true);
@@ -158,7 +160,7 @@ export function pushFrame(
   r[R.rip] = act.handler;
   r[R.rsp] = frame;
   r[R.rflags] &= ~ENTRY_CLEAR;
-  return true;
+  return fp;
 }
 
 /** What rt_sigreturn restores, read from the frame whose pretcode was just popped. */
@@ -176,7 +178,7 @@ export interface SavedFrame {
 /**
  * Reads the frame at `rsp - 8` (after the handler's `ret`). `rflags` gives
  * the bits a frame may not change; `size` and `xcr0` bound the XSAVE image.
- * Returns undefined when the frame is not in user memory.
+ * Returns undefined when the frame is not in user memory or its MXCSR is invalid.
  */
 export function popFrame(
   mem: GuestMemory,
@@ -217,7 +219,8 @@ export function popFrame(
     const xv = new DataView(xsave.buffer);
     xsave.fill(0, SW_BYTES, 512);
     xv.setUint32(28, 0xffff, true); // MXCSR_MASK: what the CPU reports
-    xv.setUint32(24, xv.getUint32(24, true) & 0xffff, true);
+    // Reserved MXCSR bits would fault XRSTOR: a bad frame, as on Linux.
+    if (xv.getUint32(24, true) & ~0xffff) return undefined;
     if (n === 512) xv.setBigUint64(XSTATE_BV, 3n, true);
     else xv.setBigUint64(XSTATE_BV, xv.getBigUint64(XSTATE_BV, true) & xcr0, true);
     xsave.fill(0, XSTATE_BV + 8, 576); // xcomp_bv and reserved: standard format

@@ -94,7 +94,7 @@ export interface BootOptions {
    * How host calls reach the host: `"exitless"` (vCPUs run on their own
    * host threads; while the main thread polls, most calls are served with
    * no VM exit) or `"exit"` (a VM exit each; vCPU 0 runs on the calling
-   * thread). Default: exit (see {@linkcode defaultHostCalls}).
+   * thread). Default: {@linkcode defaultHostCalls}.
    */
   hostCalls?: HostCalls;
   /** The kind of KVM (default: detected). */
@@ -181,6 +181,8 @@ const SYSCALL_FRAME = [
 const SYSCALL_FRAME_ADDR = ABI.KSTACK_TOP - SYSCALL_FRAME.length * 8;
 const NR_SCHED_YIELD = 24;
 
+/** rflags.TF: single-stepping. */
+const TF = 0x100n;
 /** How soon to retry delivering an async signal that found the vCPU in the guest kernel. */
 const RETRY_NS = 1_000_000n;
 /** After a first expiry, the host timer repeats this often until re-armed (a missed SIGALRM). */
@@ -380,6 +382,8 @@ export class Vm implements Disposable, AsyncDisposable {
   #timerArmed = false;
   #timerId?: number;
   #xsave = new Uint8Array(LAYOUTS.kvm_xsave.size);
+  /** KVM copies the registers to kvm_run at every exit (KVM_CAP_SYNC_REGS). */
+  #syncRegs = false;
   #initXsave = initXsave();
   #t0 = performance.now();
   #stats: RunStats;
@@ -464,7 +468,8 @@ export class Vm implements Disposable, AsyncDisposable {
     this.#runSize = this.#kvm.vcpuMmapSize();
     this.#run = this.#vcpu.mapRun(this.#runSize);
     this.#runView = new DataView(Deno.UnsafePointerView.getArrayBuffer(this.#run, this.#runSize));
-    if (this.#kvm.checkExtension(CAP.SYNC_REGS) & Number(SYNC_X86_REGS)) {
+    this.#syncRegs = (this.#kvm.checkExtension(CAP.SYNC_REGS) & Number(SYNC_X86_REGS)) !== 0;
+    if (this.#syncRegs) {
       this.#runView.setBigUint64(LAYOUTS.kvm_run.fields.kvm_valid_regs, SYNC_X86_REGS, true);
     }
 
@@ -685,10 +690,11 @@ export class Vm implements Disposable, AsyncDisposable {
       mapRun: (vcpu) => {
         const run = vcpu.mapRun(this.#runSize);
         this.#runs.push(run);
-        return {
-          addr: Deno.UnsafePointer.value(run),
-          view: new DataView(Deno.UnsafePointerView.getArrayBuffer(run, this.#runSize)),
-        };
+        const view = new DataView(Deno.UnsafePointerView.getArrayBuffer(run, this.#runSize));
+        if (this.#syncRegs) {
+          view.setBigUint64(LAYOUTS.kvm_run.fields.kvm_valid_regs, SYNC_X86_REGS, true);
+        }
+        return { addr: Deno.UnsafePointer.value(run), view };
       },
       setupChild: (child, parent, spec, tid) => this.#setupChild(child, parent, spec, tid),
       afterResume: (cpu, ret) => this.#asThread(cpu, () => this.#afterResume(cpu, ret)),
@@ -992,27 +998,31 @@ export class Vm implements Disposable, AsyncDisposable {
    * registers are not the user's: try again in a moment.
    */
   #deliverAsync(): void {
-    const bytes = new Uint8Array(LAYOUTS.kvm_regs.size);
-    this.#vcpu!.getRegs(bytes);
-    const regs = new BigUint64Array(bytes.buffer);
+    // After the kick's KVM_RUN the registers are in kvm_run's sync area (when KVM keeps them there).
+    const live = this.#regs();
+    const regs = new BigUint64Array(18);
+    for (let i = 0; i < 18; i++) regs[i] = live.getBigUint64(i * 8, true);
     if (regs[R.rip] < BigInt(ABI.USER_MIN)) {
       // In the guest kernel: vCPU 0 tries again shortly; another thread's
       // kernel reports the signal itself on its way out (HC_SIGNAL).
       if ((this.#threads?.serving.id ?? 0) === 0) this.#sig.retryAt = monotonicNs() + RETRY_NS;
       return;
     }
-    if (this.#deliver({ regs, err: 0n, trapno: 0n, cr2: 0n })) this.#vcpu!.setRegs(bytes);
+    if (this.#deliver({ regs, err: 0n, trapno: 0n, cr2: 0n })) this.#setRegs(regs);
   }
 
   /**
    * Acts on every pending, unblocked signal on top of `ctx` (changing it to
-   * the entry of the last handler): runs handlers, applies default actions.
-   * Returns whether `ctx` changed.
+   * the vCPU's way into the last handler): runs handlers, applies default
+   * actions. `fpu` is the FPU state of `ctx` when it is not the vCPU's own
+   * (after rt_sigreturn). Returns whether `ctx` changed.
    */
-  #deliver(ctx: UserContext): boolean {
+  #deliver(ctx: UserContext, fpu?: Uint8Array): boolean {
     const s = this.#sig, p = this.#process!, mem = this.#mem!;
+    const { xsaveSize, xcr0 } = features!;
     let changed = false;
-    let xsave: Uint8Array | undefined;
+    let image = fpu; // what the next frame saves; undefined: the vCPU's own, XSAVEd by the guest
+    let saveAt = 0n;
     for (let sig = s.next(); sig && !p.ended; sig = s.next()) {
       const info = s.take(sig);
       const act = s.actions[sig];
@@ -1021,29 +1031,67 @@ export class Vm implements Disposable, AsyncDisposable {
         p.exit(0, sig); // ignored signals never come out of next()
         break;
       }
-      if (!xsave) {
-        xsave = this.#xsave;
-        this.#vcpu!.getXsave(xsave);
-      }
       const mask = s.suspendMask ?? s.mask;
       s.suspendMask = undefined;
-      const ok = (act.flags & SA.RESTORER) !== 0n &&
-        pushFrame(mem, s, sig, info, act, ctx, mask, xsave, features!.xsaveSize, features!.xcr0);
-      if (!ok) {
+      const fp = (act.flags & SA.RESTORER) !== 0n
+        ? pushFrame(mem, s, sig, info, act, ctx, mask, image, xsaveSize, xcr0)
+        : undefined;
+      if (fp === undefined) {
         // Linux's force_sigsegv: a second failure (or a failing SIGSEGV) kills.
         if (sig === SIG.SIGSEGV) s.actions[sig] = { ...act, handler: SIG_DFL };
         s.force({ signo: SIG.SIGSEGV, code: SI.KERNEL });
         continue;
       }
+      if (!image) saveAt = fp;
       s.mask = s.mask | act.mask | (act.flags & SA.NODEFER ? 0n : bit(sig));
       if (act.flags & SA.RESETHAND) {
         s.actions[sig] = { handler: SIG_DFL, flags: 0n, restorer: 0n, mask: 0n };
       }
-      xsave = this.#initXsave; // the handler starts with a clean FPU, as on Linux
+      image = this.#initXsave; // the handler starts with a clean FPU, as on Linux
       changed = true;
     }
-    if (changed) this.#vcpu!.setXsave(this.#initXsave);
+    if (changed) {
+      const k = this.#kernel!;
+      this.#viaStub(ctx.regs, saveAt ? k.sigEnterSave : k.sigEnter, saveAt);
+    }
     return changed;
+  }
+
+  /**
+   * Makes `regs` enter the guest kernel's signal stub `stub` (entry.S) with
+   * `r11` as its argument; what it will load last (rip, rax, rdx, r11) goes
+   * to this thread's percpu slots.
+   */
+  #viaStub(regs: BigUint64Array, stub: number, r11: bigint): void {
+    const mem = this.#mem!, id = this.#threads?.serving.id ?? 0;
+    const slot = physOf(mem, id, ABI.PERCPU_ADDR + PERCPU.sig_rip);
+    [R.rip, R.rax, R.rdx, R.r11].forEach((r, i) =>
+      mem.view.setBigUint64(slot + i * 8, regs[r], true)
+    );
+    regs[R.rip] = BigInt(stub);
+    regs[R.r11] = r11;
+  }
+
+  /**
+   * Resumes `regs` with the FPU state `image` (rt_sigreturn): through the
+   * sig_return stub, which loads it from the scratch page, or with
+   * KVM_SET_XSAVE where the stub cannot (a single-stepped context: TF would
+   * trap in the stub). Returns false for an image KVM refuses.
+   */
+  #restoreFpu(regs: BigUint64Array, image: Uint8Array): boolean {
+    const { xsaveSize } = features!;
+    if (xsaveSize <= ABI.FPU_SCRATCH_SIZE && !(regs[R.rflags] & TF)) {
+      const mem = this.#mem!, id = this.#threads?.serving.id ?? 0;
+      mem.bytes.set(image.subarray(0, xsaveSize), physOf(mem, id, ABI.FPU_SCRATCH_ADDR));
+      this.#viaStub(regs, this.#kernel!.sigReturn, BigInt(ABI.FPU_SCRATCH_ADDR));
+      return true;
+    }
+    try {
+      this.#vcpu!.setXsave(image);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Sets the vCPU's registers before the next KVM_RUN (through kvm_run's sync area when it can). */
@@ -1078,21 +1126,16 @@ export class Vm implements Disposable, AsyncDisposable {
     regs[R.rflags] = regs[R.r11];
     let ctx: UserContext = { regs, err: 0n, trapno: 0n, cr2: 0n };
     let changed = false;
+    let fpu: Uint8Array | undefined;
     if (s.sigreturn) {
       s.sigreturn = false;
       const { xsaveSize, xcr0 } = features!;
       const saved = popFrame(mem, regs[R.rsp], regs[R.r11], xsaveSize, xcr0);
-      let loaded = false;
-      if (saved) {
-        try {
-          this.#vcpu!.setXsave(saved.xsave);
-          loaded = true;
-        } catch { /* a corrupt FPU image: SIGSEGV below */ }
-      }
-      if (!saved || !loaded) {
+      if (!saved) {
         s.force({ signo: SIG.SIGSEGV, code: SI.KERNEL });
       } else {
         ctx = saved.ctx;
+        fpu = saved.xsave;
         s.mask = saved.mask;
         const st = saved.stack, mode = st.flags & ~SS.AUTODISARM;
         if (!s.onAltstack(ctx.regs[R.rsp])) {
@@ -1102,7 +1145,15 @@ export class Vm implements Disposable, AsyncDisposable {
         changed = true;
       }
     }
-    if (this.#deliver(ctx) || changed || always) this.#setRegs(ctx.regs);
+    if (this.#deliver(ctx, fpu)) {
+      this.#setRegs(ctx.regs);
+    } else if (fpu && !this.#restoreFpu(ctx.regs, fpu)) {
+      // A corrupt FPU image: SIGSEGV, on top of the context it came with.
+      s.force({ signo: SIG.SIGSEGV, code: SI.KERNEL });
+      if (this.#deliver(ctx)) this.#setRegs(ctx.regs);
+    } else if (changed || always) {
+      this.#setRegs(ctx.regs);
+    }
   }
 
   /** A parked syscall's result is set: ERESTARTSYS becomes EINTR or a restart, as after a call. */

@@ -55,14 +55,15 @@ int main(void)
 		; /* busy: each SIGALRM interrupts user code */
 	every(0);
 	getitimer(ITIMER_REAL, &cur);
-	printf("busy loop ticks %d, disarmed %d\n", ticks, cur.it_value.tv_usec == 0);
+	/* A slow machine may take one more tick before the timer is off. */
+	printf("busy loop ticks>=3 %d, disarmed %d\n", ticks >= 3, cur.it_value.tv_usec == 0);
 
 	ticks = 0;
 	every(10000);
 	while (ticks < 3)
 		pause();
 	every(0);
-	printf("pause loop ticks %d\n", ticks);
+	printf("pause loop ticks>=3 %d\n", ticks >= 3);
 
 	struct itimerval one = { { 0, 0 }, { 0, 30000 } };
 	setitimer(ITIMER_REAL, &one, NULL);
@@ -86,7 +87,7 @@ int main(void)
 	every(2000);
 	int fd = open("/dev/null", O_WRONLY);
 	long n = 0;
-	while (ticks < 5) {
+	while (ticks < 5 || n == 0) { /* all 5 may come before the first write */
 		n += write(fd, "x", 1) == 1;
 		getppid();
 	}

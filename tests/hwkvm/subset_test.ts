@@ -79,15 +79,8 @@ for (const tc of toolchains) {
     }
   });
 
-  Deno.test(`[${platform}] ${tc}: signals: handlers, faults (and on kvm_pvm FPU state, timers)`, async () => {
-    // Timer-driven cases are left out on hardware KVM for now: under TCG's
-    // emulated SVM, the FPU state after a timer signal interrupts
-    // floating-point code differs (sig_fpu), and sig_timer's SA_RESTART and
-    // busy-loop cases diverge (README, "Signals"); the main suite runs both
-    // on kvm_pvm.
-    const names = platform === "kvm_pvm"
-      ? ["sig_handler", "sig_fault", "sig_fpu", "sig_timer"]
-      : ["sig_handler", "sig_fault"];
+  Deno.test(`[${platform}] ${tc}: signals: handlers, faults, FPU state, timers`, async () => {
+    const names = ["sig_handler", "sig_fault", "sig_fpu", "sig_timer"];
     for (const name of names) {
       equal((await same(await fixture(name, tc))).outcome.code, 0, name);
     }
