@@ -35,6 +35,7 @@ for (
         "sockets",
         "blocking_read",
         "blocking_write",
+        "pipe_bigwrite",
         "random",
         "pipes",
         "renames",

@@ -44,6 +44,23 @@ for (const tc of Object.keys(TOOLCHAINS) as Toolchain[]) {
     match(out.stdout, /^sigtimedwait took 4 in order 1234$/m);
   });
 
+  // At CPL 3 only: on hardware KVM the guest runs at CPL 0, where AC checks nothing.
+  const pvm = await Deno.stat("/sys/module/kvm_pvm").then(() => true, () => false);
+  Deno.test({
+    name: `${tc}: an alignment check is SIGBUS (BUS_ADRALN), handled or fatal`,
+    ignore: !pvm,
+    fn: async () => {
+      const bin = await fixture("sig_bus", tc);
+      const out = await assertSameAsNative(bin);
+      match(out.stdout, /^sig 7 code 1 addr0 1 trapno 17 ac in context 1\nloaded 0x5040302\n$/);
+      // Fatal: the same status and output, plus hermitux's crash report.
+      const [native, vm] = await Promise.all([runNative(bin, ["dfl"]), runHermitux(bin, ["dfl"])]);
+      deepStrictEqual([vm.code, vm.stdout], [135, native.stdout]);
+      equal(native.code, 135);
+      match(vm.stderr, /guest killed by SIGBUS: alignment check\n  rip 0x[0-9a-f]+ <main\+/);
+    },
+  });
+
   Deno.test(`${tc}: FPU state is kept across handlers`, async () => {
     const out = await assertSameAsNative(await fixture("sig_fpu", tc));
     match(out.stdout, /xmm15 kept 1 st0 kept 1 rounding kept 1\nymm15 kept 1\n/);

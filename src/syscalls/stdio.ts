@@ -49,16 +49,6 @@ export function awaitReadable(p: Process, hostFd: number): boolean {
   return awaitReady(p, hostFd, POLLIN);
 }
 
-/**
- * Before a write to a blocking pipe or socket with no room: the same wait
- * as {@linkcode awaitReadable}, for room. (A write larger than the room
- * that opens still blocks the host thread until a reader takes the rest.)
- */
-export function awaitWritable(p: Process, hostFd: number): boolean {
-  if (readyNow(hostFd, POLLOUT)) return false;
-  return awaitReady(p, hostFd, POLLOUT);
-}
-
 function awaitReady(p: Process, hostFd: number, events: number): boolean {
   const fl = hostSyscall(NR_FCNTL, hostFd, F_GETFL);
   if (fl < 0n || (fl & BigInt(O_NONBLOCK)) !== 0n) return false;
@@ -91,12 +81,103 @@ function parkUntilReady(t: ThreadHost, fd: number, events: number): boolean {
   return true;
 }
 
+const NR_PWRITEV2 = 328, RWF_NOWAIT = 8n, EAGAIN = 11, EOPNOTSUPP = 95;
+/** What a pipe takes at once when poll says it has room: one page-sized buffer. */
+const PIPE_BUF = 4096n;
+
+/**
+ * A write to a blocking pipe or socket, as Linux does it: it returns once
+ * everything is written, waiting for room as often as needed; a signal
+ * ends the wait with the bytes written so far (ERESTARTSYS if none). The
+ * host thread never blocks in write(2): each step is an RWF_NOWAIT write,
+ * and the waits are the interruptible ones reads use. `iovs` (host
+ * iovecs, `count` of them) is advanced in place.
+ */
+function blockingWrite(p: Process, hostFd: number, iovs: Uint8Array, count: number): bigint {
+  const v = new DataView(iovs.buffer, iovs.byteOffset, iovs.byteLength);
+  let first = 0, done = 0n, total = 0n;
+  for (let i = 0; i < count; i++) total += v.getBigUint64(i * 16 + 8, true);
+  const fl = hostSyscall(NR_FCNTL, hostFd, F_GETFL);
+  const t = threadsOf(p);
+  const blocking = fl >= 0n && (fl & BigInt(O_NONBLOCK)) === 0n;
+  // A call that came exitless may not park once it has written: a large
+  // one takes the doorbell first, a small one waits for room first.
+  if (blocking && t?.polled && (total > PIPE_BUF || !readyNow(hostFd, POLLOUT))) {
+    t.park(0n, () => {}); // throws WouldBlock
+  }
+  const hostWritev = (flags: bigint) =>
+    hostSyscall(
+      NR_PWRITEV2,
+      hostFd,
+      bufferAddress(iovs) + BigInt(first * 16),
+      count - first,
+      -1n,
+      0n,
+      flags,
+    );
+  /** Writes what fits; the call's result, or undefined when it must wait for room. */
+  const step = (): bigint | undefined => {
+    for (;;) {
+      let r = hostWritev(blocking ? RWF_NOWAIT : 0n);
+      // A kernel whose pipes know no RWF_NOWAIT: the rest in one blocking write.
+      if (r === BigInt(-EOPNOTSUPP)) r = hostWritev(0n);
+      if (r < 0n) {
+        if (r === BigInt(-EAGAIN) && blocking) return undefined;
+        return done > 0n ? done : sigpipe(p, r);
+      }
+      done += r;
+      if (done >= total || !blocking) return done;
+      // Past the bytes written: whole iovecs, then into the next one.
+      for (let left = r; left > 0n;) {
+        const len = v.getBigUint64(first * 16 + 8, true);
+        if (left < len) {
+          v.setBigUint64(first * 16, v.getBigUint64(first * 16, true) + left, true);
+          v.setBigUint64(first * 16 + 8, len - left, true);
+          break;
+        }
+        left -= len;
+        first++;
+      }
+    }
+  };
+  const interrupted = () => {
+    if (done > 0n) return done;
+    throw new SyscallError(ERESTARTSYS);
+  };
+  let r = step();
+  if (r !== undefined) return r;
+  if (t && !t.onMain) {
+    const tid = t.current;
+    const check = () => {
+      r = step();
+      if (r !== undefined) t.resume(tid, r);
+      else t.park(monotonicNs() + 10_000_000n, check, interrupt);
+    };
+    const interrupt = () => t.resume(tid, done > 0n ? done : BigInt(-ERESTARTSYS));
+    t.park(monotonicNs() + 10_000_000n, check, interrupt);
+    return 0n; // parked: resume gives the result
+  }
+  for (;;) {
+    if (signalsOf(p).waitFd(hostFd, POLLOUT) === "signal") return interrupted();
+    r = step();
+    if (r !== undefined) return r;
+  }
+}
+
+/** One host iovec for `count` bytes at guest `buf`. */
+function oneIovec(p: Process, buf: bigint, count: bigint): Uint8Array {
+  const iov = new Uint8Array(16), v = new DataView(iov.buffer);
+  v.setBigUint64(0, p.mem.hostAddress(buf, count), true);
+  v.setBigUint64(8, count, true);
+  return iov;
+}
+
 function rw(nr: number) {
   return ({ args: [fd, buf, count], process: p }: SyscallCall) => {
     const file = p.fds.get(fd);
     if (nr === HOST_NR.read && count !== 0n && awaitReadable(p, file.hostFd)) return 0;
-    if (nr === HOST_NR.write && count !== 0n && file.canBlock && awaitWritable(p, file.hostFd)) {
-      return 0;
+    if (nr === HOST_NR.write && count !== 0n && file.canBlock) {
+      return blockingWrite(p, file.hostFd, oneIovec(p, buf, count), 1);
     }
     return sigpipe(p, hostSyscall(nr, file.hostFd, p.mem.hostAddress(buf, count), count));
   };
@@ -126,11 +207,8 @@ function rwv(nr: number) {
     const file = call.process.fds.get(call.args[0]);
     const [iovs, count] = hostIovecs(call);
     if (nr === HOST_NR.readv && count > 0 && awaitReadable(call.process, file.hostFd)) return 0;
-    if (
-      nr === HOST_NR.writev && count > 0 && file.canBlock &&
-      awaitWritable(call.process, file.hostFd)
-    ) {
-      return 0;
+    if (nr === HOST_NR.writev && count > 0 && file.canBlock) {
+      return blockingWrite(call.process, file.hostFd, iovs, count);
     }
     // preadv/pwritev(2) take the offset (and flags) next; readv/writev ignore them.
     const [, , , a3, a4, a5] = call.args;

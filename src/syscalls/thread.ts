@@ -29,6 +29,11 @@ export interface ThreadHost {
   readonly current: number;
   /** Whether that thread runs on the main host thread, which may wait (serving the others). */
   readonly onMain: boolean;
+  /**
+   * Whether its call came exitless (its vCPU still runs): a call that must
+   * wait has to find out before it does anything, as park then throws.
+   */
+  readonly polled: boolean;
   /** Guest threads alive. */
   readonly count: number;
   /** Starts a thread as clone's child (rax 0 at the caller's return address); its tid. */
