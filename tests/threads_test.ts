@@ -105,10 +105,11 @@ Deno.test("thread churn leaves no host threads, fds or memory behind", async () 
     stderr: "inherit",
   }).output();
   equal(r.code, 0);
-  const { before, after, again } = JSON.parse(new TextDecoder().decode(r.stdout));
-  const counts = JSON.stringify({ before, after, again });
+  const { before, after, again, short } = JSON.parse(new TextDecoder().decode(r.stdout));
+  const counts = JSON.stringify({ before, after, again, short });
   // No growth: what a run starts (workers, vCPU fds) it ends.
   ok(after.threads <= before.threads && again.threads <= before.threads, `threads ${counts}`);
+  ok(short.threads <= before.threads, `threads after 30 short runs ${counts}`);
   ok(after.fds <= before.fds && again.fds <= before.fds, `fds ${counts}`);
   ok(again.rssKiB - after.rssKiB < 32 * 1024, `RSS grew over a second churn: ${counts}`);
 });

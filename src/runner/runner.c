@@ -107,7 +107,9 @@ void *runner(struct runner *r)
 				if (!__sync_bool_compare_and_swap(&r->intr, 1, 2))
 					continue;
 			}
-			r->state = EXITED;
+			/* Main may have told us to quit meanwhile: that stands. */
+			if (!__sync_bool_compare_and_swap(&r->state, RUN, EXITED))
+				break;
 			__sync_fetch_and_add(r->door, 1);
 			wake(r->door);
 			if (r->kick_tid) {

@@ -61,6 +61,8 @@ export interface ThreadVm {
   setRet(cpu: Cpu, ret: bigint): void;
   /** Whether `cpu`'s thread has a signal to act on (pending and not blocked). */
   signalled(cpu: Cpu): boolean;
+  /** Whether the process has ended (nothing runs again). */
+  ended(): boolean;
   /** `cpu`'s clear-child-tid address (set_tid_address, CLONE_CHILD_CLEARTID). */
   clearTid(cpu: Cpu): bigint;
 }
@@ -278,6 +280,8 @@ export class Threads implements ThreadHost {
       // A signal raised while its call was served (a timer that fired
       // meanwhile) interrupts the wait it just began; that resumes it, and
       // it must not be released twice (it may have exited again by then).
+      // Once the process has ended (exit_group) its threads stay stopped.
+      if (this.#vm.ended()) continue;
       if (cpu.parked && this.#vm.signalled(cpu)) this.interrupt(cpu);
       else if (!cpu.parked) this.#release(cpu);
     }

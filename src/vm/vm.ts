@@ -701,6 +701,7 @@ export class Vm implements Disposable, AsyncDisposable {
       restartSyscall: (cpu) => this.#asThread(cpu, () => this.#afterSyscall(0n, true, true)),
       serveExit: (cpu) => this.#serveExit(cpu),
       setRet: (cpu, ret) => this.#setRet(cpu, ret),
+      ended: () => this.#process!.ended !== undefined,
       signalled: (cpu) => {
         let due = false;
         this.#asThread(cpu, () => due = this.#sig.next() !== 0);
