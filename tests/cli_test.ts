@@ -239,7 +239,7 @@ Deno.test("--verbose names the platform and the guest's privilege level", async 
     cwd: new URL("..", import.meta.url).pathname,
     env: { HERMITUX_HOST_CALLS: "" },
   }).output();
-  const multi = navigator.hardwareConcurrency >= 2;
+  const multi = navigator.hardwareConcurrency >= 4;
   match(
     new TextDecoder().decode(bare.stderr),
     pvm && multi ? /host calls exitless/ : /host calls exit\b/,

@@ -5,8 +5,10 @@ import { deepStrictEqual, equal, ok } from "node:assert/strict";
 import { fixture, runHermitux, runNative, type Toolchain, TOOLCHAINS } from "./fixtures.ts";
 import { defaultHostCalls } from "../mod.ts";
 
-Deno.test("exitless is the default on kvm_pvm with two CPUs or more, exit elsewhere", () => {
-  equal(defaultHostCalls("kvm_pvm", 2), "exitless");
+Deno.test("exitless is the default on kvm_pvm with four CPUs or more, exit elsewhere", () => {
+  equal(defaultHostCalls("kvm_pvm", 4), "exitless");
+  equal(defaultHostCalls("kvm_pvm", 16), "exitless");
+  equal(defaultHostCalls("kvm_pvm", 2), "exit");
   equal(defaultHostCalls("kvm_pvm", 1), "exit");
   equal(defaultHostCalls("svm", 8), "exit");
   equal(defaultHostCalls("vmx", 8), "exit");

@@ -54,7 +54,7 @@ Options for run:
                      how host calls reach the host: a VM exit each, or served by
                      this process's main thread while the guest spins, with no
                      exit (vCPUs then run on threads of their own). Default:
-                     exitless on kvm_pvm with 2 or more CPUs, else exit;
+                     exitless on kvm_pvm with 4 or more CPUs, else exit;
                      HERMITUX_HOST_CALLS sets it.
   --no-default-mounts
                      mount nothing but --mount: by default the current directory is

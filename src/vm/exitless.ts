@@ -63,16 +63,22 @@ export const DOORBELL_ONLY: ReadonlySet<number> = new Set(
 export const POLL_WINDOW_MS = 2;
 
 /**
- * The transport a run uses unless told: exitless on kvm_pvm with at least
- * two host CPUs, exit elsewhere. On kvm_pvm an exit costs ~100 µs and a
- * polled call ~1.5 µs, so any program that makes more than a handful of
- * calls gains (python3's start-up: 53 against 85 ms). On hardware KVM an
- * exit costs 1–2 µs, which does not pay for a host core spent polling;
- * with one CPU the spinning guest and the polling host would take turns.
+ * The transport a run uses unless told: exitless on kvm_pvm with four host
+ * CPUs or more, exit elsewhere.
+ *
+ * Exitless keeps two host threads busy, the vCPU's runner and the polling
+ * main thread, and Deno's own threads (V8's compilers, its GC) need a core
+ * besides, most of all in a fresh process. Measured on the 2-CPU kvm_pvm
+ * development machine, from the CLI: a dynamic C hello runs 37 ms exitless
+ * against 13 ms by exit, python3 -c pass 113 against 94 ms. With V8 kept
+ * to one thread (`--v8-flags=--single-threaded`) exitless wins (python3: 75
+ * against 96 ms), so with cores to spare it is the faster transport. On
+ * hardware KVM an exit costs 1–2 µs, which does not pay for a core spent
+ * polling.
  */
 export function defaultHostCalls(
   platform: Platform,
   cpus: number = navigator.hardwareConcurrency,
 ): HostCalls {
-  return platform === "kvm_pvm" && cpus >= 2 ? "exitless" : "exit";
+  return platform === "kvm_pvm" && cpus >= 4 ? "exitless" : "exit";
 }
