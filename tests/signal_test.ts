@@ -57,7 +57,7 @@ for (const tc of Object.keys(TOOLCHAINS) as Toolchain[]) {
       const [native, vm] = await Promise.all([runNative(bin, ["dfl"]), runHermitux(bin, ["dfl"])]);
       deepStrictEqual([vm.code, vm.stdout], [135, native.stdout]);
       equal(native.code, 135);
-      match(vm.stderr, /guest killed by SIGBUS: alignment check\n  rip 0x[0-9a-f]+ <main\+/);
+      match(vm.stderr, /guest killed by SIGBUS: alignment check\n {2}rip 0x[0-9a-f]+ <main\+/);
     },
   });
 
