@@ -36,6 +36,7 @@ for (
         "blocking_read",
         "blocking_write",
         "pipe_bigwrite",
+        "mprotect",
         "random",
         "pipes",
         "renames",

@@ -50,6 +50,10 @@
 #define HC_ZERO          4  /* make [arg[0], arg[0] + arg[1]) read as zero */
 #define HC_SIGNAL        5  /* syscall nr (served here, result arg[0]) left a
                                pending signal unblocked: deliver it */
+#define HC_PROT          6  /* [arg[0], arg[0] + arg[1]) now has protection
+                               arg[2] (PROT_*), or is back to the default */
+#define PROT_RESET       0x100 /* default again (past a file's end stays so) */
+#define PROT_UNMAP       0x200 /* default again: the mapping is gone */
 #define HC_POSTED        0x100 /* or'ed into kind on a doorbell for a request
                                   posted to the poller: serve it unless ack == seq */
 
@@ -113,11 +117,14 @@ struct percpu {
  * A mapped range in the guest kernel's list (mm.c), read by the host for
  * /proc/self/maps. 'written' is set once it could have been written (so it
  * must be zeroed when reused); 'shared' marks a MAP_SHARED file mapping,
- * which the host writes back to its file before the range goes away.
+ * which the host writes back to its file before the range goes away;
+ * 'ptes' that the host changed its page-table entries (a protection, or
+ * pages past the end of a mapped file), to be reset when it goes away.
  */
 struct region {
 	unsigned long start, end;
 	unsigned char written, shared, prot;
+	unsigned char ptes;         /* its page-table entries differ from the default */
 };
 #endif /* __ASSEMBLER__ */
 

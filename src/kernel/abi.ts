@@ -39,6 +39,9 @@ export const ABI = {
   HC_UNKNOWN: 3,
   HC_ZERO: 4,
   HC_SIGNAL: 5,
+  HC_PROT: 6,
+  PROT_RESET: 0x100,
+  PROT_UNMAP: 0x200,
   HC_POSTED: 0x100,
   ROUTE_LOCAL: 0,
   ROUTE_HOST: 1,
@@ -118,4 +121,12 @@ export const PERCPU = {
 } as const;
 
 /** `struct region` in mm.c (the guest kernel's mapping list). */
-export const REGION = { size: 24, start: 0, end: 8, written: 16, shared: 17, prot: 18 } as const;
+export const REGION = {
+  size: 24,
+  start: 0,
+  end: 8,
+  written: 16,
+  shared: 17,
+  prot: 18,
+  ptes: 19,
+} as const;

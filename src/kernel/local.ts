@@ -14,9 +14,11 @@
 export const GUEST_SYSCALLS: Readonly<Record<string, string | null>> = {
   // mm.c
   mmap: "the guest kernel places every mapping; file mappings are filled by the host (see the " +
-    "host note); MAP_SHARED|MAP_ANONYMOUS is private (no fork yet); protections are not enforced",
-  mprotect: "bookkeeping only: protections are not enforced",
-  munmap: "bookkeeping only: unmapped pages stay accessible instead of faulting",
+    "host note); MAP_SHARED|MAP_ANONYMOUS is private (no fork yet); read-only and PROT_NONE " +
+    "are enforced, executable pages stay writable and PROT_EXEC is not required",
+  mprotect: "read-only and PROT_NONE are enforced (by the host's page tables); executable " +
+    "pages stay writable and PROT_EXEC is not required",
+  munmap: "bookkeeping only: unmapped pages stay accessible (zeroed) instead of faulting",
   mremap: "anonymous mappings only (shared file mappings are EFAULT); MREMAP_DONTUNMAP unsupported",
   madvise: "MADV_DONTNEED zeroes private memory; other advice is accepted and ignored",
   brk: null,

@@ -1,12 +1,14 @@
 /*
  * brk and anonymous mmap as allocator bookkeeping. All guest RAM is mapped
- * by the host before boot, so nothing here changes a page table: we only
- * decide which addresses are in use and keep the Linux promise that new
- * anonymous memory reads as zero. File mappings go to the host.
+ * present and writable by the host before boot; we decide which addresses
+ * are in use and keep the Linux promise that new anonymous memory reads as
+ * zero. File mappings go to the host, and so do protections that take
+ * access away (HC_PROT): the host owns the page tables.
  */
 #include "kernel.h"
 
 #define PROT_WRITE    0x2
+#define PROT_EXEC     0x4
 #define MAP_SHARED    0x01
 #define MAP_FIXED     0x10
 #define MAP_ANONYMOUS 0x20
@@ -31,12 +33,29 @@ void mm_init(void)
 }
 
 /*
- * Make [lo, hi) read as zero again. Small ranges are cleared here; large ones
- * are handed back to the host, which drops the pages (and their memory).
+ * Read-only and no-access mappings are enforced; every other protection
+ * leaves the default entries (present, writable). Executable pages stay
+ * writable: the lazy rewriter patches syscall sites in them in place.
  */
-static void zero_range(u64 lo, u64 hi)
+static int restricted(u64 prot)
 {
-	if (hi - lo <= 64 * 1024)
+	return !(prot & (PROT_WRITE | PROT_EXEC));
+}
+
+/* Asks the host to give [lo, hi) protection prot (or PROT_RESET). */
+static void set_ptes(u64 lo, u64 hi, u64 prot)
+{
+	hostcall(HC_PROT, 10, lo, hi - lo, prot, 0, 0, 0);
+}
+
+/*
+ * Make [lo, hi) read as zero again. Small ranges are cleared here; large ones
+ * are handed back to the host, which drops the pages (and their memory), as
+ * are pages we may not write (host_only).
+ */
+static void zero_range(u64 lo, u64 hi, int host_only)
+{
+	if (hi - lo <= 64 * 1024 && !host_only)
 		memset((void *)lo, 0, hi - lo);
 	else
 		hostcall(HC_ZERO, 0, lo, hi - lo, 0, 0, 0, 0);
@@ -49,7 +68,7 @@ static void remove_at(int i)
 	nregions--;
 }
 
-static int insert_at(int i, u64 start, u64 end, u8 written, u8 shared, u8 prot)
+static int insert_at(int i, u64 start, u64 end, u8 written, u8 shared, u8 prot, u8 ptes)
 {
 	int j;
 
@@ -62,6 +81,7 @@ static int insert_at(int i, u64 start, u64 end, u8 written, u8 shared, u8 prot)
 	regions[i].written = written;
 	regions[i].shared = shared;
 	regions[i].prot = prot;
+	regions[i].ptes = ptes;
 	nregions++;
 	return 0;
 }
@@ -82,10 +102,12 @@ static int unmap_range(u64 lo, u64 hi)
 		}
 		if (r->shared)
 			hostcall(HC_SYSCALL, 11, s, e - s, 0, 0, 0, 0); /* munmap: write back */
+		if (r->ptes)
+			set_ptes(s, e, PROT_UNMAP);
 		if (r->written)
-			zero_range(s, e);
+			zero_range(s, e, 0);
 		if (r->start < s && r->end > e) {
-			if (insert_at(i + 1, e, r->end, r->written, r->shared, r->prot))
+			if (insert_at(i + 1, e, r->end, r->written, r->shared, r->prot, r->ptes))
 				return -ENOMEM;
 			regions[i].end = s;
 			return 0;
@@ -117,7 +139,7 @@ static int add_region(u64 lo, u64 hi, u8 written, u8 shared, u8 prot)
 
 	while (i < nregions && regions[i].start < lo)
 		i++;
-	return insert_at(i, lo, hi, written, shared, prot);
+	return insert_at(i, lo, hi, written, shared, prot, 0);
 }
 
 /* Splits the region that strictly contains x in two at x. */
@@ -127,7 +149,7 @@ static int split_at(u64 x)
 		struct region *r = &regions[i];
 
 		if (r->start < x && x < r->end) {
-			if (insert_at(i + 1, x, r->end, r->written, r->shared, r->prot))
+			if (insert_at(i + 1, x, r->end, r->written, r->shared, r->prot, r->ptes))
 				return -ENOMEM;
 			regions[i].end = x;
 			return 0;
@@ -168,7 +190,7 @@ static u64 find_gap(u64 len, u64 floor)
 /*
  * File mappings are placed here like anonymous ones; the host then copies
  * the file's bytes in (and, for MAP_SHARED, writes them back on msync,
- * munmap and exit), so the guest needs no page-table change for them.
+ * munmap and exit), and takes away the pages past the end of the file.
  */
 static long do_mmap(u64 addr, u64 len, u64 prot, u64 flags, u64 fd, u64 off)
 {
@@ -211,6 +233,10 @@ static long do_mmap(u64 addr, u64 len, u64 prot, u64 flags, u64 fd, u64 off)
 			return r;
 		}
 	}
+	if (restricted(prot)) {
+		set_ptes(start, start + len, prot);
+		region_at(start)->ptes = 1;
+	}
 	return start;
 }
 
@@ -221,8 +247,8 @@ static long do_munmap(u64 addr, u64 len, u64 c, u64 d, u64 e, u64 f)
 	return unmap_range(addr, PAGE_UP(addr + len));
 }
 
-/* Protections are not enforced yet: we record them (for /proc/self/maps)
- * and remember possible writes. */
+/* Records protections (for /proc/self/maps), remembers possible writes,
+ * and has the host enforce those that take access away. */
 static long do_mprotect(u64 addr, u64 len, u64 prot, u64 d, u64 e, u64 f)
 {
 	u64 end = PAGE_UP(addr + len);
@@ -235,9 +261,15 @@ static long do_mprotect(u64 addr, u64 len, u64 prot, u64 d, u64 e, u64 f)
 		return -ENOMEM;
 	for (int i = 0; i < nregions; i++)
 		if (regions[i].start >= addr && regions[i].end <= end) {
-			regions[i].prot = prot;
+			struct region *r = &regions[i];
+
+			if (restricted(prot) || r->ptes) {
+				set_ptes(r->start, r->end, restricted(prot) ? prot : PROT_RESET);
+				r->ptes = 1; /* a file's past-the-end pages stay the host's */
+			}
+			r->prot = prot;
 			if (prot & PROT_WRITE)
-				regions[i].written = 1;
+				r->written = 1;
 		}
 	return 0;
 }
@@ -255,7 +287,7 @@ static long do_brk(u64 addr, u64 b, u64 c, u64 d, u64 e, u64 f)
 		return brk_cur;
 	/* Memory given back and taken again must read as zero. */
 	if (addr > brk_cur && brk_cur < brk_high)
-		zero_range(brk_cur, addr < brk_high ? PAGE_UP(addr) : brk_high);
+		zero_range(brk_cur, addr < brk_high ? PAGE_UP(addr) : brk_high, 0);
 	brk_cur = addr;
 	if (want > brk_high)
 		brk_high = want;
@@ -283,6 +315,8 @@ static long do_mremap(u64 old, u64 old_len, u64 new_len, u64 flags, u64 new_addr
 			return old;
 		}
 		if (old + new_len <= BOOT->mmap_max && !overlaps(old + old_len, old + new_len)) {
+			if (r->ptes && r->end < old + new_len)
+				set_ptes(r->end, old + new_len, restricted(prot) ? prot : PROT_RESET);
 			r->end = r->end > old + new_len ? r->end : old + new_len;
 			/* Keep the array disjoint: a region ending at old+old_len grows. */
 			return old;
@@ -301,8 +335,14 @@ static long do_mremap(u64 old, u64 old_len, u64 new_len, u64 flags, u64 new_addr
 	}
 	if (add_region(to, to + new_len, 1, 0, prot))
 		return -ENOMEM;
+	if (r->ptes) /* so that it can be read */
+		set_ptes(old, old + old_len, PROT_RESET);
 	memcpy((void *)to, (void *)old, old_len < new_len ? old_len : new_len);
 	unmap_range(old, old + old_len);
+	if (restricted(prot)) {
+		set_ptes(to, to + new_len, prot);
+		region_at(to)->ptes = 1;
+	}
 	return to;
 }
 
@@ -319,7 +359,7 @@ static long do_madvise(u64 addr, u64 len, u64 advice, u64 d, u64 e, u64 f)
 			u64 e = regions[i].end < addr + len ? regions[i].end : PAGE_UP(addr + len);
 
 			if (s < e && regions[i].written && !regions[i].shared)
-				zero_range(s, e);
+				zero_range(s, e, regions[i].ptes);
 		}
 	return 0;
 }

@@ -57,6 +57,16 @@ const EXEC_HOOK = "execMapping";
  */
 export type ExecMappingHook = (hostFd: number, offset: number, start: number, len: number) => void;
 
+const PAST_END_HOOK = "mm.pastEnd";
+
+/** Called with the page-aligned part of a file mapping past the end of its file. */
+export type PastEndHook = (start: number, end: number) => void;
+
+/** Installs `hook` for the pages of `p`'s file mappings past their file's end. */
+export function onPastEnd(p: Process, hook: PastEndHook): void {
+  p.state.set(PAST_END_HOOK, hook);
+}
+
 /** Installs `hook` for `p`'s executable file mappings. */
 export function onExecMapping(p: Process, hook: ExecMappingHook): void {
   p.state.set(EXEC_HOOK, hook);
@@ -95,6 +105,11 @@ export const mmModule: SyscallModule = {
         done += Number(r);
       }
       p.mem.bytes.fill(0, start + done, start + n);
+      // Whole pages past the end of the file: SIGBUS when touched, as on Linux.
+      const eof = start + Math.ceil(done / 4096) * 4096;
+      if (eof < start + n) {
+        (p.state.get(PAST_END_HOOK) as PastEndHook | undefined)?.(eof, start + n);
+      }
       if (Number(prot) & PROT_EXEC && !shared) {
         (p.state.get(EXEC_HOOK) as ExecMappingHook | undefined)?.(file.hostFd, offset, start, done);
       }

@@ -80,6 +80,7 @@ export const SI = {
   TRAP_BRKPT: 1,
   TRAP_TRACE: 2,
   BUS_ADRALN: 1,
+  BUS_ADRERR: 2,
 } as const;
 
 /** `SIG_DFL` and `SIG_IGN` as handler values. */

@@ -52,8 +52,15 @@ export class GuestMemory {
     libc().madvise(this.host, BigInt(size), MADV_HUGEPAGE);
     const buf = Deno.UnsafePointerView.getArrayBuffer(Deno.UnsafePointer.create(this.host)!, size);
     this.bytes = new Uint8Array(buf);
+    this.userEnd = size;
     this.view = new DataView(buf);
   }
+
+  /**
+   * Where user memory ends: above it the VM keeps what is not the guest
+   * program's (page tables, per-vCPU pages). The whole of RAM until set.
+   */
+  userEnd: number;
 
   /**
    * Checks that the guest range [addr, addr + len) is user memory and
@@ -62,7 +69,7 @@ export class GuestMemory {
   check(addr: number | bigint, len: number | bigint): number {
     const a = Number(addr), n = Number(len);
     if (
-      !(a >= ABI.USER_MIN) || !(n >= 0) || a + n > this.size || !Number.isSafeInteger(a + n)
+      !(a >= ABI.USER_MIN) || !(n >= 0) || a + n > this.userEnd || !Number.isSafeInteger(a + n)
     ) {
       throw new SyscallError(E.EFAULT, `bad guest address ${a.toString(16)}+${n}`);
     }
@@ -83,10 +90,10 @@ export class GuestMemory {
   /** Reads a NUL-terminated string of at most `max` bytes (ENAMETOOLONG past it). */
   cString(addr: number | bigint, max = 4096): string {
     const a = this.check(addr, 1);
-    const end = Math.min(this.size, a + max);
+    const end = Math.min(this.userEnd, a + max);
     const nul = this.bytes.subarray(a, end).indexOf(0);
     if (nul < 0) {
-      throw new SyscallError(end === this.size ? E.EFAULT : E.ENAMETOOLONG);
+      throw new SyscallError(end === this.userEnd ? E.EFAULT : E.ENAMETOOLONG);
     }
     return new TextDecoder().decode(this.bytes.subarray(a, a + nul));
   }

@@ -34,6 +34,11 @@ export function blockOf(mem: GuestMemory, id: number): number {
   return mem.size - AREA_SIZE + (id - 1) * BLOCK_SIZE;
 }
 
+/** Where vCPU `id`'s copy of the first GiB's page directory is (see {@linkcode buildCpuTables}). */
+export function pdCopyOf(mem: GuestMemory, id: number): number {
+  return blockOf(mem, id) + 2 * ABI.PAGE_SIZE;
+}
+
 /**
  * The guest-physical address behind virtual `va` for vCPU `id`: its own
  * frame for a private page, the identity map otherwise.

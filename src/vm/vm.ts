@@ -19,7 +19,7 @@ import { buildPageTables, mapTrampoline } from "../loader/paging.ts";
 import { AT, buildStack } from "../loader/stack.ts";
 import { dispatch, type Process, type SyscallRegistry } from "../syscalls/registry.ts";
 import { defaultRegistry, flushSharedMappings } from "../syscalls/mod.ts";
-import { onExecMapping } from "../syscalls/mm.ts";
+import { onExecMapping, onPastEnd } from "../syscalls/mm.ts";
 import { FdTable, OpenFile } from "../syscalls/fdtable.ts";
 import { type MountSpec, MountTable, openBeneath } from "../vfs/mounts.ts";
 import { E, SyscallError } from "../syscalls/errno.ts";
@@ -38,7 +38,8 @@ import {
   vectorSignal,
 } from "./fault.ts";
 import { GuestMemory } from "./memory.ts";
-import { AREA_SIZE as PERCPU_AREA, buildCpuTables, physOf } from "./percpu.ts";
+import { AREA_SIZE as PERCPU_AREA, buildCpuTables, pdCopyOf, physOf } from "./percpu.ts";
+import { accessOf, PageProtections } from "./protect.ts";
 import { type Cpu, Threads, type ThreadVm } from "./threads.ts";
 import { CTL } from "./wire.ts";
 import { attachThreads, CLONE, type CloneSpec, WouldBlock } from "../syscalls/thread.ts";
@@ -181,6 +182,8 @@ const SYSCALL_FRAME = [
 const SYSCALL_FRAME_ADDR = ABI.KSTACK_TOP - SYSCALL_FRAME.length * 8;
 const NR_SCHED_YIELD = 24;
 
+/** Room for 4 KiB page tables split from 2 MiB pages: 512 of them, for 1 GiB of protections. */
+const PT_POOL = 0x200000;
 /** rflags.TF: single-stepping. */
 const TF = 0x100n;
 /** How soon to retry delivering an async signal that found the vCPU in the guest kernel. */
@@ -384,6 +387,11 @@ export class Vm implements Disposable, AsyncDisposable {
   #xsave = new Uint8Array(LAYOUTS.kvm_xsave.size);
   /** KVM copies the registers to kvm_run at every exit (KVM_CAP_SYNC_REGS). */
   #syncRegs = false;
+  /** Protections in the page tables (HC_PROT). */
+  #prot?: PageProtections;
+  /** The end of the address range the guest may map (mmap_max). */
+  #userEnd = 0;
+  #protWarned = false;
   #initXsave = initXsave();
   #t0 = performance.now();
   #stats: RunStats;
@@ -475,8 +483,10 @@ export class Vm implements Disposable, AsyncDisposable {
 
     mem.bytes.set(kernel.bytes, ABI.KERNEL_ADDR);
     this.#mounts = new MountTable(options.mounts ?? []);
-    // Per-vCPU blocks at the very top, then the stack, then the mmap area.
-    const stackTop = size - PERCPU_AREA;
+    // Per-vCPU blocks at the very top, page tables for protections, then
+    // the stack, then the mmap area.
+    const poolEnd = size - PERCPU_AREA, stackTop = poolEnd - PT_POOL;
+    mem.userEnd = stackTop;
     let mmapMax = stackTop - STACK_SIZE;
     const image = loadExecutable(elf, bytes, mem, mmapMax);
     this.#base = image.base;
@@ -574,6 +584,14 @@ export class Vm implements Disposable, AsyncDisposable {
     const codeEnd = ABI.KERNEL_ADDR +
       Math.ceil(kernel.bytes.length / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
     const cr3 = this.#cr3 = buildPageTables(mem, codeEnd);
+    this.#prot = new PageProtections(
+      mem,
+      cr3,
+      [stackTop, poolEnd],
+      () => this.#threads?.cpus.filter((c) => c.id > 0).map((c) => pdCopyOf(mem, c.id)) ?? [],
+    );
+    this.#userEnd = mmapMax;
+    onPastEnd(this.#process, (start, end) => this.#pastEnd(start, end));
     if (this.#rewrite) mapTrampoline(mem, kernel.zpolineEntry);
     writeSystemTables(mem, kernel);
     setupVcpu(this.#vcpu, 0, cr3, kernel, features, guestCpl(this.#stats.platform));
@@ -1197,7 +1215,7 @@ export class Vm implements Disposable, AsyncDisposable {
         v.setUint32(hc + HOSTCALL.ack, seq, true);
       }
     }
-    if (polled && kind !== ABI.HC_CLOCK && kind !== ABI.HC_TRACE) {
+    if (polled && kind !== ABI.HC_CLOCK && kind !== ABI.HC_TRACE && kind !== ABI.HC_PROT) {
       if (kind !== ABI.HC_SYSCALL || DOORBELL_ONLY.has(nr)) return false;
     }
     const args = [0, 1, 2, 3, 4, 5].map((i) => v.getBigUint64(hc + HOSTCALL.arg + i * 8, true));
@@ -1266,12 +1284,62 @@ export class Vm implements Disposable, AsyncDisposable {
       case ABI.HC_ZERO:
         mem.zero(Number(args[0]), Number(args[1]));
         break;
+      case ABI.HC_PROT:
+        this.#protect(args[0], args[1], Number(args[2]));
+        break;
       default:
         this.#diag(`hermitux: guest kernel reported an impossible state (${kind}/${args[0]})`);
         this.#process!.exit(0, SIG.SIGKILL);
     }
     v.setBigInt64(hc + HOSTCALL.ret, BigInt.asIntN(64, ret), true);
     return true;
+  }
+
+  /**
+   * HC_PROT: the guest kernel gives [start, start + len) protection `prot`
+   * (PROT_*), or PROT_RESET / PROT_UNMAP. Only page-aligned ranges of the
+   * mmap area are taken (the guest is untrusted).
+   */
+  #protect(start: bigint, len: bigint, prot: number): void {
+    const lo = Number(start), hi = lo + Number(len);
+    const page = ABI.PAGE_SIZE;
+    if (lo % page || hi % page || lo < ABI.USER_MIN || hi > this.#userEnd || hi <= lo) return;
+    const access = prot & (ABI.PROT_RESET | ABI.PROT_UNMAP) ? "default" : accessOf(prot);
+    if (!this.#prot!.apply(lo, hi, access, (prot & ABI.PROT_UNMAP) !== 0)) this.#protFull();
+  }
+
+  /** A file mapping's pages past its file's end (the mm module's hook). */
+  #pastEnd(start: number, end: number): void {
+    if (!this.#prot!.pastEnd(start, end)) return this.#protFull();
+    // The guest kernel resets the mapping's entries when it goes.
+    const { regions, nregions } = this.#kernel!.mm, v = this.#mem!.view;
+    const n = Math.min(v.getInt32(nregions, true), 4096);
+    for (let i = 0; i < n; i++) {
+      const r = regions + i * REGION.size;
+      const lo = Number(v.getBigUint64(r + REGION.start, true));
+      const hi = Number(v.getBigUint64(r + REGION.end, true));
+      if (lo <= start && start < hi) v.setUint8(r + REGION.ptes, 1);
+    }
+  }
+
+  #protFull(): void {
+    if (this.#protWarned) return;
+    this.#protWarned = true;
+    this.#diag("hermitux: page-table pool used up: further protections are not enforced");
+  }
+
+  /** Whether `addr` is in one of the guest kernel's mappings (mmap, not brk or the stack). */
+  #mapped(addr: number): boolean {
+    const { regions, nregions } = this.#kernel!.mm, v = this.#mem!.view;
+    const n = Math.min(v.getInt32(nregions, true), 4096);
+    for (let i = 0; i < n; i++) {
+      const r = regions + i * REGION.size;
+      if (
+        Number(v.getBigUint64(r + REGION.start, true)) <= addr &&
+        addr < Number(v.getBigUint64(r + REGION.end, true))
+      ) return true;
+    }
+    return false;
   }
 
   /** Serves the requests running vCPUs posted exitless; returns how many. */
@@ -1447,10 +1515,15 @@ export class Vm implements Disposable, AsyncDisposable {
     if (rip >= ABI.USER_MIN && this.#enterFaultHandler(vector, errorCode, cr2, frame, live)) {
       return undefined;
     }
-    return crashFromException(vector, errorCode, rip, rsp, cr2, mem, {
+    const report = crashFromException(vector, errorCode, rip, rsp, cr2, mem, {
       elf: this.#elf,
       base: this.#base,
     });
+    if (vector === 14 && this.#prot?.isPastEnd(cr2)) {
+      report.signal = SIG.SIGBUS;
+      report.description = `bus error: access past the end of a mapped file 0x${cr2.toString(16)}`;
+    }
+    return report;
   }
 
   /**
@@ -1557,7 +1630,16 @@ export class Vm implements Disposable, AsyncDisposable {
       case 6:
         return { signo, code: SI.ILL_ILLOPN, addr: rip };
       case 14:
-        return { signo, code: errorCode & 1 ? SI.SEGV_ACCERR : SI.SEGV_MAPERR, addr: BigInt(cr2) };
+        // Past a mapped file's end: SIGBUS. In a mapping: no access (its
+        // entry may be not present, for PROT_NONE). Elsewhere: not mapped.
+        if (this.#prot?.isPastEnd(cr2)) {
+          return { signo: SIG.SIGBUS, code: SI.BUS_ADRERR, addr: BigInt(cr2) };
+        }
+        return {
+          signo,
+          code: errorCode & 1 || this.#mapped(cr2) ? SI.SEGV_ACCERR : SI.SEGV_MAPERR,
+          addr: BigInt(cr2),
+        };
       case 17:
         return { signo, code: SI.BUS_ADRALN, addr: 0n };
       case 16:

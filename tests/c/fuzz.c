@@ -32,7 +32,8 @@ static int denied(long nr)
 	case SYS_rt_tgsigqueueinfo: case SYS_alarm: case SYS_setitimer: case SYS_timer_create:
 	case SYS_rt_sigreturn: case SYS_rt_sigaction: case SYS_sigaltstack: case SYS_reboot:
 	/* would rewrite its own memory, stack, TLS or code */
-	case SYS_brk: case SYS_munmap: case SYS_mremap: case SYS_madvise: case SYS_mprotect:
+	case SYS_brk: case SYS_mmap: case SYS_munmap: case SYS_mremap: case SYS_madvise:
+	case SYS_mprotect:
 	case SYS_arch_prctl: case SYS_set_tid_address: case SYS_rseq: case SYS_pkey_mprotect:
 	case SYS_shmat: case SYS_remap_file_pages: case SYS_process_vm_writev:
 	/* would block (nothing else runs to wake it) */
@@ -67,8 +68,8 @@ int main(int argc, char **argv)
 	 */
 	char *scratch = mmap(0, 16 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	/*
-	 * Path strings are copied into the scratch area too: protections are not
-	 * enforced in the guest yet, so a pointer into .rodata handed to, say,
+	 * Path strings are copied into the scratch area too: the program's own
+	 * image is mapped writable, so a pointer into .rodata handed to, say,
 	 * uname() would let the call overwrite the fuzzer's own image.
 	 */
 	enum { npaths = sizeof paths / sizeof *paths };

@@ -31,6 +31,7 @@ async function inVm(
   env = {},
   rewrite: "off" | "lazy" | "static" = "off",
   hostCalls?: "exit" | "exitless",
+  dir?: string,
 ) {
   const [i, o, e] = [await tempFd(stdin), await tempFd(), await tempFd()];
   const diagnostics: string[] = [];
@@ -44,6 +45,7 @@ async function inVm(
       onDiagnostic: (m) => diagnostics.push(m),
       rewrite,
       hostCalls,
+      ...(dir ? { mounts: [{ host: dir, guest: "/work", readOnly: false }], cwd: "/work" } : {}),
     });
   } finally {
     for (const [fd] of [i, o, e]) libc().close(fd);
@@ -53,9 +55,12 @@ async function inVm(
   return { outcome: { stdout, stderr, code: result.status }, result, diagnostics };
 }
 
-async function same(path: string, args: string[] = [], stdin = "", env = {}) {
-  const native = await runNative(path, args, { stdin, env });
-  const vm = await inVm(path, args, stdin, env);
+/** Runs `path` natively and in a VM, in a scratch working directory with `inDir`. */
+async function same(path: string, args: string[] = [], stdin = "", env = {}, inDir = false) {
+  const dir = inDir ? await Deno.makeTempDir({ prefix: "hermitux-hw-" }) : undefined;
+  const native = await runNative(path, args, { stdin, env, cwd: dir });
+  const vm = await inVm(path, args, stdin, env, "off", undefined, dir);
+  if (dir) await Deno.remove(dir, { recursive: true });
   equal(vm.outcome.stdout, native.stdout);
   equal(vm.outcome.stderr, native.stderr);
   equal(vm.outcome.code, native.code);
@@ -77,6 +82,8 @@ for (const tc of toolchains) {
     for (const name of ["malloc", "brk", "tls", "clock", "syscalls", "mmap"]) {
       equal((await same(await fixture(name, tc))).outcome.code, 0, name);
     }
+    // Protections: page tables the host changes under a running guest.
+    equal((await same(await fixture("mprotect", tc), [], "", {}, true)).outcome.code, 0);
   });
 
   Deno.test(`[${platform}] ${tc}: signals: handlers, faults, FPU state, timers`, async () => {

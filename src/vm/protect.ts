@@ -1,0 +1,143 @@
+/**
+ * Page protections in the host-built page tables (src/loader/paging.ts).
+ * User memory starts identity-mapped with 2 MiB pages, present and
+ * writable. When the guest kernel asks (HC_PROT: a read-only or
+ * no-access mapping, or the pages of a mapped file past its end), the
+ * 2 MiB entry is split into a table of 4 KiB entries from a pool at the
+ * top of RAM, and the entries are changed.
+ *
+ * The host writes the tables through its own mapping, which KVM does not
+ * see: on kvm_pvm its shadow entries for those pages would keep the old
+ * access. Taking access away therefore also flips the host protection of
+ * the pages' memory (mprotect twice), whose MMU-notifier call makes KVM
+ * drop its entries and flush every vCPU's TLB; the next access walks the
+ * new tables. Giving access back needs nothing: KVM fixes up the fault.
+ * @module
+ */
+import { libc } from "../kvm/libc.ts";
+import type { GuestMemory } from "./memory.ts";
+
+const P = 1n, RW = 2n, US = 4n, PS = 0x80n;
+const ADDR = 0x000f_ffff_ffff_f000n;
+const PAGE = 0x1000, MIB2 = 0x200000, GIB = 0x40000000;
+const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
+const HOST_READ = 1, HOST_READ_WRITE = 3;
+
+/** What a range of pages is made: as mapped by default, read-only, or not present. */
+export type PageAccess = "default" | "read" | "none";
+
+/** The access a guest protection (PROT_*) is enforced as; see mm.c's `restricted`. */
+export function accessOf(prot: number): PageAccess {
+  if (prot & (PROT_WRITE | PROT_EXEC)) return "default";
+  return prot & PROT_READ ? "read" : "none";
+}
+
+/** The guest's page tables, as far as protections change them. */
+export class PageProtections {
+  readonly #mem: GuestMemory;
+  readonly #cr3: number;
+  readonly #pool: { next: number; end: number };
+  readonly #pdCopies: () => number[];
+  /** Page-aligned [start, end) ranges past the end of a mapped file (SIGBUS). */
+  #bus: [number, number][] = [];
+
+  /**
+   * @param cr3 vCPU 0's page-table root
+   * @param pool where 4 KiB tables may be allocated: [start, end), page-aligned
+   * @param pdCopies the other vCPUs' copies of the first GiB's page directory
+   */
+  constructor(mem: GuestMemory, cr3: bigint, pool: [number, number], pdCopies: () => number[]) {
+    this.#mem = mem;
+    this.#cr3 = Number(cr3 & ADDR);
+    this.#pool = { next: pool[0], end: pool[1] };
+    this.#pdCopies = pdCopies;
+  }
+
+  /**
+   * Makes [start, end) (page-aligned user memory) `access`; pages past the
+   * end of a file stay not present unless `unmapped` (the mapping is gone).
+   * Returns false when the tables cannot be split further (pool used up).
+   */
+  apply(start: number, end: number, access: PageAccess, unmapped = false): boolean {
+    if (unmapped) this.#bus = cut(this.#bus, start, end);
+    const flags = access === "none" ? 0n : access === "read" ? P | US : P | RW | US;
+    let ok = true;
+    for (let a = start; a < end;) {
+      const chunkEnd = Math.min(end, (Math.floor(a / MIB2) + 1) * MIB2);
+      const pt = this.#table(a, access === "default");
+      if (pt === undefined) {
+        ok = ok && access === "default";
+      } else {
+        for (let p = a; p < chunkEnd; p += PAGE) {
+          const bus = this.#bus.some(([s, e]) => p >= s && p < e);
+          const at = pt + ((p % MIB2) / PAGE) * 8;
+          this.#mem.view.setBigUint64(at, BigInt(p) | (bus ? 0n : flags), true);
+        }
+      }
+      a = chunkEnd;
+    }
+    if (access !== "default" && ok) this.#flush(start, end);
+    return ok;
+  }
+
+  /** Makes [start, end) not present and reports faults there as SIGBUS. */
+  pastEnd(start: number, end: number): boolean {
+    if (start >= end) return true;
+    this.#bus = [...cut(this.#bus, start, end), [start, end]];
+    return this.apply(start, end, "none");
+  }
+
+  /** Whether a fault at `addr` is one past the end of a mapped file. */
+  isPastEnd(addr: number): boolean {
+    return this.#bus.some(([s, e]) => addr >= s && addr < e);
+  }
+
+  /**
+   * The 4 KiB table for the 2 MiB chunk holding `addr`: split from its
+   * 2 MiB entry the first time. With `existingOnly`, undefined for a chunk
+   * still mapped whole (nothing to change back).
+   */
+  #table(addr: number, existingOnly: boolean): number | undefined {
+    const v = this.#mem.view;
+    const pdpt = Number(v.getBigUint64(this.#cr3, true) & ADDR);
+    const pd = Number(v.getBigUint64(pdpt + Math.floor(addr / GIB) * 8, true) & ADDR);
+    const slot = pd + ((addr % GIB) / MIB2 | 0) * 8;
+    const pde = v.getBigUint64(slot, true);
+    if (!(pde & PS)) return Number(pde & ADDR);
+    if (existingOnly || this.#pool.next >= this.#pool.end) return undefined;
+    const pt = this.#pool.next;
+    this.#pool.next += PAGE;
+    const base = pde & ADDR & ~BigInt(MIB2 - 1), keep = pde & (P | RW | US);
+    for (let i = 0; i < 512; i++) {
+      v.setBigUint64(pt + i * 8, (base + BigInt(i * PAGE)) | keep, true);
+    }
+    const entry = BigInt(pt) | P | RW | US;
+    v.setBigUint64(slot, entry, true);
+    // Other vCPUs have their own copy of the first GiB's directory.
+    if (addr < GIB) {
+      for (const copy of this.#pdCopies()) v.setBigUint64(copy + (slot - pd), entry, true);
+    }
+    return pt;
+  }
+
+  /** Makes KVM forget its translations of [start, end) (see the module's comment). */
+  #flush(start: number, end: number): void {
+    const host = Deno.UnsafePointer.create(this.#mem.host + BigInt(start));
+    const len = BigInt(end - start);
+    libc().mprotect(host, len, HOST_READ);
+    libc().mprotect(host, len, HOST_READ_WRITE);
+  }
+}
+
+/** `ranges` without [start, end). */
+function cut(ranges: [number, number][], start: number, end: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (const [s, e] of ranges) {
+    if (e <= start || s >= end) out.push([s, e]);
+    else {
+      if (s < start) out.push([s, start]);
+      if (e > end) out.push([end, e]);
+    }
+  }
+  return out;
+}
