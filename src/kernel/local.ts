@@ -14,8 +14,9 @@
 export const GUEST_SYSCALLS: Readonly<Record<string, string | null>> = {
   // mm.c
   mmap: "the guest kernel places every mapping; file mappings are filled by the host (see the " +
-    "host note); MAP_SHARED|MAP_ANONYMOUS is private (no fork yet); PROT_NONE is enforced, " +
-    "PROT_READ alone is not (mprotect enforces it) and PROT_EXEC is not required",
+    "host note); MAP_SHARED|MAP_ANONYMOUS is private (no fork yet); PROT_NONE and anonymous " +
+    "read-only mappings are enforced, a file mapped PROT_READ alone stays writable, PROT_EXEC " +
+    "is not required",
   mprotect: "read-only and PROT_NONE are enforced (by the host's page tables); executable " +
     "pages stay writable and PROT_EXEC is not required",
   munmap: "bookkeeping only: unmapped pages stay accessible (zeroed) instead of faulting",

@@ -234,11 +234,12 @@ static long do_mmap(u64 addr, u64 len, u64 prot, u64 flags, u64 fd, u64 off)
 			return r;
 		}
 	}
-	/* Only PROT_NONE here: ld.so maps each library whole with PROT_READ
-	 * before it maps the segments over it, and enforcing that split every
-	 * 2 MiB page of every library into 4 KiB ones (python3's start-up: 82
-	 * -> 107 ms). mprotect's PROT_READ (RELRO) is enforced. */
-	if (!(prot & (PROT_READ | PROT_WRITE | PROT_EXEC))) {
+	/* A file mapped with PROT_READ alone stays writable: ld.so maps each
+	 * library whole that way before it maps the segments over it, and
+	 * enforcing that split every 2 MiB page of every library into 4 KiB
+	 * ones (python3's start-up: 82 -> 107 ms). mprotect's PROT_READ
+	 * (RELRO) is enforced, as are anonymous read-only mappings. */
+	if (!(prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) || (!file && restricted(prot))) {
 		set_ptes(start, start + len, prot);
 		region_at(start)->ptes = 1;
 	}

@@ -1,6 +1,6 @@
 /* Page protections are enforced: a write to a read-only page and any
  * access to a PROT_NONE page raise SIGSEGV (SEGV_ACCERR, si_addr the byte),
- * and giving access back works; a guard page between two usable ones; a
+ * and giving access back works; an anonymous read-only mapping; a guard page between two usable ones; a
  * PROT_NONE reservation made usable piece by piece; mremap keeps a
  * protection; munmap and a new mapping at the same place start afresh;
  * another thread sees a protection set after it started; the pages of a
@@ -67,6 +67,10 @@ int main(void)
 	printf("read faults %d\n", faults(a + 3 * pg + 1, 0));
 	mprotect(a, 4 * pg, PROT_READ | PROT_WRITE);
 	printf("restored: read faults %d value %d\n", faults(a + pg, 0), a[pg]);
+
+	char *ro = mmap(NULL, pg, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	printf("anonymous read-only: read faults %d\n", faults(ro + 1, 0));
+	printf("anonymous read-only: write faults %d\n", faults(ro + 2, 1));
 
 	/* A stack-like guard page. */
 	char *g = mmap(NULL, 3 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
