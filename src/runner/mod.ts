@@ -151,7 +151,7 @@ export class Runner {
     futexWake(this.addr + BigInt(RUNNER.state));
   }
 
-  /** -errno of its last failed KVM_RUN (0 if none). */
+  /** The errno of its last failed KVM_RUN (0 if none). */
   get error(): number {
     return -this.#view.getInt32(RUNNER.err, true);
   }

@@ -5,7 +5,7 @@
  * @module
  */
 import type { ElfFile } from "../loader/elf.ts";
-import { SIGNO } from "../syscalls/signal.ts";
+import { SI, type SigInfo, SIGNO } from "../syscalls/signal.ts";
 import { PF_X, PT_LOAD } from "../loader/elf.ts";
 import type { GuestMemory } from "./memory.ts";
 
@@ -152,4 +152,22 @@ export function formatCrash(r: CrashReport): string {
   ];
   if (r.backtrace.length) lines.push("  backtrace:", ...r.backtrace.map((f) => `    ${f}`));
   return lines.join("\n");
+}
+
+const SI_CODE_NAMES: Record<number, string> = {
+  0: "SI_USER",
+  0x80: "SI_KERNEL",
+  [-1]: "SI_QUEUE",
+  [-6]: "SI_TKILL",
+};
+
+/** A delivered signal, as strace shows it. */
+export function formatSignal(i: SigInfo): string {
+  const name = SIGNAL_NAMES[i.signo] ?? `SIGRT_${i.signo - 32}`;
+  const parts = [`si_signo=${name}`, `si_code=${SI_CODE_NAMES[i.code] ?? i.code}`];
+  if (i.addr !== undefined) parts.push(`si_addr=0x${i.addr.toString(16)}`);
+  else if (i.pid !== undefined && i.code !== SI.KERNEL) {
+    parts.push(`si_pid=${i.pid}`, `si_uid=${i.uid ?? 0}`);
+  }
+  return `--- ${name} {${parts.join(", ")}} ---`;
 }

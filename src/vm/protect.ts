@@ -11,7 +11,10 @@
  * access. Taking access away therefore also flips the host protection of
  * the pages' memory (mprotect twice), whose MMU-notifier call makes KVM
  * drop its entries and flush every vCPU's TLB; the next access walks the
- * new tables. Giving access back needs nothing: KVM fixes up the fault.
+ * new tables. The flip adds PROT_EXEC and takes it away again: one that
+ * took write access away for a moment made a vCPU writing there on another
+ * thread fail KVM_RUN (EFAULT). Giving access back needs nothing: KVM
+ * fixes up the fault.
  * @module
  */
 import { libc } from "../kvm/libc.ts";
@@ -21,7 +24,7 @@ const P = 1n, RW = 2n, US = 4n, PS = 0x80n;
 const ADDR = 0x000f_ffff_ffff_f000n;
 const PAGE = 0x1000, MIB2 = 0x200000, GIB = 0x40000000;
 const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
-const HOST_READ = 1, HOST_READ_WRITE = 3;
+const HOST_READ_WRITE = 3, HOST_READ_WRITE_EXEC = 7;
 
 /** What a range of pages is made: as mapped by default, read-only, or not present. */
 export type PageAccess = "default" | "read" | "none";
@@ -131,7 +134,7 @@ export class PageProtections {
     const hi = Math.min(Math.ceil(end / MIB2) * MIB2, this.#mem.size);
     const host = Deno.UnsafePointer.create(this.#mem.host + BigInt(lo));
     const len = BigInt(hi - lo);
-    libc().mprotect(host, len, HOST_READ);
+    libc().mprotect(host, len, HOST_READ_WRITE_EXEC);
     libc().mprotect(host, len, HOST_READ_WRITE);
   }
 }

@@ -9,20 +9,20 @@ import { type KernelImage, kernelImage } from "../kernel/image.ts";
 import { GUEST_FORWARDS } from "../kernel/local.ts";
 import { CAP, EXIT, Kvm, type VcpuFd, type VmFd } from "../kvm/ioctls.ts";
 import { libc, OsError, strerror } from "../kvm/libc.ts";
-import { mapFile, MapFileError } from "../loader/mapfile.ts";
 import { bufferAddress, hostSyscall } from "../syscalls/host.ts";
-import { detectPlatform, guestCpl, type Platform } from "../kvm/platform.ts";
+import { detectPlatform, guestCpl } from "../kvm/platform.ts";
 import { LAYOUTS, regOffset } from "../kvm/structs.ts";
-import { ElfError, type ElfFile, parseElf, PF_R, PF_W, PF_X, PT_LOAD } from "../loader/elf.ts";
+import { ElfError, type ElfFile, parseElf, PT_LOAD } from "../loader/elf.ts";
 import { loadExecutable, loadInterpreter } from "../loader/load.ts";
+import { mapFile } from "../loader/mapfile.ts";
 import { buildPageTables, mapTrampoline } from "../loader/paging.ts";
 import { AT, buildStack } from "../loader/stack.ts";
 import { dispatch, type Process, type SyscallRegistry } from "../syscalls/registry.ts";
 import { defaultRegistry, flushSharedMappings } from "../syscalls/mod.ts";
 import { onExecMapping, onPastEnd } from "../syscalls/mm.ts";
 import { FdTable, OpenFile } from "../syscalls/fdtable.ts";
-import { type MountSpec, MountTable, openBeneath } from "../vfs/mounts.ts";
-import { E, SyscallError } from "../syscalls/errno.ts";
+import { MountTable } from "../vfs/mounts.ts";
+import { E } from "../syscalls/errno.ts";
 import { ERESTARTSYS } from "../syscalls/stdio.ts";
 import { formatSyscall } from "../syscalls/trace.ts";
 import { SYSCALL_NUMBERS, syscallName } from "../syscalls/table.ts";
@@ -31,9 +31,9 @@ import {
   crashFromException,
   type CrashReport,
   formatCrash,
+  formatSignal,
   HAS_ERROR_CODE,
   SIG,
-  SIGNAL_NAMES,
   symbolize,
   vectorSignal,
 } from "./fault.ts";
@@ -43,7 +43,7 @@ import { accessOf, PageProtections } from "./protect.ts";
 import { type Cpu, Threads, type ThreadVm } from "./threads.ts";
 import { CTL } from "./wire.ts";
 import { attachThreads, CLONE, type CloneSpec, WouldBlock } from "../syscalls/thread.ts";
-import { defaultHostCalls, DOORBELL_ONLY, type HostCalls, POLL_WINDOW_MS } from "./exitless.ts";
+import { defaultHostCalls, DOORBELL_ONLY, POLL_WINDOW_MS } from "./exitless.ts";
 import {
   attachSignals,
   bit,
@@ -56,97 +56,11 @@ import {
   SS,
 } from "../syscalls/signal.ts";
 import { initXsave, popFrame, pushFrame, R, type UserContext } from "./sigframe.ts";
+import type { BootOptions, RunResult, RunStats } from "./options.ts";
+import { hostAuxv, hostUtsname, ignoreAlarms } from "./hostinfo.ts";
+import { type MappedObject, procMaps, readInterpreter, readProgram, shebang } from "./program.ts";
 
-/** How to boot a program. */
-export interface BootOptions {
-  /** Host path of the executable. */
-  path: string;
-  /** Arguments after argv[0]. */
-  args?: string[];
-  /** argv[0]; defaults to `path`. */
-  argv0?: string;
-  /** The guest's environment (nothing is inherited). */
-  env?: Record<string, string>;
-  /** Guest RAM in bytes, a multiple of 2 MiB (default 1 GiB). */
-  memory?: number;
-  /** Stop the guest after this many seconds. */
-  timeout?: number;
-  /** Trace every syscall, strace-style: `true` writes to stderr. */
-  trace?: boolean | ((line: string) => void);
-  /** The syscall handlers (default: {@linkcode defaultRegistry}). */
-  registry?: SyscallRegistry;
-  /** Host fds that become the guest's 0, 1 and 2 (default 0, 1, 2). */
-  stdio?: [number, number, number];
-  /** Where diagnostics go (unsupported syscalls, crash reports); default stderr. */
-  onDiagnostic?: (message: string) => void;
-  /** The KVM device (default `/dev/kvm`). */
-  kvmDevice?: string;
-  /**
-   * Syscall rewriting: `"lazy"` turns each `syscall` instruction into
-   * `call *%rax` the first time it runs (entering the guest kernel through
-   * a trampoline at page 0, with no trap); `"off"` (default) leaves code
-   * alone; `"static"` rewrites every `syscall` a linear sweep finds in the
-   * executable and its interpreter before boot, and in each library as ld.so
-   * maps its text. With rewriting, page 0 is mapped, so a NULL read no
-   * longer faults.
-   */
-  rewrite?: "off" | "lazy" | "static";
-  /**
-   * How host calls reach the host: `"exitless"` (vCPUs run on their own
-   * host threads; while the main thread polls, most calls are served with
-   * no VM exit) or `"exit"` (a VM exit each; vCPU 0 runs on the calling
-   * thread). Default: {@linkcode defaultHostCalls}.
-   */
-  hostCalls?: HostCalls;
-  /** The kind of KVM (default: detected). */
-  platform?: Platform;
-  /** What the guest sees of the host's files (default: nothing). */
-  mounts?: MountSpec[];
-  /** The guest's working directory (default "/"). */
-  cwd?: string;
-}
-
-/** Counters and timings of a run. */
-export interface RunStats {
-  /** The kind of KVM that ran the guest. */
-  platform: Platform;
-  /** From `Vm.create` to the first guest instruction, in ms. */
-  bootMs: number;
-  /** Guest execution, first KVM_RUN to the end, in ms. */
-  runMs: number;
-  /** Exits from KVM_RUN. */
-  exits: number;
-  /** Syscalls served by the host. */
-  hostCalls: number;
-  /** Host calls served exitless (no VM exit), of any kind. */
-  exitless: number;
-  /** Host-served syscalls by name. */
-  syscalls: Record<string, number>;
-  /**
-   * Time in the host's syscall handlers by name, in ms (not counting the
-   * exits). Past a name's first 64 calls, every 16th is timed and counts 16
-   * times: reading the clock costs about as much as a fast call.
-   */
-  syscallMs: Record<string, number>;
-  /** From `Vm.create` to the program's segments (and interpreter) in memory, in ms. */
-  loadMs: number;
-}
-
-/** How a run ended. */
-export interface RunResult {
-  /** Exit status as a shell shows it: the code, or 128 + signal. */
-  status: number;
-  /** The guest's exit code, when it exited. */
-  exitCode?: number;
-  /** The signal that killed the guest, if one did. */
-  signal?: number;
-  /** Why a crashed guest died. */
-  crash?: CrashReport;
-  /** Whether `timeout` stopped it. */
-  timedOut: boolean;
-  /** Counters. */
-  stats: RunStats;
-}
+export type { BootOptions, RunResult, RunStats } from "./options.ts";
 
 const DEFAULT_MEMORY = 1024 * 1024 * 1024;
 const STACK_SIZE = 8 * 1024 * 1024;
@@ -155,8 +69,7 @@ const SYNC_X86_REGS = 1n;
 const SIGALRM_HOST = 14, SIGEV_THREAD_ID = 4, CLOCK_MONOTONIC = 1;
 const MSR_FS_BASE = 0xc0000100, MSR_GS_BASE = 0xc0000101;
 const NR_CLOCK_NANOSLEEP = 230;
-const NR_CLOSE = 3,
-  NR_GETTID = 186,
+const NR_GETTID = 186,
   NR_TIMER_CREATE = 222,
   NR_TIMER_SETTIME = 223,
   NR_TIMER_DELETE = 226;
@@ -193,51 +106,6 @@ const TIMER_REPEAT_NS = 5_000_000n;
 
 // Facts about the host that do not change while the process lives.
 let features: ReturnType<typeof cpuFeatures> | undefined;
-let utsname: Uint8Array | undefined;
-
-let auxv: Map<number, bigint> | undefined;
-let alarmListener: (() => void) | undefined;
-
-/**
- * SIGALRM interrupts KVM_RUN (the host timer; a worker's kick): it must
- * never kill us. Never removed: one may still be in flight after a run
- * (the listener does not keep Deno's event loop alive).
- */
-function ignoreAlarms(): void {
-  if (!alarmListener) {
-    alarmListener = () => {};
-    Deno.addSignalListener("SIGALRM", alarmListener);
-  }
-}
-
-/**
- * This process's own auxiliary vector: what Linux gives every process on
- * this host (AT_HWCAP, AT_HWCAP2, AT_MINSIGSTKSZ…), so the guest gets the same.
- */
-function hostAuxv(): Map<number, bigint> {
-  if (!auxv) {
-    auxv = new Map();
-    try {
-      const words = new BigUint64Array(Deno.readFileSync("/proc/self/auxv").slice().buffer);
-      for (let i = 0; i + 1 < words.length && words[i] !== 0n; i += 2) {
-        auxv.set(Number(words[i]), words[i + 1]);
-      }
-    } catch { /* no /proc: fall back to CPUID below */ }
-  }
-  return auxv;
-}
-
-/** The host's uname, with "hermitux" as the node name. */
-function hostUtsname(): Uint8Array {
-  if (!utsname) {
-    utsname = new Uint8Array(6 * 65);
-    libc().uname(utsname);
-    utsname.fill(0, 65, 130);
-    utsname.set(new TextEncoder().encode("hermitux"), 65);
-  }
-  return utsname;
-}
-
 class GuestProcess implements Process {
   readonly fds = new FdTable();
   readonly state = new Map<string, unknown>();
@@ -254,113 +122,6 @@ class GuestProcess implements Process {
   exit(code: number, signal?: number): void {
     this.ended ??= { code, signal };
   }
-}
-
-function readProgram(path: string): Uint8Array {
-  try {
-    return mapFile(path);
-  } catch (e) {
-    if (!(e instanceof MapFileError)) throw e;
-    const why = { 2: "no such file", 13: "permission denied", 21: "is a directory" }[e.errno];
-    throw new Error(`hermitux: ${path}: ${why ?? strerror(e.errno).toLowerCase()}`);
-  }
-}
-
-const hex = (n: number, w = 8) => n.toString(16).padStart(w, "0");
-const perms = (prot: number, shared: boolean) =>
-  `${prot & 1 ? "r" : "-"}${prot & 2 ? "w" : "-"}${prot & 4 ? "x" : "-"}${shared ? "s" : "p"}`;
-
-/**
- * A script (`#!interpreter [arg]`), run as Linux's binfmt_script does: the
- * interpreter, its one optional argument, the script's path (as given when
- * it holds a slash), then the script's own arguments.
- */
-function shebang(options: BootOptions, bytes: Uint8Array): BootOptions {
-  let end = bytes.indexOf(0x0a);
-  if (end < 0) end = Math.min(bytes.length, 256);
-  const line = new TextDecoder("latin1").decode(bytes.subarray(2, end)).trim();
-  const m = /^(\S+)(?:[ \t]+(.*))?$/.exec(line);
-  if (!m) throw new ElfError(`${options.path}: #! names no interpreter`);
-  const script = options.argv0?.includes("/") ? options.argv0 : options.path;
-  return {
-    ...options,
-    path: m[1],
-    argv0: m[1],
-    args: [...(m[2] ? [m[2].trim()] : []), script, ...(options.args ?? [])],
-  };
-}
-
-/** An ELF object the host placed: the executable or its interpreter. */
-interface MappedObject {
-  elf: ElfFile;
-  base: number;
-  /** Its guest path, for /proc/self/maps. */
-  path: string;
-}
-
-/**
- * Reads the interpreter an executable names through the guest's mounts, as
- * the guest would see it; Linux's wording when it is missing.
- */
-function readInterpreter(
-  mounts: MountTable,
-  path: string,
-  cwd: string,
-  exe: string,
-): { elf: ElfFile; bytes: Uint8Array; guestPath: string } {
-  let fd = -1;
-  try {
-    const r = mounts.resolve(path, cwd);
-    if (!r.mount) throw new SyscallError(E.EISDIR);
-    fd = openBeneath(r.mount.rootFd, r.rel, 0o2000000); // O_RDONLY | O_CLOEXEC
-    const bytes = Deno.readFileSync(`/proc/self/fd/${fd}`);
-    return { elf: parseElf(bytes, path), bytes, guestPath: r.guest };
-  } catch (e) {
-    if (!(e instanceof SyscallError)) throw e;
-    const why = e.errno === E.ENOENT ? "no such file in the guest's mounts" : e.message;
-    throw new Error(`hermitux: ${exe}: cannot load interpreter ${path}: ${why}`);
-  } finally {
-    if (fd >= 0) hostSyscall(NR_CLOSE, fd);
-  }
-}
-
-/** /proc/self/maps from the ELF segments, the guest kernel's lists and the stack. */
-function procMaps(
-  mem: GuestMemory,
-  mm: { regions: number; nregions: number; brkStart: number; brkCur: number },
-  objects: readonly MappedObject[],
-  stackStart: number,
-  stackEnd: number,
-): string {
-  const v = mem.view;
-  const lines: [number, string][] = [];
-  const line = (lo: number, hi: number, p: string, off: number, path = "") =>
-    lines.push([
-      lo,
-      `${hex(lo)}-${hex(hi)} ${p} ${hex(off)} 00:00 0${path ? " ".repeat(19) + path : ""}`,
-    ]);
-  for (const { elf, base, path } of objects) {
-    for (const s of elf.segments) {
-      if (s.type !== PT_LOAD) continue;
-      const lo = Math.floor((base + s.vaddr) / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
-      const hi = Math.ceil((base + s.vaddr + s.memsz) / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
-      const prot = (s.flags & PF_R ? 1 : 0) | (s.flags & PF_W ? 2 : 0) |
-        (s.flags & PF_X ? 4 : 0);
-      line(lo, hi, perms(prot, false), s.offset - (base + s.vaddr - lo), path);
-    }
-  }
-  const brkStart = Number(v.getBigUint64(mm.brkStart, true));
-  const brkCur = Math.ceil(Number(v.getBigUint64(mm.brkCur, true)) / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
-  if (brkCur > brkStart) line(brkStart, brkCur, "rw-p", 0, "[heap]");
-  const n = Math.min(v.getInt32(mm.nregions, true), 4096);
-  for (let i = 0; i < n; i++) {
-    const r = mm.regions + i * REGION.size;
-    const lo = Number(v.getBigUint64(r + REGION.start, true));
-    const hi = Number(v.getBigUint64(r + REGION.end, true));
-    line(lo, hi, perms(v.getUint8(r + REGION.prot), v.getUint8(r + REGION.shared) !== 0), 0);
-  }
-  line(stackStart, stackEnd, "rw-p", 0, "[stack]");
-  return lines.sort((a, b) => a[0] - b[0]).map(([, l]) => l + "\n").join("");
 }
 
 /** A booted (not yet running) guest. Dispose it to free every fd and mapping. */
@@ -816,7 +577,11 @@ export class Vm implements Disposable, AsyncDisposable {
         this.#deliverAsync();
         return;
       }
-      const crash = this.#onExit(cpu.runView);
+      // A failed KVM_RUN left no exit to read: say how it failed.
+      const err = cpu.runner?.error ?? 0;
+      const crash = err
+        ? this.#internal(`KVM_RUN failed on a thread's vCPU: ${strerror(err)}`)
+        : this.#onExit(cpu.runView);
       if (crash && !p.ended) {
         this.#crash = crash;
         p.exit(0, crash.signal);
@@ -1707,24 +1472,6 @@ export class Vm implements Disposable, AsyncDisposable {
     this.dispose();
     return Promise.resolve();
   }
-}
-
-const SI_CODE_NAMES: Record<number, string> = {
-  0: "SI_USER",
-  0x80: "SI_KERNEL",
-  [-1]: "SI_QUEUE",
-  [-6]: "SI_TKILL",
-};
-
-/** A delivered signal, as strace shows it. */
-function formatSignal(i: SigInfo): string {
-  const name = SIGNAL_NAMES[i.signo] ?? `SIGRT_${i.signo - 32}`;
-  const parts = [`si_signo=${name}`, `si_code=${SI_CODE_NAMES[i.code] ?? i.code}`];
-  if (i.addr !== undefined) parts.push(`si_addr=0x${i.addr.toString(16)}`);
-  else if (i.pid !== undefined && i.code !== SI.KERNEL) {
-    parts.push(`si_pid=${i.pid}`, `si_uid=${i.uid ?? 0}`);
-  }
-  return `--- ${name} {${parts.join(", ")}} ---`;
 }
 
 /** Boots `options.path`, runs it to the end and frees the VM. */

@@ -1,0 +1,101 @@
+/**
+ * What a VM is booted with ({@linkcode BootOptions}) and what a run gives
+ * back ({@linkcode RunResult}, {@linkcode RunStats}).
+ * @module
+ */
+import type { SyscallRegistry } from "../syscalls/registry.ts";
+import type { MountSpec } from "../vfs/mounts.ts";
+import type { Platform } from "../kvm/platform.ts";
+import type { CrashReport } from "./fault.ts";
+import type { HostCalls } from "./exitless.ts";
+
+/** How to boot a program. */
+export interface BootOptions {
+  /** Host path of the executable. */
+  path: string;
+  /** Arguments after argv[0]. */
+  args?: string[];
+  /** argv[0]; defaults to `path`. */
+  argv0?: string;
+  /** The guest's environment (nothing is inherited). */
+  env?: Record<string, string>;
+  /** Guest RAM in bytes, a multiple of 2 MiB (default 1 GiB). */
+  memory?: number;
+  /** Stop the guest after this many seconds. */
+  timeout?: number;
+  /** Trace every syscall, strace-style: `true` writes to stderr. */
+  trace?: boolean | ((line: string) => void);
+  /** The syscall handlers (default: `defaultRegistry()`). */
+  registry?: SyscallRegistry;
+  /** Host fds that become the guest's 0, 1 and 2 (default 0, 1, 2). */
+  stdio?: [number, number, number];
+  /** Where diagnostics go (unsupported syscalls, crash reports); default stderr. */
+  onDiagnostic?: (message: string) => void;
+  /** The KVM device (default `/dev/kvm`). */
+  kvmDevice?: string;
+  /**
+   * Syscall rewriting: `"lazy"` turns each `syscall` instruction into
+   * `call *%rax` the first time it runs (entering the guest kernel through
+   * a trampoline at page 0, with no trap); `"off"` (default) leaves code
+   * alone; `"static"` rewrites every `syscall` a linear sweep finds in the
+   * executable and its interpreter before boot, and in each library as ld.so
+   * maps its text. With rewriting, page 0 is mapped, so a NULL read no
+   * longer faults.
+   */
+  rewrite?: "off" | "lazy" | "static";
+  /**
+   * How host calls reach the host: `"exitless"` (vCPUs run on their own
+   * host threads; while the main thread polls, most calls are served with
+   * no VM exit) or `"exit"` (a VM exit each; vCPU 0 runs on the calling
+   * thread). Default: `defaultHostCalls`.
+   */
+  hostCalls?: HostCalls;
+  /** The kind of KVM (default: detected). */
+  platform?: Platform;
+  /** What the guest sees of the host's files (default: nothing). */
+  mounts?: MountSpec[];
+  /** The guest's working directory (default "/"). */
+  cwd?: string;
+}
+
+/** Counters and timings of a run. */
+export interface RunStats {
+  /** The kind of KVM that ran the guest. */
+  platform: Platform;
+  /** From `Vm.create` to the first guest instruction, in ms. */
+  bootMs: number;
+  /** Guest execution, first KVM_RUN to the end, in ms. */
+  runMs: number;
+  /** Exits from KVM_RUN. */
+  exits: number;
+  /** Syscalls served by the host. */
+  hostCalls: number;
+  /** Host calls served exitless (no VM exit), of any kind. */
+  exitless: number;
+  /** Host-served syscalls by name. */
+  syscalls: Record<string, number>;
+  /**
+   * Time in the host's syscall handlers by name, in ms (not counting the
+   * exits). Past a name's first 64 calls, every 16th is timed and counts 16
+   * times: reading the clock costs about as much as a fast call.
+   */
+  syscallMs: Record<string, number>;
+  /** From `Vm.create` to the program's segments (and interpreter) in memory, in ms. */
+  loadMs: number;
+}
+
+/** How a run ended. */
+export interface RunResult {
+  /** Exit status as a shell shows it: the code, or 128 + signal. */
+  status: number;
+  /** The guest's exit code, when it exited. */
+  exitCode?: number;
+  /** The signal that killed the guest, if one did. */
+  signal?: number;
+  /** Why a crashed guest died. */
+  crash?: CrashReport;
+  /** Whether `timeout` stopped it. */
+  timedOut: boolean;
+  /** Counters. */
+  stats: RunStats;
+}

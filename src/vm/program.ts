@@ -1,0 +1,125 @@
+/**
+ * The program a VM boots: its file (mapped, with Linux's wording when it
+ * cannot be), a `#!` script's interpreter, the ELF interpreter read through
+ * the guest's mounts, and /proc/self/maps of what was placed.
+ * @module
+ */
+import { ABI, REGION } from "../kernel/abi.ts";
+import { strerror } from "../kvm/libc.ts";
+import { mapFile, MapFileError } from "../loader/mapfile.ts";
+import { ElfError, type ElfFile, parseElf, PF_R, PF_W, PF_X, PT_LOAD } from "../loader/elf.ts";
+import { E, SyscallError } from "../syscalls/errno.ts";
+import { hostSyscall } from "../syscalls/host.ts";
+import { type MountTable, openBeneath } from "../vfs/mounts.ts";
+import type { GuestMemory } from "./memory.ts";
+import type { BootOptions } from "./options.ts";
+
+const NR_CLOSE = 3;
+
+/** The executable's bytes (mapped); errors as a shell words them. */
+export function readProgram(path: string): Uint8Array {
+  try {
+    return mapFile(path);
+  } catch (e) {
+    if (!(e instanceof MapFileError)) throw e;
+    const why = { 2: "no such file", 13: "permission denied", 21: "is a directory" }[e.errno];
+    throw new Error(`hermitux: ${path}: ${why ?? strerror(e.errno).toLowerCase()}`);
+  }
+}
+
+const hex = (n: number, w = 8) => n.toString(16).padStart(w, "0");
+const perms = (prot: number, shared: boolean) =>
+  `${prot & 1 ? "r" : "-"}${prot & 2 ? "w" : "-"}${prot & 4 ? "x" : "-"}${shared ? "s" : "p"}`;
+
+/**
+ * A script (`#!interpreter [arg]`), run as Linux's binfmt_script does: the
+ * interpreter, its one optional argument, the script's path (as given when
+ * it holds a slash), then the script's own arguments.
+ */
+export function shebang(options: BootOptions, bytes: Uint8Array): BootOptions {
+  let end = bytes.indexOf(0x0a);
+  if (end < 0) end = Math.min(bytes.length, 256);
+  const line = new TextDecoder("latin1").decode(bytes.subarray(2, end)).trim();
+  const m = /^(\S+)(?:[ \t]+(.*))?$/.exec(line);
+  if (!m) throw new ElfError(`${options.path}: #! names no interpreter`);
+  const script = options.argv0?.includes("/") ? options.argv0 : options.path;
+  return {
+    ...options,
+    path: m[1],
+    argv0: m[1],
+    args: [...(m[2] ? [m[2].trim()] : []), script, ...(options.args ?? [])],
+  };
+}
+
+/** An ELF object the host placed: the executable or its interpreter. */
+export interface MappedObject {
+  elf: ElfFile;
+  base: number;
+  /** Its guest path, for /proc/self/maps. */
+  path: string;
+}
+
+/**
+ * Reads the interpreter an executable names through the guest's mounts, as
+ * the guest would see it; Linux's wording when it is missing.
+ */
+export function readInterpreter(
+  mounts: MountTable,
+  path: string,
+  cwd: string,
+  exe: string,
+): { elf: ElfFile; bytes: Uint8Array; guestPath: string } {
+  let fd = -1;
+  try {
+    const r = mounts.resolve(path, cwd);
+    if (!r.mount) throw new SyscallError(E.EISDIR);
+    fd = openBeneath(r.mount.rootFd, r.rel, 0o2000000); // O_RDONLY | O_CLOEXEC
+    const bytes = Deno.readFileSync(`/proc/self/fd/${fd}`);
+    return { elf: parseElf(bytes, path), bytes, guestPath: r.guest };
+  } catch (e) {
+    if (!(e instanceof SyscallError)) throw e;
+    const why = e.errno === E.ENOENT ? "no such file in the guest's mounts" : e.message;
+    throw new Error(`hermitux: ${exe}: cannot load interpreter ${path}: ${why}`);
+  } finally {
+    if (fd >= 0) hostSyscall(NR_CLOSE, fd);
+  }
+}
+
+/** /proc/self/maps from the ELF segments, the guest kernel's lists and the stack. */
+export function procMaps(
+  mem: GuestMemory,
+  mm: { regions: number; nregions: number; brkStart: number; brkCur: number },
+  objects: readonly MappedObject[],
+  stackStart: number,
+  stackEnd: number,
+): string {
+  const v = mem.view;
+  const lines: [number, string][] = [];
+  const line = (lo: number, hi: number, p: string, off: number, path = "") =>
+    lines.push([
+      lo,
+      `${hex(lo)}-${hex(hi)} ${p} ${hex(off)} 00:00 0${path ? " ".repeat(19) + path : ""}`,
+    ]);
+  for (const { elf, base, path } of objects) {
+    for (const s of elf.segments) {
+      if (s.type !== PT_LOAD) continue;
+      const lo = Math.floor((base + s.vaddr) / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
+      const hi = Math.ceil((base + s.vaddr + s.memsz) / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
+      const prot = (s.flags & PF_R ? 1 : 0) | (s.flags & PF_W ? 2 : 0) |
+        (s.flags & PF_X ? 4 : 0);
+      line(lo, hi, perms(prot, false), s.offset - (base + s.vaddr - lo), path);
+    }
+  }
+  const brkStart = Number(v.getBigUint64(mm.brkStart, true));
+  const brkCur = Math.ceil(Number(v.getBigUint64(mm.brkCur, true)) / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
+  if (brkCur > brkStart) line(brkStart, brkCur, "rw-p", 0, "[heap]");
+  const n = Math.min(v.getInt32(mm.nregions, true), 4096);
+  for (let i = 0; i < n; i++) {
+    const r = mm.regions + i * REGION.size;
+    const lo = Number(v.getBigUint64(r + REGION.start, true));
+    const hi = Number(v.getBigUint64(r + REGION.end, true));
+    line(lo, hi, perms(v.getUint8(r + REGION.prot), v.getUint8(r + REGION.shared) !== 0), 0);
+  }
+  line(stackStart, stackEnd, "rw-p", 0, "[stack]");
+  return lines.sort((a, b) => a[0] - b[0]).map(([, l]) => l + "\n").join("");
+}
