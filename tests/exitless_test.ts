@@ -45,3 +45,15 @@ Deno.test("overridden syscalls come exitless too (specialization overrides every
   deepStrictEqual(r.stdout, (await runNative(bin)).stdout);
   ok(r.stats.exitless > 4000, `exitless: ${r.stats.exitless}`);
 });
+
+Deno.test("signals to oneself need no VM exit under the exitless transport", async () => {
+  const bin = await fixture("sig_loop", "glibc-static");
+  const native = await runNative(bin);
+  equal(native.stdout, "handled 500, sums equal 1\n");
+  const r = await run(bin, "exitless", ["--rewrite=lazy"]);
+  equal(r.stdout, native.stdout);
+  // 500 × (tgkill, rt_sigreturn) come exitless; each used to cost two
+  // doorbells (the delivery and rt_sigreturn), so at least 1,000 exits.
+  ok(r.stats.exitless >= 900, JSON.stringify(r.stats));
+  ok(r.stats.exits < 300, JSON.stringify(r.stats));
+});

@@ -110,7 +110,8 @@ struct percpu {
 	unsigned long rseq_area;
 	/* What the signal stubs (entry.S) load last and where they jump: the
 	 * registers they need themselves, set by the host with the rest. */
-	unsigned long sig_rip, sig_rax, sig_rdx, sig_r11;
+	unsigned long sig_rip, sig_rax, sig_rdx, sig_r11, sig_rcx;
+	unsigned long sig_arg;          /* the stub's argument: an XSAVE area */
 };
 
 /*

@@ -102,11 +102,12 @@ export const IMAGE_HEADER = {
   sig_enter_save: 96,
   sig_enter: 104,
   sig_return: 112,
+  sig_resume: 120,
 } as const;
 
 /** Offsets in `struct percpu` (at `PERCPU_ADDR` in each vCPU's view). */
 export const PERCPU = {
-  size: 88,
+  size: 104,
   saved_user_rsp: 0,
   sigmask: 8,
   sigpending: 16,
@@ -118,6 +119,8 @@ export const PERCPU = {
   sig_rax: 64,
   sig_rdx: 72,
   sig_r11: 80,
+  sig_rcx: 88,
+  sig_arg: 96,
 } as const;
 
 /** `struct region` in mm.c (the guest kernel's mapping list). */

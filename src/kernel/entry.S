@@ -25,6 +25,7 @@ header:
 	.quad sig_enter_save /* signal stubs, below */
 	.quad sig_enter
 	.quad sig_return
+	.quad sig_resume
 
 	.text
 	/* First guest instruction: rdi = &boot_info, rsp = KSTACK_TOP. */
@@ -128,17 +129,21 @@ zpoline_entry:
  * each (0.3-0.5 ms when it sleeps): a 1 ms interval timer then starved the
  * program it interrupts.
  *
- * The host sets every register as the handler (or the resumed code) must
- * find it, except rip = one of these stubs and the registers they use,
- * which it leaves in percpu's sig_* slots. Nothing here changes rflags,
- * and nothing here can be interrupted by a signal (rip is not user code).
+ * The host points the vCPU here with every register as the handler (or the
+ * resumed code) must find it, except those these stubs use, which it
+ * leaves in percpu's sig_* slots with the stub's argument. For a call the
+ * host served exitless it cannot set registers: it rewrites the syscall
+ * frame instead, so that syscall_return's popfq + jmp *%rcx lands here.
+ * Nothing here changes rflags, and nothing here can be interrupted by a
+ * signal (rip is not user code).
  */
 #define SIG_SLOT(n) (PERCPU_ADDR + PERCPU_SIG_OFF + 8 * (n))
 
 	.globl sig_enter_save
-sig_enter_save:           /* r11 = where to XSAVE the interrupted FPU state */
+sig_enter_save:           /* the argument: where to XSAVE the interrupted FPU state */
 	mov $-1, %eax
 	mov $-1, %edx
+	mov SIG_SLOT(5), %r11
 	xsave64 (%r11)
 	.globl sig_enter
 sig_enter:                /* a handler starts with a clean FPU */
@@ -148,14 +153,17 @@ sig_enter:                /* a handler starts with a clean FPU */
 	jmp sig_resume
 
 	.globl sig_return
-sig_return:               /* r11 = an XSAVE image the host has checked */
+sig_return:               /* the argument: an XSAVE image the host has checked */
 	mov $-1, %eax
 	mov $-1, %edx
+	mov SIG_SLOT(5), %r11
 	xrstor64 (%r11)
+	.globl sig_resume
 sig_resume:
 	mov SIG_SLOT(1), %rax
 	mov SIG_SLOT(2), %rdx
 	mov SIG_SLOT(3), %r11
+	mov SIG_SLOT(4), %rcx
 	jmp *SIG_SLOT(0)
 
 	.section .rodata

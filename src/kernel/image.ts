@@ -18,12 +18,14 @@ export interface KernelImage extends KernelEntries {
   syscallReturn: number;
   /** Where page 0's trampoline jumps (syscall sites rewritten as `call *%rax`). */
   zpolineEntry: number;
-  /** Signal stubs (entry.S): enter a handler saving the live FPU state at r11 first… */
+  /** Signal stubs (entry.S): enter a handler saving the live FPU state at its argument first… */
   sigEnterSave: number;
   /** …enter a handler with a clean FPU… */
   sigEnter: number;
-  /** …or resume after rt_sigreturn, loading the FPU state at r11. */
+  /** …or resume after rt_sigreturn, loading the FPU state at its argument… */
   sigReturn: number;
+  /** …or resume with the FPU state as it is. */
+  sigResume: number;
 }
 
 let cached: Promise<KernelImage> | undefined;
@@ -55,6 +57,7 @@ async function read(): Promise<KernelImage> {
     sigEnterSave: at(IMAGE_HEADER.sig_enter_save),
     sigEnter: at(IMAGE_HEADER.sig_enter),
     sigReturn: at(IMAGE_HEADER.sig_return),
+    sigResume: at(IMAGE_HEADER.sig_resume),
   };
   if (image.bssEnd > ABI.KSTACK_TOP - 0x10000) throw new Error("kernel image too large");
   return image;

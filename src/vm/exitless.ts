@@ -21,7 +21,6 @@ export type HostCalls = "exit" | "exitless";
 /** Syscalls that always take the doorbell. */
 export const DOORBELL_ONLY: ReadonlySet<number> = new Set(
   [
-    "rt_sigreturn",
     "sigaltstack",
     "clone",
     "clone3",

@@ -94,6 +94,7 @@ const SYSCALL_FRAME = [
 ]; // deno-fmt-ignore
 const SYSCALL_FRAME_ADDR = ABI.KSTACK_TOP - SYSCALL_FRAME.length * 8;
 const NR_SCHED_YIELD = 24;
+const NR_RT_SIGRETURN = 15;
 
 /** Room for 4 KiB page tables split from 2 MiB pages: 512 of them, for 1 GiB of protections. */
 const PT_POOL = 0x200000;
@@ -787,9 +788,9 @@ export class Vm implements Disposable, AsyncDisposable {
     const regs = new BigUint64Array(18);
     for (let i = 0; i < 18; i++) regs[i] = live.getBigUint64(i * 8, true);
     if (regs[R.rip] < BigInt(ABI.USER_MIN)) {
-      // In the guest kernel: vCPU 0 tries again shortly; another thread's
-      // kernel reports the signal itself on its way out (HC_SIGNAL).
-      if ((this.#threads?.serving.id ?? 0) === 0) this.#sig.retryAt = monotonicNs() + RETRY_NS;
+      // In the guest kernel (or a signal stub): tried again shortly. Another
+      // thread's kernel may also report it on its way out (HC_SIGNAL).
+      this.#sig.retryAt = monotonicNs() + RETRY_NS;
       return;
     }
     if (this.#deliver({ regs, err: 0n, trapno: 0n, cr2: 0n })) this.#setRegs(regs);
@@ -843,17 +844,56 @@ export class Vm implements Disposable, AsyncDisposable {
 
   /**
    * Makes `regs` enter the guest kernel's signal stub `stub` (entry.S) with
-   * `r11` as its argument; what it will load last (rip, rax, rdx, r11) goes
-   * to this thread's percpu slots.
+   * argument `arg`; what the stub loads last (rip, rax, rdx, r11, rcx) goes
+   * to this thread's percpu slots, with the argument.
    */
-  #viaStub(regs: BigUint64Array, stub: number, r11: bigint): void {
+  #viaStub(regs: BigUint64Array, stub: number, arg: bigint): void {
     const mem = this.#mem!, id = this.#threads?.serving.id ?? 0;
     const slot = physOf(mem, id, ABI.PERCPU_ADDR + PERCPU.sig_rip);
-    [R.rip, R.rax, R.rdx, R.r11].forEach((r, i) =>
+    [R.rip, R.rax, R.rdx, R.r11, R.rcx].forEach((r, i) =>
       mem.view.setBigUint64(slot + i * 8, regs[r], true)
     );
+    mem.view.setBigUint64(physOf(mem, id, ABI.PERCPU_ADDR + PERCPU.sig_arg), arg, true);
     regs[R.rip] = BigInt(stub);
-    regs[R.r11] = r11;
+  }
+
+  /**
+   * For a call served exitless (its vCPU runs on): resumes `regs` through
+   * the guest kernel's own return path, which pops the syscall frame, loads
+   * rflags from its r11 and jumps to its rcx. Both point at a signal stub,
+   * which loads the real rcx and r11 from the slots.
+   */
+  #toFrame(regs: BigUint64Array): void {
+    const k = this.#kernel!, stubs = [k.sigEnterSave, k.sigEnter, k.sigReturn, k.sigResume];
+    if (!stubs.includes(Number(regs[R.rip]))) this.#viaStub(regs, k.sigResume, 0n);
+    const mem = this.#mem!, id = this.#threads?.serving.id ?? 0;
+    const frame = physOf(mem, id, SYSCALL_FRAME_ADDR), out = regs.slice();
+    out[R.rcx] = regs[R.rip];
+    out[R.r11] = regs[R.rflags];
+    SYSCALL_FRAME.forEach((r, i) => mem.view.setBigUint64(frame + i * 8, out[r], true));
+  }
+
+  /** Whether this thread's syscall frame already resumes through a signal stub (#toFrame). */
+  #frameTaken(): boolean {
+    const mem = this.#mem!, id = this.#threads?.serving.id ?? 0;
+    const frame = physOf(mem, id, SYSCALL_FRAME_ADDR);
+    const rcx = mem.view.getBigUint64(frame + SYSCALL_FRAME.indexOf(R.rcx) * 8, true);
+    return rcx < BigInt(ABI.USER_MIN);
+  }
+
+  /**
+   * Whether rt_sigreturn can be served exitless: not when the context it
+   * returns to is single-stepped (TF would trap in the stubs and the frame's
+   * popfq) or its FPU image does not fit the scratch page (KVM_SET_XSAVE).
+   */
+  #sigreturnExitless(): boolean {
+    const mem = this.#mem!, id = this.#threads?.serving.id ?? 0;
+    const frame = physOf(mem, id, SYSCALL_FRAME_ADDR);
+    const reg = (r: number) => mem.view.getBigUint64(frame + SYSCALL_FRAME.indexOf(r) * 8, true);
+    const { xsaveSize, xcr0 } = features!;
+    if (xsaveSize > ABI.FPU_SCRATCH_SIZE) return false;
+    const saved = popFrame(mem, reg(R.rsp), reg(R.r11), xsaveSize, xcr0);
+    return !saved || !(saved.ctx.regs[R.rflags] & TF);
   }
 
   /**
@@ -896,7 +936,7 @@ export class Vm implements Disposable, AsyncDisposable {
    * result in rax; when it changes, the guest kernel's own return path is
    * abandoned (each syscall entry starts on a fresh kernel stack).
    */
-  #afterSyscall(ret: bigint, restart = false, always = false): void {
+  #afterSyscall(ret: bigint, restart = false, always = false, polled = false): void {
     const s = this.#sig, p = this.#process!, mem = this.#mem!;
     if (s.real.due !== 0n) s.fireTimers();
     if (p.ended || (!always && !s.sigreturn && !(s.pending & ~s.mask))) return;
@@ -929,14 +969,16 @@ export class Vm implements Disposable, AsyncDisposable {
         changed = true;
       }
     }
+    // Served exitless, the vCPU runs on: the syscall frame carries the change.
+    const apply = (r: BigUint64Array) => polled ? this.#toFrame(r) : this.#setRegs(r);
     if (this.#deliver(ctx, fpu)) {
-      this.#setRegs(ctx.regs);
+      apply(ctx.regs);
     } else if (fpu && !this.#restoreFpu(ctx.regs, fpu)) {
       // A corrupt FPU image: SIGSEGV, on top of the context it came with.
       s.force({ signo: SIG.SIGSEGV, code: SI.KERNEL });
-      if (this.#deliver(ctx)) this.#setRegs(ctx.regs);
+      if (this.#deliver(ctx)) apply(ctx.regs);
     } else if (changed || always) {
-      this.#setRegs(ctx.regs);
+      apply(ctx.regs);
     }
   }
 
@@ -980,8 +1022,10 @@ export class Vm implements Disposable, AsyncDisposable {
         v.setUint32(hc + HOSTCALL.ack, seq, true);
       }
     }
-    if (polled && kind !== ABI.HC_CLOCK && kind !== ABI.HC_TRACE && kind !== ABI.HC_PROT) {
+    const anyKind = [ABI.HC_CLOCK, ABI.HC_TRACE, ABI.HC_PROT, ABI.HC_SIGNAL] as number[];
+    if (polled && !anyKind.includes(kind)) {
       if (kind !== ABI.HC_SYSCALL || DOORBELL_ONLY.has(nr)) return false;
+      if (nr === NR_RT_SIGRETURN && !this.#sigreturnExitless()) return false;
     }
     const args = [0, 1, 2, 3, 4, 5].map((i) => v.getBigUint64(hc + HOSTCALL.arg + i * 8, true));
     let ret = 0n;
@@ -1027,12 +1071,18 @@ export class Vm implements Disposable, AsyncDisposable {
         // A call that parked has not returned: its signals wait for its
         // resumption (afterResume); delivering one now would build the frame
         // on a call that has not finished and block the signal meanwhile.
-        if (!polled && !cpu.parked) this.#afterSyscall(ret, restart);
+        if (!cpu.parked) this.#afterSyscall(ret, restart && !polled, false, polled);
         return true;
       }
       case ABI.HC_SIGNAL:
         v.setBigInt64(hc + HOSTCALL.ret, args[0], true);
-        this.#afterSyscall(args[0]);
+        if (this.#frameTaken()) {
+          // The call before rewrote the frame (#toFrame) for a signal stub
+          // not yet run: a signal raised since then goes in a moment, by a kick.
+          this.#sig.retryAt = monotonicNs() + RETRY_NS;
+        } else {
+          this.#afterSyscall(args[0], false, false, polled);
+        }
         return true;
       case ABI.HC_TRACE:
         this.#trace?.(formatSyscall(mem, nr, args, v.getBigInt64(hc + HOSTCALL.ret, true)));
@@ -1233,9 +1283,19 @@ export class Vm implements Disposable, AsyncDisposable {
       return;
     }
     if (threads.nextDeadline() !== undefined) threads.serveWorkers(now);
-    if (sig.retryAt !== 0n && sig.retryAt <= now) sig.retryAt = 0n;
+    const retry = sig.retryAt !== 0n && sig.retryAt <= now;
+    if (retry) sig.retryAt = 0n;
     // What fired for the first thread reaches it as for any other: a kick.
     if (main.alive && sig.next()) threads.interrupt(main);
+    // A retry: any other thread left with a signal to act on is kicked too.
+    if (retry) {
+      for (const c of threads.cpus) {
+        if (c === main || !c.alive || c.parked || !c.runner) continue;
+        let due = false;
+        this.#asThread(c, () => due = sig.next() !== 0);
+        if (due) threads.interrupt(c);
+      }
+    }
     sig.armHost(now, true);
   }
 
