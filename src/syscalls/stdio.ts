@@ -97,14 +97,16 @@ function blockingWrite(p: Process, hostFd: number, iovs: Uint8Array, count: numb
   const v = new DataView(iovs.buffer, iovs.byteOffset, iovs.byteLength);
   let first = 0, done = 0n, total = 0n;
   for (let i = 0; i < count; i++) total += v.getBigUint64(i * 16 + 8, true);
-  const fl = hostSyscall(NR_FCNTL, hostFd, F_GETFL);
   const t = threadsOf(p);
-  const blocking = fl >= 0n && (fl & BigInt(O_NONBLOCK)) === 0n;
+  // Asked only when it matters (a write that does not fit), not on every write.
+  let fl: bigint | undefined;
+  const blocking = () => {
+    fl ??= hostSyscall(NR_FCNTL, hostFd, F_GETFL);
+    return fl >= 0n && (fl & BigInt(O_NONBLOCK)) === 0n;
+  };
   // A call that came exitless may not park once it has written: a large
-  // one takes the doorbell first, a small one waits for room first.
-  if (blocking && t?.polled && (total > PIPE_BUF || !readyNow(hostFd, POLLOUT))) {
-    t.park(0n, () => {}); // throws WouldBlock
-  }
+  // one takes the doorbell first (a small one finds out before writing).
+  if (t?.polled && total > PIPE_BUF && blocking()) t.park(0n, () => {}); // throws WouldBlock
   const hostWritev = (flags: bigint) =>
     hostSyscall(
       NR_PWRITEV2,
@@ -118,15 +120,15 @@ function blockingWrite(p: Process, hostFd: number, iovs: Uint8Array, count: numb
   /** Writes what fits; the call's result, or undefined when it must wait for room. */
   const step = (): bigint | undefined => {
     for (;;) {
-      let r = hostWritev(blocking ? RWF_NOWAIT : 0n);
+      let r = hostWritev(RWF_NOWAIT);
       // A kernel whose pipes know no RWF_NOWAIT: the rest in one blocking write.
       if (r === BigInt(-EOPNOTSUPP)) r = hostWritev(0n);
       if (r < 0n) {
-        if (r === BigInt(-EAGAIN) && blocking) return undefined;
+        if (r === BigInt(-EAGAIN) && blocking()) return undefined;
         return done > 0n ? done : sigpipe(p, r);
       }
       done += r;
-      if (done >= total || !blocking) return done;
+      if (done >= total || !blocking()) return done;
       // Past the bytes written: whole iovecs, then into the next one.
       for (let left = r; left > 0n;) {
         const len = v.getBigUint64(first * 16 + 8, true);
@@ -146,6 +148,8 @@ function blockingWrite(p: Process, hostFd: number, iovs: Uint8Array, count: numb
   };
   let r = step();
   if (r !== undefined) return r;
+  // Exitless with some written: it cannot park now, so a short write.
+  if (t?.polled && done > 0n) return done;
   if (t && !t.onMain) {
     const tid = t.current;
     const check = () => {

@@ -85,6 +85,27 @@ export function readInterpreter(
   }
 }
 
+/** One entry of the guest kernel's mapping list: its range and where it is in guest memory. */
+export interface GuestRegion {
+  start: number;
+  end: number;
+  /** Guest-physical address of its `struct region`. */
+  at: number;
+}
+
+/** The guest kernel's mapping list (mm.c's `regions`), read from guest memory. */
+export function* guestRegions(
+  mem: GuestMemory,
+  mm: { regions: number; nregions: number },
+): Generator<GuestRegion> {
+  const v = mem.view, n = Math.min(v.getInt32(mm.nregions, true), 4096);
+  for (let i = 0; i < n; i++) {
+    const at = mm.regions + i * REGION.size;
+    const start = Number(v.getBigUint64(at + REGION.start, true));
+    yield { start, end: Number(v.getBigUint64(at + REGION.end, true)), at };
+  }
+}
+
 /** /proc/self/maps from the ELF segments, the guest kernel's lists and the stack. */
 export function procMaps(
   mem: GuestMemory,
@@ -113,12 +134,8 @@ export function procMaps(
   const brkStart = Number(v.getBigUint64(mm.brkStart, true));
   const brkCur = Math.ceil(Number(v.getBigUint64(mm.brkCur, true)) / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
   if (brkCur > brkStart) line(brkStart, brkCur, "rw-p", 0, "[heap]");
-  const n = Math.min(v.getInt32(mm.nregions, true), 4096);
-  for (let i = 0; i < n; i++) {
-    const r = mm.regions + i * REGION.size;
-    const lo = Number(v.getBigUint64(r + REGION.start, true));
-    const hi = Number(v.getBigUint64(r + REGION.end, true));
-    line(lo, hi, perms(v.getUint8(r + REGION.prot), v.getUint8(r + REGION.shared) !== 0), 0);
+  for (const { start, end, at } of guestRegions(mem, mm)) {
+    line(start, end, perms(v.getUint8(at + REGION.prot), v.getUint8(at + REGION.shared) !== 0), 0);
   }
   line(stackStart, stackEnd, "rw-p", 0, "[stack]");
   return lines.sort((a, b) => a[0] - b[0]).map(([, l]) => l + "\n").join("");

@@ -163,6 +163,20 @@ export function pushFrame(
   return fp;
 }
 
+/**
+ * The rflags a frame at `rsp - 8` (after the handler's `ret`) would restore
+ * (the bits it may set), without reading the rest; undefined when the frame
+ * is not in user memory.
+ */
+export function savedRflags(mem: GuestMemory, rsp: bigint): bigint | undefined {
+  try {
+    const o = mem.check(rsp - 8n, FRAME_SIZE);
+    return mem.view.getBigUint64(o + MCONTEXT + SC_REGS.indexOf(R.rflags) * 8, true) & FIX_EFLAGS;
+  } catch {
+    return undefined;
+  }
+}
+
 /** What rt_sigreturn restores, read from the frame whose pretcode was just popped. */
 export interface SavedFrame {
   /** The interrupted context (rflags merged with `rflags` outside FIX_EFLAGS). */

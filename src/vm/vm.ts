@@ -55,10 +55,18 @@ import {
   SignalState,
   SS,
 } from "../syscalls/signal.ts";
-import { initXsave, popFrame, pushFrame, R, type UserContext } from "./sigframe.ts";
+import { initXsave, popFrame, pushFrame, R, savedRflags, type UserContext } from "./sigframe.ts";
 import type { BootOptions, RunResult, RunStats } from "./options.ts";
 import { hostAuxv, hostUtsname, ignoreAlarms } from "./hostinfo.ts";
-import { type MappedObject, procMaps, readInterpreter, readProgram, shebang } from "./program.ts";
+import {
+  type GuestRegion,
+  guestRegions,
+  type MappedObject,
+  procMaps,
+  readInterpreter,
+  readProgram,
+  shebang,
+} from "./program.ts";
 
 export type { BootOptions, RunResult, RunStats } from "./options.ts";
 
@@ -482,11 +490,7 @@ export class Vm implements Disposable, AsyncDisposable {
       serveExit: (cpu) => this.#serveExit(cpu),
       setRet: (cpu, ret) => this.#setRet(cpu, ret),
       ended: () => this.#process!.ended !== undefined,
-      signalled: (cpu) => {
-        let due = false;
-        this.#asThread(cpu, () => due = this.#sig.next() !== 0);
-        return due;
-      },
+      signalled: (cpu) => this.#signalled(cpu),
       clearTid: (cpu) =>
         mem.view.getBigUint64(physOf(mem, cpu.id, ABI.PERCPU_ADDR + PERCPU.clear_child_tid), true),
     };
@@ -547,6 +551,13 @@ export class Vm implements Disposable, AsyncDisposable {
     const put32 = (addr: bigint) => v.setUint32(mem.check(addr, 4), tid, true);
     if (spec.flags & CLONE.PARENT_SETTID) put32(spec.parentTid);
     if (spec.flags & CLONE.CHILD_SETTID) put32(spec.childTid);
+  }
+
+  /** Whether `cpu`'s thread has a signal to act on (pending and not blocked). */
+  #signalled(cpu: Cpu): boolean {
+    let due = false;
+    this.#asThread(cpu, () => due = this.#sig.next() !== 0);
+    return due;
   }
 
   /** Runs `f` with `cpu`'s vCPU as the one the delivery paths act on. */
@@ -889,11 +900,10 @@ export class Vm implements Disposable, AsyncDisposable {
   #sigreturnExitless(): boolean {
     const mem = this.#mem!, id = this.#threads?.serving.id ?? 0;
     const frame = physOf(mem, id, SYSCALL_FRAME_ADDR);
-    const reg = (r: number) => mem.view.getBigUint64(frame + SYSCALL_FRAME.indexOf(r) * 8, true);
-    const { xsaveSize, xcr0 } = features!;
-    if (xsaveSize > ABI.FPU_SCRATCH_SIZE) return false;
-    const saved = popFrame(mem, reg(R.rsp), reg(R.r11), xsaveSize, xcr0);
-    return !saved || !(saved.ctx.regs[R.rflags] & TF);
+    if (features!.xsaveSize > ABI.FPU_SCRATCH_SIZE) return false;
+    const rsp = mem.view.getBigUint64(frame + SYSCALL_FRAME.indexOf(R.rsp) * 8, true);
+    // A bad frame is fine: it ends in SIGSEGV, delivered through the frame.
+    return !((savedRflags(mem, rsp) ?? 0n) & TF);
   }
 
   /**
@@ -1127,14 +1137,8 @@ export class Vm implements Disposable, AsyncDisposable {
   #pastEnd(start: number, end: number): void {
     if (!this.#prot!.pastEnd(start, end)) return this.#protFull();
     // The guest kernel resets the mapping's entries when it goes.
-    const { regions, nregions } = this.#kernel!.mm, v = this.#mem!.view;
-    const n = Math.min(v.getInt32(nregions, true), 4096);
-    for (let i = 0; i < n; i++) {
-      const r = regions + i * REGION.size;
-      const lo = Number(v.getBigUint64(r + REGION.start, true));
-      const hi = Number(v.getBigUint64(r + REGION.end, true));
-      if (lo <= start && start < hi) v.setUint8(r + REGION.ptes, 1);
-    }
+    const r = this.#regionAt(start);
+    if (r) this.#mem!.view.setUint8(r.at + REGION.ptes, 1);
   }
 
   #protFull(): void {
@@ -1143,18 +1147,11 @@ export class Vm implements Disposable, AsyncDisposable {
     this.#diag("hermitux: page-table pool used up: further protections are not enforced");
   }
 
-  /** Whether `addr` is in one of the guest kernel's mappings (mmap, not brk or the stack). */
-  #mapped(addr: number): boolean {
-    const { regions, nregions } = this.#kernel!.mm, v = this.#mem!.view;
-    const n = Math.min(v.getInt32(nregions, true), 4096);
-    for (let i = 0; i < n; i++) {
-      const r = regions + i * REGION.size;
-      if (
-        Number(v.getBigUint64(r + REGION.start, true)) <= addr &&
-        addr < Number(v.getBigUint64(r + REGION.end, true))
-      ) return true;
+  /** The guest kernel's mapping holding `addr` (mmap, not brk or the stack), if any. */
+  #regionAt(addr: number): GuestRegion | undefined {
+    for (const r of guestRegions(this.#mem!, this.#kernel!.mm)) {
+      if (r.start <= addr && addr < r.end) return r;
     }
-    return false;
   }
 
   /** Serves the requests running vCPUs posted exitless; returns how many. */
@@ -1291,9 +1288,7 @@ export class Vm implements Disposable, AsyncDisposable {
     if (retry) {
       for (const c of threads.cpus) {
         if (c === main || !c.alive || c.parked || !c.runner) continue;
-        let due = false;
-        this.#asThread(c, () => due = sig.next() !== 0);
-        if (due) threads.interrupt(c);
+        if (this.#signalled(c)) threads.interrupt(c);
       }
     }
     sig.armHost(now, true);
@@ -1462,7 +1457,7 @@ export class Vm implements Disposable, AsyncDisposable {
         }
         return {
           signo,
-          code: errorCode & 1 || this.#mapped(cr2) ? SI.SEGV_ACCERR : SI.SEGV_MAPERR,
+          code: errorCode & 1 || this.#regionAt(cr2) ? SI.SEGV_ACCERR : SI.SEGV_MAPERR,
           addr: BigInt(cr2),
         };
       case 17:
