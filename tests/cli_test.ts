@@ -156,6 +156,89 @@ Deno.test("without permission for /dev/kvm: one clear line", async () => {
   equal(r.code, 125);
 });
 
+/** Whether `unshare -m` works here (root, and util-linux's unshare present). */
+const canUnshare = (() => {
+  try {
+    return new Deno.Command("unshare", { args: ["-m", "true"], stderr: "null" }).outputSync()
+      .success;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "without /dev/kvm: one clear line, status 125",
+  ignore: !canUnshare,
+}, async () => {
+  // The CLI has no option naming the KVM device: hide /dev in a private mount namespace.
+  const bin = await fixture("hello", "musl-static");
+  const r = await new Deno.Command("unshare", {
+    args: [
+      "-m",
+      "sh",
+      "-c",
+      'mount -t tmpfs tmpfs /dev && exec "$@"',
+      "sh",
+      Deno.execPath(),
+      "run",
+      "-A",
+      "--quiet",
+      `${ROOT}cli.ts`,
+      "run",
+      bin,
+    ],
+    stdin: "null",
+  }).output();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  equal(decode(r.stdout), "");
+  equal(
+    decode(r.stderr),
+    "hermitux: /dev/kvm does not exist: KVM is not available on this machine " +
+      "(load kvm_intel, kvm_amd or kvm_pvm)\n",
+  );
+  equal(r.code, 125);
+});
+
+Deno.test("--mem sizes the guest: 100 MiB fits in --mem 256M, not in --mem 64M", async () => {
+  for (const tc of ["musl-static", "glibc-static"] as const) {
+    const bin = await fixture("mem_touch", tc);
+    const big = await runHermitux(bin, ["100"], { flags: ["--mem", "256M"] });
+    equal(big.stdout, "touched 100 MiB, sum 2304000\n", tc);
+    equal(big.code, 0, tc);
+    const small = await runHermitux(bin, ["100"], { flags: ["--mem", "64M"] });
+    equal(small.stdout, "malloc of 100 MiB failed\n", tc);
+    equal(small.stderr, "", tc);
+    equal(small.code, 1, tc);
+  }
+});
+
+Deno.test("deno run --config CHECKOUT/deno.json CHECKOUT/cli.ts from another directory", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hermitux-cli-" });
+  try {
+    await Deno.copyFile(await fixture("args_env", "glibc-static"), `${dir}/prog`);
+    await Deno.copyFile(await fixture("exit_code", "musl-static"), `${dir}/status`);
+    const run = (bin: string, args: string[]) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--config", `${ROOT}deno.json`, `${ROOT}cli.ts`, "run", bin, ...args],
+        cwd: dir,
+        stdin: "null",
+      }).output().then((r) => ({
+        stdout: new TextDecoder().decode(r.stdout),
+        stderr: new TextDecoder().decode(r.stderr),
+        code: r.code,
+      }));
+    const out = await run("./prog", ["a", "b c"]);
+    equal(out.stdout, "argc=3\nargv[1]=a\nargv[2]=b c\n");
+    equal(out.stderr, "to stderr\n");
+    equal(out.code, 0);
+    const status = await run("./status", ["42"]);
+    equal(status.stdout + status.stderr, "");
+    equal(status.code, 42);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("--timeout stops a runaway guest with status 124", async () => {
   const t0 = performance.now();
   const r = await runHermitux(await fixture("spin", "musl-static"), [], {

@@ -1,6 +1,6 @@
 // Static programs under hermitux behave as they do natively: stdout,
 // stderr and exit status compared for every toolchain.
-import { equal, match } from "node:assert/strict";
+import { equal, match, notEqual, ok } from "node:assert/strict";
 import {
   assertSameAsNative,
   fixture,
@@ -11,6 +11,18 @@ import {
 } from "./fixtures.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
+
+/** Lines a program prints natively, so that agreeing with a native run means passing. */
+const EXPECTED: Record<string, (tc: Toolchain) => string[]> = {
+  // ARCH_GET_FS gives the TLS pointer, and what ARCH_SET_FS set.
+  tls: () => [
+    "ARCH_GET_FS 0, is the TLS pointer 1, below it 1",
+    "ARCH_SET_FS 0 0, ARCH_GET_FS 0 returns it 1, %fs:0 follows 1",
+    "restored 1",
+  ],
+  // AT_BASE: 0 without an interpreter, else where ld.so is mapped.
+  auxv: (tc) => [`AT_BASE ${tc.endsWith("-dynamic") ? "ok" : "static"}`, "AT_RANDOM present 1"],
+};
 
 for (const tc of Object.keys(TOOLCHAINS) as Toolchain[]) {
   Deno.test(`${tc}: hello world`, async () => {
@@ -41,6 +53,8 @@ for (const tc of Object.keys(TOOLCHAINS) as Toolchain[]) {
     Deno.test(`${tc}: ${name}`, async () => {
       const out = await assertSameAsNative(await fixture(name, tc));
       equal(out.code, 0);
+      const lines = out.stdout.split("\n");
+      for (const line of EXPECTED[name]?.(tc) ?? []) ok(lines.includes(line), line);
     });
   }
 
@@ -70,3 +84,14 @@ for (const tc of Object.keys(TOOLCHAINS) as Toolchain[]) {
     match(out.stderr, /guest killed by SIGILL: invalid opcode\n +rip 0x[0-9a-f]+ <main/);
   });
 }
+
+Deno.test("AT_RANDOM: 16 bytes, different each run", async () => {
+  for (const tc of ["musl-static", "glibc-dynamic"] as const) {
+    const bin = await fixture("auxv", tc);
+    const [a, b] = await Promise.all([runHermitux(bin, ["random"]), runHermitux(bin, ["random"])]);
+    match(a.stdout, /^[0-9a-f]{32}\n$/, tc);
+    match(b.stdout, /^[0-9a-f]{32}\n$/, tc);
+    notEqual(a.stdout, "0".repeat(32) + "\n", tc);
+    notEqual(a.stdout, b.stdout, tc);
+  }
+});

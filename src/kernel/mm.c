@@ -87,8 +87,14 @@ static int insert_at(int i, u64 start, u64 end, u8 written, u8 shared, u8 prot, 
 	return 0;
 }
 
-/* Unmap [lo, hi): trim, split or drop every overlapping region. */
-static int unmap_range(u64 lo, u64 hi)
+/*
+ * Unmap [lo, hi): trim, split or drop every overlapping region. With
+ * refill, a file mapping is about to take the range and the host writes
+ * every byte of it, so it is not cleared first: clearing part of a 2 MiB
+ * page costs the host its huge page (ld.so maps each segment of a library
+ * over its reservation this way).
+ */
+static int unmap_range(u64 lo, u64 hi, int refill)
 {
 	int i = 0;
 
@@ -105,7 +111,7 @@ static int unmap_range(u64 lo, u64 hi)
 			hostcall(HC_SYSCALL, 11, s, e - s, 0, 0, 0, 0); /* munmap: write back */
 		if (r->ptes)
 			set_ptes(s, e, PROT_UNMAP);
-		if (r->written)
+		if (r->written && !refill)
 			zero_range(s, e, 0);
 		if (r->start < s && r->end > e) {
 			if (insert_at(i + 1, e, r->end, r->written, r->shared, r->prot, r->ptes))
@@ -211,7 +217,7 @@ static long do_mmap(u64 addr, u64 len, u64 prot, u64 flags, u64 fd, u64 off)
 		if (overlaps(addr, addr + len)) {
 			if (flags & MAP_FIXED_NOREPLACE)
 				return -EEXIST;
-			if (unmap_range(addr, addr + len))
+			if (unmap_range(addr, addr + len, file))
 				return -ENOMEM;
 		}
 		start = addr;
@@ -230,7 +236,7 @@ static long do_mmap(u64 addr, u64 len, u64 prot, u64 flags, u64 fd, u64 off)
 		r = hostcall(HC_SYSCALL, 9, start, len, prot, flags | MAP_FIXED, fd, off); /* mmap */
 		if (r < 0) {
 			region_at(start)->shared = 0;
-			unmap_range(start, start + len);
+			unmap_range(start, start + len, 0);
 			return r;
 		}
 	}
@@ -250,7 +256,7 @@ static long do_munmap(u64 addr, u64 len, u64 c, u64 d, u64 e, u64 f)
 {
 	if ((addr & (PAGE_SIZE - 1)) || !len || !user_ok(addr, len))
 		return -EINVAL;
-	return unmap_range(addr, PAGE_UP(addr + len));
+	return unmap_range(addr, PAGE_UP(addr + len), 0);
 }
 
 /* Records protections (for /proc/self/maps), remembers possible writes,
@@ -317,7 +323,7 @@ static long do_mremap(u64 old, u64 old_len, u64 new_len, u64 flags, u64 new_addr
 		return -EFAULT;
 	if (!(flags & MREMAP_FIXED)) {
 		if (new_len <= old_len) {
-			unmap_range(old + new_len, old + old_len);
+			unmap_range(old + new_len, old + old_len, 0);
 			return old;
 		}
 		if (old + new_len <= BOOT->mmap_max && !overlaps(old + old_len, old + new_len)) {
@@ -337,14 +343,14 @@ static long do_mremap(u64 old, u64 old_len, u64 new_len, u64 flags, u64 new_addr
 		if ((to & (PAGE_SIZE - 1)) || !user_ok(to, new_len) || to + new_len > BOOT->mmap_max ||
 		    (to < old + old_len && old < to + new_len))
 			return -EINVAL;
-		unmap_range(to, to + new_len);
+		unmap_range(to, to + new_len, 0);
 	}
 	if (add_region(to, to + new_len, 1, 0, prot))
 		return -ENOMEM;
 	if (r->ptes) /* so that it can be read */
 		set_ptes(old, old + old_len, PROT_RESET);
 	memcpy((void *)to, (void *)old, old_len < new_len ? old_len : new_len);
-	unmap_range(old, old + old_len);
+	unmap_range(old, old + old_len, 0);
 	if (restricted(prot)) {
 		set_ptes(to, to + new_len, prot);
 		region_at(to)->ptes = 1;

@@ -5,6 +5,7 @@
  * @module
  */
 import { addressOf, check, errno, libc, OsError } from "./libc.ts";
+import { readKvmStats } from "./stats.ts";
 import { LAYOUTS } from "./structs.ts";
 
 /** ioctl request numbers (x86-64). */
@@ -30,6 +31,7 @@ export const KVM = {
   GET_TSC_KHZ: 0xaea3,
   GET_XSAVE: 0x9000aea4,
   SET_XSAVE: 0x5000aea5,
+  GET_STATS_FD: 0xaece,
 } as const;
 
 /** Capabilities hermitux asks about. */
@@ -141,9 +143,25 @@ export class VmFd {
     ioctl(this.fd, KVM.SET_USER_MEMORY_REGION, buf, "KVM_SET_USER_MEMORY_REGION");
   }
 
-  /** `KVM_CREATE_VCPU`. */
+  /** `KVM_CREATE_VCPU`, with the vCPU's stats fd opened (see {@linkcode VcpuFd.counters}). */
   createVcpu(id: number): VcpuFd {
-    return new VcpuFd(ioctlValue(this.fd, KVM.CREATE_VCPU, BigInt(id), "KVM_CREATE_VCPU"));
+    const vcpu = new VcpuFd(ioctlValue(this.fd, KVM.CREATE_VCPU, BigInt(id), "KVM_CREATE_VCPU"));
+    vcpu.openStats();
+    return vcpu;
+  }
+
+  /**
+   * The VM's KVM counters (`KVM_GET_STATS_FD`, src/kvm/stats.ts), e.g.
+   * `pages_4k` and `pages_2m` mapped; empty where KVM has none.
+   */
+  counters(): Record<string, number> {
+    const fd = libc().ioctl(this.fd, KVM.GET_STATS_FD, null);
+    if (fd < 0) return {};
+    try {
+      return readKvmStats(fd);
+    } finally {
+      libc().close(fd);
+    }
   }
 
   /** Closes the fd. */
@@ -168,6 +186,22 @@ export class VcpuFd {
     const r = this.via(req, arg ? Deno.UnsafePointer.value(Deno.UnsafePointer.of(arg)) : 0n);
     if (r < 0) throw new OsError(what, -r);
     return r;
+  }
+
+  #statsFd = -1;
+
+  /**
+   * Opens the stats fd (`KVM_GET_STATS_FD`, Linux 5.14+) that
+   * {@linkcode counters} reads. The ioctl takes the vCPU's lock, so it is
+   * made before the vCPU first runs; reading the fd later needs no lock.
+   */
+  openStats(): void {
+    if (this.#statsFd < 0) this.#statsFd = libc().ioctl(this.fd, KVM.GET_STATS_FD, null);
+  }
+
+  /** This vCPU's KVM counters so far (`exits`, `pf_fixed`…); empty where KVM has none. */
+  counters(): Record<string, number> {
+    return readKvmStats(this.#statsFd);
   }
 
   /**
@@ -261,8 +295,9 @@ export class VcpuFd {
     return p;
   }
 
-  /** Closes the fd. */
+  /** Closes the fd (and the stats fd). */
   close(): void {
+    if (this.#statsFd >= 0) libc().close(this.#statsFd);
     libc().close(this.fd);
   }
 }

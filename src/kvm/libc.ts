@@ -16,6 +16,7 @@ const symbols = {
   madvise: { parameters: ["u64", "usize", "i32"], result: "i32" },
   mprotect: { parameters: ["pointer", "usize", "i32"], result: "i32" },
   read: { parameters: ["i32", "u64", "usize"], result: "isize" },
+  pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
   write: { parameters: ["i32", "u64", "usize"], result: "isize" },
   readv: { parameters: ["i32", "buffer", "i32"], result: "isize" },
   writev: { parameters: ["i32", "buffer", "i32"], result: "isize" },

@@ -101,6 +101,21 @@ export const LAYOUTS = {
     fields: { slot: 0, flags: 4, guest_phys_addr: 8, memory_size: 16, userspace_addr: 24 },
   },
   kvm_sync_regs: { size: 520, fields: { regs: 0, sregs: 144, events: 456 } },
+  kvm_stats_header: {
+    size: 24,
+    fields: {
+      flags: 0,
+      name_size: 4,
+      num_desc: 8,
+      id_offset: 12,
+      desc_offset: 16,
+      data_offset: 20,
+    },
+  },
+  kvm_stats_desc: {
+    size: 16,
+    fields: { flags: 0, exponent: 4, size: 6, offset: 8, bucket_size: 12, name: 16 },
+  },
   kvm_run: {
     size: 2352,
     fields: {

@@ -9,6 +9,11 @@ import { ABI } from "../kernel/abi.ts";
 import type { GuestMemory } from "../vm/memory.ts";
 
 const P = 1n, RW = 2n, US = 4n, PS = 0x80n, NX = 1n << 63n;
+// Accessed and dirty, set from the start: a shadow MMU (kvm_pvm) otherwise
+// writes them into these tables on the first touch of each page, maps a
+// page read-only until its first write (a second fault), and prefetches
+// only neighbours whose accessed bit is set.
+const A = 0x20n, D = 0x40n;
 const MIB2 = 0x200000;
 const GIB = 0x40000000;
 
@@ -35,15 +40,15 @@ export function buildPageTables(mem: GuestMemory, codeEnd: number = ABI.KSTACK_T
   const set = (table: number, i: number, value: bigint) =>
     v.setBigUint64(table + i * 8, value, true);
 
-  set(pml4, 0, BigInt(pdpt) | P | RW | US);
-  for (let g = 0; g < gibs; g++) set(pdpt, g, BigInt(pd(g)) | P | RW | US);
-  set(pd(0), 0, BigInt(pt0) | P | RW | US);
+  set(pml4, 0, BigInt(pdpt) | P | RW | US | A);
+  for (let g = 0; g < gibs; g++) set(pdpt, g, BigInt(pd(g)) | P | RW | US | A);
+  set(pd(0), 0, BigInt(pt0) | P | RW | US | A);
   for (let a = MIB2; a < mem.size; a += MIB2) {
-    set(pd(Math.floor(a / GIB)), (a % GIB) / MIB2, BigInt(a) | P | RW | US | PS);
+    set(pd(Math.floor(a / GIB)), (a % GIB) / MIB2, BigInt(a) | P | RW | US | PS | A | D);
   }
 
   const page = (addr: number, phys: bigint, flags: bigint) =>
-    set(pt0, addr / ABI.PAGE_SIZE, phys | flags);
+    set(pt0, addr / ABI.PAGE_SIZE, phys | flags | A | D);
   // Supervisor-only: GDT, IDT, TSS and the exception stack.
   for (let a = ABI.GDT_ADDR; a < ABI.EXC_STACK_TOP; a += ABI.PAGE_SIZE) page(a, BigInt(a), P | RW);
   // Boot info and host-call blocks, read and written by the guest kernel.
@@ -79,5 +84,5 @@ export function mapTrampoline(mem: GuestMemory, entry: number): void {
   mem.view.setBigUint64(t + ABI.TRAMPOLINE_SLED + 2, BigInt(entry), true);
   mem.bytes.set([0x41, 0xff, 0xe3], t + ABI.TRAMPOLINE_SLED + 10);
   const pt0 = ABI.PT_ADDR + 0x2000;
-  mem.view.setBigUint64(pt0, BigInt(t) | P | US, true);
+  mem.view.setBigUint64(pt0, BigInt(t) | P | US | A | D, true);
 }

@@ -228,13 +228,11 @@ function openAt(p: Process, dirfd: bigint, pathAddr: bigint, flags: number, mode
     if (exists || flags & O_CREAT) throw new SyscallError(E.EROFS);
     throw new SyscallError(E.ENOENT);
   }
-  const hostFd = withGuestUmask(p, (umask) =>
-    openBeneath(
-      r.mount!.rootFd,
-      r.rel,
-      (flags & ~O_CLOEXEC) | (nofollow ? OPEN_FLAGS.O_NOFOLLOW : 0),
-      mode & ~umask & 0o7777,
-    ));
+  const how = (flags & ~O_CLOEXEC) | (nofollow ? OPEN_FLAGS.O_NOFOLLOW : 0);
+  // Only a call that may create a file needs the umask swapped (two host calls).
+  const hostFd = flags & O_CREAT
+    ? withGuestUmask(p, (umask) => openBeneath(r.mount!.rootFd, r.rel, how, mode & ~umask & 0o7777))
+    : openBeneath(r.mount!.rootFd, r.rel, how);
   const file = new OpenFile(hostFd, { path: r.guest });
   return p.fds.install(file, (flags & O_CLOEXEC) !== 0);
 }

@@ -55,6 +55,23 @@ function check(r: bigint): number {
 
 const EAGAIN = 11;
 
+/** openat2(O_PATH…) below `dirFd` with no symlink followed: an fd, or -errno. */
+function walkBeneath(dirFd: number, rel: string, flags: number): bigint {
+  const how = new BigUint64Array([
+    BigInt(flags | O_CLOEXEC),
+    0n,
+    BigInt(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS),
+  ]);
+  const path = pathToCString(rel);
+  return hostSyscall(
+    NR.openat2,
+    dirFd,
+    bufferAddress(path),
+    bufferAddress(new Uint8Array(how.buffer)),
+    24,
+  );
+}
+
 /** The host's openat2 below `dirFd`, never following a symlink or leaving it. */
 export function openBeneath(dirFd: number, rel: string, flags: number, mode = 0): number {
   const how = new BigUint64Array([
@@ -148,6 +165,8 @@ export class MountTable {
   resolve(path: string, cwd: string, followLast = true): Resolved {
     if (path === "") throw new SyscallError(E.ENOENT);
     if (path.length >= 4096) throw new SyscallError(E.ENAMETOOLONG);
+    const fast = this.#resolveWhole(path, cwd, followLast);
+    if (fast) return fast;
     let queue = components(path);
     const stack = path.startsWith("/") ? [] : components(cwd);
     let links = 0;
@@ -188,6 +207,37 @@ export class MountTable {
       last = here;
     }
     return last;
+  }
+
+  /**
+   * The common case in one host walk: no "..", and no symlink on the way,
+   * so the guest path is the host path below one mount. The host kernel
+   * checks that (openat2 with RESOLVE_NO_SYMLINKS) instead of an lstat per
+   * component, which cost a program's start-up ~15 µs per path (python3
+   * stats ~100). Undefined sends the path the slow way, component by
+   * component, which decides everything else: symlinks, "..", errors.
+   */
+  #resolveWhole(path: string, cwd: string, followLast: boolean): Resolved | undefined {
+    const parts = path.startsWith("/")
+      ? components(path)
+      : [...components(cwd), ...components(path)];
+    const clean = parts.filter((c) => c !== ".");
+    if (clean.some((c) => c === ".." || c.length > 255)) return undefined;
+    const here = this.#locate(absolute(clean));
+    if (!here.mount) return undefined;
+    if (here.rel === "") return here;
+    const walk = (rel: string, flags: number) => {
+      const r = walkBeneath(here.mount!.rootFd, rel, flags);
+      if (r >= 0n) hostSyscall(NR.close, Number(r));
+      return r;
+    };
+    const r = walk(here.rel, O_PATH | (followLast ? 0 : O_NOFOLLOW));
+    if (r >= 0n) return here;
+    if (r !== BigInt(-E.ENOENT)) return undefined;
+    // Missing: fine when only the last component is (it may be created).
+    const slash = here.rel.lastIndexOf("/");
+    if (slash < 0 || walk(here.rel.slice(0, slash), O_PATH | O_DIRECTORY) >= 0n) return here;
+    return undefined;
   }
 
   #locate(guest: string): Resolved {

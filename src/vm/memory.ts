@@ -11,7 +11,7 @@ import { ABI } from "../kernel/abi.ts";
 import { E, SyscallError } from "../syscalls/errno.ts";
 
 const PROT_RW = 3, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20, MAP_NORESERVE = 0x4000;
-const MADV_DONTNEED = 4, MADV_HUGEPAGE = 14;
+const MADV_DONTNEED = 4, MADV_HUGEPAGE = 14, MADV_NOHUGEPAGE = 15;
 const HUGE = 2 * 1024 * 1024;
 // One ArrayBuffer views all of RAM; Deno's views stop at 2 GiB.
 const MAX_VIEW = 2 * 1024 * 1024 * 1024;
@@ -103,18 +103,31 @@ export class GuestMemory {
     return this.view.getBigUint64(this.check(addr, 8), true);
   }
 
-  /** Makes [addr, addr + len) read as zero, dropping whole pages on the host. */
+  /**
+   * Makes [addr, addr + len) read as zero. Whole 2 MiB chunks are dropped
+   * on the host (their memory is freed); the rest is cleared in place.
+   * Dropping part of a chunk would split its huge page for good, and on a
+   * shadow MMU every 4 KiB page of it would then fault on its own.
+   */
   zero(addr: number, len: number): void {
     const a = this.check(addr, len);
-    const lo = Math.ceil(a / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
-    const hi = Math.floor((a + len) / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
-    if (hi - lo < 16 * ABI.PAGE_SIZE) {
+    const lo = Math.ceil(a / HUGE) * HUGE;
+    const hi = Math.floor((a + len) / HUGE) * HUGE;
+    if (hi <= lo) {
       this.bytes.fill(0, a, a + len);
       return;
     }
     this.bytes.fill(0, a, lo);
     this.bytes.fill(0, hi, a + len);
     libc().madvise(this.host + BigInt(lo), BigInt(hi - lo), MADV_DONTNEED);
+  }
+
+  /**
+   * Backs [addr, addr + len) (2 MiB-aligned) with 4 KiB pages only: for
+   * memory the guest maps with 4 KiB entries and touches sparsely.
+   */
+  noHugePages(addr: number, len: number): void {
+    libc().madvise(this.host + BigInt(addr), BigInt(len), MADV_NOHUGEPAGE);
   }
 
   /** Unmaps the RAM. No view of it may be used afterwards. */

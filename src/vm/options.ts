@@ -82,6 +82,15 @@ export interface RunStats {
   syscallMs: Record<string, number>;
   /** From `Vm.create` to the program's segments (and interpreter) in memory, in ms. */
   loadMs: number;
+  /**
+   * KVM's own counters for the run (`KVM_GET_STATS_FD`; empty before
+   * Linux 5.14): the VM's, and every vCPU's summed. Among them `exits`
+   * (all exits, most handled inside KVM), `pf_fixed` (page faults KVM
+   * fixed: on kvm_pvm, shadow page-table fills), `insn_emulation`
+   * (emulated instructions, e.g. `cpuid` on kvm_pvm), `mmio_exits`,
+   * `pages_4k` and `pages_2m`. Counters that stayed zero are left out.
+   */
+  kvm: Record<string, number>;
 }
 
 /** How a run ended. */

@@ -21,6 +21,7 @@ import { libc } from "../kvm/libc.ts";
 import type { GuestMemory } from "./memory.ts";
 
 const P = 1n, RW = 2n, US = 4n, PS = 0x80n;
+const A = 0x20n, D = 0x40n; // set up front, as in paging.ts
 const ADDR = 0x000f_ffff_ffff_f000n;
 const PAGE = 0x1000, MIB2 = 0x200000, GIB = 0x40000000;
 const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
@@ -43,6 +44,8 @@ export class PageProtections {
   readonly #pdCopies: () => number[];
   /** Page-aligned [start, end) ranges past the end of a mapped file (SIGBUS). */
   #bus: [number, number][] = [];
+  /** The 4 KiB table of each chunk ever split, by the chunk's address. */
+  #tables = new Map<number, number>();
 
   /**
    * @param cr3 vCPU 0's page-table root
@@ -63,7 +66,7 @@ export class PageProtections {
    */
   apply(start: number, end: number, access: PageAccess, unmapped = false): boolean {
     if (unmapped) this.#bus = cut(this.#bus, start, end);
-    const flags = access === "none" ? 0n : access === "read" ? P | US : P | RW | US;
+    const flags = access === "none" ? 0n : access === "read" ? P | US | A | D : P | RW | US | A | D;
     let ok = true;
     for (let a = start; a < end;) {
       const chunkEnd = Math.min(end, (Math.floor(a / MIB2) + 1) * MIB2);
@@ -76,6 +79,7 @@ export class PageProtections {
           const at = pt + ((p % MIB2) / PAGE) * 8;
           this.#mem.view.setBigUint64(at, BigInt(p) | (bus ? 0n : flags), true);
         }
+        if (access === "default") this.#merge(a, pt);
       }
       a = chunkEnd;
     }
@@ -107,20 +111,52 @@ export class PageProtections {
     const slot = pd + ((addr % GIB) / MIB2 | 0) * 8;
     const pde = v.getBigUint64(slot, true);
     if (!(pde & PS)) return Number(pde & ADDR);
-    if (existingOnly || this.#pool.next >= this.#pool.end) return undefined;
-    const pt = this.#pool.next;
-    this.#pool.next += PAGE;
-    const base = pde & ADDR & ~BigInt(MIB2 - 1), keep = pde & (P | RW | US);
-    for (let i = 0; i < 512; i++) {
-      v.setBigUint64(pt + i * 8, (base + BigInt(i * PAGE)) | keep, true);
+    if (existingOnly) return undefined;
+    const chunk = Math.floor(addr / MIB2) * MIB2;
+    let pt = this.#tables.get(chunk);
+    if (pt === undefined) {
+      if (this.#pool.next >= this.#pool.end) return undefined;
+      pt = this.#pool.next;
+      this.#pool.next += PAGE;
+      this.#tables.set(chunk, pt);
     }
-    const entry = BigInt(pt) | P | RW | US;
+    const keep = pde & (P | RW | US | A | D);
+    for (let i = 0; i < 512; i++) {
+      v.setBigUint64(pt + i * 8, BigInt(chunk + i * PAGE) | keep, true);
+    }
+    this.#setPde(addr, BigInt(pt) | P | RW | US | A);
+    return pt;
+  }
+
+  /** Writes the directory entry for `addr`'s chunk, in every vCPU's copy. */
+  #setPde(addr: number, entry: bigint): void {
+    const v = this.#mem.view;
+    const pdpt = Number(v.getBigUint64(this.#cr3, true) & ADDR);
+    const pd = Number(v.getBigUint64(pdpt + Math.floor(addr / GIB) * 8, true) & ADDR);
+    const slot = pd + ((addr % GIB) / MIB2 | 0) * 8;
     v.setBigUint64(slot, entry, true);
     // Other vCPUs have their own copy of the first GiB's directory.
     if (addr < GIB) {
       for (const copy of this.#pdCopies()) v.setBigUint64(copy + (slot - pd), entry, true);
     }
-    return pt;
+  }
+
+  /**
+   * Maps `addr`'s chunk whole again when every one of its 4 KiB entries is
+   * back to the default (ld.so's reservation of a library is split for its
+   * pages past the end of the file, then mapped over segment by segment):
+   * a split chunk costs a shadow MMU a fault per few pages touched. No
+   * flush is needed, as no access is taken away. The table stays the
+   * chunk's: KVM may still shadow it, so it is never given to another chunk.
+   */
+  #merge(addr: number, pt: number): void {
+    const chunk = Math.floor(addr / MIB2) * MIB2;
+    if (this.#bus.some(([s, e]) => s < chunk + MIB2 && e > chunk)) return;
+    const v = this.#mem.view, flags = P | RW | US | A | D;
+    for (let i = 0; i < 512; i++) {
+      if (v.getBigUint64(pt + i * 8, true) !== (BigInt(chunk + i * PAGE) | flags)) return;
+    }
+    this.#setPde(addr, BigInt(chunk) | flags | PS);
   }
 
   /**
@@ -130,8 +166,9 @@ export class PageProtections {
    * split it, which costs more than the faults that follow a wider flush.
    */
   #flush(start: number, end: number): void {
-    const lo = Math.floor(start / MIB2) * MIB2;
-    const hi = Math.min(Math.ceil(end / MIB2) * MIB2, this.#mem.size);
+    const exact = Deno.env.get("HX_FLUSH") === "exact";
+    const lo = exact ? start : Math.floor(start / MIB2) * MIB2;
+    const hi = exact ? end : Math.min(Math.ceil(end / MIB2) * MIB2, this.#mem.size);
     const host = Deno.UnsafePointer.create(this.#mem.host + BigInt(lo));
     const len = BigInt(hi - lo);
     libc().mprotect(host, len, HOST_READ_WRITE_EXEC);

@@ -7,6 +7,7 @@
 import { ABI, BOOT_INFO, BOOT_MAGIC, HOSTCALL, PERCPU, REGION } from "../kernel/abi.ts";
 import { type KernelImage, kernelImage } from "../kernel/image.ts";
 import { GUEST_FORWARDS } from "../kernel/local.ts";
+import { addKvmStats } from "../kvm/stats.ts";
 import { CAP, EXIT, Kvm, type VcpuFd, type VmFd } from "../kvm/ioctls.ts";
 import { libc, OsError, strerror } from "../kvm/libc.ts";
 import { bufferAddress, hostSyscall } from "../syscalls/host.ts";
@@ -106,6 +107,7 @@ const NR_RT_SIGRETURN = 15;
 
 /** Room for 4 KiB page tables split from 2 MiB pages: 512 of them, for 1 GiB of protections. */
 const PT_POOL = 0x200000;
+const HUGE_PAGE = 0x200000;
 /** rflags.TF: single-stepping. */
 const TF = 0x100n;
 /** How soon to retry delivering an async signal that found the vCPU in the guest kernel. */
@@ -204,6 +206,7 @@ export class Vm implements Disposable, AsyncDisposable {
       syscalls: {},
       syscallMs: {},
       loadMs: 0,
+      kvm: {},
     };
     this.#kvm = new Kvm(options.kvmDevice);
   }
@@ -251,11 +254,18 @@ export class Vm implements Disposable, AsyncDisposable {
       this.#runView.setBigUint64(LAYOUTS.kvm_run.fields.kvm_valid_regs, SYNC_X86_REGS, true);
     }
 
+    // Per-vCPU blocks at the very top, page tables for protections, then
+    // the stack (its top on a 2 MiB boundary, so that one huge page holds
+    // what a program uses of it), then the mmap area.
+    const poolEnd = size - PERCPU_AREA;
+    const stackTop = Math.floor((poolEnd - PT_POOL) / HUGE_PAGE) * HUGE_PAGE;
+    // The guest sees the system pages, the table pool and the per-vCPU
+    // blocks through 4 KiB entries and uses few of them: a huge page there
+    // would only cost the host 2 MiB of clearing at the first touch.
+    mem.noHugePages(0, ABI.USER_MIN);
+    mem.noHugePages(stackTop, size - stackTop);
     mem.bytes.set(kernel.bytes, ABI.KERNEL_ADDR);
     this.#mounts = new MountTable(options.mounts ?? []);
-    // Per-vCPU blocks at the very top, page tables for protections, then
-    // the stack, then the mmap area.
-    const poolEnd = size - PERCPU_AREA, stackTop = poolEnd - PT_POOL;
     mem.userEnd = stackTop;
     let mmapMax = stackTop - STACK_SIZE;
     const image = loadExecutable(elf, bytes, mem, mmapMax);
@@ -728,6 +738,11 @@ export class Vm implements Disposable, AsyncDisposable {
     }
     crash ??= this.#crash;
     this.#stats.runMs = performance.now() - tRun;
+    const kvm = threads.cpus.reduce(
+      (sum, cpu) => addKvmStats(sum, cpu.vcpu.counters()),
+      this.#vm!.counters(),
+    );
+    this.#stats.kvm = Object.fromEntries(Object.entries(kvm).filter(([, n]) => n !== 0));
     if (crash) this.#diag(formatCrash(crash));
     if (timedOut) this.#diag(`hermitux: timed out after ${this.#timeout} s; guest stopped`);
     const end = p.ended!;

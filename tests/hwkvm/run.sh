@@ -18,6 +18,7 @@
 #   $HWKVM_SCRATCH  read-write, at the same path as on the host; put files
 #              there to hand them in or get them out (e.g. a test binary)
 #   stdin      /dev/null
+#   HWKVM_GUEST=1  set, so a test can tell it runs in here
 #
 # Environment:
 #   HWKVM_CACHE    kernel + scratch dir (default /tmp/hermitux-hwkvm)
@@ -360,7 +361,7 @@ printf '%s\n' "$SCRATCH" >"$rundir/scratch_path"
 printf '%s\n' "$PWD" >"$rundir/cwd"
 {
 	echo "# written by tests/hwkvm/run.sh, run by sh inside chroot /host"
-	echo "export PATH=$(q "$PATH") HOME=/tmp DENO_DIR=/tmp/deno-dir NO_COLOR=1 HWKVM_SCRATCH=$(q "$SCRATCH")"
+	echo "export PATH=$(q "$PATH") HOME=/tmp DENO_DIR=/tmp/deno-dir NO_COLOR=1 HWKVM_GUEST=1 HWKVM_SCRATCH=$(q "$SCRATCH")"
 	for v in $(echo "${HWKVM_ENV:-}" | tr , " "); do
 		case $v in *[!A-Za-z0-9_]* | [0-9]*) die "HWKVM_ENV: bad variable name '$v'" ;; esac
 		[ -z "${!v+set}" ] || echo "export $v=$(q "${!v}")"

@@ -68,6 +68,9 @@ async function same(path: string, args: string[] = [], stdin = "", env = {}, inD
 }
 
 const platform = detectPlatform();
+/** Set by tests/hwkvm/run.sh in its QEMU guest, whose /dev/kvm must be kvm_amd's. */
+const inHwkvm = Deno.env.get("HWKVM_GUEST") === "1";
+const ROOT = new URL("../../", import.meta.url).pathname;
 const toolchains: Toolchain[] = ["musl-static", "glibc-static", "glibc-static-pie"];
 
 for (const tc of toolchains) {
@@ -154,3 +157,39 @@ Deno.test(`[${platform}] syscall latency loop`, async () => {
     console.log(`${platform}: ${kind} ${ns.toFixed(1)} ns/call in the guest`);
   }
 });
+
+Deno.test(
+  { name: `[${platform}] in the hwkvm guest, a run is on hardware SVM`, ignore: !inHwkvm },
+  async () => {
+    const exists = (p: string) => Deno.stat(p).then(() => true, () => false);
+    ok(await exists("/sys/module/kvm_amd"), "kvm_amd loaded");
+    ok(!(await exists("/sys/module/kvm_pvm")), "no kvm_pvm");
+    equal(platform, "svm");
+    const vm = await inVm(await fixture("hello", "musl-static"));
+    equal(vm.outcome.stdout, "hello, world\n");
+    equal(vm.result.stats.platform, "svm");
+  },
+);
+
+Deno.test(
+  { name: `[${platform}] in the hwkvm guest, run --verbose names svm`, ignore: !inHwkvm },
+  async () => {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--quiet",
+        `${ROOT}cli.ts`,
+        "run",
+        "--verbose",
+        await fixture("hello", "musl-static"),
+      ],
+      stdin: "null",
+    }).output();
+    const stderr = new TextDecoder().decode(r.stderr);
+    equal(new TextDecoder().decode(r.stdout), "hello, world\n");
+    match(stderr.split("\n")[0], /^hermitux: platform svm \(guest at CPL 0\), host calls /);
+    match(stderr, /"platform":"svm"/);
+    equal(r.code, 0);
+  },
+);

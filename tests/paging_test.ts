@@ -1,0 +1,107 @@
+// The host-built page tables and what a shadow MMU makes of them: accessed
+// and dirty bits set up front, 2 MiB chunks split for protections and
+// merged back, and the page faults KVM counts for a dynamic program.
+import { equal, notEqual, ok } from "node:assert/strict";
+import { boot } from "../mod.ts";
+import { buildPageTables } from "../src/loader/paging.ts";
+import { detectPlatform } from "../src/kvm/platform.ts";
+import { GuestMemory } from "../src/vm/memory.ts";
+import { PageProtections } from "../src/vm/protect.ts";
+import { fixture } from "./fixtures.ts";
+
+const MIB2 = 0x200000, PAGE = 0x1000;
+const P = 1n, RW = 2n, A = 0x20n, D = 0x40n, PS = 0x80n, ADDR = 0x000f_ffff_ffff_f000n;
+
+/** The directory entry that maps `addr` (first GiB). */
+function pde(mem: GuestMemory, cr3: bigint, addr: number): bigint {
+  const v = mem.view;
+  const pdpt = Number(v.getBigUint64(Number(cr3), true) & ADDR);
+  const pd = Number(v.getBigUint64(pdpt, true) & ADDR);
+  return v.getBigUint64(pd + (addr / MIB2 | 0) * 8, true);
+}
+
+function pte(mem: GuestMemory, cr3: bigint, addr: number): bigint {
+  const table = Number(pde(mem, cr3, addr) & ADDR);
+  return mem.view.getBigUint64(table + ((addr % MIB2) / PAGE) * 8, true);
+}
+
+Deno.test("page tables: entries start accessed and dirty", () => {
+  const mem = new GuestMemory(8 * MIB2);
+  try {
+    const cr3 = buildPageTables(mem);
+    const e = pde(mem, cr3, 3 * MIB2);
+    equal(e & (P | RW | A | D | PS), P | RW | A | D | PS);
+    equal(e & ADDR, BigInt(3 * MIB2));
+  } finally {
+    mem.free();
+  }
+});
+
+Deno.test("page tables: a chunk split for a protection is merged when it is reset", () => {
+  const mem = new GuestMemory(8 * MIB2);
+  try {
+    const cr3 = buildPageTables(mem);
+    const prot = new PageProtections(mem, cr3, [6 * MIB2, 7 * MIB2], () => []);
+    const at = 2 * MIB2 + 5 * PAGE;
+    ok(prot.apply(at, at + 2 * PAGE, "read"));
+    equal(pde(mem, cr3, at) & PS, 0n, "split into 4 KiB entries");
+    const table = pde(mem, cr3, at) & ADDR;
+    equal(pte(mem, cr3, at), BigInt(at) | P | A | D | 4n, "read-only, accessed, dirty");
+    equal(pte(mem, cr3, at + 2 * PAGE) & RW, RW, "the rest stays writable");
+    // Half back: still split. All back: one 2 MiB entry again.
+    ok(prot.apply(at, at + PAGE, "default"));
+    equal(pde(mem, cr3, at) & PS, 0n);
+    ok(prot.apply(at + PAGE, at + 2 * PAGE, "default"));
+    equal(pde(mem, cr3, at), BigInt(2 * MIB2) | P | RW | 4n | A | D | PS);
+    // Split again, the chunk gets the same table (KVM may still shadow it).
+    ok(prot.apply(at, at + PAGE, "none"));
+    equal(pde(mem, cr3, at) & ADDR, table);
+    equal(pte(mem, cr3, at) & P, 0n);
+  } finally {
+    mem.free();
+  }
+});
+
+Deno.test("page tables: pages past a file's end keep their chunk split", () => {
+  const mem = new GuestMemory(8 * MIB2);
+  try {
+    const cr3 = buildPageTables(mem);
+    const prot = new PageProtections(mem, cr3, [6 * MIB2, 7 * MIB2], () => []);
+    const at = 4 * MIB2 + 7 * PAGE;
+    ok(prot.pastEnd(at, at + PAGE));
+    ok(prot.apply(4 * MIB2, at, "default"));
+    equal(pde(mem, cr3, at) & PS, 0n);
+    equal(pte(mem, cr3, at) & P, 0n);
+    ok(prot.apply(at, at + PAGE, "default", true)); // the mapping is gone
+    notEqual(pde(mem, cr3, at) & PS, 0n);
+  } finally {
+    mem.free();
+  }
+});
+
+Deno.test("stats: KVM's own counters for the run", async () => {
+  const r = await boot({ path: await fixture("hello", "glibc-static"), stdio: [0, 2, 2] });
+  equal(r.status, 0);
+  if (Object.keys(r.stats.kvm).length === 0) return; // a kernel before 5.14
+  ok(r.stats.kvm.exits >= r.stats.exits, JSON.stringify(r.stats.kvm));
+  ok(!Object.values(r.stats.kvm).includes(0), "zero counters are left out");
+});
+
+// On kvm_pvm every page KVM maps for the guest is a fault of its own, about
+// as costly as an exit. A dynamic hello took 163 before the accessed and
+// dirty bits were set, chunks merged and partial chunks cleared in place.
+Deno.test({
+  name: "stats: a dynamic program starts with few shadow page faults (kvm_pvm)",
+  ignore: detectPlatform() !== "kvm_pvm",
+  async fn() {
+    const mounts = ["/usr", "/lib", "/lib64"].map((d) => ({ host: d, guest: d, readOnly: true }));
+    const r = await boot({
+      path: await fixture("hello", "glibc-dynamic"),
+      stdio: [0, 2, 2],
+      mounts,
+    });
+    equal(r.status, 0);
+    const faults = r.stats.kvm.pf_fixed;
+    ok(faults > 0 && faults < 80, `pf_fixed ${faults}`);
+  },
+});
