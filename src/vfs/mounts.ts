@@ -236,7 +236,11 @@ export class MountTable {
     if (r !== BigInt(-E.ENOENT)) return undefined;
     // Missing: fine when only the last component is (it may be created).
     const slash = here.rel.lastIndexOf("/");
-    if (slash < 0 || walk(here.rel.slice(0, slash), O_PATH | O_DIRECTORY) >= 0n) return here;
+    if (slash < 0) return here;
+    const up = walk(here.rel.slice(0, slash), O_PATH | O_DIRECTORY);
+    if (up >= 0n) return here;
+    // A directory on the way is missing, reached with no symlink before it.
+    if (up === BigInt(-E.ENOENT)) throw new SyscallError(E.ENOENT);
     return undefined;
   }
 
