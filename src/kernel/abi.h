@@ -32,6 +32,10 @@
 #define DOORBELL_ADDR    0x80000  /* virtual page mapped to DOORBELL_GPA */
 #define DOORBELL_GPA     0x4000000000 /* no memslot here: stores exit */
 #define EXC_DOORBELL_OFF 0x100    /* + vector: exception report */
+#define KICK_DOORBELL_OFF 0x800   /* a store here wakes a sleeping poller, no exit (ioeventfd) */
+#define POLL_OFF         0        /* boot_info.polling: nobody polls; ring the doorbell */
+#define POLL_ON          1        /* the host polls host-call blocks */
+#define POLL_ASLEEP      2        /* it sleeps; a kick wakes it */
 #define KERNEL_ADDR      0x100000 /* kernel image, user-accessible */
 #define KSTACK_TOP       0x200000
 #define KSTACK_PAGES     4        /* per-vCPU kernel stack below KSTACK_TOP */
@@ -83,7 +87,7 @@ struct boot_info {
 	unsigned long gid;
 	unsigned long trace;        /* report every guest-served syscall to the host */
 	unsigned long rewrite;      /* REWRITE_LAZY: turn each syscall site into a call on first use */
-	unsigned long polling;      /* the host polls host-call blocks now (exitless) */
+	unsigned long polling;      /* POLL_*: whether the host polls host-call blocks (exitless) */
 	unsigned long reserved;
 	char uts[6][65];            /* struct new_utsname, as uname(2) returns it */
 	unsigned char route[NR_SYSCALLS];

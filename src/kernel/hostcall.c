@@ -6,11 +6,14 @@
  * which serves the request and writes ret before resuming us. On kvm_pvm
  * each exit costs ~100 us.
  *
- * Exitless: while the host polls (boot_info.polling), a request it allows
- * (route bit ROUTE_POLL) is posted by bumping seq; a host thread serves it and
- * writes ack = seq while we spin here, never leaving guest mode. The host
- * answers ack = ~seq for a call that would block (it must park the vCPU)
- * and we ring the doorbell instead. When polling stops we ring it too,
+ * Exitless: a request the host allows (route bit ROUTE_POLL) is posted by
+ * bumping seq, and we spin until a host thread writes ack = seq, never
+ * leaving guest mode. While the host polls (POLL_ON) it finds the request
+ * itself; while it sleeps (POLL_ASLEEP) we kick it first: a store to the
+ * kick address, which KVM turns into an eventfd write without an exit to
+ * the host process. The host answers ack = ~seq for a call that would
+ * block (it must park the vCPU), and we ring the doorbell instead. With
+ * POLL_OFF (no kick: an old KVM, or the run is ending) we ring it too,
  * marked HC_POSTED, so the host serves the request once whichever way it
  * saw it first.
  */
@@ -18,6 +21,7 @@
 
 #define HC ((volatile struct hostcall *)HOSTCALL_ADDR)
 #define POLLING (*(volatile unsigned long *)&BOOT->polling)
+#define KICK (*(volatile unsigned long *)(DOORBELL_ADDR + KICK_DOORBELL_OFF))
 
 static int pollable(u64 kind, u64 nr)
 {
@@ -40,9 +44,11 @@ long hostcall(u64 kind, u64 nr, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5)
 		unsigned int s = HC->seq + 1;
 
 		HC->seq = s;
-		/* Dekker with the host: it clears polling, fences, then looks at
-		 * seq once more; one of us sees the other's store. */
+		/* Dekker with the host: it changes polling, fences, then looks
+		 * at seq once more; one of us sees the other's store. */
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		if (POLLING == POLL_ASLEEP)
+			KICK = 0;
 		while (POLLING && HC->ack != s && HC->ack != ~s)
 			__builtin_ia32_pause();
 		if (HC->ack == s)

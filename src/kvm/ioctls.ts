@@ -32,6 +32,7 @@ export const KVM = {
   GET_XSAVE: 0x9000aea4,
   SET_XSAVE: 0x5000aea5,
   GET_STATS_FD: 0xaece,
+  IOEVENTFD: 0x4040ae79,
 } as const;
 
 /** Capabilities hermitux asks about. */
@@ -141,6 +142,21 @@ export class VmFd {
     v.setBigUint64(f.memory_size, size, true);
     v.setBigUint64(f.userspace_addr, host, true);
     ioctl(this.fd, KVM.SET_USER_MEMORY_REGION, buf, "KVM_SET_USER_MEMORY_REGION");
+  }
+
+  /**
+   * `KVM_IOEVENTFD`: a guest store of `len` bytes to guest-physical `addr`
+   * (with no memslot) writes eventfd `fd` inside KVM, and the vCPU goes on
+   * with no exit. Returns false where KVM refuses it.
+   */
+  ioeventfd(addr: bigint, len: number, fd: number): boolean {
+    const f = LAYOUTS.kvm_ioeventfd.fields;
+    const buf = new Uint8Array(LAYOUTS.kvm_ioeventfd.size);
+    const v = new DataView(buf.buffer);
+    v.setBigUint64(f.addr, addr, true);
+    v.setUint32(f.len, len, true);
+    v.setInt32(f.fd, fd, true);
+    return libc().ioctl(this.fd, KVM.IOEVENTFD, Deno.UnsafePointer.of(buf)) === 0;
   }
 
   /** `KVM_CREATE_VCPU`, with the vCPU's stats fd opened (see {@linkcode VcpuFd.counters}). */

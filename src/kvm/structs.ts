@@ -101,6 +101,7 @@ export const LAYOUTS = {
     fields: { slot: 0, flags: 4, guest_phys_addr: 8, memory_size: 16, userspace_addr: 24 },
   },
   kvm_sync_regs: { size: 520, fields: { regs: 0, sregs: 144, events: 456 } },
+  kvm_ioeventfd: { size: 64, fields: { datamatch: 0, addr: 8, len: 16, fd: 20, flags: 24 } },
   kvm_stats_header: {
     size: 24,
     fields: {

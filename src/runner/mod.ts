@@ -28,6 +28,7 @@ export const RUNNER = {
   callArg: 64,
   callRet: 72,
   callBack: 80,
+  wakeFd: 84,
   size: 88,
 } as const;
 
@@ -91,6 +92,8 @@ export interface RunnerInit {
   kickRun: bigint;
   /** The main thread's id (0: no kick). */
   kickTid: number;
+  /** An eventfd to write at each exit as well (the main thread may sleep on it). */
+  wakeFd?: number;
 }
 
 /** One runner thread and its `struct runner`. */
@@ -113,6 +116,7 @@ export class Runner {
     v.setBigUint64(RUNNER.door, init.door, true);
     v.setBigUint64(RUNNER.kickRun, init.kickRun, true);
     v.setInt32(RUNNER.kickTid, init.kickTid, true);
+    v.setInt32(RUNNER.wakeFd, init.wakeFd ?? -1, true);
     const thread = new BigUint64Array(1);
     const rc = libc().pthread_create(
       new Uint8Array(thread.buffer),

@@ -37,6 +37,7 @@ struct runner {
 	volatile long call_arg;         /* 64: CALL: its argument */
 	volatile long call_ret;         /* 72: CALL: its result (-errno) */
 	volatile int call_back;         /* 80: CALL: the state to return to */
+	int wake_fd;                    /* 84: an eventfd written at every exit too, or -1 */
 };
 
 static inline long sys(long nr, long a, long b, long c, long d)
@@ -112,6 +113,11 @@ void *runner(struct runner *r)
 				break;
 			__sync_fetch_and_add(r->door, 1);
 			wake(r->door);
+			if (r->wake_fd >= 0) {
+				/* Main may sleep on the eventfd that guests' kicks write. */
+				unsigned long one = 1;
+				sys(1, r->wake_fd, (long)&one, 8, 0); /* write */
+			}
 			if (r->kick_tid) {
 				/* The main thread is in its own KVM_RUN: get it out to serve us. */
 				r->kick_run[1] = 1;

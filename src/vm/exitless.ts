@@ -56,8 +56,10 @@ export const DOORBELL_ONLY: ReadonlySet<number> = new Set(
 
 /**
  * How long the main thread polls after the last request before it sleeps
- * (and guests ring the doorbell): a little longer than an exit costs on
- * kvm_pvm (~100 µs), so a program that makes calls often never exits.
+ * (and guests kick it awake, or ring the doorbell where KVM has no
+ * ioeventfd): waking a sleeping host thread costs 0.1–0.3 ms on the
+ * nested kvm_pvm machines, so a program that makes calls often never
+ * finds the host asleep.
  */
 export const POLL_WINDOW_MS = 2;
 

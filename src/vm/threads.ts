@@ -16,6 +16,7 @@ import { monotonicNs } from "../syscalls/signal.ts";
 import { MAX_CPUS } from "./percpu.ts";
 import { LAYOUTS } from "../kvm/structs.ts";
 import { futexWait, Runner, sharedPage } from "../runner/mod.ts";
+import { drainEventfd, waitReadable } from "./wake.ts";
 import { CTL, gettid, kick, WSTATE } from "./wire.ts";
 
 /** One vCPU and the runner thread that runs it (none: the main thread runs it). */
@@ -85,8 +86,15 @@ export class Threads implements ThreadHost {
    * @param main vCPU 0, running the first thread
    * @param onRunner whether vCPU 0 runs on a runner thread too (else on this one)
    */
-  constructor(vm: ThreadVm, main: Cpu, pid: number, onRunner = false) {
+  /**
+   * An eventfd that runners write at each exit, and that guests' kicks
+   * write through KVM (exitless transport); -1: none, wait on the door.
+   */
+  readonly wakeFd: number;
+
+  constructor(vm: ThreadVm, main: Cpu, pid: number, onRunner = false, wakeFd = -1) {
     this.#vm = vm;
+    this.wakeFd = wakeFd;
     this.cpus = [main];
     this.serving = main;
     this.#nextTid = pid + 1;
@@ -164,6 +172,7 @@ export class Threads implements ThreadHost {
       door: this.#doorPage.addr,
       kickRun: mainRuns ? this.main.runAddr : 0n,
       kickTid: mainRuns ? this.#mainTid : 0,
+      wakeFd: this.wakeFd,
     });
     cpu.ctl = cpu.runner.ctl;
     const runner = cpu.runner;
@@ -310,9 +319,16 @@ export class Threads implements ThreadHost {
     return Atomics.load(this.#door, 0);
   }
 
-  /** Waits up to `ms` for the door to leave `seen` (a runner exit), unless one is pending. */
+  /**
+   * Waits up to `ms` for the door to leave `seen` (a runner exit), unless
+   * one is pending; with a wake eventfd, for that instead (a runner exit or
+   * a guest's kick), and drains it.
+   */
   waitDoor(seen: number, ms: number): void {
-    if (!this.pending()) futexWait(this.#doorPage.addr, seen, Math.max(0, ms));
+    if (this.pending()) return;
+    if (this.wakeFd < 0) return futexWait(this.#doorPage.addr, seen, Math.max(0, ms));
+    if (this.door === seen) waitReadable(this.wakeFd, ms);
+    drainEventfd(this.wakeFd);
   }
 
   /**
@@ -358,5 +374,10 @@ export class Threads implements ThreadHost {
   /** Frees what the runners shared with this thread (after {@linkcode stopAll}). */
   dispose(): void {
     for (const c of this.cpus) c.runner?.dispose();
+  }
+
+  /** Whether every runner thread has left (none can touch what it was given). */
+  runnersDone(): boolean {
+    return this.cpus.every((c) => !c.runner || Atomics.load(c.ctl!, CTL.done) === 1);
   }
 }

@@ -8,6 +8,7 @@ import { ABI, BOOT_INFO, BOOT_MAGIC, HOSTCALL, PERCPU, REGION } from "../kernel/
 import { type KernelImage, kernelImage } from "../kernel/image.ts";
 import { GUEST_FORWARDS } from "../kernel/local.ts";
 import { addKvmStats } from "../kvm/stats.ts";
+import { closeEventfd, makeEventfd } from "./wake.ts";
 import { CAP, EXIT, Kvm, type VcpuFd, type VmFd } from "../kvm/ioctls.ts";
 import { libc, OsError, strerror } from "../kvm/libc.ts";
 import { bufferAddress, hostSyscall } from "../syscalls/host.ts";
@@ -184,6 +185,8 @@ export class Vm implements Disposable, AsyncDisposable {
   #cr3 = 0n;
   #kernel?: KernelImage;
   #runs: Deno.PointerObject[] = [];
+  /** The exitless transport's wake eventfd (src/vm/wake.ts), or -1. */
+  #wakeFd = -1;
   #crash?: CrashReport;
 
   private constructor(options: BootOptions) {
@@ -386,7 +389,21 @@ export class Vm implements Disposable, AsyncDisposable {
       alive: true,
     };
     ignoreAlarms();
-    this.#threads = new Threads(this.#threadVm(), main, Deno.pid, this.#exitless);
+    if (this.#exitless) {
+      // Guests wake a sleeping poller with a store KVM turns into an eventfd
+      // write: no exit (one costs ~100 µs on kvm_pvm, the kick ~30 µs).
+      const fd = makeEventfd();
+      const kick = BigInt(ABI.DOORBELL_GPA + ABI.KICK_DOORBELL_OFF);
+      if (fd >= 0 && this.#vm!.ioeventfd(kick, 8, fd)) this.#wakeFd = fd;
+      else closeEventfd(fd);
+    }
+    this.#threads = new Threads(
+      this.#threadVm(),
+      main,
+      Deno.pid,
+      this.#exitless,
+      this.#wakeFd,
+    );
     attachThreads(this.#process, this.#threads);
     this.#sig.wakeAt = () => this.#threads!.nextDeadline();
     this.#sig.idle = (until) => this.#idle(until);
@@ -1193,8 +1210,12 @@ export class Vm implements Disposable, AsyncDisposable {
     return served;
   }
 
-  /** Tells running vCPUs whether this thread polls their host-call blocks. */
-  #setPolling(on: boolean): void {
+  /**
+   * Tells running vCPUs whether this thread polls their host-call blocks:
+   * on, asleep (they kick it awake, when KVM takes the kick), or off.
+   */
+  #setPolling(on: boolean, asleep = false): void {
+    const state = on ? ABI.POLL_ON : asleep && this.#wakeFd >= 0 ? ABI.POLL_ASLEEP : ABI.POLL_OFF;
     const words = this.#pollWord ??= new Int32Array(
       this.#mem!.bytes.buffer,
       ABI.BOOT_INFO_ADDR + BOOT_INFO.polling,
@@ -1202,7 +1223,7 @@ export class Vm implements Disposable, AsyncDisposable {
     );
     // A sequentially consistent store: a full fence before we look at the
     // blocks again (hostcall.c posts, fences, then reads this word).
-    Atomics.store(words, 0, on ? 1 : 0);
+    Atomics.store(words, 0, state);
   }
 
   /**
@@ -1230,7 +1251,9 @@ export class Vm implements Disposable, AsyncDisposable {
           const ms = wake === undefined ? 50 : Math.min(50, Number(wake - monotonicNs()) / 1e6);
           if (ms > 0) threads.waitDoor(seen, ms);
         }
-        const active = threads.door !== seen || threads.pending();
+        // A guest's kick: its request is posted, waiting to be found.
+        const kicked = this.#wakeFd >= 0 && this.#pollHostCalls() > 0;
+        const active = kicked || threads.door !== seen || threads.pending();
         door = threads.door;
         threads.serveWorkers();
         this.#exitlessTimers();
@@ -1265,7 +1288,7 @@ export class Vm implements Disposable, AsyncDisposable {
       if (p.ended || now - last < POLL_WINDOW_MS) continue;
       // Quiet for a while: stop polling (guests ring the doorbell), then
       // look once more (a request posted as we stopped).
-      this.#setPolling(polling = false);
+      this.#setPolling(polling = false, true);
       if (this.#pollHostCalls()) this.#setPolling(polling = true);
     }
     this.#setPolling(false);
@@ -1520,6 +1543,8 @@ export class Vm implements Disposable, AsyncDisposable {
     this.#disposed = true;
     if (this.#timerId !== undefined) hostSyscall(NR_TIMER_DELETE, this.#timerId);
     this.#threads?.stopAll();
+    // A runner still running (stuck past stopAll's wait) may write it yet.
+    if (this.#threads?.runnersDone() ?? true) closeEventfd(this.#wakeFd);
     this.#threads?.dispose();
     this.#process?.fds.closeAll();
     this.#mounts?.close();
