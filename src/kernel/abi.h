@@ -23,6 +23,7 @@
 #define PT_ADDR          0x20000  /* page tables: not mapped in the guest */
 #define PT_END           0x80000
 #define BOOT_INFO_ADDR   0x10000  /* struct boot_info, user-readable */
+#define SIGACTIONS_ADDR  0x10800  /* struct k_sigaction[64], signal n at n - 1: the dispositions */
 #define HOSTCALL_ADDR    0x11000  /* struct hostcall per vCPU */
 #define HOSTCALL_STRIDE  0x100
 #define PERCPU_ADDR      0x12000  /* struct percpu: this vCPU's (thread's) state */
@@ -91,6 +92,16 @@ struct boot_info {
 	unsigned long reserved;
 	char uts[6][65];            /* struct new_utsname, as uname(2) returns it */
 	unsigned char route[NR_SYSCALLS];
+};
+
+/* At SIGACTIONS_ADDR, shared by all threads: Linux's struct sigaction for
+ * rt_sigaction (the kernel's layout). The guest kernel sets handlers; the
+ * host reads them to deliver, and itself sets SIG_DFL and SIG_IGN. */
+struct k_sigaction {
+	unsigned long handler;
+	unsigned long flags;
+	unsigned long restorer;
+	unsigned long mask;
 };
 
 /* At HOSTCALL_ADDR in each vCPU's view. */

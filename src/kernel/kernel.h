@@ -41,6 +41,7 @@ void time_init(void);
 long sys_brk(u64, u64, u64, u64, u64, u64);
 long sys_mremap(u64, u64, u64, u64, u64, u64);
 long sys_madvise(u64, u64, u64, u64, u64, u64);
+long sys_rt_sigaction(u64, u64, u64, u64, u64, u64);
 long sys_mmap(u64, u64, u64, u64, u64, u64);
 long sys_munmap(u64, u64, u64, u64, u64, u64);
 long sys_mprotect(u64, u64, u64, u64, u64, u64);

@@ -24,6 +24,7 @@ export const GUEST_SYSCALLS: Readonly<Record<string, string | null>> = {
   madvise: "MADV_DONTNEED zeroes private memory; other advice is accepted and ignored",
   brk: null,
   // proc.c
+  rt_sigaction: null, // handlers here; SIG_DFL and SIG_IGN passed on to the host
   rt_sigprocmask: null,
   getpid: null,
   gettid: null, // one thread: tid == pid
@@ -49,7 +50,8 @@ export const GUEST_SYSCALLS: Readonly<Record<string, string | null>> = {
  * Guest-served syscalls whose handler passes part of its calls on to the
  * host as the same syscall (`hostcall(HC_SYSCALL, N, ...)` in
  * src/kernel/*.c): `mmap` sends file mappings to be filled, `munmap` shared
- * file mappings to be written back. The host serves
+ * file mappings to be written back, `rt_sigaction` SIG_DFL and SIG_IGN
+ * (pending signals they ignore are dropped). The host serves
  * those only if a syscall module registers a handler.
  */
-export const GUEST_FORWARDS: readonly string[] = ["mmap", "munmap"];
+export const GUEST_FORWARDS: readonly string[] = ["mmap", "munmap", "rt_sigaction"];

@@ -6,6 +6,8 @@ struct start { u64 entry, sp; };
 /* entry.S's signal stubs address these slots by offset. */
 _Static_assert(__builtin_offsetof(struct percpu, sig_rip) == PERCPU_SIG_OFF, "percpu sig slots");
 _Static_assert(sizeof(struct percpu) <= FPU_SCRATCH_ADDR - PERCPU_ADDR, "percpu page");
+_Static_assert(sizeof(struct boot_info) <= SIGACTIONS_ADDR - BOOT_INFO_ADDR, "boot_info page");
+_Static_assert(SIGACTIONS_ADDR + 64 * sizeof(struct k_sigaction) <= HOSTCALL_ADDR, "sigactions");
 
 static const syscall_fn local[NR_SYSCALLS] = {
 	[9] = sys_mmap,
@@ -14,6 +16,7 @@ static const syscall_fn local[NR_SYSCALLS] = {
 	[12] = sys_brk,
 	[25] = sys_mremap,
 	[28] = sys_madvise,
+	[13] = sys_rt_sigaction,
 	[14] = sys_rt_sigprocmask,
 	[39] = sys_getpid,
 	[63] = sys_uname,

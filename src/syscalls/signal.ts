@@ -90,6 +90,8 @@ export const SS = { ONSTACK: 1, DISABLE: 2, AUTODISARM: 0x80000000 } as const;
 /** Linux's MINSIGSTKSZ for sigaltstack's size check. */
 const MINSIGSTKSZ = 2048n;
 const NSIG = 64;
+/** sizeof(struct k_sigaction) in src/kernel/abi.h. */
+const ACTION_SIZE = 32;
 const UNBLOCKABLE = (1n << 8n) | (1n << 18n); // SIGKILL, SIGSTOP
 const NSEC = 1_000_000_000n;
 const MAX_NS = (1n << 63n) - 1n;
@@ -166,6 +168,12 @@ export interface SignalHost {
   maskAddr?: number;
   /** See `maskAddr`. */
   pendingAddr?: number;
+  /**
+   * Guest address of the dispositions (`struct k_sigaction[64]`, signal n
+   * at n - 1), which the guest kernel reads and writes for rt_sigaction
+   * (all but SIG_DFL and SIG_IGN, which it passes on). Unset: kept here.
+   */
+  actionsAddr?: number;
   /** The user stack pointer at the current syscall. */
   userSp(): bigint;
   /**
@@ -194,11 +202,40 @@ export function monotonicNs(): bigint {
 
 /** One process's signal dispositions, pending set, alternate stack and timers. */
 export class SignalState {
-  /** Dispositions, indexed by signal number (0 unused). */
-  readonly actions: SigAction[] = Array.from(
+  /** Dispositions, indexed by signal number (0 unused), without `actionsAddr`. */
+  readonly #actions: SigAction[] = Array.from(
     { length: NSIG + 1 },
     () => ({ handler: SIG_DFL, flags: 0n, restorer: 0n, mask: 0n }),
   );
+
+  /** `sig`'s disposition (1 ≤ sig ≤ 64). */
+  action(sig: number): SigAction {
+    const at = this.host.actionsAddr;
+    if (at === undefined || !this.mem) return this.#actions[sig];
+    // The guest writes these: take only what is allowed.
+    if (sig === SIGNO.SIGKILL || sig === SIGNO.SIGSTOP) return this.#actions[sig];
+    const v = this.mem.view, o = at + (sig - 1) * ACTION_SIZE;
+    return {
+      handler: v.getBigUint64(o, true),
+      flags: v.getBigUint64(o + 8, true) & 0xffffffffn,
+      restorer: v.getBigUint64(o + 16, true),
+      mask: v.getBigUint64(o + 24, true) & ~UNBLOCKABLE,
+    };
+  }
+
+  /** Sets `sig`'s disposition. */
+  setAction(sig: number, a: SigAction): void {
+    const at = this.host.actionsAddr;
+    if (at === undefined || !this.mem) {
+      this.#actions[sig] = a;
+      return;
+    }
+    const v = this.mem.view, o = at + (sig - 1) * ACTION_SIZE;
+    v.setBigUint64(o, a.handler, true);
+    v.setBigUint64(o + 8, a.flags, true);
+    v.setBigUint64(o + 16, a.restorer, true);
+    v.setBigUint64(o + 24, a.mask, true);
+  }
   /** The alternate signal stack. */
   altstack: { sp: bigint; flags: number; size: bigint } = { sp: 0n, flags: SS.DISABLE, size: 0n };
   #suspend = new Map<number | undefined, bigint>();
@@ -340,7 +377,7 @@ export class SignalState {
 
   /** Whether `sig` is ignored (SIG_IGN, or SIG_DFL with a default to ignore or stop). */
   ignored(sig: number): boolean {
-    const h = this.actions[sig].handler;
+    const h = this.action(sig).handler;
     if (h === SIG_IGN) return true;
     if (h !== SIG_DFL) return false;
     const d = defaultAction(sig);
@@ -359,8 +396,8 @@ export class SignalState {
   /** Raises `sig` even if blocked or ignored: a fault (force_sig): unblocks it, resets SIG_IGN. */
   force(info: SigInfo): void {
     const sig = info.signo;
-    if (this.actions[sig].handler === SIG_IGN || this.mask & bit(sig)) {
-      this.actions[sig] = { handler: SIG_DFL, flags: 0n, restorer: 0n, mask: 0n };
+    if (this.action(sig).handler === SIG_IGN || this.mask & bit(sig)) {
+      this.setAction(sig, { handler: SIG_DFL, flags: 0n, restorer: 0n, mask: 0n });
     }
     this.mask = this.mask & ~bit(sig);
     const tid = this.#current();
@@ -702,14 +739,14 @@ export const signalModule: SyscallModule = {
       }
       const s = signalsOf(p);
       if (oact !== 0n) {
-        const o = p.mem.check(oact, 32), v = p.mem.view, a = s.actions[n];
+        const o = p.mem.check(oact, 32), v = p.mem.view, a = s.action(n);
         v.setBigUint64(o, a.handler, true);
         v.setBigUint64(o + 8, a.flags, true);
         v.setBigUint64(o + 16, a.restorer, true);
         v.setBigUint64(o + 24, a.mask, true);
       }
       if (next) {
-        s.actions[n] = next;
+        s.setAction(n, next);
         if (s.ignored(n)) s.discard(n);
       }
       return 0;

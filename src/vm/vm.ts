@@ -334,6 +334,7 @@ export class Vm implements Disposable, AsyncDisposable {
     );
     this.#sig = new SignalState(mem, {
       maskAddr: ABI.PERCPU_ADDR + PERCPU.sigmask,
+      actionsAddr: ABI.SIGACTIONS_ADDR,
       pendingAddr: ABI.PERCPU_ADDR + PERCPU.sigpending,
       userSp: () =>
         mem.view.getBigUint64(
@@ -853,7 +854,7 @@ export class Vm implements Disposable, AsyncDisposable {
     let saveAt = 0n;
     for (let sig = s.next(); sig && !p.ended; sig = s.next()) {
       const info = s.take(sig);
-      const act = s.actions[sig];
+      const act = s.action(sig);
       if (this.#trace) this.#trace(formatSignal(info));
       if (act.handler === SIG_DFL) {
         p.exit(0, sig); // ignored signals never come out of next()
@@ -866,14 +867,14 @@ export class Vm implements Disposable, AsyncDisposable {
         : undefined;
       if (fp === undefined) {
         // Linux's force_sigsegv: a second failure (or a failing SIGSEGV) kills.
-        if (sig === SIG.SIGSEGV) s.actions[sig] = { ...act, handler: SIG_DFL };
+        if (sig === SIG.SIGSEGV) s.setAction(sig, { ...act, handler: SIG_DFL });
         s.force({ signo: SIG.SIGSEGV, code: SI.KERNEL });
         continue;
       }
       if (!image) saveAt = fp;
       s.mask = s.mask | act.mask | (act.flags & SA.NODEFER ? 0n : bit(sig));
       if (act.flags & SA.RESETHAND) {
-        s.actions[sig] = { handler: SIG_DFL, flags: 0n, restorer: 0n, mask: 0n };
+        s.setAction(sig, { handler: SIG_DFL, flags: 0n, restorer: 0n, mask: 0n });
       }
       image = this.#initXsave; // the handler starts with a clean FPU, as on Linux
       changed = true;
@@ -1041,7 +1042,7 @@ export class Vm implements Disposable, AsyncDisposable {
   #restarts(ret: bigint): boolean {
     if (ret !== BigInt(-ERESTARTSYS)) return false;
     const sig = this.#sig.next();
-    const act = this.#sig.actions[sig];
+    const act = this.#sig.action(sig);
     return sig !== 0 && (act.flags & SA.RESTART) !== 0n && act.handler > 1n;
   }
 
@@ -1455,7 +1456,7 @@ export class Vm implements Disposable, AsyncDisposable {
     regs[R.rflags] = v.getBigUint64(at(frame + 16), true);
     regs[R.rsp] = v.getBigUint64(at(frame + 24), true);
     const info = this.#faultInfo(vector, errorCode, cr2, regs[R.rip]);
-    const act = s.actions[info.signo];
+    const act = s.action(info.signo);
     if (act.handler <= 1n || s.mask & bit(info.signo)) return false; // SIG_DFL, SIG_IGN, blocked
     s.force(info);
     const ctx: UserContext = {
