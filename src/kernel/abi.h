@@ -24,6 +24,8 @@
 #define PT_END           0x80000
 #define BOOT_INFO_ADDR   0x10000  /* struct boot_info, user-readable */
 #define SIGACTIONS_ADDR  0x10800  /* struct k_sigaction[64], signal n at n - 1: the dispositions */
+#define ELF_HINTS_ADDR   0x13000  /* struct elf_hint[NR_ELF_HINTS], by fd: where RELRO starts */
+#define NR_ELF_HINTS     256
 #define HOSTCALL_ADDR    0x11000  /* struct hostcall per vCPU */
 #define HOSTCALL_STRIDE  0x100
 #define PERCPU_ADDR      0x12000  /* struct percpu: this vCPU's (thread's) state */
@@ -104,6 +106,18 @@ struct k_sigaction {
 	unsigned long mask;
 };
 
+/* At ELF_HINTS_ADDR[fd % NR_ELF_HINTS], written by the host when it opens a
+ * shared library: mapped whole (ld.so's reservation, `extent` bytes), its
+ * RELRO would start `phase` bytes in. mm.c places such a mapping so that
+ * RELRO begins a 2 MiB page: mprotect splits that page into 4 KiB ones,
+ * and a shadow MMU then faults on every few pages touched there, so the
+ * library's text is better kept out of it. */
+struct elf_hint {
+	unsigned int fd_plus1;      /* 0: none */
+	unsigned int phase;
+	unsigned long extent;
+};
+
 /* At HOSTCALL_ADDR in each vCPU's view. */
 struct hostcall {
 	unsigned long kind;
@@ -141,6 +155,7 @@ struct region {
 	unsigned long start, end;
 	unsigned char written, shared, prot;
 	unsigned char ptes;         /* its page-table entries differ from the default */
+	unsigned char hole;         /* no mapping: space kept free above a library's data */
 };
 #endif /* __ASSEMBLER__ */
 

@@ -16,6 +16,8 @@ export const ABI = {
   PT_END: 0x80000,
   BOOT_INFO_ADDR: 0x10000,
   SIGACTIONS_ADDR: 0x10800,
+  ELF_HINTS_ADDR: 0x13000,
+  NR_ELF_HINTS: 256,
   HOSTCALL_ADDR: 0x11000,
   HOSTCALL_STRIDE: 0x100,
   PERCPU_ADDR: 0x12000,
@@ -137,4 +139,5 @@ export const REGION = {
   shared: 17,
   prot: 18,
   ptes: 19,
+  hole: 20,
 } as const;

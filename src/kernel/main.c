@@ -8,6 +8,7 @@ _Static_assert(__builtin_offsetof(struct percpu, sig_rip) == PERCPU_SIG_OFF, "pe
 _Static_assert(sizeof(struct percpu) <= FPU_SCRATCH_ADDR - PERCPU_ADDR, "percpu page");
 _Static_assert(sizeof(struct boot_info) <= SIGACTIONS_ADDR - BOOT_INFO_ADDR, "boot_info page");
 _Static_assert(SIGACTIONS_ADDR + 64 * sizeof(struct k_sigaction) <= HOSTCALL_ADDR, "sigactions");
+_Static_assert(NR_ELF_HINTS * sizeof(struct elf_hint) <= PAGE_SIZE, "elf hints");
 
 static const syscall_fn local[NR_SYSCALLS] = {
 	[9] = sys_mmap,

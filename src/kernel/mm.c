@@ -69,7 +69,7 @@ static void remove_at(int i)
 	nregions--;
 }
 
-static int insert_at(int i, u64 start, u64 end, u8 written, u8 shared, u8 prot, u8 ptes)
+static int insert_at(int i, u64 start, u64 end, u8 written, u8 shared, u8 prot, u8 ptes, u8 hole)
 {
 	int j;
 
@@ -83,6 +83,7 @@ static int insert_at(int i, u64 start, u64 end, u8 written, u8 shared, u8 prot, 
 	regions[i].shared = shared;
 	regions[i].prot = prot;
 	regions[i].ptes = ptes;
+	regions[i].hole = hole;
 	nregions++;
 	return 0;
 }
@@ -114,7 +115,7 @@ static int unmap_range(u64 lo, u64 hi, int refill)
 		if (r->written && !refill)
 			zero_range(s, e, 0);
 		if (r->start < s && r->end > e) {
-			if (insert_at(i + 1, e, r->end, r->written, r->shared, r->prot, r->ptes))
+			if (insert_at(i + 1, e, r->end, r->written, r->shared, r->prot, r->ptes, r->hole))
 				return -ENOMEM;
 			regions[i].end = s;
 			return 0;
@@ -146,7 +147,7 @@ static int add_region(u64 lo, u64 hi, u8 written, u8 shared, u8 prot)
 
 	while (i < nregions && regions[i].start < lo)
 		i++;
-	return insert_at(i, lo, hi, written, shared, prot, 0);
+	return insert_at(i, lo, hi, written, shared, prot, 0, 0);
 }
 
 /* Splits the region that strictly contains x in two at x. */
@@ -156,7 +157,7 @@ static int split_at(u64 x)
 		struct region *r = &regions[i];
 
 		if (r->start < x && x < r->end) {
-			if (insert_at(i + 1, x, r->end, r->written, r->shared, r->prot, r->ptes))
+			if (insert_at(i + 1, x, r->end, r->written, r->shared, r->prot, r->ptes, r->hole))
 				return -ENOMEM;
 			regions[i].end = x;
 			return 0;
@@ -186,6 +187,48 @@ static u64 find_gap(u64 len, u64 floor)
 			bottom = floor;
 		if (top >= bottom + len && top - len >= bottom)
 			return top - len;
+		if (i >= 0 && regions[i].start < top)
+			top = regions[i].start;
+		if (top <= floor)
+			return 0;
+	}
+	return 0;
+}
+
+#define HUGE 0x200000UL
+
+/* The host's hint for a library mapped whole through fd (abi.h). */
+static int relro_phase(u64 fd, u64 len, u64 *phase)
+{
+	volatile struct elf_hint *h = &((volatile struct elf_hint *)ELF_HINTS_ADDR)[fd % NR_ELF_HINTS];
+
+	if (h->fd_plus1 != fd + 1 || h->extent != len || h->phase >= len || len - h->phase > HUGE)
+		return 0;
+	*phase = h->phase;
+	return 1;
+}
+
+/*
+ * Like find_gap, for a library whose RELRO starts phase bytes in: the
+ * highest start that puts RELRO at the start of a 2 MiB page lying wholly
+ * in the gap, so the page mprotect will split holds only the library's
+ * data, and its text stays in whole 2 MiB pages.
+ */
+static u64 find_gap_relro(u64 len, u64 floor, u64 phase)
+{
+	u64 top = BOOT->mmap_max;
+
+	for (int i = nregions - 1; i >= -1; i--) {
+		u64 bottom = i >= 0 ? regions[i].end : floor;
+
+		if (bottom < floor)
+			bottom = floor;
+		if (top >= HUGE && top > bottom) {
+			u64 b = (top - HUGE) & ~(HUGE - 1);
+
+			if (b >= bottom + phase && b - phase >= bottom)
+				return b - phase;
+		}
 		if (i >= 0 && regions[i].start < top)
 			top = regions[i].start;
 		if (top <= floor)
@@ -225,7 +268,25 @@ static long do_mmap(u64 addr, u64 len, u64 prot, u64 flags, u64 fd, u64 off)
 		   addr + len > addr && !overlaps(addr, addr + len)) {
 		start = addr;
 	} else {
-		start = find_gap(len, floor);
+		u64 phase;
+
+		start = 0;
+		if (file && relro_phase(fd, len, &phase)) {
+			start = find_gap_relro(len, floor, phase);
+			/* The rest of RELRO's 2 MiB page stays free: what was
+			 * placed there would be split with it. */
+			if (start && start + len < start + phase + HUGE) {
+				u64 end = start + phase + HUGE;
+				int i = 0;
+
+				while (i < nregions && regions[i].start < start + len)
+					i++;
+				if (insert_at(i, start + len, end, 0, 0, 0, 0, 1))
+					return -ENOMEM;
+			}
+		}
+		if (!start)
+			start = find_gap(len, floor);
 		if (!start)
 			return -ENOMEM;
 	}

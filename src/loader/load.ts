@@ -5,7 +5,7 @@
  * @module
  */
 import { ABI } from "../kernel/abi.ts";
-import { ElfError, type ElfFile, PT_LOAD, PT_PHDR } from "./elf.ts";
+import { ElfError, type ElfFile, PT_GNU_RELRO, PT_LOAD, PT_PHDR } from "./elf.ts";
 import type { GuestMemory } from "../vm/memory.ts";
 
 /** Where a PIE executable that has an interpreter is placed. */
@@ -104,7 +104,20 @@ export function loadInterpreter(
     ABI.PAGE_SIZE,
     ...elf.segments.filter((s) => s.type === PT_LOAD).map((s) => s.align),
   );
-  const base = Math.floor((top - elf.loadRange.end) / align) * align;
+  let base = Math.floor((top - elf.loadRange.end) / align) * align;
+  // RELRO at the start of a 2 MiB page that holds nothing else below the
+  // top, so that ld.so's mprotect of it leaves its text in a whole 2 MiB
+  // page (src/loader/relro.ts says why).
+  const relro = elf.segments.find((s) => s.type === PT_GNU_RELRO);
+  if (relro) {
+    const at = Math.floor(relro.vaddr / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
+    const chunk = Math.floor((top - HUGE) / HUGE) * HUGE;
+    const aligned = chunk - at;
+    if (aligned % align === 0 && aligned + elf.loadRange.end <= top) {
+      base = aligned;
+      mem.noHugePages(chunk, HUGE); // split by ld.so's mprotect: see relro.ts
+    }
+  }
   const start = base + elf.loadRange.start, end = base + elf.loadRange.end;
   checkFits(elf, start, end, top);
   if (start < floor) {

@@ -8,6 +8,7 @@
  * @module
  */
 import { E, SyscallError } from "./errno.ts";
+import { forgetHint } from "../loader/relro.ts";
 import { FdTable, OpenFile } from "./fdtable.ts";
 import { bufferAddress, hostSyscall } from "./host.ts";
 import type { Process, SyscallCall, SyscallModule } from "./registry.ts";
@@ -234,7 +235,9 @@ function openAt(p: Process, dirfd: bigint, pathAddr: bigint, flags: number, mode
     ? withGuestUmask(p, (umask) => openBeneath(r.mount!.rootFd, r.rel, how, mode & ~umask & 0o7777))
     : openBeneath(r.mount!.rootFd, r.rel, how);
   const file = new OpenFile(hostFd, { path: r.guest });
-  return p.fds.install(file, (flags & O_CLOEXEC) !== 0);
+  const fd = p.fds.install(file, (flags & O_CLOEXEC) !== 0);
+  forgetHint(p.mem, fd);
+  return fd;
 }
 
 /** lstat/stat of a resolved path into `buf` (a host address), or a probe. */

@@ -8,6 +8,7 @@
  * @module
  */
 import { E, SyscallError } from "./errno.ts";
+import { relroChunk } from "../loader/relro.ts";
 import { hostSyscall } from "./host.ts";
 import type { Process, SyscallModule } from "./registry.ts";
 
@@ -88,6 +89,11 @@ export const mmModule: SyscallModule = {
       const shared = (Number(flags) & MAP_TYPE) === MAP_SHARED;
       if (mode === O_WRONLY) throw new SyscallError(E.EACCES);
       if (shared && Number(prot) & PROT_WRITE && mode !== O_RDWR) throw new SyscallError(E.EACCES);
+      // The 2 MiB page where a library's RELRO starts (src/loader/relro.ts) is
+      // split into 4 KiB pages when ld.so protects it, and holds little: no
+      // host huge page there, which would only cost 2 MiB of clearing.
+      const relro = shared ? undefined : relroChunk(p.mem, Number(fd), start, n);
+      if (relro !== undefined) p.mem.noHugePages(relro, 0x200000);
       let done = 0;
       while (done < n) {
         const r = hostSyscall(

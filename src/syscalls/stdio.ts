@@ -4,6 +4,7 @@
  * @module
  */
 import { E, SyscallError } from "./errno.ts";
+import { noteRead } from "../loader/relro.ts";
 import { bufferAddress, HOST_NR, hostSyscall } from "./host.ts";
 import type { Process, SyscallCall, SyscallModule } from "./registry.ts";
 import { monotonicNs, pollFd, signalsOf } from "./signal.ts";
@@ -183,7 +184,12 @@ function rw(nr: number) {
     if (nr === HOST_NR.write && count !== 0n && file.canBlock) {
       return blockingWrite(p, file.hostFd, oneIovec(p, buf, count), 1);
     }
-    return sigpipe(p, hostSyscall(nr, file.hostFd, p.mem.hostAddress(buf, count), count));
+    const r = sigpipe(p, hostSyscall(nr, file.hostFd, p.mem.hostAddress(buf, count), count));
+    // ld.so reading a library's headers: where its RELRO will be (src/loader/relro.ts).
+    if (nr === HOST_NR.read && r >= 64n) {
+      noteRead(p.mem, Number(fd), file.hostFd, Number(buf), Number(r));
+    }
+    return r;
   };
 }
 

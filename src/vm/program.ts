@@ -93,7 +93,11 @@ export interface GuestRegion {
   at: number;
 }
 
-/** The guest kernel's mapping list (mm.c's `regions`), read from guest memory. */
+/**
+ * The guest kernel's mapping list (mm.c's `regions`), read from guest
+ * memory; the space it keeps free above a library's data (holes) is not a
+ * mapping and is left out.
+ */
 export function* guestRegions(
   mem: GuestMemory,
   mm: { regions: number; nregions: number },
@@ -101,6 +105,7 @@ export function* guestRegions(
   const v = mem.view, n = Math.min(v.getInt32(mm.nregions, true), 4096);
   for (let i = 0; i < n; i++) {
     const at = mm.regions + i * REGION.size;
+    if (v.getUint8(at + REGION.hole)) continue;
     const start = Number(v.getBigUint64(at + REGION.start, true));
     yield { start, end: Number(v.getBigUint64(at + REGION.end, true)), at };
   }
