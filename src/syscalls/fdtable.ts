@@ -22,12 +22,26 @@ export class OpenFile {
 
   /** Whether it is a pipe, FIFO or socket: a write there can wait for a reader. */
   get canBlock(): boolean {
-    if (this.#canBlock === undefined) {
-      const st = hostFstat(this.hostFd);
-      const fmt = typeof st === "number" ? -1 : st.mode & 0o170000;
-      this.#canBlock = fmt === -1 || fmt === 0o010000 || fmt === 0o140000;
-    }
-    return this.#canBlock;
+    if (this.#canBlock === undefined) this.#stat();
+    return this.#canBlock!;
+  }
+
+  /**
+   * Whether a read never waits: a regular file, directory or block device
+   * (not a pipe, socket or terminal), so there is nothing to poll first.
+   */
+  get neverBlocks(): boolean {
+    if (this.#neverBlocks === undefined) this.#stat();
+    return this.#neverBlocks!;
+  }
+
+  #neverBlocks?: boolean;
+
+  #stat(): void {
+    const st = hostFstat(this.hostFd);
+    const fmt = typeof st === "number" ? -1 : st.mode & 0o170000;
+    this.#canBlock = fmt === -1 || fmt === 0o010000 || fmt === 0o140000;
+    this.#neverBlocks = fmt === 0o100000 || fmt === 0o040000 || fmt === 0o060000;
   }
 
   /** Wraps a host fd; `cleanup` runs when the host fd closes. */

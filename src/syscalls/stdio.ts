@@ -180,7 +180,9 @@ function oneIovec(p: Process, buf: bigint, count: bigint): Uint8Array {
 function rw(nr: number) {
   return ({ args: [fd, buf, count], process: p }: SyscallCall) => {
     const file = p.fds.get(fd);
-    if (nr === HOST_NR.read && count !== 0n && awaitReadable(p, file.hostFd)) return 0;
+    if (
+      nr === HOST_NR.read && count !== 0n && !file.neverBlocks && awaitReadable(p, file.hostFd)
+    ) return 0;
     if (nr === HOST_NR.write && count !== 0n && file.canBlock) {
       return blockingWrite(p, file.hostFd, oneIovec(p, buf, count), 1);
     }
@@ -216,7 +218,10 @@ function rwv(nr: number) {
   return (call: SyscallCall) => {
     const file = call.process.fds.get(call.args[0]);
     const [iovs, count] = hostIovecs(call);
-    if (nr === HOST_NR.readv && count > 0 && awaitReadable(call.process, file.hostFd)) return 0;
+    if (
+      nr === HOST_NR.readv && count > 0 && !file.neverBlocks &&
+      awaitReadable(call.process, file.hostFd)
+    ) return 0;
     if (nr === HOST_NR.writev && count > 0 && file.canBlock) {
       return blockingWrite(call.process, file.hostFd, iovs, count);
     }
