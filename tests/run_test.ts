@@ -78,6 +78,25 @@ for (const tc of Object.keys(TOOLCHAINS) as Toolchain[]) {
     match(out.stderr, /backtrace:\n +0x[0-9a-f]+ <main\+0x[0-9a-f]+>/);
   });
 
+  if (tc.endsWith("-dynamic")) {
+    Deno.test(`${tc}: /proc/self/maps names the libraries, with file offsets`, async () => {
+      const out = await assertSameAsNative(await fixture("maps_lib", tc));
+      if (tc === "glibc-dynamic") {
+        equal(out.stdout, "libc code: r-xp libc.so.6, offset matches 1\n");
+      }
+    });
+  }
+
+  if (tc === "glibc-dynamic") {
+    Deno.test(`${tc}: a crash inside libc is reported with the library's symbols`, async () => {
+      const out = await runHermitux(await fixture("crash_lib", tc));
+      equal(out.code, 139);
+      match(out.stderr, /rip 0x[0-9a-f]+ <[^>]*libc\.so\.6[^>]*>/);
+      match(out.stderr, /<__libc_start_main\+0x[0-9a-f]+ in libc\.so\.6>/);
+      match(out.stderr, /backtrace:\n +0x[0-9a-f]+ <main(\.cold)?\+0x[0-9a-f]+>/);
+    });
+  }
+
   Deno.test(`${tc}: invalid opcode is SIGILL, 132`, async () => {
     const out = await runHermitux(await fixture("ud2", tc));
     equal(out.code, 132);

@@ -156,6 +156,7 @@ struct region {
 	unsigned char written, shared, prot;
 	unsigned char ptes;         /* its page-table entries differ from the default */
 	unsigned char hole;         /* no mapping: space kept free above a library's data */
+	unsigned char file;         /* a file mapping (the host knows which file) */
 };
 #endif /* __ASSEMBLER__ */
 

@@ -140,4 +140,5 @@ export const REGION = {
   prot: 18,
   ptes: 19,
   hole: 20,
+  file: 21,
 } as const;

@@ -69,7 +69,8 @@ static void remove_at(int i)
 	nregions--;
 }
 
-static int insert_at(int i, u64 start, u64 end, u8 written, u8 shared, u8 prot, u8 ptes, u8 hole)
+static int insert_at(int i, u64 start, u64 end, u8 written, u8 shared, u8 prot, u8 ptes, u8 hole,
+		     u8 file)
 {
 	int j;
 
@@ -84,6 +85,7 @@ static int insert_at(int i, u64 start, u64 end, u8 written, u8 shared, u8 prot, 
 	regions[i].prot = prot;
 	regions[i].ptes = ptes;
 	regions[i].hole = hole;
+	regions[i].file = file;
 	nregions++;
 	return 0;
 }
@@ -115,7 +117,8 @@ static int unmap_range(u64 lo, u64 hi, int refill)
 		if (r->written && !refill)
 			zero_range(s, e, 0);
 		if (r->start < s && r->end > e) {
-			if (insert_at(i + 1, e, r->end, r->written, r->shared, r->prot, r->ptes, r->hole))
+			if (insert_at(i + 1, e, r->end, r->written, r->shared, r->prot, r->ptes, r->hole,
+				      r->file))
 				return -ENOMEM;
 			regions[i].end = s;
 			return 0;
@@ -141,13 +144,13 @@ static int overlaps(u64 lo, u64 hi)
 	return 0;
 }
 
-static int add_region(u64 lo, u64 hi, u8 written, u8 shared, u8 prot)
+static int add_region(u64 lo, u64 hi, u8 written, u8 shared, u8 prot, u8 file)
 {
 	int i = 0;
 
 	while (i < nregions && regions[i].start < lo)
 		i++;
-	return insert_at(i, lo, hi, written, shared, prot, 0, 0);
+	return insert_at(i, lo, hi, written, shared, prot, 0, 0, file);
 }
 
 /* Splits the region that strictly contains x in two at x. */
@@ -157,7 +160,8 @@ static int split_at(u64 x)
 		struct region *r = &regions[i];
 
 		if (r->start < x && x < r->end) {
-			if (insert_at(i + 1, x, r->end, r->written, r->shared, r->prot, r->ptes, r->hole))
+			if (insert_at(i + 1, x, r->end, r->written, r->shared, r->prot, r->ptes, r->hole,
+				      r->file))
 				return -ENOMEM;
 			regions[i].end = x;
 			return 0;
@@ -281,7 +285,7 @@ static long do_mmap(u64 addr, u64 len, u64 prot, u64 flags, u64 fd, u64 off)
 
 				while (i < nregions && regions[i].start < start + len)
 					i++;
-				if (insert_at(i, start + len, end, 0, 0, 0, 0, 1))
+				if (insert_at(i, start + len, end, 0, 0, 0, 0, 1, 0))
 					return -ENOMEM;
 			}
 		}
@@ -291,7 +295,7 @@ static long do_mmap(u64 addr, u64 len, u64 prot, u64 flags, u64 fd, u64 off)
 			return -ENOMEM;
 	}
 	if (add_region(start, start + len, file || (prot & PROT_WRITE) != 0,
-		       file && (flags & MAP_SHARED), prot))
+		       file && (flags & MAP_SHARED), prot, file))
 		return -ENOMEM;
 	if (file) {
 		r = hostcall(HC_SYSCALL, 9, start, len, prot, flags | MAP_FIXED, fd, off); /* mmap */
@@ -406,7 +410,7 @@ static long do_mremap(u64 old, u64 old_len, u64 new_len, u64 flags, u64 new_addr
 			return -EINVAL;
 		unmap_range(to, to + new_len, 0);
 	}
-	if (add_region(to, to + new_len, 1, 0, prot))
+	if (add_region(to, to + new_len, 1, 0, prot, 0))
 		return -ENOMEM;
 	if (r->ptes) /* so that it can be read */
 		set_ptes(old, old + old_len, PROT_RESET);

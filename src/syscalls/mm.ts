@@ -50,6 +50,39 @@ export function flushSharedMappings(p: Process): void {
   all.length = 0;
 }
 
+/** A file mapping the guest kernel asked the host to fill. */
+export interface FileMapping {
+  start: number;
+  end: number;
+  /** File offset at `start`. */
+  offset: number;
+  /** The file's guest path (as opened), if known. */
+  path?: string;
+}
+
+const FILES = "mm.files";
+const MAX_FILES = 1024;
+
+/**
+ * The file mappings made so far, oldest first (a later one over the same
+ * addresses replaces the earlier): for /proc/self/maps and for naming
+ * library code in crash reports. Only guest regions marked as file
+ * mappings (abi.h `struct region.file`) should be looked up here.
+ */
+export function fileMappings(p: Process): readonly FileMapping[] {
+  return (p.state.get(FILES) as FileMapping[] | undefined) ?? [];
+}
+
+function recordFile(p: Process, m: FileMapping): void {
+  let all = p.state.get(FILES) as FileMapping[] | undefined;
+  if (!all) p.state.set(FILES, all = []);
+  // What the new mapping covers whole is gone.
+  const keep = all.filter((o) => o.start < m.start || o.end > m.end);
+  keep.push(m);
+  if (keep.length > MAX_FILES) keep.splice(0, keep.length - MAX_FILES);
+  p.state.set(FILES, keep);
+}
+
 const EXEC_HOOK = "execMapping";
 
 /**
@@ -119,6 +152,7 @@ export const mmModule: SyscallModule = {
       if (Number(prot) & PROT_EXEC && !shared) {
         (p.state.get(EXEC_HOOK) as ExecMappingHook | undefined)?.(file.hostFd, offset, start, done);
       }
+      recordFile(p, { start, end: start + n, offset, path: file.path });
       if (shared) {
         const dup = Number(hostSyscall(NR.dup, file.hostFd));
         if (dup < 0) return dup;

@@ -62,26 +62,46 @@ export interface CrashReport {
   backtrace: string[];
 }
 
-/** The program, for symbols and code ranges. */
-export interface Symbolizer {
-  /** The executable. */
+/** One loaded ELF object: the program, the interpreter or a library. */
+export interface LoadedObject {
+  /** Its ELF file. */
   elf: ElfFile;
   /** Its load bias. */
   base: number;
+  /** Its name in reports, for objects other than the program. */
+  name?: string;
 }
 
-/** `name+0xoff` for a guest address, or undefined. */
+/** The loaded objects, for symbols and code ranges: the program first. */
+export interface Symbolizer {
+  /** Every object; the first is the program. */
+  objects: readonly LoadedObject[];
+}
+
+function inSegment(o: LoadedObject, addr: number, code: boolean): boolean {
+  return o.elf.segments.some((seg) =>
+    seg.type === PT_LOAD && (!code || seg.flags & PF_X) && addr >= o.base + seg.vaddr &&
+    addr < o.base + seg.vaddr + seg.memsz
+  );
+}
+
+/** `name+0xoff` for a guest address (with ` in lib` outside the program), or undefined. */
 export function symbolize(s: Symbolizer, addr: number): string | undefined {
-  const hit = s.elf.symbolize(addr - s.base);
-  if (!hit) return undefined;
-  return hit.offset ? `${hit.name}+0x${hit.offset.toString(16)}` : hit.name;
+  const o = s.objects.find((o) => inSegment(o, addr, false));
+  if (!o) return undefined;
+  const hit = o.elf.symbolize(addr - o.base);
+  const where = o.name ? ` in ${o.name}` : "";
+  if (!hit) return o.name ? `${o.name}+0x${(addr - o.base).toString(16)}` : undefined;
+  return (hit.offset ? `${hit.name}+0x${hit.offset.toString(16)}` : hit.name) + where;
 }
 
 function inCode(s: Symbolizer, addr: number): boolean {
-  return s.elf.segments.some((seg) =>
-    seg.type === PT_LOAD && (seg.flags & PF_X) && addr >= s.base + seg.vaddr &&
-    addr < s.base + seg.vaddr + seg.memsz
-  );
+  return s.objects.some((o) => inSegment(o, addr, true));
+}
+
+function symbolOffset(s: Symbolizer, addr: number): number | undefined {
+  const o = s.objects.find((o) => inSegment(o, addr, true));
+  return o?.elf.symbolize(addr - o.base)?.offset;
 }
 
 /** Whether the bytes before `ret` look like a call instruction. */
@@ -95,14 +115,14 @@ function afterCall(mem: GuestMemory, ret: number): boolean {
   return false;
 }
 
-/** Scans the stack for return addresses into the program's code. */
+/** Scans the stack for return addresses into code of the loaded objects. */
 export function backtrace(mem: GuestMemory, s: Symbolizer, rsp: number, max = 16): string[] {
   const out: string[] = [];
   for (let p = rsp; p + 8 <= mem.size && p < rsp + 8192 && out.length < max; p += 8) {
     if (p < 0) break;
     const v = Number(mem.view.getBigUint64(p, true));
     // A return address follows a call and is never a function's first byte.
-    if (v > 7 && inCode(s, v) && afterCall(mem, v) && s.elf.symbolize(v - s.base)?.offset !== 0) {
+    if (v > 7 && inCode(s, v) && afterCall(mem, v) && symbolOffset(s, v) !== 0) {
       const sym = symbolize(s, v);
       out.push(`0x${v.toString(16)}${sym ? ` <${sym}>` : ""}`);
     }

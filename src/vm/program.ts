@@ -9,6 +9,7 @@ import { strerror } from "../kvm/libc.ts";
 import { mapFile, MapFileError } from "../loader/mapfile.ts";
 import { ElfError, type ElfFile, parseElf, PF_R, PF_W, PF_X, PT_LOAD } from "../loader/elf.ts";
 import { E, SyscallError } from "../syscalls/errno.ts";
+import type { FileMapping } from "../syscalls/mm.ts";
 import { hostSyscall } from "../syscalls/host.ts";
 import { type MountTable, openBeneath } from "../vfs/mounts.ts";
 import type { GuestMemory } from "./memory.ts";
@@ -111,6 +112,14 @@ export function* guestRegions(
   }
 }
 
+/** The newest file mapping holding `addr`, if any. */
+export function fileAt(files: readonly FileMapping[], addr: number): FileMapping | undefined {
+  for (let i = files.length - 1; i >= 0; i--) {
+    if (addr >= files[i].start && addr < files[i].end) return files[i];
+  }
+  return undefined;
+}
+
 /** /proc/self/maps from the ELF segments, the guest kernel's lists and the stack. */
 export function procMaps(
   mem: GuestMemory,
@@ -118,6 +127,7 @@ export function procMaps(
   objects: readonly MappedObject[],
   stackStart: number,
   stackEnd: number,
+  files: readonly FileMapping[] = [],
 ): string {
   const v = mem.view;
   const lines: [number, string][] = [];
@@ -140,7 +150,9 @@ export function procMaps(
   const brkCur = Math.ceil(Number(v.getBigUint64(mm.brkCur, true)) / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
   if (brkCur > brkStart) line(brkStart, brkCur, "rw-p", 0, "[heap]");
   for (const { start, end, at } of guestRegions(mem, mm)) {
-    line(start, end, perms(v.getUint8(at + REGION.prot), v.getUint8(at + REGION.shared) !== 0), 0);
+    const prot = perms(v.getUint8(at + REGION.prot), v.getUint8(at + REGION.shared) !== 0);
+    const f = v.getUint8(at + REGION.file) ? fileAt(files, start) : undefined;
+    line(start, end, prot, f ? f.offset + start - f.start : 0, f?.path ?? "");
   }
   line(stackStart, stackEnd, "rw-p", 0, "[stack]");
   return lines.sort((a, b) => a[0] - b[0]).map(([, l]) => l + "\n").join("");

@@ -21,7 +21,7 @@ import { buildPageTables, mapTrampoline } from "../loader/paging.ts";
 import { AT, buildStack } from "../loader/stack.ts";
 import { dispatch, type Process, type SyscallRegistry } from "../syscalls/registry.ts";
 import { defaultRegistry, flushSharedMappings } from "../syscalls/mod.ts";
-import { onExecMapping, onPastEnd } from "../syscalls/mm.ts";
+import { fileMappings, onExecMapping, onPastEnd } from "../syscalls/mm.ts";
 import { FdTable, OpenFile } from "../syscalls/fdtable.ts";
 import { MountTable } from "../vfs/mounts.ts";
 import { E } from "../syscalls/errno.ts";
@@ -35,8 +35,10 @@ import {
   formatCrash,
   formatSignal,
   HAS_ERROR_CODE,
+  type LoadedObject,
   SIG,
   symbolize,
+  type Symbolizer,
   vectorSignal,
 } from "./fault.ts";
 import { GuestMemory } from "./memory.ts";
@@ -61,6 +63,7 @@ import { initXsave, popFrame, pushFrame, R, savedRflags, type UserContext } from
 import type { BootOptions, RunResult, RunStats } from "./options.ts";
 import { hostAuxv, hostUtsname, ignoreAlarms } from "./hostinfo.ts";
 import {
+  fileAt,
   type GuestRegion,
   guestRegions,
   type MappedObject,
@@ -185,6 +188,8 @@ export class Vm implements Disposable, AsyncDisposable {
   #cr3 = 0n;
   #kernel?: KernelImage;
   #runs: Deno.PointerObject[] = [];
+  /** The program and its interpreter, as loaded. */
+  #objects: MappedObject[] = [];
   /** The exitless transport's wake eventfd (src/vm/wake.ts), or -1. */
   #wakeFd = -1;
   #crash?: CrashReport;
@@ -273,7 +278,9 @@ export class Vm implements Disposable, AsyncDisposable {
     let mmapMax = stackTop - STACK_SIZE;
     const image = loadExecutable(elf, bytes, mem, mmapMax);
     this.#base = image.base;
-    const objects: MappedObject[] = [{ elf, base: image.base, path: options.path }];
+    const objects: MappedObject[] = this.#objects = [
+      { elf, base: image.base, path: options.path },
+    ];
     let interpBase = 0, entry = image.entry;
     let interpObj: { elf: ElfFile; bytes: Uint8Array } | undefined;
     if (elf.interpreter !== undefined) {
@@ -330,7 +337,15 @@ export class Vm implements Disposable, AsyncDisposable {
       options.path,
       this.#mounts,
       options.cwd ?? "/",
-      () => procMaps(mem, kernel.mm, objects, stackTop - STACK_SIZE, stackTop),
+      () =>
+        procMaps(
+          mem,
+          kernel.mm,
+          objects,
+          stackTop - STACK_SIZE,
+          stackTop,
+          fileMappings(this.#process!),
+        ),
     );
     this.#sig = new SignalState(mem, {
       maskAddr: ABI.PERCPU_ADDR + PERCPU.sigmask,
@@ -1374,10 +1389,7 @@ export class Vm implements Disposable, AsyncDisposable {
     if (rip >= ABI.USER_MIN && this.#enterFaultHandler(vector, errorCode, cr2, frame, live)) {
       return undefined;
     }
-    const report = crashFromException(vector, errorCode, rip, rsp, cr2, mem, {
-      elf: this.#elf,
-      base: this.#base,
-    });
+    const report = crashFromException(vector, errorCode, rip, rsp, cr2, mem, this.#symbolizer());
     if (vector === 14 && this.#prot?.isPastEnd(cr2)) {
       report.signal = SIG.SIGBUS;
       report.description = `bus error: access past the end of a mapped file 0x${cr2.toString(16)}`;
@@ -1525,6 +1537,43 @@ export class Vm implements Disposable, AsyncDisposable {
     return { signo, code: SI.KERNEL, addr: 0n };
   }
 
+  /**
+   * The program, the interpreter and every library the guest mapped (read
+   * through the mounts again, and parsed, only now: for a crash report).
+   */
+  #symbolizer(): Symbolizer {
+    const out: LoadedObject[] = this.#objects.map((o, i) => ({
+      elf: o.elf,
+      base: o.base,
+      name: i ? o.path.slice(o.path.lastIndexOf("/") + 1) : undefined,
+    }));
+    const p = this.#process;
+    if (!p) return { objects: out };
+    const seen = new Set<string>();
+    for (const r of guestRegions(this.#mem!, this.#kernel!.mm)) {
+      if (!this.#mem!.view.getUint8(r.at + REGION.file)) continue;
+      const f = fileAt(fileMappings(p), r.start);
+      if (!f?.path) continue;
+      try {
+        const at = p.mounts.resolve(f.path, "/");
+        if (!at.mount) continue;
+        const host = at.rel ? `${at.mount.host}/${at.rel}` : at.mount.host;
+        const elf = parseElf(mapFile(host), host);
+        // The segment this mapping shows gives the load bias.
+        const offset = f.offset + r.start - f.start;
+        const seg = elf.segments.find((s) =>
+          s.type === PT_LOAD && offset >= (s.offset & ~0xfff) && offset < s.offset + s.filesz
+        );
+        if (!seg) continue;
+        const base = r.start + (seg.offset & ~0xfff) - offset - (seg.vaddr & ~0xfff);
+        if (seen.has(`${host}@${base}`)) continue;
+        seen.add(`${host}@${base}`);
+        out.push({ elf, base, name: f.path.slice(f.path.lastIndexOf("/") + 1) });
+      } catch { /* not an ELF file we can read: no symbols from it */ }
+    }
+    return { objects: out };
+  }
+
   #internal(description: string): CrashReport {
     const regs = this.#regs();
     const rip = Number(regs.getBigUint64(regOffset("rip"), true));
@@ -1533,7 +1582,7 @@ export class Vm implements Disposable, AsyncDisposable {
       description: `hermitux internal: ${description}`,
       rip,
       rsp: Number(regs.getBigUint64(regOffset("rsp"), true)),
-      symbol: symbolize({ elf: this.#elf, base: this.#base }, rip),
+      symbol: symbolize(this.#symbolizer(), rip),
       backtrace: [],
     };
   }
