@@ -74,12 +74,16 @@ Deno.test("a dynamic executable whose interpreter is not mounted exits 127 namin
 
 Deno.test("a 32-bit executable is refused", async () => {
   const path = await Deno.makeTempFile();
-  const elf = new Uint8Array(64);
-  elf.set([0x7f, 0x45, 0x4c, 0x46, 1, 1, 1]);
-  await Deno.writeFile(path, elf);
-  const r = await cli(["run", path]);
-  equal(r.code, 126);
-  match(r.stderr, /32-bit ELF is not supported/);
+  try {
+    const elf = new Uint8Array(64);
+    elf.set([0x7f, 0x45, 0x4c, 0x46, 1, 1, 1]);
+    await Deno.writeFile(path, elf);
+    const r = await cli(["run", path]);
+    equal(r.code, 126);
+    match(r.stderr, /32-bit ELF is not supported/);
+  } finally {
+    await Deno.remove(path);
+  }
 });
 
 Deno.test("relative paths resolve against the caller's directory", async () => {
@@ -342,6 +346,7 @@ Deno.exit(await main(Deno.args));`,
   const r = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", script, "run", bin],
   }).output();
+  await Deno.remove(script);
   equal(r.code, 70);
   match(
     new TextDecoder().decode(r.stderr),

@@ -13,14 +13,21 @@ async function rebuild(folder: string, suffix: string): Promise<[string, string]
 
 Deno.test("kernel.bin rebuilds byte for byte", async () => {
   const [dir, out] = await rebuild("kernel", ".bin");
-  deepStrictEqual(await Deno.readFile(out), await Deno.readFile(`${dir}kernel.bin`));
-  deepStrictEqual(
-    await Deno.readTextFile(out.replace(/\.bin$/, ".map")),
-    await Deno.readTextFile(`${dir}kernel.map`),
-  );
+  const map = out.replace(/\.bin$/, ".map");
+  try {
+    deepStrictEqual(await Deno.readFile(out), await Deno.readFile(`${dir}kernel.bin`));
+    deepStrictEqual(await Deno.readTextFile(map), await Deno.readTextFile(`${dir}kernel.map`));
+  } finally {
+    await Deno.remove(out);
+    await Deno.remove(map).catch(() => {});
+  }
 });
 
 Deno.test("the vCPU runner's machine code rebuilds byte for byte", async () => {
   const [dir, out] = await rebuild("runner", ".ts");
-  deepStrictEqual(await Deno.readTextFile(out), await Deno.readTextFile(`${dir}code.ts`));
+  try {
+    deepStrictEqual(await Deno.readTextFile(out), await Deno.readTextFile(`${dir}code.ts`));
+  } finally {
+    await Deno.remove(out);
+  }
 });
