@@ -25,23 +25,27 @@ function pte(mem: GuestMemory, cr3: bigint, addr: number): bigint {
   return mem.view.getBigUint64(table + ((addr % MIB2) / PAGE) * 8, true);
 }
 
-Deno.test("page tables: entries start accessed and dirty", () => {
+/** Runs `f` on 16 MiB of guest memory with fresh tables, a table pool at 12 MiB. */
+function withTables(f: (mem: GuestMemory, cr3: bigint, prot: PageProtections) => void): void {
   const mem = new GuestMemory(8 * MIB2);
   try {
     const cr3 = buildPageTables(mem);
-    const e = pde(mem, cr3, 3 * MIB2);
-    equal(e & (P | RW | A | D | PS), P | RW | A | D | PS);
-    equal(e & ADDR, BigInt(3 * MIB2));
+    f(mem, cr3, new PageProtections(mem, cr3, [6 * MIB2, 7 * MIB2], () => []));
   } finally {
     mem.free();
   }
+}
+
+Deno.test("page tables: entries start accessed and dirty", () => {
+  withTables((mem, cr3) => {
+    const e = pde(mem, cr3, 3 * MIB2);
+    equal(e & (P | RW | A | D | PS), P | RW | A | D | PS);
+    equal(e & ADDR, BigInt(3 * MIB2));
+  });
 });
 
 Deno.test("page tables: a chunk split for a protection is merged when it is reset", () => {
-  const mem = new GuestMemory(8 * MIB2);
-  try {
-    const cr3 = buildPageTables(mem);
-    const prot = new PageProtections(mem, cr3, [6 * MIB2, 7 * MIB2], () => []);
+  withTables((mem, cr3, prot) => {
     const at = 2 * MIB2 + 5 * PAGE;
     ok(prot.apply(at, at + 2 * PAGE, "read"));
     equal(pde(mem, cr3, at) & PS, 0n, "split into 4 KiB entries");
@@ -57,16 +61,11 @@ Deno.test("page tables: a chunk split for a protection is merged when it is rese
     ok(prot.apply(at, at + PAGE, "none"));
     equal(pde(mem, cr3, at) & ADDR, table);
     equal(pte(mem, cr3, at) & P, 0n);
-  } finally {
-    mem.free();
-  }
+  });
 });
 
 Deno.test("page tables: pages past a file's end keep their chunk split", () => {
-  const mem = new GuestMemory(8 * MIB2);
-  try {
-    const cr3 = buildPageTables(mem);
-    const prot = new PageProtections(mem, cr3, [6 * MIB2, 7 * MIB2], () => []);
+  withTables((mem, cr3, prot) => {
     const at = 4 * MIB2 + 7 * PAGE;
     ok(prot.pastEnd(at, at + PAGE));
     ok(prot.apply(4 * MIB2, at, "default"));
@@ -74,9 +73,7 @@ Deno.test("page tables: pages past a file's end keep their chunk split", () => {
     equal(pte(mem, cr3, at) & P, 0n);
     ok(prot.apply(at, at + PAGE, "default", true)); // the mapping is gone
     notEqual(pde(mem, cr3, at) & PS, 0n);
-  } finally {
-    mem.free();
-  }
+  });
 });
 
 // Guests run as child processes here: api_test.ts counts this process's

@@ -179,46 +179,16 @@ static struct region *region_at(u64 addr)
 	return 0;
 }
 
-/* Highest gap of len bytes in [floor, mmap_max), or 0. */
-static u64 find_gap(u64 len, u64 floor)
-{
-	u64 top = BOOT->mmap_max;
-
-	for (int i = nregions - 1; i >= -1; i--) {
-		u64 bottom = i >= 0 ? regions[i].end : floor;
-
-		if (bottom < floor)
-			bottom = floor;
-		if (top >= bottom + len && top - len >= bottom)
-			return top - len;
-		if (i >= 0 && regions[i].start < top)
-			top = regions[i].start;
-		if (top <= floor)
-			return 0;
-	}
-	return 0;
-}
-
 #define HUGE 0x200000UL
 
-/* The host's hint for a library mapped whole through fd (abi.h). */
-static int relro_phase(u64 fd, u64 len, u64 *phase)
-{
-	volatile struct elf_hint *h = &((volatile struct elf_hint *)ELF_HINTS_ADDR)[fd % NR_ELF_HINTS];
-
-	if (h->fd_plus1 != fd + 1 || h->extent != len || h->phase >= len || len - h->phase > HUGE)
-		return 0;
-	*phase = h->phase;
-	return 1;
-}
-
 /*
- * Like find_gap, for a library whose RELRO starts phase bytes in: the
- * highest start that puts RELRO at the start of a 2 MiB page lying wholly
- * in the gap, so the page mprotect will split holds only the library's
- * data, and its text stays in whole 2 MiB pages.
+ * The highest start for len bytes in a gap of [floor, mmap_max), or 0.
+ * With relro, for a library whose RELRO starts phase bytes in: the highest
+ * start that puts RELRO at the start of a 2 MiB page lying wholly in the
+ * gap, so the page mprotect will split holds only the library's data
+ * (relro_phase checks it fits) and its text stays in whole 2 MiB pages.
  */
-static u64 find_gap_relro(u64 len, u64 floor, u64 phase)
+static u64 find_gap(u64 len, u64 floor, int relro, u64 phase)
 {
 	u64 top = BOOT->mmap_max;
 
@@ -227,7 +197,9 @@ static u64 find_gap_relro(u64 len, u64 floor, u64 phase)
 
 		if (bottom < floor)
 			bottom = floor;
-		if (top >= HUGE && top > bottom) {
+		if (!relro && top >= bottom + len && top - len >= bottom)
+			return top - len;
+		if (relro && top >= HUGE && top > bottom) {
 			u64 b = (top - HUGE) & ~(HUGE - 1);
 
 			if (b >= bottom + phase && b - phase >= bottom)
@@ -239,6 +211,17 @@ static u64 find_gap_relro(u64 len, u64 floor, u64 phase)
 			return 0;
 	}
 	return 0;
+}
+
+/* The host's hint for a library mapped whole through fd (abi.h). */
+static int relro_phase(u64 fd, u64 len, u64 *phase)
+{
+	volatile struct elf_hint *h = &((volatile struct elf_hint *)ELF_HINTS_ADDR)[fd % NR_ELF_HINTS];
+
+	if (h->fd_plus1 != fd + 1 || h->extent != len || h->phase >= len || len - h->phase > HUGE)
+		return 0;
+	*phase = h->phase;
+	return 1;
 }
 
 /*
@@ -276,7 +259,7 @@ static long do_mmap(u64 addr, u64 len, u64 prot, u64 flags, u64 fd, u64 off)
 
 		start = 0;
 		if (file && relro_phase(fd, len, &phase)) {
-			start = find_gap_relro(len, floor, phase);
+			start = find_gap(len, floor, 1, phase);
 			/* The rest of RELRO's 2 MiB page stays free: what was
 			 * placed there would be split with it. */
 			if (start && start + len < start + phase + HUGE) {
@@ -290,7 +273,7 @@ static long do_mmap(u64 addr, u64 len, u64 prot, u64 flags, u64 fd, u64 off)
 			}
 		}
 		if (!start)
-			start = find_gap(len, floor);
+			start = find_gap(len, floor, 0, 0);
 		if (!start)
 			return -ENOMEM;
 	}
@@ -400,7 +383,7 @@ static long do_mremap(u64 old, u64 old_len, u64 new_len, u64 flags, u64 new_addr
 		}
 		if (!(flags & MREMAP_MAYMOVE))
 			return -ENOMEM;
-		to = find_gap(new_len, floor);
+		to = find_gap(new_len, floor, 0, 0);
 		if (!to)
 			return -ENOMEM;
 	} else {

@@ -14,15 +14,17 @@
 import { ABI } from "../kernel/abi.ts";
 import type { GuestMemory } from "../vm/memory.ts";
 import { bufferAddress, hostSyscall } from "../syscalls/host.ts";
+import { PT_GNU_RELRO, PT_LOAD } from "./elf.ts";
 
 const NR_PREAD64 = 17;
-const PT_LOAD = 1, PT_GNU_RELRO = 0x6474e552, ET_DYN = 3, EM_X86_64 = 62;
+const ET_DYN = 3, EM_X86_64 = 62;
 const PAGE = 4096, HUGE = 0x200000, HINT_SIZE = 16;
 
 /**
  * RELRO's offset in the mapping and the mapping's length, from an ELF
  * header and its program headers at the start of `head`; undefined when
  * `head` is not that (or RELRO's 2 MiB page would hold more than the data).
+ * Not parseElf: that needs the whole file, this only the headers ld.so read.
  */
 export function relroHint(head: Uint8Array): { phase: number; extent: number } | undefined {
   if (head.length < 64) return undefined;
@@ -55,8 +57,8 @@ function slot(fd: number): number {
 /**
  * After the guest read `n` bytes of fd into guest memory at `buf`: when
  * they are a shared library's headers (ld.so reads them before it maps
- * the library), the hint for the guest kernel. Nothing is read here that
- * the guest did not read itself.
+ * the library), the hint for the guest kernel. Only program headers past
+ * what was read are read here, from the file the guest just read.
  */
 export function noteRead(
   mem: GuestMemory,

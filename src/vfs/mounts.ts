@@ -55,14 +55,14 @@ function check(r: bigint): number {
 
 const EAGAIN = 11;
 
-/** openat2(O_PATH…) below `dirFd` with no symlink followed: an fd, or -errno. */
-function walkBeneath(dirFd: number, rel: string, flags: number): bigint {
+/** One openat2 below `dirFd` with no symlink followed: an fd, or -errno. */
+function openat2Beneath(dirFd: number, rel: string, flags: number, mode = 0): bigint {
   const how = new BigUint64Array([
     BigInt(flags | O_CLOEXEC),
-    0n,
+    BigInt(mode),
     BigInt(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS),
   ]);
-  const path = pathToCString(rel);
+  const path = pathToCString(rel === "" ? "." : rel);
   return hostSyscall(
     NR.openat2,
     dirFd,
@@ -74,20 +74,8 @@ function walkBeneath(dirFd: number, rel: string, flags: number): bigint {
 
 /** The host's openat2 below `dirFd`, never following a symlink or leaving it. */
 export function openBeneath(dirFd: number, rel: string, flags: number, mode = 0): number {
-  const how = new BigUint64Array([
-    BigInt(flags | O_CLOEXEC),
-    BigInt(mode),
-    BigInt(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS),
-  ]);
-  const path = pathToCString(rel === "" ? "." : rel);
   for (let attempt = 0;; attempt++) {
-    const r = hostSyscall(
-      NR.openat2,
-      dirFd,
-      bufferAddress(path),
-      bufferAddress(new Uint8Array(how.buffer)),
-      24,
-    );
+    const r = openat2Beneath(dirFd, rel, flags, mode);
     // RESOLVE_BENEATH fails with EAGAIN when a rename or mount anywhere on
     // the host raced with the walk: that is not the guest's error, retry.
     if (r !== BigInt(-EAGAIN) || attempt === 100) return check(r);
@@ -227,7 +215,7 @@ export class MountTable {
     if (!here.mount) return undefined;
     if (here.rel === "") return here;
     const walk = (rel: string, flags: number) => {
-      const r = walkBeneath(here.mount!.rootFd, rel, flags);
+      const r = openat2Beneath(here.mount!.rootFd, rel, flags);
       if (r >= 0n) hostSyscall(NR.close, Number(r));
       return r;
     };

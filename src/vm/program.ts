@@ -70,6 +70,25 @@ export function readInterpreter(
   cwd: string,
   exe: string,
 ): { elf: ElfFile; bytes: Uint8Array; guestPath: string } {
+  try {
+    return readGuestElf(mounts, path, cwd);
+  } catch (e) {
+    if (!(e instanceof SyscallError)) throw e;
+    const why = e.errno === E.ENOENT ? "no such file in the guest's mounts" : e.message;
+    throw new Error(`hermitux: ${exe}: cannot load interpreter ${path}: ${why}`);
+  }
+}
+
+/**
+ * An ELF file read as the guest sees it, through the mounts (below a
+ * mount's root, no symlink followed on the host). Throws SyscallError
+ * when the guest could not open it, ElfError when it is no ELF file.
+ */
+export function readGuestElf(
+  mounts: MountTable,
+  path: string,
+  cwd: string,
+): { elf: ElfFile; bytes: Uint8Array; guestPath: string } {
   let fd = -1;
   try {
     const r = mounts.resolve(path, cwd);
@@ -77,10 +96,6 @@ export function readInterpreter(
     fd = openBeneath(r.mount.rootFd, r.rel, 0o2000000); // O_RDONLY | O_CLOEXEC
     const bytes = Deno.readFileSync(`/proc/self/fd/${fd}`);
     return { elf: parseElf(bytes, path), bytes, guestPath: r.guest };
-  } catch (e) {
-    if (!(e instanceof SyscallError)) throw e;
-    const why = e.errno === E.ENOENT ? "no such file in the guest's mounts" : e.message;
-    throw new Error(`hermitux: ${exe}: cannot load interpreter ${path}: ${why}`);
   } finally {
     if (fd >= 0) hostSyscall(NR_CLOSE, fd);
   }

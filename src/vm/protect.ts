@@ -106,10 +106,7 @@ export class PageProtections {
    */
   #table(addr: number, existingOnly: boolean): number | undefined {
     const v = this.#mem.view;
-    const pdpt = Number(v.getBigUint64(this.#cr3, true) & ADDR);
-    const pd = Number(v.getBigUint64(pdpt + Math.floor(addr / GIB) * 8, true) & ADDR);
-    const slot = pd + ((addr % GIB) / MIB2 | 0) * 8;
-    const pde = v.getBigUint64(slot, true);
+    const pde = v.getBigUint64(this.#directory(addr).slot, true);
     if (!(pde & PS)) return Number(pde & ADDR);
     if (existingOnly) return undefined;
     const chunk = Math.floor(addr / MIB2) * MIB2;
@@ -128,12 +125,17 @@ export class PageProtections {
     return pt;
   }
 
-  /** Writes the directory entry for `addr`'s chunk, in every vCPU's copy. */
-  #setPde(addr: number, entry: bigint): void {
+  /** vCPU 0's page directory for `addr`, and the slot of `addr`'s chunk in it. */
+  #directory(addr: number): { pd: number; slot: number } {
     const v = this.#mem.view;
     const pdpt = Number(v.getBigUint64(this.#cr3, true) & ADDR);
     const pd = Number(v.getBigUint64(pdpt + Math.floor(addr / GIB) * 8, true) & ADDR);
-    const slot = pd + ((addr % GIB) / MIB2 | 0) * 8;
+    return { pd, slot: pd + ((addr % GIB) / MIB2 | 0) * 8 };
+  }
+
+  /** Writes the directory entry for `addr`'s chunk, in every vCPU's copy. */
+  #setPde(addr: number, entry: bigint): void {
+    const v = this.#mem.view, { pd, slot } = this.#directory(addr);
     v.setBigUint64(slot, entry, true);
     // Other vCPUs have their own copy of the first GiB's directory.
     if (addr < GIB) {

@@ -12,12 +12,14 @@
 import type { VcpuFd, VmFd } from "../kvm/ioctls.ts";
 import { E, SyscallError } from "../syscalls/errno.ts";
 import { type CloneSpec, type ThreadHost, WouldBlock } from "../syscalls/thread.ts";
-import { monotonicNs } from "../syscalls/signal.ts";
+import { monotonicNs, pollFd } from "../syscalls/signal.ts";
 import { MAX_CPUS } from "./percpu.ts";
 import { LAYOUTS } from "../kvm/structs.ts";
 import { futexWait, Runner, sharedPage } from "../runner/mod.ts";
-import { drainEventfd, waitReadable } from "./wake.ts";
+import { drainEventfd } from "./wake.ts";
 import { CTL, gettid, kick, WSTATE } from "./wire.ts";
+
+const POLLIN = 1;
 
 /** One vCPU and the runner thread that runs it (none: the main thread runs it). */
 export interface Cpu {
@@ -327,7 +329,7 @@ export class Threads implements ThreadHost {
   waitDoor(seen: number, ms: number): void {
     if (this.pending()) return;
     if (this.wakeFd < 0) return futexWait(this.#doorPage.addr, seen, Math.max(0, ms));
-    if (this.door === seen) waitReadable(this.wakeFd, ms);
+    if (this.door === seen) pollFd(this.wakeFd, POLLIN, BigInt(Math.max(0, Math.round(ms * 1e6))));
     drainEventfd(this.wakeFd);
   }
 

@@ -68,6 +68,7 @@ import {
   guestRegions,
   type MappedObject,
   procMaps,
+  readGuestElf,
   readInterpreter,
   readProgram,
   shebang,
@@ -1549,27 +1550,32 @@ export class Vm implements Disposable, AsyncDisposable {
     }));
     const p = this.#process;
     if (!p) return { objects: out };
-    const seen = new Set<string>();
+    const seen = new Set<string>(), files = new Map<string, ElfFile | undefined>();
+    const read = (path: string) => {
+      if (!files.has(path)) {
+        try {
+          files.set(path, readGuestElf(p.mounts, path, "/").elf);
+        } catch {
+          files.set(path, undefined); // not an ELF file we can read: no symbols from it
+        }
+      }
+      return files.get(path);
+    };
     for (const r of guestRegions(this.#mem!, this.#kernel!.mm)) {
       if (!this.#mem!.view.getUint8(r.at + REGION.file)) continue;
       const f = fileAt(fileMappings(p), r.start);
-      if (!f?.path) continue;
-      try {
-        const at = p.mounts.resolve(f.path, "/");
-        if (!at.mount) continue;
-        const host = at.rel ? `${at.mount.host}/${at.rel}` : at.mount.host;
-        const elf = parseElf(mapFile(host), host);
-        // The segment this mapping shows gives the load bias.
-        const offset = f.offset + r.start - f.start;
-        const seg = elf.segments.find((s) =>
-          s.type === PT_LOAD && offset >= (s.offset & ~0xfff) && offset < s.offset + s.filesz
-        );
-        if (!seg) continue;
-        const base = r.start + (seg.offset & ~0xfff) - offset - (seg.vaddr & ~0xfff);
-        if (seen.has(`${host}@${base}`)) continue;
-        seen.add(`${host}@${base}`);
-        out.push({ elf, base, name: f.path.slice(f.path.lastIndexOf("/") + 1) });
-      } catch { /* not an ELF file we can read: no symbols from it */ }
+      const elf = f?.path ? read(f.path) : undefined;
+      if (!f?.path || !elf) continue;
+      // The segment this mapping shows gives the load bias.
+      const offset = f.offset + r.start - f.start;
+      const seg = elf.segments.find((s) =>
+        s.type === PT_LOAD && offset >= (s.offset & ~0xfff) && offset < s.offset + s.filesz
+      );
+      if (!seg) continue;
+      const base = r.start + (seg.offset & ~0xfff) - offset - (seg.vaddr & ~0xfff);
+      if (seen.has(`${f.path}@${base}`)) continue;
+      seen.add(`${f.path}@${base}`);
+      out.push({ elf, base, name: f.path.slice(f.path.lastIndexOf("/") + 1) });
     }
     return { objects: out };
   }

@@ -6,8 +6,8 @@
  */
 import { bufferAddress, hostSyscall } from "../syscalls/host.ts";
 
-const NR_EVENTFD2 = 290, NR_PPOLL = 271, NR_READ = 0, NR_CLOSE = 3;
-const EFD_CLOEXEC = 0o2000000, EFD_NONBLOCK = 0o4000, POLLIN = 1;
+const NR_EVENTFD2 = 290, NR_READ = 0, NR_CLOSE = 3;
+const EFD_CLOEXEC = 0o2000000, EFD_NONBLOCK = 0o4000;
 
 /** A non-blocking eventfd, or -1 when the host has none. */
 export function makeEventfd(): number {
@@ -15,28 +15,7 @@ export function makeEventfd(): number {
   return fd < 0 ? -1 : fd;
 }
 
-const pollfd = new Uint8Array(8);
-const timeout = new BigInt64Array(2);
 const counter = new Uint8Array(8);
-
-/** Waits up to `ms` for `fd` to become readable. */
-export function waitReadable(fd: number, ms: number): void {
-  const v = new DataView(pollfd.buffer);
-  v.setInt32(0, fd, true);
-  v.setInt16(4, POLLIN, true);
-  v.setInt16(6, 0, true);
-  const ns = BigInt(Math.max(0, Math.round(ms * 1e6)));
-  timeout[0] = ns / 1_000_000_000n;
-  timeout[1] = ns % 1_000_000_000n;
-  hostSyscall(
-    NR_PPOLL,
-    bufferAddress(pollfd),
-    1,
-    bufferAddress(new Uint8Array(timeout.buffer)),
-    0,
-    8,
-  );
-}
 
 /** Resets the eventfd's count (it is non-blocking). */
 export function drainEventfd(fd: number): void {
