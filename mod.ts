@@ -18,7 +18,7 @@
 export { boot, type BootOptions, type RunResult, type RunStats, Vm } from "./src/vm/vm.ts";
 export type { CrashReport } from "./src/vm/fault.ts";
 export { formatCrash, SIGNAL_NAMES } from "./src/vm/fault.ts";
-export { GuestMemory } from "./src/vm/memory.ts";
+export { dropSpareMemory, GuestMemory, spareMemoryReady } from "./src/vm/memory.ts";
 export {
   DEFAULT_MODULES,
   defaultRegistry,

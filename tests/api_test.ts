@@ -1,7 +1,16 @@
 // The library API: boot(), Vm disposal, registry overrides, stats, errors.
 import { deepStrictEqual, equal, ok, rejects } from "node:assert/strict";
-import { boot, defaultRegistry, KvmUnavailableError, type SyscallCall, Vm } from "../mod.ts";
+import {
+  boot,
+  defaultRegistry,
+  dropSpareMemory,
+  GuestMemory,
+  KvmUnavailableError,
+  type SyscallCall,
+  Vm,
+} from "../mod.ts";
 import { fixture } from "./fixtures.ts";
+import { ABI } from "../src/kernel/abi.ts";
 
 /** Captures what the guest writes to fd 1 and 2 instead of the host's. */
 function capturing() {
@@ -100,17 +109,71 @@ function vmMappings(): number {
   }).length;
 }
 
+/**
+ * Whether this process maps exactly [addr, addr + size) in one piece: a
+ * GuestMemory's RAM (no VM ran in it, so no madvise split it). Other test
+ * files share the process, so what else comes to map at `addr` once it is
+ * free is unknown; the same bounds are not.
+ */
+function mapped(addr: bigint, size: number): boolean {
+  return Deno.readTextFileSync("/proc/self/maps").split("\n").some((l) => {
+    const [lo, hi] = l.split(" ")[0].split("-").map((x) => BigInt("0x" + (x || "0")));
+    return lo === addr && hi === addr + BigInt(size);
+  });
+}
+
+Deno.test("a disposed VM's RAM is kept for the next VM of its size, until dropped", async () => {
+  await dropSpareMemory();
+  const size = 64 << 20;
+  const mem = GuestMemory.take(size);
+  mem.bytes[ABI.USER_MIN] = 0xa5;
+  mem.release(true);
+  ok(mapped(mem.host, size));
+  const other = GuestMemory.take(size << 1);
+  equal(other === mem, false, "another size maps fresh RAM");
+  other.release(false);
+  const again = GuestMemory.take(size);
+  equal(again, mem);
+  equal(again.bytes[ABI.USER_MIN], 0, "cleared");
+  again.release(false); // a VM whose thread may still run: unmapped, not kept
+  await new Promise((r) => setTimeout(r, 50));
+  equal(mapped(mem.host, size), false);
+  GuestMemory.take(size).release(true);
+  await dropSpareMemory();
+  equal(mapped(mem.host, size), false);
+});
+
 Deno.test("disposing a Vm frees every fd and mapping", async () => {
   const path = await fixture("hello", "musl-static");
   const { registry } = capturing();
   (await boot({ path, registry })).status; // warm-up: libc and kernel image loaded once
+  await dropSpareMemory(); // the RAM kept for the next VM
   const fds = kvmFds(), maps = vmMappings();
   for (let i = 0; i < 20; i++) {
     await using vm = await Vm.create({ path, registry });
     if (i % 2) vm.run();
     ok(vmMappings() > maps && kvmFds() >= fds + 3); // alive: RAM mapped, 3 fds open
   }
+  await dropSpareMemory();
   deepStrictEqual([kvmFds(), vmMappings()], [fds, maps]);
+});
+
+Deno.test("a guest finds nothing of the guest before it in reused RAM", async () => {
+  const path = await fixture("mem_left", "musl-static");
+  for (const tc of ["musl-static", "glibc-static"] as const) {
+    const path = await fixture("mem_left", tc);
+    const fill = capturing(), check = capturing();
+    equal((await boot({ path, args: ["fill"], registry: fill.registry })).status, 0);
+    equal(fill.out.join(""), "filled\n");
+    // The first run's RAM is now the spare the second one takes.
+    equal((await boot({ path, args: ["check"], registry: check.registry })).status, 0);
+    equal(check.out.join(""), "anonymous 0, heap 0, stack 0\n");
+  }
+  // Given back, the next boot maps fresh RAM.
+  await dropSpareMemory();
+  const check = capturing();
+  equal((await boot({ path, args: ["check"], registry: check.registry })).status, 0);
+  equal(check.out.join(""), "anonymous 0, heap 0, stack 0\n");
 });
 
 Deno.test("bad guest pointers give EFAULT, never a host crash", async () => {

@@ -14,6 +14,14 @@ const symbols = {
   mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
   madvise: { parameters: ["u64", "usize", "i32"], result: "i32" },
+  /** madvise on a worker thread: for prefaulting memory off the caller's path. */
+  madvise_bg: {
+    name: "madvise",
+    parameters: ["u64", "usize", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  mincore: { parameters: ["u64", "usize", "buffer"], result: "i32" },
   mprotect: { parameters: ["pointer", "usize", "i32"], result: "i32" },
   read: { parameters: ["i32", "u64", "usize"], result: "isize" },
   pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },

@@ -11,8 +11,38 @@ import { ABI } from "../kernel/abi.ts";
 import { E, SyscallError } from "../syscalls/errno.ts";
 
 const PROT_RW = 3, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20, MAP_NORESERVE = 0x4000;
-const MADV_DONTNEED = 4, MADV_HUGEPAGE = 14, MADV_NOHUGEPAGE = 15;
+const MADV_DONTNEED = 4, MADV_HUGEPAGE = 14, MADV_NOHUGEPAGE = 15, MADV_POPULATE_WRITE = 23;
 const HUGE = 2 * 1024 * 1024;
+/** At most this many 2 MiB chunks are prefaulted for the next VM (128 MiB). */
+const MAX_WARM_CHUNKS = 64;
+
+/** The RAM of the last VM disposed, cleared, kept for the next VM of its size. */
+let spare: GuestMemory | undefined;
+/**
+ * The last prefault started: each waits for the one before, so they run
+ * one at a time on one of Deno's worker threads (not a new thread each).
+ */
+let prefaults: Promise<unknown> = Promise.resolve();
+
+/**
+ * Resolves when the spare RAM is ready: its prefault, on a worker thread,
+ * has ended. A benchmark waits for it so that this work does not run
+ * beside what it times.
+ */
+export function spareMemoryReady(): Promise<void> {
+  return prefaults.then(() => {});
+}
+
+/**
+ * Unmaps the guest RAM that hermitux keeps, cleared, for the next VM of this
+ * process (see {@linkcode GuestMemory.release}). Call it to give that memory
+ * back when no more VMs will boot; the next boot then maps fresh RAM.
+ */
+export function dropSpareMemory(): Promise<void> {
+  const s = spare;
+  spare = undefined;
+  return s ? s.free() : Promise.resolve();
+}
 // One ArrayBuffer views all of RAM; Deno's views stop at 2 GiB.
 const MAX_VIEW = 2 * 1024 * 1024 * 1024;
 
@@ -28,6 +58,22 @@ export class GuestMemory {
   readonly view: DataView;
   #mapping: Deno.PointerObject;
   #mappingSize: bigint;
+  /** The background prefault under way (see release), if any. */
+  #prefault?: Promise<unknown>;
+
+  /**
+   * RAM of `size` bytes: the spare a disposed VM left, cleared, if it has
+   * that size (its chunks the last guest used already faulted in), or a
+   * fresh mapping.
+   */
+  static take(size: number): GuestMemory {
+    const s = spare;
+    if (s?.size === size) {
+      spare = undefined;
+      return s;
+    }
+    return new GuestMemory(size);
+  }
 
   /** Maps `size` bytes (a multiple of 2 MiB) aligned for transparent huge pages. */
   constructor(size: number) {
@@ -130,8 +176,64 @@ export class GuestMemory {
     libc().madvise(this.host + BigInt(addr), BigInt(len), MADV_NOHUGEPAGE);
   }
 
-  /** Unmaps the RAM. No view of it may be used afterwards. */
-  free(): void {
-    libc().munmap(this.#mapping, this.#mappingSize);
+  /**
+   * Gives the RAM up when its VM is gone. With `reuse` (no thread of the
+   * old VM can still run: a KVM_RUN under way would write here), it is
+   * kept as the process's spare for the next VM: every page is dropped
+   * first, so the next guest reads zeros only, as from fresh memory.
+   * Faulting in and clearing a 2 MiB host page costs ~0.5 ms on a nested
+   * VM, and it was on the guest's path; for the spare, a worker thread
+   * faults in again the chunks the last guest used as huge pages, while
+   * this process does other work. Otherwise it is unmapped. No view of it
+   * may be used afterwards.
+   */
+  release(reuse: boolean): void {
+    if (!reuse || spare) return void this.free();
+    const warm = this.#hugeChunks();
+    libc().madvise(this.host, BigInt(this.size), MADV_DONTNEED);
+    // Undoes noHugePages: the next VM sets its own.
+    libc().madvise(this.host, BigInt(this.size), MADV_HUGEPAGE);
+    this.userEnd = this.size;
+    spare = this;
+    const p = this.#prefault = prefaults = warm.reduce(
+      (done, [lo, hi]) =>
+        done.then(() =>
+          libc().madvise_bg(this.host + BigInt(lo), BigInt(hi - lo), MADV_POPULATE_WRITE)
+        ),
+      prefaults,
+    );
+    p.finally(() => {
+      if (this.#prefault === p) this.#prefault = undefined;
+    });
+  }
+
+  /** Runs of whole resident 2 MiB chunks of user memory, as [lo, hi) guest ranges. */
+  #hugeChunks(): [number, number][] {
+    const pages = new Uint8Array(this.size / 4096);
+    if (libc().mincore(this.host, BigInt(this.size), pages) !== 0) return [];
+    // One byte per page, bit 0 set if resident: four pages per word.
+    const words = new Uint32Array(pages.buffer);
+    const runs: [number, number][] = [];
+    let n = 0;
+    // User memory only: the VM backs the rest with 4 KiB host pages.
+    const first = Math.ceil(ABI.USER_MIN / HUGE), end = Math.floor(this.userEnd / HUGE);
+    next: for (let c = first; c < end && n < MAX_WARM_CHUNKS; c++) {
+      for (let w = c * 128; w < c * 128 + 128; w++) {
+        if ((words[w] & 0x01010101) !== 0x01010101) continue next;
+      }
+      n++;
+      const last = runs.at(-1);
+      if (last && last[1] === c * HUGE) last[1] += HUGE;
+      else runs.push([c * HUGE, c * HUGE + HUGE]);
+    }
+    return runs;
+  }
+
+  /** Unmaps the RAM: at once, or when a prefault under way has ended. */
+  free(): Promise<void> {
+    const unmap = () => void libc().munmap(this.#mapping, this.#mappingSize);
+    if (this.#prefault) return this.#prefault.then(unmap);
+    unmap();
+    return Promise.resolve();
   }
 }

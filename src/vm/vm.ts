@@ -252,7 +252,7 @@ export class Vm implements Disposable, AsyncDisposable {
     const size = options.memory ?? DEFAULT_MEMORY;
     this.#elf = elf;
     this.#vm = this.#kvm.createVm();
-    const mem = this.#mem = new GuestMemory(size);
+    const mem = this.#mem = GuestMemory.take(size);
     this.#vm.setUserMemoryRegion(0, 0n, BigInt(size), mem.host);
     this.#vcpu = this.#vm.createVcpu(0);
     this.#runSize = this.#kvm.vcpuMmapSize();
@@ -1600,7 +1600,8 @@ export class Vm implements Disposable, AsyncDisposable {
     if (this.#timerId !== undefined) hostSyscall(NR_TIMER_DELETE, this.#timerId);
     this.#threads?.stopAll();
     // A runner still running (stuck past stopAll's wait) may write it yet.
-    if (this.#threads?.runnersDone() ?? true) closeEventfd(this.#wakeFd);
+    const done = this.#threads?.runnersDone() ?? true;
+    if (done) closeEventfd(this.#wakeFd);
     this.#threads?.dispose();
     this.#process?.fds.closeAll();
     this.#mounts?.close();
@@ -1609,7 +1610,7 @@ export class Vm implements Disposable, AsyncDisposable {
     for (const cpu of this.#threads?.cpus.slice(1) ?? []) cpu.vcpu.close();
     this.#vcpu?.close();
     this.#vm?.close();
-    this.#mem?.free();
+    this.#mem?.release(done);
     this.#kvm.close();
   }
 
