@@ -88,6 +88,15 @@ for (const tc of Object.keys(TOOLCHAINS) as Toolchain[]) {
   }
 
   if (tc === "glibc-dynamic") {
+    Deno.test(`${tc}: space kept free above a library's RELRO is free to the program`, async () => {
+      const out = await assertSameAsNative(await fixture("hole_map", tc));
+      equal(
+        out.stdout,
+        "hint honored: 1\nMAP_FIXED_NOREPLACE: mapped there\nmremap in place: grown\n" +
+          "contents: xy\nagain: File exists\n",
+      );
+    });
+
     Deno.test(`${tc}: a crash inside libc is reported with the library's symbols`, async () => {
       const out = await runHermitux(await fixture("crash_lib", tc));
       equal(out.code, 139);

@@ -136,10 +136,13 @@ static int unmap_range(u64 lo, u64 hi, int refill)
 	return 0;
 }
 
+/* Whether a mapping overlaps [lo, hi). Holes do not count: to the program
+ * they are free space, which an address it names may take (unmap_range
+ * trims them first); only placement by find_gap keeps out of them. */
 static int overlaps(u64 lo, u64 hi)
 {
 	for (int i = 0; i < nregions; i++)
-		if (regions[i].start < hi && lo < regions[i].end)
+		if (!regions[i].hole && regions[i].start < hi && lo < regions[i].end)
 			return 1;
 	return 0;
 }
@@ -244,15 +247,15 @@ static long do_mmap(u64 addr, u64 len, u64 prot, u64 flags, u64 fd, u64 off)
 	if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
 		if (!user_ok(addr, len) || addr + len > BOOT->mmap_max)
 			return -ENOMEM;
-		if (overlaps(addr, addr + len)) {
-			if (flags & MAP_FIXED_NOREPLACE)
-				return -EEXIST;
-			if (unmap_range(addr, addr + len, file))
-				return -ENOMEM;
-		}
+		if ((flags & MAP_FIXED_NOREPLACE) && overlaps(addr, addr + len))
+			return -EEXIST;
+		if (unmap_range(addr, addr + len, file))
+			return -ENOMEM;
 		start = addr;
 	} else if (addr && addr >= floor && addr + len <= BOOT->mmap_max &&
 		   addr + len > addr && !overlaps(addr, addr + len)) {
+		if (unmap_range(addr, addr + len, 0)) /* holes only */
+			return -ENOMEM;
 		start = addr;
 	} else {
 		u64 phase;
@@ -374,7 +377,9 @@ static long do_mremap(u64 old, u64 old_len, u64 new_len, u64 flags, u64 new_addr
 			unmap_range(old + new_len, old + old_len, 0);
 			return old;
 		}
-		if (old + new_len <= BOOT->mmap_max && !overlaps(old + old_len, old + new_len)) {
+		if (old + new_len <= BOOT->mmap_max && !overlaps(old + old_len, old + new_len) &&
+		    !unmap_range(old + old_len, old + new_len, 0) /* holes only */) {
+			r = region_at(old);
 			if (r->ptes && r->end < old + new_len)
 				set_ptes(r->end, old + new_len, restricted(prot) ? prot : PROT_RESET);
 			r->end = r->end > old + new_len ? r->end : old + new_len;
