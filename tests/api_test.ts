@@ -146,7 +146,10 @@ Deno.test("a disposed VM's RAM is kept for the next VM of its size, until droppe
 Deno.test("disposing a Vm frees every fd and mapping", async () => {
   const path = await fixture("hello", "musl-static");
   const { registry } = capturing();
-  (await boot({ path, registry })).status; // warm-up: libc and kernel image loaded once
+  { // warm-up: libc and kernel image loaded once
+    await using vm = await Vm.create({ path, registry });
+    await vm.run();
+  }
   await dropSpareMemory(); // the RAM kept for the next VM
   const fds = kvmFds(), maps = vmMappings();
   for (let i = 0; i < 20; i++) {

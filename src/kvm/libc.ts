@@ -9,6 +9,8 @@
 const symbols = {
   open: { parameters: ["buffer", "i32", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
+  /** close on a worker thread: for fds whose last close waits in the kernel. */
+  close_bg: { name: "close", parameters: ["i32"], result: "i32", nonblocking: true },
   ioctl: { parameters: ["i32", "u32", "pointer"], result: "i32" },
   ioctl_u64: { name: "ioctl", parameters: ["i32", "u32", "u64"], result: "i32" },
   mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },

@@ -52,9 +52,28 @@ export function hostFstat(fd: number): HostStat | number {
   };
 }
 
-/** Host address of a JS buffer, for syscalls that take a pointer. */
+/**
+ * Buffers whose addresses were handed out. An address does not keep its
+ * buffer alive: in `hostSyscall(nr, bufferAddress(pathToCString(p)))` the
+ * buffer is garbage once its address is taken, and a collection before the
+ * call (the address's own bigint is an allocation) may free its memory,
+ * which the host kernel would then read. Kept here until the host call
+ * being served is done ({@linkcode unpinBuffers}).
+ */
+const pinned: Uint8Array[] = [];
+const MAX_PINNED = 4096;
+
+/** Host address of a JS buffer, for syscalls that take a pointer; the buffer stays alive. */
 export function bufferAddress(buf: Uint8Array): bigint {
+  // Outside any host call (boot, the CLI) nothing unpins: drop the oldest.
+  if (pinned.length === MAX_PINNED) pinned.splice(0, MAX_PINNED / 2);
+  pinned.push(buf);
   return Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf));
+}
+
+/** Lets the buffers {@linkcode bufferAddress} kept go: their calls are over. */
+export function unpinBuffers(): void {
+  pinned.length = 0;
 }
 
 /** Host syscall numbers used by handlers. */

@@ -7,6 +7,7 @@
  */
 import { E, SyscallError } from "./errno.ts";
 import { SYSCALL_NUMBERS, syscallName } from "./table.ts";
+import { unpinBuffers } from "./host.ts";
 import type { GuestMemory } from "../vm/memory.ts";
 import type { FdTable } from "./fdtable.ts";
 import type { MountTable } from "../vfs/mounts.ts";
@@ -147,6 +148,8 @@ export function dispatch(
     }
     if (e instanceof SyscallError) return BigInt(-e.errno);
     throw e;
+  } finally {
+    unpinBuffers();
   }
 }
 

@@ -13,8 +13,8 @@ import { E, SyscallError } from "../syscalls/errno.ts";
 const PROT_RW = 3, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20, MAP_NORESERVE = 0x4000;
 const MADV_DONTNEED = 4, MADV_HUGEPAGE = 14, MADV_NOHUGEPAGE = 15, MADV_POPULATE_WRITE = 23;
 const HUGE = 2 * 1024 * 1024;
-/** At most this many 2 MiB chunks are prefaulted for the next VM (128 MiB). */
-const MAX_WARM_CHUNKS = 64;
+/** At most this many 2 MiB chunks are prefaulted for the next VM (64 MiB). */
+const MAX_WARM_CHUNKS = 32;
 
 /** The RAM of the last VM disposed, cleared, kept for the next VM of its size. */
 let spare: GuestMemory | undefined;

@@ -194,6 +194,8 @@ export class Vm implements Disposable, AsyncDisposable {
   /** The exitless transport's wake eventfd (src/vm/wake.ts), or -1. */
   #wakeFd = -1;
   #crash?: CrashReport;
+  /** The VM fd's close on a worker thread (dispose), under way or done. */
+  #teardown?: Promise<void>;
 
   private constructor(options: BootOptions) {
     this.#registry = options.registry ?? defaultRegistry();
@@ -1593,7 +1595,12 @@ export class Vm implements Disposable, AsyncDisposable {
     };
   }
 
-  /** Frees the vCPU, VM, KVM fd and guest memory. Safe to call twice. */
+  /**
+   * Frees the vCPUs, the VM, the KVM fd and guest memory (kept, cleared,
+   * for the next VM: {@linkcode GuestMemory.release}). The VM fd's close,
+   * where KVM tears the VM down, runs on a worker thread; `await using`
+   * waits for it. Safe to call twice.
+   */
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
@@ -1609,7 +1616,8 @@ export class Vm implements Disposable, AsyncDisposable {
     for (const run of this.#runs) libc().munmap(run, BigInt(this.#runSize));
     for (const cpu of this.#threads?.cpus.slice(1) ?? []) cpu.vcpu.close();
     this.#vcpu?.close();
-    this.#vm?.close();
+    // KVM's teardown of the VM waits for grace periods: not on this path.
+    if (this.#vm) this.#teardown = this.#vm.closeInBackground();
     this.#mem?.release(done);
     this.#kvm.close();
   }
@@ -1619,10 +1627,13 @@ export class Vm implements Disposable, AsyncDisposable {
     this.dispose();
   }
 
-  /** Same as {@linkcode Vm.dispose}. */
-  [Symbol.asyncDispose](): Promise<void> {
+  /**
+   * {@linkcode Vm.dispose}, then waits until KVM has torn the VM down and
+   * its last fd is closed (dispose leaves that to a worker thread).
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
     this.dispose();
-    return Promise.resolve();
+    await this.#teardown;
   }
 }
 
