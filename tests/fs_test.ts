@@ -203,3 +203,53 @@ Deno.test("--memfs: a private in-memory file system, gone after the run", async 
   ]);
   equal(shm().length, before);
 });
+
+Deno.test("directories that only lead to mounts list them, with inodes of their own", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hermitux-view-test-" });
+  try {
+    const mounts = ["/usr", "/lib", "/lib64"].flatMap((d) => ["--mount", `${d}:${d}:ro`]);
+    const flags = ["--no-default-mounts", ...mounts, "--mount", `${dir}:/data/x`, "--workdir", "/"];
+    const run = (bin: string, ...args: string[]) => runHermitux(`/usr/bin/${bin}`, args, { flags });
+    const ls = await run("ls", "-a", "/", "/data");
+    equal(ls.stderr, "");
+    equal(ls.stdout, "/:\n.\n..\ndata\nlib\nlib64\nusr\n\n/data:\n.\n..\nx\n");
+    equal(
+      (await run("stat", "-c", "%F %a", "/", "/data")).stdout,
+      "directory 555\ndirectory 555\n",
+    );
+    // find compares the inodes of / and /data: one each, or it reports a loop.
+    const find = await run(
+      "find",
+      "/",
+      "-maxdepth",
+      "2",
+      "-path",
+      "/usr",
+      "-prune",
+      "-o",
+      "-path",
+      "/lib",
+      "-prune",
+      "-o",
+      "-print",
+    );
+    equal(find.stderr, "");
+    deepStrictEqual(find.stdout.split("\n").sort(), [
+      "",
+      "/",
+      "/data",
+      "/data/x",
+      "/lib64",
+      "/lib64/ld-linux-x86-64.so.2",
+    ]);
+    // Nothing can be made there (ENOENT: Linux would say EROFS).
+    const mkdir = await run("mkdir", "/data/y");
+    equal(
+      mkdir.stderr,
+      "/usr/bin/mkdir: cannot create directory '/data/y': No such file or directory\n",
+    );
+    equal((await run("touch", "/new")).code, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -287,3 +287,29 @@ Deno.test("glibc selects the same CPU features (ifuncs, hwcaps, platform) as nat
   deepStrictEqual(decided(vm.stdout), decided(native.stdout));
   match(vm.stdout, /x86\.cpu_features\.preferred/);
 });
+
+Deno.test("node: files, crypto, timers and its worker threads (one waits in epoll_wait)", async () => {
+  // Node comes with the npm that installs Deno here. Its platform threads
+  // start while another sits in epoll_wait with no timeout: that wait used
+  // to hold the host thread serving every other one (a hang until --timeout).
+  const node = "/usr/bin/node";
+  try {
+    Deno.statSync(node);
+  } catch {
+    return; // no node on this machine: nothing to compare
+  }
+  const script = [
+    'const fs = require("fs"), crypto = require("crypto");',
+    'fs.writeFileSync("out.txt", "hello from node\\n");',
+    'console.log(fs.readFileSync("out.txt", "utf8").trim(), fs.readdirSync(".").sort());',
+    'console.log(crypto.createHash("sha256").update("abc").digest("hex"));',
+    'setTimeout(() => console.log("timer fired"), 20);',
+    'Promise.resolve().then(() => console.log("microtask"));',
+  ].join("\n");
+  const out = await same(node, ["script.js"], { files: { "script.js": script } });
+  equal(
+    out.stdout,
+    "hello from node [ 'out.txt', 'script.js' ]\n" +
+      "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\nmicrotask\ntimer fired\n",
+  );
+});

@@ -78,6 +78,27 @@ for (const tc of Object.keys(TOOLCHAINS) as Toolchain[]) {
     match(out.stderr, /backtrace:\n +0x[0-9a-f]+ <main\+0x[0-9a-f]+>/);
   });
 
+  Deno.test(`${tc}: no protection keys: pkey_alloc and pkey_free are EINVAL`, async () => {
+    const bin = await fixture("pkey", tc);
+    const want = "pkey_alloc: -1 Invalid argument\npkey_alloc bad flags: -1 Invalid argument\n" +
+      "pkey_free: -1 Invalid argument\n";
+    // Natively the same where the host CPU has no PKU (as on kvm_pvm hosts).
+    if (!/\bospke\b/.test(Deno.readTextFileSync("/proc/cpuinfo"))) {
+      equal((await assertSameAsNative(bin)).stdout, want);
+    } else equal((await runHermitux(bin)).stdout, want);
+  });
+
+  Deno.test(`${tc}: FIONBIO, FIOCLEX and FIONCLEX behave as natively`, async () => {
+    const out = await assertSameAsNative(await fixture("ioctl_fio", tc));
+    match(out.stdout, /^read of an empty pipe: -1 Resource temporarily unavailable$/m);
+  });
+
+  Deno.test(`${tc}: capget and capset behave as natively`, async () => {
+    const out = await assertSameAsNative(await fixture("caps", tc));
+    match(out.stdout, /^probe: 0 version 0x20080522$/m);
+    match(out.stdout, /^grow permitted: -1 Operation not permitted$/m);
+  });
+
   if (tc.endsWith("-dynamic")) {
     Deno.test(`${tc}: /proc/self/maps names the libraries, with file offsets`, async () => {
       const out = await assertSameAsNative(await fixture("maps_lib", tc));

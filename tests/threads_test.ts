@@ -46,6 +46,16 @@ for (const [name, cc, flags] of BUILDS) {
     equal(out.stdout, "thread read 4 'ping'\nmain read 4 'pong'\n");
   });
 
+  Deno.test(`${name}: threads waiting in epoll_wait, poll and select hold no one up`, async () => {
+    const out = await assertSameAsNative(await build("wait_threads.c", cc, flags));
+    equal(
+      out.stdout,
+      "thread woke from epoll_wait: 1 'a'\nthread woke from poll: 1 'b'\n" +
+        "thread woke from select: 1 'c'\nmain woke from epoll_wait: 1\nmain woke from poll: 1\n" +
+        "main woke from select: 1\n",
+    );
+  });
+
   Deno.test(`${name}: threads blocked in accept and recv do not hold each other up`, async () => {
     const out = await assertSameAsNative(await build("socket_threads.c", cc, flags));
     equal(out.stdout, "server got 4 'ping'\nclient got 4 'pong'\n");

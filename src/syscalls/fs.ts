@@ -17,7 +17,7 @@ import { bytesToPath, components, normalize, pathToCString } from "../vfs/path.t
 
 const AT_FDCWD = -100;
 const AT_SYMLINK_NOFOLLOW = 0x100, AT_REMOVEDIR = 0x200, AT_EMPTY_PATH = 0x1000;
-const O_ACCMODE = 3, O_CREAT = 0o100, O_TRUNC = 0o1000;
+const O_ACCMODE = 3, O_CREAT = 0o100, O_TRUNC = 0o1000, O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000, O_TMPFILE = 0o20000000 | 0o200000;
 const F_DUPFD = 0, F_GETFD = 1, F_SETFD = 2, F_GETFL = 3, F_SETFL = 4, F_DUPFD_CLOEXEC = 1030;
 const FD_CLOEXEC = 1;
@@ -220,9 +220,10 @@ function openAt(p: Process, dirfd: bigint, pathAddr: bigint, flags: number, mode
   const r = resolveAt(p, dirfd, path, !nofollow);
   const writes = (flags & O_ACCMODE) !== 0 || (flags & (O_CREAT | O_TRUNC)) !== 0;
   if (!r.mount) {
-    // A directory that only leads to mount points: readable, empty.
+    // A directory that only leads to mount points: read-only, listing them.
     if (writes) throw new SyscallError(E.EROFS);
-    throw new SyscallError(E.ENOENT);
+    const hostFd = p.mounts.openVirtual(r.guest, flags & (OPEN_FLAGS.O_PATH | O_NONBLOCK));
+    return p.fds.install(new OpenFile(hostFd, { path: r.guest }), (flags & O_CLOEXEC) !== 0);
   }
   if (writes && r.mount.readOnly) {
     const exists = statAt(r, false) >= 0n;
@@ -267,19 +268,23 @@ function statPath(call: SyscallCall, dirfd: bigint, pathAddr: bigint, buf: bigin
     return r;
   }
   const r = resolveAt(p, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
-  if (!r.mount) return virtualDirStat(p, out);
+  if (!r.mount) return virtualDirStat(p, r.guest, out);
   return statAt(r, !(flags & AT_SYMLINK_NOFOLLOW), out);
 }
 
-/** A directory that only leads to mounts looks like an empty, read-only one. */
-function virtualDirStat(p: Process, out: bigint): bigint {
-  const st = new DataView(new ArrayBuffer(STAT_SIZE));
-  st.setBigUint64(16, 2n, true); // nlink
-  st.setUint32(24, 0o040555, true); // mode
-  st.setBigInt64(56, 4096n, true); // blksize
-  const bytes = new Uint8Array(st.buffer);
-  p.mem.bytes.set(bytes, Number(out - p.mem.host));
-  return 0n;
+/**
+ * A directory that only leads to mounts is a read-only one that lists
+ * them: what it is stands in a host directory made for it (MountTable.viewOf).
+ */
+function virtualDirStat(p: Process, path: string, out: bigint): bigint {
+  const view = pathToCString(p.mounts.viewOf(path));
+  return hostSyscall(NR.newfstatat, AT_FDCWD, bufferAddress(view), out, 0);
+}
+
+/** statx's {@linkcode virtualDirStat}. */
+function virtualDirStatx(p: Process, path: string, flags: bigint, mask: bigint, out: bigint) {
+  const view = pathToCString(p.mounts.viewOf(path));
+  return hostSyscall(NR.statx, AT_FDCWD, bufferAddress(view), flags, mask, out);
 }
 
 function rw(nr: number) {
@@ -374,7 +379,7 @@ export const fsModule: SyscallModule = {
         return hostSyscall(NR.statx, fdArg(call), bufferAddress(empty), flags, mask, out);
       }
       const r = resolveAt(p, dirfd, path, !(Number(flags) & AT_SYMLINK_NOFOLLOW));
-      if (!r.mount) throw new SyscallError(E.ENOENT);
+      if (!r.mount) return virtualDirStatx(p, r.guest, flags, mask, out);
       return inParent(
         r,
         false,

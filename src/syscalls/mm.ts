@@ -110,10 +110,16 @@ export function onExecMapping(p: Process, hook: ExecMappingHook): void {
 export const mmModule: SyscallModule = {
   name: "mm",
   partial: {
+    pkey_alloc: "no protection keys, as on a CPU without PKU: EINVAL",
+    pkey_free: "no protection keys, as on a CPU without PKU: EINVAL",
     mmap:
       "file mappings are copies; MAP_SHARED writes reach the file on msync, munmap and exit, and other processes' writes are not seen",
   },
   handlers: {
+    // No protection keys: the guest runs without CR4.PKE, as Linux does on a
+    // CPU without PKU, and answers EINVAL likewise.
+    pkey_alloc: () => -E.EINVAL,
+    pkey_free: () => -E.EINVAL,
     // Called by the guest kernel for file mappings only, with the range reserved.
     mmap({ args: [addr, len, prot, flags, fd, off], process: p }) {
       const file = p.fds.get(fd);

@@ -2,8 +2,9 @@
  * Waiting on fds and the fd kinds made for waiting: poll, ppoll, select,
  * pselect6, epoll, eventfd, timerfd. Guest fds are translated to host fds
  * and the host kernel does the work. A wait that would block runs in
- * 50 ms slices, between which timers fire and signals are checked, so a
- * handler can interrupt it (EINTR) and `--timeout` can end the run.
+ * slices on the main thread, between which timers fire, signals are
+ * checked and other threads are served, so a handler can interrupt it
+ * (EINTR) and `--timeout` can end the run; any other thread parks.
  * @module
  */
 import { E, SyscallError } from "./errno.ts";
@@ -11,6 +12,7 @@ import { OpenFile } from "./fdtable.ts";
 import { bufferAddress, hostSyscall } from "./host.ts";
 import type { Process, SyscallModule } from "./registry.ts";
 import { monotonicNs, signalsOf } from "./signal.ts";
+import { type ThreadHost, threadsOf } from "./thread.ts";
 
 const NR = {
   ppoll: 271,
@@ -24,27 +26,91 @@ const NR = {
   fcntl: 72,
 } as const; // deno-fmt-ignore
 const SLICE_NS = 50_000_000n, NSEC = 1_000_000_000n;
+/** The main thread's slice while other threads may need it. */
+const THREAD_SLICE_NS = 10_000_000n;
+/** How often a parked wait is looked at again. */
+const RECHECK_NS = 2_000_000n;
 const O_CLOEXEC = 0o2000000;
 const FD_SETSIZE = 1024;
 
 const i32 = (v: bigint) => Number(BigInt.asIntN(32, v));
 
 /**
- * Repeats `attempt(sliceNs)` (a host wait of at most that long, returning
- * the ready count) until something is ready, `deadline` (monotonic ns, or
- * undefined for never) passes, or a signal or the run's end interrupts.
+ * Waits until something is ready, `deadline` (monotonic ns, or undefined
+ * for never) passes, or a signal or the run's end interrupts (EINTR), and
+ * returns `finish` of the ready count (0 at the deadline), which copies the
+ * result out to the guest. `attempt(ns)` is one host wait of at most that
+ * long. On the main thread the waits are slices, between which timers fire,
+ * signals are looked at and the other threads are served; on any other it
+ * parks (see parkedWait).
  */
-function waitLoop(p: Process, deadline: bigint | undefined, attempt: (ns: bigint) => bigint) {
+function waitLoop(
+  p: Process,
+  deadline: bigint | undefined,
+  attempt: (ns: bigint) => bigint,
+  finish: (r: bigint) => bigint = (r) => r,
+) {
+  const t = threadsOf(p);
+  if (t && !t.onMain) return parkedWait(p, t, deadline, attempt, finish);
   const sig = signalsOf(p);
-  for (;;) {
+  for (let first = true;; first = false) {
     const now = monotonicNs();
     sig.fireTimers(now);
     if (sig.timedOut || sig.next()) throw new SyscallError(E.EINTR);
-    const left = deadline === undefined ? SLICE_NS : deadline - now;
-    const r = attempt(left <= 0n ? 0n : left < SLICE_NS ? left : SLICE_NS);
-    if (r !== 0n && r !== BigInt(-E.EINTR)) return r;
-    if (deadline !== undefined && monotonicNs() >= deadline) return 0n;
+    if (!first) sig.idle?.(now);
+    // With other threads, short slices: they wait for this one to serve them.
+    const slice = t && t.count > 1 ? THREAD_SLICE_NS : SLICE_NS;
+    const left = deadline === undefined ? slice : deadline - now;
+    const r = attempt(left <= 0n ? 0n : left < slice ? left : slice);
+    if (r !== 0n && r !== BigInt(-E.EINTR)) return finish(r);
+    if (deadline !== undefined && monotonicNs() >= deadline) return finish(0n);
   }
+}
+
+/**
+ * A thread other than the main one must not hold up the host thread that
+ * serves the others (an epoll_wait with no timeout in one thread of node
+ * stopped every other one): it looks once, then parks, and the main thread
+ * looks again for it every RECHECK_NS until something is ready or the
+ * deadline passes, then resumes it with the result. A signal ends the wait
+ * with EINTR, as Linux does for these calls whatever SA_RESTART says.
+ */
+function parkedWait(
+  p: Process,
+  t: ThreadHost,
+  deadline: bigint | undefined,
+  attempt: (ns: bigint) => bigint,
+  finish: (r: bigint) => bigint,
+): bigint {
+  const sig = signalsOf(p);
+  if (sig.timedOut || sig.next()) throw new SyscallError(E.EINTR);
+  const ready = (r: bigint) => r !== 0n && r !== BigInt(-E.EINTR);
+  const r = attempt(0n);
+  if (ready(r)) return finish(r);
+  if (deadline !== undefined && monotonicNs() >= deadline) return finish(0n);
+  const tid = t.current;
+  const done = (r: bigint) => {
+    let ret: bigint;
+    try {
+      ret = finish(r);
+    } catch (e) {
+      if (!(e instanceof SyscallError)) throw e;
+      ret = BigInt(-e.errno);
+    }
+    t.resume(tid, ret);
+  };
+  const next = (now: bigint) =>
+    deadline !== undefined && deadline < now + RECHECK_NS ? deadline : now + RECHECK_NS;
+  const check = () => {
+    const r = attempt(0n);
+    if (ready(r)) return done(r);
+    const now = monotonicNs();
+    if (deadline !== undefined && now >= deadline) return done(0n);
+    t.park(next(now), check, interrupt);
+  };
+  const interrupt = () => t.resume(tid, BigInt(-E.EINTR));
+  t.park(next(monotonicNs()), check, interrupt);
+  return 0n; // parked: the call returns what resume gives it
 }
 
 /** A guest timespec (or NULL: no deadline) as an absolute monotonic deadline. */
@@ -82,18 +148,23 @@ function pollFds(p: Process, fds: bigint, nfds: bigint, deadline: bigint | undef
     if (hostFd === -2) hv.setInt16(i * 8 + 6, 0x20, true); // POLLNVAL
   }
   const nval = [...Array(n).keys()].filter((i) => hv.getInt16(i * 8 + 6, true) === 0x20);
-  const r = nval.length
-    ? BigInt(nval.length)
-    : waitLoop(p, deadline, (ns) =>
-      hostSyscall(NR.ppoll, bufferAddress(host), n, bufferAddress(hostTimespec(ns)), 0, 8));
-  for (let i = 0; i < n; i++) {
-    gv.setInt16(
-      i * 8 + 6,
-      nval.includes(i) ? 0x20 : r > 0n ? hv.getInt16(i * 8 + 6, true) : 0,
-      true,
-    );
-  }
-  return r;
+  const finish = (r: bigint) => {
+    for (let i = 0; i < n; i++) {
+      gv.setInt16(
+        i * 8 + 6,
+        nval.includes(i) ? 0x20 : r > 0n ? hv.getInt16(i * 8 + 6, true) : 0,
+        true,
+      );
+    }
+    return r;
+  };
+  if (nval.length) return finish(BigInt(nval.length));
+  return waitLoop(
+    p,
+    deadline,
+    (ns) => hostSyscall(NR.ppoll, bufferAddress(host), n, bufferAddress(hostTimespec(ns)), 0, 8),
+    finish,
+  );
 }
 
 /** select on guest fd_sets, through poll. */
@@ -121,7 +192,22 @@ function selectFds(
     hv.setInt32(i * 8, e.host, true);
     hv.setInt16(i * 8 + 4, e.ev, true);
   });
-  const r = waitLoop(
+  const finish = (r: bigint) => {
+    if (r < 0n) return r;
+    for (const s of sets) s?.fill(0);
+    let count = 0;
+    list.forEach((e, i) => {
+      const re = hv.getInt16(i * 8 + 6, true);
+      sets.forEach((s, k) => {
+        if (s && re & events[k] && e.ev & [0x1, 0x4, 0x2][k]) {
+          s[e.fd >> 3] |= 1 << (e.fd & 7);
+          count++;
+        }
+      });
+    });
+    return BigInt(count);
+  };
+  return waitLoop(
     p,
     deadline,
     (ns) =>
@@ -133,20 +219,8 @@ function selectFds(
         0,
         8,
       ),
+    finish,
   );
-  if (r < 0n) return r;
-  for (const s of sets) s?.fill(0);
-  let count = 0;
-  list.forEach((e, i) => {
-    const re = hv.getInt16(i * 8 + 6, true);
-    sets.forEach((s, k) => {
-      if (s && re & events[k] && e.ev & [0x1, 0x4, 0x2][k]) {
-        s[e.fd >> 3] |= 1 << (e.fd & 7);
-        count++;
-      }
-    });
-  });
-  return count;
 }
 
 /** Installs a host fd the kernel just made (eventfd, timerfd, epoll). */

@@ -1,12 +1,13 @@
 /**
  * Process-level calls the guest kernel sends to the host: exit, resource
- * limits, randomness and names. (set_robust_list and rseq are served in the
+ * limits, randomness, names and capabilities. (set_robust_list and rseq are served in the
  * guest kernel.)
  * @module
  */
 import { E, SyscallError } from "./errno.ts";
 import { bufferAddress, HOST_NR, hostSyscall } from "./host.ts";
 import type { Process, SyscallModule } from "./registry.ts";
+import { threadsOf } from "./thread.ts";
 
 const RLIM_NLIMITS = 16;
 const PR_SET_NAME = 15, PR_GET_NAME = 16;
@@ -69,6 +70,67 @@ function comm(p: Process): Uint8Array {
   return c;
 }
 
+const CAP_V1 = 0x19980330, CAP_V2 = 0x20071026, CAP_V3 = 0x20080522;
+const NR_CAPGET = 125;
+
+/**
+ * The process's capability sets as [effective, permitted, inheritable],
+ * two 32-bit words each (v3 layout): the host process's at start (a
+ * native run of the program has what this process has), then what capset
+ * left. They are recorded, not enforced: the host process keeps its own.
+ */
+function caps(p: Process): Uint32Array {
+  let c = p.state.get("caps") as Uint32Array | undefined;
+  if (!c) {
+    const hdr = new Uint32Array([CAP_V3, 0]), data = new Uint32Array(6);
+    c = new Uint32Array(6);
+    const ok = hostSyscall(
+      NR_CAPGET,
+      bufferAddress(new Uint8Array(hdr.buffer)),
+      bufferAddress(new Uint8Array(data.buffer)),
+    ) === 0n;
+    // Host layout: one {effective, permitted, inheritable} per 32 bits.
+    if (ok) c.set([data[0], data[3], data[1], data[4], data[2], data[5]]);
+    p.state.set("caps", c);
+  }
+  return c;
+}
+
+let validMask: [number, number] | undefined;
+
+/** The capability bits that exist on the host, as two 32-bit words. */
+function validCaps(): [number, number] {
+  if (!validMask) {
+    let last = 40; // CAP_CHECKPOINT_RESTORE, Linux 5.9 and later
+    try {
+      last = Number(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap").trim()) || last;
+    } catch { /* no /proc: the default */ }
+    const bits = (n: number) => n >= 32 ? 0xffffffff : n <= 0 ? 0 : (2 ** n - 1) >>> 0;
+    validMask = [bits(last + 1), bits(last + 1 - 32)];
+  }
+  return validMask;
+}
+
+/**
+ * capget's and capset's header: the number of 32-bit words in each set
+ * (1 for v1, 2 for v2 and v3). An unknown version is answered with the one
+ * the kernel prefers, and EINVAL (0 for capget's probe with NULL data).
+ */
+function capHeader(p: Process, hdr: bigint, data: bigint, probe: boolean): number {
+  const at = p.mem.check(hdr, 8);
+  const version = p.mem.view.getUint32(at, true), pid = p.mem.view.getInt32(at + 4, true);
+  if (version !== CAP_V1 && version !== CAP_V2 && version !== CAP_V3) {
+    p.mem.view.setUint32(at, CAP_V3, true);
+    if (probe && !data) return 0;
+    throw new SyscallError(E.EINVAL);
+  }
+  if (pid < 0) throw new SyscallError(E.EINVAL);
+  if (pid !== 0 && pid !== p.pid && !threadsOf(p)?.has(pid)) {
+    throw new SyscallError(probe ? E.ESRCH : E.EPERM);
+  }
+  return version === CAP_V1 ? 1 : 2;
+}
+
 /** Process lifetime and identity-adjacent calls. */
 export const processModule: SyscallModule = {
   name: "process",
@@ -76,6 +138,9 @@ export const processModule: SyscallModule = {
     prlimit64:
       "own process only (pid 0 or self); limits start as the host's and are recorded, not enforced",
     prctl: "PR_SET_NAME and PR_GET_NAME only; others EINVAL",
+    capset:
+      "the sets start as the host process's; capset records them (within Linux's rules for an " +
+      "unprivileged change) for capget, and nothing is enforced",
   },
   handlers: {
     exit({ args: [code], process: p }) {
@@ -100,6 +165,37 @@ export const processModule: SyscallModule = {
       const out = p.mem.slice(buf, n);
       for (let i = 0; i < n; i += 65536) crypto.getRandomValues(out.subarray(i, i + 65536));
       return n;
+    },
+    capget({ args: [hdr, data], process: p }) {
+      const words = capHeader(p, hdr, data, true);
+      if (!data) return 0;
+      const at = p.mem.check(data, words * 12), c = caps(p);
+      for (let w = 0; w < words; w++) {
+        for (let k = 0; k < 3; k++) p.mem.view.setUint32(at + w * 12 + k * 4, c[k * 2 + w], true);
+      }
+      return 0;
+    },
+    capset({ args: [hdr, data], process: p }) {
+      const words = capHeader(p, hdr, data, false);
+      const at = p.mem.check(data, words * 12), c = caps(p), next = c.slice();
+      for (let w = 0; w < words; w++) {
+        for (let k = 0; k < 3; k++) {
+          next[k * 2 + w] = p.mem.view.getUint32(at + w * 12 + k * 4, true);
+        }
+      }
+      // Bits past the last capability the host knows are dropped, as Linux does.
+      const valid = validCaps();
+      for (let i = 0; i < 6; i++) next[i] &= valid[i & 1];
+      // Linux's rules without CAP_SETPCAP: permitted may only shrink, effective
+      // stays within it, inheritable within the old inheritable and permitted.
+      for (let w = 0; w < 2; w++) {
+        const [eff, prm, inh] = [next[w], next[2 + w], next[4 + w]];
+        if ((prm & ~c[2 + w]) || (eff & ~prm) || (inh & ~(c[4 + w] | c[2 + w]))) {
+          throw new SyscallError(E.EPERM);
+        }
+      }
+      c.set(next);
+      return 0;
     },
     prctl({ args: [option, arg2], process: p }) {
       if (option === BigInt(PR_SET_NAME)) {

@@ -25,7 +25,9 @@ const IOCTLS: Record<number, number> = {
   0x5414: 8, // TIOCSWINSZ
   0x541b: 4, // FIONREAD
   0x540f: 4, // TIOCGPGRP
+  0x5421: 4, // FIONBIO (libuv's way to make an fd non-blocking)
 };
+const FIONCLEX = 0x5450, FIOCLEX = 0x5451;
 
 /** A write to a pipe or socket with no reader also raises SIGPIPE, as on Linux. */
 export function sigpipe(p: Process, r: bigint): bigint {
@@ -244,7 +246,8 @@ export const stdioModule: SyscallModule = {
   name: "stdio",
   partial: {
     ioctl:
-      "terminal requests TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, TIOCSWINSZ, FIONREAD and TIOCGPGRP; others ENOTTY",
+      "terminal requests TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, TIOCSWINSZ and TIOCGPGRP, " +
+      "and FIONREAD, FIONBIO, FIOCLEX and FIONCLEX; others ENOTTY",
   },
 
   handlers: {
@@ -258,8 +261,13 @@ export const stdioModule: SyscallModule = {
     pwritev2: rwv(HOST_NR.pwritev2),
     fstat,
     ioctl({ args: [fd, req, arg], process: p }) {
-      const file = p.fds.get(fd);
-      const size = IOCTLS[Number(req & 0xffffffffn)];
+      const file = p.fds.get(fd), r = Number(req & 0xffffffffn);
+      // Close-on-exec is the guest's own flag (the fd table's), not the host fd's.
+      if (r === FIOCLEX || r === FIONCLEX) {
+        p.fds.setCloexec(fd, r === FIOCLEX);
+        return 0;
+      }
+      const size = IOCTLS[r];
       if (size === undefined) throw new SyscallError(E.ENOTTY);
       return hostSyscall(HOST_NR.ioctl, file.hostFd, req, p.mem.hostAddress(arg, size));
     },

@@ -97,6 +97,8 @@ function memoryRoot(): string {
 export class MountTable {
   #mounts: Mount[] = [];
   #scratch: string[] = [];
+  /** Where the directories standing for virtual ones are made (openVirtual). */
+  #views?: string;
 
   /** Opens each host directory; throws a clear error for a bad one. */
   constructor(specs: readonly MountSpec[] = []) {
@@ -137,6 +139,59 @@ export class MountTable {
     return this.#mounts.find((m) =>
       m.guest === "/" || path === m.guest || path.startsWith(m.guest + "/")
     );
+  }
+
+  /**
+   * The names in `path`, a directory that only leads to mount points: the
+   * next component of each mount below it.
+   */
+  childrenOf(path: string): string[] {
+    const prefix = path === "/" ? "/" : path + "/";
+    const names = new Set<string>();
+    for (const m of this.#mounts) {
+      if (m.guest.startsWith(prefix) && m.guest !== path) {
+        names.add(m.guest.slice(prefix.length).split("/")[0]);
+      }
+    }
+    return [...names].sort();
+  }
+
+  /**
+   * A read-only fd for `path`, a directory that only leads to mount points:
+   * a host directory made for it, holding an empty directory for each of
+   * {@linkcode MountTable.childrenOf}, so that `getdents64` lists them
+   * (`ls /` shows the mounts' top directories).
+   */
+  openVirtual(path: string, flags: number): number {
+    return check(
+      hostSyscall(
+        NR.open,
+        bufferAddress(pathToCString(this.viewOf(path))),
+        flags | O_DIRECTORY | O_CLOEXEC,
+      ),
+    );
+  }
+
+  /**
+   * The host directory standing for `path`, a directory that only leads to
+   * mount points (made on first use): what `openVirtual` opens, and what
+   * `stat` of `path` describes, so that its inode is its own and the same
+   * either way (`find` compares them).
+   */
+  viewOf(path: string): string {
+    if (!this.#views) {
+      this.#views = Deno.makeTempDirSync({ dir: memoryRoot(), prefix: "hermitux-view-" });
+      this.#scratch.push(this.#views);
+    }
+    const dir = `${this.#views}/${encodeURIComponent(path)}`;
+    try {
+      Deno.mkdirSync(dir);
+      for (const name of this.childrenOf(path)) Deno.mkdirSync(`${dir}/${name}`, { mode: 0o555 });
+      Deno.chmodSync(dir, 0o555);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+    }
+    return dir;
   }
 
   /** Whether `path` is a directory on the way to some mount point. */
@@ -272,7 +327,21 @@ export class MountTable {
   close(): void {
     for (const m of this.#mounts) hostSyscall(NR.close, m.rootFd);
     this.#mounts = [];
-    for (const dir of this.#scratch.splice(0)) Deno.removeSync(dir, { recursive: true });
+    for (const dir of this.#scratch.splice(0)) {
+      // A view's directories are read-only: made writable again to go.
+      if (dir === this.#views) chmodTree(dir);
+      Deno.removeSync(dir, { recursive: true });
+    }
+    this.#views = undefined;
+  }
+}
+
+/** Makes every directory below `dir` writable (for its removal). */
+function chmodTree(dir: string): void {
+  for (const e of Deno.readDirSync(dir)) {
+    if (!e.isDirectory) continue;
+    Deno.chmodSync(`${dir}/${e.name}`, 0o755);
+    chmodTree(`${dir}/${e.name}`);
   }
 }
 

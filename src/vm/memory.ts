@@ -13,6 +13,11 @@ import { E, SyscallError } from "../syscalls/errno.ts";
 const PROT_RW = 3, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20, MAP_NORESERVE = 0x4000;
 const MADV_DONTNEED = 4, MADV_HUGEPAGE = 14, MADV_NOHUGEPAGE = 15, MADV_POPULATE_WRITE = 23;
 const HUGE = 2 * 1024 * 1024;
+/**
+ * How long after a VM's end the spare's prefault starts: a boot that comes
+ * sooner takes the spare first, and no prefault competes with it.
+ */
+const PREFAULT_DELAY_MS = 5;
 /** At most this many 2 MiB chunks are prefaulted for the next VM (64 MiB). */
 const MAX_WARM_CHUNKS = 32;
 
@@ -58,8 +63,10 @@ export class GuestMemory {
   readonly view: DataView;
   #mapping: Deno.PointerObject;
   #mappingSize: bigint;
-  /** The background prefault under way (see release), if any. */
-  #prefault?: Promise<unknown>;
+  /** How many times this RAM was released (see release). */
+  #releases = 0;
+  /** The prefault call on a worker thread right now (see release), if any. */
+  #inFlight?: Promise<unknown>;
 
   /**
    * RAM of `size` bytes: the spare a disposed VM left, cleared, if it has
@@ -184,10 +191,16 @@ export class GuestMemory {
    * Faulting in and clearing a 2 MiB host page costs ~0.5 ms on a nested
    * VM, and it was on the guest's path; for the spare, a worker thread
    * faults in again the chunks the last guest used as huge pages, while
-   * this process does other work. Otherwise it is unmapped. No view of it
-   * may be used afterwards.
+   * this process does other work: one chunk at a time, starting once the
+   * old VM's teardown (`after`) has ended and the process has been quiet
+   * for PREFAULT_DELAY_MS, and stopping when a VM takes the spare. A VM
+   * created while a chunk is being faulted in waits for it (its
+   * KVM_CREATE_VM or mmap needs the mmap lock the fault holds, up to ~6 ms
+   * for a 2 MiB page the outer hypervisor has not backed yet), so boots
+   * that come back to back get no prefault. Otherwise it is unmapped. No
+   * view of it may be used afterwards.
    */
-  release(reuse: boolean): void {
+  release(reuse: boolean, after?: Promise<unknown>): void {
     if (!reuse || spare) return void this.free();
     const warm = this.#hugeChunks();
     libc().madvise(this.host, BigInt(this.size), MADV_DONTNEED);
@@ -195,44 +208,46 @@ export class GuestMemory {
     libc().madvise(this.host, BigInt(this.size), MADV_HUGEPAGE);
     this.userEnd = this.size;
     spare = this;
-    const p = this.#prefault = prefaults = warm.reduce(
-      (done, [lo, hi]) =>
-        done.then(() =>
-          libc().madvise_bg(this.host + BigInt(lo), BigInt(hi - lo), MADV_POPULATE_WRITE)
-        ),
-      prefaults,
-    );
-    p.finally(() => {
-      if (this.#prefault === p) this.#prefault = undefined;
-    });
+    // Taken and released again before it starts: the later release's prefault is the one.
+    const generation = ++this.#releases;
+    const step = (i: number): Promise<unknown> => {
+      if (i >= warm.length || spare !== this || this.#releases !== generation) {
+        return Promise.resolve();
+      }
+      const at = this.host + BigInt(warm[i]);
+      const call = this.#inFlight = libc().madvise_bg(at, BigInt(HUGE), MADV_POPULATE_WRITE);
+      return call.then(() => {
+        if (this.#inFlight === call) this.#inFlight = undefined;
+        return step(i + 1);
+      });
+    };
+    const quiet = new Promise<void>((ok) => setTimeout(ok, PREFAULT_DELAY_MS));
+    prefaults = Promise.all([prefaults, after, quiet]).then(() => step(0));
   }
 
-  /** Runs of whole resident 2 MiB chunks of user memory, as [lo, hi) guest ranges. */
-  #hugeChunks(): [number, number][] {
+  /** The whole resident 2 MiB chunks of user memory, by guest address. */
+  #hugeChunks(): number[] {
     const pages = new Uint8Array(this.size / 4096);
     if (libc().mincore(this.host, BigInt(this.size), pages) !== 0) return [];
     // One byte per page, bit 0 set if resident: four pages per word.
     const words = new Uint32Array(pages.buffer);
-    const runs: [number, number][] = [];
-    let n = 0;
+    const chunks: number[] = [];
     // User memory only: the VM backs the rest with 4 KiB host pages.
     const first = Math.ceil(ABI.USER_MIN / HUGE), end = Math.floor(this.userEnd / HUGE);
-    next: for (let c = first; c < end && n < MAX_WARM_CHUNKS; c++) {
+    next: for (let c = first; c < end && chunks.length < MAX_WARM_CHUNKS; c++) {
       for (let w = c * 128; w < c * 128 + 128; w++) {
         if ((words[w] & 0x01010101) !== 0x01010101) continue next;
       }
-      n++;
-      const last = runs.at(-1);
-      if (last && last[1] === c * HUGE) last[1] += HUGE;
-      else runs.push([c * HUGE, c * HUGE + HUGE]);
+      chunks.push(c * HUGE);
     }
-    return runs;
+    return chunks;
   }
 
-  /** Unmaps the RAM: at once, or when a prefault under way has ended. */
+  /** Unmaps the RAM: at once, or when the prefault call under way has returned. */
   free(): Promise<void> {
+    this.#releases++; // a prefault not yet started never starts
     const unmap = () => void libc().munmap(this.#mapping, this.#mappingSize);
-    if (this.#prefault) return this.#prefault.then(unmap);
+    if (this.#inFlight) return this.#inFlight.then(unmap);
     unmap();
     return Promise.resolve();
   }

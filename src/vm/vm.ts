@@ -484,6 +484,12 @@ export class Vm implements Disposable, AsyncDisposable {
     }
   }
 
+  /** A trace line; with the thread's id once the process has more than one, as `strace -f`. */
+  #traced(cpu: Cpu | undefined, line: string): void {
+    const t = this.#threads;
+    this.#trace!(t && cpu && t.count > 1 ? `[pid ${cpu.tid}] ${line}` : line);
+  }
+
   /** Writes a syscall result into `cpu`'s host-call block. */
   #setRet(cpu: Cpu, ret: bigint): void {
     const at = physOf(this.#mem!, cpu.id, ABI.HOSTCALL_ADDR + HOSTCALL.ret);
@@ -873,7 +879,7 @@ export class Vm implements Disposable, AsyncDisposable {
     for (let sig = s.next(); sig && !p.ended; sig = s.next()) {
       const info = s.take(sig);
       const act = s.action(sig);
-      if (this.#trace) this.#trace(formatSignal(info));
+      if (this.#trace) this.#traced(this.#threads?.serving, formatSignal(info));
       if (act.handler === SIG_DFL) {
         p.exit(0, sig); // ignored signals never come out of next()
         break;
@@ -1124,9 +1130,9 @@ export class Vm implements Disposable, AsyncDisposable {
         // A file mmap/munmap the guest kernel forwards is traced by the kernel itself.
         const forwarded = FORWARDED.has(nr) && !this.#registry.isOverridden(nr);
         if (this.#trace && !this.#process!.ended && !forwarded) {
-          this.#trace(formatSyscall(mem, nr, args, ret));
+          this.#traced(cpu, formatSyscall(mem, nr, args, ret));
         }
-        if (this.#trace && this.#process!.ended) this.#trace(`${name}(${args[0]}) = ?`);
+        if (this.#trace && this.#process!.ended) this.#traced(cpu, `${name}(${args[0]}) = ?`);
         v.setBigInt64(hc + HOSTCALL.ret, BigInt.asIntN(64, ret), true);
         // Exitless, the guest kernel asks for any signal this left (HC_SIGNAL).
         // A call that parked has not returned: its signals wait for its
@@ -1146,7 +1152,9 @@ export class Vm implements Disposable, AsyncDisposable {
         }
         return true;
       case ABI.HC_TRACE:
-        this.#trace?.(formatSyscall(mem, nr, args, v.getBigInt64(hc + HOSTCALL.ret, true)));
+        if (this.#trace) {
+          this.#traced(cpu, formatSyscall(mem, nr, args, v.getBigInt64(hc + HOSTCALL.ret, true)));
+        }
         return true;
       case ABI.HC_CLOCK: {
         const ts = new BigInt64Array(2);
@@ -1618,7 +1626,7 @@ export class Vm implements Disposable, AsyncDisposable {
     this.#vcpu?.close();
     // KVM's teardown of the VM waits for grace periods: not on this path.
     if (this.#vm) this.#teardown = this.#vm.closeInBackground();
-    this.#mem?.release(done);
+    this.#mem?.release(done, this.#teardown);
     this.#kvm.close();
   }
 
