@@ -11,8 +11,8 @@ import { E, SyscallError } from "./errno.ts";
 import { forgetHint } from "../loader/relro.ts";
 import { FdTable, OpenFile } from "./fdtable.ts";
 import { bufferAddress, hostSyscall } from "./host.ts";
-import type { Process, SyscallCall, SyscallModule } from "./registry.ts";
-import { OPEN_FLAGS, openBeneath, type Resolved } from "../vfs/mounts.ts";
+import type { Process, SyscallCall, SyscallHandler, SyscallModule } from "./registry.ts";
+import { OPEN_FLAGS, openBeneath, OutsideMounts, type Resolved } from "../vfs/mounts.ts";
 import { bytesToPath, components, normalize, pathToCString } from "../vfs/path.ts";
 
 const AT_FDCWD = -100;
@@ -217,7 +217,13 @@ function openAt(p: Process, dirfd: bigint, pathAddr: bigint, flags: number, mode
   }
   if ((flags & O_TMPFILE) === O_TMPFILE) throw new SyscallError(E.EOPNOTSUPP);
   const nofollow = (flags & OPEN_FLAGS.O_NOFOLLOW) !== 0;
-  const r = resolveAt(p, dirfd, path, !nofollow);
+  let r: Resolved;
+  try {
+    r = resolveAt(p, dirfd, path, !nofollow);
+  } catch (e) {
+    // Creating a file in a directory that only leads to mount points.
+    throw e instanceof OutsideMounts && flags & O_CREAT ? new SyscallError(E.EROFS) : e;
+  }
   const writes = (flags & O_ACCMODE) !== 0 || (flags & (O_CREAT | O_TRUNC)) !== 0;
   if (!r.mount) {
     // A directory that only leads to mount points: read-only, listing them.
@@ -345,19 +351,55 @@ function chdirTo(p: Process, r: Resolved) {
 
 const fdArg = (call: SyscallCall, i = 0) => call.process.fds.get(call.args[i]).hostFd;
 
+/**
+ * Calls that make or remove a name: in a directory that only leads to
+ * mount points, EROFS (it is read-only), not the ENOENT of a lookup.
+ */
+const NAMING = new Set([
+  "mkdir",
+  "mkdirat",
+  "rmdir",
+  "unlink",
+  "unlinkat",
+  "symlink",
+  "symlinkat",
+  "link",
+  "linkat",
+  "rename",
+  "renameat",
+  "renameat2",
+  "mknod",
+  "mknodat",
+]);
+
+function namingErrors(handlers: Record<string, SyscallHandler>): Record<string, SyscallHandler> {
+  return Object.fromEntries(
+    Object.entries(handlers).map(([name, h]) => [
+      name,
+      NAMING.has(name)
+        ? (call: SyscallCall) => {
+          try {
+            return h(call);
+          } catch (e) {
+            throw e instanceof OutsideMounts ? new SyscallError(E.EROFS) : e;
+          }
+        }
+        : h,
+    ]),
+  );
+}
+
 /** File and directory syscalls. */
 export const fsModule: SyscallModule = {
   name: "fs",
   partial: {
-    open: "O_TMPFILE is EOPNOTSUPP; a directory that only leads to mount points cannot be opened",
+    open: "O_TMPFILE is EOPNOTSUPP",
     openat: "as open",
-    getdents64: "directories that only lead to mount points do not list them",
     fcntl: "F_DUPFD(_CLOEXEC), F_GETFD/F_SETFD, F_GETFL/F_SETFL and record locks; others EINVAL",
-    statx: "a directory that only leads to mount points is ENOENT",
     linkat: "AT_EMPTY_PATH is not supported",
     utimensat: "a NULL path with a dirfd (futimens) only",
   },
-  handlers: {
+  handlers: namingErrors({
     open: ({ args: [path, flags, mode], process: p }) =>
       openAt(p, BigInt(AT_FDCWD), path, int(flags), int(mode)),
     openat: ({ args: [dirfd, path, flags, mode], process: p }) =>
@@ -585,7 +627,7 @@ export const fsModule: SyscallModule = {
       if (fd < 0n) return fd;
       return p.fds.install(new OpenFile(Number(fd)), (Number(flags) & 1) !== 0);
     },
-  },
+  }),
 };
 
 /** The target is stored as given: only the guest's resolution ever reads it. */

@@ -82,6 +82,18 @@ export function openBeneath(dirFd: number, rel: string, flags: number, mode = 0)
   }
 }
 
+/**
+ * ENOENT for a name in a directory that only leads to mount points: it
+ * names nothing, and nothing can be made there. Calls that make or remove
+ * a name turn it into EROFS, as Linux does for a read-only file system
+ * before it looks the name up.
+ */
+export class OutsideMounts extends SyscallError {
+  constructor() {
+    super(E.ENOENT);
+  }
+}
+
 /** `MountSpec.host` of an in-memory file system. */
 export const MEMORY = ":memory:";
 
@@ -227,7 +239,9 @@ export class MountTable {
       const here = this.#locate(guest);
       const final = queue.length === 0;
       if (!here.mount) {
-        if (!this.leadsToMount(guest)) throw new SyscallError(E.ENOENT);
+        if (!this.leadsToMount(guest)) {
+          throw final ? new OutsideMounts() : new SyscallError(E.ENOENT);
+        }
         stack.push(c);
         last = here;
         continue;

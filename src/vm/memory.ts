@@ -34,8 +34,10 @@ let prefaults: Promise<unknown> = Promise.resolve();
  * has ended. A benchmark waits for it so that this work does not run
  * beside what it times.
  */
-export function spareMemoryReady(): Promise<void> {
-  return prefaults.then(() => {});
+export async function spareMemoryReady(): Promise<void> {
+  // The prefault's own delay does not keep the process alive: this one does.
+  await new Promise((ok) => setTimeout(ok, PREFAULT_DELAY_MS));
+  await prefaults;
 }
 
 /**
@@ -221,7 +223,8 @@ export class GuestMemory {
         return step(i + 1);
       });
     };
-    const quiet = new Promise<void>((ok) => setTimeout(ok, PREFAULT_DELAY_MS));
+    // Unreferenced: a process with nothing else to do ends without the prefault.
+    const quiet = new Promise<void>((ok) => Deno.unrefTimer(setTimeout(ok, PREFAULT_DELAY_MS)));
     prefaults = Promise.all([prefaults, after, quiet]).then(() => step(0));
   }
 
