@@ -126,12 +126,16 @@ export function runHermitux(
   o: RunOptions & { flags?: string[] } = {},
 ): Promise<Outcome> {
   const envFlags = Object.entries(o.env ?? {}).flatMap(([k, v]) => ["--env", `${k}=${v}`]);
+  // A guest that hangs fails its test instead of outliving the run (a
+  // killed test process leaves its children behind, spinning exitless).
+  const timeout = o.flags?.some((f) => f.startsWith("--timeout")) ? [] : ["--timeout", "300"];
   return spawn(Deno.execPath(), [
     "run",
     "-A",
     "--quiet",
     `${ROOT}cli.ts`,
     "run",
+    ...timeout,
     ...envFlags,
     ...(o.flags ?? []),
     bin,

@@ -26,7 +26,7 @@ Usage:
   hermitux --help | --version
 
 Options for run:
-  --mem SIZE         guest memory, e.g. 512M, 2G (default 1G)
+  --mem SIZE         guest memory, e.g. 512M, 2G (default 1G; 2G at most)
   --env K=V          set an environment variable in the guest (repeatable);
                      --env K passes the host's value of K. Nothing else is passed.
   --timeout SECONDS  stop the guest after SECONDS (exit status 124)

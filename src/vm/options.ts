@@ -19,7 +19,7 @@ export interface BootOptions {
   argv0?: string;
   /** The guest's environment (nothing is inherited). */
   env?: Record<string, string>;
-  /** Guest RAM in bytes, a multiple of 2 MiB (default 1 GiB). */
+  /** Guest RAM in bytes, a multiple of 2 MiB, at most 2 GiB (default 1 GiB). */
   memory?: number;
   /** Stop the guest after this many seconds. */
   timeout?: number;

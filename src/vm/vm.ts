@@ -76,6 +76,14 @@ import {
 
 export type { BootOptions, RunResult, RunStats } from "./options.ts";
 
+/**
+ * 1 GiB. RAM is also the address space a program may reserve (guest
+ * virtual addresses are guest-physical ones), and `--mem 2G` gives more
+ * (node's second isolate needs another 128 MiB code range), but small
+ * programs start slower with it: a dynamic C hello took 12–20 ms instead
+ * of 9–10 in `bench:startup` (python3 the same), likely KVM's per-memslot
+ * arrays, which grow with RAM.
+ */
 const DEFAULT_MEMORY = 1024 * 1024 * 1024;
 const STACK_SIZE = 8 * 1024 * 1024;
 const FORWARDED = new Set(GUEST_FORWARDS.map((n) => SYSCALL_NUMBERS.get(n)!));
@@ -110,8 +118,8 @@ const SYSCALL_FRAME_ADDR = ABI.KSTACK_TOP - SYSCALL_FRAME.length * 8;
 const NR_SCHED_YIELD = 24;
 const NR_RT_SIGRETURN = 15;
 
-/** Room for 4 KiB page tables split from 2 MiB pages: 512 of them, for 1 GiB of protections. */
-const PT_POOL = 0x200000;
+/** Room for 4 KiB page tables split from 2 MiB pages: one per 2 MiB of RAM (at least 2 MiB). */
+const ptPool = (size: number) => Math.max(0x200000, Math.ceil(size / 512 / 0x200000) * 0x200000);
 const HUGE_PAGE = 0x200000;
 /** rflags.TF: single-stepping. */
 const TF = 0x100n;
@@ -269,7 +277,7 @@ export class Vm implements Disposable, AsyncDisposable {
     // the stack (its top on a 2 MiB boundary, so that one huge page holds
     // what a program uses of it), then the mmap area.
     const poolEnd = size - PERCPU_AREA;
-    const stackTop = Math.floor((poolEnd - PT_POOL) / HUGE_PAGE) * HUGE_PAGE;
+    const stackTop = Math.floor((poolEnd - ptPool(size)) / HUGE_PAGE) * HUGE_PAGE;
     // The guest sees the system pages, the table pool and the per-vCPU
     // blocks through 4 KiB entries and uses few of them: a huge page there
     // would only cost the host 2 MiB of clearing at the first touch.
