@@ -1,6 +1,7 @@
 // Threads, native and hermitux side by side in one run: a CPU-bound program
-// with 1 and 2 threads (speed-up), thread create+join latency and futex
-// ping-pong latency, with hermitux/native ratios (Markdown).
+// with 1 and 2 threads (speed-up), thread create+join latency, futex
+// ping-pong latency and how soon a thread parked in epoll_wait wakes, with
+// hermitux/native ratios (Markdown).
 //
 //   deno task bench:threads
 import { compileC } from "../tests/fixtures.ts";
@@ -63,6 +64,21 @@ for (const key of ["create+join", "pingpong"]) {
   rows.push(
     `| ${what} | ${(mn / 1000).toFixed(1)} | ${(mh / 1000).toFixed(1)} | ${
       (mh / mn).toFixed(1)
+    }× |`,
+  );
+}
+// A thread in epoll_wait, woken by the main thread's writes (by the default transport).
+const wake = await build("wake_lat");
+{
+  const n: number[] = [], h: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    n.push(num(await run(false, wake, []), "median"));
+    h.push(num(await run(true, wake, []), "median"));
+  }
+  const [mn, mh] = [median(n), median(h)];
+  rows.push(
+    `| epoll_wait wake-up in a thread (µs) | ${mn.toFixed(1)} | ${mh.toFixed(1)} | ${
+      (mh / mn).toFixed(0)
     }× |`,
   );
 }

@@ -48,10 +48,11 @@ function waitLoop(
   p: Process,
   deadline: bigint | undefined,
   attempt: (ns: bigint) => bigint,
-  finish: (r: bigint) => bigint = (r) => r,
+  finish: (r: bigint) => bigint,
+  watch: Uint8Array,
 ) {
   const t = threadsOf(p);
-  if (t && !t.onMain) return parkedWait(p, t, deadline, attempt, finish);
+  if (t && !t.onMain) return parkedWait(p, t, deadline, attempt, finish, watch);
   const sig = signalsOf(p);
   for (let first = true;; first = false) {
     const now = monotonicNs();
@@ -71,9 +72,10 @@ function waitLoop(
  * A thread other than the main one must not hold up the host thread that
  * serves the others (an epoll_wait with no timeout in one thread of node
  * stopped every other one): it looks once, then parks, and the main thread
- * looks again for it every RECHECK_NS until something is ready or the
- * deadline passes, then resumes it with the result. A signal ends the wait
- * with EINTR, as Linux does for these calls whatever SA_RESTART says.
+ * looks again for it every RECHECK_NS, or at once when it finds one of the
+ * `watch` pollfds ready while it waits itself, until something is ready or
+ * the deadline passes, then resumes it with the result. A signal ends the
+ * wait with EINTR, as Linux does for these calls whatever SA_RESTART says.
  */
 function parkedWait(
   p: Process,
@@ -81,6 +83,7 @@ function parkedWait(
   deadline: bigint | undefined,
   attempt: (ns: bigint) => bigint,
   finish: (r: bigint) => bigint,
+  watch: Uint8Array,
 ): bigint {
   const sig = signalsOf(p);
   if (sig.timedOut || sig.next()) throw new SyscallError(E.EINTR);
@@ -106,10 +109,10 @@ function parkedWait(
     if (ready(r)) return done(r);
     const now = monotonicNs();
     if (deadline !== undefined && now >= deadline) return done(0n);
-    t.park(next(now), check, interrupt);
+    t.park(next(now), check, interrupt, watch);
   };
   const interrupt = () => t.resume(tid, BigInt(-E.EINTR));
-  t.park(next(monotonicNs()), check, interrupt);
+  t.park(next(monotonicNs()), check, interrupt, watch);
   return 0n; // parked: the call returns what resume gives it
 }
 
@@ -164,6 +167,7 @@ function pollFds(p: Process, fds: bigint, nfds: bigint, deadline: bigint | undef
     deadline,
     (ns) => hostSyscall(NR.ppoll, bufferAddress(host), n, bufferAddress(hostTimespec(ns)), 0, 8),
     finish,
+    host,
   );
 }
 
@@ -220,6 +224,7 @@ function selectFds(
         8,
       ),
     finish,
+    host,
   );
 }
 
@@ -297,9 +302,15 @@ function epollWait(p: Process, epfd: bigint, events: bigint, max: bigint, timeou
   const ep = p.fds.get(epfd).hostFd;
   const out = p.mem.hostAddress(events, n * 12);
   const deadline = timeoutMs < 0 ? undefined : monotonicNs() + BigInt(timeoutMs) * 1_000_000n;
+  // Ready events make the epoll fd readable: what a parked wait watches.
+  const watch = new Uint8Array(8);
+  new DataView(watch.buffer).setInt32(0, ep, true);
+  new DataView(watch.buffer).setInt16(4, 1, true); // POLLIN
   return waitLoop(
     p,
     deadline,
     (ns) => hostSyscall(NR.epoll_pwait, ep, out, n, Number(ns / 1_000_000n), 0, 8),
+    (r) => r,
+    watch,
   );
 }

@@ -45,9 +45,15 @@ export interface ThreadHost {
    * until {@linkcode ThreadHost.resume}; at `deadline` (host monotonic ns)
    * `onTimeout` runs instead; when a signal must interrupt it,
    * `onInterrupt` (default: the call returns EINTR). Throws
-   * {@linkcode WouldBlock} when the call came exitless.
+   * {@linkcode WouldBlock} when the call came exitless. `watch`: host
+   * pollfds (8 bytes each) whose readiness makes the deadline now.
    */
-  park(deadline: bigint, onTimeout: () => void, onInterrupt?: () => void): void;
+  park(
+    deadline: bigint,
+    onTimeout: () => void,
+    onInterrupt?: () => void,
+    watch?: Uint8Array,
+  ): void;
   /** Continues parked thread `tid` with `ret` as its syscall's result. */
   resume(tid: number, ret: bigint): void;
   /** Continues parked thread `tid` by running its syscall again (it is now ready to succeed). */

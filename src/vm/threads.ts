@@ -17,9 +17,10 @@ import { MAX_CPUS } from "./percpu.ts";
 import { LAYOUTS } from "../kvm/structs.ts";
 import { futexWait, Runner, sharedPage } from "../runner/mod.ts";
 import { drainEventfd } from "./wake.ts";
+import { bufferAddress, hostSyscall } from "../syscalls/host.ts";
 import { CTL, gettid, kick, WSTATE } from "./wire.ts";
 
-const POLLIN = 1;
+const POLLIN = 1, NR_PPOLL = 271;
 
 /** One vCPU and the runner thread that runs it (none: the main thread runs it). */
 export interface Cpu {
@@ -38,7 +39,13 @@ export interface Cpu {
   /** Offset of its host-call block in guest memory. */
   hc?: number;
   /** Set while its thread waits in a parked syscall. */
-  parked?: { deadline: bigint; onTimeout: () => void; onInterrupt?: () => void };
+  parked?: {
+    deadline: bigint;
+    onTimeout: () => void;
+    onInterrupt?: () => void;
+    /** Host pollfds whose readiness makes the deadline now (see waitDoor). */
+    watch?: Uint8Array;
+  };
   runner?: Runner;
   /** The runner's control words (`CTL`). */
   ctl?: Int32Array;
@@ -204,10 +211,15 @@ export class Threads implements ThreadHost {
     return this.#vm.clearTid(cpu);
   }
 
-  park(deadline: bigint, onTimeout: () => void, onInterrupt?: () => void): void {
+  park(
+    deadline: bigint,
+    onTimeout: () => void,
+    onInterrupt?: () => void,
+    watch?: Uint8Array,
+  ): void {
     if (this.polled) throw new WouldBlock();
     if (this.onMain) throw new Error("the main thread cannot park");
-    this.serving.parked = { deadline, onTimeout, onInterrupt };
+    this.serving.parked = { deadline, onTimeout, onInterrupt, watch };
   }
 
   /**
@@ -329,8 +341,62 @@ export class Threads implements ThreadHost {
   waitDoor(seen: number, ms: number): void {
     if (this.pending()) return;
     if (this.wakeFd < 0) return futexWait(this.#doorPage.addr, seen, Math.max(0, ms));
-    if (this.door === seen) pollFd(this.wakeFd, POLLIN, BigInt(Math.max(0, Math.round(ms * 1e6))));
+    if (this.door === seen) {
+      const ns = BigInt(Math.max(0, Math.round(ms * 1e6)));
+      const watching = this.cpus.filter((c) => c.parked?.watch?.length);
+      if (watching.length) this.#waitWatched(watching, ns);
+      else pollFd(this.wakeFd, POLLIN, ns);
+    }
     drainEventfd(this.wakeFd);
+  }
+
+  /**
+   * Looks, without waiting, whether an fd a parked wait watches is ready,
+   * and makes that wait due now: for the main thread while it runs or
+   * polls rather than sleeps in waitDoor.
+   */
+  pollWatched(): void {
+    const watching = this.cpus.filter((c) => c.parked?.watch?.length);
+    if (watching.length) this.#waitWatched(watching, 0n);
+  }
+
+  /**
+   * waitDoor's wait, also on the fds parked waits watch (poll, select,
+   * epoll_wait): one of them ready makes that wait due now, so its thread
+   * learns at once instead of at its next look (every 2 ms).
+   */
+  #waitWatched(cpus: Cpu[], ns: bigint): void {
+    const all = new Uint8Array(8 + cpus.reduce((n, c) => n + c.parked!.watch!.length, 0));
+    const v = new DataView(all.buffer);
+    v.setInt32(0, this.wakeFd, true);
+    v.setInt16(4, POLLIN, true);
+    let at = 8;
+    for (const c of cpus) {
+      all.set(c.parked!.watch!, at);
+      for (let i = at; i < at + c.parked!.watch!.length; i += 8) v.setInt16(i + 6, 0, true);
+      at += c.parked!.watch!.length;
+    }
+    const ts = new BigInt64Array([ns / 1_000_000_000n, ns % 1_000_000_000n]);
+    const r = hostSyscall(
+      NR_PPOLL,
+      bufferAddress(all),
+      all.length / 8,
+      bufferAddress(new Uint8Array(ts.buffer)),
+      0,
+      8,
+    );
+    if (r <= 0n) return;
+    at = 8;
+    for (const c of cpus) {
+      const len = c.parked!.watch!.length;
+      for (let i = at; i < at + len; i += 8) {
+        if (v.getInt16(i + 6, true) !== 0) {
+          c.parked!.deadline = 0n;
+          break;
+        }
+      }
+      at += len;
+    }
   }
 
   /**

@@ -772,6 +772,7 @@ export class Vm implements Disposable, AsyncDisposable {
           if (crash) p.exit(0, crash.signal);
         }
         if (threads.cpus.length > 1 && !p.ended) {
+          threads.pollWatched(); // a call just served may have made a parked wait's fd ready
           threads.serveWorkers();
           sig.armHost();
         }
@@ -1314,6 +1315,7 @@ export class Vm implements Disposable, AsyncDisposable {
       if (++idle % CHECK !== 0) continue;
       // Let a runner (or one of Deno's own threads) that shares this core run.
       hostSyscall(NR_SCHED_YIELD);
+      threads.pollWatched();
       this.#exitlessTimers();
       const now = performance.now();
       if (recent) {
