@@ -180,11 +180,6 @@ export class VmFd {
     }
   }
 
-  /** Closes the fd. */
-  close(): void {
-    libc().close(this.fd);
-  }
-
   /**
    * Closes the fd on a worker thread. KVM destroys the VM at its last
    * close and waits there for SRCU grace periods, ~1 ms, or 7–12 ms on

@@ -9,13 +9,12 @@
  */
 import { E, SyscallError } from "./errno.ts";
 import { OpenFile } from "./fdtable.ts";
-import { bufferAddress, hostSyscall } from "./host.ts";
+import { hostSyscall } from "./host.ts";
 import type { Process, SyscallModule } from "./registry.ts";
-import { monotonicNs, signalsOf } from "./signal.ts";
+import { monotonicNs, ppoll, signalsOf } from "./signal.ts";
 import { type ThreadHost, threadsOf } from "./thread.ts";
 
 const NR = {
-  ppoll: 271,
   epoll_create1: 291,
   epoll_ctl: 233,
   epoll_pwait: 281,
@@ -124,10 +123,6 @@ function timespecDeadline(p: Process, addr: bigint): bigint | undefined {
   return monotonicNs() + sec * NSEC + nsec;
 }
 
-function hostTimespec(ns: bigint): Uint8Array {
-  return new Uint8Array(new BigInt64Array([ns / NSEC, ns % NSEC]).buffer);
-}
-
 /** poll on guest pollfds: host fds swapped in, revents copied back. */
 function pollFds(p: Process, fds: bigint, nfds: bigint, deadline: bigint | undefined) {
   const n = Number(nfds);
@@ -165,7 +160,7 @@ function pollFds(p: Process, fds: bigint, nfds: bigint, deadline: bigint | undef
   return waitLoop(
     p,
     deadline,
-    (ns) => hostSyscall(NR.ppoll, bufferAddress(host), n, bufferAddress(hostTimespec(ns)), 0, 8),
+    (ns) => ppoll(host, ns),
     finish,
     host,
   );
@@ -214,15 +209,7 @@ function selectFds(
   return waitLoop(
     p,
     deadline,
-    (ns) =>
-      hostSyscall(
-        NR.ppoll,
-        bufferAddress(host),
-        list.length,
-        bufferAddress(hostTimespec(ns)),
-        0,
-        8,
-      ),
+    (ns) => ppoll(host, ns),
     finish,
     host,
   );
@@ -303,9 +290,9 @@ function epollWait(p: Process, epfd: bigint, events: bigint, max: bigint, timeou
   const out = p.mem.hostAddress(events, n * 12);
   const deadline = timeoutMs < 0 ? undefined : monotonicNs() + BigInt(timeoutMs) * 1_000_000n;
   // Ready events make the epoll fd readable: what a parked wait watches.
-  const watch = new Uint8Array(8);
-  new DataView(watch.buffer).setInt32(0, ep, true);
-  new DataView(watch.buffer).setInt16(4, 1, true); // POLLIN
+  const watch = new Uint8Array(8), wv = new DataView(watch.buffer);
+  wv.setInt32(0, ep, true);
+  wv.setInt16(4, 1, true); // POLLIN
   return waitLoop(
     p,
     deadline,

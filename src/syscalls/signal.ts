@@ -595,11 +595,16 @@ export function pollFd(fd: number, events: number, ns: bigint): bigint {
   const pfd = new Uint8Array(8), pv = new DataView(pfd.buffer);
   pv.setInt32(0, fd, true);
   pv.setInt16(4, events, true);
+  return ppoll(pfd, ns);
+}
+
+/** Host ppoll on `pfds` (struct pollfd, 8 bytes each) for up to `ns`; revents written back. */
+export function ppoll(pfds: Uint8Array, ns: bigint): bigint {
   const ts = new BigInt64Array([ns / NSEC, ns % NSEC]);
   return hostSyscall(
     NR_PPOLL,
-    bufferAddress(pfd),
-    1,
+    bufferAddress(pfds),
+    pfds.length / 8,
     bufferAddress(new Uint8Array(ts.buffer)),
     0,
     8,

@@ -111,6 +111,8 @@ export class MountTable {
   #scratch: string[] = [];
   /** Where the directories standing for virtual ones are made (openVirtual). */
   #views?: string;
+  /** The ones made so far. */
+  #made = new Set<string>();
 
   /** Opens each host directory; throws a clear error for a bad one. */
   constructor(specs: readonly MountSpec[] = []) {
@@ -196,13 +198,11 @@ export class MountTable {
       this.#scratch.push(this.#views);
     }
     const dir = `${this.#views}/${encodeURIComponent(path)}`;
-    try {
-      Deno.mkdirSync(dir);
-      for (const name of this.childrenOf(path)) Deno.mkdirSync(`${dir}/${name}`, { mode: 0o555 });
-      Deno.chmodSync(dir, 0o555);
-    } catch (e) {
-      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
-    }
+    if (this.#made.has(dir)) return dir;
+    Deno.mkdirSync(dir);
+    for (const name of this.childrenOf(path)) Deno.mkdirSync(`${dir}/${name}`, { mode: 0o555 });
+    Deno.chmodSync(dir, 0o555);
+    this.#made.add(dir);
     return dir;
   }
 
@@ -347,6 +347,7 @@ export class MountTable {
       Deno.removeSync(dir, { recursive: true });
     }
     this.#views = undefined;
+    this.#made.clear();
   }
 }
 

@@ -12,15 +12,14 @@
 import type { VcpuFd, VmFd } from "../kvm/ioctls.ts";
 import { E, SyscallError } from "../syscalls/errno.ts";
 import { type CloneSpec, type ThreadHost, WouldBlock } from "../syscalls/thread.ts";
-import { monotonicNs, pollFd } from "../syscalls/signal.ts";
+import { monotonicNs, pollFd, ppoll } from "../syscalls/signal.ts";
 import { MAX_CPUS } from "./percpu.ts";
 import { LAYOUTS } from "../kvm/structs.ts";
 import { futexWait, Runner, sharedPage } from "../runner/mod.ts";
 import { drainEventfd } from "./wake.ts";
-import { bufferAddress, hostSyscall } from "../syscalls/host.ts";
 import { CTL, gettid, kick, WSTATE } from "./wire.ts";
 
-const POLLIN = 1, NR_PPOLL = 271;
+const POLLIN = 1;
 
 /** One vCPU and the runner thread that runs it (none: the main thread runs it). */
 export interface Cpu {
@@ -356,8 +355,9 @@ export class Threads implements ThreadHost {
    * polls rather than sleeps in waitDoor.
    */
   pollWatched(): void {
-    const watching = this.cpus.filter((c) => c.parked?.watch?.length);
-    if (watching.length) this.#waitWatched(watching, 0n);
+    // After every exit it serves: nothing allocated unless a wait watches.
+    if (!this.cpus.some((c) => c.parked?.watch)) return;
+    this.#waitWatched(this.cpus.filter((c) => c.parked?.watch?.length), 0n);
   }
 
   /**
@@ -376,16 +376,7 @@ export class Threads implements ThreadHost {
       for (let i = at; i < at + c.parked!.watch!.length; i += 8) v.setInt16(i + 6, 0, true);
       at += c.parked!.watch!.length;
     }
-    const ts = new BigInt64Array([ns / 1_000_000_000n, ns % 1_000_000_000n]);
-    const r = hostSyscall(
-      NR_PPOLL,
-      bufferAddress(all),
-      all.length / 8,
-      bufferAddress(new Uint8Array(ts.buffer)),
-      0,
-      8,
-    );
-    if (r <= 0n) return;
+    if (ppoll(all, ns) <= 0n) return;
     at = 8;
     for (const c of cpus) {
       const len = c.parked!.watch!.length;
