@@ -20,6 +20,7 @@ for (
       [
         "fs_files",
         "mmap_file",
+        "mmap_shared",
         "proc_dev",
         "poll_wait",
         "umask_modes",
@@ -56,6 +57,20 @@ for (
     });
     deepStrictEqual(vm, native);
     equal(native.code, name === "sigpipe" ? 141 : 0); // sigpipe dies of SIGPIPE on purpose
+  });
+}
+
+for (const tc of ["musl-static", "glibc-static", "glibc-dynamic"] as Toolchain[]) {
+  Deno.test(`${tc}: a MAP_SHARED mapping written back at exit keeps the file's size and pwrites`, async () => {
+    const bin = await fixture("mmap_shared", tc);
+    const run = (f: typeof runNative) =>
+      inTempDir(async (cwd) => {
+        const out = await f(bin, ["exit"], { cwd });
+        return { out, file: await Deno.readTextFile(`${cwd}/e.dat`) };
+      });
+    const native = await run(runNative), vm = await run(runHermitux);
+    deepStrictEqual(vm, native);
+    equal(native.file, "AB2345pw89");
   });
 }
 
