@@ -81,14 +81,13 @@ Deno.test("OpenMP in Fortran: parallel do with reductions", async () => {
   await assertSameAsNative(await build("omp.f90", "gfortran", ["-fopenmp"]));
 });
 
-Deno.test("fork, vfork and a process clone are ENOSYS, each named once", async () => {
-  const out = await runHermitux(await build("no_fork.c", "gcc", []));
-  equal(out.stdout, "fork -1 ENOSYS\nvfork -1 ENOSYS\nclone -1 ENOSYS\n".repeat(2));
+Deno.test("a process clone sharing fds is ENOSYS, new namespaces EPERM, named once", async () => {
+  const out = await runHermitux(await build("clone_refused.c", "gcc", []));
+  equal(out.stdout, "files -1 ENOSYS\nnewns -1 EPERM\n".repeat(2));
   equal(
     out.stderr,
-    "hermitux: unsupported syscall fork (57)\n" +
-      "hermitux: unsupported syscall vfork (58)\n" +
-      "hermitux: unsupported syscall clone (56): clone of a new process (flags 0x11)\n",
+    // Named once per syscall: the first refused use says which.
+    "hermitux: unsupported syscall clone (56): clone of a process sharing state (flags 0x411)\n",
   );
 });
 

@@ -30,6 +30,8 @@ Options for run:
   --env K=V          set an environment variable in the guest (repeatable);
                      --env K passes the host's value of K. Nothing else is passed.
   --timeout SECONDS  stop the guest after SECONDS (exit status 124)
+  --max-procs N      at most N guest processes at once (default 256); past it
+                     fork fails with EAGAIN
   --trace            print every syscall to stderr, strace-style
   --stats            print boot time, exits and host calls to stderr at the end
   --verbose          also name the KVM platform and the guest's privilege level
@@ -129,6 +131,7 @@ const VALUE_OPTIONS = new Set([
   "mem",
   "env",
   "timeout",
+  "max-procs",
   "mount",
   "memfs",
   "workdir",
@@ -222,6 +225,7 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
         mem: { type: "string" },
         env: { type: "string", multiple: true },
         timeout: { type: "string" },
+        "max-procs": { type: "string" },
         trace: { type: "boolean" },
         stats: { type: "boolean" },
         verbose: { type: "boolean", short: "v" },
@@ -255,6 +259,7 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
     else if (eq === 0) return fail(`hermitux: bad --env '${e}' (use K=V or K)`);
   }
   let memory: number | undefined, timeout: number | undefined, mounts: MountSpec[];
+  let maxProcesses: number | undefined;
   try {
     mounts = cliMounts(values.mount ?? [], !values["no-default-mounts"], cwd);
     for (const guest of values.memfs ?? []) {
@@ -264,6 +269,12 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
       mounts.push({ host: MEMORY, guest, readOnly: false });
     }
     if (values.mem) memory = parseSize(values.mem);
+    if (values["max-procs"]) {
+      maxProcesses = Number(values["max-procs"]);
+      if (!(Number.isInteger(maxProcesses) && maxProcesses >= 1)) {
+        throw new Error(`bad --max-procs '${values["max-procs"]}'`);
+      }
+    }
     if (values.timeout) {
       timeout = Number(values.timeout);
       if (!(timeout > 0)) throw new Error(`bad --timeout '${values.timeout}'`);
@@ -307,6 +318,7 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
       env,
       memory,
       timeout,
+      maxProcesses,
       trace: values.trace,
       platform,
       rewrite,

@@ -150,6 +150,20 @@ export class Runner {
     return Number(v.getBigInt64(RUNNER.callRet, true));
   }
 
+  /**
+   * Points the runner's kick at another vCPU the main thread runs itself
+   * (0n and 0: none), as when vCPU 0 moves to a runner of its own.
+   */
+  setKick(run: bigint, tid: number): void {
+    this.#view.setBigUint64(RUNNER.kickRun, run, true);
+    Atomics.store(this.ctl, RUNNER.kickTid / 4, tid);
+  }
+
+  /** Makes the runner write eventfd `fd` at each exit (-1: none). */
+  setWakeFd(fd: number): void {
+    Atomics.store(this.ctl, RUNNER.wakeFd / 4, fd);
+  }
+
   /** Wakes the runner after its state changed. */
   wake(): void {
     futexWake(this.addr + BigInt(RUNNER.state));

@@ -170,6 +170,8 @@ export const E = {
   EAFNOSUPPORT: 97,
   ETIMEDOUT: 110,
   E2BIG: 7,
+  ENOEXEC: 8,
+  ECHILD: 10,
 } as const;
 
 /** A syscall failure that a handler throws; the guest sees `-errno`. */

@@ -117,6 +117,19 @@ export class FdTable {
     this.#files.delete(n);
   }
 
+  /**
+   * A copy for a forked child (`exec`: for a new image, without the fds
+   * marked close-on-exec): the same open file descriptions, so the
+   * offsets stay shared, as on Linux.
+   */
+  copy(exec = false): FdTable {
+    const t = new FdTable();
+    for (const [fd, { file, cloexec }] of this.#files) {
+      if (!(exec && cloexec)) t.set(fd, file, exec ? false : cloexec);
+    }
+    return t;
+  }
+
   /** Closes every fd. */
   closeAll(): void {
     for (const { file } of this.#files.values()) file.unref();

@@ -12,6 +12,7 @@ import { timeModule } from "./time.ts";
 import { signalModule } from "./signal.ts";
 import { futexModule } from "./futex.ts";
 import { threadModule } from "./thread.ts";
+import { procsModule } from "./procs.ts";
 import { netModule } from "./net.ts";
 import { xattrModule } from "./xattr.ts";
 
@@ -33,6 +34,13 @@ export {
   threadModule,
   threadsOf,
 } from "./thread.ts";
+export {
+  attachProcesses,
+  processesOf,
+  type ProcessHost,
+  procsModule,
+  type WaitMatch,
+} from "./procs.ts";
 export { netModule } from "./net.ts";
 export { xattrModule } from "./xattr.ts";
 export { formatSyscall } from "./trace.ts";
@@ -48,6 +56,7 @@ export const DEFAULT_MODULES = [
   pollModule,
   futexModule,
   threadModule,
+  procsModule,
   netModule,
   xattrModule,
 ];

@@ -159,8 +159,11 @@ export function dispatch(
  * with no handler.
  */
 export class UnsupportedError extends SyscallError {
-  /** @param what names the unsupported use. */
-  constructor(what: string) {
-    super(E.ENOSYS, what);
+  /**
+   * @param what names the unsupported use.
+   * @param errno what the guest gets (ENOSYS, or Linux's answer for a use it refuses)
+   */
+  constructor(what: string, errno: number = E.ENOSYS) {
+    super(errno, what);
   }
 }

@@ -254,7 +254,7 @@ export class SignalState {
   /** ITIMER_REAL: next expiry (monotonic ns, 0 = disarmed) and interval. */
   real = { due: 0n, interval: 0n };
   /** ITIMER_VIRTUAL and ITIMER_PROF, recorded only. */
-  readonly otherTimers = [new BigInt64Array(4), new BigInt64Array(4)];
+  readonly otherTimers: BigInt64Array[] = [new BigInt64Array(4), new BigInt64Array(4)];
   /** The run's end (monotonic ns), from --timeout. */
   runDeadline = MAX_NS;
   /** Another deadline the host timer must wake the main thread for (parked threads). */
@@ -494,7 +494,7 @@ export class SignalState {
   }
 
   /** Raises SIGALRM if ITIMER_REAL has expired by `now`; reschedules an interval timer. */
-  fireTimers(now = monotonicNs()): void {
+  fireTimers(now: bigint = monotonicNs()): void {
     if (now >= this.runDeadline) this.timedOut = true;
     const r = this.real;
     if (r.due === 0n || now < r.due) return;

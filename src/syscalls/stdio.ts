@@ -75,12 +75,17 @@ function readyNow(fd: number, events: number): boolean {
 function parkUntilReady(t: ThreadHost, fd: number, events: number): boolean {
   if (readyNow(fd, events)) return false;
   const tid = t.current;
+  // The fd is watched too: where the main thread sleeps on parked waits'
+  // fds, the thread learns at once that it is ready.
+  const watch = new Uint8Array(8), wv = new DataView(watch.buffer);
+  wv.setInt32(0, fd, true);
+  wv.setInt16(4, events, true);
   const check = () => {
     if (readyNow(fd, events)) return t.restart(tid);
-    t.park(monotonicNs() + 10_000_000n, check, interrupt);
+    t.park(monotonicNs() + 10_000_000n, check, interrupt, watch);
   };
   const interrupt = () => t.resume(tid, BigInt(-ERESTARTSYS));
-  t.park(monotonicNs() + 10_000_000n, check, interrupt);
+  t.park(monotonicNs() + 10_000_000n, check, interrupt, watch);
   return true;
 }
 
@@ -155,13 +160,16 @@ function blockingWrite(p: Process, hostFd: number, iovs: Uint8Array, count: numb
   if (t?.polled && done > 0n) return done;
   if (t && !t.onMain) {
     const tid = t.current;
+    const watch = new Uint8Array(8), wv = new DataView(watch.buffer);
+    wv.setInt32(0, hostFd, true);
+    wv.setInt16(4, POLLOUT, true);
     const check = () => {
       r = step();
       if (r !== undefined) t.resume(tid, r);
-      else t.park(monotonicNs() + 10_000_000n, check, interrupt);
+      else t.park(monotonicNs() + 10_000_000n, check, interrupt, watch);
     };
     const interrupt = () => t.resume(tid, done > 0n ? done : BigInt(-ERESTARTSYS));
-    t.park(monotonicNs() + 10_000_000n, check, interrupt);
+    t.park(monotonicNs() + 10_000_000n, check, interrupt, watch);
     return 0n; // parked: resume gives the result
   }
   for (;;) {

@@ -22,8 +22,6 @@ const NR = {
   getrusage: 98,
   sysinfo: 99,
   getgroups: 115,
-  getpgid: 121,
-  getsid: 124,
   sched_getaffinity: 204,
   clock_gettime: 228,
   clock_getres: 229,
@@ -146,18 +144,6 @@ function ownPid(p: Process, pid: bigint): number {
   return p.pid;
 }
 
-const PGID_KEY = "time.pgid";
-
-/**
- * The guest inherits the hermitux process's group and session, as a native
- * child inherits its parent's; both may be 0 when their leader lives outside
- * this pid namespace. `setpgid` changes only the guest's view.
- */
-function pgidOf(p: Process): number {
-  const own = p.state.get(PGID_KEY);
-  return own === undefined ? Number(hostSyscall(NR.getpgid, 0)) : Number(own);
-}
-
 const uid = () => Deno.uid() ?? 0;
 const gid = () => Deno.gid() ?? 0;
 
@@ -177,9 +163,6 @@ export const timeModule: SyscallModule = {
     sysinfo: "the host's",
     sched_getaffinity: "the host thread's mask; pids other than the guest's are ESRCH",
     getcpu: "always CPU 0, node 0",
-    getpgid: "the guest's own pid only (hermitux's group until setpgid); others ESRCH",
-    getsid: "the guest's own pid only (hermitux's session); others ESRCH",
-    setpgid: "the guest itself into its own or current group; other pids ESRCH, other groups EPERM",
     setuid: "to the current uid only; others EPERM, even for root",
     setgid: "to the current gid only; others EPERM, even for root",
   },
@@ -267,28 +250,6 @@ export const timeModule: SyscallModule = {
       const old = Number(p.state.get(UMASK_KEY) ?? 0o022);
       p.state.set(UMASK_KEY, Number(mask & 0o777n));
       return old;
-    },
-    getpgrp({ process: p }) {
-      return pgidOf(p);
-    },
-    getpgid({ args: [pid], process: p }) {
-      ownPid(p, pid);
-      return pgidOf(p);
-    },
-    getsid({ args: [pid], process: p }) {
-      ownPid(p, pid);
-      return hostSyscall(NR.getsid, 0);
-    },
-    setpgid({ args: [pid, pgid], process: p }) {
-      const who = i32(pid) || p.pid;
-      const group = i32(pgid) || who;
-      if (group < 0) throw new SyscallError(E.EINVAL);
-      if (who !== p.pid) throw new SyscallError(E.ESRCH);
-      // A session leader cannot move; a group must be its own or the current one.
-      if (Number(hostSyscall(NR.getsid, 0)) === p.pid) throw new SyscallError(E.EPERM);
-      if (group !== who && group !== pgidOf(p)) throw new SyscallError(E.EPERM);
-      p.state.set(PGID_KEY, group);
-      return 0;
     },
     getgroups({ args: [size, list], process: p }) {
       const n = i32(size);

@@ -113,10 +113,18 @@ export class MountTable {
   #views?: string;
   /** The ones made so far. */
   #made = new Set<string>();
+  /** Processes that use this table (fork shares it); the last close closes it. */
+  #users = 1;
 
   /** Opens each host directory; throws a clear error for a bad one. */
   constructor(specs: readonly MountSpec[] = []) {
     for (const s of specs) this.add(s);
+  }
+
+  /** One more process uses the table: it closes with the last {@linkcode close}. */
+  share(): this {
+    this.#users++;
+    return this;
   }
 
   /** Adds a mount (a later mount at the same guest path replaces the earlier). */
@@ -339,6 +347,7 @@ export class MountTable {
 
   /** Closes every mount's root fd and removes in-memory file systems. */
   close(): void {
+    if (--this.#users > 0) return;
     for (const m of this.#mounts) hostSyscall(NR.close, m.rootFd);
     this.#mounts = [];
     for (const dir of this.#scratch.splice(0)) {

@@ -23,6 +23,20 @@ const PREFAULT_DELAY_MS = 5;
 /** At most this many 2 MiB chunks are prefaulted for the next VM (64 MiB). */
 const MAX_WARM_CHUNKS = 32;
 
+let swap: boolean | undefined;
+
+/** Whether the host has swap space (then mincore cannot tell which pages hold data). */
+function hostHasSwap(): boolean {
+  if (swap === undefined) {
+    try {
+      swap = Deno.readTextFileSync("/proc/swaps").trim().split("\n").length > 1;
+    } catch {
+      swap = true;
+    }
+  }
+  return swap;
+}
+
 /** The RAM of the last VM disposed, cleared, kept for the next VM of its size. */
 let spare: GuestMemory | undefined;
 /**
@@ -227,6 +241,32 @@ export class GuestMemory {
     // Unreferenced: a process with nothing else to do ends without the prefault.
     const quiet = new Promise<void>((ok) => Deno.unrefTimer(setTimeout(ok, PREFAULT_DELAY_MS)));
     prefaults = Promise.all([prefaults, after, quiet]).then(() => step(0));
+  }
+
+  /**
+   * Makes this RAM (fresh or cleared) a copy of `from`'s, as fork(2) needs:
+   * only the pages `from` has resident are copied (what was never touched
+   * reads as zero in both). With swap on the host a page may be out of
+   * memory and still hold data, so then everything is copied.
+   */
+  copyFrom(from: GuestMemory): void {
+    if (from.size !== this.size) throw new RangeError("fork: guest memory sizes differ");
+    this.userEnd = from.userEnd;
+    const pages = new Uint8Array(this.size / 4096);
+    if (hostHasSwap() || libc().mincore(from.host, BigInt(this.size), pages) !== 0) {
+      this.bytes.set(from.bytes);
+      return;
+    }
+    for (let i = 0; i < pages.length;) {
+      if (!(pages[i] & 1)) {
+        i++;
+        continue;
+      }
+      let j = i + 1;
+      while (j < pages.length && pages[j] & 1) j++;
+      this.bytes.set(from.bytes.subarray(i * 4096, j * 4096), i * 4096);
+      i = j;
+    }
   }
 
   /** The whole resident 2 MiB chunks of user memory, by guest address. */

@@ -56,6 +56,11 @@ export interface BootOptions {
   mounts?: MountSpec[];
   /** The guest's working directory (default "/"). */
   cwd?: string;
+  /**
+   * At most this many guest processes at once, zombies included (default
+   * 256): past it fork fails with EAGAIN, as under RLIMIT_NPROC.
+   */
+  maxProcesses?: number;
 }
 
 /** Counters and timings of a run. */
@@ -105,6 +110,8 @@ export interface RunResult {
   crash?: CrashReport;
   /** Whether `timeout` stopped it. */
   timedOut: boolean;
+  /** How many guest processes ran (1 without fork; an execve does not count as another). */
+  processes: number;
   /** Counters. */
   stats: RunStats;
 }

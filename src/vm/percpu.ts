@@ -81,3 +81,15 @@ export function buildCpuTables(mem: GuestMemory, id: number, cr3: bigint): bigin
   });
   return BigInt(pml4);
 }
+
+/**
+ * Copies vCPU `id`'s private pages over vCPU 0's: in a forked copy of
+ * memory, the thread that forked becomes the child's first thread.
+ */
+export function adoptCpuPages(mem: GuestMemory, id: number): void {
+  if (id === 0) return;
+  for (const page of PRIVATE) {
+    const from = physOf(mem, id, page);
+    mem.bytes.copyWithin(page, from, from + ABI.PAGE_SIZE);
+  }
+}

@@ -10,7 +10,7 @@ import { mapFile, MapFileError } from "../loader/mapfile.ts";
 import { ElfError, type ElfFile, parseElf, PF_R, PF_W, PF_X, PT_LOAD } from "../loader/elf.ts";
 import { E, SyscallError } from "../syscalls/errno.ts";
 import type { FileMapping } from "../syscalls/mm.ts";
-import { hostSyscall } from "../syscalls/host.ts";
+import { hostFstat, hostSyscall } from "../syscalls/host.ts";
 import { type MountTable, openBeneath } from "../vfs/mounts.ts";
 import type { GuestMemory } from "./memory.ts";
 import type { BootOptions } from "./options.ts";
@@ -98,6 +98,35 @@ export function readGuestElf(
     return { elf: parseElf(bytes, path), bytes, guestPath: r.guest };
   } finally {
     if (fd >= 0) hostSyscall(NR_CLOSE, fd);
+  }
+}
+
+/**
+ * An executable as execve(2) finds it: through the guest's mounts (below a
+ * mount's root, no host symlink followed), mapped. Errors are execve's:
+ * ENOENT, EACCES for a directory, a file that is not regular or has no
+ * execute bit, ENOEXEC is left to the caller (it parses the bytes).
+ */
+export function readExecutable(
+  mounts: MountTable,
+  path: string,
+  cwd: string,
+): { bytes: Uint8Array; guestPath: string } {
+  const r = mounts.resolve(path, cwd);
+  if (!r.mount) throw new SyscallError(E.EACCES); // a directory that only leads to mounts
+  const fd = openBeneath(r.mount.rootFd, r.rel, 0o10000000); // O_PATH: no read access needed yet
+  try {
+    const st = hostFstat(fd);
+    if (typeof st === "number") throw new SyscallError(-st);
+    if ((st.mode & 0o170000) !== 0o100000 || !(st.mode & 0o111)) throw new SyscallError(E.EACCES);
+    try {
+      return { bytes: mapFile(`/proc/self/fd/${fd}`), guestPath: r.guest };
+    } catch (e) {
+      if (e instanceof MapFileError) throw new SyscallError(e.errno);
+      throw e;
+    }
+  } finally {
+    hostSyscall(NR_CLOSE, fd);
   }
 }
 

@@ -60,6 +60,22 @@ export class PageProtections {
   }
 
   /**
+   * The same bookkeeping for `mem`, a copy of this one's memory (a forked
+   * child's, whose tables were copied with it).
+   */
+  cloneFor(mem: GuestMemory, pdCopies: () => number[]): PageProtections {
+    const c = new PageProtections(
+      mem,
+      BigInt(this.#cr3),
+      [this.#pool.next, this.#pool.end],
+      pdCopies,
+    );
+    c.#bus = this.#bus.map(([s, e]) => [s, e]);
+    c.#tables = new Map(this.#tables);
+    return c;
+  }
+
+  /**
    * Makes [start, end) (page-aligned user memory) `access`; pages past the
    * end of a file stay not present unless `unmapped` (the mapping is gone).
    * Returns false when the tables cannot be split further (pool used up).

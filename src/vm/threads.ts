@@ -76,15 +76,26 @@ export interface ThreadVm {
   clearTid(cpu: Cpu): bigint;
 }
 
+let door: ReturnType<typeof sharedPage> | undefined;
+
+/**
+ * The door every runner of this host process bumps at each exit: one for
+ * all VMs, so that the main thread, serving several guest processes, waits
+ * on one word.
+ */
+function doorPage(): ReturnType<typeof sharedPage> {
+  return door ??= sharedPage();
+}
+
 /** The VM's threads (a {@linkcode ThreadHost} for the syscall modules). */
 export class Threads implements ThreadHost {
   readonly cpus: Cpu[];
   #pool: Cpu[] = [];
   #vm: ThreadVm;
-  #doorPage = sharedPage();
+  #doorPage = doorPage();
   #door = this.#doorPage.words;
   #mainTid = gettid();
-  #nextTid: number;
+  #nextTid: () => number;
   /** The thread whose exit is being served. */
   serving: Cpu;
   /** Set while serving a call that came exitless (its vCPU runs: it cannot park). */
@@ -98,20 +109,55 @@ export class Threads implements ThreadHost {
    * An eventfd that runners write at each exit, and that guests' kicks
    * write through KVM (exitless transport); -1: none, wait on the door.
    */
-  readonly wakeFd: number;
+  wakeFd: number;
 
-  constructor(vm: ThreadVm, main: Cpu, pid: number, onRunner = false, wakeFd = -1) {
+  /**
+   * Makes every runner, now and later, write `fd` at each exit: the process
+   * table's one eventfd, once the main thread serves several processes.
+   */
+  useWakeFd(fd: number): void {
+    this.wakeFd = fd;
+    for (const c of this.cpus) c.runner?.setWakeFd(fd);
+  }
+
+  /**
+   * @param nextTid gives the id of each new thread (one numbering with the
+   *   process table's pids)
+   */
+  constructor(
+    vm: ThreadVm,
+    main: Cpu,
+    pid: number,
+    nextTid: () => number,
+    onRunner = false,
+    wakeFd = -1,
+  ) {
     this.#vm = vm;
     this.wakeFd = wakeFd;
     this.cpus = [main];
     this.serving = main;
-    this.#nextTid = pid + 1;
+    this.#nextTid = nextTid;
     if (onRunner) {
       this.#attach(main);
       this.#ready(main);
       main.tid = pid;
       main.alive = true;
     }
+  }
+
+  /**
+   * Gives vCPU 0, which the main thread ran, a runner of its own (the main
+   * thread then serves several processes): other runners stop kicking the
+   * main thread, and vCPU 0's FPU state moves to its runner's thread.
+   * The caller starts it ({@linkcode startMain}) once it may run.
+   */
+  moveMainToRunner(xsave: Uint8Array): void {
+    const main = this.main;
+    if (main.runner) return;
+    for (const c of this.cpus) c.runner?.setKick(0n, 0);
+    this.#attach(main);
+    this.#ready(main);
+    main.vcpu.setXsave(xsave);
   }
 
   /** Lets vCPU 0's runner run the first thread (when vCPU 0 has one). */
@@ -153,7 +199,7 @@ export class Threads implements ThreadHost {
     ) {
       this.#pool.push(this.#newCpu());
     }
-    const tid = this.#nextTid++;
+    const tid = this.#nextTid();
     this.#vm.setupChild(cpu, this.serving, spec, tid);
     cpu.tid = tid;
     cpu.alive = true;
@@ -360,34 +406,8 @@ export class Threads implements ThreadHost {
     this.#waitWatched(this.cpus.filter((c) => c.parked?.watch?.length), 0n);
   }
 
-  /**
-   * waitDoor's wait, also on the fds parked waits watch (poll, select,
-   * epoll_wait): one of them ready makes that wait due now, so its thread
-   * learns at once instead of at its next look (every 2 ms).
-   */
   #waitWatched(cpus: Cpu[], ns: bigint): void {
-    const all = new Uint8Array(8 + cpus.reduce((n, c) => n + c.parked!.watch!.length, 0));
-    const v = new DataView(all.buffer);
-    v.setInt32(0, this.wakeFd, true);
-    v.setInt16(4, POLLIN, true);
-    let at = 8;
-    for (const c of cpus) {
-      all.set(c.parked!.watch!, at);
-      for (let i = at; i < at + c.parked!.watch!.length; i += 8) v.setInt16(i + 6, 0, true);
-      at += c.parked!.watch!.length;
-    }
-    if (ppoll(all, ns) <= 0n) return;
-    at = 8;
-    for (const c of cpus) {
-      const len = c.parked!.watch!.length;
-      for (let i = at; i < at + len; i += 8) {
-        if (v.getInt16(i + 6, true) !== 0) {
-          c.parked!.deadline = 0n;
-          break;
-        }
-      }
-      at += len;
-    }
+    waitWatched(this.wakeFd, cpus, ns);
   }
 
   /**
@@ -438,5 +458,36 @@ export class Threads implements ThreadHost {
   /** Whether every runner thread has left (none can touch what it was given). */
   runnersDone(): boolean {
     return this.cpus.every((c) => !c.runner || Atomics.load(c.ctl!, CTL.done) === 1);
+  }
+}
+
+/**
+ * Waits up to `ns` on eventfd `wakeFd` and on the fds that parked waits of
+ * `cpus` watch (poll, select, epoll_wait, a blocking read or write): one of
+ * them ready makes that wait due now, so its thread learns at once instead
+ * of at its next look.
+ */
+export function waitWatched(wakeFd: number, cpus: Cpu[], ns: bigint): void {
+  const all = new Uint8Array(8 + cpus.reduce((n, c) => n + c.parked!.watch!.length, 0));
+  const v = new DataView(all.buffer);
+  v.setInt32(0, wakeFd, true);
+  v.setInt16(4, POLLIN, true);
+  let at = 8;
+  for (const c of cpus) {
+    all.set(c.parked!.watch!, at);
+    for (let i = at; i < at + c.parked!.watch!.length; i += 8) v.setInt16(i + 6, 0, true);
+    at += c.parked!.watch!.length;
+  }
+  if (ppoll(all, ns) <= 0n) return;
+  at = 8;
+  for (const c of cpus) {
+    const len = c.parked!.watch!.length;
+    for (let i = at; i < at + len; i += 8) {
+      if (v.getInt16(i + 6, true) !== 0) {
+        c.parked!.deadline = 0n;
+        break;
+      }
+    }
+    at += len;
   }
 }

@@ -24,7 +24,7 @@ import { defaultRegistry, flushSharedMappings } from "../syscalls/mod.ts";
 import { fileMappings, onExecMapping, onPastEnd } from "../syscalls/mm.ts";
 import { FdTable, OpenFile } from "../syscalls/fdtable.ts";
 import { MountTable } from "../vfs/mounts.ts";
-import { E } from "../syscalls/errno.ts";
+import { E, SyscallError } from "../syscalls/errno.ts";
 import { ERESTARTSYS } from "../syscalls/stdio.ts";
 import { formatSyscall } from "../syscalls/trace.ts";
 import { SYSCALL_NUMBERS, syscallName } from "../syscalls/table.ts";
@@ -42,7 +42,15 @@ import {
   vectorSignal,
 } from "./fault.ts";
 import { GuestMemory } from "./memory.ts";
-import { AREA_SIZE as PERCPU_AREA, buildCpuTables, pdCopyOf, physOf } from "./percpu.ts";
+import {
+  adoptCpuPages,
+  AREA_SIZE as PERCPU_AREA,
+  buildCpuTables,
+  pdCopyOf,
+  physOf,
+} from "./percpu.ts";
+import { ProcessTable } from "../process/table.ts";
+import { attachProcesses } from "../syscalls/procs.ts";
 import { accessOf, PageProtections } from "./protect.ts";
 import { type Cpu, Threads, type ThreadVm } from "./threads.ts";
 import { CTL } from "./wire.ts";
@@ -55,6 +63,7 @@ import {
   SA,
   SI,
   SIG_DFL,
+  SIG_IGN,
   type SigInfo,
   SignalState,
   SS,
@@ -68,6 +77,7 @@ import {
   guestRegions,
   type MappedObject,
   procMaps,
+  readExecutable,
   readGuestElf,
   readInterpreter,
   readProgram,
@@ -131,7 +141,7 @@ const TIMER_REPEAT_NS = 5_000_000n;
 // Facts about the host that do not change while the process lives.
 let features: ReturnType<typeof cpuFeatures> | undefined;
 class GuestProcess implements Process {
-  readonly fds = new FdTable();
+  fds = new FdTable();
   readonly state = new Map<string, unknown>();
   ended?: { code: number; signal?: number };
   constructor(
@@ -147,6 +157,31 @@ class GuestProcess implements Process {
     this.ended ??= { code, signal };
   }
 }
+
+/**
+ * What a new image of a process (execve) takes over from the old one, or a
+ * forked child from its parent.
+ */
+interface ProcessInit {
+  pid: number;
+  ppid: number;
+  fds: FdTable;
+  mounts: MountTable;
+  cwd: string;
+  argv: string[];
+  envp: string[];
+  /** Signals the old image ignored: they stay ignored. */
+  ignored: number[];
+  /** The blocked mask of the thread that called execve. */
+  mask: bigint;
+  /** Per-process values the image keeps (limits, umask, capabilities). */
+  state: [string, unknown][];
+  /** Whether the main thread serves several processes (vCPU 0 on a runner). */
+  scheduled: boolean;
+}
+
+/** Per-process values an image keeps across execve and a child gets from fork. */
+const INHERITED = ["rlimits", "umask", "caps"];
 
 /** A booted (not yet running) guest. Dispose it to free every fd and mapping. */
 export class Vm implements Disposable, AsyncDisposable {
@@ -204,8 +239,28 @@ export class Vm implements Disposable, AsyncDisposable {
   #crash?: CrashReport;
   /** The VM fd's close on a worker thread (dispose), under way or done. */
   #teardown?: Promise<void>;
+  #options: BootOptions;
+  /** Every process of the run (fork, execve, wait, kill go through it). */
+  #table: ProcessTable;
+  #pid = 0;
+  #ppid = 0;
+  /** The run loop on this thread must give way to the process table's (fork, execve). */
+  #handoff = false;
+  /** vCPU 0 runs on a runner and the process table's loop serves this VM with others. */
+  #scheduled = false;
+  #stackTop = 0;
+  #tRun = 0;
+  #timedOut = false;
+  #finished?: RunResult;
+  /**
+   * The image execve put in this one's place.
+   * @internal
+   */
+  replacement?: Vm;
 
-  private constructor(options: BootOptions) {
+  private constructor(options: BootOptions, table: ProcessTable) {
+    this.#options = options;
+    this.#table = table;
     this.#registry = options.registry ?? defaultRegistry();
     const stderr = (m: string) => Deno.stderr.writeSync(new TextEncoder().encode(m + "\n"));
     this.#diag = options.onDiagnostic ?? stderr;
@@ -240,7 +295,8 @@ export class Vm implements Disposable, AsyncDisposable {
       bytes = readProgram(options.path);
     }
     const elf = parseElf(bytes, options.path);
-    const vm = new Vm(options);
+    const table = new ProcessTable(Deno.pid, options.maxProcesses);
+    const vm = new Vm(options, table);
     if (options.rewrite === "static") {
       vm.#sites = (await import("../analysis/sites.ts")).syscallSites;
     }
@@ -250,7 +306,78 @@ export class Vm implements Disposable, AsyncDisposable {
       vm.dispose();
       throw e;
     }
+    attachProcesses(vm.#process!, table.hostFor(table.addRoot(vm, Deno.ppid)));
     return vm;
+  }
+
+  /**
+   * execve's new image of this VM's process: `path` found through the
+   * mounts (a `#!` script runs its interpreter), its own VM set up with
+   * `argv` and `envp`, the fds not marked close-on-exec, the cwd, ignored
+   * signals and the caller's mask. Throws SyscallError with execve's errno
+   * when it cannot be (the caller goes on); nothing of this VM changes.
+   * @internal
+   */
+  execImage(path: string, argv: string[], envp: string[], scheduled: boolean): Vm {
+    const p = this.#process!, mounts = this.#mounts!;
+    let { bytes, guestPath } = readExecutable(mounts, path, p.cwd);
+    let options: BootOptions = { ...this.#options, path, args: argv.slice(1), argv0: undefined };
+    for (let depth = 0; bytes[0] === 0x23 && bytes[1] === 0x21; depth++) {
+      if (depth === 4) throw new SyscallError(E.ELOOP);
+      try {
+        options = shebang(options, bytes);
+      } catch {
+        throw new SyscallError(E.ENOEXEC);
+      }
+      ({ bytes, guestPath } = readExecutable(mounts, options.path, p.cwd));
+    }
+    const script = options.path !== path;
+    let elf: ElfFile;
+    try {
+      elf = parseElf(bytes, guestPath);
+    } catch (e) {
+      if (e instanceof ElfError) throw new SyscallError(E.ENOEXEC);
+      throw e;
+    }
+    const s = this.#sig;
+    const ignored: number[] = [];
+    for (let n = 1; n <= 64; n++) if (s.action(n).handler === SIG_IGN) ignored.push(n);
+    const init: ProcessInit = {
+      pid: this.#pid,
+      ppid: this.#ppid,
+      fds: p.fds.copy(true),
+      mounts: mounts.share(),
+      cwd: p.cwd,
+      argv: script ? [options.argv0!, ...options.args!] : argv,
+      envp,
+      ignored,
+      mask: s.mask,
+      state: INHERITED.filter((k) => p.state.has(k)).map((k) => [k, p.state.get(k)]),
+      scheduled,
+    };
+    const vm = new Vm({ ...options, path: guestPath }, this.#table);
+    vm.#sites = this.#sites;
+    vm.#libSites = this.#libSites;
+    try {
+      vm.#setup(vm.#options, elf, bytes, this.#kernel!, init);
+    } catch (e) {
+      vm.dispose();
+      if (e instanceof ElfError) throw new SyscallError(E.ENOEXEC);
+      if (e instanceof OsError) throw new SyscallError(E.ENOMEM);
+      throw e;
+    }
+    attachProcesses(vm.#process!, this.#table.hostFor(this.#table.get(this.#pid)!));
+    return vm;
+  }
+
+  /**
+   * execve succeeded: this image ends (quietly) and `next` goes on as the process.
+   * @internal
+   */
+  replaceWith(next: Vm): void {
+    this.replacement = next;
+    this.#handoff = true;
+    this.#process!.exit(0);
   }
 
   #setup(
@@ -258,33 +385,22 @@ export class Vm implements Disposable, AsyncDisposable {
     elf: ElfFile,
     bytes: Uint8Array,
     kernel: Awaited<ReturnType<typeof kernelImage>>,
+    init?: ProcessInit,
   ): void {
     const size = options.memory ?? DEFAULT_MEMORY;
-    this.#elf = elf;
-    this.#vm = this.#kvm.createVm();
-    const mem = this.#mem = GuestMemory.take(size);
-    this.#vm.setUserMemoryRegion(0, 0n, BigInt(size), mem.host);
-    this.#vcpu = this.#vm.createVcpu(0);
-    this.#runSize = this.#kvm.vcpuMmapSize();
-    this.#run = this.#vcpu.mapRun(this.#runSize);
-    this.#runView = new DataView(Deno.UnsafePointerView.getArrayBuffer(this.#run, this.#runSize));
-    this.#syncRegs = (this.#kvm.checkExtension(CAP.SYNC_REGS) & Number(SYNC_X86_REGS)) !== 0;
-    if (this.#syncRegs) {
-      this.#runView.setBigUint64(LAYOUTS.kvm_run.fields.kvm_valid_regs, SYNC_X86_REGS, true);
+    this.#kernel = kernel;
+    const pid = this.#pid = init?.pid ?? this.#table.rootPid;
+    this.#ppid = init?.ppid ?? Deno.ppid;
+    if (init?.scheduled) {
+      this.#exitless = false;
+      this.#scheduled = true;
     }
-
-    // Per-vCPU blocks at the very top, page tables for protections, then
-    // the stack (its top on a 2 MiB boundary, so that one huge page holds
-    // what a program uses of it), then the mmap area.
+    this.#elf = elf;
+    const mem = this.#machine(size);
+    const stackTop = this.#stackTop;
     const poolEnd = size - PERCPU_AREA;
-    const stackTop = Math.floor((poolEnd - ptPool(size)) / HUGE_PAGE) * HUGE_PAGE;
-    // The guest sees the system pages, the table pool and the per-vCPU
-    // blocks through 4 KiB entries and uses few of them: a huge page there
-    // would only cost the host 2 MiB of clearing at the first touch.
-    mem.noHugePages(0, ABI.USER_MIN);
-    mem.noHugePages(stackTop, size - stackTop);
     mem.bytes.set(kernel.bytes, ABI.KERNEL_ADDR);
-    this.#mounts = new MountTable(options.mounts ?? []);
+    this.#mounts = init?.mounts ?? new MountTable(options.mounts ?? []);
     mem.userEnd = stackTop;
     let mmapMax = stackTop - STACK_SIZE;
     const image = loadExecutable(elf, bytes, mem, mmapMax);
@@ -295,7 +411,10 @@ export class Vm implements Disposable, AsyncDisposable {
     let interpBase = 0, entry = image.entry;
     let interpObj: { elf: ElfFile; bytes: Uint8Array } | undefined;
     if (elf.interpreter !== undefined) {
-      const interp = readInterpreter(this.#mounts, elf.interpreter, options.cwd ?? "/", elf.path);
+      // execve of a program whose interpreter is missing: ENOENT, the caller goes on.
+      const interp = init
+        ? readGuestElf(this.#mounts, elf.interpreter, init.cwd)
+        : readInterpreter(this.#mounts, elf.interpreter, options.cwd ?? "/", elf.path);
       interpObj = interp;
       const placed = loadInterpreter(interp.elf, interp.bytes, mem, image.brkStart, mmapMax);
       interpBase = placed.base;
@@ -310,8 +429,8 @@ export class Vm implements Disposable, AsyncDisposable {
     }
     this.#stats.loadMs = performance.now() - this.#t0;
 
-    const argv = [options.argv0 ?? options.path, ...(options.args ?? [])];
-    const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
+    const argv = init?.argv ?? [options.argv0 ?? options.path, ...(options.args ?? [])];
+    const env = init?.envp ?? Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
     features ??= cpuFeatures(this.#kvm, this.#stats.platform);
     const uid = Deno.uid() ?? 0, gid = Deno.gid() ?? 0;
     const sp = buildStack(mem.bytes, stackTop, {
@@ -341,13 +460,222 @@ export class Vm implements Disposable, AsyncDisposable {
       ],
     });
 
+    this.#makeProcess(mem, argv, options.path, init?.cwd ?? options.cwd ?? "/");
+    const proc = this.#process!, vcpu = this.#vcpu!;
+    if (this.#sites) onExecMapping(proc, (...a) => this.#patchMapping(...a));
+    if (init) {
+      proc.fds = init.fds;
+      for (const [k, v] of init.state) proc.state.set(k, v);
+      for (const n of init.ignored) {
+        this.#sig.setAction(n, { handler: SIG_IGN, flags: 0n, restorer: 0n, mask: 0n });
+      }
+      mem.view.setBigUint64(ABI.PERCPU_ADDR + PERCPU.sigmask, init.mask, true);
+    } else {
+      const stdio = options.stdio ?? [0, 1, 2];
+      const fds = proc.fds;
+      stdio.forEach((hostFd, fd) => fds.set(fd, new OpenFile(hostFd, { owned: false })));
+    }
+
+    this.#writeBootInfo(mem, {
+      entry,
+      sp,
+      brk: image.brkStart,
+      mmapMax,
+      tscKhz: vcpu.tscKhz(),
+      uid,
+      gid,
+    });
+    const codeEnd = ABI.KERNEL_ADDR +
+      Math.ceil(kernel.bytes.length / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
+    const cr3 = this.#cr3 = buildPageTables(mem, codeEnd);
+    this.#prot = new PageProtections(
+      mem,
+      cr3,
+      [stackTop, poolEnd],
+      () => this.#threads?.cpus.filter((c) => c.id > 0).map((c) => pdCopyOf(mem, c.id)) ?? [],
+    );
+    this.#userEnd = mmapMax;
+    onPastEnd(proc, (start, end) => this.#pastEnd(start, end));
+    if (this.#rewrite) mapTrampoline(mem, kernel.zpolineEntry);
+    writeSystemTables(mem, kernel);
+    setupVcpu(vcpu, 0, cr3, kernel, features, guestCpl(this.#stats.platform));
+    this.#kernel = kernel;
+    mem.view.setBigUint64(ABI.PERCPU_ADDR + PERCPU.tid, BigInt(pid), true);
+    const main: Cpu = {
+      id: 0,
+      vcpu,
+      runAddr: Deno.UnsafePointer.value(this.#run!),
+      runView: this.#runView!,
+      tid: pid,
+      alive: true,
+    };
+    ignoreAlarms();
+    if (this.#exitless) {
+      // Guests wake a sleeping poller with a store KVM turns into an eventfd
+      // write: no exit (one costs ~100 µs on kvm_pvm, the kick ~30 µs).
+      const fd = makeEventfd();
+      const kick = BigInt(ABI.DOORBELL_GPA + ABI.KICK_DOORBELL_OFF);
+      if (fd >= 0 && this.#vm!.ioeventfd(kick, 8, fd)) this.#wakeFd = fd;
+      else closeEventfd(fd);
+    }
+    this.#startThreads(main, this.#exitless || this.#scheduled);
+  }
+
+  /**
+   * The machine half of a VM: the KVM VM with `size` bytes of RAM and vCPU 0
+   * (its `kvm_run` mapped), and where the stack ends (#stackTop).
+   */
+  #machine(size: number): GuestMemory {
+    this.#vm = this.#kvm.createVm();
+    const mem = this.#mem = GuestMemory.take(size);
+    this.#vm.setUserMemoryRegion(0, 0n, BigInt(size), mem.host);
+    const vcpu = this.#vcpu = this.#vm.createVcpu(0);
+    this.#runSize = this.#kvm.vcpuMmapSize();
+    const run = this.#run = vcpu.mapRun(this.#runSize);
+    this.#runView = new DataView(Deno.UnsafePointerView.getArrayBuffer(run, this.#runSize));
+    this.#syncRegs = (this.#kvm.checkExtension(CAP.SYNC_REGS) & Number(SYNC_X86_REGS)) !== 0;
+    if (this.#syncRegs) {
+      this.#runView.setBigUint64(LAYOUTS.kvm_run.fields.kvm_valid_regs, SYNC_X86_REGS, true);
+    }
+    // Per-vCPU blocks at the very top, page tables for protections, then
+    // the stack (its top on a 2 MiB boundary, so that one huge page holds
+    // what a program uses of it), then the mmap area.
+    const poolEnd = size - PERCPU_AREA;
+    const stackTop = this.#stackTop = Math.floor((poolEnd - ptPool(size)) / HUGE_PAGE) * HUGE_PAGE;
+    // The guest sees the system pages, the table pool and the per-vCPU
+    // blocks through 4 KiB entries and uses few of them: a huge page there
+    // would only cost the host 2 MiB of clearing at the first touch.
+    mem.noHugePages(0, ABI.USER_MIN);
+    mem.noHugePages(stackTop, size - stackTop);
+    return mem;
+  }
+
+  /**
+   * fork(2) from the thread being served: a new VM for child `pid` with a
+   * copy of this one's memory (the pages it has touched), that thread as
+   * its only one (its registers and FPU state, rax 0, clone's stack and TLS
+   * if given), the fds (sharing their open file descriptions), cwd, mounts,
+   * signal dispositions and mask, and no pending signals. It starts when
+   * the process table schedules it.
+   * @internal
+   */
+  fork(pid: number, spec: CloneSpec): Vm {
+    const child = new Vm(this.#options, this.#table);
+    try {
+      child.#forkFrom(this, this.#threads!.serving, pid, spec);
+    } catch (e) {
+      child.dispose();
+      throw e;
+    }
+    return child;
+  }
+
+  #forkFrom(parent: Vm, cpu: Cpu, pid: number, spec: CloneSpec): void {
+    const from = parent.#process!;
+    this.#pid = pid;
+    this.#ppid = parent.#pid;
+    this.#kernel = parent.#kernel;
+    this.#elf = parent.#elf;
+    this.#base = parent.#base;
+    this.#objects = parent.#objects;
+    this.#sites = parent.#sites;
+    this.#libSites = parent.#libSites;
+    this.#exitless = false;
+    this.#scheduled = true;
+    this.#mounts = parent.#mounts!.share();
+    this.#userEnd = parent.#userEnd;
+    this.#cr3 = parent.#cr3;
+    const mem = this.#machine(parent.#mem!.size), v = mem.view;
+    mem.copyFrom(parent.#mem!);
+    // The thread that forked becomes the child's first.
+    adoptCpuPages(mem, cpu.id);
+    const boot = ABI.BOOT_INFO_ADDR;
+    v.setBigUint64(boot + BOOT_INFO.pid, BigInt(pid), true);
+    v.setBigUint64(boot + BOOT_INFO.ppid, BigInt(this.#ppid), true);
+    Atomics.store(new Int32Array(mem.bytes.buffer, boot + BOOT_INFO.polling, 1), 0, ABI.POLL_OFF);
+    v.setBigUint64(ABI.PERCPU_ADDR + PERCPU.tid, BigInt(pid), true);
+    const ctid = spec.flags & CLONE.CHILD_CLEARTID ? spec.childTid : 0n;
+    v.setBigUint64(ABI.PERCPU_ADDR + PERCPU.clear_child_tid, ctid, true);
+    v.setBigUint64(SYSCALL_FRAME_ADDR + SYSCALL_FRAME.indexOf(R.rax) * 8, 0n, true);
+    if (spec.stack !== 0n) {
+      v.setBigUint64(SYSCALL_FRAME_ADDR + SYSCALL_FRAME.indexOf(R.rsp) * 8, spec.stack, true);
+    }
+    this.#prot = parent.#prot!.cloneFor(
+      mem,
+      () => this.#threads?.cpus.filter((c) => c.id > 0).map((c) => pdCopyOf(mem, c.id)) ?? [],
+    );
+    this.#makeProcess(mem, from.argv, from.exePath, from.cwd);
+    const p = this.#process!;
+    p.fds = from.fds.copy();
+    for (const k of [...INHERITED, "comm", "mm.files"]) {
+      const val = from.state.get(k);
+      if (val !== undefined) p.state.set(k, Array.isArray(val) ? [...val] : val);
+    }
+    this.#sig.altstack = parent.#sig.altstack;
+    onPastEnd(p, (start, end) => this.#pastEnd(start, end));
+    if (this.#sites) onExecMapping(p, (...a) => this.#patchMapping(...a));
+    if (this.#rewrite) mapTrampoline(mem, this.#kernel!.zpolineEntry);
+    // vCPU 0 resumes the forking thread's syscall frame (rax 0).
+    this.#startAtSyscallReturn(this.#vcpu!, 0, this.#cr3, cpu.vcpu, spec, true);
+    const main: Cpu = {
+      id: 0,
+      vcpu: this.#vcpu!,
+      runAddr: Deno.UnsafePointer.value(this.#run!),
+      runView: this.#runView!,
+      tid: pid,
+      alive: true,
+    };
+    this.#startThreads(main, true);
+    const put32 = (m: GuestMemory, addr: bigint) => m.view.setUint32(m.check(addr, 4), pid, true);
+    if (spec.flags & CLONE.CHILD_SETTID) put32(mem, spec.childTid);
+    if (spec.flags & CLONE.PARENT_SETTID) put32(parent.#mem!, spec.parentTid);
+  }
+
+  /**
+   * Sets vCPU `vcpu` up to leave the guest kernel through its syscall
+   * return path (the frame at SYSCALL_FRAME_ADDR in its own pages), with
+   * `from`'s FPU state and FS/GS bases (clone's TLS instead, if it set one).
+   */
+  #startAtSyscallReturn(
+    vcpu: VcpuFd,
+    id: number,
+    cr3: bigint,
+    from: VcpuFd,
+    spec: CloneSpec,
+    fresh: boolean,
+  ): void {
+    const kernel = this.#kernel!;
+    setupVcpu(vcpu, id, cr3, kernel, features!, guestCpl(this.#stats.platform), fresh);
+    const sregs = new Uint8Array(LAYOUTS.kvm_sregs.size);
+    from.getSregs(sregs);
+    const sf = LAYOUTS.kvm_sregs.fields, sv = new DataView(sregs.buffer);
+    const fs = spec.flags & CLONE.SETTLS ? spec.tls : sv.getBigUint64(sf.fs, true);
+    vcpu.setMsrs([[MSR_FS_BASE, fs], [MSR_GS_BASE, sv.getBigUint64(sf.gs, true)]]);
+    const xsave = new Uint8Array(LAYOUTS.kvm_xsave.size);
+    from.getXsave(xsave);
+    vcpu.setXsave(xsave);
+    const regs = new Uint8Array(LAYOUTS.kvm_regs.size);
+    const rv = new DataView(regs.buffer);
+    rv.setBigUint64(regOffset("rip"), BigInt(kernel.syscallReturn), true);
+    rv.setBigUint64(regOffset("rsp"), BigInt(SYSCALL_FRAME_ADDR), true);
+    rv.setBigUint64(regOffset("rflags"), 2n, true);
+    vcpu.setRegs(regs);
+  }
+
+  /**
+   * The process half of a VM (its pid, argv, cwd, memory map and signal
+   * state) for RAM `mem`; #stackTop, #objects and #mounts are set.
+   */
+  #makeProcess(mem: GuestMemory, argv: readonly string[], exePath: string, cwd: string): void {
+    const pid = this.#pid, objects = this.#objects, stackTop = this.#stackTop;
+    const kernel = this.#kernel!;
     this.#process = new GuestProcess(
       mem,
-      Deno.pid,
+      pid,
       argv,
-      options.path,
-      this.#mounts,
-      options.cwd ?? "/",
+      exePath,
+      this.#mounts!,
+      cwd,
       () =>
         procMaps(
           mem,
@@ -368,70 +696,28 @@ export class Vm implements Disposable, AsyncDisposable {
           true,
         ),
       threads: {
-        current: () => this.#threads?.serving.tid ?? Deno.pid,
+        current: () => this.#threads?.serving.tid ?? pid,
         maskAddr: (tid) => this.#percpuOf(tid, PERCPU.sigmask),
         pendingAddr: (tid) => this.#percpuOf(tid, PERCPU.sigpending),
-        tids: () => this.#threads?.cpus.filter((c) => c.alive).map((c) => c.tid) ?? [Deno.pid],
+        tids: () => this.#threads?.cpus.filter((c) => c.alive).map((c) => c.tid) ?? [pid],
         notify: (tid) => this.#notifyThread(tid),
       },
       armTimer: (ns) => this.#armHostTimer(ns),
     });
     attachSignals(this.#process, this.#sig);
-    if (this.#sites) onExecMapping(this.#process, (...a) => this.#patchMapping(...a));
-    const stdio = options.stdio ?? [0, 1, 2];
-    const fds = this.#process.fds;
-    stdio.forEach((hostFd, fd) => fds.set(fd, new OpenFile(hostFd, { owned: false })));
+  }
 
-    this.#writeBootInfo(mem, {
-      entry,
-      sp,
-      brk: image.brkStart,
-      mmapMax,
-      tscKhz: this.#vcpu.tscKhz(),
-      uid,
-      gid,
-    });
-    const codeEnd = ABI.KERNEL_ADDR +
-      Math.ceil(kernel.bytes.length / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
-    const cr3 = this.#cr3 = buildPageTables(mem, codeEnd);
-    this.#prot = new PageProtections(
-      mem,
-      cr3,
-      [stackTop, poolEnd],
-      () => this.#threads?.cpus.filter((c) => c.id > 0).map((c) => pdCopyOf(mem, c.id)) ?? [],
-    );
-    this.#userEnd = mmapMax;
-    onPastEnd(this.#process, (start, end) => this.#pastEnd(start, end));
-    if (this.#rewrite) mapTrampoline(mem, kernel.zpolineEntry);
-    writeSystemTables(mem, kernel);
-    setupVcpu(this.#vcpu, 0, cr3, kernel, features, guestCpl(this.#stats.platform));
-    this.#kernel = kernel;
-    mem.view.setBigUint64(ABI.PERCPU_ADDR + PERCPU.tid, BigInt(Deno.pid), true);
-    const main: Cpu = {
-      id: 0,
-      vcpu: this.#vcpu,
-      runAddr: Deno.UnsafePointer.value(this.#run),
-      runView: this.#runView,
-      tid: Deno.pid,
-      alive: true,
-    };
-    ignoreAlarms();
-    if (this.#exitless) {
-      // Guests wake a sleeping poller with a store KVM turns into an eventfd
-      // write: no exit (one costs ~100 µs on kvm_pvm, the kick ~30 µs).
-      const fd = makeEventfd();
-      const kick = BigInt(ABI.DOORBELL_GPA + ABI.KICK_DOORBELL_OFF);
-      if (fd >= 0 && this.#vm!.ioeventfd(kick, 8, fd)) this.#wakeFd = fd;
-      else closeEventfd(fd);
-    }
+  /** The guest's threads, starting with `main` (on a runner of its own with `onRunner`). */
+  #startThreads(main: Cpu, onRunner: boolean): void {
     this.#threads = new Threads(
       this.#threadVm(),
       main,
-      Deno.pid,
-      this.#exitless,
+      this.#pid,
+      () => this.#table.allocId(),
+      onRunner,
       this.#wakeFd,
     );
-    attachThreads(this.#process, this.#threads);
+    attachThreads(this.#process!, this.#threads);
     this.#sig.wakeAt = () => this.#threads!.nextDeadline();
     this.#sig.idle = (until) => this.#idle(until);
     this.#sig.ended = () => this.#process!.ended !== undefined;
@@ -495,7 +781,8 @@ export class Vm implements Disposable, AsyncDisposable {
   /** A trace line; with the thread's id once the process has more than one, as `strace -f`. */
   #traced(cpu: Cpu | undefined, line: string): void {
     const t = this.#threads;
-    this.#trace!(t && cpu && t.count > 1 ? `[pid ${cpu.tid}] ${line}` : line);
+    const several = this.#table.multi || (t !== undefined && t.count > 1);
+    this.#trace!(several ? `[pid ${cpu?.tid ?? this.#pid}] ${line}` : line);
   }
 
   /** Writes a syscall result into `cpu`'s host-call block. */
@@ -584,29 +871,7 @@ export class Vm implements Disposable, AsyncDisposable {
     // A vCPU that ran before keeps its CPUID: KVM refuses to set it again.
     const fresh = !child.ran;
     child.ran = true;
-    setupVcpu(
-      child.vcpu,
-      child.id,
-      cr3,
-      this.#kernel!,
-      features!,
-      guestCpl(this.#stats.platform),
-      fresh,
-    );
-    const sregs = new Uint8Array(LAYOUTS.kvm_sregs.size);
-    parent.vcpu.getSregs(sregs);
-    const sf = LAYOUTS.kvm_sregs.fields, sv = new DataView(sregs.buffer);
-    const fs = spec.flags & CLONE.SETTLS ? spec.tls : sv.getBigUint64(sf.fs, true);
-    child.vcpu.setMsrs([[MSR_FS_BASE, fs], [MSR_GS_BASE, sv.getBigUint64(sf.gs, true)]]);
-    const xsave = new Uint8Array(LAYOUTS.kvm_xsave.size);
-    parent.vcpu.getXsave(xsave);
-    child.vcpu.setXsave(xsave);
-    const regs = new Uint8Array(LAYOUTS.kvm_regs.size);
-    const rv = new DataView(regs.buffer);
-    rv.setBigUint64(regOffset("rip"), BigInt(this.#kernel!.syscallReturn), true);
-    rv.setBigUint64(regOffset("rsp"), BigInt(SYSCALL_FRAME_ADDR), true);
-    rv.setBigUint64(regOffset("rflags"), 2n, true);
-    child.vcpu.setRegs(regs);
+    this.#startAtSyscallReturn(child.vcpu, child.id, cr3, parent.vcpu, spec, fresh);
 
     const put32 = (addr: bigint) => v.setUint32(mem.check(addr, 4), tid, true);
     if (spec.flags & CLONE.PARENT_SETTID) put32(spec.parentTid);
@@ -729,8 +994,8 @@ export class Vm implements Disposable, AsyncDisposable {
     put(BOOT_INFO.mmap_max, b.mmapMax);
     put(BOOT_INFO.mem_size, mem.size);
     put(BOOT_INFO.tsc_mult, (1000000n << 32n) / BigInt(b.tscKhz));
-    put(BOOT_INFO.pid, Deno.pid);
-    put(BOOT_INFO.ppid, Deno.ppid);
+    put(BOOT_INFO.pid, this.#pid);
+    put(BOOT_INFO.ppid, this.#ppid);
     put(BOOT_INFO.uid, b.uid);
     put(BOOT_INFO.gid, b.gid);
     put(BOOT_INFO.trace, this.#trace ? 1 : 0);
@@ -745,65 +1010,231 @@ export class Vm implements Disposable, AsyncDisposable {
     }
   }
 
-  /** Runs the guest to its end. */
+  /**
+   * Runs the guest to its end: its process and every process it starts
+   * (the first one's end ends the others).
+   */
   run(): RunResult {
-    const vcpu = this.#vcpu!, view = this.#runView!, p = this.#process!, sig = this.#sig;
-    const tRun = performance.now();
-    this.#stats.bootMs = tRun - this.#t0;
-    if (this.#timeout) {
-      sig.runDeadline = monotonicNs() + BigInt(Math.round(this.#timeout * 1e9));
-      sig.armHost();
+    const deadline = this.#timeout
+      ? monotonicNs() + BigInt(Math.round(this.#timeout * 1e9))
+      : undefined;
+    return this.#table.run(deadline);
+  }
+
+  /**
+   * Starts the clock of this image's run; the run ends with a SIGKILL at `deadline`.
+   * @internal
+   */
+  begin(deadline?: bigint): void {
+    this.#tRun = performance.now();
+    this.#stats.bootMs = this.#tRun - this.#t0;
+    if (deadline !== undefined) {
+      this.#sig.runDeadline = deadline;
+      this.#sig.armHost();
     }
-    let crash: CrashReport | undefined;
-    let timedOut = false;
+  }
+
+  /** Whether the process has ended (exit, a fatal signal, execve), and how. */
+  get ended(): { code: number; signal?: number } | undefined {
+    return this.#process?.ended;
+  }
+
+  /**
+   * The guest process as the syscall modules see it.
+   * @internal
+   */
+  get process(): Process {
+    return this.#process!;
+  }
+
+  /**
+   * The process's signal state (dispositions, pending signals).
+   * @internal
+   */
+  get signals(): SignalState {
+    return this.#sig;
+  }
+
+  /**
+   * Runs the process on this thread (vCPU 0 here with the doorbell, or the
+   * exitless loop) until it ends or must hand over to the process table
+   * (a fork, an execve).
+   * @internal
+   */
+  runSolo(): void {
+    const vcpu = this.#vcpu!, view = this.#runView!, p = this.#process!, sig = this.#sig;
     const threads = this.#threads!, main = threads.main;
-    try {
-      if (this.#exitless) this.#runExitless();
-      while (!p.ended) {
-        if (!main.alive) {
-          // The first thread has exited; the others go on.
-          this.#idle(threads.nextDeadline() ?? monotonicNs() + 50_000_000n);
-          sig.fireTimers();
-        } else if (!vcpu.run()) {
-          view.setUint8(LAYOUTS.kvm_run.fields.immediate_exit, 0);
-          this.#onTimer();
-        } else {
-          crash = this.#onExit(view);
-          if (crash) p.exit(0, crash.signal);
-        }
-        if (threads.cpus.length > 1 && !p.ended) {
-          threads.pollWatched(); // a call just served may have made a parked wait's fd ready
-          threads.serveWorkers();
-          sig.armHost();
-        }
-        if (sig.timedOut && !p.ended) {
-          timedOut = true;
-          p.exit(0, SIG.SIGKILL);
+    if (this.#exitless) return this.#runExitless();
+    while (!p.ended && !this.#handoff) {
+      if (!main.alive) {
+        // The first thread has exited; the others go on.
+        this.#idle(threads.nextDeadline() ?? monotonicNs() + 50_000_000n);
+        sig.fireTimers();
+      } else if (!vcpu.run()) {
+        view.setUint8(LAYOUTS.kvm_run.fields.immediate_exit, 0);
+        this.#onTimer();
+      } else {
+        const crash = this.#onExit(view);
+        if (crash) {
+          this.#crash = crash;
+          p.exit(0, crash.signal);
         }
       }
-      if (sig.timedOut && p.ended?.signal === SIG.SIGKILL) timedOut = true;
-    } finally {
+      if (threads.cpus.length > 1 && !p.ended) {
+        threads.pollWatched(); // a call just served may have made a parked wait's fd ready
+        threads.serveWorkers();
+        sig.armHost();
+      }
+      this.#checkTimeout();
+    }
+  }
+
+  #checkTimeout(): void {
+    const p = this.#process!;
+    if (this.#sig.timedOut && !p.ended) {
+      this.#timedOut = true;
+      p.exit(0, SIG.SIGKILL);
+    }
+  }
+
+  /**
+   * A fork or execve: the loop on this thread gives way to the process table's.
+   * @internal
+   */
+  handOff(): void {
+    if (!this.#scheduled) this.#handoff = true;
+  }
+
+  /**
+   * From now on the process table's loop serves this VM among others:
+   * vCPU 0 gets a runner of its own (if the main thread ran it), host calls
+   * come by the doorbell, timers are looked at by the table's loop, and
+   * every runner writes the table's `wakeFd` at each exit.
+   * @internal
+   */
+  schedule(wakeFd: number): void {
+    const threads = this.#threads!;
+    if (!this.#scheduled) {
+      this.#armHostTimer(undefined);
+      this.#scheduled = true;
+      this.#handoff = false;
+      if (threads.mainRuns) {
+        const xsave = new Uint8Array(LAYOUTS.kvm_xsave.size);
+        this.#vcpu!.getXsave(xsave);
+        this.#runView!.setUint8(LAYOUTS.kvm_run.fields.immediate_exit, 0);
+        threads.useWakeFd(wakeFd);
+        threads.moveMainToRunner(xsave);
+        if (threads.main.alive && !this.#process!.ended) threads.startMain();
+      } else {
+        threads.useWakeFd(wakeFd);
+        this.#setPolling(false);
+        this.#pollHostCalls();
+      }
+      this.#sig.armHost(undefined, true);
+      return;
+    }
+    threads.useWakeFd(wakeFd);
+    if (threads.main.alive && !this.#process!.ended) threads.startMain();
+  }
+
+  /**
+   * One round of the process table's loop for this VM: serves its runners'
+   * exits (and requests posted exitless), parked deadlines and timers;
+   * returns how many calls it served.
+   * @internal
+   */
+  step(): number {
+    const p = this.#process!, threads = this.#threads!;
+    if (p.ended) return 0;
+    let n = this.#exitless ? this.#pollHostCalls() : 0;
+    threads.pollWatched();
+    n += threads.serveWorkers();
+    if (!p.ended) this.#exitlessTimers();
+    this.#checkTimeout();
+    return n;
+  }
+
+  /**
+   * When {@linkcode step} must run again though no runner exits (host monotonic ns).
+   * @internal
+   */
+  wakeAt(): bigint | undefined {
+    return this.#exitlessWake();
+  }
+
+  /**
+   * Adds the vCPUs whose parked waits watch fds to `out`.
+   * @internal
+   */
+  watching(out: Cpu[]): void {
+    for (const c of this.#threads!.cpus) if (c.parked?.watch?.length) out.push(c);
+  }
+
+  /**
+   * A signal from another process (kill): raised for the process, and a
+   * thread that does not block it is interrupted to act on it.
+   * @internal
+   */
+  raise(info: SigInfo): void {
+    const p = this.#process!;
+    if (p.ended) return;
+    this.#sig.raise(info);
+    const threads = this.#threads!;
+    for (const c of threads.cpus) {
+      if (!c.alive || !c.runner || c.busy) continue;
+      if (this.#signalled(c)) {
+        threads.interrupt(c);
+        return;
+      }
+    }
+  }
+
+  /**
+   * The process's parent is now `ppid` (its own ended: getppid sees the first process).
+   * @internal
+   */
+  setParent(ppid: number): void {
+    this.#ppid = ppid;
+    const at = ABI.BOOT_INFO_ADDR + BOOT_INFO.ppid;
+    if (this.#mem) this.#mem.view.setBigUint64(at, BigInt(ppid), true);
+  }
+
+  /**
+   * Ends this image's run: stops its threads, writes back shared file
+   * mappings, and (unless `quiet`: a replaced image, or a process killed
+   * with the run) reports a crash or a timeout. The run's result.
+   * @internal
+   */
+  finish(quiet = false): RunResult {
+    if (this.#finished) return this.#finished;
+    const p = this.#process!, threads = this.#threads!;
+    try {
       threads.stopAll();
       this.#armHostTimer(undefined);
+    } finally {
       flushSharedMappings(p);
     }
-    crash ??= this.#crash;
-    this.#stats.runMs = performance.now() - tRun;
+    const crash = this.#crash;
+    if (this.#sig.timedOut && p.ended?.signal === SIG.SIGKILL) this.#timedOut = true;
+    this.#stats.runMs = performance.now() - this.#tRun;
     const kvm = threads.cpus.reduce(
       (sum, cpu) => addKvmStats(sum, cpu.vcpu.counters()),
       this.#vm!.counters(),
     );
     this.#stats.kvm = Object.fromEntries(Object.entries(kvm).filter(([, n]) => n !== 0));
-    if (crash) this.#diag(formatCrash(crash));
-    if (timedOut) this.#diag(`hermitux: timed out after ${this.#timeout} s; guest stopped`);
-    const end = p.ended!;
-    return {
+    if (crash && !quiet) this.#diag(formatCrash(crash));
+    if (this.#timedOut && !quiet) {
+      this.#diag(`hermitux: timed out after ${this.#timeout} s; guest stopped`);
+    }
+    const end = p.ended ?? { code: 0, signal: SIG.SIGKILL };
+    return this.#finished = {
       status: end.signal ? 128 + end.signal : end.code,
       exitCode: end.signal ? undefined : end.code,
       signal: end.signal,
       crash,
-      timedOut,
+      timedOut: this.#timedOut,
       stats: this.#stats,
+      processes: 1,
     };
   }
 
@@ -816,7 +1247,7 @@ export class Vm implements Disposable, AsyncDisposable {
    * this thread was not in KVM_RUN; undefined disarms it.
    */
   #armHostTimer(ns: bigint | undefined): void {
-    if (this.#exitless) {
+    if (this.#exitless || this.#scheduled) {
       // No KVM_RUN on this thread to interrupt: the run loop waits for it.
       this.#wakeNs = ns === undefined ? 0n : monotonicNs() + ns;
       return;
@@ -1277,7 +1708,7 @@ export class Vm implements Disposable, AsyncDisposable {
     let idle = 0, served = 0, door = threads.door, recent = true, last = 0, polling = true;
     this.#setPolling(true);
     threads.startMain();
-    while (!p.ended) {
+    while (!p.ended && !this.#handoff) {
       if (!polling) {
         // Asleep until a runner exits (a doorbell, a fault) or a timer is due;
         // only a guest's call (not a timer) starts a polling window again.

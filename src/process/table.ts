@@ -1,0 +1,426 @@
+/**
+ * The process table: every guest process of one run, each its own KVM VM
+ * ({@linkcode Vm}) in this one host process, with Linux's relations between
+ * them (pid, parent, process group, session, exit status until reaped) and
+ * the loop that serves them all.
+ *
+ * One process runs as before: its vCPU 0 on the calling (main) thread with
+ * the doorbell transport, or exitless. The first fork makes the run one of
+ * several processes for good: every vCPU of every process then runs on a
+ * runner thread of its own, and the main thread serves all of their exits,
+ * timers and parked waits ({@linkcode ProcessTable.run}), sleeping on one
+ * eventfd that every runner writes and on the fds parked reads and polls
+ * watch. `execve` replaces a process's VM by a new one in place (same pid).
+ * @module
+ */
+import { E, SyscallError } from "../syscalls/errno.ts";
+import { hostSyscall } from "../syscalls/host.ts";
+import { monotonicNs, SI, SIG_IGN, SIGNO } from "../syscalls/signal.ts";
+import type { CloneSpec, ThreadHost } from "../syscalls/thread.ts";
+import { attachProcesses, type ProcessHost, type WaitMatch } from "../syscalls/procs.ts";
+import { closeEventfd, drainEventfd, makeEventfd } from "../vm/wake.ts";
+import { type Cpu, waitWatched } from "../vm/threads.ts";
+import type { RunResult } from "../vm/options.ts";
+import type { Vm } from "../vm/vm.ts";
+
+const NR_GETPGID = 121, NR_GETSID = 124;
+/** waitid's si_code values. */
+const CLD = { EXITED: 1, KILLED: 2, DUMPED: 3 } as const;
+/** How long the loop sleeps at most when nothing is due (ms). */
+const IDLE_MS = 50;
+
+/** One guest process. */
+export interface Proc {
+  readonly pid: number;
+  ppid: number;
+  pgid: number;
+  sid: number;
+  /** Its current image (execve replaces it). */
+  vm: Vm;
+  /** Its wait status once it has ended: a zombie until its parent reaps it. */
+  status?: number;
+  children: Set<Proc>;
+  /** Parked wait4/waitid calls of its threads, looked at again when a child changes. */
+  waiters: Set<() => boolean>;
+  /** Whether it has called execve (setpgid on it from its parent is EACCES then). */
+  execed?: boolean;
+}
+
+/** The guest processes of one run, and the loop that serves them. */
+export class ProcessTable {
+  readonly #procs = new Map<number, Proc>();
+  #root!: Proc;
+  #next: number;
+  /** Whether the run has had more than one process (every vCPU then runs on a runner). */
+  #multi = false;
+  #wakeFd = -1;
+  /** Processes that ran, the first included. */
+  #started = 0;
+  /** The original first VM: its owner disposes it, the table every other. */
+  #first?: Vm;
+  /** At most this many processes alive or unreaped at once (fork is EAGAIN past it). */
+  readonly maxProcesses: number;
+
+  /** @param rootPid the first process's pid: ids of later processes and threads follow it */
+  constructor(readonly rootPid: number, maxProcesses = 256) {
+    this.#next = rootPid + 1;
+    this.maxProcesses = maxProcesses;
+  }
+
+  /** Whether the run has several processes (vCPUs all on runners, served by {@linkcode run}). */
+  get multi(): boolean {
+    return this.#multi;
+  }
+
+  /** A new id for a process or a thread: one numbering, as Linux's pids and tids. */
+  allocId(): number {
+    while (this.#procs.has(this.#next)) this.#next++;
+    return this.#next++;
+  }
+
+  /** The process `pid`, if it is in the table (alive or a zombie). */
+  get(pid: number): Proc | undefined {
+    return this.#procs.get(pid);
+  }
+
+  /** Enters the first process of the run. */
+  addRoot(vm: Vm, ppid: number): Proc {
+    const pid = this.rootPid;
+    const pgid = Number(hostSyscall(NR_GETPGID, 0)), sid = Number(hostSyscall(NR_GETSID, 0));
+    const root: Proc = { pid, ppid, pgid, sid, vm, children: new Set(), waiters: new Set() };
+    this.#procs.set(pid, root);
+    this.#root = root;
+    this.#first = vm;
+    this.#started = 1;
+    return root;
+  }
+
+  /**
+   * Runs the first process, and every process it starts, until the first
+   * one ends; then the others are killed (as a container's init takes its
+   * children with it). The first process's result, with the count of processes.
+   */
+  run(deadline?: bigint): RunResult {
+    const root = this.#root;
+    root.vm.begin(deadline);
+    let result: RunResult | undefined;
+    try {
+      for (;;) {
+        if (!this.#multi) {
+          root.vm.runSolo();
+          if (root.vm.replacement) {
+            this.#swap(root, deadline);
+            continue;
+          }
+          if (!this.#multi) break;
+        }
+        this.#serveAll(deadline);
+        break;
+      }
+      result = root.vm.finish();
+    } finally {
+      for (const p of this.#procs.values()) {
+        if (p.vm === this.#first) continue;
+        if (p !== root && p.status === undefined) p.vm.finish(true);
+        p.vm.dispose();
+      }
+      if (this.#wakeFd >= 0) closeEventfd(this.#wakeFd);
+      this.#wakeFd = -1;
+    }
+    result.processes = this.#started;
+    return result;
+  }
+
+  /** Makes the run one of several processes: every vCPU on a runner, one wake eventfd. */
+  #goMulti(): void {
+    if (this.#multi) return;
+    this.#multi = true;
+    const fd = makeEventfd();
+    this.#wakeFd = fd;
+  }
+
+  /** The wake eventfd every runner writes at each exit once the run has several processes. */
+  get wakeFd(): number {
+    return this.#wakeFd;
+  }
+
+  /** The loop of a run with several processes: until the first one has ended. */
+  #serveAll(deadline?: bigint): void {
+    const root = this.#root;
+    for (const p of this.#procs.values()) if (p.status === undefined) p.vm.schedule(this.#wakeFd);
+    const watches: Cpu[] = [];
+    while (root.status === undefined) {
+      let work = 0;
+      for (const p of [...this.#procs.values()]) {
+        if (p.status !== undefined) continue;
+        work += p.vm.step();
+        if (p.vm.replacement) this.#swap(p, p === root ? deadline : undefined);
+        else if (p.vm.ended) this.#exited(p);
+      }
+      if (work || root.status !== undefined) continue;
+      let wake: bigint | undefined;
+      watches.length = 0;
+      for (const p of this.#procs.values()) {
+        if (p.status !== undefined) continue;
+        const at = p.vm.wakeAt();
+        if (at !== undefined && (wake === undefined || at < wake)) wake = at;
+        p.vm.watching(watches);
+      }
+      const ms = wake === undefined
+        ? IDLE_MS
+        : Math.min(IDLE_MS, Number(wake - monotonicNs()) / 1e6);
+      if (ms <= 0) continue;
+      waitWatched(this.#wakeFd, watches, BigInt(Math.round(ms * 1e6)));
+      drainEventfd(this.#wakeFd);
+    }
+  }
+
+  /** execve done: the process goes on in its new image. */
+  #swap(p: Proc, deadline?: bigint): void {
+    const old = p.vm, next = old.replacement!;
+    p.vm = next;
+    p.execed = true;
+    old.finish(true);
+    if (old !== this.#first) old.dispose();
+    next.begin(deadline);
+    if (this.#multi) next.schedule(this.#wakeFd);
+  }
+
+  /** `p` has ended: a zombie for its parent, which learns by SIGCHLD; its children go to the first process. */
+  #exited(p: Proc): void {
+    const end = p.vm.ended!;
+    // No core is dumped (as with RLIMIT_CORE 0): a signal's status has no 0x80 bit.
+    p.status = end.signal ? end.signal & 0x7f : (end.code & 0xff) << 8;
+    if (p !== this.#root) {
+      p.vm.finish();
+      p.vm.dispose();
+    }
+    for (const c of p.children) {
+      c.ppid = this.#root.pid;
+      this.#root.children.add(c);
+      if (c.status === undefined) c.vm.setParent(this.#root.pid);
+    }
+    p.children.clear();
+    if (p === this.#root) return;
+    const parent = this.#procs.get(p.ppid);
+    if (!parent || parent.status !== undefined) return this.#reap(p);
+    const act = parent.vm.signals.action(SIGNO.SIGCHLD);
+    const SA_NOCLDWAIT = 2n;
+    if (act.handler === SIG_IGN || (act.flags & SA_NOCLDWAIT)) this.#reap(p);
+    if (act.handler !== SIG_IGN) parent.vm.raise(this.#childInfo(p));
+    for (const w of [...parent.waiters]) w();
+  }
+
+  /** The siginfo of SIGCHLD (and waitid) for ended child `c`. */
+  #childInfo(c: Proc): { signo: number; code: number; raw: Uint8Array } {
+    const raw = new Uint8Array(128), v = new DataView(raw.buffer);
+    const s = c.status!, signal = s & 0x7f;
+    const code = signal ? (s & 0x80 ? CLD.DUMPED : CLD.KILLED) : CLD.EXITED;
+    v.setInt32(0, SIGNO.SIGCHLD, true);
+    v.setInt32(8, code, true);
+    v.setInt32(16, c.pid, true);
+    v.setUint32(20, Deno.uid() ?? 0, true);
+    v.setInt32(24, signal ? signal : (s >> 8) & 0xff, true);
+    return { signo: SIGNO.SIGCHLD, code, raw };
+  }
+
+  /** Forgets zombie `c`: its pid is free again. */
+  #reap(c: Proc): void {
+    this.#procs.delete(c.pid);
+    this.#procs.get(c.ppid)?.children.delete(c);
+  }
+
+  /** The {@linkcode ProcessHost} that process `p`'s syscalls see. */
+  hostFor(p: Proc): ProcessHost {
+    return new Host(this, p);
+  }
+
+  /** fork/vfork/clone of a new process by `parent`'s serving thread. */
+  fork(parent: Proc, spec: CloneSpec): number {
+    let live = 0;
+    for (const q of this.#procs.values()) if (q.status === undefined) live++;
+    if (live >= this.maxProcesses) throw new SyscallError(E.EAGAIN);
+    const pid = this.allocId();
+    this.#goMulti();
+    const vm = parent.vm.fork(pid, spec);
+    const child: Proc = {
+      pid,
+      ppid: parent.pid,
+      pgid: parent.pgid,
+      sid: parent.sid,
+      vm,
+      children: new Set(),
+      waiters: new Set(),
+    };
+    this.#procs.set(pid, child);
+    attachProcesses(vm.process, this.hostFor(child));
+    parent.children.add(child);
+    this.#started++;
+    // A process that ran alone on this thread goes on among the others.
+    parent.vm.handOff();
+    vm.schedule(this.#wakeFd);
+    return pid;
+  }
+
+  /** execve: `p`'s new image (its old one ends when this call returns). */
+  exec(p: Proc, path: string, argv: string[], envp: string[]): void {
+    const next = p.vm.execImage(path, argv, envp, this.#multi);
+    p.vm.replaceWith(next);
+  }
+
+  /**
+   * wait4/waitid for the serving thread of `p`: a child that `match`es and
+   * has ended is reported by `reply` (and reaped unless `keep`), now or when
+   * one ends (the thread parks meanwhile); ECHILD when none can match,
+   * 0 with `nohang` while they all run.
+   */
+  wait(
+    p: Proc,
+    threads: ThreadHost,
+    match: WaitMatch,
+    opts: { nohang: boolean; keep: boolean },
+    reply: (pid: number, info: Uint8Array, status: number) => bigint,
+  ): bigint {
+    const attempt = (): bigint | undefined => {
+      let any = false;
+      for (const c of p.children) {
+        if (!matches(c, match)) continue;
+        any = true;
+        if (c.status === undefined) continue;
+        const r = reply(c.pid, this.#childInfo(c).raw, c.status);
+        if (!opts.keep) this.#reap(c);
+        return r;
+      }
+      if (!any) return BigInt(-E.ECHILD);
+      return opts.nohang ? 0n : undefined;
+    };
+    const now = attempt();
+    if (now !== undefined) return now;
+    const tid = threads.current;
+    const waiter = () => {
+      const r = attempt();
+      if (r === undefined) return false;
+      p.waiters.delete(waiter);
+      threads.resume(tid, r);
+      return true;
+    };
+    threads.park(MAX_NS, () => {}, () => {
+      p.waiters.delete(waiter);
+      threads.resume(tid, BigInt(-ERESTARTSYS));
+    });
+    p.waiters.add(waiter);
+    return 0n;
+  }
+
+  /** kill(2) from `from`: to a pid, a group (0: its own, < -1: -pid) or all (-1). */
+  kill(from: Proc, pid: number, sig: number): number {
+    if (sig < 0 || sig > 64) throw new SyscallError(E.EINVAL);
+    const targets = [...this.#procs.values()].filter((t) =>
+      pid > 0
+        ? t.pid === pid
+        : pid === 0
+        ? t.pgid === from.pgid
+        : pid === -1
+        ? t !== from && t !== this.#root
+        : t.pgid === -pid
+    );
+    if (!targets.length) throw new SyscallError(E.ESRCH);
+    if (sig === 0) return 0;
+    for (const t of targets) {
+      if (t.status !== undefined) continue; // a zombie takes no signal
+      t.vm.raise({ signo: sig, code: SI.USER, pid: from.pid, uid: Deno.uid() ?? 0 });
+    }
+    return 0;
+  }
+
+  /** setpgid(2) by `from`. */
+  setpgid(from: Proc, pid: number, pgid: number): number {
+    const who = pid === 0 ? from : this.#procs.get(pid);
+    if (pgid < 0) throw new SyscallError(E.EINVAL);
+    if (!who || (who !== from && who.ppid !== from.pid) || who.status !== undefined) {
+      throw new SyscallError(E.ESRCH);
+    }
+    if (who !== from && who.execed) throw new SyscallError(E.EACCES);
+    if (who.sid !== from.sid || who.sid === who.pid) throw new SyscallError(E.EPERM);
+    const group = pgid || who.pid;
+    if (group !== who.pid) {
+      const member = [...this.#procs.values()].some((q) => q.pgid === group && q.sid === from.sid);
+      if (!member) throw new SyscallError(E.EPERM);
+    }
+    who.pgid = group;
+    return 0;
+  }
+
+  /** getpgid(2)/getsid(2): `field` of `pid` (0: the caller). */
+  idOf(from: Proc, pid: number, field: "pgid" | "sid"): number {
+    const who = pid === 0 ? from : this.#procs.get(pid);
+    if (!who) throw new SyscallError(E.ESRCH);
+    return who[field];
+  }
+
+  /** setsid(2). */
+  setsid(from: Proc): number {
+    if ([...this.#procs.values()].some((q) => q.pgid === from.pid)) {
+      throw new SyscallError(E.EPERM);
+    }
+    from.sid = from.pid;
+    from.pgid = from.pid;
+    return from.pid;
+  }
+
+  /** Live and zombie processes (for /proc and --stats). */
+  all(): Proc[] {
+    return [...this.#procs.values()];
+  }
+}
+
+const MAX_NS = 0x7fffffffffffffffn;
+const ERESTARTSYS = 512;
+
+function matches(c: Proc, m: WaitMatch): boolean {
+  switch (m.kind) {
+    case "any":
+      return true;
+    case "pid":
+      return c.pid === m.id;
+    case "pgid":
+      return c.pgid === m.id;
+  }
+}
+
+/** What one process's syscalls reach of the table. */
+class Host implements ProcessHost {
+  constructor(readonly table: ProcessTable, readonly proc: Proc) {}
+  get pid(): number {
+    return this.proc.pid;
+  }
+  fork(spec: CloneSpec): number {
+    return this.table.fork(this.proc, spec);
+  }
+  exec(path: string, argv: string[], envp: string[]): void {
+    this.table.exec(this.proc, path, argv, envp);
+  }
+  wait(
+    threads: ThreadHost,
+    match: WaitMatch,
+    opts: { nohang: boolean; keep: boolean },
+    reply: (pid: number, info: Uint8Array, status: number) => bigint,
+  ): bigint {
+    return this.table.wait(this.proc, threads, match, opts, reply);
+  }
+  kill(pid: number, sig: number): number {
+    return this.table.kill(this.proc, pid, sig);
+  }
+  setpgid(pid: number, pgid: number): number {
+    return this.table.setpgid(this.proc, pid, pgid);
+  }
+  getpgid(pid: number): number {
+    return this.table.idOf(this.proc, pid, "pgid");
+  }
+  getsid(pid: number): number {
+    return this.table.idOf(this.proc, pid, "sid");
+  }
+  setsid(): number {
+    return this.table.setsid(this.proc);
+  }
+}
