@@ -18,6 +18,7 @@ import { hostSyscall } from "../syscalls/host.ts";
 import { monotonicNs, SI, SIG_IGN, SIGNO } from "../syscalls/signal.ts";
 import type { CloneSpec, ThreadHost } from "../syscalls/thread.ts";
 import { attachProcesses, type ProcessHost, type WaitMatch } from "../syscalls/procs.ts";
+import { threadsOf } from "../syscalls/thread.ts";
 import { closeEventfd, drainEventfd, makeEventfd } from "../vm/wake.ts";
 import { type Cpu, waitWatched } from "../vm/threads.ts";
 import type { RunResult } from "../vm/options.ts";
@@ -44,6 +45,8 @@ export interface Proc {
   waiters: Set<() => boolean>;
   /** Whether it has called execve (setpgid on it from its parent is EACCES then). */
   execed?: boolean;
+  /** A vfork child: its parent's thread `tid` waits until it calls execve or ends. */
+  vforkOf?: { parent: Proc; tid: number };
 }
 
 /** The guest processes of one run, and the loop that serves them. */
@@ -181,24 +184,27 @@ export class ProcessTable {
     p.vm = next;
     p.execed = true;
     old.finish(true);
+    this.#releaseVfork(p, old);
     if (old !== this.#first) old.dispose();
     next.begin(deadline);
     if (this.#multi) next.schedule(this.#wakeFd);
   }
 
-  /** `p` has ended: a zombie for its parent, which learns by SIGCHLD; its children go to the first process. */
+  /** `p` has ended: a zombie for its parent, which learns by SIGCHLD; its children go to init. */
   #exited(p: Proc): void {
     const end = p.vm.ended!;
+    if (p !== this.#root) p.vm.finish();
+    this.#releaseVfork(p, p.vm);
     // No core is dumped (as with RLIMIT_CORE 0): a signal's status has no 0x80 bit.
     p.status = end.signal ? end.signal & 0x7f : (end.code & 0xff) << 8;
-    if (p !== this.#root) {
-      p.vm.finish();
-      p.vm.dispose();
-    }
+    if (p !== this.#root) p.vm.dispose();
+    // Orphans go to init, outside the guest (pid 1), as on the host: getppid
+    // says 1, no guest process can wait for them, and they are reaped when
+    // they end. Zombies among them go at once.
     for (const c of p.children) {
-      c.ppid = this.#root.pid;
-      this.#root.children.add(c);
-      if (c.status === undefined) c.vm.setParent(this.#root.pid);
+      c.ppid = INIT_PID;
+      if (c.status === undefined) c.vm.setParent(INIT_PID);
+      else this.#procs.delete(c.pid);
     }
     p.children.clear();
     if (p === this.#root) return;
@@ -209,6 +215,14 @@ export class ProcessTable {
     if (act.handler === SIG_IGN || (act.flags & SA_NOCLDWAIT)) this.#reap(p);
     if (act.handler !== SIG_IGN) parent.vm.raise(this.#childInfo(p));
     for (const w of [...parent.waiters]) w();
+  }
+
+  /** A vfork child called execve or ended: its parent's thread goes on. */
+  #releaseVfork(p: Proc, image: Vm): void {
+    const v = p.vforkOf;
+    if (!v) return;
+    p.vforkOf = undefined;
+    if (v.parent.status === undefined) v.parent.vm.releaseVfork(image, v.tid, p.pid);
   }
 
   /** The siginfo of SIGCHLD (and waitid) for ended child `c`. */
@@ -242,6 +256,9 @@ export class ProcessTable {
     if (live >= this.maxProcesses) throw new SyscallError(E.EAGAIN);
     const pid = this.allocId();
     this.#goMulti();
+    const vfork = (spec.flags & CLONE_VFORK) !== 0n;
+    const tid = currentTid(parent);
+    if (vfork) parent.vm.holdForVfork();
     const vm = parent.vm.fork(pid, spec);
     const child: Proc = {
       pid,
@@ -251,6 +268,7 @@ export class ProcessTable {
       vm,
       children: new Set(),
       waiters: new Set(),
+      vforkOf: vfork ? { parent, tid } : undefined,
     };
     this.#procs.set(pid, child);
     attachProcesses(vm.process, this.hostFor(child));
@@ -375,6 +393,14 @@ export class ProcessTable {
 }
 
 const MAX_NS = 0x7fffffffffffffffn;
+/** Where orphans go: the host's init, which no guest process is. */
+const INIT_PID = 1;
+const CLONE_VFORK = 0x4000n;
+
+/** The thread of `p` whose call is being served. */
+function currentTid(p: Proc): number {
+  return threadsOf(p.vm.process)?.current ?? p.pid;
+}
 const ERESTARTSYS = 512;
 
 function matches(c: Proc, m: WaitMatch): boolean {

@@ -247,14 +247,16 @@ export class GuestMemory {
    * Makes this RAM (fresh or cleared) a copy of `from`'s, as fork(2) needs:
    * only the pages `from` has resident are copied (what was never touched
    * reads as zero in both). With swap on the host a page may be out of
-   * memory and still hold data, so then everything is copied.
+   * memory and still hold data, so then everything is copied. `start` and
+   * `end` (4 KiB-aligned) limit the copy to a range.
    */
-  copyFrom(from: GuestMemory): void {
+  copyFrom(from: GuestMemory, start = 0, end: number = this.size): void {
     if (from.size !== this.size) throw new RangeError("fork: guest memory sizes differ");
-    this.userEnd = from.userEnd;
-    const pages = new Uint8Array(this.size / 4096);
-    if (hostHasSwap() || libc().mincore(from.host, BigInt(this.size), pages) !== 0) {
-      this.bytes.set(from.bytes);
+    if (start === 0) this.userEnd = from.userEnd;
+    const pages = new Uint8Array((end - start) / 4096);
+    const host = from.host + BigInt(start);
+    if (hostHasSwap() || libc().mincore(host, BigInt(end - start), pages) !== 0) {
+      this.bytes.set(from.bytes.subarray(start, end), start);
       return;
     }
     for (let i = 0; i < pages.length;) {
@@ -264,7 +266,7 @@ export class GuestMemory {
       }
       let j = i + 1;
       while (j < pages.length && pages[j] & 1) j++;
-      this.bytes.set(from.bytes.subarray(i * 4096, j * 4096), i * 4096);
+      this.bytes.set(from.bytes.subarray(start + i * 4096, start + j * 4096), start + i * 4096);
       i = j;
     }
   }

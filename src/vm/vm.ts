@@ -249,6 +249,10 @@ export class Vm implements Disposable, AsyncDisposable {
   /** vCPU 0 runs on a runner and the process table's loop serves this VM with others. */
   #scheduled = false;
   #stackTop = 0;
+  /** vCPU 0 waits for a vfork child before it runs on a runner (see holdForVfork). */
+  #held = false;
+  /** Whether schedule() has started vCPU 0 (a forked child, a new image). */
+  #launched = false;
   #tRun = 0;
   #timedOut = false;
   #finished?: RunResult;
@@ -1098,6 +1102,41 @@ export class Vm implements Disposable, AsyncDisposable {
   }
 
   /**
+   * vfork: the calling thread waits until the child has called execve or
+   * ended ({@linkcode releaseVfork}); other threads run on. Throws
+   * WouldBlock for a call that came exitless (before anything is done).
+   * @internal
+   */
+  holdForVfork(): void {
+    const t = this.#threads!;
+    if (t.polled) throw new WouldBlock();
+    if (t.onMain) {
+      // vCPU 0 on this thread: it moves to a runner, started at the release.
+      this.#held = true;
+      return;
+    }
+    t.park(0x7fffffffffffffffn, () => {}, () => {});
+  }
+
+  /**
+   * The vfork child `child` (tid `tid` of this process waited for it) has
+   * called execve or ended: what it wrote to user memory, which on Linux
+   * was this process's own, is copied back (the parent's only thread was
+   * stopped), and the waiting thread goes on with the child's pid.
+   * @internal
+   */
+  releaseVfork(child: Vm, tid: number, pid: number): void {
+    const threads = this.#threads!;
+    if (threads.count === 1) this.#mem!.copyFrom(child.#mem!, ABI.USER_MIN, this.#stackTop);
+    if (this.#held) {
+      this.#held = false;
+      if (threads.main.alive && !this.#process!.ended) threads.startMain();
+      return;
+    }
+    threads.resume(tid, BigInt(pid));
+  }
+
+  /**
    * A fork or execve: the loop on this thread gives way to the process table's.
    * @internal
    */
@@ -1124,7 +1163,7 @@ export class Vm implements Disposable, AsyncDisposable {
         this.#runView!.setUint8(LAYOUTS.kvm_run.fields.immediate_exit, 0);
         threads.useWakeFd(wakeFd);
         threads.moveMainToRunner(xsave);
-        if (threads.main.alive && !this.#process!.ended) threads.startMain();
+        if (threads.main.alive && !this.#process!.ended && !this.#held) threads.startMain();
       } else {
         threads.useWakeFd(wakeFd);
         this.#setPolling(false);
@@ -1134,6 +1173,9 @@ export class Vm implements Disposable, AsyncDisposable {
       return;
     }
     threads.useWakeFd(wakeFd);
+    // A new image or a forked child starts once; a running one is left alone.
+    if (this.#launched) return;
+    this.#launched = true;
     if (threads.main.alive && !this.#process!.ended) threads.startMain();
   }
 
