@@ -1,7 +1,8 @@
 /**
  * Processes: `fork`, `vfork`, `clone`/`clone3` of a new process, `execve`,
- * `execveat`, `wait4`, `waitid`, `kill` to other processes and groups, and
- * process groups and sessions. The work is the process table's
+ * `execveat`, `wait4`, `waitid`, `kill` to other processes and groups,
+ * process groups and sessions, and `close_range` (what a child does before
+ * execve). The work is the process table's
  * (src/process/table.ts), reached through {@linkcode ProcessHost}; without
  * one (a registry used alone) the calls act as for a lone process.
  * @module
@@ -74,6 +75,7 @@ const PROCESS_MAY = CLONE.PARENT_SETTID | CLONE.CHILD_SETTID | CLONE.CHILD_CLEAR
 const WNOHANG = 1n, WSTOPPED = 2n, WEXITED = 4n, WCONTINUED = 8n, WNOWAIT = 0x1000000n;
 const W_LINUX = 0x20000000n | 0x40000000n | 0x80000000n; // __WNOTHREAD, __WALL, __WCLONE
 const P_ALL = 0, P_PID = 1, P_PGID = 2;
+const CLOSE_RANGE_UNSHARE = 2n, CLOSE_RANGE_CLOEXEC = 4n;
 const AT_EMPTY_PATH = 0x1000, AT_SYMLINK_NOFOLLOW = 0x100, AT_FDCWD = -100;
 /** Linux's limit on argv plus envp strings (MAX_ARG_STRINGS is larger; ARG_MAX is what bites). */
 const ARG_MAX = 2 * 1024 * 1024;
@@ -295,6 +297,19 @@ export const procsModule: SyscallModule = {
     },
     setsid({ process: p }) {
       return hostOf(p).setsid();
+    },
+    close_range({ args: [first, last, flags], process: p }) {
+      const lo = Number(BigInt.asUintN(32, first)), hi = Number(BigInt.asUintN(32, last));
+      if (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) || lo > hi) {
+        throw new SyscallError(E.EINVAL);
+      }
+      // Each process has its own table already: UNSHARE changes nothing.
+      for (const [fd] of p.fds.entries()) {
+        if (fd < lo || fd > hi) continue;
+        if (flags & CLOSE_RANGE_CLOEXEC) p.fds.setCloexec(fd, true);
+        else p.fds.close(fd);
+      }
+      return 0;
     },
   },
 };

@@ -136,7 +136,18 @@ function setId(arg: bigint, current: number): number {
   return 0;
 }
 
-/** The guest's own pid for 0 or itself; any other process does not exist. */
+/**
+ * setresuid/setresgid/setreuid/setregid: each id -1 (unchanged) or the
+ * current one; the guest has one set of ids, the host's.
+ */
+function setIds(args: readonly bigint[], current: number): number {
+  for (const a of args) {
+    const id = u32(a);
+    if (id !== 0xffffffff && id !== current) throw new SyscallError(E.EPERM);
+  }
+  return 0;
+}
+
 /** The guest's pid when `pid` names it (0 or its own), else ESRCH. */
 function ownPid(p: Process, pid: bigint): number {
   const n = i32(pid);
@@ -165,6 +176,10 @@ export const timeModule: SyscallModule = {
     getcpu: "always CPU 0, node 0",
     setuid: "to the current uid only; others EPERM, even for root",
     setgid: "to the current gid only; others EPERM, even for root",
+    setresuid: "each id -1 or the current uid; others EPERM, even for root",
+    setresgid: "each id -1 or the current gid; others EPERM, even for root",
+    setreuid: "each id -1 or the current uid; others EPERM, even for root",
+    setregid: "each id -1 or the current gid; others EPERM, even for root",
   },
   handlers: {
     clock_getres({ args: [clock, res], process: p }) {
@@ -270,6 +285,10 @@ export const timeModule: SyscallModule = {
     setuid({ args: [id] }) {
       return setId(id, uid());
     },
+    setresuid: ({ args }) => setIds(args.slice(0, 3), uid()),
+    setresgid: ({ args }) => setIds(args.slice(0, 3), gid()),
+    setreuid: ({ args }) => setIds(args.slice(0, 2), uid()),
+    setregid: ({ args }) => setIds(args.slice(0, 2), gid()),
     setgid({ args: [id] }) {
       return setId(id, gid());
     },

@@ -97,6 +97,12 @@ for (const tc of toolchains) {
     equal((await same(await fixture("sig_default", tc), ["abort"])).outcome.code, 134);
   });
 
+  Deno.test(`[${platform}] ${tc}: processes: fork, wait, kill, SIGCHLD, groups`, async () => {
+    const vm = await same(await fixture("proc_signals", tc));
+    equal(vm.outcome.code, 0);
+    ok(vm.result.processes > 5, `${vm.result.processes} processes`);
+  });
+
   // Only what the main suite builds too: the emulated machine has no compiler.
   const built = tc !== "glibc-static-pie";
   Deno.test({
