@@ -362,6 +362,7 @@ export class Vm implements Disposable, AsyncDisposable {
     const vm = new Vm({ ...options, path: guestPath }, this.#table);
     vm.#sites = this.#sites;
     vm.#libSites = this.#libSites;
+    vm.#warned = this.#warned; // an unsupported syscall is named once per run
     try {
       vm.#setup(vm.#options, elf, bytes, this.#kernel!, init);
     } catch (e) {
@@ -584,6 +585,7 @@ export class Vm implements Disposable, AsyncDisposable {
     this.#objects = parent.#objects;
     this.#sites = parent.#sites;
     this.#libSites = parent.#libSites;
+    this.#warned = parent.#warned; // an unsupported syscall is named once per run
     this.#exitless = false;
     this.#scheduled = true;
     this.#mounts = parent.#mounts!.share();
