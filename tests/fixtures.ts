@@ -49,12 +49,14 @@ export async function compileC(
   return out;
 }
 
-/** Builds tests/c/NAME.c with a toolchain (tests/c/report.h may be included). */
+/** Builds tests/c/NAME.c with a toolchain (tests/c/report.h and proc.h may be included). */
 export async function fixture(name: string, tc: Toolchain): Promise<string> {
   const source = await Deno.readTextFile(`${ROOT}tests/c/${name}.c`);
-  const header = await Deno.readTextFile(`${ROOT}tests/c/report.h`);
+  // The shared headers' text goes into the cache key: a changed header rebuilds.
+  const header = (await Promise.all(
+    ["report.h", "proc.h"].map((h) => Deno.readTextFile(`${ROOT}tests/c/${h}`)),
+  )).join("");
   const { cc, flags } = TOOLCHAINS[tc];
-  // The header's text goes into the cache key through a comment line.
   return compileC(`${name}-${tc}`, `// ${await hash(header)}\n${source}`, cc, [
     ...flags,
     `-I${ROOT}tests/c`,

@@ -10,26 +10,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "report.h"
+#include "proc.h"
 
 extern char **environ;
-
-static const char *errname(int e)
-{
-	return e == ENOEXEC ? "ENOEXEC" : e == ECHILD ? "ECHILD" : ename(e);
-}
-
-#define say(...) (printf(__VA_ARGS__), fflush(stdout))
-
-static void status(const char *what, int st)
-{
-	if (WIFEXITED(st))
-		say("%s: exited %d\n", what, WEXITSTATUS(st));
-	else if (WIFSIGNALED(st))
-		say("%s: signaled %d\n", what, WTERMSIG(st));
-	else
-		say("%s: other 0x%x\n", what, st);
-}
 
 /* The new image: its argv, environ, and fds named "name=N" in argv. */
 static int image(int argc, char **argv)

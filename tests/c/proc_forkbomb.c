@@ -7,16 +7,9 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "report.h"
+#include "proc.h"
 
 #define CAP 1000
-
-static const char *errname(int e)
-{
-	return e == ECHILD ? "ECHILD" : ename(e);
-}
-
-#define say(...) (printf(__VA_ARGS__), fflush(stdout))
 
 static pid_t kids[CAP];
 

@@ -11,44 +11,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include "report.h"
-
-static const char *errname(int e)
-{
-	return e == ECHILD ? "ECHILD" : ename(e);
-}
-
-#define say(...) (printf(__VA_ARGS__), fflush(stdout))
-
-/* A pid-returning call's result: "pid" for any pid (never a raw number),
- * else the value. */
-static const char *res(long r)
-{
-	static char b[4][24];
-	static int i;
-	if (r > 0)
-		return "pid";
-	i = (i + 1) % 4;
-	snprintf(b[i], sizeof b[i], "%ld", r);
-	return b[i];
-}
-
-static void status(const char *what, int st)
-{
-	if (WIFEXITED(st))
-		say("%s: exited %d\n", what, WEXITSTATUS(st));
-	else if (WIFSIGNALED(st))
-		say("%s: signaled %d\n", what, WTERMSIG(st));
-	else
-		say("%s: other 0x%x\n", what, st);
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
+#include "proc.h"
 
 static void put(int fd, const char *s)
 {
