@@ -1,6 +1,6 @@
 /**
  * The process table: every guest process of one run, each its own KVM VM
- * ({@linkcode Vm}) in this one host process, with Linux's relations between
+ * ({@linkcode Guest}) in this one host process, with Linux's relations between
  * them (pid, parent, process group, session, exit status until reaped) and
  * the loop that serves them all.
  *
@@ -22,7 +22,9 @@ import { threadsOf } from "../syscalls/thread.ts";
 import { closeEventfd, drainEventfd, makeEventfd } from "../vm/wake.ts";
 import { type Cpu, waitWatched } from "../vm/threads.ts";
 import type { RunResult } from "../vm/options.ts";
-import type { Vm } from "../vm/vm.ts";
+import type { Guest } from "../vm/guest.ts";
+import { forkGuest, holdForVfork, releaseVfork } from "../vm/fork.ts";
+import { execImage } from "../vm/setup.ts";
 
 const NR_GETPGID = 121, NR_GETSID = 124;
 /** waitid's si_code values. */
@@ -37,7 +39,7 @@ export interface Proc {
   pgid: number;
   sid: number;
   /** Its current image (execve replaces it). */
-  vm: Vm;
+  vm: Guest;
   /** Its wait status once it has ended: a zombie until its parent reaps it. */
   status?: number;
   children: Set<Proc>;
@@ -60,7 +62,7 @@ export class ProcessTable {
   /** Processes that ran, the first included. */
   #started = 0;
   /** The original first VM: its owner disposes it, the table every other. */
-  #first?: Vm;
+  #first?: Guest;
   /** At most this many processes alive or unreaped at once (fork is EAGAIN past it). */
   readonly maxProcesses: number;
 
@@ -87,7 +89,7 @@ export class ProcessTable {
   }
 
   /** Enters the first process of the run. */
-  addRoot(vm: Vm, ppid: number): Proc {
+  addRoot(vm: Guest, ppid: number): Proc {
     const pid = this.rootPid;
     const pgid = Number(hostSyscall(NR_GETPGID, 0)), sid = Number(hostSyscall(NR_GETSID, 0));
     const root: Proc = { pid, ppid, pgid, sid, vm, children: new Set(), waiters: new Set() };
@@ -210,7 +212,7 @@ export class ProcessTable {
     if (p === this.#root) return;
     const parent = this.#procs.get(p.ppid);
     if (!parent || parent.status !== undefined) return this.#reap(p);
-    const act = parent.vm.signals.action(SIGNO.SIGCHLD);
+    const act = parent.vm.sig.action(SIGNO.SIGCHLD);
     const SA_NOCLDWAIT = 2n;
     if (act.handler === SIG_IGN || (act.flags & SA_NOCLDWAIT)) this.#reap(p);
     if (act.handler !== SIG_IGN) parent.vm.raise(this.#childInfo(p));
@@ -218,11 +220,11 @@ export class ProcessTable {
   }
 
   /** A vfork child called execve or ended: its parent's thread goes on. */
-  #releaseVfork(p: Proc, image: Vm): void {
+  #releaseVfork(p: Proc, image: Guest): void {
     const v = p.vforkOf;
     if (!v) return;
     p.vforkOf = undefined;
-    if (v.parent.status === undefined) v.parent.vm.releaseVfork(image, v.tid, p.pid);
+    if (v.parent.status === undefined) releaseVfork(v.parent.vm, image, v.tid, p.pid);
   }
 
   /** The siginfo of SIGCHLD (and waitid) for ended child `c`. */
@@ -258,8 +260,8 @@ export class ProcessTable {
     this.#goMulti();
     const vfork = (spec.flags & CLONE_VFORK) !== 0n;
     const tid = currentTid(parent);
-    if (vfork) parent.vm.holdForVfork();
-    const vm = parent.vm.fork(pid, spec);
+    if (vfork) holdForVfork(parent.vm);
+    const vm = forkGuest(parent.vm, pid, spec);
     const child: Proc = {
       pid,
       ppid: parent.pid,
@@ -271,7 +273,7 @@ export class ProcessTable {
       vforkOf: vfork ? { parent, tid } : undefined,
     };
     this.#procs.set(pid, child);
-    attachProcesses(vm.process, this.hostFor(child));
+    attachProcesses(vm.process!, this.hostFor(child));
     parent.children.add(child);
     this.#started++;
     // A process that ran alone on this thread goes on among the others.
@@ -282,7 +284,7 @@ export class ProcessTable {
 
   /** execve: `p`'s new image (its old one ends when this call returns). */
   exec(p: Proc, path: string, argv: string[], envp: string[]): void {
-    const next = p.vm.execImage(path, argv, envp, this.#multi);
+    const next = execImage(p.vm, path, argv, envp, this.#multi);
     p.vm.replaceWith(next);
   }
 
@@ -399,7 +401,7 @@ const CLONE_VFORK = 0x4000n;
 
 /** The thread of `p` whose call is being served. */
 function currentTid(p: Proc): number {
-  return threadsOf(p.vm.process)?.current ?? p.pid;
+  return threadsOf(p.vm.process!)?.current ?? p.pid;
 }
 const ERESTARTSYS = 512;
 

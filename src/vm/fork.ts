@@ -1,0 +1,213 @@
+/**
+ * fork, vfork and the child vCPU of a thread clone. A forked child is a new
+ * machine with a copy of the pages its parent touched (the cost that
+ * dominates: 2-6 ms of copying besides 1-9 ms of VM and vCPU creation on
+ * kvm_pvm, docs/PROCESSES.md); every child, process or thread, starts at
+ * the guest kernel's syscall return path on its parent's frame with rax 0.
+ * @module
+ */
+import { ABI, BOOT_INFO, PERCPU } from "../kernel/abi.ts";
+import type { VcpuFd } from "../kvm/ioctls.ts";
+import { guestCpl } from "../kvm/platform.ts";
+import { LAYOUTS, regOffset } from "../kvm/structs.ts";
+import { mapTrampoline } from "../loader/paging.ts";
+import { onExecMapping, onPastEnd } from "../syscalls/mm.ts";
+import { setupVcpu } from "./cpu.ts";
+import type { GuestMemory } from "./memory.ts";
+import { adoptCpuPages, buildCpuTables, pdCopyOf, physOf } from "./percpu.ts";
+import type { Cpu } from "./threads.ts";
+import { CLONE, type CloneSpec, WouldBlock } from "../syscalls/thread.ts";
+import { R } from "./sigframe.ts";
+import { createMachine, INHERITED, makeProcess, startThreads } from "./setup.ts";
+import { patchMapping } from "./rewrite.ts";
+import { pastEnd } from "./hostcall.ts";
+import { SYSCALL_FRAME, SYSCALL_FRAME_ADDR } from "./deliver.ts";
+import { Guest } from "./guest.ts";
+
+const MSR_FS_BASE = 0xc0000100, MSR_GS_BASE = 0xc0000101;
+
+/**
+ * fork(2) from the thread being served: a new VM for child `pid` with a
+ * copy of this one's memory (the pages it has touched), that thread as
+ * its only one (its registers and FPU state, rax 0, clone's stack and TLS
+ * if given), the fds (sharing their open file descriptions), cwd, mounts,
+ * signal dispositions and mask, and no pending signals. It starts when
+ * the process table schedules it.
+ * @internal
+ */
+export function forkGuest(g: Guest, pid: number, spec: CloneSpec): Guest {
+  const child = new Guest(g.options, g.table);
+  try {
+    forkFrom(child, g, g.threads!.serving, pid, spec);
+  } catch (e) {
+    child.dispose();
+    throw e;
+  }
+  return child;
+}
+
+/** Makes `g` the fork child `pid` of `parent`'s thread `cpu` (see forkGuest). */
+function forkFrom(g: Guest, parent: Guest, cpu: Cpu, pid: number, spec: CloneSpec): void {
+  const from = parent.process!;
+  g.features = parent.features;
+  g.pid = pid;
+  g.ppid = parent.pid;
+  g.kernel = parent.kernel;
+  g.elf = parent.elf;
+  g.base = parent.base;
+  g.objects = parent.objects;
+  g.sites = parent.sites;
+  g.libSites = parent.libSites;
+  g.warned = parent.warned; // an unsupported syscall is named once per run
+  g.exitless = false;
+  g.scheduled = true;
+  g.mounts = parent.mounts!.share();
+  g.userEnd = parent.userEnd;
+  g.cr3 = parent.cr3;
+  const mem = createMachine(g, parent.mem!.size), v = mem.view;
+  mem.copyFrom(parent.mem!);
+  // The thread that forked becomes the child's first.
+  adoptCpuPages(mem, cpu.id);
+  const boot = ABI.BOOT_INFO_ADDR;
+  v.setBigUint64(boot + BOOT_INFO.pid, BigInt(pid), true);
+  v.setBigUint64(boot + BOOT_INFO.ppid, BigInt(g.ppid), true);
+  Atomics.store(new Int32Array(mem.bytes.buffer, boot + BOOT_INFO.polling, 1), 0, ABI.POLL_OFF);
+  v.setBigUint64(ABI.PERCPU_ADDR + PERCPU.tid, BigInt(pid), true);
+  const ctid = spec.flags & CLONE.CHILD_CLEARTID ? spec.childTid : 0n;
+  v.setBigUint64(ABI.PERCPU_ADDR + PERCPU.clear_child_tid, ctid, true);
+  v.setBigUint64(SYSCALL_FRAME_ADDR + SYSCALL_FRAME.indexOf(R.rax) * 8, 0n, true);
+  if (spec.stack !== 0n) {
+    v.setBigUint64(SYSCALL_FRAME_ADDR + SYSCALL_FRAME.indexOf(R.rsp) * 8, spec.stack, true);
+  }
+  g.prot = parent.prot!.cloneFor(
+    mem,
+    () => g.threads?.cpus.filter((c) => c.id > 0).map((c) => pdCopyOf(mem, c.id)) ?? [],
+  );
+  makeProcess(g, mem, from.argv, from.exePath, from.cwd);
+  const p = g.process!;
+  p.fds = from.fds.copy();
+  for (const k of [...INHERITED, "comm", "mm.files"]) {
+    const val = from.state.get(k);
+    if (val !== undefined) p.state.set(k, Array.isArray(val) ? [...val] : val);
+  }
+  g.sig.altstack = parent.sig.altstack;
+  onPastEnd(p, (start, end) => pastEnd(g, start, end));
+  if (g.sites) onExecMapping(p, (...a) => patchMapping(g, ...a));
+  if (g.rewrite) mapTrampoline(mem, g.kernel!.zpolineEntry);
+  // vCPU 0 resumes the forking thread's syscall frame (rax 0).
+  startAtSyscallReturn(g, g.vcpu!, 0, g.cr3, cpu.vcpu, spec, true);
+  const main: Cpu = {
+    id: 0,
+    vcpu: g.vcpu!,
+    runAddr: Deno.UnsafePointer.value(g.machine!.run),
+    runView: g.runView!,
+    tid: pid,
+    alive: true,
+  };
+  startThreads(g, main, true);
+  const put32 = (m: GuestMemory, addr: bigint) => m.view.setUint32(m.check(addr, 4), pid, true);
+  if (spec.flags & CLONE.CHILD_SETTID) put32(mem, spec.childTid);
+  if (spec.flags & CLONE.PARENT_SETTID) put32(parent.mem!, spec.parentTid);
+}
+
+/**
+ * Sets vCPU `vcpu` up to leave the guest kernel through its syscall
+ * return path (the frame at SYSCALL_FRAME_ADDR in its own pages), with
+ * `from`'s FPU state and FS/GS bases (clone's TLS instead, if it set one).
+ */
+export function startAtSyscallReturn(
+  g: Guest,
+  vcpu: VcpuFd,
+  id: number,
+  cr3: bigint,
+  from: VcpuFd,
+  spec: CloneSpec,
+  fresh: boolean,
+): void {
+  const kernel = g.kernel!;
+  setupVcpu(vcpu, id, cr3, kernel, g.features!, guestCpl(g.stats.platform), fresh);
+  const sregs = new Uint8Array(LAYOUTS.kvm_sregs.size);
+  from.getSregs(sregs);
+  const sf = LAYOUTS.kvm_sregs.fields, sv = new DataView(sregs.buffer);
+  const fs = spec.flags & CLONE.SETTLS ? spec.tls : sv.getBigUint64(sf.fs, true);
+  vcpu.setMsrs([[MSR_FS_BASE, fs], [MSR_GS_BASE, sv.getBigUint64(sf.gs, true)]]);
+  const xsave = new Uint8Array(LAYOUTS.kvm_xsave.size);
+  from.getXsave(xsave);
+  vcpu.setXsave(xsave);
+  const regs = new Uint8Array(LAYOUTS.kvm_regs.size);
+  const rv = new DataView(regs.buffer);
+  rv.setBigUint64(regOffset("rip"), BigInt(kernel.syscallReturn), true);
+  rv.setBigUint64(regOffset("rsp"), BigInt(SYSCALL_FRAME_ADDR), true);
+  rv.setBigUint64(regOffset("rflags"), 2n, true);
+  vcpu.setRegs(regs);
+}
+
+/**
+ * Sets `child` up as clone's child of `parent`: its own page tables and
+ * per-thread pages, the parent's syscall frame with rax 0 (and the new
+ * stack), the parent's FPU state and TLS (or the new TLS), started at the
+ * guest kernel's syscall return path.
+ */
+export function setupChild(g: Guest, child: Cpu, parent: Cpu, spec: CloneSpec, tid: number): void {
+  const mem = g.mem!, v = mem.view;
+  const cr3 = buildCpuTables(mem, child.id, g.cr3);
+  const pcpu = (cpu: Cpu, field: number) => physOf(mem, cpu.id, ABI.PERCPU_ADDR + field);
+  v.setBigUint64(pcpu(child, PERCPU.tid), BigInt(tid), true);
+  v.setBigUint64(
+    pcpu(child, PERCPU.sigmask),
+    v.getBigUint64(pcpu(parent, PERCPU.sigmask), true),
+    true,
+  );
+  if (spec.flags & CLONE.CHILD_CLEARTID) {
+    v.setBigUint64(pcpu(child, PERCPU.clear_child_tid), spec.childTid, true);
+  }
+  const from = physOf(mem, parent.id, SYSCALL_FRAME_ADDR);
+  const to = physOf(mem, child.id, SYSCALL_FRAME_ADDR);
+  mem.bytes.copyWithin(to, from, from + SYSCALL_FRAME.length * 8);
+  v.setBigUint64(to + SYSCALL_FRAME.indexOf(R.rax) * 8, 0n, true);
+  if (spec.stack !== 0n) v.setBigUint64(to + SYSCALL_FRAME.indexOf(R.rsp) * 8, spec.stack, true);
+
+  // A vCPU that ran before keeps its CPUID: KVM refuses to set it again.
+  const fresh = !child.ran;
+  child.ran = true;
+  startAtSyscallReturn(g, child.vcpu, child.id, cr3, parent.vcpu, spec, fresh);
+
+  const put32 = (addr: bigint) => v.setUint32(mem.check(addr, 4), tid, true);
+  if (spec.flags & CLONE.PARENT_SETTID) put32(spec.parentTid);
+  if (spec.flags & CLONE.CHILD_SETTID) put32(spec.childTid);
+}
+
+/**
+ * vfork: the calling thread waits until the child has called execve or
+ * ended ({@linkcode releaseVfork}); other threads run on. Throws
+ * WouldBlock for a call that came exitless (before anything is done).
+ * @internal
+ */
+export function holdForVfork(g: Guest): void {
+  const t = g.threads!;
+  if (t.polled) throw new WouldBlock();
+  if (t.onMain) {
+    // vCPU 0 on this thread: it moves to a runner, started at the release.
+    g.held = true;
+    return;
+  }
+  t.park(0x7fffffffffffffffn, () => {}, () => {});
+}
+
+/**
+ * The vfork child `child` (tid `tid` of this process waited for it) has
+ * called execve or ended: what it wrote to user memory, which on Linux
+ * was this process's own, is copied back (the parent's only thread was
+ * stopped), and the waiting thread goes on with the child's pid.
+ * @internal
+ */
+export function releaseVfork(g: Guest, child: Guest, tid: number, pid: number): void {
+  const threads = g.threads!;
+  if (threads.count === 1) g.mem!.copyFrom(child.mem!, ABI.USER_MIN, g.machine!.stackTop);
+  if (g.held) {
+    g.held = false;
+    if (threads.main.alive && !g.process!.ended) threads.startMain();
+    return;
+  }
+  threads.resume(tid, BigInt(pid));
+}

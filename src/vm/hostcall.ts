@@ -1,0 +1,236 @@
+/**
+ * What happens when a vCPU stops: a host call (a syscall the guest kernel
+ * forwards, the clock, zeroing, page protections), a CPU exception, or a
+ * state that ends the run with a report. One exit costs 28-85 µs on
+ * kvm_pvm, so the guest kernel serves what it can itself and the rest comes
+ * here, by the doorbell or exitless (transport.ts).
+ * @module
+ */
+import { ABI, HOSTCALL, REGION } from "../kernel/abi.ts";
+import { GUEST_FORWARDS } from "../kernel/local.ts";
+import { EXIT } from "../kvm/ioctls.ts";
+import { libc, strerror } from "../kvm/libc.ts";
+import { LAYOUTS } from "../kvm/structs.ts";
+import { dispatch } from "../syscalls/registry.ts";
+import { E } from "../syscalls/errno.ts";
+import { ERESTARTSYS } from "../syscalls/stdio.ts";
+import { formatSyscall } from "../syscalls/trace.ts";
+import { SYSCALL_NUMBERS, syscallName } from "../syscalls/table.ts";
+import { type CrashReport, SIG } from "./fault.ts";
+import { physOf } from "./percpu.ts";
+import { accessOf } from "./protect.ts";
+import type { Cpu } from "./threads.ts";
+import { CTL } from "./wire.ts";
+import { WouldBlock } from "../syscalls/thread.ts";
+import { DOORBELL_ONLY } from "./exitless.ts";
+import { monotonicNs } from "../syscalls/signal.ts";
+import { type GuestRegion, guestRegions } from "./program.ts";
+import {
+  afterSyscall,
+  deliverAsync,
+  frameTaken,
+  restarts,
+  RETRY_NS,
+  sigreturnExitless,
+} from "./deliver.ts";
+import { internalError, onException } from "./crash.ts";
+import type { Guest } from "./guest.ts";
+
+const FORWARDED = new Set(GUEST_FORWARDS.map((n) => SYSCALL_NUMBERS.get(n)!));
+
+const NR_RT_SIGRETURN = 15;
+
+/**
+ * Serves a worker vCPU's exit on the main thread: the same paths as
+ * vCPU 0's, pointed at that vCPU. A fault there ends the process (signals
+ * are delivered to the main thread only).
+ */
+export function serveExit(g: Guest, cpu: Cpu): void {
+  g.asThread(cpu, () => {
+    const p = g.process!;
+    if (cpu.ctl && Atomics.exchange(cpu.ctl, CTL.intr, 0) === 2) {
+      // Kicked out of KVM_RUN for a signal, not an exit.
+      deliverAsync(g);
+      return;
+    }
+    // A failed KVM_RUN left no exit to read: say how it failed.
+    const err = cpu.runner?.error ?? 0;
+    const crash = err
+      ? internalError(g, `KVM_RUN failed on a thread's vCPU: ${strerror(err)}`)
+      : onExit(g, cpu.runView);
+    if (crash && !p.ended) {
+      g.crash = crash;
+      p.exit(0, crash.signal);
+    }
+  });
+}
+
+/**
+ * Acts on the exit in `view` (the `struct kvm_run` of the vCPU being
+ * served): a host call, a CPU exception, or a crash report for anything else.
+ */
+export function onExit(g: Guest, view: DataView): CrashReport | undefined {
+  g.stats.exits++;
+  const f = LAYOUTS.kvm_run.fields;
+  const reason = view.getUint32(f.exit_reason, true);
+  if (reason === EXIT.MMIO) {
+    const gpa = Number(view.getBigUint64(f["mmio.phys_addr"], true));
+    if (gpa === ABI.DOORBELL_GPA) {
+      hostCall(g);
+      return undefined;
+    }
+    const vector = gpa - ABI.DOORBELL_GPA - ABI.EXC_DOORBELL_OFF;
+    return vector >= 0 && vector < 32
+      ? onException(g, vector)
+      : internalError(g, `store to unbacked guest-physical address 0x${gpa.toString(16)}`);
+  }
+  if (reason === EXIT.SHUTDOWN) return internalError(g, "triple fault (the vCPU shut down)");
+  if (reason === EXIT.INTERNAL_ERROR) {
+    const sub = view.getUint32(f["internal.suberror"], true);
+    return internalError(g, `KVM internal error (suberror ${sub})`);
+  }
+  return internalError(g, `unexpected exit reason ${reason}`);
+}
+
+/**
+ * Serves the request in the host-call block of the thread being served.
+ * `polled`: it came exitless, its vCPU still runs, so no registers may
+ * change; returns false if it must come again through the doorbell.
+ */
+export function hostCall(g: Guest, polled = false): boolean {
+  const cpu = g.threads!.serving;
+  const mem = g.mem!, v = mem.view, hc = physOf(mem, cpu.id, ABI.HOSTCALL_ADDR);
+  let kind = v.getUint32(hc + HOSTCALL.kind, true);
+  const nr = v.getUint32(hc + HOSTCALL.nr, true);
+  if (kind & ABI.HC_POSTED) {
+    // Posted to the poller, then the doorbell as polling stopped: once.
+    kind &= ~ABI.HC_POSTED;
+    const seq = v.getUint32(hc + HOSTCALL.seq, true);
+    if (!polled) {
+      if (v.getUint32(hc + HOSTCALL.ack, true) === seq) return true;
+      v.setUint32(hc + HOSTCALL.ack, seq, true);
+    }
+  }
+  const anyKind = [ABI.HC_CLOCK, ABI.HC_TRACE, ABI.HC_PROT, ABI.HC_SIGNAL] as number[];
+  if (polled && !anyKind.includes(kind)) {
+    if (kind !== ABI.HC_SYSCALL || DOORBELL_ONLY.has(nr)) return false;
+    if (nr === NR_RT_SIGRETURN && !sigreturnExitless(g)) return false;
+  }
+  const args = [0, 1, 2, 3, 4, 5].map((i) => v.getBigUint64(hc + HOSTCALL.arg + i * 8, true));
+  let ret = 0n;
+  switch (kind) {
+    case ABI.HC_SYSCALL: {
+      const name = syscallName(nr);
+      const site = Number(v.getBigUint64(hc + HOSTCALL.site, true));
+      const count = g.stats.syscalls[name] ?? 0;
+      const timed = count < 64 || (count & 15) === 0;
+      const t0 = timed ? performance.now() : 0;
+      const threads = g.threads!;
+      threads.polled = polled;
+      try {
+        ret = dispatch(
+          g.registry,
+          { nr, args, site, process: g.process! },
+          g.diag,
+          g.warned,
+        );
+      } catch (e) {
+        if (e instanceof WouldBlock) return false;
+        throw e;
+      } finally {
+        threads.polled = false;
+      }
+      g.stats.hostCalls++;
+      g.stats.syscalls[name] = count + 1;
+      if (timed) {
+        const ms = (performance.now() - t0) * (count < 64 ? 1 : 16);
+        g.stats.syscallMs[name] = (g.stats.syscallMs[name] ?? 0) + ms;
+      }
+      // Interrupted by a signal: restarted after an SA_RESTART handler, else EINTR.
+      const restart = !polled && restarts(g, ret);
+      if (ret === BigInt(-ERESTARTSYS)) ret = BigInt(-E.EINTR);
+      // A file mmap/munmap the guest kernel forwards is traced by the kernel itself.
+      const forwarded = FORWARDED.has(nr) && !g.registry.isOverridden(nr);
+      if (g.trace && !g.process!.ended && !forwarded) {
+        g.traced(cpu, formatSyscall(mem, nr, args, ret));
+      }
+      if (g.trace && g.process!.ended) g.traced(cpu, `${name}(${args[0]}) = ?`);
+      v.setBigInt64(hc + HOSTCALL.ret, BigInt.asIntN(64, ret), true);
+      // Exitless, the guest kernel asks for any signal this left (HC_SIGNAL).
+      // A call that parked has not returned: its signals wait for its
+      // resumption (afterResume); delivering one now would build the frame
+      // on a call that has not finished and block the signal meanwhile.
+      if (!cpu.parked) afterSyscall(g, ret, restart && !polled, false, polled);
+      return true;
+    }
+    case ABI.HC_SIGNAL:
+      v.setBigInt64(hc + HOSTCALL.ret, args[0], true);
+      if (frameTaken(g)) {
+        // The call before rewrote the frame (#toFrame) for a signal stub
+        // not yet run: a signal raised since then goes in a moment, by a kick.
+        g.sig.retryAt = monotonicNs() + RETRY_NS;
+      } else {
+        afterSyscall(g, args[0], false, false, polled);
+      }
+      return true;
+    case ABI.HC_TRACE:
+      if (g.trace) {
+        g.traced(cpu, formatSyscall(mem, nr, args, v.getBigInt64(hc + HOSTCALL.ret, true)));
+      }
+      return true;
+    case ABI.HC_CLOCK: {
+      const ts = new BigInt64Array(2);
+      const bytes = new Uint8Array(ts.buffer);
+      libc().clock_gettime(0, bytes);
+      ret = ts[0] * 1000000000n + ts[1];
+      libc().clock_gettime(1, bytes);
+      v.setBigUint64(hc + HOSTCALL.arg, ts[0] * 1000000000n + ts[1], true);
+      break;
+    }
+    case ABI.HC_ZERO:
+      mem.zero(Number(args[0]), Number(args[1]));
+      break;
+    case ABI.HC_PROT:
+      protect(g, args[0], args[1], Number(args[2]));
+      break;
+    default:
+      g.diag(`hermitux: guest kernel reported an impossible state (${kind}/${args[0]})`);
+      g.process!.exit(0, SIG.SIGKILL);
+  }
+  v.setBigInt64(hc + HOSTCALL.ret, BigInt.asIntN(64, ret), true);
+  return true;
+}
+
+/**
+ * HC_PROT: the guest kernel gives [start, start + len) protection `prot`
+ * (PROT_*), or PROT_RESET / PROT_UNMAP. Only page-aligned ranges of the
+ * mmap area are taken (the guest is untrusted).
+ */
+export function protect(g: Guest, start: bigint, len: bigint, prot: number): void {
+  const lo = Number(start), hi = lo + Number(len);
+  const page = ABI.PAGE_SIZE;
+  if (lo % page || hi % page || lo < ABI.USER_MIN || hi > g.userEnd || hi <= lo) return;
+  const access = prot & (ABI.PROT_RESET | ABI.PROT_UNMAP) ? "default" : accessOf(prot);
+  if (!g.prot!.apply(lo, hi, access, (prot & ABI.PROT_UNMAP) !== 0)) protFull(g);
+}
+
+/** A file mapping's pages past its file's end (the mm module's hook). */
+export function pastEnd(g: Guest, start: number, end: number): void {
+  if (!g.prot!.pastEnd(start, end)) return protFull(g);
+  // The guest kernel resets the mapping's entries when it goes.
+  const r = regionAt(g, start);
+  if (r) g.mem!.view.setUint8(r.at + REGION.ptes, 1);
+}
+
+export function protFull(g: Guest): void {
+  if (g.protWarned) return;
+  g.protWarned = true;
+  g.diag("hermitux: page-table pool used up: further protections are not enforced");
+}
+
+/** The guest kernel's mapping holding `addr` (mmap, not brk or the stack), if any. */
+export function regionAt(g: Guest, addr: number): GuestRegion | undefined {
+  for (const r of guestRegions(g.mem!, g.kernel!.mm)) {
+    if (r.start <= addr && addr < r.end) return r;
+  }
+}

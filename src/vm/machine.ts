@@ -1,0 +1,143 @@
+/**
+ * The machine of one guest image, as Firecracker keeps its VM state apart
+ * from the run loop: a KVM VM, its RAM (one memory slot), vCPU 0 and the
+ * `kvm_run` area of every vCPU. It knows nothing of processes, threads or
+ * syscalls; {@linkcode Guest} (guest.ts) runs a process on it.
+ * @module
+ */
+import { CAP, Kvm, type VcpuFd, type VmFd } from "../kvm/ioctls.ts";
+import { libc } from "../kvm/libc.ts";
+import { LAYOUTS } from "../kvm/structs.ts";
+import { ABI } from "../kernel/abi.ts";
+import { GuestMemory } from "./memory.ts";
+import { AREA_SIZE as PERCPU_AREA } from "./percpu.ts";
+
+/** KVM_SYNC_X86_REGS: KVM copies the registers to kvm_run at every exit. */
+export const SYNC_X86_REGS = 1n;
+const HUGE_PAGE = 0x200000;
+/** Room for 4 KiB page tables split from 2 MiB pages: one per 2 MiB of RAM (at least 2 MiB). */
+const ptPool = (size: number) => Math.max(HUGE_PAGE, Math.ceil(size / 512 / HUGE_PAGE) * HUGE_PAGE);
+
+/** A KVM VM with `size` bytes of RAM and vCPU 0. Dispose it to free them. */
+export class Machine {
+  /** The KVM VM. */
+  readonly vm: VmFd;
+  /** vCPU 0 (the other vCPUs belong to the threads: threads.ts). */
+  readonly vcpu: VcpuFd;
+  /** vCPU 0's `struct kvm_run`. */
+  readonly run: Deno.PointerObject;
+  /** The same, as bytes. */
+  readonly runView: DataView;
+  /** The size of every vCPU's `kvm_run` mapping. */
+  readonly runSize: number;
+  /** KVM copies the registers to kvm_run at every exit (KVM_CAP_SYNC_REGS). */
+  readonly syncRegs: boolean;
+  /**
+   * Where the stack ends. Above it: the page-table pool, then the
+   * per-vCPU blocks at the very top. It sits on a 2 MiB boundary, so
+   * that one huge page holds what a program uses of its stack.
+   */
+  readonly stackTop: number;
+  /** The VM fd's close on a worker thread (dispose), under way or done. */
+  teardown?: Promise<void>;
+  #runs: Deno.PointerObject[] = [];
+  #disposed = false;
+
+  private constructor(
+    readonly kvm: Kvm,
+    vm: VmFd,
+    /** Guest RAM, guest-physical address 0 up. */
+    readonly mem: GuestMemory,
+    vcpu: VcpuFd,
+  ) {
+    this.vm = vm;
+    this.vcpu = vcpu;
+    this.runSize = kvm.vcpuMmapSize();
+    this.syncRegs = (kvm.checkExtension(CAP.SYNC_REGS) & Number(SYNC_X86_REGS)) !== 0;
+    const { run, view } = this.#map(vcpu);
+    this.run = run;
+    this.runView = view;
+    const size = mem.size, poolEnd = size - PERCPU_AREA;
+    this.stackTop = Math.floor((poolEnd - ptPool(size)) / HUGE_PAGE) * HUGE_PAGE;
+    // The guest sees the system pages, the table pool and the per-vCPU
+    // blocks through 4 KiB entries and uses few of them: a huge page there
+    // would only cost the host 2 MiB of clearing at the first touch.
+    mem.noHugePages(0, ABI.USER_MIN);
+    mem.noHugePages(this.stackTop, size - this.stackTop);
+  }
+
+  /** A VM with `size` bytes of RAM and vCPU 0; nothing is left behind if it fails. */
+  static create(size: number, kvmDevice?: string): Machine {
+    const kvm = new Kvm(kvmDevice);
+    let vm: VmFd | undefined, mem: GuestMemory | undefined, vcpu: VcpuFd | undefined;
+    try {
+      vm = kvm.createVm();
+      mem = GuestMemory.take(size);
+      vm.setUserMemoryRegion(0, 0n, BigInt(size), mem.host);
+      vcpu = vm.createVcpu(0);
+      return new Machine(kvm, vm, mem, vcpu);
+    } catch (e) {
+      vcpu?.close();
+      const teardown = vm?.closeInBackground();
+      mem?.release(true, teardown);
+      kvm.close();
+      throw e;
+    }
+  }
+
+  /** Maps `vcpu`'s `kvm_run` (unmapped with the machine), with register sync on where KVM has it. */
+  mapRun(vcpu: VcpuFd): { addr: bigint; view: DataView } {
+    const { run, view } = this.#map(vcpu);
+    this.#runs.push(run);
+    return { addr: Deno.UnsafePointer.value(run), view };
+  }
+
+  #map(vcpu: VcpuFd): { run: Deno.PointerObject; view: DataView } {
+    const run = vcpu.mapRun(this.runSize);
+    const view = new DataView(Deno.UnsafePointerView.getArrayBuffer(run, this.runSize));
+    if (this.syncRegs) {
+      view.setBigUint64(LAYOUTS.kvm_run.fields.kvm_valid_regs, SYNC_X86_REGS, true);
+    }
+    return { run, view };
+  }
+
+  /**
+   * Frees the `kvm_run` mappings, `vcpus` (the threads' other vCPUs) and
+   * vCPU 0, the VM and the KVM fd; the RAM is kept, cleared, for the next
+   * machine unless `runnersDone` is false (a runner may still write it).
+   * KVM's teardown of the VM waits for RCU grace periods, so the VM fd is
+   * closed on a worker thread ({@linkcode teardown}). Safe to call twice.
+   */
+  dispose(runnersDone: boolean, vcpus: VcpuFd[] = []): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    libc().munmap(this.run, BigInt(this.runSize));
+    for (const run of this.#runs) libc().munmap(run, BigInt(this.runSize));
+    for (const vcpu of vcpus) vcpu.close();
+    this.vcpu.close();
+    this.teardown = this.vm.closeInBackground();
+    this.mem.release(runnersDone, this.teardown);
+    this.kvm.close();
+  }
+}
+
+/** The registers of the vCPU `vcpu` (its `kvm_run` at `view`): from the sync area when KVM keeps them there. */
+export function liveRegs(vcpu: VcpuFd, view: DataView): DataView {
+  if (view.getBigUint64(LAYOUTS.kvm_run.fields.kvm_valid_regs, true) & SYNC_X86_REGS) {
+    return new DataView(view.buffer, LAYOUTS.kvm_run.fields["s.regs"], LAYOUTS.kvm_regs.size);
+  }
+  const regs = new Uint8Array(LAYOUTS.kvm_regs.size);
+  vcpu.getRegs(regs);
+  return new DataView(regs.buffer);
+}
+
+/** Sets `vcpu`'s registers before its next KVM_RUN (through kvm_run's sync area when it can). */
+export function setRegs(vcpu: VcpuFd, view: DataView, regs: BigUint64Array): void {
+  const f = LAYOUTS.kvm_run.fields;
+  if (view.getBigUint64(f.kvm_valid_regs, true) & SYNC_X86_REGS) {
+    new BigUint64Array(view.buffer, f["s.regs"], regs.length).set(regs);
+    view.setBigUint64(f.kvm_dirty_regs, view.getBigUint64(f.kvm_dirty_regs, true) | 1n, true);
+  } else {
+    vcpu.setRegs(new Uint8Array(regs.buffer, regs.byteOffset, LAYOUTS.kvm_regs.size));
+  }
+}
