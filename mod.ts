@@ -15,7 +15,14 @@
  * ```
  * @module
  */
-export { boot, type BootOptions, type RunResult, type RunStats, Vm } from "./src/vm/vm.ts";
+export {
+  boot,
+  type BootOptions,
+  type ProcessStats,
+  type RunResult,
+  type RunStats,
+  Vm,
+} from "./src/vm/vm.ts";
 export type { CrashReport } from "./src/vm/fault.ts";
 export { formatCrash, SIGNAL_NAMES } from "./src/vm/fault.ts";
 export { dropSpareMemory, GuestMemory, spareMemoryReady } from "./src/vm/memory.ts";

@@ -5,6 +5,7 @@
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { boot } from "../vm/vm.ts";
+import type { ProcessStats } from "../vm/options.ts";
 import { ElfError } from "../loader/elf.ts";
 import { KvmUnavailableError } from "../kvm/ioctls.ts";
 import { detectPlatform, guestCpl } from "../kvm/platform.ts";
@@ -34,6 +35,7 @@ Options for run:
                      fork fails with EAGAIN
   --trace            print every syscall to stderr, strace-style
   --stats            print boot time, exits and host calls to stderr at the end
+                     (with several processes, a line for each and the totals)
   --verbose          also name the KVM platform and the guest's privilege level
   --mount HOST:GUEST[:ro|rw]
                      show host directory HOST at GUEST (read-write unless :ro; repeatable)
@@ -329,6 +331,7 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
     });
     if (values.stats || values.verbose) {
       console.error(`hermitux: stats ${JSON.stringify(result.stats)}`);
+      if (result.perProcess.length > 1) console.error(processLines(result.perProcess));
     }
     return result.timedOut ? 124 : result.status;
   } catch (e) {
@@ -342,4 +345,22 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
     const detail = e instanceof Error ? e.stack ?? e.message : String(e);
     return fail(`hermitux: internal error (please report): ${detail}`, 70);
   }
+}
+
+/** --stats with several processes: a line per process (by pid), then the totals. */
+function processLines(procs: ProcessStats[]): string {
+  const line = (p: ProcessStats) =>
+    `hermitux: pid ${p.pid} (ppid ${p.ppid}) status ${p.status}: ${p.images} image${
+      p.images > 1 ? "s" : ""
+    }, ${
+      p.runMs.toFixed(1)
+    } ms, ${p.exits} exits, ${p.hostCalls} host calls (${p.exitless} exitless): ${p.command}`;
+  const sum = (k: "runMs" | "exits" | "hostCalls" | "exitless") =>
+    procs.reduce((n, p) => n + p[k], 0);
+  return [
+    ...procs.map(line),
+    `hermitux: ${procs.length} processes: ${sum("runMs").toFixed(1)} ms, ${sum("exits")} exits, ${
+      sum("hostCalls")
+    } host calls (${sum("exitless")} exitless)`,
+  ].join("\n");
 }

@@ -21,10 +21,11 @@ import { attachProcesses, type ProcessHost, type WaitMatch } from "../syscalls/p
 import { threadsOf } from "../syscalls/thread.ts";
 import { closeEventfd, drainEventfd, makeEventfd } from "../vm/wake.ts";
 import { type Cpu, waitWatched } from "../vm/threads.ts";
-import type { RunResult } from "../vm/options.ts";
+import type { ProcessStats, RunResult } from "../vm/options.ts";
 import type { Guest } from "../vm/guest.ts";
 import { forkGuest, holdForVfork, releaseVfork } from "../vm/fork.ts";
 import { execImage } from "../vm/setup.ts";
+import { MachinePool } from "../vm/machine.ts";
 
 const NR_GETPGID = 121, NR_GETSID = 124;
 /** waitid's si_code values. */
@@ -49,6 +50,37 @@ export interface Proc {
   execed?: boolean;
   /** A vfork child: its parent's thread `tid` waits until it calls execve or ends. */
   vforkOf?: { parent: Proc; tid: number };
+  /** Its counters, over the images that have ended. */
+  stats: ProcessStats;
+}
+
+/** A process's counters before its first image ends. */
+function newStats(pid: number, ppid: number, vm: Guest): ProcessStats {
+  const command = vm.process!.argv.join(" ");
+  return {
+    pid,
+    ppid,
+    command: command.length > 60 ? command.slice(0, 57) + "..." : command,
+    status: 0,
+    images: 0,
+    runMs: 0,
+    exits: 0,
+    hostCalls: 0,
+    exitless: 0,
+    syscalls: {},
+  };
+}
+
+/** Adds an ended image's result to its process's counters. */
+function addImage(to: ProcessStats, r: RunResult): void {
+  const s = r.stats;
+  to.status = r.status;
+  to.images++;
+  to.runMs += s.runMs;
+  to.exits += s.exits;
+  to.hostCalls += s.hostCalls;
+  to.exitless += s.exitless;
+  for (const [k, n] of Object.entries(s.syscalls)) to.syscalls[k] = (to.syscalls[k] ?? 0) + n;
 }
 
 /** The guest processes of one run, and the loop that serves them. */
@@ -61,10 +93,14 @@ export class ProcessTable {
   #wakeFd = -1;
   /** Processes that ran, the first included. */
   #started = 0;
+  /** The counters of every process but the first, as each ended. */
+  #ended: ProcessStats[] = [];
   /** The original first VM: its owner disposes it, the table every other. */
   #first?: Guest;
   /** At most this many processes alive or unreaped at once (fork is EAGAIN past it). */
   readonly maxProcesses: number;
+  /** Machines of ended processes, for the next fork or execve (src/vm/machine.ts). */
+  readonly machines: MachinePool = new MachinePool();
 
   /** @param rootPid the first process's pid: ids of later processes and threads follow it */
   constructor(readonly rootPid: number, maxProcesses = 256) {
@@ -92,7 +128,8 @@ export class ProcessTable {
   addRoot(vm: Guest, ppid: number): Proc {
     const pid = this.rootPid;
     const pgid = Number(hostSyscall(NR_GETPGID, 0)), sid = Number(hostSyscall(NR_GETSID, 0));
-    const root: Proc = { pid, ppid, pgid, sid, vm, children: new Set(), waiters: new Set() };
+    const stats = newStats(pid, ppid, vm);
+    const root: Proc = { pid, ppid, pgid, sid, vm, children: new Set(), waiters: new Set(), stats };
     this.#procs.set(pid, root);
     this.#root = root;
     this.#first = vm;
@@ -123,16 +160,22 @@ export class ProcessTable {
         break;
       }
       result = root.vm.finish();
+      addImage(root.stats, result);
     } finally {
       for (const p of this.#procs.values()) {
         if (p.vm === this.#first) continue;
-        if (p !== root && p.status === undefined) p.vm.finish(true);
+        if (p !== root && p.status === undefined) {
+          addImage(p.stats, p.vm.finish(true));
+          this.#ended.push(p.stats);
+        }
         p.vm.dispose();
       }
+      this.machines.dispose();
       if (this.#wakeFd >= 0) closeEventfd(this.#wakeFd);
       this.#wakeFd = -1;
     }
     result.processes = this.#started;
+    result.perProcess = [root.stats, ...this.#ended.sort((a, b) => a.pid - b.pid)];
     return result;
   }
 
@@ -185,7 +228,8 @@ export class ProcessTable {
     const old = p.vm, next = old.replacement!;
     p.vm = next;
     p.execed = true;
-    old.finish(true);
+    addImage(p.stats, old.finish(true));
+    p.stats.command = newStats(0, 0, next).command;
     this.#releaseVfork(p, old);
     if (old !== this.#first) old.dispose();
     next.begin(deadline);
@@ -195,7 +239,11 @@ export class ProcessTable {
   /** `p` has ended: a zombie for its parent, which learns by SIGCHLD; its children go to init. */
   #exited(p: Proc): void {
     const end = p.vm.ended!;
-    if (p !== this.#root) p.vm.finish();
+    if (p !== this.#root) {
+      addImage(p.stats, p.vm.finish());
+      p.stats.ppid = p.ppid;
+      this.#ended.push(p.stats);
+    }
     this.#releaseVfork(p, p.vm);
     // No core is dumped (as with RLIMIT_CORE 0): a signal's status has no 0x80 bit.
     p.status = end.signal ? end.signal & 0x7f : (end.code & 0xff) << 8;
@@ -271,6 +319,7 @@ export class ProcessTable {
       children: new Set(),
       waiters: new Set(),
       vforkOf: vfork ? { parent, tid } : undefined,
+      stats: newStats(pid, parent.pid, vm),
     };
     this.#procs.set(pid, child);
     attachProcesses(vm.process!, this.hostFor(child));

@@ -64,8 +64,8 @@ function forkFrom(g: Guest, parent: Guest, cpu: Cpu, pid: number, spec: CloneSpe
   g.mounts = parent.mounts!.share();
   g.userEnd = parent.userEnd;
   g.cr3 = parent.cr3;
-  const mem = createMachine(g, parent.mem!.size), v = mem.view;
-  mem.copyFrom(parent.mem!);
+  const mem = createMachine(g, parent.mem!.size, true), v = mem.view;
+  mem.copyFrom(parent.mem!, 0, mem.size, g.machine!.reused);
   // The thread that forked becomes the child's first.
   adoptCpuPages(mem, cpu.id);
   const boot = ABI.BOOT_INFO_ADDR;
@@ -95,7 +95,7 @@ function forkFrom(g: Guest, parent: Guest, cpu: Cpu, pid: number, spec: CloneSpe
   if (g.sites) onExecMapping(p, (...a) => patchMapping(g, ...a));
   if (g.rewrite) mapTrampoline(mem, g.kernel!.zpolineEntry);
   // vCPU 0 resumes the forking thread's syscall frame (rax 0).
-  startAtSyscallReturn(g, g.vcpu!, 0, g.cr3, cpu.vcpu, spec, true);
+  startAtSyscallReturn(g, g.vcpu!, 0, g.cr3, cpu.vcpu, spec, !g.machine!.reused);
   const main: Cpu = {
     id: 0,
     vcpu: g.vcpu!,

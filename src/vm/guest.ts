@@ -482,6 +482,7 @@ export class Guest implements Disposable {
       timedOut: this.timedOut,
       stats: this.stats,
       processes: 1,
+      perProcess: [],
     };
   }
 
@@ -547,7 +548,13 @@ export class Guest implements Disposable {
     this.threads?.dispose();
     this.process?.fds.closeAll();
     this.mounts?.close();
-    this.machine?.dispose(done, this.threads?.cpus.slice(1).map((c) => c.vcpu));
+    const m = this.machine, cpus = this.threads?.cpus ?? [];
+    // One vCPU, no ioeventfd, every runner gone: another process of the run may have it.
+    if (m && done && this.scheduled && cpus.length <= 1 && this.wakeFd < 0) {
+      this.table.machines.give(m);
+    } else {
+      m?.dispose(done, cpus.slice(1).map((c) => c.vcpu));
+    }
   }
 
   /** Same as {@linkcode Guest.dispose}. */

@@ -244,31 +244,45 @@ export class GuestMemory {
   }
 
   /**
-   * Makes this RAM (fresh or cleared) a copy of `from`'s, as fork(2) needs:
-   * only the pages `from` has resident are copied (what was never touched
-   * reads as zero in both). With swap on the host a page may be out of
-   * memory and still hold data, so then everything is copied. `start` and
-   * `end` (4 KiB-aligned) limit the copy to a range.
+   * Makes this RAM a copy of `from`'s, as fork(2) needs: only the pages
+   * `from` has resident are copied (what was never touched reads as zero
+   * in both). With `stale` this RAM holds another process's pages (a
+   * recycled machine): those `from` lacks are cleared. With swap on the
+   * host a page may be out of memory and still hold data, so then
+   * everything is copied. `start` and `end` (4 KiB-aligned) limit the copy.
    */
-  copyFrom(from: GuestMemory, start = 0, end: number = this.size): void {
+  copyFrom(from: GuestMemory, start = 0, end: number = this.size, stale = false): void {
     if (from.size !== this.size) throw new RangeError("fork: guest memory sizes differ");
     if (start === 0) this.userEnd = from.userEnd;
-    const pages = new Uint8Array((end - start) / 4096);
-    const host = from.host + BigInt(start);
-    if (hostHasSwap() || libc().mincore(host, BigInt(end - start), pages) !== 0) {
+    const n = (end - start) / 4096, len = BigInt(end - start);
+    const pages = new Uint8Array(n), mine = stale ? new Uint8Array(n) : undefined;
+    if (
+      hostHasSwap() || libc().mincore(from.host + BigInt(start), len, pages) !== 0 ||
+      (mine && libc().mincore(this.host + BigInt(start), len, mine) !== 0)
+    ) {
       this.bytes.set(from.bytes.subarray(start, end), start);
       return;
     }
-    for (let i = 0; i < pages.length;) {
-      if (!(pages[i] & 1)) {
+    for (let i = 0; i < n;) {
+      const copy = (pages[i] & 1) !== 0;
+      if (!copy && !(mine && mine[i] & 1)) {
         i++;
         continue;
       }
+      // A run of pages to copy, or of stale pages to clear.
       let j = i + 1;
-      while (j < pages.length && pages[j] & 1) j++;
-      this.bytes.set(from.bytes.subarray(start + i * 4096, start + j * 4096), start + i * 4096);
+      while (j < n && ((pages[j] & 1) !== 0) === copy && (copy || (mine![j] & 1))) j++;
+      const [a, b] = [start + i * 4096, start + j * 4096];
+      if (copy) this.bytes.set(from.bytes.subarray(a, b), a);
+      else this.bytes.fill(0, a, b);
       i = j;
     }
+  }
+
+  /** Gives every page back to the host: the RAM reads as zeros again. */
+  clear(): void {
+    libc().madvise(this.host, BigInt(this.size), MADV_DONTNEED);
+    this.userEnd = this.size;
   }
 
   /** The whole resident 2 MiB chunks of user memory, by guest address. */

@@ -98,6 +98,30 @@ export interface RunStats {
   kvm: Record<string, number>;
 }
 
+/** One guest process of a run, all its images (execve) together. */
+export interface ProcessStats {
+  /** Its pid. */
+  pid: number;
+  /** Its parent's pid when it ended (1 once orphaned). */
+  ppid: number;
+  /** Its last image's command line, shortened. */
+  command: string;
+  /** How it ended, as a shell shows it (killed with the run: 137). */
+  status: number;
+  /** Its images: 1, and one more for each execve. */
+  images: number;
+  /** Guest execution, summed over its images, in ms. */
+  runMs: number;
+  /** Exits from KVM_RUN. */
+  exits: number;
+  /** Syscalls served by the host. */
+  hostCalls: number;
+  /** Host calls served exitless. */
+  exitless: number;
+  /** Host-served syscalls by name. */
+  syscalls: Record<string, number>;
+}
+
 /** How a run ended. */
 export interface RunResult {
   /** Exit status as a shell shows it: the code, or 128 + signal. */
@@ -112,6 +136,8 @@ export interface RunResult {
   timedOut: boolean;
   /** How many guest processes ran (1 without fork; an execve does not count as another). */
   processes: number;
-  /** Counters. */
+  /** Counters of the first process's last image. */
   stats: RunStats;
+  /** Every process of the run by pid, the first one first, with its counters. */
+  perProcess: ProcessStats[];
 }

@@ -293,7 +293,10 @@ export function setupImage(
   onPastEnd(proc, (start, end) => pastEnd(g, start, end));
   if (g.rewrite) mapTrampoline(mem, kernel.zpolineEntry);
   writeSystemTables(mem, kernel);
-  setupVcpu(vcpu, 0, cr3, kernel, features, guestCpl(g.stats.platform));
+  const reused = g.machine!.reused;
+  setupVcpu(vcpu, 0, cr3, kernel, features, guestCpl(g.stats.platform), !reused);
+  // A recycled vCPU starts with a clean FPU too (setupVcpu sets x87 and SSE only).
+  if (reused) vcpu.setXsave(g.initXsave);
   g.kernel = kernel;
   mem.view.setBigUint64(ABI.PERCPU_ADDR + PERCPU.tid, BigInt(pid), true);
   const main: Cpu = {
@@ -316,9 +319,16 @@ export function setupImage(
   startThreads(g, main, g.exitless || g.scheduled);
 }
 
-/** The machine for `g`: a KVM VM with `size` bytes of RAM, vCPU 0 its current vCPU. */
-export function createMachine(g: Guest, size: number): GuestMemory {
-  const m = g.machine = Machine.create(size, g.options.kvmDevice);
+/**
+ * The machine for `g`: a KVM VM with `size` bytes of RAM, vCPU 0 its
+ * current vCPU. A process among several (a fork child, an execve image)
+ * may get a recycled one; `forFork`: its RAM is left for copyFrom to
+ * overwrite, else it is zeroed.
+ */
+export function createMachine(g: Guest, size: number, forFork = false): GuestMemory {
+  // A machine the run's ended processes left, when there is one (machine.ts).
+  const kept = g.scheduled ? g.table.machines.take(size, !forFork) : undefined;
+  const m = g.machine = kept ?? Machine.create(size, g.options.kvmDevice);
   g.vcpu = m.vcpu;
   g.runView = m.runView;
   return g.mem = m.mem;

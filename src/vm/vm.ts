@@ -19,7 +19,7 @@ import type { BootOptions, RunResult } from "./options.ts";
 import { readProgram, shebang } from "./program.ts";
 import { setupImage } from "./setup.ts";
 
-export type { BootOptions, RunResult, RunStats } from "./options.ts";
+export type { BootOptions, ProcessStats, RunResult, RunStats } from "./options.ts";
 
 /** A booted (not yet running) guest. Dispose it to free every fd and mapping. */
 export class Vm implements Disposable, AsyncDisposable {

@@ -1,0 +1,49 @@
+// What the process table does with machines and counters: the VMs of
+// ended processes are recycled for the next fork or execve (machine.ts),
+// and no process sees what an earlier one left in them; --stats gives a
+// line per process and the totals.
+import { deepStrictEqual, equal, match } from "node:assert/strict";
+import { fixture, runHermitux, runNative, type Toolchain } from "./fixtures.ts";
+
+const BUILDS: Toolchain[] = ["glibc-dynamic", "glibc-static", "musl-static"];
+
+for (const tc of BUILDS) {
+  Deno.test(`${tc}: children on recycled machines see nothing of the ones before`, async () => {
+    const bin = await fixture("proc_recycle", tc);
+    const dir = bin.slice(0, bin.lastIndexOf("/"));
+    const flags = ["--timeout", "120", "--mount", `${dir}:${dir}:ro`];
+    const [native, vm] = await Promise.all([runNative(bin), runHermitux(bin, [], { flags })]);
+    deepStrictEqual(vm, native);
+    for (let round = 1; round <= 6; round++) {
+      match(
+        vm.stdout,
+        new RegExp(
+          `^round ${round}: inherited bytes changed 0, fresh mmap nonzero 0, fresh heap nonzero 0\\nchild: exited ${round}$`,
+          "m",
+        ),
+      );
+    }
+    match(
+      vm.stdout,
+      /^(exec image: static buffer nonzero 0, fresh mmap nonzero 0\nexec child: exited 0\n){2}/m,
+    );
+    match(vm.stdout, /^parent buffer still 0x5a: 1$/m);
+  });
+}
+
+Deno.test("--stats: a line per process, by pid, and the totals", async () => {
+  const out = await runHermitux("/bin/dash", ["-c", "/bin/true; echo hi | cat"], {
+    flags: ["--timeout", "120", "--stats"],
+  });
+  equal(out.code, 0);
+  equal(out.stdout, "hi\n");
+  const lines = out.stderr.split("\n").filter((l) => l.startsWith("hermitux: pid "));
+  equal(lines.length, 4, out.stderr);
+  const pids = lines.map((l) => Number(/pid (\d+)/.exec(l)![1]));
+  const ppids = lines.map((l) => Number(/ppid (\d+)/.exec(l)![1]));
+  deepStrictEqual([...pids].sort((a, b) => a - b), pids); // the first one first, then by pid
+  for (const ppid of ppids.slice(1)) equal(ppid, pids[0]); // dash started them all
+  match(lines[0], /status 0: 1 image, .* host calls .*: \/bin\/dash -c/);
+  match(out.stderr, /^hermitux: pid \d+ .*status 0: 2 images, .*: \/bin\/true$/m);
+  match(out.stderr, /^hermitux: 4 processes: [\d.]+ ms, \d+ exits, \d+ host calls/m);
+});
