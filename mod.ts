@@ -26,6 +26,7 @@ export {
 export type { CrashReport } from "./src/vm/fault.ts";
 export { formatCrash, SIGNAL_NAMES } from "./src/vm/fault.ts";
 export { dropSpareMemory, GuestMemory, spareMemoryReady } from "./src/vm/memory.ts";
+export { type Overlay, Overlays } from "./src/vm/shared.ts";
 export {
   DEFAULT_MODULES,
   defaultRegistry,

@@ -47,3 +47,30 @@ Deno.test("--stats: a line per process, by pid, and the totals", async () => {
   match(out.stderr, /^hermitux: pid \d+ .*status 0: 2 images, .*: \/bin\/true$/m);
   match(out.stderr, /^hermitux: 4 processes: [\d.]+ ms, \d+ exits, \d+ host calls/m);
 });
+
+for (const tc of BUILDS) {
+  Deno.test(`${tc}: MAP_SHARED memory shared by processes and coherent with write(2)`, async () => {
+    const bin = await fixture("shm_fork", tc);
+    const dir = await Deno.makeTempDir({ prefix: "hermitux-shm-" });
+    try {
+      const flags = ["--timeout", "120", "--memfs", "/dev/shm"];
+      const native = await runNative(bin, [], { cwd: dir });
+      const vm = await runHermitux(bin, [], { cwd: dir, flags });
+      deepStrictEqual(vm, native);
+      equal(vm.code, 0);
+      match(vm.stdout, /^anonymous: counter 400 text 'written by the child'$/m);
+      match(vm.stdout, /^after the child's munmap: counter 400 text 'written by the child'$/m);
+      match(vm.stdout, /^grandchild wrote 1000$/m);
+      match(
+        vm.stdout,
+        /^pwrite seen through the mapping: 1\nmapping's bytes seen by pread without msync: 1$/m,
+      );
+      match(vm.stdout, /^the child's write through its mapping: 1\nand in the file: 1$/m);
+      match(vm.stdout, /^after truncation, page 0 holds: 1\nfile size 4096$/m);
+      match(vm.stdout, /^\/dev\/zero shared: 42$/m);
+      match(vm.stdout, /^named semaphore posted by the child$/m);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}

@@ -62,8 +62,8 @@ Options for run:
                      HERMITUX_HOST_CALLS sets it.
   --no-default-mounts
                      mount nothing but --mount: by default the current directory is
-                     mounted read-write at its own path, and /usr /lib /lib64 /etc /bin
-                     read-only
+                     mounted read-write at its own path, /usr /lib /lib64 /etc /bin
+                     read-only, and an empty private /dev/shm (in memory)
 
 The guest's stdout, stderr and exit status pass through unchanged; a guest
 killed by signal N exits with 128+N, as a shell shows it.`;
@@ -168,6 +168,9 @@ export function cliMounts(specs: string[], defaults: boolean, cwd: string): Moun
       } catch { /* not on this host */ }
     }
     out.push({ host: cwd, guest: cwd, readOnly: false });
+    // As every Linux system (and a container) has: POSIX shared memory and
+    // named semaphores (sem_open, multiprocessing) live there. Private to the run.
+    out.push({ host: MEMORY, guest: "/dev/shm", readOnly: false });
   }
   return [...out, ...specs.map((s) => parseMount(s, cwd))];
 }

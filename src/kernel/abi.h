@@ -153,7 +153,9 @@ struct percpu {
  */
 struct region {
 	unsigned long start, end;
-	unsigned char written, shared, prot;
+	unsigned char written;
+	unsigned char shared;       /* 1: a file's MAP_SHARED; 2: anonymous MAP_SHARED */
+	unsigned char prot;
 	unsigned char ptes;         /* its page-table entries differ from the default */
 	unsigned char hole;         /* no mapping: space kept free above a library's data */
 	unsigned char file;         /* a file mapping (the host knows which file) */

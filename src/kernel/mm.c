@@ -280,8 +280,10 @@ static long do_mmap(u64 addr, u64 len, u64 prot, u64 flags, u64 fd, u64 off)
 		if (!start)
 			return -ENOMEM;
 	}
+	/* shared: 1 for a file's MAP_SHARED, 2 for anonymous MAP_SHARED (which
+	 * the host shares with a child at fork: it must hear of its munmap). */
 	if (add_region(start, start + len, file || (prot & PROT_WRITE) != 0,
-		       file && (flags & MAP_SHARED), prot, file))
+		       (flags & MAP_SHARED) ? (file ? 1 : 2) : 0, prot, file))
 		return -ENOMEM;
 	if (file) {
 		r = hostcall(HC_SYSCALL, 9, start, len, prot, flags | MAP_FIXED, fd, off); /* mmap */
@@ -370,7 +372,7 @@ static long do_mremap(u64 old, u64 old_len, u64 new_len, u64 flags, u64 new_addr
 		return -EINVAL;
 	old_len = PAGE_UP(old_len);
 	new_len = PAGE_UP(new_len);
-	if (!r || old + old_len > r->end || r->shared)
+	if (!r || old + old_len > r->end || r->shared == 1)
 		return -EFAULT;
 	if (!(flags & MREMAP_FIXED)) {
 		if (new_len <= old_len) {

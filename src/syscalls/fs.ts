@@ -7,6 +7,7 @@
  * and guest memory directly.
  * @module
  */
+import { clipOverlays, fileId } from "../vm/shared.ts";
 import { E, SyscallError } from "./errno.ts";
 import { forgetHint } from "../loader/relro.ts";
 import { FdTable, OpenFile } from "./fdtable.ts";
@@ -241,10 +242,24 @@ function openAt(p: Process, dirfd: bigint, pathAddr: bigint, flags: number, mode
   const hostFd = flags & O_CREAT
     ? withGuestUmask(p, (umask) => openBeneath(r.mount!.rootFd, r.rel, how, mode & ~umask & 0o7777))
     : openBeneath(r.mount!.rootFd, r.rel, how);
+  if (flags & O_TRUNC) truncated(hostFd, 0n);
   const file = new OpenFile(hostFd, { path: r.guest });
   const fd = p.fds.install(file, (flags & O_CLOEXEC) !== 0);
   forgetHint(p.mem, fd);
   return fd;
+}
+
+/**
+ * A truncation of host fd `fd` to `size` that returned `r`: shared
+ * mappings of the file in every process give back their pages past the
+ * new end (src/vm/shared.ts), which the host must never read. Returns `r`.
+ */
+function truncated(fd: number, r: bigint, size = 0n): bigint {
+  if (r >= 0n) {
+    const id = fileId(fd);
+    if (id) clipOverlays(id, Number(size));
+  }
+  return r;
 }
 
 /** lstat/stat of a resolved path into `buf` (a host address), or a probe. */
@@ -573,14 +588,17 @@ export const fsModule: SyscallModule = {
     flock: (c) => hostSyscall(NR.flock, fdArg(c), c.args[1]),
     fsync: (c) => hostSyscall(NR.fsync, fdArg(c)),
     fdatasync: (c) => hostSyscall(NR.fdatasync, fdArg(c)),
-    ftruncate: (c) => hostSyscall(NR.ftruncate, fdArg(c), c.args[1]),
+    ftruncate(c) {
+      const fd = fdArg(c);
+      return truncated(fd, hostSyscall(NR.ftruncate, fd, c.args[1]), c.args[1]);
+    },
     truncate(call) {
       const p = call.process;
       const r = p.mounts.resolve(pathArg(p, call.args[0]), p.cwd);
       const m = onMount(r, true);
       const fd = openBeneath(m.rootFd, r.rel, 1); // O_WRONLY
       try {
-        return hostSyscall(NR.ftruncate, fd, call.args[1]);
+        return truncated(fd, hostSyscall(NR.ftruncate, fd, call.args[1]), call.args[1]);
       } finally {
         hostSyscall(NR.close, fd);
       }

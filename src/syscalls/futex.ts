@@ -1,7 +1,8 @@
 /**
- * `futex`. Waiters queue by address in the host (every host call is served
- * on the main thread, one at a time, so checking the word and queueing are
- * atomic against wakes). A waiting thread on a worker is parked (its vCPU
+ * `futex`. Waiters queue by address in the host, or by file and offset for
+ * a word in MAP_SHARED memory, so that processes sharing it wake each other
+ * (every host call is served on the main thread, one at a time, so
+ * checking the word and queueing are atomic against wakes). A waiting thread on a worker is parked (its vCPU
  * stays out of KVM_RUN, using no core) until a wake, its timeout or the end
  * of the run; the main thread's waits serve the other threads meanwhile.
  * With one thread a wait ends only by its timeout or a signal.
@@ -35,20 +36,40 @@ interface Waiter {
 
 const QUEUES_KEY = "futex.queues";
 
-function queues(p: Process): Map<bigint, Waiter[]> {
-  let q = p.state.get(QUEUES_KEY) as Map<bigint, Waiter[]> | undefined;
+/**
+ * A futex's key: its address, or for a word in MAP_SHARED memory that
+ * other processes may map ("dev:ino:offset", src/vm/shared.ts) a key they
+ * share, unless the call says FUTEX_PRIVATE_FLAG.
+ */
+type Key = bigint | string;
+
+/** Waiters on shared words, of every process of every run. */
+const SHARED = new Map<Key, Waiter[]>();
+
+function queues(p: Process): Map<Key, Waiter[]> {
+  let q = p.state.get(QUEUES_KEY) as Map<Key, Waiter[]> | undefined;
   if (!q) p.state.set(QUEUES_KEY, q = new Map());
   return q;
 }
 
+/** The queues `key` is in. */
+const queuesOf = (p: Process, key: Key) => typeof key === "string" ? SHARED : queues(p);
+
+/** The key of the word at `addr` (see Key). */
+function keyOf(p: Process, addr: bigint, priv: boolean): Key {
+  return priv ? addr : p.mem.overlays.keyAt(Number(addr)) ?? addr;
+}
+
 /** Takes `w` off whichever queue holds it (a requeue may have moved it). */
 function dequeue(p: Process, w: Waiter): void {
-  for (const [addr, list] of queues(p)) {
-    const i = list.indexOf(w);
-    if (i < 0) continue;
-    list.splice(i, 1);
-    if (!list.length) queues(p).delete(addr);
-    return;
+  for (const q of [queues(p), SHARED]) {
+    for (const [key, list] of q) {
+      const i = list.indexOf(w);
+      if (i < 0) continue;
+      list.splice(i, 1);
+      if (!list.length) q.delete(key);
+      return;
+    }
   }
 }
 
@@ -75,9 +96,18 @@ function deadline(p: Process, timeout: bigint, absolute: boolean, clock: number)
   return [at, at === MAX_NS ? MAX_NS : mono + (at > now ? at - now : 0n)];
 }
 
-/** Wakes up to `n` waiters on `addr` whose bitset meets `bitset`; how many woke. */
-export function futexWake(p: Process, addr: bigint, n: number, bitset: number): number {
-  const list = queues(p).get(addr);
+/**
+ * Wakes up to `n` waiters on `addr` (or on key `key`) whose bitset meets
+ * `bitset`; how many woke.
+ */
+export function futexWake(
+  p: Process,
+  addr: bigint,
+  n: number,
+  bitset: number,
+  key: Key = keyOf(p, addr, false),
+): number {
+  const q = queuesOf(p, key), list = q.get(key);
   let woke = 0;
   while (list && woke < n) {
     const i = list.findIndex((w) => (w.bitset & bitset) !== 0);
@@ -87,7 +117,7 @@ export function futexWake(p: Process, addr: bigint, n: number, bitset: number): 
     w.wake?.();
     woke++;
   }
-  if (list && !list.length) queues(p).delete(addr);
+  if (list && !list.length) q.delete(key);
   return woke;
 }
 
@@ -99,14 +129,15 @@ function wait(
   bitset: number,
   absolute: boolean,
   clock: number,
+  key: Key,
 ): number {
   const [until, monoUntil] = deadline(p, timeout, absolute, clock);
   if (word(p, addr) !== Number(BigInt.asUintN(32, val))) throw new SyscallError(E.EAGAIN);
   const t = threadsOf(p);
   const w: Waiter = { tid: t?.current ?? p.pid, bitset, woken: false };
-  const q = queues(p);
-  if (!q.has(addr)) q.set(addr, []);
-  q.get(addr)!.push(w);
+  const q = queuesOf(p, key);
+  if (!q.has(key)) q.set(key, []);
+  q.get(key)!.push(w);
   if (t && !t.onMain) {
     const tid = t.current;
     w.wake = () => t.resume(tid, 0n);
@@ -169,21 +200,23 @@ export const futexModule: SyscallModule = {
   handlers: {
     futex({ args: [uaddr, opArg, val, timeout, uaddr2, val3], process: p }) {
       const op = Number(opArg & 0xffn) & ~FUTEX_PRIVATE_FLAG & ~FUTEX_CLOCK_REALTIME;
+      const priv = (Number(opArg) & FUTEX_PRIVATE_FLAG) !== 0;
+      const key = (addr: bigint) => keyOf(p, addr, priv);
       const realtime = (Number(opArg) & FUTEX_CLOCK_REALTIME) !== 0;
       if (realtime && op !== OP.WAIT && op !== OP.WAIT_BITSET) throw new SyscallError(E.ENOSYS);
       const clock = realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC;
       switch (op) {
         case OP.WAIT:
-          return wait(p, uaddr, val, timeout, 0xffffffff, false, clock);
+          return wait(p, uaddr, val, timeout, 0xffffffff, false, clock, key(uaddr));
         case OP.WAIT_BITSET:
           if (u32(val3) === 0) throw new SyscallError(E.EINVAL);
-          return wait(p, uaddr, val, timeout, u32(val3), true, clock);
+          return wait(p, uaddr, val, timeout, u32(val3), true, clock, key(uaddr));
         case OP.WAKE:
         case OP.WAKE_BITSET: {
           const bits = op === OP.WAKE_BITSET ? u32(val3) : 0xffffffff;
           if (bits === 0) throw new SyscallError(E.EINVAL);
           if (uaddr % 4n !== 0n) throw new SyscallError(E.EINVAL);
-          return futexWake(p, uaddr, count(val), bits);
+          return futexWake(p, uaddr, count(val), bits, key(uaddr));
         }
         case OP.REQUEUE:
         case OP.CMP_REQUEUE: {
@@ -191,14 +224,15 @@ export const futexModule: SyscallModule = {
           if (op === OP.CMP_REQUEUE && word(p, uaddr) !== u32(val3)) {
             throw new SyscallError(E.EAGAIN);
           }
-          const woke = futexWake(p, uaddr, count(val), 0xffffffff);
+          const k1 = key(uaddr), k2 = key(uaddr2);
+          const woke = futexWake(p, uaddr, count(val), 0xffffffff, k1);
           // val2 (the timeout slot) is how many more to move to uaddr2.
-          const q = queues(p), from = q.get(uaddr) ?? [];
+          const q1 = queuesOf(p, k1), q2 = queuesOf(p, k2), from = q1.get(k1) ?? [];
           const moved = from.splice(0, count(timeout));
-          if (!from.length) q.delete(uaddr);
+          if (!from.length) q1.delete(k1);
           if (moved.length) {
-            if (!q.has(uaddr2)) q.set(uaddr2, []);
-            q.get(uaddr2)!.push(...moved);
+            if (!q2.has(k2)) q2.set(k2, []);
+            q2.get(k2)!.push(...moved);
           }
           return woke + moved.length;
         }
@@ -207,8 +241,8 @@ export const futexModule: SyscallModule = {
           const { value, cmp } = wakeOp(u32(val3), old);
           if (uaddr % 4n !== 0n) throw new SyscallError(E.EINVAL);
           p.mem.view.setUint32(p.mem.check(uaddr2, 4), value, true);
-          let woke = futexWake(p, uaddr, count(val), 0xffffffff);
-          if (cmp) woke += futexWake(p, uaddr2, count(timeout), 0xffffffff);
+          let woke = futexWake(p, uaddr, count(val), 0xffffffff, key(uaddr));
+          if (cmp) woke += futexWake(p, uaddr2, count(timeout), 0xffffffff, key(uaddr2));
           return woke;
         }
         default:

@@ -22,7 +22,7 @@ export { SYSCALL_NAMES, SYSCALL_NUMBERS, syscallName } from "./table.ts";
 export { stdioModule } from "./stdio.ts";
 export { processModule } from "./process.ts";
 export { fsModule } from "./fs.ts";
-export { flushSharedMappings, mmModule } from "./mm.ts";
+export { mmModule } from "./mm.ts";
 export { pollModule } from "./poll.ts";
 export { timeModule } from "./time.ts";
 export { signalModule } from "./signal.ts";

@@ -6,7 +6,10 @@
  * the guest kernel's syscall return path on its parent's frame with rax 0.
  * @module
  */
-import { ABI, BOOT_INFO, PERCPU } from "../kernel/abi.ts";
+import { ABI, BOOT_INFO, PERCPU, REGION } from "../kernel/abi.ts";
+import { libc, OsError } from "../kvm/libc.ts";
+import { bufferAddress, hostSyscall } from "../syscalls/host.ts";
+import { guestRegions } from "./program.ts";
 import type { VcpuFd } from "../kvm/ioctls.ts";
 import { guestCpl } from "../kvm/platform.ts";
 import { LAYOUTS, regOffset } from "../kvm/structs.ts";
@@ -25,6 +28,7 @@ import { SYSCALL_FRAME, SYSCALL_FRAME_ADDR } from "./deliver.ts";
 import { Guest } from "./guest.ts";
 
 const MSR_FS_BASE = 0xc0000100, MSR_GS_BASE = 0xc0000101;
+const NR_MEMFD_CREATE = 319, NR_FTRUNCATE = 77, NR_PWRITE64 = 18, NR_CLOSE = 3, MFD_CLOEXEC = 1;
 
 /**
  * fork(2) from the thread being served: a new VM for child `pid` with a
@@ -66,6 +70,9 @@ function forkFrom(g: Guest, parent: Guest, cpu: Cpu, pid: number, spec: CloneSpe
   g.cr3 = parent.cr3;
   const mem = createMachine(g, parent.mem!.size, true), v = mem.view;
   mem.copyFrom(parent.mem!, 0, mem.size, g.machine!.reused);
+  // MAP_SHARED memory stays shared: the child gets the same host pages.
+  shareAnonymous(parent);
+  mem.overlays.inherit(parent.mem!.overlays);
   // The thread that forked becomes the child's first.
   adoptCpuPages(mem, cpu.id);
   const boot = ABI.BOOT_INFO_ADDR;
@@ -210,4 +217,54 @@ export function releaseVfork(g: Guest, child: Guest, tid: number, pid: number): 
     return;
   }
   threads.resume(tid, BigInt(pid));
+}
+
+/**
+ * Makes `g`'s anonymous MAP_SHARED mappings (struct region.shared 2) host
+ * memory a child can map too: each becomes a memfd holding what it holds
+ * now (its resident pages), laid over the same RAM (shared.ts). Done at
+ * the first fork that needs it; until then such a mapping is plain RAM.
+ * Another thread of `g` writing the mapping meanwhile may lose that write.
+ */
+function shareAnonymous(g: Guest): void {
+  const mem = g.mem!;
+  for (const r of guestRegions(mem, g.kernel!.mm)) {
+    if (mem.view.getUint8(r.at + REGION.shared) !== 2) continue;
+    if (mem.overlays.list.some((o) => o.start < r.end && o.end > r.start)) continue;
+    const len = r.end - r.start;
+    const name = new TextEncoder().encode("hermitux-shared\0");
+    const fd = Number(hostSyscall(NR_MEMFD_CREATE, bufferAddress(name), MFD_CLOEXEC));
+    if (fd < 0) throw new OsError("memfd_create", -fd);
+    try {
+      const r2 = hostSyscall(NR_FTRUNCATE, fd, len);
+      if (r2 < 0n) throw new OsError("ftruncate", Number(-r2));
+      // Only what was touched: an untouched page reads as zero in the memfd too.
+      const pages = new Uint8Array(len / 4096);
+      libc().mincore(mem.host + BigInt(r.start), BigInt(len), pages);
+      for (let i = 0; i < pages.length;) {
+        if (!(pages[i] & 1)) {
+          i++;
+          continue;
+        }
+        let j = i + 1;
+        while (j < pages.length && pages[j] & 1) j++;
+        const at = r.start + i * 4096, n = (j - i) * 4096;
+        for (let done = 0; done < n;) {
+          const w = hostSyscall(
+            NR_PWRITE64,
+            fd,
+            mem.host + BigInt(at + done),
+            n - done,
+            at - r.start + done,
+          );
+          if (w <= 0n) throw new OsError("pwrite", Number(-w));
+          done += Number(w);
+        }
+        i = j;
+      }
+      mem.overlays.add(r.start, len, fd, 0, true);
+    } finally {
+      hostSyscall(NR_CLOSE, fd);
+    }
+  }
 }

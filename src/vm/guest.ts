@@ -17,7 +17,7 @@ import { detectPlatform } from "../kvm/platform.ts";
 import { LAYOUTS } from "../kvm/structs.ts";
 import type { ElfFile } from "../loader/elf.ts";
 import type { SyscallRegistry } from "../syscalls/registry.ts";
-import { defaultRegistry, flushSharedMappings } from "../syscalls/mod.ts";
+import { defaultRegistry } from "../syscalls/mod.ts";
 import type { MountTable } from "../vfs/mounts.ts";
 import { type CrashReport, formatCrash, SIG } from "./fault.ts";
 import type { GuestMemory } from "./memory.ts";
@@ -455,12 +455,8 @@ export class Guest implements Disposable {
   finish(quiet = false): RunResult {
     if (this.finished) return this.finished;
     const p = this.process!, threads = this.threads!;
-    try {
-      threads.stopAll();
-      this.armHostTimer(undefined);
-    } finally {
-      flushSharedMappings(p);
-    }
+    threads.stopAll();
+    this.armHostTimer(undefined);
     const crash = this.crash;
     if (this.sig.timedOut && p.ended?.signal === SIG.SIGKILL) this.timedOut = true;
     this.stats.runMs = performance.now() - this.tRun;

@@ -119,6 +119,7 @@ export class Machine {
   recycle(zero: boolean): void {
     const size = BigInt(this.mem.size);
     this.vm.setUserMemoryRegion(0, 0n, 0n, this.mem.host);
+    this.mem.overlays.clear(); // the old process's shared pages are not the next one's
     if (zero) this.mem.clear();
     this.vm.setUserMemoryRegion(0, 0n, size, this.mem.host);
     this.runView.setUint8(LAYOUTS.kvm_run.fields.immediate_exit, 0);

@@ -9,6 +9,7 @@
 import { addressOf, errno, libc, OsError } from "../kvm/libc.ts";
 import { ABI } from "../kernel/abi.ts";
 import { E, SyscallError } from "../syscalls/errno.ts";
+import { Overlays } from "./shared.ts";
 
 const PROT_RW = 3, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20, MAP_NORESERVE = 0x4000;
 const MADV_DONTNEED = 4, MADV_HUGEPAGE = 14, MADV_NOHUGEPAGE = 15, MADV_POPULATE_WRITE = 23;
@@ -77,6 +78,8 @@ export class GuestMemory {
   readonly bytes: Uint8Array;
   /** All of RAM as a DataView (zero-copy). */
   readonly view: DataView;
+  /** Host mappings laid over parts of RAM: the guest's MAP_SHARED pages (shared.ts). */
+  readonly overlays: Overlays;
   #mapping: Deno.PointerObject;
   #mappingSize: bigint;
   /** How many times this RAM was released (see release). */
@@ -118,6 +121,7 @@ export class GuestMemory {
     this.#mapping = p;
     const raw = addressOf(p);
     this.host = (raw + BigInt(HUGE - 1)) & ~BigInt(HUGE - 1);
+    this.overlays = new Overlays(this.host);
     libc().madvise(this.host, BigInt(size), MADV_HUGEPAGE);
     const buf = Deno.UnsafePointerView.getArrayBuffer(Deno.UnsafePointer.create(this.host)!, size);
     this.bytes = new Uint8Array(buf);
@@ -219,6 +223,7 @@ export class GuestMemory {
    */
   release(reuse: boolean, after?: Promise<unknown>): void {
     if (!reuse || spare) return void this.free();
+    this.overlays.clear();
     const warm = this.#hugeChunks();
     libc().madvise(this.host, BigInt(this.size), MADV_DONTNEED);
     // Undoes noHugePages: the next VM sets its own.
@@ -263,6 +268,14 @@ export class GuestMemory {
       this.bytes.set(from.bytes.subarray(start, end), start);
       return;
     }
+    // Shared pages are not copied: the child lays the same pages over its own.
+    for (const o of [...from.overlays.list, ...this.overlays.list]) {
+      const a = Math.max(o.start, start), b = Math.min(o.end, end);
+      if (a < b) {
+        pages.fill(0, (a - start) / 4096, (b - start) / 4096);
+        mine?.fill(0, (a - start) / 4096, (b - start) / 4096);
+      }
+    }
     for (let i = 0; i < n;) {
       const copy = (pages[i] & 1) !== 0;
       if (!copy && !(mine && mine[i] & 1)) {
@@ -281,6 +294,7 @@ export class GuestMemory {
 
   /** Gives every page back to the host: the RAM reads as zeros again. */
   clear(): void {
+    this.overlays.clear();
     libc().madvise(this.host, BigInt(this.size), MADV_DONTNEED);
     this.userEnd = this.size;
   }
@@ -305,6 +319,7 @@ export class GuestMemory {
 
   /** Unmaps the RAM: at once, or when the prefault call under way has returned. */
   free(): Promise<void> {
+    this.overlays.clear();
     this.#releases++; // a prefault not yet started never starts
     const unmap = () => void libc().munmap(this.#mapping, this.#mappingSize);
     if (this.#inFlight) return this.#inFlight.then(unmap);
