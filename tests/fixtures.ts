@@ -121,28 +121,45 @@ export async function runNative(
   });
 }
 
+/**
+ * The host command line of `hermitux run [flags] BIN ARGS` through cli.ts
+ * (`env` is passed with --env), and the environment it needs.
+ */
+export function hermituxCommand(
+  bin: string,
+  args: string[] = [],
+  o: RunOptions & { flags?: string[] } = {},
+): { cmd: string; args: string[]; env: Record<string, string> } {
+  const envFlags = Object.entries(o.env ?? {}).flatMap(([k, v]) => ["--env", `${k}=${v}`]);
+  // A guest that hangs fails its test instead of outliving the run (a
+  // killed test process leaves its children behind, spinning exitless).
+  const timeout = o.flags?.some((f) => f.startsWith("--timeout")) ? [] : ["--timeout", "300"];
+  return {
+    cmd: Deno.execPath(),
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      `${ROOT}cli.ts`,
+      "run",
+      ...timeout,
+      ...envFlags,
+      ...(o.flags ?? []),
+      bin,
+      ...args,
+    ],
+    env: PASSED,
+  };
+}
+
 /** Runs `hermitux run [flags] BIN ARGS` through cli.ts; `env` is passed with --env. */
 export function runHermitux(
   bin: string,
   args: string[] = [],
   o: RunOptions & { flags?: string[] } = {},
 ): Promise<Outcome> {
-  const envFlags = Object.entries(o.env ?? {}).flatMap(([k, v]) => ["--env", `${k}=${v}`]);
-  // A guest that hangs fails its test instead of outliving the run (a
-  // killed test process leaves its children behind, spinning exitless).
-  const timeout = o.flags?.some((f) => f.startsWith("--timeout")) ? [] : ["--timeout", "300"];
-  return spawn(Deno.execPath(), [
-    "run",
-    "-A",
-    "--quiet",
-    `${ROOT}cli.ts`,
-    "run",
-    ...timeout,
-    ...envFlags,
-    ...(o.flags ?? []),
-    bin,
-    ...args,
-  ], { ...o, env: PASSED });
+  const c = hermituxCommand(bin, args, o);
+  return spawn(c.cmd, c.args, { ...o, env: c.env });
 }
 
 /**

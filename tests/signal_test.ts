@@ -1,7 +1,7 @@
 // Signals against native runs: handlers for signals sent to oneself, CPU
 // faults as signals (siginfo, ucontext, returning and longjmp-ing out),
 // alternate stacks, masks, default actions and exit statuses, ITIMER_REAL,
-// FPU state across handlers.
+// POSIX timers, FPU state across handlers.
 import { deepStrictEqual, equal, match } from "node:assert/strict";
 import {
   assertSameAsNative,
@@ -84,6 +84,17 @@ for (const tc of Object.keys(TOOLCHAINS) as Toolchain[]) {
     const out = await assertSameAsNative(await fixture("sig_timer", tc));
     match(out.stdout, /^busy loop ticks>=3 1, disarmed 1$/m);
     match(out.stdout, /^SA_RESTART: writes ok 1$/m);
+  });
+
+  Deno.test(`${tc}: POSIX timers: signals, values, overruns, SIGEV_NONE/THREAD, errors`, async () => {
+    const out = await assertSameAsNative(await fixture("sig_posix_timer", tc));
+    match(out.stdout, /^one-shot: sig 10 code -2 value 42$/m);
+    match(out.stdout, /^interval: sig 12 code -2 value 7 overrun>=3 1 si_overrun matches 1$/m);
+    match(out.stdout, /^SIGEV_THREAD: ran with 'T'$/m);
+    match(
+      out.stdout,
+      /^child: timer_gettime of the parent's timer: -1 EINVAL\nparent's timer still armed 1\n$/m,
+    );
   });
 
   Deno.test(`${tc}: default actions end the run as on Linux`, async () => {

@@ -27,7 +27,8 @@ import { forkGuest, holdForVfork, releaseVfork } from "../vm/fork.ts";
 import { execImage } from "../vm/setup.ts";
 import { MachinePool } from "../vm/machine.ts";
 
-const NR_GETPGID = 121, NR_GETSID = 124;
+const NR_GETPGID = 121, NR_GETSID = 124, NR_GETPRIORITY = 140;
+const PRIO_PROCESS = 0, PRIO_PGRP = 1, PRIO_USER = 2;
 /** waitid's si_code values. */
 const CLD = { EXITED: 1, KILLED: 2, DUMPED: 3 } as const;
 /** How long the loop sleeps at most when nothing is due (ms). */
@@ -52,6 +53,8 @@ export interface Proc {
   vforkOf?: { parent: Proc; tid: number };
   /** Its counters, over the images that have ended. */
   stats: ProcessStats;
+  /** Its nice value (-20..19): inherited by fork, kept by execve; recorded, not applied. */
+  nice: number;
 }
 
 /** A process's counters before its first image ends. */
@@ -128,8 +131,20 @@ export class ProcessTable {
   addRoot(vm: Guest, ppid: number): Proc {
     const pid = this.rootPid;
     const pgid = Number(hostSyscall(NR_GETPGID, 0)), sid = Number(hostSyscall(NR_GETSID, 0));
+    // The host's getpriority gives 20 - nice.
+    const nice = 20 - Number(hostSyscall(NR_GETPRIORITY, PRIO_PROCESS, 0));
     const stats = newStats(pid, ppid, vm);
-    const root: Proc = { pid, ppid, pgid, sid, vm, children: new Set(), waiters: new Set(), stats };
+    const root: Proc = {
+      pid,
+      ppid,
+      pgid,
+      sid,
+      vm,
+      children: new Set(),
+      waiters: new Set(),
+      nice,
+      stats,
+    };
     this.#procs.set(pid, root);
     this.#root = root;
     this.#first = vm;
@@ -320,6 +335,7 @@ export class ProcessTable {
       waiters: new Set(),
       vforkOf: vfork ? { parent, tid } : undefined,
       stats: newStats(pid, parent.pid, vm),
+      nice: parent.nice,
     };
     this.#procs.set(pid, child);
     attachProcesses(vm.process!, this.hostFor(child));
@@ -437,6 +453,51 @@ export class ProcessTable {
     return from.pid;
   }
 
+  /**
+   * The processes getpriority/setpriority name: a pid, a group or a user
+   * (`who` 0: the caller, its group, its user). Every guest process is the
+   * host user's.
+   */
+  #prioTargets(from: Proc, which: number, who: number): Proc[] {
+    const all = [...this.#procs.values()];
+    switch (which) {
+      case PRIO_PROCESS: {
+        const p = who === 0 ? from : this.#procs.get(who);
+        return p ? [p] : [];
+      }
+      case PRIO_PGRP: {
+        const group = who === 0 ? from.pgid : who;
+        return all.filter((q) => q.pgid === group);
+      }
+      case PRIO_USER:
+        return who === 0 || who === (Deno.uid() ?? 0) ? all : [];
+    }
+    throw new SyscallError(E.EINVAL);
+  }
+
+  /** getpriority(2)'s work: the lowest nice value among the processes named; ESRCH if none. */
+  nice(from: Proc, which: number, who: number): number {
+    const targets = this.#prioTargets(from, which, who);
+    if (!targets.length) throw new SyscallError(E.ESRCH);
+    return Math.min(...targets.map((q) => q.nice));
+  }
+
+  /**
+   * setpriority(2)'s work: sets `nice` (-20..19) on the processes named.
+   * Lowering a process's value takes root (CAP_SYS_NICE), as on Linux.
+   */
+  setNice(from: Proc, which: number, who: number, nice: number): number {
+    const targets = this.#prioTargets(from, which, who);
+    if (!targets.length) throw new SyscallError(E.ESRCH);
+    let error = 0;
+    for (const q of targets) {
+      if (nice < q.nice && Deno.uid() !== 0) error = E.EACCES;
+      else q.nice = nice;
+    }
+    if (error) throw new SyscallError(error);
+    return 0;
+  }
+
   /** Live and zombie processes (for /proc and --stats). */
   all(): Proc[] {
     return [...this.#procs.values()];
@@ -499,5 +560,11 @@ class Host implements ProcessHost {
   }
   setsid(): number {
     return this.table.setsid(this.proc);
+  }
+  nice(which: number, who: number): number {
+    return this.table.nice(this.proc, which, who);
+  }
+  setNice(which: number, who: number, nice: number): number {
+    return this.table.setNice(this.proc, which, who, nice);
   }
 }

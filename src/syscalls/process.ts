@@ -13,15 +13,21 @@ const RLIM_NLIMITS = 16;
 const PR_SET_NAME = 15, PR_GET_NAME = 16;
 const GRND_NONBLOCK = 1, GRND_RANDOM = 2, GRND_INSECURE = 4;
 
-/** The process's resource limits: the host's at start, then the guest's own. */
-function limits(p: Process): BigUint64Array {
-  let l = p.state.get("rlimits") as BigUint64Array | undefined;
+/**
+ * The process's resource limits: the host's at start, then the guest's own.
+ * A plain array, not a typed one: fork gives the child a copy of an array
+ * in the process state, and the same object of any other kind.
+ */
+function limits(p: Process): bigint[] {
+  let l = p.state.get("rlimits") as bigint[] | undefined;
   if (!l) {
-    l = new BigUint64Array(RLIM_NLIMITS * 2);
+    l = new Array<bigint>(RLIM_NLIMITS * 2).fill(0n);
     for (let r = 0; r < RLIM_NLIMITS; r++) {
-      const one = new Uint8Array(16);
-      if (hostSyscall(HOST_NR.prlimit64, 0, r, 0, bufferAddress(one)) === 0n) {
-        l.set(new BigUint64Array(one.buffer), r * 2);
+      const one = new BigUint64Array(2);
+      if (
+        hostSyscall(HOST_NR.prlimit64, 0, r, 0, bufferAddress(new Uint8Array(one.buffer))) === 0n
+      ) {
+        [l[r * 2], l[r * 2 + 1]] = one;
       }
     }
     p.state.set("rlimits", l);
@@ -55,7 +61,7 @@ function rlimit(
     p.mem.view.setBigUint64(o, l[r * 2], true);
     p.mem.view.setBigUint64(o + 8, l[r * 2 + 1], true);
   }
-  if (next) l.set(next, r * 2);
+  if (next) [l[r * 2], l[r * 2 + 1]] = next;
   return 0;
 }
 
@@ -78,19 +84,20 @@ const NR_CAPGET = 125;
  * two 32-bit words each (v3 layout): the host process's at start (a
  * native run of the program has what this process has), then what capset
  * left. They are recorded, not enforced: the host process keeps its own.
+ * A plain array, so that a forked child gets its own (see `limits`).
  */
-function caps(p: Process): Uint32Array {
-  let c = p.state.get("caps") as Uint32Array | undefined;
+function caps(p: Process): number[] {
+  let c = p.state.get("caps") as number[] | undefined;
   if (!c) {
     const hdr = new Uint32Array([CAP_V3, 0]), data = new Uint32Array(6);
-    c = new Uint32Array(6);
+    c = [0, 0, 0, 0, 0, 0];
     const ok = hostSyscall(
       NR_CAPGET,
       bufferAddress(new Uint8Array(hdr.buffer)),
       bufferAddress(new Uint8Array(data.buffer)),
     ) === 0n;
     // Host layout: one {effective, permitted, inheritable} per 32 bits.
-    if (ok) c.set([data[0], data[3], data[1], data[4], data[2], data[5]]);
+    if (ok) c = [data[0], data[3], data[1], data[4], data[2], data[5]];
     p.state.set("caps", c);
   }
   return c;
@@ -194,7 +201,7 @@ export const processModule: SyscallModule = {
           throw new SyscallError(E.EPERM);
         }
       }
-      c.set(next);
+      c.splice(0, 6, ...next);
       return 0;
     },
     prctl({ args: [option, arg2], process: p }) {

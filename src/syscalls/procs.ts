@@ -50,6 +50,10 @@ export interface ProcessHost {
   getsid(pid: number): number;
   /** setsid(2). */
   setsid(): number;
+  /** The lowest nice value of the processes getpriority(2) names (`which`, `who`); ESRCH if none. */
+  nice(which: number, who: number): number;
+  /** setpriority(2) with a nice value already clamped to -20..19. */
+  setNice(which: number, who: number, nice: number): number;
 }
 
 const KEY = "processes";
@@ -80,8 +84,9 @@ const AT_EMPTY_PATH = 0x1000, AT_SYMLINK_NOFOLLOW = 0x100, AT_FDCWD = -100;
 /** Linux's limit on argv plus envp strings (MAX_ARG_STRINGS is larger; ARG_MAX is what bites). */
 const ARG_MAX = 2 * 1024 * 1024;
 
-const NR_GETPGID = 121, NR_GETSID = 124;
-const LONE_PGID = "procs.pgid";
+const NR_GETPGID = 121, NR_GETSID = 124, NR_GETPRIORITY = 140;
+const LONE_PGID = "procs.pgid", LONE_NICE = "procs.nice";
+const PRIO_PROCESS = 0, PRIO_PGRP = 1, PRIO_USER = 2;
 
 /**
  * A process without a table (a registry used alone) is in hermitux's own
@@ -107,7 +112,32 @@ const lone = {
     p.state.set(LONE_PGID, group);
     return 0;
   },
+  /** Whether getpriority's `which` and `who` name the lone process. */
+  named(p: Process, which: number, who: number): boolean {
+    if (which === PRIO_PROCESS) return who === 0 || who === p.pid;
+    if (which === PRIO_PGRP) return who === 0 || who === lone.pgid(p);
+    return who === 0 || who === (Deno.uid() ?? 0);
+  },
+  nice(p: Process): number {
+    const own = p.state.get(LONE_NICE);
+    return own === undefined
+      ? 20 - Number(hostSyscall(NR_GETPRIORITY, PRIO_PROCESS, 0))
+      : Number(own);
+  },
 };
+
+/** getpriority/setpriority's `which`: PRIO_PROCESS, PRIO_PGRP or PRIO_USER, else EINVAL. */
+function prioWhich(which: bigint): number {
+  const w = i32(which);
+  if (w !== PRIO_PROCESS && w !== PRIO_PGRP && w !== PRIO_USER) throw new SyscallError(E.EINVAL);
+  return w;
+}
+
+/** Their `who`; one of the caller's threads (PRIO_PROCESS) stands for the caller. */
+function prioWho(p: Process, which: number, who: bigint): number {
+  const id = i32(who);
+  return which === PRIO_PROCESS && id !== p.pid && threadsOf(p)?.has(id) ? 0 : id;
+}
 
 function hostOf(p: Process): ProcessHost {
   const h = processesOf(p);
@@ -173,6 +203,10 @@ export const procsModule: SyscallModule = {
     waitid: "P_ALL, P_PID and P_PGID; exits only; rusage is zeroed",
     execve: "pending signals are dropped and threads end; no set-user-id",
     execveat: "dirfd AT_FDCWD or an fd opened by path; AT_EMPTY_PATH with such an fd",
+    getpriority: "nice values are the guest's own (the host's at start, inherited by fork, kept " +
+      "by execve), per process, not per thread; PRIO_USER names every guest process or none",
+    setpriority: "records the nice value (not applied to the host's scheduling); lowering it " +
+      "takes root, as CAP_SYS_NICE; per process, not per thread",
   },
   handlers: {
     fork({ process: p }) {
@@ -297,6 +331,21 @@ export const procsModule: SyscallModule = {
     },
     setsid({ process: p }) {
       return hostOf(p).setsid();
+    },
+    getpriority({ args: [which, who], process: p }) {
+      const w = prioWhich(which), id = prioWho(p, w, who), h = processesOf(p);
+      if (h) return 20 - h.nice(w, id);
+      if (!lone.named(p, w, id)) throw new SyscallError(E.ESRCH);
+      return 20 - lone.nice(p);
+    },
+    setpriority({ args: [which, who, prio], process: p }) {
+      const w = prioWhich(which), id = prioWho(p, w, who), h = processesOf(p);
+      const nice = Math.min(19, Math.max(-20, i32(prio)));
+      if (h) return h.setNice(w, id, nice);
+      if (!lone.named(p, w, id)) throw new SyscallError(E.ESRCH);
+      if (nice < lone.nice(p) && Deno.uid() !== 0) throw new SyscallError(E.EACCES);
+      p.state.set(LONE_NICE, nice);
+      return 0;
     },
     close_range({ args: [first, last, flags], process: p }) {
       const lo = Number(BigInt.asUintN(32, first)), hi = Number(BigInt.asUintN(32, last));

@@ -1,11 +1,12 @@
 /**
  * Signals, on the host: each process's dispositions, pending signals and
  * their `siginfo`, the alternate stack, the ITIMER_REAL timer (`alarm`,
- * `setitimer`) and the run's own deadline (`--timeout`), multiplexed on one
- * host interval timer. The blocked mask lives in the guest kernel (its
- * `rt_sigprocmask` needs no exit); {@linkcode SignalState} reads and writes
- * it in guest memory, and mirrors the pending set there so that the guest
- * kernel asks the host to deliver when it unblocks a pending signal.
+ * `setitimer`), POSIX timers (`timer_create`) and the run's own deadline
+ * (`--timeout`), multiplexed on one host interval timer. The blocked mask
+ * lives in the guest kernel (its `rt_sigprocmask` needs no exit);
+ * {@linkcode SignalState} reads and writes it in guest memory, and mirrors
+ * the pending set there so that the guest kernel asks the host to deliver
+ * when it unblocks a pending signal.
  *
  * The handlers here only change that state; the VM builds and unwinds
  * signal frames (src/vm/sigframe.ts), since that needs the vCPU.
@@ -14,7 +15,7 @@
 import { threadsOf } from "./thread.ts";
 import { E, SyscallError } from "./errno.ts";
 import { bufferAddress, hostSyscall } from "./host.ts";
-import type { Process, SyscallModule } from "./registry.ts";
+import { type Process, type SyscallModule, UnsupportedError } from "./registry.ts";
 import type { GuestMemory } from "../vm/memory.ts";
 
 /** Linux signal numbers. */
@@ -83,6 +84,9 @@ export const SI = {
   BUS_ADRERR: 2,
 } as const;
 
+/** si_code of a POSIX timer's signal. */
+const SI_TIMER = -2;
+
 /** `SIG_DFL` and `SIG_IGN` as handler values. */
 export const SIG_DFL = 0n, SIG_IGN = 1n;
 /** Alternate-stack flags. */
@@ -96,7 +100,13 @@ const UNBLOCKABLE = (1n << 8n) | (1n << 18n); // SIGKILL, SIGSTOP
 const NSEC = 1_000_000_000n;
 const MAX_NS = (1n << 63n) - 1n;
 const ITIMER_REAL = 0, ITIMER_VIRTUAL = 1, ITIMER_PROF = 2;
-const CLOCK_MONOTONIC = 1;
+const CLOCK_REALTIME = 0, CLOCK_MONOTONIC = 1, CLOCK_BOOTTIME = 7;
+const CLOCK_PROCESS_CPUTIME_ID = 2, CLOCK_THREAD_CPUTIME_ID = 3, CLOCK_MONOTONIC_RAW = 4;
+const CLOCK_REALTIME_COARSE = 5, CLOCK_MONOTONIC_COARSE = 6;
+const CLOCK_REALTIME_ALARM = 8, CLOCK_BOOTTIME_ALARM = 9;
+const SIGEV_SIGNAL = 0, SIGEV_NONE = 1, SIGEV_THREAD = 2, SIGEV_THREAD_ID = 4;
+/** Linux's bound on a timer's overrun count (DELAYTIMER_MAX). */
+const DELAYTIMER_MAX = 0x7fffffff;
 const NR_CLOCK_GETTIME = 228, NR_CLOCK_NANOSLEEP = 230, NR_PPOLL = 271;
 const TIMER_ABSTIME = 1;
 
@@ -148,6 +158,30 @@ export interface SigInfo {
   addr?: bigint;
   /** The raw 128 bytes (rt_sigqueueinfo), written as given. */
   raw?: Uint8Array;
+}
+
+/** A POSIX timer (timer_create). */
+export interface PosixTimer {
+  /** The clock it was created on (REALTIME, MONOTONIC or BOOTTIME). */
+  clock: number;
+  /** SIGEV_SIGNAL (or SIGEV_THREAD, as the kernel takes it), SIGEV_NONE or SIGEV_THREAD_ID. */
+  notify: number;
+  /** The signal it sends. */
+  signo: number;
+  /** The thread SIGEV_THREAD_ID sends it to. */
+  tid: number;
+  /** sigev_value, given back in si_value. */
+  value: bigint;
+  /** Next expiry (host monotonic ns, 0 = disarmed) and the interval (0: once). */
+  due: bigint;
+  interval: bigint;
+  /** The overrun count of the signal delivered before `sent`. */
+  delivered: number;
+  /**
+   * The siginfo of its last signal. While queued, expiries add to its
+   * si_overrun; once taken, that count is what timer_getoverrun reports.
+   */
+  sent?: SigInfo;
 }
 
 /** A `struct sigaction` as the kernel keeps it. */
@@ -253,6 +287,9 @@ export class SignalState {
   sigreturn = false;
   /** ITIMER_REAL: next expiry (monotonic ns, 0 = disarmed) and interval. */
   real = { due: 0n, interval: 0n };
+  /** POSIX timers by id (not inherited by fork, gone at execve: each image has its own state). */
+  readonly timers: Map<number, PosixTimer> = new Map();
+  #nextTimerId = 0;
   /** ITIMER_VIRTUAL and ITIMER_PROF, recorded only. */
   readonly otherTimers: BigInt64Array[] = [new BigInt64Array(4), new BigInt64Array(4)];
   /** The run's end (monotonic ns), from --timeout. */
@@ -305,9 +342,14 @@ export class SignalState {
     else this.#mask = m;
   }
 
-  /** Thread `tid`'s blocked mask (default: the one being served). */
+  /**
+   * Thread `tid`'s blocked mask (default: the one being served). A thread
+   * that has ended blocks everything: nothing is delivered on its way out
+   * (its exit call returns through the same path as any other).
+   */
   maskOf(tid?: number): bigint {
     const a = this.#maskAddr(tid);
+    if (a === undefined && this.host.threads && this.mem) return ~0n;
     return a !== undefined && this.mem ? this.mem.view.getBigUint64(a, true) : this.#mask;
   }
 
@@ -493,17 +535,90 @@ export class SignalState {
     return this.onAltstack(sp) ? SS.ONSTACK : 0;
   }
 
-  /** Raises SIGALRM if ITIMER_REAL has expired by `now`; reschedules an interval timer. */
+  /**
+   * Raises SIGALRM if ITIMER_REAL has expired by `now`, and the signal of
+   * each POSIX timer that has; reschedules interval timers.
+   */
   fireTimers(now: bigint = monotonicNs()): void {
     if (now >= this.runDeadline) this.timedOut = true;
+    let fired = false;
     const r = this.real;
-    if (r.due === 0n || now < r.due) return;
-    this.raise({ signo: SIGNO.SIGALRM, code: SI.KERNEL, pid: 0, uid: 0 });
-    if (r.interval > 0n) {
-      // Overruns are skipped, as hrtimer_forward does.
-      r.due += r.interval * ((now - r.due) / r.interval + 1n);
-    } else r.due = 0n;
-    this.armHost(now);
+    if (r.due !== 0n && now >= r.due) {
+      this.raise({ signo: SIGNO.SIGALRM, code: SI.KERNEL, pid: 0, uid: 0 });
+      if (r.interval > 0n) {
+        // Overruns are skipped, as hrtimer_forward does.
+        r.due += r.interval * ((now - r.due) / r.interval + 1n);
+      } else r.due = 0n;
+      fired = true;
+    }
+    for (const [id, t] of this.timers) {
+      if (t.due === 0n || now < t.due) continue;
+      this.#expire(id, t, now);
+      fired = true;
+    }
+    if (fired) this.armHost(now);
+  }
+
+  /** The earliest expiry of ITIMER_REAL and the POSIX timers (host monotonic ns; 0: none). */
+  nextDue(): bigint {
+    let at = this.real.due;
+    for (const t of this.timers.values()) {
+      if (t.due !== 0n && (at === 0n || t.due < at)) at = t.due;
+    }
+    return at;
+  }
+
+  /** POSIX timer `id` has expired by `now`: its signal, or an overrun while the last is queued. */
+  #expire(id: number, t: PosixTimer, now: bigint): void {
+    let missed = 0n;
+    if (t.interval > 0n) {
+      missed = (now - t.due) / t.interval;
+      t.due += t.interval * (missed + 1n);
+    } else t.due = 0n;
+    if (t.notify === SIGEV_NONE) return;
+    // Linux queues one signal per timer; expiries meanwhile count as overruns.
+    if (t.sent && this.#queued(t.sent)) {
+      const v = new DataView(t.sent.raw!.buffer);
+      v.setInt32(20, Math.min(DELAYTIMER_MAX, v.getInt32(20, true) + 1 + Number(missed)), true);
+      return;
+    }
+    if (t.sent) t.delivered = overrunOf(t.sent);
+    const raw = new Uint8Array(128), v = new DataView(raw.buffer);
+    v.setInt32(0, t.signo, true);
+    v.setInt32(8, SI_TIMER, true);
+    v.setInt32(16, id, true);
+    v.setInt32(20, Math.min(DELAYTIMER_MAX, Number(missed)), true);
+    v.setBigUint64(24, t.value, true);
+    const info: SigInfo = { signo: t.signo, code: SI_TIMER, raw };
+    t.sent = info;
+    const threads = this.host.threads;
+    if (t.notify === SIGEV_THREAD_ID && threads?.tids().includes(t.tid)) this.raiseOn(t.tid, info);
+    else this.raise(info);
+  }
+
+  /** timer_getoverrun: the overrun count of the timer's last signal taken (Linux's it_overrun_last). */
+  overrun(t: PosixTimer): number {
+    return t.sent && !this.#queued(t.sent) ? overrunOf(t.sent) : t.delivered;
+  }
+
+  /** Whether `info` is still queued (for the process or one of its threads). */
+  #queued(info: SigInfo): boolean {
+    if (this.#info.get(info.signo)?.includes(info)) return true;
+    for (const own of this.#threadPending.values()) {
+      if (own.info.get(info.signo)?.includes(info)) return true;
+    }
+    return false;
+  }
+
+  /** A new POSIX timer's id (the lowest unused from a running count, as Linux). */
+  addTimer(t: PosixTimer): number {
+    while (this.timers.has(this.#nextTimerId)) {
+      this.#nextTimerId = (this.#nextTimerId + 1) & 0x7fffffff;
+    }
+    const id = this.#nextTimerId;
+    this.#nextTimerId = (id + 1) & 0x7fffffff;
+    this.timers.set(id, t);
+    return id;
   }
 
   /**
@@ -513,7 +628,8 @@ export class SignalState {
   armHost(now?: bigint, force = false): void {
     if (force) this.#armedAt = -1n;
     let at = this.runDeadline;
-    if (this.real.due !== 0n && this.real.due < at) at = this.real.due;
+    const due = this.nextDue();
+    if (due !== 0n && due < at) at = due;
     if (this.retryAt !== 0n && this.retryAt < at) at = this.retryAt;
     const other = this.wakeAt?.();
     if (other !== undefined && other < at) at = other;
@@ -562,7 +678,8 @@ export class SignalState {
       if (ready?.()) return "done";
       if (this.next()) return "signal";
       let wake = this.runDeadline;
-      if (this.real.due !== 0n && this.real.due < wake) wake = this.real.due;
+      const due = this.nextDue();
+      if (due !== 0n && due < wake) wake = due;
       const now = clock === CLOCK_MONOTONIC ? mono : clockNs(clock);
       if (now >= deadline) return "done";
       let until = deadline;
@@ -695,6 +812,29 @@ function remaining(due: bigint, now: bigint): bigint {
   return due > now ? due - now : 1000n;
 }
 
+/** The si_overrun of a timer's siginfo. */
+function overrunOf(info: SigInfo): number {
+  return new DataView(info.raw!.buffer).getInt32(20, true);
+}
+
+/** POSIX timer `id` of the process; EINVAL if it has none by that id. */
+function timerOf(s: SignalState, id: bigint): PosixTimer {
+  const t = s.timers.get(i32(id));
+  if (!t) throw new SyscallError(E.EINVAL);
+  return t;
+}
+
+/** Writes timer `t`'s interval and time left as a struct itimerspec at `addr`. */
+function writeItimerspec(p: Process, addr: bigint, t: PosixTimer, now: bigint): void {
+  const o = p.mem.check(addr, 32), v = p.mem.view;
+  // Due but not yet fired (a signal to come): 1 ns left, as Linux shows it.
+  const left = t.due === 0n ? 0n : t.due > now ? t.due - now : 1n;
+  v.setBigInt64(o, t.interval / NSEC, true);
+  v.setBigInt64(o + 8, t.interval % NSEC, true);
+  v.setBigInt64(o + 16, left / NSEC, true);
+  v.setBigInt64(o + 24, left % NSEC, true);
+}
+
 function writeItimerval(p: Process, addr: bigint, interval: bigint, value: bigint): void {
   const o = p.mem.check(addr, 32);
   const v = p.mem.view;
@@ -721,9 +861,14 @@ export const signalModule: SyscallModule = {
     tkill: "to any of the guest's threads",
     tgkill: "to any of the guest's threads",
     rt_sigqueueinfo: "to the guest itself only; others ESRCH",
-    rt_sigtimedwait: "wakes for signals already pending or raised by ITIMER_REAL or another thread",
+    rt_sigtimedwait:
+      "wakes for signals already pending or raised by ITIMER_REAL, a POSIX timer or another thread",
     setitimer: "ITIMER_REAL fires SIGALRM; ITIMER_VIRTUAL and ITIMER_PROF are recorded, never fire",
     getitimer: "ITIMER_VIRTUAL and ITIMER_PROF show what was set",
+    timer_create: "REALTIME, MONOTONIC and BOOTTIME clocks; CPU-time clocks ENOSYS, alarm " +
+      "clocks EOPNOTSUPP",
+    timer_settime: "an absolute REALTIME expiry is converted to the monotonic clock when set: " +
+      "a later change of the host's time does not move it",
   },
   handlers: {
     rt_sigaction({ args: [sig, act, oact, size], process: p }) {
@@ -885,6 +1030,99 @@ export const signalModule: SyscallModule = {
       }
       if (r === "done" && ready()) return accept();
       return r === "done" ? -E.EAGAIN : -E.EINTR;
+    },
+    timer_create({ args: [clock, sevp, timerid], process: p }) {
+      const c = i32(clock);
+      if (c === CLOCK_PROCESS_CPUTIME_ID || c === CLOCK_THREAD_CPUTIME_ID || c < 0) {
+        throw new UnsupportedError("timer_create on a CPU-time clock");
+      }
+      if (
+        c === CLOCK_MONOTONIC_RAW || c === CLOCK_REALTIME_COARSE || c === CLOCK_MONOTONIC_COARSE
+      ) {
+        throw new SyscallError(E.EOPNOTSUPP);
+      }
+      // No RTC in the VM: no alarm timers (as on a host without one).
+      if (c === CLOCK_REALTIME_ALARM || c === CLOCK_BOOTTIME_ALARM) {
+        throw new SyscallError(E.EOPNOTSUPP);
+      }
+      if (c !== CLOCK_REALTIME && c !== CLOCK_MONOTONIC && c !== CLOCK_BOOTTIME) {
+        throw new SyscallError(E.EINVAL);
+      }
+      const s = signalsOf(p);
+      const t: PosixTimer = {
+        clock: c,
+        notify: SIGEV_SIGNAL,
+        signo: SIGNO.SIGALRM,
+        tid: 0,
+        value: 0n,
+        due: 0n,
+        interval: 0n,
+        delivered: 0,
+      };
+      if (sevp !== 0n) {
+        const o = p.mem.check(sevp, 64), v = p.mem.view;
+        t.value = v.getBigUint64(o, true);
+        t.signo = v.getInt32(o + 8, true);
+        t.notify = v.getInt32(o + 12, true);
+        t.tid = v.getInt32(o + 16, true);
+        // Linux's good_sigevent.
+        if (t.notify === SIGEV_THREAD_ID && !isThread(p, t.tid)) throw new SyscallError(E.EINVAL);
+        const signals = t.notify === SIGEV_SIGNAL || t.notify === SIGEV_THREAD ||
+          t.notify === SIGEV_THREAD_ID;
+        if (!signals && t.notify !== SIGEV_NONE) throw new SyscallError(E.EINVAL);
+        if (signals && !validSignal(t.signo)) throw new SyscallError(E.EINVAL);
+      }
+      const at = p.mem.check(timerid, 4);
+      const id = s.addTimer(t);
+      if (sevp === 0n) t.value = BigInt(id);
+      p.mem.view.setInt32(at, id, true);
+      return 0;
+    },
+    timer_settime({ args: [timerid, flags, value, ovalue], process: p }) {
+      if (value === 0n) throw new SyscallError(E.EINVAL);
+      const o = p.mem.check(value, 32), v = p.mem.view;
+      const [isec, insec, vsec, vnsec] = [0, 8, 16, 24].map((k) => v.getBigInt64(o + k, true));
+      const valid = (sec: bigint, nsec: bigint) => sec >= 0n && nsec >= 0n && nsec < NSEC;
+      if (!valid(isec, insec) || !valid(vsec, vnsec)) throw new SyscallError(E.EINVAL);
+      const s = signalsOf(p), t = timerOf(s, timerid), now = monotonicNs();
+      if (ovalue !== 0n) writeItimerspec(p, ovalue, t, now);
+      const ns = (sec: bigint, nsec: bigint) =>
+        sec > MAX_NS / NSEC - 1n ? MAX_NS : sec * NSEC + nsec;
+      const at = ns(vsec, vnsec);
+      t.delivered = 0;
+      t.sent = undefined;
+      if (at === 0n) {
+        t.due = 0n;
+        t.interval = 0n;
+      } else {
+        t.interval = ns(isec, insec);
+        let rel = at;
+        if (i32(flags) & TIMER_ABSTIME) {
+          // The guest's MONOTONIC and BOOTTIME are the host's monotonic clock.
+          rel = at - (t.clock === CLOCK_REALTIME ? clockNs(CLOCK_REALTIME) : now);
+          if (rel < 0n) rel = 0n;
+        }
+        t.due = rel > MAX_NS - now ? MAX_NS : now + rel;
+      }
+      s.fireTimers(now); // one already due fires now
+      s.armHost(now);
+      return 0;
+    },
+    timer_gettime({ args: [timerid, value], process: p }) {
+      const s = signalsOf(p);
+      writeItimerspec(p, value, timerOf(s, timerid), monotonicNs());
+      return 0;
+    },
+    timer_getoverrun({ args: [timerid], process: p }) {
+      const s = signalsOf(p);
+      return s.overrun(timerOf(s, timerid));
+    },
+    timer_delete({ args: [timerid], process: p }) {
+      const s = signalsOf(p);
+      timerOf(s, timerid);
+      s.timers.delete(i32(timerid));
+      s.armHost();
+      return 0;
     },
     alarm({ args: [seconds], process: p }) {
       const secs = BigInt.asUintN(32, seconds);

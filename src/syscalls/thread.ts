@@ -8,6 +8,7 @@
 import { E, SyscallError } from "./errno.ts";
 import { type Process, type SyscallModule, UnsupportedError } from "./registry.ts";
 import { futexWake } from "./futex.ts";
+import { signalsOf } from "./signal.ts";
 
 /** What a new thread starts with, from clone's or clone3's arguments. */
 export interface CloneSpec {
@@ -190,6 +191,8 @@ export const threadModule: SyscallModule = {
         p.exit(Number(code & 0xffn));
         return 0;
       }
+      // Signals sent to this thread alone die with it, as on Linux.
+      signalsOf(p).forgetThread(t.current);
       const ctid = t.exitCurrent();
       if (ctid !== 0n) {
         // CLONE_CHILD_CLEARTID: what pthread_join waits for.

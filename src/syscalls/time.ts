@@ -167,8 +167,9 @@ export const timeModule: SyscallModule = {
       "clocks) EINVAL, as in the guest kernel's clock_gettime",
     clock_nanosleep: "REALTIME, MONOTONIC and BOOTTIME; PROCESS_CPUTIME sleeps relative " +
       "times only (the vCPU never idles) and is EINVAL with TIMER_ABSTIME; TAI EINVAL; " +
-      "interrupted by signals from ITIMER_REAL (alarm, setitimer) and --timeout",
-    nanosleep: "interrupted by signals from ITIMER_REAL (alarm, setitimer) and --timeout",
+      "interrupted by signals from ITIMER_REAL (alarm, setitimer), POSIX timers and --timeout",
+    nanosleep:
+      "interrupted by signals from ITIMER_REAL (alarm, setitimer), POSIX timers and --timeout",
     times: "the host process's CPU times",
     getrusage: "the host process's usage",
     sysinfo: "the host's",

@@ -202,7 +202,7 @@ export function afterSyscall(
   polled = false,
 ): void {
   const s = g.sig, p = g.process!, mem = g.mem!;
-  if (s.real.due !== 0n) s.fireTimers();
+  if (s.nextDue() !== 0n) s.fireTimers();
   if (p.ended || (!always && !s.sigreturn && !(s.pending & ~s.mask))) return;
   const regs = new BigUint64Array(18);
   const frame = physOf(mem, g.threads?.serving.id ?? 0, SYSCALL_FRAME_ADDR);

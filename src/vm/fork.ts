@@ -95,7 +95,13 @@ function forkFrom(g: Guest, parent: Guest, cpu: Cpu, pid: number, spec: CloneSpe
   p.fds = from.fds.copy();
   for (const k of [...INHERITED, "comm", "mm.files"]) {
     const val = from.state.get(k);
-    if (val !== undefined) p.state.set(k, Array.isArray(val) ? [...val] : val);
+    // Copies: a child's setrlimit, capset or prctl(PR_SET_NAME) is its own.
+    const copy = Array.isArray(val)
+      ? [...val]
+      : ArrayBuffer.isView(val)
+      ? (val as Uint8Array).slice()
+      : val;
+    if (val !== undefined) p.state.set(k, copy);
   }
   g.sig.altstack = parent.sig.altstack;
   onPastEnd(p, (start, end) => pastEnd(g, start, end));

@@ -160,7 +160,8 @@ export function hostCall(g: Guest, polled = false): boolean {
       // A call that parked has not returned: its signals wait for its
       // resumption (afterResume); delivering one now would build the frame
       // on a call that has not finished and block the signal meanwhile.
-      if (!cpu.parked) afterSyscall(g, ret, restart && !polled, false, polled);
+      // A thread that ended with this call (exit) has no signals to act on.
+      if (!cpu.parked && cpu.alive) afterSyscall(g, ret, restart && !polled, false, polled);
       return true;
     }
     case ABI.HC_SIGNAL:
@@ -170,7 +171,7 @@ export function hostCall(g: Guest, polled = false): boolean {
         // not yet run: a signal raised since then goes in a moment, by a kick.
         g.sig.retryAt = monotonicNs() + RETRY_NS;
       } else {
-        afterSyscall(g, args[0], false, false, polled);
+        if (cpu.alive) afterSyscall(g, args[0], false, false, polled);
       }
       return true;
     case ABI.HC_TRACE:
