@@ -475,8 +475,11 @@ Deno.test("nice: the niceness is set, inherited through fork and execve, and rea
 
 // ---- python3 multiprocessing with the fork start method ----
 
-/** multiprocessing's semaphores are sem_open files in /dev/shm, which the guest lacks by default. */
-const SHM = ["--memfs", "/dev/shm"];
+/**
+ * multiprocessing's semaphores are sem_open files in /dev/shm (the CLI's
+ * default mounts have a private one), mapped MAP_SHARED by every worker.
+ */
+const SHM: string[] = [];
 
 Deno.test("python3: multiprocessing Pool(1) with fork: map, apply_async, imap, close, join", async () => {
   const script = [
@@ -506,14 +509,11 @@ Deno.test("python3: multiprocessing Pool(1) with fork: map, apply_async, imap, c
 });
 
 // Two workers share the task pipe under a SemLock: a POSIX semaphore in a
-// /dev/shm file mapped MAP_SHARED, which each guest process has its own
-// copy of after fork (MAP_SHARED is not shared between processes yet, and
-// a futex wait does not see another process's wake). Both workers take the
-// lock at once and read the pipe together: a task is split between them
-// (UnpicklingError) and the map never ends.
+// /dev/shm file mapped MAP_SHARED by both, waited on with futexes that wake
+// across processes. Without shared pages both took the lock at once and
+// split a task between them (UnpicklingError), and the map never ended.
 Deno.test({
-  name: "python3: multiprocessing Pool(2) with fork (needs MAP_SHARED shared across fork)",
-  ignore: true,
+  name: "python3: multiprocessing Pool(2) with fork: workers share their locks",
   fn: async () => {
     const script = [
       "import multiprocessing as mp",
@@ -531,13 +531,10 @@ Deno.test({
 });
 
 // Its call queue is bounded by a BoundedSemaphore the parent acquires and
-// the worker releases: released in the worker's own copy (see Pool(2)), it
-// goes past its bound ("semaphore or lock released too many times") and
-// the pool breaks (BrokenProcessPool).
+// the worker releases: released in a copy of its own, it went past its
+// bound ("semaphore or lock released too many times", BrokenProcessPool).
 Deno.test({
-  name:
-    "python3: concurrent.futures.ProcessPoolExecutor with fork (needs MAP_SHARED shared across fork)",
-  ignore: true,
+  name: "python3: concurrent.futures.ProcessPoolExecutor(2) with fork",
   fn: async () => {
     const script = [
       "import multiprocessing as mp",
