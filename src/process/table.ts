@@ -17,7 +17,14 @@ import { E, SyscallError } from "../syscalls/errno.ts";
 import { hostSyscall } from "../syscalls/host.ts";
 import { monotonicNs, SI, SIG_IGN, SIGNO } from "../syscalls/signal.ts";
 import type { CloneSpec, ThreadHost } from "../syscalls/thread.ts";
-import { attachProcesses, type ProcessHost, type WaitMatch } from "../syscalls/procs.ts";
+import {
+  attachProcesses,
+  type ProcessHost,
+  type ProcInfo,
+  type WaitMatch,
+} from "../syscalls/procs.ts";
+import { boottimeNs } from "../syscalls/procinfo.ts";
+import { setComm } from "../syscalls/process.ts";
 import { threadsOf } from "../syscalls/thread.ts";
 import { closeEventfd, drainEventfd, makeEventfd } from "../vm/wake.ts";
 import { type Cpu, waitWatched } from "../vm/threads.ts";
@@ -47,6 +54,8 @@ export interface Proc {
   execed?: boolean;
   /** A vfork child: its parent's thread `tid` waits until it calls execve or ends. */
   vforkOf?: { parent: Proc; tid: number };
+  /** When it started (host CLOCK_BOOTTIME ns), for /proc. */
+  started: bigint;
 }
 
 /** The guest processes of one run, and the loop that serves them. */
@@ -90,7 +99,16 @@ export class ProcessTable {
   addRoot(vm: Vm, ppid: number): Proc {
     const pid = this.rootPid;
     const pgid = Number(hostSyscall(NR_GETPGID, 0)), sid = Number(hostSyscall(NR_GETSID, 0));
-    const root: Proc = { pid, ppid, pgid, sid, vm, children: new Set(), waiters: new Set() };
+    const root: Proc = {
+      pid,
+      ppid,
+      pgid,
+      sid,
+      vm,
+      children: new Set(),
+      waiters: new Set(),
+      started: boottimeNs(),
+    };
     this.#procs.set(pid, root);
     this.#root = root;
     this.#first = vm;
@@ -269,6 +287,7 @@ export class ProcessTable {
       children: new Set(),
       waiters: new Set(),
       vforkOf: vfork ? { parent, tid } : undefined,
+      started: boottimeNs(),
     };
     this.#procs.set(pid, child);
     attachProcesses(vm.process, this.hostFor(child));
@@ -283,6 +302,7 @@ export class ProcessTable {
   /** execve: `p`'s new image (its old one ends when this call returns). */
   exec(p: Proc, path: string, argv: string[], envp: string[]): void {
     const next = p.vm.execImage(path, argv, envp, this.#multi);
+    setComm(next.process, path); // as Linux: the file's name, not argv[0]
     p.vm.replaceWith(next);
   }
 
@@ -448,5 +468,18 @@ class Host implements ProcessHost {
   }
   setsid(): number {
     return this.table.setsid(this.proc);
+  }
+  processes(): ProcInfo[] {
+    const all = this.table.all();
+    return all.map((q) => ({
+      pid: q.pid,
+      ppid: q.ppid,
+      pgid: q.pgid,
+      sid: q.sid,
+      process: q.vm.process,
+      status: q.status,
+      started: q.started,
+      vforkWait: all.some((c) => c.vforkOf?.parent === q && c.status === undefined),
+    }));
   }
 }

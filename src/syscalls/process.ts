@@ -59,7 +59,11 @@ function rlimit(
   return 0;
 }
 
-function comm(p: Process): Uint8Array {
+/**
+ * The process's name (PR_GET_NAME, /proc/PID/comm): 16 bytes, NUL-padded;
+ * argv[0]'s last component until execve or PR_SET_NAME sets it.
+ */
+export function comm(p: Process): Uint8Array {
   let c = p.state.get("comm") as Uint8Array | undefined;
   if (!c) {
     c = new Uint8Array(16);
@@ -68,6 +72,13 @@ function comm(p: Process): Uint8Array {
     p.state.set("comm", c);
   }
   return c;
+}
+
+/** Names the process after the last component of `path` (execve's file name), as Linux does. */
+export function setComm(p: Process, path: string): void {
+  const c = new Uint8Array(16);
+  c.set(new TextEncoder().encode(path.split("/").pop() ?? "").subarray(0, 15));
+  p.state.set("comm", c);
 }
 
 const CAP_V1 = 0x19980330, CAP_V2 = 0x20071026, CAP_V3 = 0x20080522;
@@ -79,7 +90,7 @@ const NR_CAPGET = 125;
  * native run of the program has what this process has), then what capset
  * left. They are recorded, not enforced: the host process keeps its own.
  */
-function caps(p: Process): Uint32Array {
+export function caps(p: Process): Uint32Array {
   let c = p.state.get("caps") as Uint32Array | undefined;
   if (!c) {
     const hdr = new Uint32Array([CAP_V3, 0]), data = new Uint32Array(6);
@@ -202,9 +213,10 @@ export const processModule: SyscallModule = {
         const start = p.mem.check(arg2, 1);
         const src = p.mem.bytes.subarray(start, Math.min(start + 15, p.mem.size));
         const end = src.indexOf(0);
-        const c = comm(p);
-        c.fill(0);
+        // A new array: a forked child's name starts as its parent's array.
+        const c = new Uint8Array(16);
         c.set(end < 0 ? src : src.subarray(0, end));
+        p.state.set("comm", c);
         return 0;
       }
       if (option === BigInt(PR_GET_NAME)) {
