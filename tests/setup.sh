@@ -15,7 +15,7 @@ dpkg -s busybox-static >/dev/null 2>&1 || need="$need busybox-static"
 [ -f /usr/include/linux/kvm.h ] || need="$need linux-libc-dev"
 command -v g++ >/dev/null || need="$need g++"
 command -v gfortran >/dev/null || need="$need gfortran"
-for pkg in python3 lua5.4 perl sqlite3 gawk jq xz-utils gzip tar diffutils findutils grep sed git bsdutils; do
+for pkg in python3 lua5.4 perl sqlite3 gawk jq xz-utils gzip tar diffutils findutils grep sed git bsdutils procps; do
 	dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
 done
 if [ -n "$need" ]; then

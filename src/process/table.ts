@@ -17,7 +17,14 @@ import { E, SyscallError } from "../syscalls/errno.ts";
 import { hostSyscall } from "../syscalls/host.ts";
 import { monotonicNs, SI, SIG_IGN, SIGNO } from "../syscalls/signal.ts";
 import type { CloneSpec, ThreadHost } from "../syscalls/thread.ts";
-import { attachProcesses, type ProcessHost, type WaitMatch } from "../syscalls/procs.ts";
+import {
+  attachProcesses,
+  type ProcessHost,
+  type ProcInfo,
+  type WaitMatch,
+} from "../syscalls/procs.ts";
+import { boottimeNs } from "../syscalls/procinfo.ts";
+import { setComm } from "../syscalls/process.ts";
 import { threadsOf } from "../syscalls/thread.ts";
 import { closeEventfd, drainEventfd, makeEventfd } from "../vm/wake.ts";
 import { type Cpu, waitWatched } from "../vm/threads.ts";
@@ -53,6 +60,8 @@ export interface Proc {
   vforkOf?: { parent: Proc; tid: number };
   /** Its counters, over the images that have ended. */
   stats: ProcessStats;
+  /** When it started (host CLOCK_BOOTTIME ns), for /proc. */
+  started: bigint;
   /** Its nice value (-20..19): inherited by fork, kept by execve; recorded, not applied. */
   nice: number;
 }
@@ -144,6 +153,7 @@ export class ProcessTable {
       waiters: new Set(),
       nice,
       stats,
+      started: boottimeNs(),
     };
     this.#procs.set(pid, root);
     this.#root = root;
@@ -336,6 +346,7 @@ export class ProcessTable {
       vforkOf: vfork ? { parent, tid } : undefined,
       stats: newStats(pid, parent.pid, vm),
       nice: parent.nice,
+      started: boottimeNs(),
     };
     this.#procs.set(pid, child);
     attachProcesses(vm.process!, this.hostFor(child));
@@ -350,6 +361,7 @@ export class ProcessTable {
   /** execve: `p`'s new image (its old one ends when this call returns). */
   exec(p: Proc, path: string, argv: string[], envp: string[]): void {
     const next = execImage(p.vm, path, argv, envp, this.#multi);
+    setComm(next.process!, path); // as Linux: the file's name, not argv[0]
     p.vm.replaceWith(next);
   }
 
@@ -566,5 +578,18 @@ class Host implements ProcessHost {
   }
   setNice(which: number, who: number, nice: number): number {
     return this.table.setNice(this.proc, which, who, nice);
+  }
+  processes(): ProcInfo[] {
+    const all = this.table.all();
+    return all.map((q) => ({
+      pid: q.pid,
+      ppid: q.ppid,
+      pgid: q.pgid,
+      sid: q.sid,
+      process: q.vm.process!,
+      status: q.status,
+      started: q.started,
+      vforkWait: all.some((c) => c.vforkOf?.parent === q && c.status === undefined),
+    }));
   }
 }

@@ -15,6 +15,16 @@ import { bufferAddress, hostSyscall } from "./host.ts";
 import type { Process, SyscallCall, SyscallHandler, SyscallModule } from "./registry.ts";
 import { OPEN_FLAGS, openBeneath, OutsideMounts, type Resolved } from "../vfs/mounts.ts";
 import { bytesToPath, components, normalize, pathToCString } from "../vfs/path.ts";
+import {
+  isProcPath,
+  procAccess,
+  procGetdents,
+  procOpen,
+  procPath,
+  procReadlink,
+  procStat,
+  procStatx,
+} from "./procfs.ts";
 
 const AT_FDCWD = -100;
 const AT_SYMLINK_NOFOLLOW = 0x100, AT_REMOVEDIR = 0x200, AT_EMPTY_PATH = 0x1000;
@@ -120,17 +130,6 @@ export function inParent(
 
 /** Devices every guest has: the host's own, harmless to share. */
 const DEVICES = new Set(["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"]);
-/** Host files shown read-only at the same path. */
-const HOST_INFO = new Set(["/proc/cpuinfo", "/proc/meminfo"]);
-
-/** A host fd holding generated text (a memfd), at offset 0. */
-function textFd(text: string): number {
-  const fd = Number(hostSyscall(NR.memfd_create, bufferAddress(pathToCString("hermitux")), 1));
-  if (fd < 0) throw new SyscallError(-fd);
-  const bytes = new TextEncoder().encode(text);
-  hostSyscall(NR.pwrite64, fd, bufferAddress(bytes), bytes.length, 0);
-  return fd;
-}
 
 /** A kernel-provided file, open on the host, and what to do when it closes. */
 interface Special {
@@ -139,57 +138,35 @@ interface Special {
 }
 
 /**
- * Opens the files the kernel provides rather than a mount: devices,
- * /proc/cpuinfo and /proc/meminfo, /proc/self/{exe,maps}. Returns a host fd,
- * or undefined when `guest` is not one of them.
+ * Opens the files the kernel provides rather than a mount: devices and
+ * /proc (src/syscalls/procfs.ts). Returns a host fd, or undefined when
+ * `guest` is not one of them.
  */
 function openSpecial(p: Process, guest: string, flags: number): Special | undefined {
-  const host = (fd: number): Special => ({ fd });
-  const open = (host: string, f: number) => {
-    const fd = hostSyscall(2, bufferAddress(pathToCString(host)), f | O_CLOEXEC);
+  if (DEVICES.has(guest)) {
+    const how = flags & ~(O_CLOEXEC | O_CREAT | O_TRUNC);
+    const fd = hostSyscall(2, bufferAddress(pathToCString(guest)), how | O_CLOEXEC);
     if (fd < 0n) throw new SyscallError(Number(-fd));
-    return Number(fd);
-  };
-  const readOnly = () => {
-    if (flags & O_ACCMODE || flags & (O_CREAT | O_TRUNC)) throw new SyscallError(E.EACCES);
-  };
-  if (DEVICES.has(guest)) return host(open(guest, flags & ~(O_CLOEXEC | O_CREAT | O_TRUNC)));
-  if (HOST_INFO.has(guest)) return host(open(guest, flags & ~(O_CLOEXEC | O_CREAT)));
-  if (guest === "/proc/self/exe") {
-    if (flags & O_ACCMODE) throw new SyscallError(26); // ETXTBSY: it is running
-    return host(open(p.exePath, 0));
+    return { fd: Number(fd) };
   }
-  if (guest === "/proc/self/maps") return readOnly(), host(textFd(p.mappings()));
-  if (guest === "/proc/self/fd") return readOnly(), fdDirectory(p);
-  const fd = /^\/proc\/self\/fd\/(\d+)$/.exec(guest);
-  if (fd) {
-    // Reopens what the fd refers to, as Linux does, with the new flags.
-    const file = fdEntry(p, fd[1]);
-    return host(open(`/proc/self/fd/${file.hostFd}`, flags & ~(O_CLOEXEC | O_CREAT)));
-  }
+  if (isProcPath(guest)) return procOpen(p, guest, flags);
   return undefined;
-}
-
-/**
- * /proc/self/fd as a directory: a fresh directory on the host's tmpfs with
- * one entry per guest fd at the time of opening, for getdents64; it is
- * removed when the guest closes it (the OpenFile's cleanup).
- */
-function fdDirectory(p: Process): Special {
-  const dir = Deno.makeTempDirSync({ dir: "/dev/shm", prefix: "hermitux-fd-" });
-  for (const [n] of p.fds.entries()) Deno.writeFileSync(`${dir}/${n}`, new Uint8Array());
-  const fd = hostSyscall(2, bufferAddress(pathToCString(dir)), O_CLOEXEC | 0o200000);
-  const cleanup = () => Deno.removeSync(dir, { recursive: true });
-  if (fd < 0n) {
-    cleanup();
-    throw new SyscallError(Number(-fd));
-  }
-  return { fd: Number(fd), cleanup };
 }
 
 /** The lexically normal absolute form of a guest path, for the special files. */
 function specialName(p: Process, dirfd: bigint, path: string): string {
   return normalize(path.startsWith("/") ? path : `${dirOf(p, dirfd)}/${path}`);
+}
+
+/**
+ * A path argument as it leads through /proc (see procPath): a path in
+ * /proc in normal form, or the guest path a /proc/PID/cwd or root link
+ * leads to; any other path as it is.
+ */
+export function throughProc(p: Process, dirfd: bigint, path: string, follow = true): string {
+  if (path === "") return path;
+  const abs = path.startsWith("/") ? path : `${dirOf(p, dirfd)}/${path}`;
+  return abs.startsWith("/proc") ? procPath(p, abs, follow) ?? path : path;
 }
 
 /**
@@ -209,7 +186,8 @@ function withGuestUmask<T>(p: Process, f: (umask: number) => T): T {
 
 /** Opens a guest path and installs the fd: the heart of open/openat/creat. */
 function openAt(p: Process, dirfd: bigint, pathAddr: bigint, flags: number, mode: number) {
-  const path = pathArg(p, pathAddr);
+  const nofollow = (flags & OPEN_FLAGS.O_NOFOLLOW) !== 0;
+  const path = throughProc(p, dirfd, pathArg(p, pathAddr), !nofollow);
   const guest = specialName(p, dirfd, path);
   const special = openSpecial(p, guest, flags);
   if (special !== undefined) {
@@ -217,7 +195,6 @@ function openAt(p: Process, dirfd: bigint, pathAddr: bigint, flags: number, mode
     return p.fds.install(file, (flags & O_CLOEXEC) !== 0);
   }
   if ((flags & O_TMPFILE) === O_TMPFILE) throw new SyscallError(E.EOPNOTSUPP);
-  const nofollow = (flags & OPEN_FLAGS.O_NOFOLLOW) !== 0;
   let r: Resolved;
   try {
     r = resolveAt(p, dirfd, path, !nofollow);
@@ -275,13 +252,18 @@ function statAt(r: Resolved, follow: boolean, buf?: bigint): bigint {
 
 function statPath(call: SyscallCall, dirfd: bigint, pathAddr: bigint, buf: bigint, flags: number) {
   const p = call.process;
-  const path = pathArg(p, pathAddr);
+  const follow = !(flags & AT_SYMLINK_NOFOLLOW);
+  const path = throughProc(p, dirfd, pathArg(p, pathAddr), follow);
   const out = p.mem.hostAddress(buf, STAT_SIZE);
   if (path === "" && flags & AT_EMPTY_PATH) {
     const fd = int(dirfd) === AT_FDCWD ? undefined : p.fds.get(dirfd);
     if (fd) return hostSyscall(NR.fstat, fd.hostFd, out);
   }
-  const special = path === "" ? undefined : openSpecial(p, specialName(p, dirfd, path), 0);
+  const guest = path === "" ? "" : specialName(p, dirfd, path);
+  if (isProcPath(guest)) {
+    return procStat(p, guest, follow, p.mem.slice(buf, STAT_SIZE));
+  }
+  const special = path === "" ? undefined : openSpecial(p, guest, 0);
   if (special !== undefined) {
     const r = hostSyscall(NR.fstat, special.fd, out);
     hostSyscall(NR.close, special.fd);
@@ -349,6 +331,13 @@ function getcwd({ args: [buf, size], process: p }: SyscallCall) {
   if (Number(size) < bytes.length) throw new SyscallError(E.ERANGE);
   p.mem.slice(buf, bytes.length).set(bytes);
   return bytes.length;
+}
+
+/** chdir into /proc: the working directory is then a /proc path (relative names go there). */
+function procChdir(p: Process, guest: string) {
+  if (procAccess(p, guest, 1) !== "dir") throw new SyscallError(E.ENOTDIR);
+  p.cwd = guest;
+  return 0;
 }
 
 function chdirTo(p: Process, r: Resolved) {
@@ -429,11 +418,16 @@ export const fsModule: SyscallModule = {
     statx(call) {
       const [dirfd, pathAddr, flags, mask, buf] = call.args;
       const p = call.process;
-      const path = pathArg(p, pathAddr);
+      const follow = !(Number(flags) & AT_SYMLINK_NOFOLLOW);
+      const path = throughProc(p, dirfd, pathArg(p, pathAddr), follow);
       const out = p.mem.hostAddress(buf, STATX_SIZE);
       if (path === "" && Number(flags) & AT_EMPTY_PATH && int(dirfd) !== AT_FDCWD) {
         const empty = pathToCString("");
         return hostSyscall(NR.statx, fdArg(call), bufferAddress(empty), flags, mask, out);
+      }
+      const guest = path === "" ? "" : specialName(p, dirfd, path);
+      if (isProcPath(guest)) {
+        return procStatx(p, guest, follow, mask, p.mem.slice(buf, STATX_SIZE));
       }
       const r = resolveAt(p, dirfd, path, !(Number(flags) & AT_SYMLINK_NOFOLLOW));
       if (!r.mount) return virtualDirStatx(p, r.guest, flags, mask, out);
@@ -451,8 +445,11 @@ export const fsModule: SyscallModule = {
           ),
       );
     },
-    getdents64: ({ args: [fd, buf, count], process: p }) =>
-      hostSyscall(NR.getdents64, p.fds.get(fd).hostFd, p.mem.hostAddress(buf, count), count),
+    getdents64({ args: [fd, buf, count], process: p }) {
+      const hostFd = p.fds.get(fd).hostFd;
+      const proc = procGetdents(hostFd, p.mem.slice(buf, count));
+      return proc ?? hostSyscall(NR.getdents64, hostFd, p.mem.hostAddress(buf, count), count);
+    },
     mkdir: (c) =>
       withGuestUmask(
         c.process,
@@ -535,10 +532,14 @@ export const fsModule: SyscallModule = {
     faccessat2: ({ args: [dirfd, path, mode, flags], process: p }) =>
       accessAt(p, dirfd, path, mode, Number(flags)),
     getcwd,
-    chdir: ({ args: [path], process: p }) => chdirTo(p, p.mounts.resolve(pathArg(p, path), p.cwd)),
+    chdir({ args: [path], process: p }) {
+      const to = throughProc(p, BigInt(AT_FDCWD), pathArg(p, path));
+      return isProcPath(to) ? procChdir(p, to) : chdirTo(p, p.mounts.resolve(to, p.cwd));
+    },
     fchdir({ args: [fd], process: p }) {
       const f = p.fds.get(fd);
       if (f.path === undefined) throw new SyscallError(E.ENOTDIR);
+      if (isProcPath(f.path)) return procChdir(p, f.path);
       return chdirTo(p, p.mounts.resolve(f.path, "/"));
     },
     dup: ({ args: [fd], process: p }) => dupTo(p, fd, 0, false),
@@ -659,50 +660,16 @@ function symlinkAt(p: Process, targetAddr: bigint, dirfd: bigint, pathAddr: bigi
   );
 }
 
-/** The open file behind /proc/self/fd/N: a closed fd has no entry there (ENOENT). */
-function fdEntry(p: Process, n: string): OpenFile {
-  try {
-    return p.fds.get(BigInt(n));
-  } catch {
-    throw new SyscallError(E.ENOENT);
-  }
-}
-
-/** What readlink shows for /proc/self/fd/N: the guest path, or the host's "pipe:[…]" etc. */
-function fdLink(p: Process, n: string): Uint8Array {
-  const file = fdEntry(p, n);
-  if (file.path !== undefined) return pathToCString(file.path).subarray(0, -1);
-  const buf = new Uint8Array(256);
-  const r = hostSyscall(
-    89, // readlink
-    bufferAddress(pathToCString(`/proc/self/fd/${file.hostFd}`)),
-    bufferAddress(buf),
-    buf.length,
-  );
-  if (r < 0n) throw new SyscallError(Number(-r));
-  const link = buf.subarray(0, Number(r));
-  // A host file the guest was handed (stdio) is not in the guest's view.
-  return link[0] === 0x2f ? pathToCString("/dev/hermitux-host-fd").subarray(0, -1) : link;
-}
-
 function readlinkAt(p: Process, dirfd: bigint, pathAddr: bigint, buf: bigint, size: bigint) {
-  const path = pathArg(p, pathAddr);
-  const fdMatch = /^\/proc\/self\/fd\/(\d+)$/.exec(specialName(p, dirfd, path));
-  if (fdMatch) {
-    if (BigInt.asIntN(64, size) <= 0n) throw new SyscallError(E.EINVAL);
-    const target = fdLink(p, fdMatch[1]);
-    const n = Math.min(target.length, Number(size));
-    p.mem.slice(buf, n).set(target.subarray(0, n));
-    return n;
-  }
-  if (path === "/proc/self/exe") {
-    const target = pathToCString(p.exePath).subarray(0, -1);
-    if (BigInt.asIntN(64, size) <= 0n) throw new SyscallError(E.EINVAL);
-    const n = Math.min(target.length, Number(size));
-    p.mem.slice(buf, n).set(target.subarray(0, n));
-    return n;
-  }
+  const path = throughProc(p, dirfd, pathArg(p, pathAddr), false);
   if (BigInt.asIntN(64, size) <= 0n) throw new SyscallError(E.EINVAL);
+  const guest = path === "" ? "" : specialName(p, dirfd, path);
+  if (isProcPath(guest)) {
+    const target = procReadlink(p, guest);
+    const n = Math.min(target.length, Number(size));
+    p.mem.slice(buf, n).set(target.subarray(0, n));
+    return n;
+  }
   const r = resolveAt(p, dirfd, path, false);
   const out = p.mem.hostAddress(buf, size);
   return inParent(
@@ -713,7 +680,14 @@ function readlinkAt(p: Process, dirfd: bigint, pathAddr: bigint, buf: bigint, si
 }
 
 function accessAt(p: Process, dirfd: bigint, pathAddr: bigint, mode: bigint, flags: number) {
-  const r = resolveAt(p, dirfd, pathArg(p, pathAddr), !(flags & AT_SYMLINK_NOFOLLOW));
+  const follow = !(flags & AT_SYMLINK_NOFOLLOW);
+  const path = throughProc(p, dirfd, pathArg(p, pathAddr), follow);
+  const guest = path === "" ? "" : specialName(p, dirfd, path);
+  if (isProcPath(guest)) {
+    procAccess(p, guest, Number(mode), follow);
+    return 0;
+  }
+  const r = resolveAt(p, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
   if (!r.mount) return Number(mode) & 2 ? -E.EROFS : 0;
   if (Number(mode) & 2 && r.mount.readOnly) {
     const exists = statAt(r, true);

@@ -87,6 +87,17 @@ export function onExecMapping(p: Process, hook: ExecMappingHook): void {
   p.state.set(EXEC_HOOK, hook);
 }
 
+const MEMPOLICY = "mm.policy";
+
+/** A node mask argument of maxnode bits (zeroed when `clear`), as Linux sizes it. */
+function nodeMask(p: Process, addr: bigint, maxnode: bigint, clear = true) {
+  if (!addr) return undefined;
+  const bytes = Number((maxnode + 62n) / 64n) * 8;
+  if (maxnode < 1n || bytes > 4096) throw new SyscallError(E.EINVAL);
+  const out = p.mem.slice(addr, bytes);
+  return clear ? out.fill(0) : out;
+}
+
 /**
  * Lays the MAP_SHARED mapping of `file` (`n` bytes from `offset`) over
  * guest RAM at `start`: shared with the file when it is open for writing,
@@ -139,6 +150,8 @@ export const mmModule: SyscallModule = {
   partial: {
     pkey_alloc: "no protection keys, as on a CPU without PKU: EINVAL",
     pkey_free: "no protection keys, as on a CPU without PKU: EINVAL",
+    get_mempolicy: "one memory node (0); the policy set_mempolicy recorded",
+    set_mempolicy: "recorded for get_mempolicy; with one memory node it changes nothing",
     mmap:
       "MAP_PRIVATE file mappings are copies (later writes to the file are not seen); a file's MAP_SHARED mapping cannot move or grow with mremap (EFAULT); its pages past a truncation read as zeros, not SIGBUS",
   },
@@ -147,6 +160,27 @@ export const mmModule: SyscallModule = {
     // CPU without PKU, and answers EINVAL likewise.
     pkey_alloc: () => -E.EINVAL,
     pkey_free: () => -E.EINVAL,
+    // libnuma asks at start-up (ps does): one memory node, 0.
+    get_mempolicy({ args: [mode, nodemask, maxnode, , flags], process: p }) {
+      const NODE = 1n, ADDR = 2n, MEMS_ALLOWED = 4n;
+      if (flags & ~7n || (flags & MEMS_ALLOWED && flags & (NODE | ADDR))) {
+        throw new SyscallError(E.EINVAL);
+      }
+      const policy = Number(p.state.get(MEMPOLICY) ?? 0);
+      const out = nodeMask(p, nodemask, maxnode);
+      if (mode) p.mem.view.setInt32(p.mem.check(mode, 4), flags ? 0 : policy, true);
+      // MPOL_DEFAULT (0) and MPOL_LOCAL (4) name no nodes; the other policies node 0.
+      const named = (policy & 0xff) !== 0 && (policy & 0xff) !== 4;
+      if (out?.length && (flags & MEMS_ALLOWED || (!flags && named))) out[0] = 1;
+      return 0;
+    },
+    set_mempolicy({ args: [mode, nodemask, maxnode], process: p }) {
+      const m = Number(BigInt.asIntN(32, mode)), FLAGS = 0xe000;
+      if (m & ~FLAGS & ~0xff || (m & 0xff) > 6) throw new SyscallError(E.EINVAL);
+      nodeMask(p, nodemask, maxnode, false);
+      p.state.set(MEMPOLICY, m);
+      return 0;
+    },
     // Called by the guest kernel for file mappings only, with the range reserved.
     mmap({ args: [addr, len, prot, flags, fd, off], process: p }) {
       const file = p.fds.get(fd);

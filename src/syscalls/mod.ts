@@ -38,6 +38,7 @@ export {
   attachProcesses,
   processesOf,
   type ProcessHost,
+  type ProcInfo,
   procsModule,
   type WaitMatch,
 } from "./procs.ts";

@@ -65,7 +65,11 @@ function rlimit(
   return 0;
 }
 
-function comm(p: Process): Uint8Array {
+/**
+ * The process's name (PR_GET_NAME, /proc/PID/comm): 16 bytes, NUL-padded;
+ * argv[0]'s last component until execve or PR_SET_NAME sets it.
+ */
+export function comm(p: Process): Uint8Array {
   let c = p.state.get("comm") as Uint8Array | undefined;
   if (!c) {
     c = new Uint8Array(16);
@@ -74,6 +78,13 @@ function comm(p: Process): Uint8Array {
     p.state.set("comm", c);
   }
   return c;
+}
+
+/** Names the process after the last component of `path` (execve's file name), as Linux does. */
+export function setComm(p: Process, path: string): void {
+  const c = new Uint8Array(16);
+  c.set(new TextEncoder().encode(path.split("/").pop() ?? "").subarray(0, 15));
+  p.state.set("comm", c);
 }
 
 const CAP_V1 = 0x19980330, CAP_V2 = 0x20071026, CAP_V3 = 0x20080522;
@@ -86,7 +97,7 @@ const NR_CAPGET = 125;
  * left. They are recorded, not enforced: the host process keeps its own.
  * A plain array, so that a forked child gets its own (see `limits`).
  */
-function caps(p: Process): number[] {
+export function caps(p: Process): number[] {
   let c = p.state.get("caps") as number[] | undefined;
   if (!c) {
     const hdr = new Uint32Array([CAP_V3, 0]), data = new Uint32Array(6);
@@ -209,9 +220,10 @@ export const processModule: SyscallModule = {
         const start = p.mem.check(arg2, 1);
         const src = p.mem.bytes.subarray(start, Math.min(start + 15, p.mem.size));
         const end = src.indexOf(0);
-        const c = comm(p);
-        c.fill(0);
+        // A new array: a forked child's name starts as its parent's array.
+        const c = new Uint8Array(16);
         c.set(end < 0 ? src : src.subarray(0, end));
+        p.state.set("comm", c);
         return 0;
       }
       if (option === BigInt(PR_GET_NAME)) {

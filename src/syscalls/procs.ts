@@ -21,6 +21,26 @@ import { hostSyscall } from "./host.ts";
 /** Which children a wait looks at. */
 export type WaitMatch = { kind: "any" } | { kind: "pid" | "pgid"; id: number };
 
+/** What /proc shows of one guest process (src/syscalls/procfs.ts). */
+export interface ProcInfo {
+  /** Its pid. */
+  readonly pid: number;
+  /** Its parent's pid (1 once orphaned; the host's for the first process). */
+  readonly ppid: number;
+  /** Its process group. */
+  readonly pgid: number;
+  /** Its session. */
+  readonly sid: number;
+  /** Its image; for a zombie the one that ended, of which only its names are left. */
+  readonly process: Process;
+  /** Its wait status once it has ended: a zombie until its parent reaps it. */
+  readonly status?: number;
+  /** When it started (host CLOCK_BOOTTIME, ns); execve keeps it. */
+  readonly started: bigint;
+  /** Whether a thread of it waits for a vfork child to call execve or end. */
+  readonly vforkWait: boolean;
+}
+
 /** What the process table does for one process's syscalls. */
 export interface ProcessHost {
   /** The process's pid. */
@@ -54,6 +74,8 @@ export interface ProcessHost {
   nice(which: number, who: number): number;
   /** setpriority(2) with a nice value already clamped to -20..19. */
   setNice(which: number, who: number, nice: number): number;
+  /** Every guest process alive or a zombie, for /proc. */
+  processes(): ProcInfo[];
 }
 
 const KEY = "processes";

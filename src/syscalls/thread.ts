@@ -37,6 +37,8 @@ export interface ThreadHost {
   readonly polled: boolean;
   /** Guest threads alive. */
   readonly count: number;
+  /** The live threads, each with whether it waits parked in a syscall (for /proc). */
+  list(): { tid: number; parked: boolean }[];
   /** Starts a thread as clone's child (rax 0 at the caller's return address); its tid. */
   spawn(spec: CloneSpec): number;
   /** Ends the calling thread after this call; returns its clear-child-tid address (0: none). */

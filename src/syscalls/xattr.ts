@@ -8,7 +8,8 @@
 import { E, SyscallError } from "./errno.ts";
 import { bufferAddress, hostSyscall } from "./host.ts";
 import type { Process, SyscallModule } from "./registry.ts";
-import { pathArg, resolveAt } from "./fs.ts";
+import { pathArg, resolveAt, throughProc } from "./fs.ts";
+import { isProcPath, procAccess } from "./procfs.ts";
 import { OPEN_FLAGS, openBeneath } from "../vfs/mounts.ts";
 import { pathToCString } from "../vfs/path.ts";
 
@@ -37,7 +38,14 @@ function onPath(
   write: boolean,
   op: (hostPath: bigint) => bigint,
 ): bigint {
-  const r = resolveAt(p, AT_FDCWD, pathArg(p, addr), follow);
+  const path = throughProc(p, AT_FDCWD, pathArg(p, addr), follow);
+  // /proc has no attributes and takes none, as Linux's (EOPNOTSUPP to set).
+  if (isProcPath(path)) {
+    procAccess(p, path, 0, follow);
+    if (write) throw new SyscallError(E.EOPNOTSUPP);
+    return -1n;
+  }
+  const r = resolveAt(p, AT_FDCWD, path, follow);
   // A directory that only leads to mounts has no attributes and takes none.
   if (!r.mount) {
     if (write) throw new SyscallError(E.EROFS);

@@ -188,6 +188,10 @@ export class Threads implements ThreadHost {
     return this.cpus.filter((c) => c.alive).length;
   }
 
+  list(): { tid: number; parked: boolean }[] {
+    return this.cpus.filter((c) => c.alive).map((c) => ({ tid: c.tid, parked: !!c.parked }));
+  }
+
   spawn(spec: CloneSpec): number {
     if (this.count >= MAX_CPUS) throw new SyscallError(E.EAGAIN);
     const cpu = this.#pool.pop() ?? this.#newCpu();
