@@ -103,6 +103,12 @@ for (const tc of toolchains) {
     ok(vm.result.processes > 5, `${vm.result.processes} processes`);
   });
 
+  Deno.test(`[${platform}] ${tc}: MAP_SHARED memory between processes, recycled machines`, async () => {
+    const vm = await same(await fixture("shm_fork", tc), ["shm.tmp", "nonamed"], "", {}, true);
+    equal(vm.outcome.code, 0);
+    match(vm.outcome.stdout, /^anonymous: counter 400 text 'written by the child'$/m);
+  });
+
   // Only what the main suite builds too: the emulated machine has no compiler.
   const built = tc !== "glibc-static-pie";
   Deno.test({
