@@ -75,6 +75,12 @@ for (const tc of BUILDS) {
     match(out.stdout, /^image final: argc 5\n {2}pid kept 1\n/m);
   });
 
+  Deno.test(`${tc}: signals pending at execve stay pending, the mask kept`, async () => {
+    const out = await sameC(await fixture("proc_exec_pending", tc));
+    match(out.stdout, /^after execve: USR1 pending 1, RTMIN\+1 pending 1, USR2 pending 1$/m);
+    match(out.stdout, /^mask kept: USR1 1\nhandled: USR1 1, RTMIN\+1 2\nchild: signaled 12$/m);
+  });
+
   Deno.test(`${tc}: posix_spawn (file actions, a missing file), vfork + _exit, vfork + execve`, async () => {
     const out = await sameC(await fixture("proc_spawn", tc));
     equal(out.code, 0);

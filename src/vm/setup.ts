@@ -31,7 +31,7 @@ import { PageProtections } from "./protect.ts";
 import { type Cpu, Threads, type ThreadVm } from "./threads.ts";
 import { attachThreads } from "../syscalls/thread.ts";
 import { DOORBELL_ONLY } from "./exitless.ts";
-import { attachSignals, SIG_IGN, SignalState } from "../syscalls/signal.ts";
+import { attachSignals, bit, SIG_IGN, SignalState } from "../syscalls/signal.ts";
 import type { BootOptions } from "./options.ts";
 import { hostAuxv, hostUtsname, ignoreAlarms } from "./hostinfo.ts";
 import {
@@ -171,6 +171,11 @@ export function execImage(
     throw e;
   }
   attachProcesses(vm.process!, g.table.hostFor(g.table.get(g.pid)!));
+  // Pending signals stay pending across execve (the caller's own and the
+  // process's; other threads' own end with them), as on Linux.
+  for (let sig = 1; sig <= 64; sig++) {
+    for (let n = 0; g.sig.pending & bit(sig) && n < 1024; n++) vm.sig.raise(g.sig.take(sig));
+  }
   return vm;
 }
 
