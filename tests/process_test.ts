@@ -75,6 +75,17 @@ for (const tc of BUILDS) {
     match(out.stdout, /^image final: argc 5\n {2}pid kept 1\n/m);
   });
 
+  Deno.test(`${tc}: job control: SIGSTOP/SIGTSTP stop a child, SIGCONT continues it`, async () => {
+    const out = await sameC(await fixture("proc_jobctl", tc));
+    equal(out.code, 0);
+    match(out.stdout, /^child: stopped by 19\nno progress while stopped: 1\n/m);
+    match(out.stdout, /^child: continued\nprogress after SIGCONT: 1$/m);
+    match(out.stdout, /^ {2}si_code CLD_STOPPED si_status 20 pid matches 1$/m);
+    match(out.stdout, /^SIGCHLD codes: CLD_STOPPED CLD_CONTINUED CLD_STOPPED CLD_KILLED$/m);
+    match(out.stdout, /^self-stopped child: stopped by 19\nself-stopped child: exited 3$/m);
+    match(out.stdout, /^SIGCHLD codes with SA_NOCLDSTOP: CLD_EXITED$/m);
+  });
+
   Deno.test(`${tc}: signals pending at execve stay pending, the mask kept`, async () => {
     const out = await sameC(await fixture("proc_exec_pending", tc));
     match(out.stdout, /^after execve: USR1 pending 1, RTMIN\+1 pending 1, USR2 pending 1$/m);

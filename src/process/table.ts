@@ -22,6 +22,7 @@ import {
   type ProcessHost,
   type ProcInfo,
   type WaitMatch,
+  type WaitOptions,
 } from "../syscalls/procs.ts";
 import { boottimeNs } from "../syscalls/procinfo.ts";
 import { setComm } from "../syscalls/process.ts";
@@ -37,7 +38,7 @@ import { MachinePool } from "../vm/machine.ts";
 const NR_GETPGID = 121, NR_GETSID = 124, NR_GETPRIORITY = 140;
 const PRIO_PROCESS = 0, PRIO_PGRP = 1, PRIO_USER = 2;
 /** waitid's si_code values. */
-const CLD = { EXITED: 1, KILLED: 2, DUMPED: 3 } as const;
+const CLD = { EXITED: 1, KILLED: 2, DUMPED: 3, STOPPED: 5, CONTINUED: 6 } as const;
 /** How long the loop sleeps at most when nothing is due (ms). */
 const IDLE_MS = 50;
 
@@ -60,6 +61,10 @@ export interface Proc {
   vforkOf?: { parent: Proc; tid: number };
   /** Its counters, over the images that have ended. */
   stats: ProcessStats;
+  /** Stopped by a stop signal (job control): the table does not serve it until SIGCONT. */
+  stopped?: boolean;
+  /** A stop or a continuation its parent has not waited for yet (WSTOPPED, WCONTINUED). */
+  report?: { continued: boolean; sig: number };
   /** When it started (host CLOCK_BOOTTIME ns), for /proc. */
   started: bigint;
   /** Its nice value (-20..19): inherited by fork, kept by execve; recorded, not applied. */
@@ -225,16 +230,17 @@ export class ProcessTable {
     while (root.status === undefined) {
       let work = 0;
       for (const p of [...this.#procs.values()]) {
-        if (p.status !== undefined) continue;
+        if (p.status !== undefined || p.stopped) continue; // a stopped one's exits wait
         work += p.vm.step();
         if (p.vm.replacement) this.#swap(p, p === root ? deadline : undefined);
         else if (p.vm.ended) this.#exited(p);
+        else if (p.vm.sig.stopSignal) this.#stop(p);
       }
       if (work || root.status !== undefined) continue;
       let wake: bigint | undefined;
       watches.length = 0;
       for (const p of this.#procs.values()) {
-        if (p.status !== undefined) continue;
+        if (p.status !== undefined || p.stopped) continue;
         const at = p.vm.wakeAt();
         if (at !== undefined && (wake === undefined || at < wake)) wake = at;
         p.vm.watching(watches);
@@ -292,6 +298,39 @@ export class ProcessTable {
     for (const w of [...parent.waiters]) w();
   }
 
+  /**
+   * `p` took a stop signal: its vCPUs are kicked out of the guest and their
+   * exits wait unserved; its parent learns by SIGCHLD (CLD_STOPPED) unless
+   * SA_NOCLDSTOP, and by wait with WSTOPPED/WUNTRACED.
+   */
+  #stop(p: Proc): void {
+    const sig = p.vm.sig.stopSignal;
+    p.vm.sig.stopSignal = 0;
+    if (p.stopped) return;
+    p.stopped = true;
+    p.vm.halt();
+    this.#tellParent(p, { continued: false, sig });
+  }
+
+  /** SIGCONT (or SIGKILL, `quiet`) to stopped `p`: served again; the parent learns of it. */
+  #continue(p: Proc, quiet = false): void {
+    if (!p.stopped) return;
+    p.stopped = false;
+    if (!quiet) this.#tellParent(p, { continued: true, sig: SIGNO.SIGCONT });
+  }
+
+  /** A child stopped or continued: the report waits for its parent, SIGCHLD goes to it. */
+  #tellParent(p: Proc, report: { continued: boolean; sig: number }): void {
+    p.report = report;
+    const parent = this.#procs.get(p.ppid);
+    if (!parent || parent.status !== undefined) return;
+    const act = parent.vm.sig.action(SIGNO.SIGCHLD), SA_NOCLDSTOP = 1n;
+    if (act.handler !== SIG_IGN && !(act.flags & SA_NOCLDSTOP)) {
+      parent.vm.raise(this.#childInfo(p, report));
+    }
+    for (const w of [...parent.waiters]) w();
+  }
+
   /** A vfork child called execve or ended: its parent's thread goes on. */
   #releaseVfork(p: Proc, image: Guest): void {
     const v = p.vforkOf;
@@ -300,16 +339,26 @@ export class ProcessTable {
     if (v.parent.status === undefined) releaseVfork(v.parent.vm, image, v.tid, p.pid);
   }
 
-  /** The siginfo of SIGCHLD (and waitid) for ended child `c`. */
-  #childInfo(c: Proc): { signo: number; code: number; raw: Uint8Array } {
+  /** The siginfo of SIGCHLD (and waitid) for ended child `c`, or for its stop or continuation. */
+  #childInfo(
+    c: Proc,
+    report?: { continued: boolean; sig: number },
+  ): { signo: number; code: number; raw: Uint8Array } {
     const raw = new Uint8Array(128), v = new DataView(raw.buffer);
-    const s = c.status!, signal = s & 0x7f;
-    const code = signal ? (s & 0x80 ? CLD.DUMPED : CLD.KILLED) : CLD.EXITED;
+    let code: number, status: number;
+    if (report) {
+      code = report.continued ? CLD.CONTINUED : CLD.STOPPED;
+      status = report.sig;
+    } else {
+      const s = c.status!, signal = s & 0x7f;
+      code = signal ? (s & 0x80 ? CLD.DUMPED : CLD.KILLED) : CLD.EXITED;
+      status = signal ? signal : (s >> 8) & 0xff;
+    }
     v.setInt32(0, SIGNO.SIGCHLD, true);
     v.setInt32(8, code, true);
     v.setInt32(16, c.pid, true);
     v.setUint32(20, Deno.uid() ?? 0, true);
-    v.setInt32(24, signal ? signal : (s >> 8) & 0xff, true);
+    v.setInt32(24, status, true);
     return { signo: SIGNO.SIGCHLD, code, raw };
   }
 
@@ -375,7 +424,7 @@ export class ProcessTable {
     p: Proc,
     threads: ThreadHost,
     match: WaitMatch,
-    opts: { nohang: boolean; keep: boolean },
+    opts: WaitOptions,
     reply: (pid: number, info: Uint8Array, status: number) => bigint,
   ): bigint {
     const attempt = (): bigint | undefined => {
@@ -383,7 +432,16 @@ export class ProcessTable {
       for (const c of p.children) {
         if (!matches(c, match)) continue;
         any = true;
-        if (c.status === undefined) continue;
+        const rep = c.report;
+        if (c.status === undefined) {
+          if (!rep || !(rep.continued ? opts.continued : opts.stopped)) continue;
+          // As wait(2) encodes them: 0x7f with the signal, or 0xffff.
+          const st = rep.continued ? 0xffff : (rep.sig << 8) | 0x7f;
+          const r = reply(c.pid, this.#childInfo(c, rep).raw, st);
+          if (!opts.keep) c.report = undefined;
+          return r;
+        }
+        if (!opts.exited) continue;
         const r = reply(c.pid, this.#childInfo(c).raw, c.status);
         if (!opts.keep) this.#reap(c);
         return r;
@@ -425,6 +483,8 @@ export class ProcessTable {
     if (sig === 0) return 0;
     for (const t of targets) {
       if (t.status !== undefined) continue; // a zombie takes no signal
+      // SIGCONT continues a stopped process as it is sent; SIGKILL kills it.
+      if (sig === SIGNO.SIGCONT || sig === SIGNO.SIGKILL) this.#continue(t, sig === SIGNO.SIGKILL);
       t.vm.raise({ signo: sig, code: SI.USER, pid: from.pid, uid: Deno.uid() ?? 0 });
     }
     return 0;
@@ -553,7 +613,7 @@ class Host implements ProcessHost {
   wait(
     threads: ThreadHost,
     match: WaitMatch,
-    opts: { nohang: boolean; keep: boolean },
+    opts: WaitOptions,
     reply: (pid: number, info: Uint8Array, status: number) => bigint,
   ): bigint {
     return this.table.wait(this.proc, threads, match, opts, reply);
@@ -590,6 +650,7 @@ class Host implements ProcessHost {
       status: q.status,
       started: q.started,
       vforkWait: all.some((c) => c.vforkOf?.parent === q && c.status === undefined),
+      stopped: q.stopped === true,
     }));
   }
 }

@@ -49,7 +49,18 @@ export function processes(p: Process): ProcInfo[] {
   const h = processesOf(p);
   if (h) return h.processes();
   const pgid = Number(hostSyscall(NR_GETPGID, 0)), sid = Number(hostSyscall(NR_GETSID, 0));
-  return [{ pid: p.pid, ppid: Deno.ppid, pgid, sid, process: p, started: 0n, vforkWait: false }];
+  return [
+    {
+      pid: p.pid,
+      ppid: Deno.ppid,
+      pgid,
+      sid,
+      process: p,
+      started: 0n,
+      vforkWait: false,
+      stopped: false,
+    },
+  ];
 }
 
 /** The tid of the caller's thread. */
@@ -102,15 +113,22 @@ function name(q: ProcInfo): string {
 }
 
 /** A thread's state letter: the caller runs; a thread parked in a call sleeps. */
-function stateOf(p: Process, t: Task): "R" | "S" | "D" | "Z" {
+function stateOf(p: Process, t: Task): "R" | "S" | "D" | "T" | "Z" {
   const q = t.proc;
   if (q.status !== undefined) return "Z";
+  if (q.stopped) return "T";
   if (q.process === p && tidOf(p) === t.tid) return "R";
   if (q.vforkWait) return "D";
   return threads(q).find((x) => x.tid === t.tid)?.parked ? "S" : "R";
 }
 
-const STATES = { R: "R (running)", S: "S (sleeping)", D: "D (disk sleep)", Z: "Z (zombie)" };
+const STATES = {
+  R: "R (running)",
+  S: "S (sleeping)",
+  D: "D (disk sleep)",
+  T: "T (stopped)",
+  Z: "Z (zombie)",
+};
 
 /** The hermitux process's own fields: its terminal is the guest's (as a native child's). */
 function hostStat(): string[] {

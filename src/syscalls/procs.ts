@@ -39,6 +39,22 @@ export interface ProcInfo {
   readonly started: bigint;
   /** Whether a thread of it waits for a vfork child to call execve or end. */
   readonly vforkWait: boolean;
+  /** Whether it is stopped (job control). */
+  readonly stopped: boolean;
+}
+
+/** What wait4/waitid wait for. */
+export interface WaitOptions {
+  /** Return 0 at once when no child matches yet (WNOHANG). */
+  nohang: boolean;
+  /** Leave the child reportable again (WNOWAIT). */
+  keep: boolean;
+  /** Report children that ended (WEXITED; wait4 always). */
+  exited: boolean;
+  /** Report children that stopped (WSTOPPED, WUNTRACED). */
+  stopped: boolean;
+  /** Report stopped children that continued (WCONTINUED). */
+  continued: boolean;
 }
 
 /** What the process table does for one process's syscalls. */
@@ -50,14 +66,15 @@ export interface ProcessHost {
   /** Replaces the process's image; throws SyscallError (the caller goes on) when it cannot. */
   exec(path: string, argv: string[], envp: string[]): void;
   /**
-   * Reports an ended child that matches (`reply` writes what the caller
-   * asked for and gives the result), now or once one ends, the calling
-   * thread parked meanwhile; -ECHILD, or 0 with `nohang` while none has ended.
+   * Reports a child that matches and ended (or stopped, or continued, as
+   * `opts` asks): `reply` writes what the caller asked for and gives the
+   * result, now or once one does, the calling thread parked meanwhile;
+   * -ECHILD, or 0 with `nohang` while none has.
    */
   wait(
     threads: ThreadHost,
     match: WaitMatch,
-    opts: { nohang: boolean; keep: boolean },
+    opts: WaitOptions,
     reply: (pid: number, info: Uint8Array, status: number) => bigint,
   ): bigint;
   /** kill(2). */
@@ -205,7 +222,7 @@ function exec(p: Process, path: string, argv: bigint, envp: bigint): number {
 function waitCall(
   p: Process,
   match: WaitMatch,
-  opts: { nohang: boolean; keep: boolean },
+  opts: WaitOptions,
   reply: (pid: number, info: Uint8Array, status: number) => bigint,
 ): bigint {
   const h = processesOf(p), t = threadsOf(p);
@@ -221,9 +238,9 @@ export const procsModule: SyscallModule = {
     clone: "threads, and new processes with exit signal, *_SETTID, CHILD_CLEARTID, SETTLS and " +
       "CLONE_VM|CLONE_VFORK (as vfork); namespaces EPERM; other sharing ENOSYS",
     clone3: "as clone; no set_tid, cgroup or pidfd",
-    wait4: "exits only (no stopped or continued children); rusage is zeroed",
-    waitid: "P_ALL, P_PID and P_PGID; exits only; rusage is zeroed",
-    execve: "pending signals are dropped and threads end; no set-user-id",
+    wait4: "rusage is zeroed",
+    waitid: "P_ALL, P_PID and P_PGID (no P_PIDFD); rusage is zeroed",
+    execve: "no set-user-id or file capabilities",
     execveat: "dirfd AT_FDCWD or an fd opened by path; AT_EMPTY_PATH with such an fd",
     getpriority: "nice values are the guest's own (the host's at start, inherited by fork, kept " +
       "by execve), per process, not per thread; PRIO_USER names every guest process or none",
@@ -298,7 +315,14 @@ export const procsModule: SyscallModule = {
       // Checked now, as Linux faults on them before it reaps anything.
       if (status) p.mem.check(status, 4);
       if (rusage) p.mem.check(rusage, 144);
-      return waitCall(p, match, { nohang: !!(options & WNOHANG), keep: false }, (child, _, st) => {
+      const opts: WaitOptions = {
+        nohang: !!(options & WNOHANG),
+        keep: false,
+        exited: true,
+        stopped: !!(options & WSTOPPED), // WUNTRACED
+        continued: !!(options & WCONTINUED),
+      };
+      return waitCall(p, match, opts, (child, _, st) => {
         if (status) p.mem.view.setInt32(p.mem.check(status, 4), st, true);
         if (rusage) p.mem.slice(rusage, 144).fill(0);
         return BigInt(child);
@@ -316,10 +340,15 @@ export const procsModule: SyscallModule = {
       else if (type === P_PGID && n >= 0) {
         match = { kind: "pgid", id: n === 0 ? (h?.getpgid(0) ?? 0) : n };
       } else throw new SyscallError(E.EINVAL);
-      if (!(options & WEXITED)) match = { kind: "pid", id: -1 }; // only exits are reported
       if (infop) p.mem.slice(infop, 128).fill(0, 0, 32);
       if (rusage) p.mem.check(rusage, 144);
-      const opts = { nohang: !!(options & WNOHANG), keep: !!(options & WNOWAIT) };
+      const opts: WaitOptions = {
+        nohang: !!(options & WNOHANG),
+        keep: !!(options & WNOWAIT),
+        exited: !!(options & WEXITED),
+        stopped: !!(options & WSTOPPED),
+        continued: !!(options & WCONTINUED),
+      };
       return waitCall(p, match, opts, (_, info) => {
         if (infop) p.mem.slice(infop, 128).set(info);
         if (rusage) p.mem.slice(rusage, 144).fill(0);

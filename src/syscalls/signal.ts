@@ -314,6 +314,8 @@ export class SignalState {
   timedOut = false;
   /** When the VM wants another chance to deliver an async signal (monotonic ns, 0 = none). */
   retryAt = 0n;
+  /** A stop signal acted on by default, for the process table to stop the process (0: none). */
+  stopSignal = 0;
   #pending = 0n;
   /** Siginfo of each pending signal: one for a standard signal, a queue for a real-time one. */
   #info = new Map<number, SigInfo[]>();
@@ -417,13 +419,20 @@ export class SignalState {
     if (other !== undefined) t.notify(other);
   }
 
-  /** Whether `sig` is ignored (SIG_IGN, or SIG_DFL with a default to ignore or stop). */
+  /**
+   * Whether the process can be stopped (SIGSTOP, SIGTSTP…: job control).
+   * Only once its threads run on runners among several processes, which the
+   * process table stops serving; a lone process ignores stop signals.
+   */
+  stops = false;
+
+  /** Whether `sig` is ignored (SIG_IGN, or SIG_DFL with a default to ignore, or to stop when it cannot). */
   ignored(sig: number): boolean {
     const h = this.action(sig).handler;
     if (h === SIG_IGN) return true;
     if (h !== SIG_DFL) return false;
     const d = defaultAction(sig);
-    return d === "ignore" || d === "stop";
+    return d === "ignore" || (d === "stop" && !this.stops);
   }
 
   /** Generates `sig` for the process (as Linux's send_signal: ignored and unblocked is dropped). */

@@ -13,7 +13,7 @@ import { ERESTARTSYS } from "../syscalls/stdio.ts";
 import { formatSignal, SIG } from "./fault.ts";
 import { physOf } from "./percpu.ts";
 import type { Cpu } from "./threads.ts";
-import { bit, monotonicNs, SA, SI, SIG_DFL, SS } from "../syscalls/signal.ts";
+import { bit, defaultAction, monotonicNs, SA, SI, SIG_DFL, SS } from "../syscalls/signal.ts";
 import { popFrame, pushFrame, R, savedRflags, type UserContext } from "./sigframe.ts";
 import { faultInfo } from "./crash.ts";
 import type { Guest } from "./guest.ts";
@@ -83,6 +83,12 @@ export function deliver(g: Guest, ctx: UserContext, fpu?: Uint8Array): boolean {
     const act = s.action(sig);
     if (g.trace) g.traced(g.threads?.serving, formatSignal(info));
     if (act.handler === SIG_DFL) {
+      // A stop signal comes out of next() only when the process can stop:
+      // the process table stops serving it after this call.
+      if (defaultAction(sig) === "stop") {
+        s.stopSignal = sig;
+        continue;
+      }
       p.exit(0, sig); // ignored signals never come out of next()
       break;
     }

@@ -26,7 +26,7 @@ import type { ProcessTable } from "../process/table.ts";
 import type { PageProtections } from "./protect.ts";
 import type { Cpu, Threads } from "./threads.ts";
 import { defaultHostCalls } from "./exitless.ts";
-import { monotonicNs, type SigInfo, type SignalState } from "../syscalls/signal.ts";
+import { monotonicNs, type SigInfo, type SignalState, SIGNO } from "../syscalls/signal.ts";
 import { initXsave } from "./sigframe.ts";
 import type { BootOptions, RunResult, RunStats } from "./options.ts";
 import { ignoreAlarms } from "./hostinfo.ts";
@@ -52,6 +52,9 @@ const NR_GETTID = 186,
   NR_TIMER_CREATE = 222,
   NR_TIMER_SETTIME = 223,
   NR_TIMER_DELETE = 226;
+
+/** The signals whose default action stops a process. */
+const STOPS: number[] = [SIGNO.SIGSTOP, SIGNO.SIGTSTP, SIGNO.SIGTTIN, SIGNO.SIGTTOU];
 
 /** After a first expiry, the host timer repeats this often until re-armed (a missed SIGALRM). */
 const TIMER_REPEAT_NS = 5_000_000n;
@@ -358,6 +361,7 @@ export class Guest implements Disposable {
    */
   schedule(wakeFd: number): void {
     const threads = this.threads!;
+    this.sig.stops = true; // job control: the table can stop serving it now
     if (!this.scheduled) {
       this.armHostTimer(undefined);
       this.scheduled = true;
@@ -425,6 +429,9 @@ export class Guest implements Disposable {
   raise(info: SigInfo): void {
     const p = this.process!;
     if (p.ended) return;
+    // A stop signal cancels a pending SIGCONT, and SIGCONT pending stops.
+    if (info.signo === SIGNO.SIGCONT) { for (const n of STOPS) this.sig.discard(n); }
+    else if (STOPS.includes(info.signo)) this.sig.discard(SIGNO.SIGCONT);
     this.sig.raise(info);
     const threads = this.threads!;
     for (const c of threads.cpus) {
@@ -433,6 +440,18 @@ export class Guest implements Disposable {
         threads.interrupt(c);
         return;
       }
+    }
+  }
+
+  /**
+   * Job control: every running vCPU is kicked out of KVM_RUN; its exit
+   * waits, unserved, while the process table does not step this process.
+   * @internal
+   */
+  halt(): void {
+    const threads = this.threads!;
+    for (const c of threads.cpus) {
+      if (c.alive && c.runner && !c.busy && !c.parked) threads.interrupt(c);
     }
   }
 
