@@ -403,6 +403,7 @@ export class ProcessTable {
     this.#started++;
     // A process that ran alone on this thread goes on among the others.
     parent.vm.handOff();
+    vm.begin(); // its clock (--stats); the run's deadline is the first process's
     vm.schedule(this.#wakeFd);
     return pid;
   }
