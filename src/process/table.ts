@@ -15,7 +15,7 @@
  */
 import { E, SyscallError } from "../syscalls/errno.ts";
 import { hostSyscall } from "../syscalls/host.ts";
-import { monotonicNs, SI, SIG_IGN, SIGNO } from "../syscalls/signal.ts";
+import { monotonicNs, SI, SIG_IGN, type SigInfo, SIGNO } from "../syscalls/signal.ts";
 import type { CloneSpec, ThreadHost } from "../syscalls/thread.ts";
 import { attachProcesses, type ProcessHost, type WaitMatch } from "../syscalls/procs.ts";
 import { threadsOf } from "../syscalls/thread.ts";
@@ -45,6 +45,8 @@ export interface Proc {
   children: Set<Proc>;
   /** Parked wait4/waitid calls of its threads, looked at again when a child changes. */
   waiters: Set<() => boolean>;
+  /** Told when it ends (its pidfds become readable). */
+  endWatchers?: Set<() => void>;
   /** Whether it has called execve (setpgid on it from its parent is EACCES then). */
   execed?: boolean;
   /** A vfork child: its parent's thread `tid` waits until it calls execve or ends. */
@@ -199,6 +201,7 @@ export class ProcessTable {
     this.#releaseVfork(p, p.vm);
     // No core is dumped (as with RLIMIT_CORE 0): a signal's status has no 0x80 bit.
     p.status = end.signal ? end.signal & 0x7f : (end.code & 0xff) << 8;
+    for (const w of p.endWatchers ?? []) w();
     if (p !== this.#root) p.vm.dispose();
     // Orphans go to init, outside the guest (pid 1), as on the host: getppid
     // says 1, no guest process can wait for them, and they are reaped when
@@ -388,6 +391,27 @@ export class ProcessTable {
     return from.pid;
   }
 
+  /** {@linkcode ProcessHost.watchEnd} of process `pid`. */
+  watchEnd(pid: number, onEnd: () => void): () => void {
+    const p = this.#procs.get(pid);
+    if (!p) throw new SyscallError(E.ESRCH);
+    if (p.status !== undefined) {
+      onEnd();
+      return () => {};
+    }
+    (p.endWatchers ??= new Set()).add(onEnd);
+    return () => p.endWatchers?.delete(onEnd);
+  }
+
+  /** {@linkcode ProcessHost.signal}: `info` for process `pid` alone. */
+  signal(pid: number, info: SigInfo): number {
+    const p = this.#procs.get(pid);
+    if (!p) throw new SyscallError(E.ESRCH);
+    if (info.signo < 0 || info.signo > 64) throw new SyscallError(E.EINVAL);
+    if (info.signo !== 0 && p.status === undefined) p.vm.raise(info);
+    return 0;
+  }
+
   /** Live and zombie processes (for /proc and --stats). */
   all(): Proc[] {
     return [...this.#procs.values()];
@@ -450,5 +474,11 @@ class Host implements ProcessHost {
   }
   setsid(): number {
     return this.table.setsid(this.proc);
+  }
+  watchEnd(pid: number, onEnd: () => void): () => void {
+    return this.table.watchEnd(pid, onEnd);
+  }
+  signal(pid: number, info: SigInfo): number {
+    return this.table.signal(pid, info);
   }
 }

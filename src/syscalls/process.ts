@@ -13,8 +13,11 @@ const RLIM_NLIMITS = 16;
 const PR_SET_NAME = 15, PR_GET_NAME = 16;
 const GRND_NONBLOCK = 1, GRND_RANDOM = 2, GRND_INSECURE = 4;
 
-/** The process's resource limits: the host's at start, then the guest's own. */
-function limits(p: Process): BigUint64Array {
+/**
+ * The process's resource limits, soft and hard for each resource (2r, 2r+1):
+ * the host's at start, then the guest's own.
+ */
+export function limits(p: Process): BigUint64Array {
   let l = p.state.get("rlimits") as BigUint64Array | undefined;
   if (!l) {
     l = new BigUint64Array(RLIM_NLIMITS * 2);
@@ -77,9 +80,10 @@ const NR_CAPGET = 125;
  * The process's capability sets as [effective, permitted, inheritable],
  * two 32-bit words each (v3 layout): the host process's at start (a
  * native run of the program has what this process has), then what capset
- * left. They are recorded, not enforced: the host process keeps its own.
+ * left. The host process keeps its own; what hermitux emulates itself
+ * (scheduling policies, nice values) asks {@linkcode capable}.
  */
-function caps(p: Process): Uint32Array {
+export function caps(p: Process): Uint32Array {
   let c = p.state.get("caps") as Uint32Array | undefined;
   if (!c) {
     const hdr = new Uint32Array([CAP_V3, 0]), data = new Uint32Array(6);
@@ -94,6 +98,11 @@ function caps(p: Process): Uint32Array {
     p.state.set("caps", c);
   }
   return c;
+}
+
+/** Whether capability `cap` (e.g. 23, CAP_SYS_NICE) is in the process's effective set. */
+export function capable(p: Process, cap: number): boolean {
+  return (caps(p)[cap >> 5] & (1 << (cap & 31))) !== 0;
 }
 
 let validMask: [number, number] | undefined;

@@ -15,7 +15,8 @@ import {
   UnsupportedError,
 } from "./registry.ts";
 import { CLONE, type CloneSpec, type ThreadHost, threadModule, threadsOf } from "./thread.ts";
-import { signalModule } from "./signal.ts";
+import { type SigInfo, signalModule } from "./signal.ts";
+import { pidfdTarget } from "./pidfd.ts";
 import { hostSyscall } from "./host.ts";
 
 /** Which children a wait looks at. */
@@ -50,6 +51,18 @@ export interface ProcessHost {
   getsid(pid: number): number;
   /** setsid(2). */
   setsid(): number;
+  /**
+   * Runs `onEnd` once process `pid` has ended (at once if it is a zombie);
+   * the function returned stops that. ESRCH when there is no such process
+   * (or it has been reaped). For pidfds.
+   */
+  watchEnd(pid: number, onEnd: () => void): () => void;
+  /**
+   * Sends `info` to process `pid` alone (pidfd_send_signal); `info.signo` 0
+   * only checks that it exists. ESRCH once it has been reaped (a zombie
+   * takes the signal and nothing happens), EINVAL for a bad signal.
+   */
+  signal(pid: number, info: SigInfo): number;
 }
 
 const KEY = "processes";
@@ -74,7 +87,7 @@ const PROCESS_MAY = CLONE.PARENT_SETTID | CLONE.CHILD_SETTID | CLONE.CHILD_CLEAR
   CLONE.SYSVSEM;
 const WNOHANG = 1n, WSTOPPED = 2n, WEXITED = 4n, WCONTINUED = 8n, WNOWAIT = 0x1000000n;
 const W_LINUX = 0x20000000n | 0x40000000n | 0x80000000n; // __WNOTHREAD, __WALL, __WCLONE
-const P_ALL = 0, P_PID = 1, P_PGID = 2;
+const P_ALL = 0, P_PID = 1, P_PGID = 2, P_PIDFD = 3;
 const CLOSE_RANGE_UNSHARE = 2n, CLOSE_RANGE_CLOEXEC = 4n;
 const AT_EMPTY_PATH = 0x1000, AT_SYMLINK_NOFOLLOW = 0x100, AT_FDCWD = -100;
 /** Linux's limit on argv plus envp strings (MAX_ARG_STRINGS is larger; ARG_MAX is what bites). */
@@ -170,7 +183,7 @@ export const procsModule: SyscallModule = {
       "CLONE_VM|CLONE_VFORK (as vfork); namespaces EPERM; other sharing ENOSYS",
     clone3: "as clone; no set_tid, cgroup or pidfd",
     wait4: "exits only (no stopped or continued children); rusage is zeroed",
-    waitid: "P_ALL, P_PID and P_PGID; exits only; rusage is zeroed",
+    waitid: "P_ALL, P_PID, P_PGID and P_PIDFD; exits only; rusage is zeroed",
     execve: "pending signals are dropped and threads end; no set-user-id",
     execveat: "dirfd AT_FDCWD or an fd opened by path; AT_EMPTY_PATH with such an fd",
   },
@@ -248,7 +261,8 @@ export const procsModule: SyscallModule = {
         return BigInt(child);
       });
     },
-    waitid({ args: [idtype, id, infop, options, rusage], process: p }) {
+    waitid({ args: [idtype, id, infop, opt, rusage], process: p }) {
+      let options = opt, eagain = false;
       const valid = WNOHANG | WSTOPPED | WEXITED | WCONTINUED | WNOWAIT | W_LINUX;
       if (options & ~valid || !(options & (WEXITED | WSTOPPED | WCONTINUED))) {
         throw new SyscallError(E.EINVAL);
@@ -259,16 +273,27 @@ export const procsModule: SyscallModule = {
       else if (type === P_PID && n > 0) match = { kind: "pid", id: n };
       else if (type === P_PGID && n >= 0) {
         match = { kind: "pgid", id: n === 0 ? (h?.getpgid(0) ?? 0) : n };
+      } else if (type === P_PIDFD) {
+        const target = pidfdTarget(p, n);
+        match = { kind: "pid", id: target.pid };
+        // A non-blocking pidfd makes the wait WNOHANG, with EAGAIN for "none yet".
+        if (target.nonblocking && !(options & WNOHANG)) {
+          options |= WNOHANG;
+          eagain = true;
+        }
       } else throw new SyscallError(E.EINVAL);
       if (!(options & WEXITED)) match = { kind: "pid", id: -1 }; // only exits are reported
       if (infop) p.mem.slice(infop, 128).fill(0, 0, 32);
       if (rusage) p.mem.check(rusage, 144);
       const opts = { nohang: !!(options & WNOHANG), keep: !!(options & WNOWAIT) };
-      return waitCall(p, match, opts, (_, info) => {
+      let reported = false;
+      const r = waitCall(p, match, opts, (_, info) => {
+        reported = true;
         if (infop) p.mem.slice(infop, 128).set(info);
         if (rusage) p.mem.slice(rusage, 144).fill(0);
         return 0n;
       });
+      return eagain && r === 0n && !reported ? -E.EAGAIN : r;
     },
     kill(call: SyscallCall) {
       const h = processesOf(call.process);

@@ -195,7 +195,7 @@ export function setupImage(
   const stackTop = g.machine!.stackTop;
   const poolEnd = size - PERCPU_AREA;
   mem.bytes.set(kernel.bytes, ABI.KERNEL_ADDR);
-  g.mounts = init?.mounts ?? new MountTable(options.mounts ?? []);
+  g.mounts = init?.mounts ?? g.mounts ?? new MountTable(options.mounts ?? []);
   mem.userEnd = stackTop;
   let mmapMax = stackTop - STACK_SIZE;
   const image = loadExecutable(elf, bytes, mem, mmapMax);
