@@ -190,18 +190,21 @@ class CpuTimers {
    * When (host monotonic ns) to look again: the soonest the process could
    * have used the time left. Kept until it passes or the timers change, so
    * that the host timer, re-armed after every call served, is not put off
-   * again and again while the time runs out.
+   * again and again while the time runs out. Timers already due fire here
+   * (their signal is delivered after the next call, or by the host timer).
    */
   wakeAt(mono: bigint): bigint | undefined {
+    // The host timer may go off while no guest code runs (a call being
+    // served, when this is asked again and again): fire what is due now.
+    this.fire();
     if (this.#plan !== undefined && mono < this.#plan) return this.#plan;
     const armed = this.#timers.filter((t) => t.due !== 0n);
     if (!armed.length) return this.#plan = undefined;
     const now = this.#now(), busy = BigInt(Math.max(1, threadsOf(this.p)?.count ?? 1));
     let at: bigint | undefined;
     for (const t of armed) {
-      // Due already: at once (the timer's signal was missed outside KVM_RUN).
-      let wait = t.due <= now ? 0n : (t.due - now) / busy;
-      if (wait > 0n && wait < MIN_LOOK_NS) wait = MIN_LOOK_NS;
+      let wait = (t.due - now) / busy;
+      if (wait < MIN_LOOK_NS) wait = MIN_LOOK_NS;
       if (at === undefined || mono + wait < at) at = mono + wait;
     }
     return this.#plan = at;

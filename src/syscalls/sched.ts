@@ -211,8 +211,8 @@ function hostAffinity(len: number): { mask: Uint8Array; size: number } | bigint 
 export const schedModule: SyscallModule = {
   name: "sched",
   partial: {
-    sched_setscheduler: "recorded per thread (the vCPU's host thread keeps its own); " +
-      "threads of other processes ESRCH; SCHED_DEADLINE EINVAL",
+    sched_setscheduler: "recorded per thread (the vCPU's host thread keeps its own), not " +
+      "kept across fork or execve; threads of other processes ESRCH; SCHED_DEADLINE EINVAL",
     sched_setparam: "as sched_setscheduler",
     sched_getscheduler: "this process's threads; others ESRCH",
     sched_getparam: "this process's threads; others ESRCH",
