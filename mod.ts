@@ -46,7 +46,7 @@ export {
   syscallName,
   SyscallRegistry,
 } from "./src/syscalls/mod.ts";
-export { FdTable, OpenFile } from "./src/syscalls/fdtable.ts";
+export { FdTable, type FileOps, type GuestIovec, OpenFile } from "./src/syscalls/fdtable.ts";
 export { MEMORY, type Mount, type MountSpec, MountTable, type Resolved } from "./src/vfs/mounts.ts";
 export {
   ElfError,

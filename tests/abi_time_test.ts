@@ -52,11 +52,13 @@ function fakeProcess(): Process & { mem: GuestMemory; ended?: number } {
 
 /** Process groups and sessions are the procs module's (src/syscalls/procs.ts). */
 const PROCS = new Set(["getpgrp", "getpgid", "getsid", "setpgid"]);
+/** Affinity is the sched module's (src/syscalls/sched.ts). */
+const SCHED = new Set(["sched_getaffinity"]);
 
 function call(p: Process, name: string, ...args: bigint[]): bigint {
   const registry = defaultRegistry();
   const nr = SYSCALL_NUMBERS.get(name)!;
-  const module = PROCS.has(name) ? "procs" : "time";
+  const module = PROCS.has(name) ? "procs" : SCHED.has(name) ? "sched" : "time";
   equal(registry.moduleOf(nr), module, `${name} is not served by the ${module} module`);
   const regs = [...args, 0n, 0n, 0n, 0n, 0n, 0n].slice(0, 6);
   return dispatch(registry, { nr, args: regs, site: 0, process: p }, () => {}, new Set());

@@ -9,7 +9,8 @@ import type { ProcessStats } from "../vm/options.ts";
 import { ElfError } from "../loader/elf.ts";
 import { KvmUnavailableError } from "../kvm/ioctls.ts";
 import { detectPlatform, guestCpl } from "../kvm/platform.ts";
-import { MEMORY, type MountSpec } from "../vfs/mounts.ts";
+import { MEMORY, type MountSpec, MountTable, openBeneath } from "../vfs/mounts.ts";
+import { hostFstat, hostSyscall } from "../syscalls/host.ts";
 import { VERSION } from "../version.ts";
 import { defaultHostCalls } from "../vm/exitless.ts";
 import { kernelImage } from "../kernel/image.ts";
@@ -176,17 +177,41 @@ export function cliMounts(specs: string[], defaults: boolean, cwd: string): Moun
 }
 
 /**
- * A BIN without a slash is looked up in PATH, as a shell does (then in the
+ * Whether `path` is an executable file: through the guest's mounts when one
+ * of them holds it (as execve finds it), else on the host.
+ */
+function executable(path: string, mounts: MountTable): boolean {
+  try {
+    if (!mounts.mountFor(path)) {
+      const st = Deno.statSync(path);
+      return st.isFile && ((st.mode ?? 0) & 0o111) !== 0;
+    }
+    const r = mounts.resolve(path, "/");
+    if (!r.mount) return false;
+    const fd = openBeneath(r.mount.rootFd, r.rel, 0o10000000); // O_PATH
+    const st = hostFstat(fd);
+    hostSyscall(3, fd);
+    return typeof st !== "number" && (st.mode & 0o170000) === 0o100000 && (st.mode & 0o111) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A BIN without a slash is looked up in PATH, as a shell does, each
+ * directory through the guest's mounts when one holds it (then in the
  * current directory, for compatibility with `hermitux run prog`).
  */
-export function findInPath(bin: string, cwd: string): string {
-  for (const dir of (Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin").split(":")) {
-    if (!dir) continue;
-    const candidate = resolve(cwd, dir, bin);
-    try {
-      const st = Deno.statSync(candidate);
-      if (st.isFile && (st.mode ?? 0) & 0o111) return candidate;
-    } catch { /* not here */ }
+export function findInPath(bin: string, cwd: string, mounts: MountSpec[] = []): string {
+  const table = new MountTable(mounts.filter((m) => m.host !== MEMORY));
+  try {
+    for (const dir of (Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin").split(":")) {
+      if (!dir) continue;
+      const candidate = resolve(cwd, dir, bin);
+      if (executable(candidate, table)) return candidate;
+    }
+  } finally {
+    table.close();
   }
   return resolve(cwd, bin);
 }
@@ -295,7 +320,8 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
   if (hostCalls !== undefined && hostCalls !== "exit" && hostCalls !== "exitless") {
     return fail(`hermitux: bad --host-calls '${hostCalls}' (use exit or exitless)`);
   }
-  const path = bin.includes("/") ? resolve(cwd, bin) : findInPath(bin, cwd);
+  // Found as the guest would: through its mounts (boot reads it there too).
+  const path = bin.includes("/") ? resolve(cwd, bin) : findInPath(bin, cwd, mounts);
   let registry: SyscallRegistry | undefined;
   if (values["allow-syscalls"] || values.specialize) {
     try {

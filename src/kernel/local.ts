@@ -39,9 +39,9 @@ export const GUEST_SYSCALLS: Readonly<Record<string, string | null>> = {
   set_robust_list: "recorded only: no robust-futex cleanup yet (one thread)",
   rseq: "registration only (unregistering is EINVAL); cpu_id stays 0 on the one vCPU",
   // time.c
-  clock_gettime: "REALTIME(_COARSE), MONOTONIC(_RAW/_COARSE), BOOTTIME, " +
-    "PROCESS/THREAD_CPUTIME (= time since boot); others EINVAL; " +
-    "REALTIME does not follow host clock changes after boot",
+  clock_gettime: "REALTIME(_COARSE), MONOTONIC(_RAW/_COARSE), BOOTTIME; CPU-time clocks " +
+    "(PROCESS/THREAD_CPUTIME, clock_getcpuclockid's and pthread_getcpuclockid's) passed to " +
+    "the host; others EINVAL; REALTIME does not follow host clock changes after boot",
   gettimeofday: "REALTIME does not follow host clock changes after boot",
   time: "REALTIME does not follow host clock changes after boot",
 };
@@ -51,7 +51,13 @@ export const GUEST_SYSCALLS: Readonly<Record<string, string | null>> = {
  * host as the same syscall (`hostcall(HC_SYSCALL, N, ...)` in
  * src/kernel/*.c): `mmap` sends file mappings to be filled, `munmap` shared
  * file mappings to be written back, `rt_sigaction` SIG_DFL and SIG_IGN
- * (pending signals they ignore are dropped). The host serves
+ * (pending signals they ignore are dropped), `clock_gettime` the CPU-time
+ * clocks. The host serves
  * those only if a syscall module registers a handler.
  */
-export const GUEST_FORWARDS: readonly string[] = ["mmap", "munmap", "rt_sigaction"];
+export const GUEST_FORWARDS: readonly string[] = [
+  "mmap",
+  "munmap",
+  "rt_sigaction",
+  "clock_gettime",
+];

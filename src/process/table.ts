@@ -15,7 +15,7 @@
  */
 import { E, SyscallError } from "../syscalls/errno.ts";
 import { hostSyscall } from "../syscalls/host.ts";
-import { monotonicNs, SI, SIG_IGN, SIGNO } from "../syscalls/signal.ts";
+import { monotonicNs, SI, SIG_IGN, type SigInfo, SIGNO } from "../syscalls/signal.ts";
 import type { CloneSpec, ThreadHost } from "../syscalls/thread.ts";
 import {
   attachProcesses,
@@ -35,8 +35,7 @@ import { forkGuest, holdForVfork, releaseVfork } from "../vm/fork.ts";
 import { execImage } from "../vm/setup.ts";
 import { MachinePool } from "../vm/machine.ts";
 
-const NR_GETPGID = 121, NR_GETSID = 124, NR_GETPRIORITY = 140;
-const PRIO_PROCESS = 0, PRIO_PGRP = 1, PRIO_USER = 2;
+const NR_GETPGID = 121, NR_GETSID = 124;
 /** waitid's si_code values. */
 const CLD = { EXITED: 1, KILLED: 2, DUMPED: 3, STOPPED: 5, CONTINUED: 6 } as const;
 /** How long the loop sleeps at most when nothing is due (ms). */
@@ -55,6 +54,8 @@ export interface Proc {
   children: Set<Proc>;
   /** Parked wait4/waitid calls of its threads, looked at again when a child changes. */
   waiters: Set<() => boolean>;
+  /** Told when it ends (its pidfds become readable). */
+  endWatchers?: Set<() => void>;
   /** Whether it has called execve (setpgid on it from its parent is EACCES then). */
   execed?: boolean;
   /** A vfork child: its parent's thread `tid` waits until it calls execve or ends. */
@@ -67,8 +68,6 @@ export interface Proc {
   report?: { continued: boolean; sig: number };
   /** When it started (host CLOCK_BOOTTIME ns), for /proc. */
   started: bigint;
-  /** Its nice value (-20..19): inherited by fork, kept by execve; recorded, not applied. */
-  nice: number;
 }
 
 /** A process's counters before its first image ends. */
@@ -145,8 +144,6 @@ export class ProcessTable {
   addRoot(vm: Guest, ppid: number): Proc {
     const pid = this.rootPid;
     const pgid = Number(hostSyscall(NR_GETPGID, 0)), sid = Number(hostSyscall(NR_GETSID, 0));
-    // The host's getpriority gives 20 - nice.
-    const nice = 20 - Number(hostSyscall(NR_GETPRIORITY, PRIO_PROCESS, 0));
     const stats = newStats(pid, ppid, vm);
     const root: Proc = {
       pid,
@@ -156,7 +153,6 @@ export class ProcessTable {
       vm,
       children: new Set(),
       waiters: new Set(),
-      nice,
       stats,
       started: boottimeNs(),
     };
@@ -278,6 +274,7 @@ export class ProcessTable {
     this.#releaseVfork(p, p.vm);
     // No core is dumped (as with RLIMIT_CORE 0): a signal's status has no 0x80 bit.
     p.status = end.signal ? end.signal & 0x7f : (end.code & 0xff) << 8;
+    for (const w of p.endWatchers ?? []) w();
     if (p !== this.#root) p.vm.dispose();
     // Orphans go to init, outside the guest (pid 1), as on the host: getppid
     // says 1, no guest process can wait for them, and they are reaped when
@@ -394,7 +391,6 @@ export class ProcessTable {
       waiters: new Set(),
       vforkOf: vfork ? { parent, tid } : undefined,
       stats: newStats(pid, parent.pid, vm),
-      nice: parent.nice,
       started: boottimeNs(),
     };
     this.#procs.set(pid, child);
@@ -526,48 +522,24 @@ export class ProcessTable {
     return from.pid;
   }
 
-  /**
-   * The processes getpriority/setpriority name: a pid, a group or a user
-   * (`who` 0: the caller, its group, its user). Every guest process is the
-   * host user's.
-   */
-  #prioTargets(from: Proc, which: number, who: number): Proc[] {
-    const all = [...this.#procs.values()];
-    switch (which) {
-      case PRIO_PROCESS: {
-        const p = who === 0 ? from : this.#procs.get(who);
-        return p ? [p] : [];
-      }
-      case PRIO_PGRP: {
-        const group = who === 0 ? from.pgid : who;
-        return all.filter((q) => q.pgid === group);
-      }
-      case PRIO_USER:
-        return who === 0 || who === (Deno.uid() ?? 0) ? all : [];
+  /** {@linkcode ProcessHost.watchEnd} of process `pid`. */
+  watchEnd(pid: number, onEnd: () => void): () => void {
+    const p = this.#procs.get(pid);
+    if (!p) throw new SyscallError(E.ESRCH);
+    if (p.status !== undefined) {
+      onEnd();
+      return () => {};
     }
-    throw new SyscallError(E.EINVAL);
+    (p.endWatchers ??= new Set()).add(onEnd);
+    return () => p.endWatchers?.delete(onEnd);
   }
 
-  /** getpriority(2)'s work: the lowest nice value among the processes named; ESRCH if none. */
-  nice(from: Proc, which: number, who: number): number {
-    const targets = this.#prioTargets(from, which, who);
-    if (!targets.length) throw new SyscallError(E.ESRCH);
-    return Math.min(...targets.map((q) => q.nice));
-  }
-
-  /**
-   * setpriority(2)'s work: sets `nice` (-20..19) on the processes named.
-   * Lowering a process's value takes root (CAP_SYS_NICE), as on Linux.
-   */
-  setNice(from: Proc, which: number, who: number, nice: number): number {
-    const targets = this.#prioTargets(from, which, who);
-    if (!targets.length) throw new SyscallError(E.ESRCH);
-    let error = 0;
-    for (const q of targets) {
-      if (nice < q.nice && Deno.uid() !== 0) error = E.EACCES;
-      else q.nice = nice;
-    }
-    if (error) throw new SyscallError(error);
+  /** {@linkcode ProcessHost.signal}: `info` for process `pid` alone. */
+  signal(pid: number, info: SigInfo): number {
+    const p = this.#procs.get(pid);
+    if (!p) throw new SyscallError(E.ESRCH);
+    if (info.signo < 0 || info.signo > 64) throw new SyscallError(E.EINVAL);
+    if (info.signo !== 0 && p.status === undefined) p.vm.raise(info);
     return 0;
   }
 
@@ -634,12 +606,6 @@ class Host implements ProcessHost {
   setsid(): number {
     return this.table.setsid(this.proc);
   }
-  nice(which: number, who: number): number {
-    return this.table.nice(this.proc, which, who);
-  }
-  setNice(which: number, who: number, nice: number): number {
-    return this.table.setNice(this.proc, which, who, nice);
-  }
   processes(): ProcInfo[] {
     const all = this.table.all();
     return all.map((q) => ({
@@ -653,5 +619,11 @@ class Host implements ProcessHost {
       vforkWait: all.some((c) => c.vforkOf?.parent === q && c.status === undefined),
       stopped: q.stopped === true,
     }));
+  }
+  watchEnd(pid: number, onEnd: () => void): () => void {
+    return this.table.watchEnd(pid, onEnd);
+  }
+  signal(pid: number, info: SigInfo): number {
+    return this.table.signal(pid, info);
   }
 }

@@ -172,6 +172,8 @@ export const E = {
   E2BIG: 7,
   ENOEXEC: 8,
   ECHILD: 10,
+  ENXIO: 6,
+  ENOSPC: 28,
   ENODEV: 19,
 } as const;
 

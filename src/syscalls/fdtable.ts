@@ -6,6 +6,22 @@
  */
 import { E, SyscallError } from "./errno.ts";
 import { hostFstat, hostSyscall } from "./host.ts";
+import type { Process } from "./registry.ts";
+
+/** Guest buffers of a read or write: (guest address, length) pairs. */
+export type GuestIovec = readonly (readonly [bigint, bigint])[];
+
+/**
+ * What a file hermitux makes itself (a signalfd, a pidfd) does instead of
+ * the host fd's read and write; its host fd stays what poll, epoll, fcntl
+ * and fstat see.
+ */
+export interface FileOps {
+  /** read/readv into `iov`: the result, or -errno; 0 while its thread is parked. */
+  read(p: Process, iov: GuestIovec): number | bigint;
+  /** write/writev from `iov`, likewise. */
+  write(p: Process, iov: GuestIovec): number | bigint;
+}
 
 /** An open file description as the guest sees it. */
 export class OpenFile {
@@ -15,6 +31,8 @@ export class OpenFile {
   readonly owned: boolean;
   /** The guest path it was opened by (for *at syscalls and /proc), if any. */
   readonly path?: string;
+  /** Its own read and write, for a file hermitux makes (see {@linkcode FileOps}). */
+  readonly ops?: FileOps;
   #refs = 0;
   #canBlock?: boolean;
 
@@ -47,11 +65,12 @@ export class OpenFile {
   /** Wraps a host fd; `cleanup` runs when the host fd closes. */
   constructor(
     hostFd: number,
-    options: { owned?: boolean; path?: string; cleanup?: () => void } = {},
+    options: { owned?: boolean; path?: string; cleanup?: () => void; ops?: FileOps } = {},
   ) {
     this.hostFd = hostFd;
     this.owned = options.owned ?? true;
     this.path = options.path;
+    this.ops = options.ops;
     this.#cleanup = options.cleanup;
   }
 
@@ -72,12 +91,45 @@ export class OpenFile {
 /** Linux's default RLIMIT_NOFILE soft limit. */
 export const MAX_FDS = 1024;
 
+let hostTableSize: number | undefined;
+
+/**
+ * The size of this host process's own fd table (FDSize in
+ * /proc/self/status): a first guest process starts with a table as large
+ * as its launcher's, as a native program keeps the table of the process
+ * that exec'd it.
+ */
+function launcherTableSize(): number {
+  if (hostTableSize === undefined) {
+    hostTableSize = 64;
+    try {
+      const m = /^FDSize:\s*(\d+)$/m.exec(Deno.readTextFileSync("/proc/self/status"));
+      if (m) hostTableSize = Math.min(Number(m[1]), MAX_FDS);
+    } catch { /* no /proc: Linux's smallest table */ }
+  }
+  return hostTableSize;
+}
+
 /** Guest fd → open file, with the close-on-exec flag per fd. */
 export class FdTable {
   #files = new Map<number, { file: OpenFile; cloexec: boolean }>();
+  /** The highest fd this table has held: Linux's table grows to fit it and never shrinks. */
+  #highest = launcherTableSize() - 1;
+
+  /**
+   * How many fds the table has room for (Linux's `max_fds`): 64, or the
+   * smallest power of two above the highest fd it has held. select(2)
+   * ignores fds past it.
+   */
+  get capacity(): number {
+    let n = 64;
+    while (n <= this.#highest) n *= 2;
+    return n;
+  }
 
   /** Installs `file` at guest fd `fd`, closing what was there. */
   set(fd: number, file: OpenFile, cloexec = false): void {
+    if (fd > this.#highest) this.#highest = fd;
     file.ref();
     this.#files.get(fd)?.file.unref();
     this.#files.set(fd, { file, cloexec });
@@ -127,6 +179,8 @@ export class FdTable {
     for (const [fd, { file, cloexec }] of this.#files) {
       if (!(exec && cloexec)) t.set(fd, file, exec ? false : cloexec);
     }
+    // execve keeps the table (and its size); a fork's is sized by the fds open.
+    t.#highest = exec ? this.#highest : Math.max(-1, ...this.#files.keys());
     return t;
   }
 

@@ -9,7 +9,6 @@
  */
 import { clipOverlays, fileId } from "../vm/shared.ts";
 import { E, SyscallError } from "./errno.ts";
-import { forgetHint } from "../loader/relro.ts";
 import { FdTable, OpenFile } from "./fdtable.ts";
 import { bufferAddress, hostSyscall } from "./host.ts";
 import type { Process, SyscallCall, SyscallHandler, SyscallModule } from "./registry.ts";
@@ -25,6 +24,8 @@ import {
   procStat,
   procStatx,
 } from "./procfs.ts";
+import { openMayBlock } from "./fifo.ts";
+import { pipeFcntl } from "./splice.ts";
 
 const AT_FDCWD = -100;
 const AT_SYMLINK_NOFOLLOW = 0x100, AT_REMOVEDIR = 0x200, AT_EMPTY_PATH = 0x1000;
@@ -174,7 +175,7 @@ export function throughProc(p: Process, dirfd: bigint, path: string, follow = tr
  * host process's: the host umask is 0 for the call's duration (the host
  * side is single-threaded here), so modes come out as on Linux.
  */
-function withGuestUmask<T>(p: Process, f: (umask: number) => T): T {
+export function withGuestUmask<T>(p: Process, f: (umask: number) => T): T {
   const umask = Number(p.state.get("umask") ?? 0o022);
   const old = hostSyscall(NR.umask, 0);
   try {
@@ -215,15 +216,7 @@ function openAt(p: Process, dirfd: bigint, pathAddr: bigint, flags: number, mode
     throw new SyscallError(E.ENOENT);
   }
   const how = (flags & ~O_CLOEXEC) | (nofollow ? OPEN_FLAGS.O_NOFOLLOW : 0);
-  // Only a call that may create a file needs the umask swapped (two host calls).
-  const hostFd = flags & O_CREAT
-    ? withGuestUmask(p, (umask) => openBeneath(r.mount!.rootFd, r.rel, how, mode & ~umask & 0o7777))
-    : openBeneath(r.mount!.rootFd, r.rel, how);
-  if (flags & O_TRUNC) truncated(hostFd, 0n);
-  const file = new OpenFile(hostFd, { path: r.guest });
-  const fd = p.fds.install(file, (flags & O_CLOEXEC) !== 0);
-  forgetHint(p.mem, fd);
-  return fd;
+  return openMayBlock(p, r, how, mode, (flags & O_CLOEXEC) !== 0); // a FIFO may wait (fifo.ts)
 }
 
 /**
@@ -399,7 +392,8 @@ export const fsModule: SyscallModule = {
   partial: {
     open: "O_TMPFILE is EOPNOTSUPP",
     openat: "as open",
-    fcntl: "F_DUPFD(_CLOEXEC), F_GETFD/F_SETFD, F_GETFL/F_SETFL and record locks; others EINVAL",
+    fcntl: "F_DUPFD(_CLOEXEC), F_GETFD/F_SETFD, F_GETFL/F_SETFL, record locks, " +
+      "F_GETPIPE_SZ/F_SETPIPE_SZ and F_NOTIFY (accepted, no signal is sent); others EINVAL",
     linkat: "AT_EMPTY_PATH is not supported",
     utimensat: "a NULL path with a dirfd (futimens) only",
   },
@@ -582,6 +576,10 @@ export const fsModule: SyscallModule = {
         case 37: // F_OFD_SETLK
         case 38: // F_OFD_SETLKW
           return hostSyscall(NR.fcntl, file.hostFd, cmd, p.mem.hostAddress(arg, 32));
+        case 1026: // F_NOTIFY
+        case 1031: // F_SETPIPE_SZ
+        case 1032: // F_GETPIPE_SZ
+          return pipeFcntl(file, int(cmd), arg);
         default:
           throw new SyscallError(E.EINVAL);
       }

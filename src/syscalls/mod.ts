@@ -15,6 +15,13 @@ import { threadModule } from "./thread.ts";
 import { procsModule } from "./procs.ts";
 import { netModule } from "./net.ts";
 import { xattrModule } from "./xattr.ts";
+import { schedModule } from "./sched.ts";
+import { signalfdModule } from "./signalfd.ts";
+import { fifoModule } from "./fifo.ts";
+import { spliceModule } from "./splice.ts";
+import { pidfdModule } from "./pidfd.ts";
+import { privilegedModule } from "./privileged.ts";
+import { cputimeModule } from "./cputime.ts";
 
 export * from "./registry.ts";
 export * from "./errno.ts";
@@ -44,6 +51,13 @@ export {
 } from "./procs.ts";
 export { netModule } from "./net.ts";
 export { xattrModule } from "./xattr.ts";
+export { schedModule } from "./sched.ts";
+export { signalfdModule } from "./signalfd.ts";
+export { fifoModule } from "./fifo.ts";
+export { spliceModule } from "./splice.ts";
+export { pidfdModule } from "./pidfd.ts";
+export { privilegedModule } from "./privileged.ts";
+export { cputimeModule } from "./cputime.ts";
 export { formatSyscall } from "./trace.ts";
 
 /** The built-in modules, in registration order. */
@@ -60,6 +74,13 @@ export const DEFAULT_MODULES = [
   procsModule,
   netModule,
   xattrModule,
+  schedModule,
+  signalfdModule,
+  fifoModule,
+  spliceModule,
+  pidfdModule,
+  privilegedModule,
+  cputimeModule,
 ];
 
 /** A registry with every built-in module registered. */

@@ -49,14 +49,22 @@ function waitLoop(
   attempt: (ns: bigint) => bigint,
   finish: (r: bigint) => bigint,
   watch: Uint8Array,
+  onEnd?: () => void,
 ) {
   const t = threadsOf(p);
-  if (t && !t.onMain) return parkedWait(p, t, deadline, attempt, finish, watch);
+  if (t && !t.onMain) return parkedWait(p, t, deadline, attempt, finish, watch, onEnd);
+  if (onEnd) {
+    const inner = finish;
+    finish = (r) => (onEnd(), inner(r));
+  }
   const sig = signalsOf(p);
   for (let first = true;; first = false) {
     const now = monotonicNs();
     sig.fireTimers(now);
-    if (sig.timedOut || sig.next()) throw new SyscallError(E.EINTR);
+    if (sig.timedOut || sig.next()) {
+      onEnd?.();
+      throw new SyscallError(E.EINTR);
+    }
     if (!first) sig.idle?.(now);
     // With other threads, short slices: they wait for this one to serve them.
     const slice = t && t.count > 1 ? THREAD_SLICE_NS : SLICE_NS;
@@ -75,6 +83,7 @@ function waitLoop(
  * `watch` pollfds ready while it waits itself, until something is ready or
  * the deadline passes, then resumes it with the result. A signal ends the
  * wait with EINTR, as Linux does for these calls whatever SA_RESTART says.
+ * `onEnd` runs however it ends (select's time left).
  */
 function parkedWait(
   p: Process,
@@ -83,9 +92,17 @@ function parkedWait(
   attempt: (ns: bigint) => bigint,
   finish: (r: bigint) => bigint,
   watch: Uint8Array,
+  onEnd?: () => void,
 ): bigint {
+  if (onEnd) {
+    const inner = finish;
+    finish = (r) => (onEnd(), inner(r));
+  }
   const sig = signalsOf(p);
-  if (sig.timedOut || sig.next()) throw new SyscallError(E.EINTR);
+  if (sig.timedOut || sig.next()) {
+    onEnd?.();
+    throw new SyscallError(E.EINTR);
+  }
   const ready = (r: bigint) => r !== 0n && r !== BigInt(-E.EINTR);
   const r = attempt(0n);
   if (ready(r)) return finish(r);
@@ -110,21 +127,46 @@ function parkedWait(
     if (deadline !== undefined && now >= deadline) return done(0n);
     t.park(next(now), check, interrupt, watch);
   };
-  const interrupt = () => t.resume(tid, BigInt(-E.EINTR));
+  const interrupt = () => (onEnd?.(), t.resume(tid, BigInt(-E.EINTR)));
   t.park(next(monotonicNs()), check, interrupt, watch);
   return 0n; // parked: the call returns what resume gives it
 }
 
-/** A guest timespec (or NULL: no deadline) as an absolute monotonic deadline. */
-function timespecDeadline(p: Process, addr: bigint): bigint | undefined {
-  if (!addr) return undefined;
-  const sec = BigInt.asIntN(64, p.mem.u64(addr)), nsec = BigInt.asIntN(64, p.mem.u64(addr + 8n));
-  if (sec < 0n || nsec < 0n || nsec >= NSEC) throw new SyscallError(E.EINVAL);
-  return monotonicNs() + sec * NSEC + nsec;
+/** A wait's deadline (monotonic ns; undefined: none) and what ends it (the time left). */
+interface Timeout {
+  deadline?: bigint;
+  onEnd?: () => void;
+}
+
+/**
+ * A guest timeout for select (a timeval: `usec`), pselect6 and ppoll (a
+ * timespec), or NULL (no deadline), as an absolute monotonic deadline;
+ * `onEnd` writes back the time left however the call ends, as Linux's
+ * poll_select_finish does (0 after a full timeout; nothing for a zero
+ * timeout; a fault then is ignored).
+ */
+function guestTimeout(p: Process, addr: bigint, usec: boolean): Timeout {
+  if (!addr) return {};
+  const sec = BigInt.asIntN(64, p.mem.u64(addr)), frac = BigInt.asIntN(64, p.mem.u64(addr + 8n));
+  if (sec < 0n || frac < 0n || (!usec && frac >= NSEC)) throw new SyscallError(E.EINVAL);
+  const ns = sec * NSEC + (usec ? frac * 1000n : frac);
+  const deadline = monotonicNs() + ns;
+  if (ns === 0n) return { deadline };
+  const onEnd = () => {
+    const now = monotonicNs(), left = deadline > now ? deadline - now : 0n;
+    try {
+      const o = p.mem.check(addr, 16);
+      p.mem.view.setBigInt64(o, left / NSEC, true);
+      p.mem.view.setBigInt64(o + 8, usec ? left % NSEC / 1000n : left % NSEC, true);
+    } catch (e) {
+      if (!(e instanceof SyscallError)) throw e;
+    }
+  };
+  return { deadline, onEnd };
 }
 
 /** poll on guest pollfds: host fds swapped in, revents copied back. */
-function pollFds(p: Process, fds: bigint, nfds: bigint, deadline: bigint | undefined) {
+function pollFds(p: Process, fds: bigint, nfds: bigint, { deadline, onEnd }: Timeout) {
   const n = Number(nfds);
   if (n < 0 || n > FD_SETSIZE * 64) throw new SyscallError(E.EINVAL);
   const guest = p.mem.slice(fds, n * 8);
@@ -156,24 +198,23 @@ function pollFds(p: Process, fds: bigint, nfds: bigint, deadline: bigint | undef
     }
     return r;
   };
-  if (nval.length) return finish(BigInt(nval.length));
-  return waitLoop(
-    p,
-    deadline,
-    (ns) => ppoll(host, ns),
-    finish,
-    host,
-  );
+  if (nval.length) return onEnd?.(), finish(BigInt(nval.length));
+  return waitLoop(p, deadline, (ns) => ppoll(host, ns), finish, host, onEnd);
 }
 
-/** select on guest fd_sets, through poll. */
+/**
+ * select on guest fd_sets, through poll. Fds past the fd table's size are
+ * ignored (the sets cut there), as Linux does; an fd below it that is not
+ * open is EBADF.
+ */
 function selectFds(
   p: Process,
   [nfds, readfds, writefds, exceptfds]: bigint[],
-  deadline: bigint | undefined,
+  { deadline, onEnd }: Timeout,
 ) {
-  const n = i32(nfds);
-  if (n < 0 || n > FD_SETSIZE) throw new SyscallError(E.EINVAL);
+  let n = i32(nfds);
+  if (n < 0) throw new SyscallError(E.EINVAL);
+  if (n > p.fds.capacity) n = p.fds.capacity;
   const bytes = Math.ceil(n / 64) * 8;
   const sets = [readfds, writefds, exceptfds].map((a) => a ? p.mem.slice(a, bytes) : undefined);
   const events = [0x1 | 0x8 | 0x10, 0x4 | 0x8, 0x2]; // in (+err/hup), out (+err), pri
@@ -183,7 +224,15 @@ function selectFds(
     sets.forEach((s, k) => {
       if (s && s[fd >> 3] & (1 << (fd & 7))) ev |= [0x1, 0x4, 0x2][k];
     });
-    if (ev) list.push({ fd, host: p.fds.get(fd).hostFd, ev }); // EBADF as select
+    if (!ev) continue;
+    let hostFd: number;
+    try {
+      hostFd = p.fds.get(fd).hostFd;
+    } catch (e) {
+      onEnd?.();
+      throw e; // EBADF, as select
+    }
+    list.push({ fd, host: hostFd, ev });
   }
   const host = new Uint8Array(list.length * 8);
   const hv = new DataView(host.buffer);
@@ -206,13 +255,7 @@ function selectFds(
     });
     return BigInt(count);
   };
-  return waitLoop(
-    p,
-    deadline,
-    (ns) => ppoll(host, ns),
-    finish,
-    host,
-  );
+  return waitLoop(p, deadline, (ns) => ppoll(host, ns), finish, host, onEnd);
 }
 
 /** Installs a host fd the kernel just made (eventfd, timerfd, epoll). */
@@ -225,29 +268,23 @@ function install(p: Process, hostFd: bigint, flags: number) {
 export const pollModule: SyscallModule = {
   name: "poll",
   partial: {
-    select: "the timeout is not updated with the time left",
     epoll_ctl: "events carry the guest's data; an epoll fd inside an epoll set is not translated",
   },
   handlers: {
     poll({ args: [fds, nfds, timeout], process: p }) {
       const ms = i32(timeout);
-      return pollFds(p, fds, nfds, ms < 0 ? undefined : monotonicNs() + BigInt(ms) * 1_000_000n);
+      return pollFds(p, fds, nfds, {
+        deadline: ms < 0 ? undefined : monotonicNs() + BigInt(ms) * 1_000_000n,
+      });
     },
     ppoll({ args: [fds, nfds, ts], process: p }) {
-      return pollFds(p, fds, nfds, timespecDeadline(p, ts));
+      return pollFds(p, fds, nfds, guestTimeout(p, ts, false));
     },
     select({ args, process: p }) {
-      const tv = args[4];
-      let deadline: bigint | undefined;
-      if (tv) {
-        const sec = BigInt.asIntN(64, p.mem.u64(tv)), usec = BigInt.asIntN(64, p.mem.u64(tv + 8n));
-        if (sec < 0n || usec < 0n) throw new SyscallError(E.EINVAL);
-        deadline = monotonicNs() + sec * NSEC + usec * 1000n;
-      }
-      return selectFds(p, [...args], deadline);
+      return selectFds(p, [...args], guestTimeout(p, args[4], true));
     },
     pselect6({ args, process: p }) {
-      return selectFds(p, [...args], timespecDeadline(p, args[4]));
+      return selectFds(p, [...args], guestTimeout(p, args[4], false));
     },
     eventfd2: ({ args: [initval, flags], process: p }) =>
       install(p, hostSyscall(NR.eventfd2, initval, flags | BigInt(O_CLOEXEC)), Number(flags)),

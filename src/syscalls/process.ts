@@ -14,11 +14,10 @@ const PR_SET_NAME = 15, PR_GET_NAME = 16;
 const GRND_NONBLOCK = 1, GRND_RANDOM = 2, GRND_INSECURE = 4;
 
 /**
- * The process's resource limits: the host's at start, then the guest's own.
- * A plain array, not a typed one: fork gives the child a copy of an array
- * in the process state, and the same object of any other kind.
+ * The process's resource limits, soft and hard for each resource (2r, 2r+1):
+ * the host's at start, then the guest's own.
  */
-function limits(p: Process): bigint[] {
+export function limits(p: Process): bigint[] {
   let l = p.state.get("rlimits") as bigint[] | undefined;
   if (!l) {
     l = new Array<bigint>(RLIM_NLIMITS * 2).fill(0n);
@@ -94,8 +93,8 @@ const NR_CAPGET = 125;
  * The process's capability sets as [effective, permitted, inheritable],
  * two 32-bit words each (v3 layout): the host process's at start (a
  * native run of the program has what this process has), then what capset
- * left. They are recorded, not enforced: the host process keeps its own.
- * A plain array, so that a forked child gets its own (see `limits`).
+ * left. The host process keeps its own; what hermitux emulates itself
+ * (scheduling policies, nice values) asks {@linkcode capable}.
  */
 export function caps(p: Process): number[] {
   let c = p.state.get("caps") as number[] | undefined;
@@ -112,6 +111,11 @@ export function caps(p: Process): number[] {
     p.state.set("caps", c);
   }
   return c;
+}
+
+/** Whether capability `cap` (e.g. 23, CAP_SYS_NICE) is in the process's effective set. */
+export function capable(p: Process, cap: number): boolean {
+  return (caps(p)[cap >> 5] & (1 << (cap & 31))) !== 0;
 }
 
 let validMask: [number, number] | undefined;

@@ -15,7 +15,8 @@ import {
   UnsupportedError,
 } from "./registry.ts";
 import { CLONE, type CloneSpec, type ThreadHost, threadModule, threadsOf } from "./thread.ts";
-import { signalModule } from "./signal.ts";
+import { type SigInfo, signalModule } from "./signal.ts";
+import { pidfdTarget } from "./pidfd.ts";
 import { hostSyscall } from "./host.ts";
 
 /** Which children a wait looks at. */
@@ -87,12 +88,20 @@ export interface ProcessHost {
   getsid(pid: number): number;
   /** setsid(2). */
   setsid(): number;
-  /** The lowest nice value of the processes getpriority(2) names (`which`, `who`); ESRCH if none. */
-  nice(which: number, who: number): number;
-  /** setpriority(2) with a nice value already clamped to -20..19. */
-  setNice(which: number, who: number, nice: number): number;
   /** Every guest process alive or a zombie, for /proc. */
   processes(): ProcInfo[];
+  /**
+   * Runs `onEnd` once process `pid` has ended (at once if it is a zombie);
+   * the function returned stops that. ESRCH when there is no such process
+   * (or it has been reaped). For pidfds.
+   */
+  watchEnd(pid: number, onEnd: () => void): () => void;
+  /**
+   * Sends `info` to process `pid` alone (pidfd_send_signal); `info.signo` 0
+   * only checks that it exists. ESRCH once it has been reaped (a zombie
+   * takes the signal and nothing happens), EINVAL for a bad signal.
+   */
+  signal(pid: number, info: SigInfo): number;
 }
 
 const KEY = "processes";
@@ -117,15 +126,14 @@ const PROCESS_MAY = CLONE.PARENT_SETTID | CLONE.CHILD_SETTID | CLONE.CHILD_CLEAR
   CLONE.SYSVSEM;
 const WNOHANG = 1n, WSTOPPED = 2n, WEXITED = 4n, WCONTINUED = 8n, WNOWAIT = 0x1000000n;
 const W_LINUX = 0x20000000n | 0x40000000n | 0x80000000n; // __WNOTHREAD, __WALL, __WCLONE
-const P_ALL = 0, P_PID = 1, P_PGID = 2;
+const P_ALL = 0, P_PID = 1, P_PGID = 2, P_PIDFD = 3;
 const CLOSE_RANGE_UNSHARE = 2n, CLOSE_RANGE_CLOEXEC = 4n;
 const AT_EMPTY_PATH = 0x1000, AT_SYMLINK_NOFOLLOW = 0x100, AT_FDCWD = -100;
 /** Linux's limit on argv plus envp strings (MAX_ARG_STRINGS is larger; ARG_MAX is what bites). */
 const ARG_MAX = 2 * 1024 * 1024;
 
-const NR_GETPGID = 121, NR_GETSID = 124, NR_GETPRIORITY = 140;
-const LONE_PGID = "procs.pgid", LONE_NICE = "procs.nice";
-const PRIO_PROCESS = 0, PRIO_PGRP = 1, PRIO_USER = 2;
+const NR_GETPGID = 121, NR_GETSID = 124;
+const LONE_PGID = "procs.pgid";
 
 /**
  * A process without a table (a registry used alone) is in hermitux's own
@@ -151,32 +159,7 @@ const lone = {
     p.state.set(LONE_PGID, group);
     return 0;
   },
-  /** Whether getpriority's `which` and `who` name the lone process. */
-  named(p: Process, which: number, who: number): boolean {
-    if (which === PRIO_PROCESS) return who === 0 || who === p.pid;
-    if (which === PRIO_PGRP) return who === 0 || who === lone.pgid(p);
-    return who === 0 || who === (Deno.uid() ?? 0);
-  },
-  nice(p: Process): number {
-    const own = p.state.get(LONE_NICE);
-    return own === undefined
-      ? 20 - Number(hostSyscall(NR_GETPRIORITY, PRIO_PROCESS, 0))
-      : Number(own);
-  },
 };
-
-/** getpriority/setpriority's `which`: PRIO_PROCESS, PRIO_PGRP or PRIO_USER, else EINVAL. */
-function prioWhich(which: bigint): number {
-  const w = i32(which);
-  if (w !== PRIO_PROCESS && w !== PRIO_PGRP && w !== PRIO_USER) throw new SyscallError(E.EINVAL);
-  return w;
-}
-
-/** Their `who`; one of the caller's threads (PRIO_PROCESS) stands for the caller. */
-function prioWho(p: Process, which: number, who: bigint): number {
-  const id = i32(who);
-  return which === PRIO_PROCESS && id !== p.pid && threadsOf(p)?.has(id) ? 0 : id;
-}
 
 function hostOf(p: Process): ProcessHost {
   const h = processesOf(p);
@@ -239,13 +222,9 @@ export const procsModule: SyscallModule = {
       "CLONE_VM|CLONE_VFORK (as vfork); namespaces EPERM; other sharing ENOSYS",
     clone3: "as clone; no set_tid, cgroup or pidfd",
     wait4: "rusage is zeroed",
-    waitid: "P_ALL, P_PID and P_PGID (no P_PIDFD); rusage is zeroed",
+    waitid: "P_ALL, P_PID, P_PGID and P_PIDFD; rusage is zeroed",
     execve: "no set-user-id or file capabilities",
     execveat: "dirfd AT_FDCWD or an fd opened by path; AT_EMPTY_PATH with such an fd",
-    getpriority: "nice values are the guest's own (the host's at start, inherited by fork, kept " +
-      "by execve), per process, not per thread; PRIO_USER names every guest process or none",
-    setpriority: "records the nice value (not applied to the host's scheduling); lowering it " +
-      "takes root, as CAP_SYS_NICE; per process, not per thread",
   },
   handlers: {
     fork({ process: p }) {
@@ -328,7 +307,8 @@ export const procsModule: SyscallModule = {
         return BigInt(child);
       });
     },
-    waitid({ args: [idtype, id, infop, options, rusage], process: p }) {
+    waitid({ args: [idtype, id, infop, opt, rusage], process: p }) {
+      let options = opt, eagain = false;
       const valid = WNOHANG | WSTOPPED | WEXITED | WCONTINUED | WNOWAIT | W_LINUX;
       if (options & ~valid || !(options & (WEXITED | WSTOPPED | WCONTINUED))) {
         throw new SyscallError(E.EINVAL);
@@ -339,6 +319,14 @@ export const procsModule: SyscallModule = {
       else if (type === P_PID && n > 0) match = { kind: "pid", id: n };
       else if (type === P_PGID && n >= 0) {
         match = { kind: "pgid", id: n === 0 ? (h?.getpgid(0) ?? 0) : n };
+      } else if (type === P_PIDFD) {
+        const target = pidfdTarget(p, n);
+        match = { kind: "pid", id: target.pid };
+        // A non-blocking pidfd makes the wait WNOHANG, with EAGAIN for "none yet".
+        if (target.nonblocking && !(options & WNOHANG)) {
+          options |= WNOHANG;
+          eagain = true;
+        }
       } else throw new SyscallError(E.EINVAL);
       if (infop) p.mem.slice(infop, 128).fill(0, 0, 32);
       if (rusage) p.mem.check(rusage, 144);
@@ -349,11 +337,14 @@ export const procsModule: SyscallModule = {
         stopped: !!(options & WSTOPPED),
         continued: !!(options & WCONTINUED),
       };
-      return waitCall(p, match, opts, (_, info) => {
+      let reported = false;
+      const r = waitCall(p, match, opts, (_, info) => {
+        reported = true;
         if (infop) p.mem.slice(infop, 128).set(info);
         if (rusage) p.mem.slice(rusage, 144).fill(0);
         return 0n;
       });
+      return eagain && r === 0n && !reported ? -E.EAGAIN : r;
     },
     kill(call: SyscallCall) {
       const h = processesOf(call.process);
@@ -382,21 +373,6 @@ export const procsModule: SyscallModule = {
     },
     setsid({ process: p }) {
       return hostOf(p).setsid();
-    },
-    getpriority({ args: [which, who], process: p }) {
-      const w = prioWhich(which), id = prioWho(p, w, who), h = processesOf(p);
-      if (h) return 20 - h.nice(w, id);
-      if (!lone.named(p, w, id)) throw new SyscallError(E.ESRCH);
-      return 20 - lone.nice(p);
-    },
-    setpriority({ args: [which, who, prio], process: p }) {
-      const w = prioWhich(which), id = prioWho(p, w, who), h = processesOf(p);
-      const nice = Math.min(19, Math.max(-20, i32(prio)));
-      if (h) return h.setNice(w, id, nice);
-      if (!lone.named(p, w, id)) throw new SyscallError(E.ESRCH);
-      if (nice < lone.nice(p) && Deno.uid() !== 0) throw new SyscallError(E.EACCES);
-      p.state.set(LONE_NICE, nice);
-      return 0;
     },
     close_range({ args: [first, last, flags], process: p }) {
       const lo = Number(BigInt.asUintN(32, first)), hi = Number(BigInt.asUintN(32, last));

@@ -17,6 +17,7 @@ import { E, SyscallError } from "./errno.ts";
 import { bufferAddress, hostSyscall } from "./host.ts";
 import { type Process, type SyscallModule, UnsupportedError } from "./registry.ts";
 import type { GuestMemory } from "../vm/memory.ts";
+import { cpuItimer } from "./cputime.ts";
 
 /** Linux signal numbers. */
 export const SIGNO = {
@@ -290,8 +291,8 @@ export class SignalState {
   /** POSIX timers by id (not inherited by fork, gone at execve: each image has its own state). */
   readonly timers: Map<number, PosixTimer> = new Map();
   #nextTimerId = 0;
-  /** ITIMER_VIRTUAL and ITIMER_PROF, recorded only. */
-  readonly otherTimers: BigInt64Array[] = [new BigInt64Array(4), new BigInt64Array(4)];
+  /** ITIMER_VIRTUAL and ITIMER_PROF, once set (cputime.ts): they fire on CPU time. */
+  cpuTimers?: { fire(): void; wakeAt(now: bigint): bigint | undefined };
   /** The run's end (monotonic ns), from --timeout. */
   runDeadline = MAX_NS;
   /** Another deadline the host timer must wake the main thread for (parked threads). */
@@ -370,8 +371,19 @@ export class SignalState {
     this.#mirror();
   }
 
+  /** Called whenever the pending set changes (what makes a signalfd readable). */
+  onPendingChange?: () => void;
+
+  /** Signals pending for thread `tid` (the process's and its own), or for any thread. */
+  pendingOf(tid: number | "any"): bigint {
+    let set = this.#pending;
+    for (const [t, own] of this.#threadPending) if (tid === "any" || t === tid) set |= own.set;
+    return set;
+  }
+
   /** Writes each thread's pending mirror (process-wide | its own) into the guest kernel. */
   #mirror(): void {
+    this.onPendingChange?.();
     if (!this.mem) return;
     const t = this.host.threads;
     if (!t) {
@@ -516,9 +528,8 @@ export class SignalState {
     }
   }
 
-  /** Removes pending `sig` (the thread's own first) and returns its siginfo. */
-  take(sig: number): SigInfo {
-    const tid = this.#current();
+  /** Removes pending `sig` (thread `tid`'s own first, default the served one's); its siginfo. */
+  take(sig: number, tid = this.#current()): SigInfo {
     const own = tid === undefined ? undefined : this.#threadPending.get(tid);
     if (own && own.set & bit(sig)) {
       const info = dequeue(own.info, sig) ?? { signo: sig, code: SI.TKILL };
@@ -551,6 +562,7 @@ export class SignalState {
   fireTimers(now: bigint = monotonicNs()): void {
     if (now >= this.runDeadline) this.timedOut = true;
     let fired = false;
+    this.cpuTimers?.fire();
     const r = this.real;
     if (r.due !== 0n && now >= r.due) {
       this.raise({ signo: SIGNO.SIGALRM, code: SI.KERNEL, pid: 0, uid: 0 });
@@ -642,6 +654,8 @@ export class SignalState {
     if (this.retryAt !== 0n && this.retryAt < at) at = this.retryAt;
     const other = this.wakeAt?.();
     if (other !== undefined && other < at) at = other;
+    const cpu = this.cpuTimers?.wakeAt(now ??= monotonicNs());
+    if (cpu !== undefined && cpu < at) at = cpu;
     if (at === this.#armedAt) return;
     this.#armedAt = at;
     if (at === MAX_NS) return this.host.armTimer(undefined);
@@ -872,8 +886,9 @@ export const signalModule: SyscallModule = {
     rt_sigqueueinfo: "to the guest itself only; others ESRCH",
     rt_sigtimedwait:
       "wakes for signals already pending or raised by ITIMER_REAL, a POSIX timer or another thread",
-    setitimer: "ITIMER_REAL fires SIGALRM; ITIMER_VIRTUAL and ITIMER_PROF are recorded, never fire",
-    getitimer: "ITIMER_VIRTUAL and ITIMER_PROF show what was set",
+    setitimer: "ITIMER_VIRTUAL and ITIMER_PROF both count the process's CPU time (user and " +
+      "system alike)",
+    getitimer: "as setitimer",
     timer_create: "REALTIME, MONOTONIC and BOOTTIME clocks; CPU-time clocks ENOSYS, alarm " +
       "clocks EOPNOTSUPP",
     timer_settime: "an absolute REALTIME expiry is converted to the monotonic clock when set: " +
@@ -1154,16 +1169,12 @@ export const signalModule: SyscallModule = {
           throw new SyscallError(E.EINVAL);
         }
       }
-      const s = signalsOf(p);
-      if (w === ITIMER_REAL) {
-        const ns = (sec: bigint, us: bigint) => sec * NSEC + us * 1000n;
-        const [interval, left] = setReal(s, ns(t[2], t[3]), ns(t[0], t[1]));
-        if (ovalue !== 0n) writeItimerval(p, ovalue, interval, left);
-        return 0;
-      }
-      const old = s.otherTimers[w - 1];
-      if (ovalue !== 0n) p.mem.slice(ovalue, 32).set(new Uint8Array(old.slice().buffer));
-      old.set(t);
+      const ns = (sec: bigint, us: bigint) => sec * NSEC + us * 1000n;
+      const [value_, interval_] = [ns(t[2], t[3]), ns(t[0], t[1])];
+      const [interval, left] = w === ITIMER_REAL
+        ? setReal(signalsOf(p), value_, interval_)
+        : cpuItimer(p, w).set(value_, interval_); // on CPU time (cputime.ts)
+      if (ovalue !== 0n) writeItimerval(p, ovalue, interval, left);
       return 0;
     },
     getitimer({ args: [which, value], process: p }) {
@@ -1172,9 +1183,10 @@ export const signalModule: SyscallModule = {
         throw new SyscallError(E.EINVAL);
       }
       const s = signalsOf(p);
-      if (w === ITIMER_REAL) {
-        writeItimerval(p, value, s.real.interval, remaining(s.real.due, monotonicNs()));
-      } else p.mem.slice(value, 32).set(new Uint8Array(s.otherTimers[w - 1].slice().buffer));
+      const [interval, left] = w === ITIMER_REAL
+        ? [s.real.interval, remaining(s.real.due, monotonicNs())]
+        : cpuItimer(p, w).get();
+      writeItimerval(p, value, interval, left);
       return 0;
     },
   },

@@ -7,6 +7,7 @@ import { E, SyscallError } from "./errno.ts";
 import { noteRead } from "../loader/relro.ts";
 import { bufferAddress, HOST_NR, hostSyscall } from "./host.ts";
 import type { Process, SyscallCall, SyscallModule } from "./registry.ts";
+import type { FileOps } from "./fdtable.ts";
 import { monotonicNs, pollFd, signalsOf } from "./signal.ts";
 import { type ThreadHost, threadsOf } from "./thread.ts";
 
@@ -52,6 +53,11 @@ export function awaitReadable(p: Process, hostFd: number): boolean {
   return awaitReady(p, hostFd, POLLIN);
 }
 
+/** As {@linkcode awaitReadable}, before a write that could block (until there is room). */
+export function awaitWritable(p: Process, hostFd: number): boolean {
+  return awaitReady(p, hostFd, POLLOUT);
+}
+
 function awaitReady(p: Process, hostFd: number, events: number): boolean {
   const fl = hostSyscall(NR_FCNTL, hostFd, F_GETFL);
   if (fl < 0n || (fl & BigInt(O_NONBLOCK)) !== 0n) return false;
@@ -62,7 +68,7 @@ function awaitReady(p: Process, hostFd: number, events: number): boolean {
 }
 
 /** Whether host fd `fd` polls ready for `events` now (an error counts: the read reports it). */
-function readyNow(fd: number, events: number): boolean {
+export function readyNow(fd: number, events: number): boolean {
   const r = pollFd(fd, events, 0n);
   return r > 0n || (r < 0n && r !== BigInt(-E.EINTR));
 }
@@ -190,6 +196,10 @@ function oneIovec(p: Process, buf: bigint, count: bigint): Uint8Array {
 function rw(nr: number) {
   return ({ args: [fd, buf, count], process: p }: SyscallCall) => {
     const file = p.fds.get(fd);
+    if (file.ops) {
+      const iov = [[buf, count] as const];
+      return nr === HOST_NR.read ? file.ops.read(p, iov) : file.ops.write(p, iov);
+    }
     if (
       nr === HOST_NR.read && count !== 0n && !file.neverBlocks && awaitReadable(p, file.hostFd)
     ) return 0;
@@ -206,7 +216,7 @@ function rw(nr: number) {
 }
 
 /** Translates a guest iovec array into a host one, checking every buffer. */
-function hostIovecs(call: SyscallCall): [Uint8Array, number] {
+export function hostIovecs(call: SyscallCall): [Uint8Array, number] {
   const [, iov, n] = call.args;
   const count = Number(BigInt.asIntN(32, n));
   if (count < 0 || count > IOV_MAX) throw new SyscallError(E.EINVAL);
@@ -227,6 +237,7 @@ function hostIovecs(call: SyscallCall): [Uint8Array, number] {
 function rwv(nr: number) {
   return (call: SyscallCall) => {
     const file = call.process.fds.get(call.args[0]);
+    if (file.ops) return specialRwv(call, file.ops, nr);
     const [iovs, count] = hostIovecs(call);
     if (
       nr === HOST_NR.readv && count > 0 && !file.neverBlocks &&
@@ -242,6 +253,20 @@ function rwv(nr: number) {
       hostSyscall(nr, file.hostFd, bufferAddress(iovs), count, a3, a4, a5),
     );
   };
+}
+
+/** readv/writev (and the positioned forms: ESPIPE) of a file with its own read and write. */
+function specialRwv(call: SyscallCall, ops: FileOps, nr: number): number | bigint {
+  const [, iov, n] = call.args, p = call.process;
+  if (nr !== HOST_NR.readv && nr !== HOST_NR.writev) throw new SyscallError(E.ESPIPE);
+  const count = Number(BigInt.asIntN(32, n));
+  if (count < 0 || count > IOV_MAX) throw new SyscallError(E.EINVAL);
+  const src = p.mem.check(iov, count * 16), v = p.mem.view;
+  const list: [bigint, bigint][] = [];
+  for (let i = 0; i < count; i++) {
+    list.push([v.getBigUint64(src + i * 16, true), v.getBigUint64(src + i * 16 + 8, true)]);
+  }
+  return nr === HOST_NR.readv ? ops.read(p, list) : ops.write(p, list);
 }
 
 function fstat({ args: [fd, buf], process: p }: SyscallCall) {

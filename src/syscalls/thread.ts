@@ -65,6 +65,12 @@ export interface ThreadHost {
   has(tid: number): boolean;
   /** Makes every other running thread's vCPU leave guest mode once (a full barrier). */
   barrier(): void;
+  /**
+   * CPU time in ns of live thread `tid` since it started (undefined: no such
+   * thread), or with no `tid` of the whole process, ended threads included:
+   * the CPU clocks of the host threads that run its vCPUs.
+   */
+  cpuTime?(tid?: number): bigint | undefined;
 }
 
 /**

@@ -1,10 +1,10 @@
 /**
  * Time, identity-adjacent information and limits, served on the host:
  * sleeps (`nanosleep`, `clock_nanosleep`), clock resolutions, CPU usage
- * (`times`, `getrusage`), `sysinfo`, CPU affinity, `umask`, process group and
+ * (`times`, `getrusage`), `sysinfo`, `umask`, process group and
  * session, supplementary groups and the real/effective/saved ids. Errors
  * follow Linux's, in Linux's order (e.g. an invalid clock before a bad
- * pointer, an affinity length before an unknown pid).
+ * pointer).
  *
  * The guest is one process on one vCPU: it is its own process group and
  * session leader, runs on CPU 0 of node 0, and sees no other processes
@@ -15,6 +15,7 @@ import { E, SyscallError } from "./errno.ts";
 import { bufferAddress, hostSyscall } from "./host.ts";
 import type { Process, SyscallModule } from "./registry.ts";
 import { signalsOf } from "./signal.ts";
+import { cpuClockRes } from "./cputime.ts";
 
 /** Host syscall numbers this module uses. */
 const NR = {
@@ -22,7 +23,6 @@ const NR = {
   getrusage: 98,
   sysinfo: 99,
   getgroups: 115,
-  sched_getaffinity: 204,
   clock_gettime: 228,
   clock_getres: 229,
   clock_nanosleep: 230,
@@ -47,8 +47,6 @@ const MAX_NS = (1n << 63n) - 1n;
 const RUSAGE_SELF = 0, RUSAGE_CHILDREN = -1, RUSAGE_THREAD = 1;
 const SIZEOF = { timespec: 16, tms: 32, rusage: 144, sysinfo: 112 } as const;
 const NGROUPS_MAX = 65536;
-/** Above any kernel's cpumask_size() (NR_CPUS is at most 8192 bits). */
-const AFFINITY_BUF = 8192;
 const UMASK_KEY = "umask";
 
 const i32 = (v: bigint) => Number(BigInt.asIntN(32, v));
@@ -148,13 +146,6 @@ function setIds(args: readonly bigint[], current: number): number {
   return 0;
 }
 
-/** The guest's pid when `pid` names it (0 or its own), else ESRCH. */
-function ownPid(p: Process, pid: bigint): number {
-  const n = i32(pid);
-  if (n !== 0 && n !== p.pid) throw new SyscallError(E.ESRCH);
-  return p.pid;
-}
-
 const uid = () => Deno.uid() ?? 0;
 const gid = () => Deno.gid() ?? 0;
 
@@ -163,8 +154,8 @@ export const timeModule: SyscallModule = {
   name: "time",
   partial: {
     clock_getres: "REALTIME(_COARSE), MONOTONIC(_RAW/_COARSE), BOOTTIME, " +
-      "PROCESS/THREAD_CPUTIME as the host reports them; others (TAI, alarm, per-pid CPU " +
-      "clocks) EINVAL, as in the guest kernel's clock_gettime",
+      "PROCESS/THREAD_CPUTIME and CPU clocks of this process's threads as the host reports " +
+      "them; others (TAI, alarm) EINVAL, as in the guest kernel's clock_gettime",
     clock_nanosleep: "REALTIME, MONOTONIC and BOOTTIME; PROCESS_CPUTIME sleeps relative " +
       "times only (the vCPU never idles) and is EINVAL with TIMER_ABSTIME; TAI EINVAL; " +
       "interrupted by signals from ITIMER_REAL (alarm, setitimer), POSIX timers and --timeout",
@@ -173,7 +164,6 @@ export const timeModule: SyscallModule = {
     times: "the host process's CPU times",
     getrusage: "the host process's usage",
     sysinfo: "the host's",
-    sched_getaffinity: "the host thread's mask; pids other than the guest's are ESRCH",
     getcpu: "always CPU 0, node 0",
     setuid: "to the current uid only; others EPERM, even for root",
     setgid: "to the current gid only; others EPERM, even for root",
@@ -185,6 +175,7 @@ export const timeModule: SyscallModule = {
   handlers: {
     clock_getres({ args: [clock, res], process: p }) {
       const id = i32(clock);
+      if (id < 0) return cpuClockRes(p, id, res);
       if (id < CLOCK.REALTIME || id > CLOCK.BOOTTIME) throw new SyscallError(E.EINVAL);
       const ts = new BigInt64Array(2);
       const r = hostSyscall(NR.clock_getres, id, bufferAddress(new Uint8Array(ts.buffer)));
@@ -240,16 +231,6 @@ export const timeModule: SyscallModule = {
     },
     sysinfo({ args: [info], process: p }) {
       return hostSyscall(NR.sysinfo, p.mem.hostAddress(info, SIZEOF.sysinfo));
-    },
-    sched_getaffinity({ args: [pid, len, mask], process: p }) {
-      // The host checks the length (too small, not a multiple of 8) first and
-      // writes min(len, its cpumask size) bytes: never more than AFFINITY_BUF.
-      const buf = new Uint8Array(AFFINITY_BUF);
-      const n = hostSyscall(NR.sched_getaffinity, 0, u32(len), bufferAddress(buf));
-      if (n < 0n) return n;
-      ownPid(p, pid);
-      p.mem.slice(mask, Number(n)).set(buf.subarray(0, Number(n)));
-      return n;
     },
     sched_yield() {
       return 0;

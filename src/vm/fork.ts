@@ -15,6 +15,7 @@ import { guestCpl } from "../kvm/platform.ts";
 import { LAYOUTS, regOffset } from "../kvm/structs.ts";
 import { mapTrampoline } from "../loader/paging.ts";
 import { onExecMapping, onPastEnd } from "../syscalls/mm.ts";
+import { inheritSched } from "../syscalls/sched.ts";
 import { setupVcpu } from "./cpu.ts";
 import type { GuestMemory } from "./memory.ts";
 import { adoptCpuPages, buildCpuTables, pdCopyOf, physOf } from "./percpu.ts";
@@ -104,6 +105,7 @@ function forkFrom(g: Guest, parent: Guest, cpu: Cpu, pid: number, spec: CloneSpe
     if (val !== undefined) p.state.set(k, copy);
   }
   g.sig.altstack = parent.sig.altstack;
+  inheritSched(from, cpu.tid, p, pid, true);
   onPastEnd(p, (start, end) => pastEnd(g, start, end));
   if (g.sites) onExecMapping(p, (...a) => patchMapping(g, ...a));
   if (g.rewrite) mapTrampoline(mem, g.kernel!.zpolineEntry);

@@ -11,7 +11,11 @@ import type { HostCalls } from "./exitless.ts";
 
 /** How to boot a program. */
 export interface BootOptions {
-  /** Host path of the executable. */
+  /**
+   * The executable: an absolute path that one of `mounts` holds names the
+   * guest's file (found through the mounts, as execve finds one); any other
+   * path is a host path (a program the guest need not see).
+   */
   path: string;
   /** Arguments after argv[0]. */
   args?: string[];

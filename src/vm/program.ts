@@ -12,19 +12,49 @@ import { E, SyscallError } from "../syscalls/errno.ts";
 import type { FileMapping } from "../syscalls/mm.ts";
 import { hostFstat, hostSyscall } from "../syscalls/host.ts";
 import { type MountTable, openBeneath } from "../vfs/mounts.ts";
+import { normalize } from "../vfs/path.ts";
 import type { GuestMemory } from "./memory.ts";
 import type { BootOptions } from "./options.ts";
 
 const NR_CLOSE = 3;
 
-/** The executable's bytes (mapped); errors as a shell words them. */
+/** A failure to read the program, worded as a shell words it. */
+function programError(path: string, errno: number): Error {
+  const why = { 2: "no such file", 13: "permission denied", 21: "is a directory" }[errno];
+  return new Error(`hermitux: ${path}: ${why ?? strerror(errno).toLowerCase()}`);
+}
+
+/** The executable's bytes (mapped) from the host; errors as a shell words them. */
 export function readProgram(path: string): Uint8Array {
   try {
     return mapFile(path);
   } catch (e) {
     if (!(e instanceof MapFileError)) throw e;
-    const why = { 2: "no such file", 13: "permission denied", 21: "is a directory" }[e.errno];
-    throw new Error(`hermitux: ${path}: ${why ?? strerror(e.errno).toLowerCase()}`);
+    throw programError(path, e.errno);
+  }
+}
+
+/**
+ * The bytes of the program a run boots (or a `#!` script's interpreter),
+ * found as execve finds a program: an absolute path that a mount holds is
+ * the guest's file, read through the mounts (below the mount's root, no
+ * host symlink followed), so `--mount /tmp/m:/opt/x /opt/x/prog` runs
+ * /tmp/m/prog; any other path is the host's (a program the guest need not
+ * see, as before). Errors as {@linkcode readProgram}'s.
+ */
+export function readBootProgram(path: string, mounts: MountTable): Uint8Array {
+  if (!path.startsWith("/") || !mounts.mountFor(normalize(path))) return readProgram(path);
+  let fd = -1;
+  try {
+    const r = mounts.resolve(path, "/");
+    if (!r.mount) throw new SyscallError(E.EISDIR); // a directory that only leads to mounts
+    fd = openBeneath(r.mount.rootFd, r.rel, 0o2000000); // O_RDONLY | O_CLOEXEC
+    return mapFile(`/proc/self/fd/${fd}`);
+  } catch (e) {
+    if (e instanceof SyscallError || e instanceof MapFileError) throw programError(path, e.errno);
+    throw e;
+  } finally {
+    if (fd >= 0) hostSyscall(NR_CLOSE, fd);
   }
 }
 

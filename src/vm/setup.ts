@@ -32,6 +32,7 @@ import { type Cpu, Threads, type ThreadVm } from "./threads.ts";
 import { attachThreads } from "../syscalls/thread.ts";
 import { DOORBELL_ONLY } from "./exitless.ts";
 import { attachSignals, bit, SIG_IGN, SignalState } from "../syscalls/signal.ts";
+import { inheritSched } from "../syscalls/sched.ts";
 import type { BootOptions } from "./options.ts";
 import { hostAuxv, hostUtsname, ignoreAlarms } from "./hostinfo.ts";
 import {
@@ -171,6 +172,7 @@ export function execImage(
     throw e;
   }
   attachProcesses(vm.process!, g.table.hostFor(g.table.get(g.pid)!));
+  inheritSched(g.process!, g.threads!.serving.tid, vm.process!, g.pid, false);
   // Pending signals stay pending across execve (the caller's own and the
   // process's; other threads' own end with them), as on Linux.
   for (let sig = 1; sig <= 64; sig++) {
@@ -200,7 +202,7 @@ export function setupImage(
   const stackTop = g.machine!.stackTop;
   const poolEnd = size - PERCPU_AREA;
   mem.bytes.set(kernel.bytes, ABI.KERNEL_ADDR);
-  g.mounts = init?.mounts ?? new MountTable(options.mounts ?? []);
+  g.mounts = init?.mounts ?? g.mounts ?? new MountTable(options.mounts ?? []);
   mem.userEnd = stackTop;
   let mmapMax = stackTop - STACK_SIZE;
   const image = loadExecutable(elf, bytes, mem, mmapMax);

@@ -18,8 +18,9 @@ import { LAYOUTS } from "../kvm/structs.ts";
 import { futexWait, Runner, sharedPage } from "../runner/mod.ts";
 import { drainEventfd } from "./wake.ts";
 import { CTL, gettid, kick, WSTATE } from "./wire.ts";
+import { bufferAddress, hostSyscall } from "../syscalls/host.ts";
 
-const POLLIN = 1;
+const POLLIN = 1, NR_CLOCK_GETTIME = 228;
 
 /** One vCPU and the runner thread that runs it (none: the main thread runs it). */
 export interface Cpu {
@@ -50,6 +51,8 @@ export interface Cpu {
   ctl?: Int32Array;
   /** The runner's host thread id. */
   hostTid?: number;
+  /** Its host thread's CPU time (ns) less that of the guest thread it runs (see cpuTime). */
+  cpuBase?: bigint;
 }
 
 /** What the VM does for the thread machinery. */
@@ -143,6 +146,26 @@ export class Threads implements ThreadHost {
       main.tid = pid;
       main.alive = true;
     }
+    main.cpuBase = this.#hostCpu(main);
+  }
+
+  /** CPU time of guest threads that have ended (ns). */
+  #endedCpu = 0n;
+
+  /** The CPU time (ns) of the host thread that runs `cpu` (the main thread's if no runner). */
+  #hostCpu(cpu: Cpu): bigint {
+    const tid = cpu.runner ? cpu.hostTid ?? 0 : this.#mainTid;
+    // Linux's thread CPU clock id, MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED).
+    return threadCpuNs((~BigInt(tid) << 3n) | 6n);
+  }
+
+  cpuTime(tid?: number): bigint | undefined {
+    const of = (c: Cpu) => this.#hostCpu(c) - (c.cpuBase ?? 0n);
+    if (tid !== undefined) {
+      const cpu = this.cpus.find((c) => c.alive && c.tid === tid);
+      return cpu ? of(cpu) : undefined;
+    }
+    return this.cpus.reduce((sum, c) => c.alive ? sum + of(c) : sum, this.#endedCpu);
   }
 
   /**
@@ -155,8 +178,11 @@ export class Threads implements ThreadHost {
     const main = this.main;
     if (main.runner) return;
     for (const c of this.cpus) c.runner?.setKick(0n, 0);
+    const used = this.#hostCpu(main) - (main.cpuBase ?? 0n);
     this.#attach(main);
     this.#ready(main);
+    // The thread goes on counting from what it used on this one.
+    main.cpuBase = this.#hostCpu(main) - used;
     main.vcpu.setXsave(xsave);
   }
 
@@ -207,6 +233,7 @@ export class Threads implements ThreadHost {
     this.#vm.setupChild(cpu, this.serving, spec, tid);
     cpu.tid = tid;
     cpu.alive = true;
+    cpu.cpuBase = this.#hostCpu(cpu);
     this.#setState(cpu, WSTATE.RUN);
     return tid;
   }
@@ -256,6 +283,7 @@ export class Threads implements ThreadHost {
 
   exitCurrent(): bigint {
     const cpu = this.serving;
+    this.#endedCpu += this.#hostCpu(cpu) - (cpu.cpuBase ?? 0n);
     cpu.alive = false;
     return this.#vm.clearTid(cpu);
   }
@@ -463,6 +491,13 @@ export class Threads implements ThreadHost {
   runnersDone(): boolean {
     return this.cpus.every((c) => !c.runner || Atomics.load(c.ctl!, CTL.done) === 1);
   }
+}
+
+/** clock_gettime of host clock `id` in ns (0 if it fails). */
+function threadCpuNs(id: bigint): bigint {
+  const ts = new BigInt64Array(2);
+  const r = hostSyscall(NR_CLOCK_GETTIME, id, bufferAddress(new Uint8Array(ts.buffer)));
+  return r < 0n ? 0n : ts[0] * 1_000_000_000n + ts[1];
 }
 
 /**

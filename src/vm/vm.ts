@@ -16,7 +16,8 @@ import { attachProcesses } from "../syscalls/procs.ts";
 import { monotonicNs } from "../syscalls/signal.ts";
 import { Guest } from "./guest.ts";
 import type { BootOptions, RunResult } from "./options.ts";
-import { readProgram, shebang } from "./program.ts";
+import { readBootProgram, shebang } from "./program.ts";
+import { MountTable } from "../vfs/mounts.ts";
 import { setupImage } from "./setup.ts";
 
 export type { BootOptions, ProcessStats, RunResult, RunStats } from "./options.ts";
@@ -31,18 +32,30 @@ export class Vm implements Disposable, AsyncDisposable {
     this.#table = table;
   }
 
-  /** Creates the VM and loads the program; throws a clear error on bad input. */
+  /**
+   * Creates the VM and loads the program (found through the mounts when
+   * one holds its path: see readBootProgram); throws a clear error on bad
+   * input.
+   */
   static async create(options: BootOptions): Promise<Vm> {
     const kernel = await kernelImage();
-    let bytes = readProgram(options.path);
-    for (let depth = 0; bytes[0] === 0x23 && bytes[1] === 0x21; depth++) {
-      if (depth === 4) throw new ElfError(`${options.path}: too many levels of #! interpreters`);
-      options = shebang(options, bytes);
-      bytes = readProgram(options.path);
+    const mounts = new MountTable(options.mounts ?? []);
+    let elf, bytes;
+    try {
+      bytes = readBootProgram(options.path, mounts);
+      for (let depth = 0; bytes[0] === 0x23 && bytes[1] === 0x21; depth++) {
+        if (depth === 4) throw new ElfError(`${options.path}: too many levels of #! interpreters`);
+        options = shebang(options, bytes);
+        bytes = readBootProgram(options.path, mounts);
+      }
+      elf = parseElf(bytes, options.path);
+    } catch (e) {
+      mounts.close();
+      throw e;
     }
-    const elf = parseElf(bytes, options.path);
     const table = new ProcessTable(Deno.pid, options.maxProcesses);
     const guest = new Guest(options, table);
+    guest.mounts = mounts; // setupImage keeps them (the guest disposes of them)
     if (options.rewrite === "static") {
       guest.sites = (await import("../analysis/sites.ts")).syscallSites;
     }

@@ -29,6 +29,9 @@ static const char *ename(int e)
 	case EOPNOTSUPP: return "EOPNOTSUPP";
 	case ENODATA: return "ENODATA";
 	case E2BIG: return "E2BIG";
+	case ENXIO: return "ENXIO";
+	case ESPIPE: return "ESPIPE";
+	case ECHILD: return "ECHILD";
 	}
 	return "other";
 }
