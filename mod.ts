@@ -39,7 +39,14 @@ export {
   SyscallRegistry,
 } from "./src/syscalls/mod.ts";
 export { FdTable, OpenFile } from "./src/syscalls/fdtable.ts";
-export { MEMORY, type Mount, type MountSpec, MountTable, type Resolved } from "./src/vfs/mounts.ts";
+export {
+  MEMORY,
+  type MemoryFile,
+  type Mount,
+  type MountSpec,
+  MountTable,
+  type Resolved,
+} from "./src/vfs/mounts.ts";
 export {
   ElfError,
   type ElfFile,

@@ -172,6 +172,7 @@ export const E = {
   E2BIG: 7,
   ENOEXEC: 8,
   ECHILD: 10,
+  EFBIG: 27,
 } as const;
 
 /** A syscall failure that a handler throws; the guest sees `-errno`. */

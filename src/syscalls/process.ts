@@ -5,33 +5,17 @@
  * @module
  */
 import { E, SyscallError } from "./errno.ts";
-import { bufferAddress, HOST_NR, hostSyscall } from "./host.ts";
+import { bufferAddress, hostSyscall } from "./host.ts";
+import { RLIM_NLIMITS, rlimitsOf, setRlimit } from "./limits.ts";
 import type { Process, SyscallModule } from "./registry.ts";
 import { threadsOf } from "./thread.ts";
 
-const RLIM_NLIMITS = 16;
 const PR_SET_NAME = 15, PR_GET_NAME = 16;
 const GRND_NONBLOCK = 1, GRND_RANDOM = 2, GRND_INSECURE = 4;
 
-/** The process's resource limits: the host's at start, then the guest's own. */
-function limits(p: Process): BigUint64Array {
-  let l = p.state.get("rlimits") as BigUint64Array | undefined;
-  if (!l) {
-    l = new BigUint64Array(RLIM_NLIMITS * 2);
-    for (let r = 0; r < RLIM_NLIMITS; r++) {
-      const one = new Uint8Array(16);
-      if (hostSyscall(HOST_NR.prlimit64, 0, r, 0, bufferAddress(one)) === 0n) {
-        l.set(new BigUint64Array(one.buffer), r * 2);
-      }
-    }
-    p.state.set("rlimits", l);
-  }
-  return l;
-}
-
 /**
  * prlimit64's work, also getrlimit's and setrlimit's (`required`: their
- * pointer may not be NULL). Raising a hard limit needs root, as on Linux.
+ * pointer may not be NULL). The limits and their grants: limits.ts.
  */
 function rlimit(
   p: Process,
@@ -43,19 +27,13 @@ function rlimit(
   const r = Number(BigInt.asUintN(32, resource));
   if (r >= RLIM_NLIMITS) throw new SyscallError(E.EINVAL);
   if (required && !newLimit && !oldLimit) throw new SyscallError(E.EFAULT);
-  const l = limits(p);
-  let next: [bigint, bigint] | undefined;
-  if (newLimit) {
-    next = [p.mem.u64(newLimit), p.mem.u64(newLimit + 8n)];
-    if (next[0] > next[1]) throw new SyscallError(E.EINVAL);
-    if (next[1] > l[r * 2 + 1] && Deno.uid() !== 0) throw new SyscallError(E.EPERM);
-  }
+  const l = rlimitsOf(p).values;
+  if (newLimit) setRlimit(p, r, p.mem.u64(newLimit), p.mem.u64(newLimit + 8n));
   if (oldLimit) {
     const o = p.mem.check(oldLimit, 16);
     p.mem.view.setBigUint64(o, l[r * 2], true);
     p.mem.view.setBigUint64(o + 8, l[r * 2 + 1], true);
   }
-  if (next) l.set(next, r * 2);
   return 0;
 }
 
@@ -135,8 +113,8 @@ function capHeader(p: Process, hdr: bigint, data: bigint, probe: boolean): numbe
 export const processModule: SyscallModule = {
   name: "process",
   partial: {
-    prlimit64:
-      "own process only (pid 0 or self); limits start as the host's and are recorded, not enforced",
+    prlimit64: "own process only (pid 0 or self); enforced: NOFILE, NPROC, CPU and FSIZE " +
+      "(src/syscalls/limits.ts); the others are recorded",
     prctl: "PR_SET_NAME and PR_GET_NAME only; others EINVAL",
     capset:
       "the sets start as the host process's; capset records them (within Linux's rules for an " +

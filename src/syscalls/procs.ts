@@ -17,6 +17,8 @@ import {
 import { CLONE, type CloneSpec, type ThreadHost, threadModule, threadsOf } from "./thread.ts";
 import { signalModule } from "./signal.ts";
 import { hostSyscall } from "./host.ts";
+import { attachGrants, type Grants } from "./grants.ts";
+import { checkTasks, startLimits } from "./limits.ts";
 
 /** Which children a wait looks at. */
 export type WaitMatch = { kind: "any" } | { kind: "pid" | "pgid"; id: number };
@@ -50,6 +52,10 @@ export interface ProcessHost {
   getsid(pid: number): number;
   /** setsid(2). */
   setsid(): number;
+  /** Threads alive in the run, all processes together (RLIMIT_NPROC counts them). */
+  tasks(): number;
+  /** What the run was granted (network, limits). */
+  readonly grants: Grants;
 }
 
 const KEY = "processes";
@@ -59,9 +65,14 @@ export function processesOf(p: Process): ProcessHost | undefined {
   return p.state.get(KEY) as ProcessHost | undefined;
 }
 
-/** Installs the process table's side for `p`. */
+/**
+ * Installs the process table's side for `p`, a process that begins (boot,
+ * fork, execve), and starts its limits under the run's grants.
+ */
 export function attachProcesses(p: Process, host: ProcessHost): void {
   p.state.set(KEY, host);
+  attachGrants(p, host.grants);
+  startLimits(p);
 }
 
 const i32 = (v: bigint) => Number(BigInt.asIntN(32, v));
@@ -115,6 +126,11 @@ function hostOf(p: Process): ProcessHost {
   return h;
 }
 
+/** Before a thread's clone: RLIMIT_NPROC counts the run's threads. */
+function newThread(p: Process): void {
+  checkTasks(p, processesOf(p)?.tasks() ?? threadsOf(p)?.count ?? 1);
+}
+
 /** fork, vfork and clone/clone3 of a new process. */
 function newProcess(p: Process, spec: CloneSpec, name: string): number {
   const f = spec.flags;
@@ -126,7 +142,9 @@ function newProcess(p: Process, spec: CloneSpec, name: string): number {
   if (shared || ((f & CLONE.VM) && !(f & CLONE.VFORK))) {
     throw new UnsupportedError(`${name} of a process sharing state (flags 0x${f.toString(16)})`);
   }
-  return hostOf(p).fork(spec);
+  const host = hostOf(p);
+  checkTasks(p, host.tasks());
+  return host.fork(spec);
 }
 
 /** A NULL-terminated array of C strings (argv, envp); E2BIG past ARG_MAX. */
@@ -184,7 +202,10 @@ export const procsModule: SyscallModule = {
     },
     clone(call: SyscallCall) {
       const [flags, stack, parentTid, childTid, tls] = call.args;
-      if (flags & CLONE.THREAD || (flags & CLONE.SIGHAND)) return threadModule.handlers.clone(call);
+      if (flags & CLONE.THREAD || (flags & CLONE.SIGHAND)) {
+        newThread(call.process);
+        return threadModule.handlers.clone(call);
+      }
       return newProcess(call.process, { flags, stack, parentTid, childTid, tls }, "clone");
     },
     clone3(call: SyscallCall) {
@@ -192,6 +213,7 @@ export const procsModule: SyscallModule = {
       if (size < 64n || size > 4096n) throw new SyscallError(E.EINVAL);
       const flags = p.mem.u64(argsAddr);
       if (flags & CLONE.THREAD || (flags & CLONE.SIGHAND)) {
+        newThread(p);
         return threadModule.handlers.clone3(call);
       }
       // struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal,

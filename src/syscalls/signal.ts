@@ -275,6 +275,11 @@ export class SignalState {
   ended?: () => boolean;
   /** Whether the run's time is up (seen by a sleeping call). */
   timedOut = false;
+  /**
+   * Other clocks looked at with the timers (RLIMIT_CPU: src/syscalls/limits.ts):
+   * each says when it is next due (monotonic ns) and acts then.
+   */
+  readonly watches = new Set<{ due(): bigint; fire(now: bigint): void }>();
   /** When the VM wants another chance to deliver an async signal (monotonic ns, 0 = none). */
   retryAt = 0n;
   #pending = 0n;
@@ -496,6 +501,7 @@ export class SignalState {
   /** Raises SIGALRM if ITIMER_REAL has expired by `now`; reschedules an interval timer. */
   fireTimers(now: bigint = monotonicNs()): void {
     if (now >= this.runDeadline) this.timedOut = true;
+    for (const w of this.watches) if (now >= w.due()) w.fire(now);
     const r = this.real;
     if (r.due === 0n || now < r.due) return;
     this.raise({ signo: SIGNO.SIGALRM, code: SI.KERNEL, pid: 0, uid: 0 });
@@ -515,6 +521,7 @@ export class SignalState {
     let at = this.runDeadline;
     if (this.real.due !== 0n && this.real.due < at) at = this.real.due;
     if (this.retryAt !== 0n && this.retryAt < at) at = this.retryAt;
+    for (const w of this.watches) if (w.due() < at) at = w.due();
     const other = this.wakeAt?.();
     if (other !== undefined && other < at) at = other;
     if (at === this.#armedAt) return;

@@ -18,6 +18,9 @@ import { Guest } from "./guest.ts";
 import type { BootOptions, RunResult } from "./options.ts";
 import { readProgram, shebang } from "./program.ts";
 import { setupImage } from "./setup.ts";
+import type { Grants } from "../syscalls/grants.ts";
+import { limitGrants } from "../syscalls/limits.ts";
+import { NetPolicy } from "../net/policy.ts";
 
 export type { BootOptions, RunResult, RunStats } from "./options.ts";
 
@@ -41,7 +44,8 @@ export class Vm implements Disposable, AsyncDisposable {
       bytes = readProgram(options.path);
     }
     const elf = parseElf(bytes, options.path);
-    const table = new ProcessTable(Deno.pid, options.maxProcesses);
+    const table = new ProcessTable(Deno.pid, options.maxProcesses, await runGrants(options));
+    options = { ...options, env: guestEnv(options) };
     const guest = new Guest(options, table);
     if (options.rewrite === "static") {
       guest.sites = (await import("../analysis/sites.ts")).syscallSites;
@@ -93,6 +97,32 @@ export class Vm implements Disposable, AsyncDisposable {
     this.dispose();
     await this.#guest.machine?.teardown;
   }
+}
+
+/** What the run is granted: the network (names resolved now) and the limits. */
+async function runGrants(options: BootOptions): Promise<Grants> {
+  const report = options.onDiagnostic ??
+    ((m: string) => Deno.stderr.writeSync(new TextEncoder().encode(m + "\n")));
+  return {
+    net: await NetPolicy.create(options.allowNet, report),
+    limits: limitGrants(options),
+  };
+}
+
+/**
+ * The guest's environment: the host variables `allowEnv` grants (in the
+ * host's order), then `env`.
+ */
+export function guestEnv(options: BootOptions): Record<string, string> {
+  const out: Record<string, string> = {};
+  const grant = options.allowEnv;
+  if (grant) {
+    const names = grant === true ? undefined : grant.map((n) => n.trim()).filter((n) => n);
+    const granted = (k: string) =>
+      !names || names.some((n) => n.endsWith("*") ? k.startsWith(n.slice(0, -1)) : k === n);
+    for (const [k, v] of Object.entries(Deno.env.toObject())) if (granted(k)) out[k] = v;
+  }
+  return Object.assign(out, options.env ?? {});
 }
 
 /** Boots `options.path`, runs it to the end and frees the VM. */
