@@ -55,6 +55,7 @@ export {
   parseElf,
 } from "./src/loader/elf.ts";
 export { KvmUnavailableError } from "./src/kvm/ioctls.ts";
+export { GrantError, type NetGrant } from "./src/net/policy.ts";
 export { detectPlatform, guestCpl, type Platform } from "./src/kvm/platform.ts";
 export { defaultHostCalls, type HostCalls } from "./src/vm/exitless.ts";
 export { VERSION } from "./src/version.ts";

@@ -18,7 +18,10 @@ export type NetGrant = boolean | readonly string[];
 
 /** A grant that cannot be used (bad syntax, a name that does not resolve). */
 export class GrantError extends Error {
-  /** @param message what is wrong, starting with "hermitux: ". */
+  /**
+   * Makes the error.
+   * @param message what is wrong, starting with "hermitux: ".
+   */
   constructor(message: string) {
     super(message);
     this.name = "GrantError";
