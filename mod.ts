@@ -47,7 +47,14 @@ export {
   SyscallRegistry,
 } from "./src/syscalls/mod.ts";
 export { FdTable, type FileOps, type GuestIovec, OpenFile } from "./src/syscalls/fdtable.ts";
-export { MEMORY, type Mount, type MountSpec, MountTable, type Resolved } from "./src/vfs/mounts.ts";
+export {
+  MEMORY,
+  type MemoryFile,
+  type Mount,
+  type MountSpec,
+  MountTable,
+  type Resolved,
+} from "./src/vfs/mounts.ts";
 export {
   ElfError,
   type ElfFile,
@@ -56,6 +63,7 @@ export {
   parseElf,
 } from "./src/loader/elf.ts";
 export { KvmUnavailableError } from "./src/kvm/ioctls.ts";
+export { GrantError, type NetGrant } from "./src/net/policy.ts";
 export { detectPlatform, guestCpl, type Platform } from "./src/kvm/platform.ts";
 export { defaultHostCalls, type HostCalls } from "./src/vm/exitless.ts";
 export { VERSION } from "./src/version.ts";

@@ -173,11 +173,14 @@ const PASSED = Object.fromEntries(
   }),
 );
 
-/** Runs natively and under hermitux; asserts identical stdout, stderr, status. */
+/**
+ * Runs natively and under hermitux (with `flags`, e.g. a grant);
+ * asserts identical stdout, stderr, status.
+ */
 export async function assertSameAsNative(
   bin: string,
   args: string[] = [],
-  o: RunOptions = {},
+  o: RunOptions & { flags?: string[] } = {},
 ): Promise<Outcome> {
   const [native, vm] = await Promise.all([runNative(bin, args, o), runHermitux(bin, args, o)]);
   deepStrictEqual(vm, native);

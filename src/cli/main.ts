@@ -19,6 +19,9 @@ import { SYSCALL_NUMBERS } from "../syscalls/table.ts";
 import { DEFAULT_MODULES } from "../syscalls/mod.ts";
 import type { SyscallRegistry } from "../syscalls/registry.ts";
 import { readAllowList, specializedRegistry } from "../syscalls/specialize.ts";
+import { GrantError, resolveNetGrant } from "../net/policy.ts";
+import { normalize } from "../vfs/path.ts";
+import { defaultEtc } from "./etc.ts";
 
 const USAGE = `hermitux ${VERSION}: run a Linux x86-64 executable in a KVM micro-VM
 
@@ -30,10 +33,29 @@ Usage:
 Options for run:
   --mem SIZE         guest memory, e.g. 512M, 2G (default 1G; 2G at most)
   --env K=V          set an environment variable in the guest (repeatable);
-                     --env K passes the host's value of K. Nothing else is passed.
+                     --env K passes the host's value of K
+  --allow-env[=NAMES]
+                     pass the host's environment, or only the variables in the
+                     comma-separated NAMES (PREFIX* for a prefix); by default
+                     the guest's environment is empty but for --env
+  --allow-net[=HOST[:PORT],...]
+                     let the guest use the network: every address, or only
+                     those listed (names resolved now; [::1]:80 for IPv6); and
+                     unix:PATH for a host Unix socket at or below guest PATH.
+                     By default connect/sendto/bind/listen on IP sockets and
+                     connect to a Unix socket the guest did not bind are EACCES
   --timeout SECONDS  stop the guest after SECONDS (exit status 124)
   --max-procs N      at most N guest processes at once (default 256); past it
                      fork fails with EAGAIN
+  --max-threads N    at most N threads alive at once, all processes together
+                     (RLIMIT_NPROC; default 1024); past it clone/fork: EAGAIN
+  --max-fds N        at most N open fds per process (RLIMIT_NOFILE; default
+                     1024); past it EMFILE
+  --cpu-time SECONDS CPU time per process (RLIMIT_CPU): SIGXCPU after SECONDS,
+                     SIGKILL a second later (default: no limit)
+  --max-file-size SIZE
+                     largest file a write may make, e.g. 10M (RLIMIT_FSIZE:
+                     EFBIG and SIGXFSZ past it; default: no limit)
   --trace            print every syscall to stderr, strace-style
   --stats            print boot time, exits and host calls to stderr at the end
                      (with several processes, a line for each and the totals)
@@ -62,9 +84,12 @@ Options for run:
                      exitless on kvm_pvm with 4 or more CPUs, else exit;
                      HERMITUX_HOST_CALLS sets it.
   --no-default-mounts
-                     mount nothing but --mount: by default the current directory is
-                     mounted read-write at its own path, /usr /lib /lib64 /etc /bin
-                     read-only, and an empty private /dev/shm (in memory)
+                     mount nothing but --mount. By default the current directory
+                     is mounted READ-WRITE at its own path (the guest may change
+                     or delete what is there), /usr /lib /lib64 /bin read-only,
+                     and an /etc with only the host files programs need and no
+                     secrets (SECURITY.md; --mount /etc:/etc:ro gives the whole
+                     host /etc), and an empty private /dev/shm (in memory)
 
 The guest's stdout, stderr and exit status pass through unchanged; a guest
 killed by signal N exits with 128+N, as a shell shows it.`;
@@ -135,6 +160,10 @@ const VALUE_OPTIONS = new Set([
   "env",
   "timeout",
   "max-procs",
+  "max-threads",
+  "max-fds",
+  "cpu-time",
+  "max-file-size",
   "mount",
   "memfs",
   "workdir",
@@ -143,8 +172,8 @@ const VALUE_OPTIONS = new Set([
   "allow-syscalls",
 ]);
 
-/** The system directories the CLI shows read-only by default. */
-const SYSTEM_DIRS = ["/usr", "/lib", "/lib64", "/etc", "/bin"];
+/** The system directories the CLI shows read-only by default (and an /etc: etc.ts). */
+const SYSTEM_DIRS = ["/usr", "/lib", "/lib64", "/bin"];
 
 /** Parses --mount HOST:GUEST[:ro|rw] (HOST relative to `cwd`). */
 export function parseMount(spec: string, cwd: string): MountSpec {
@@ -159,21 +188,32 @@ export function parseMount(spec: string, cwd: string): MountSpec {
   return { host: resolve(cwd, parts[0]), guest: parts[1], readOnly };
 }
 
-/** The CLI's mounts: the defaults (unless disabled), then --mount in order. */
-export function cliMounts(specs: string[], defaults: boolean, cwd: string): MountSpec[] {
+/**
+ * The CLI's mounts: the defaults (unless disabled), then --mount in order.
+ * The default /etc (etc.ts) has `resolv.conf` when `etc.net`, and the
+ * names the network grant resolved in `hosts`; a --mount at /etc replaces it.
+ */
+export function cliMounts(
+  specs: string[],
+  defaults: boolean,
+  cwd: string,
+  etc: { net: boolean; hosts?: [string, string][] } = { net: false },
+): MountSpec[] {
   const out: MountSpec[] = [];
+  const given = specs.map((s) => parseMount(s, cwd));
   if (defaults) {
     for (const dir of SYSTEM_DIRS) {
       try {
         if (Deno.statSync(dir).isDirectory) out.push({ host: dir, guest: dir, readOnly: true });
       } catch { /* not on this host */ }
     }
+    if (!given.some((m) => normalize(m.guest) === "/etc")) out.push(...defaultEtc(etc));
     out.push({ host: cwd, guest: cwd, readOnly: false });
     // As every Linux system (and a container) has: POSIX shared memory and
     // named semaphores (sem_open, multiprocessing) live there. Private to the run.
     out.push({ host: MEMORY, guest: "/dev/shm", readOnly: false });
   }
-  return [...out, ...specs.map((s) => parseMount(s, cwd))];
+  return [...out, ...given];
 }
 
 /**
@@ -245,10 +285,26 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
     binAt += VALUE_OPTIONS.has(name) ? 2 : 1;
   }
   if (rest[binAt] === "--") rest.splice(binAt, 1);
+  // --allow-net and --allow-env take a value only after "=" (as Deno's).
+  const options: string[] = [];
+  const grants: { net?: boolean | string[]; env?: boolean | string[] } = {};
+  for (let i = 0; i < binAt; i++) {
+    const a = rest[i], m = /^--allow-(net|env)(?:=(.*))?$/.exec(a);
+    if (!m) {
+      options.push(a);
+      if (VALUE_OPTIONS.has(a.replace(/^--?/, "")) && i + 1 < binAt) options.push(rest[++i]);
+      continue;
+    }
+    const kind = m[1] as "net" | "env";
+    if (m[2] === undefined) grants[kind] = true;
+    else if (grants[kind] !== true) {
+      grants[kind] = [...(grants[kind] || []), ...m[2].split(",").filter((x) => x)];
+    }
+  }
   let parsed;
   try {
     parsed = parseArgs({
-      args: rest.slice(0, binAt),
+      args: options,
       allowPositionals: false,
       strict: true,
       options: {
@@ -256,6 +312,10 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
         env: { type: "string", multiple: true },
         timeout: { type: "string" },
         "max-procs": { type: "string" },
+        "max-threads": { type: "string" },
+        "max-fds": { type: "string" },
+        "cpu-time": { type: "string" },
+        "max-file-size": { type: "string" },
         trace: { type: "boolean" },
         stats: { type: "boolean" },
         verbose: { type: "boolean", short: "v" },
@@ -288,10 +348,22 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
     else if (eq < 0 && Deno.env.get(e) !== undefined) env[e] = Deno.env.get(e)!;
     else if (eq === 0) return fail(`hermitux: bad --env '${e}' (use K=V or K)`);
   }
+  // Names in --allow-net are resolved once, here: the grant and the guest's /etc/hosts agree.
+  let resolved: Awaited<ReturnType<typeof resolveNetGrant>> | undefined;
+  try {
+    if (Array.isArray(grants.net)) resolved = await resolveNetGrant(grants.net);
+  } catch (e) {
+    return fail((e as Error).message);
+  }
   let memory: number | undefined, timeout: number | undefined, mounts: MountSpec[];
   let maxProcesses: number | undefined;
+  const limits: { maxThreads?: number; maxFds?: number; cpuTime?: number; maxFileSize?: number } =
+    {};
   try {
-    mounts = cliMounts(values.mount ?? [], !values["no-default-mounts"], cwd);
+    mounts = cliMounts(values.mount ?? [], !values["no-default-mounts"], cwd, {
+      net: grants.net !== undefined,
+      hosts: resolved?.hosts,
+    });
     for (const guest of values.memfs ?? []) {
       if (!guest.startsWith("/")) {
         throw new Error(`bad --memfs '${guest}' (GUEST must be absolute)`);
@@ -304,6 +376,21 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
       if (!(Number.isInteger(maxProcesses) && maxProcesses >= 1)) {
         throw new Error(`bad --max-procs '${values["max-procs"]}'`);
       }
+    }
+    const count = (name: "max-threads" | "max-fds" | "cpu-time", least: number) => {
+      const v = values[name];
+      if (v === undefined) return undefined;
+      const n = Number(v);
+      if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < least) {
+        throw new Error(`bad --${name} '${v}'`);
+      }
+      return n;
+    };
+    limits.maxThreads = count("max-threads", 1);
+    limits.maxFds = count("max-fds", 3);
+    limits.cpuTime = count("cpu-time", 1);
+    if (values["max-file-size"] !== undefined) {
+      limits.maxFileSize = parseSize(values["max-file-size"]);
     }
     if (values.timeout) {
       timeout = Number(values.timeout);
@@ -347,9 +434,12 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
       argv0: bin,
       args: guestArgs,
       env,
+      allowEnv: grants.env,
+      allowNet: resolved?.entries ?? grants.net,
       memory,
       timeout,
       maxProcesses,
+      ...limits,
       trace: values.trace,
       platform,
       rewrite,
@@ -365,6 +455,7 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
     return result.timedOut ? 124 : result.status;
   } catch (e) {
     if (e instanceof ElfError) return fail(`hermitux: ${e.message}`, 126);
+    if (e instanceof GrantError) return fail(e.message, 2);
     if (e instanceof KvmUnavailableError) return fail(e.message, 125);
     if (e instanceof Error && e.message.startsWith("hermitux:")) {
       return fail(e.message, /no such file/.test(e.message) ? 127 : 126);

@@ -34,6 +34,9 @@ import type { Guest } from "../vm/guest.ts";
 import { forkGuest, holdForVfork, releaseVfork } from "../vm/fork.ts";
 import { execImage } from "../vm/setup.ts";
 import { MachinePool } from "../vm/machine.ts";
+import type { Grants } from "../syscalls/grants.ts";
+import { limitGrants } from "../syscalls/limits.ts";
+import { NetPolicy } from "../net/policy.ts";
 
 const NR_GETPGID = 121, NR_GETSID = 124;
 /** waitid's si_code values. */
@@ -118,10 +121,26 @@ export class ProcessTable {
   /** Machines of ended processes, for the next fork or execve (src/vm/machine.ts). */
   readonly machines: MachinePool = new MachinePool();
 
-  /** @param rootPid the first process's pid: ids of later processes and threads follow it */
-  constructor(readonly rootPid: number, maxProcesses = 256) {
+  /** What the run was granted (network, limits): every process's. */
+  readonly grants: Grants;
+
+  /**
+   * @param rootPid the first process's pid: ids of later processes and threads follow it
+   * @param grants what the run was granted (default: no network, default limits)
+   */
+  constructor(readonly rootPid: number, maxProcesses = 256, grants?: Grants) {
     this.#next = rootPid + 1;
     this.maxProcesses = maxProcesses;
+    this.grants = grants ?? { net: NetPolicy.deny(), limits: limitGrants({}) };
+  }
+
+  /** Threads alive in the run, all processes together. */
+  tasks(): number {
+    let n = 0;
+    for (const q of this.#procs.values()) {
+      if (q.status === undefined) n += q.vm.threads?.count ?? 1;
+    }
+    return n;
   }
 
   /** Whether the run has several processes (vCPUs all on runners, served by {@linkcode run}). */
@@ -625,5 +644,11 @@ class Host implements ProcessHost {
   }
   signal(pid: number, info: SigInfo): number {
     return this.table.signal(pid, info);
+  }
+  tasks(): number {
+    return this.table.tasks();
+  }
+  get grants(): Grants {
+    return this.table.grants;
   }
 }

@@ -175,6 +175,7 @@ export const E = {
   ENXIO: 6,
   ENOSPC: 28,
   ENODEV: 19,
+  EFBIG: 27,
 } as const;
 
 /** A syscall failure that a handler throws; the guest sees `-errno`. */

@@ -126,6 +126,11 @@ export class FdTable {
     while (n <= this.#highest) n *= 2;
     return n;
   }
+  /**
+   * New fds are below this (RLIMIT_NOFILE's soft limit, kept by
+   * src/syscalls/limits.ts): past it a new fd is EMFILE.
+   */
+  limit: number = MAX_FDS;
 
   /** Installs `file` at guest fd `fd`, closing what was there. */
   set(fd: number, file: OpenFile, cloexec = false): void {
@@ -137,7 +142,7 @@ export class FdTable {
 
   /** Installs `file` at the lowest free fd ≥ `min`; EMFILE when none is left. */
   install(file: OpenFile, cloexec = false, min = 0): number {
-    for (let fd = min; fd < MAX_FDS; fd++) {
+    for (let fd = min; fd < this.limit; fd++) {
       if (!this.#files.has(fd)) {
         this.set(fd, file, cloexec);
         return fd;
@@ -176,6 +181,7 @@ export class FdTable {
    */
   copy(exec = false): FdTable {
     const t = new FdTable();
+    t.limit = this.limit;
     for (const [fd, { file, cloexec }] of this.#files) {
       if (!(exec && cloexec)) t.set(fd, file, exec ? false : cloexec);
     }

@@ -10,6 +10,7 @@
 import { clipOverlays, fileId } from "../vm/shared.ts";
 import { E, SyscallError } from "./errno.ts";
 import { FdTable, OpenFile } from "./fdtable.ts";
+import { checkFileSize, fileSizeAllows } from "./limits.ts";
 import { bufferAddress, hostSyscall } from "./host.ts";
 import type { Process, SyscallCall, SyscallHandler, SyscallModule } from "./registry.ts";
 import { OPEN_FLAGS, openBeneath, OutsideMounts, type Resolved } from "../vfs/mounts.ts";
@@ -284,8 +285,11 @@ function virtualDirStatx(p: Process, path: string, flags: bigint, mask: bigint, 
 }
 
 function rw(nr: number) {
-  return ({ args: [fd, buf, count, off], process: p }: SyscallCall) =>
-    hostSyscall(nr, p.fds.get(fd).hostFd, p.mem.hostAddress(buf, count), count, off);
+  return ({ args: [fd, buf, count, off], process: p }: SyscallCall) => {
+    const file = p.fds.get(fd);
+    if (nr === NR.pwrite64) count = fileSizeAllows(p, file, BigInt.asIntN(64, off), count);
+    return hostSyscall(nr, file.hostFd, p.mem.hostAddress(buf, count), count, off);
+  };
 }
 
 function dupTo(p: Process, oldfd: bigint, min: number, cloexec: boolean): number {
@@ -539,7 +543,7 @@ export const fsModule: SyscallModule = {
     dup: ({ args: [fd], process: p }) => dupTo(p, fd, 0, false),
     dup2({ args: [oldfd, newfd], process: p }) {
       const file = p.fds.get(oldfd), n = FdTable.number(newfd);
-      if (n < 0 || n >= 1024) throw new SyscallError(E.EBADF);
+      if (n < 0 || n >= p.fds.limit) throw new SyscallError(E.EBADF);
       if (n !== FdTable.number(oldfd)) p.fds.set(n, file, false);
       return n;
     },
@@ -548,7 +552,7 @@ export const fsModule: SyscallModule = {
       if (n === FdTable.number(oldfd) || (Number(flags) & ~O_CLOEXEC)) {
         throw new SyscallError(E.EINVAL);
       }
-      if (n < 0 || n >= 1024) throw new SyscallError(E.EBADF);
+      if (n < 0 || n >= p.fds.limit) throw new SyscallError(E.EBADF);
       p.fds.set(n, file, (Number(flags) & O_CLOEXEC) !== 0);
       return n;
     },
@@ -559,7 +563,7 @@ export const fsModule: SyscallModule = {
       switch (int(cmd)) {
         case F_DUPFD:
         case F_DUPFD_CLOEXEC:
-          if (int(arg) < 0 || int(arg) >= 1024) throw new SyscallError(E.EINVAL);
+          if (int(arg) < 0 || int(arg) >= p.fds.limit) throw new SyscallError(E.EINVAL);
           return dupTo(p, fd, int(arg), int(cmd) === F_DUPFD_CLOEXEC);
         case F_GETFD:
           return p.fds.cloexec(fd) ? FD_CLOEXEC : 0;
@@ -589,6 +593,7 @@ export const fsModule: SyscallModule = {
     fdatasync: (c) => hostSyscall(NR.fdatasync, fdArg(c)),
     ftruncate(c) {
       const fd = fdArg(c);
+      checkFileSize(c.process, fd, BigInt.asIntN(64, c.args[1]));
       return truncated(fd, hostSyscall(NR.ftruncate, fd, c.args[1]), c.args[1]);
     },
     truncate(call) {
@@ -597,6 +602,7 @@ export const fsModule: SyscallModule = {
       const m = onMount(r, true);
       const fd = openBeneath(m.rootFd, r.rel, 1); // O_WRONLY
       try {
+        checkFileSize(p, fd, BigInt.asIntN(64, call.args[1]));
         return truncated(fd, hostSyscall(NR.ftruncate, fd, call.args[1]), call.args[1]);
       } finally {
         hostSyscall(NR.close, fd);
@@ -618,10 +624,18 @@ export const fsModule: SyscallModule = {
       }
     },
     fadvise64: (c) => hostSyscall(NR.fadvise64, fdArg(c), c.args[1], c.args[2], c.args[3]),
-    fallocate: (c) => hostSyscall(NR.fallocate, fdArg(c), c.args[1], c.args[2], c.args[3]),
+    fallocate(c) {
+      const [, mode, offset, len] = c.args, fd = fdArg(c);
+      // FALLOC_FL_KEEP_SIZE leaves the size alone.
+      if (!(mode & 1n)) checkFileSize(c.process, fd, BigInt.asIntN(64, offset + len));
+      return hostSyscall(NR.fallocate, fd, mode, offset, len);
+    },
     copy_file_range(call) {
-      const [inFd, offIn, outFd, offOut, len, flags] = call.args;
+      const [inFd, offIn, outFd, offOut, , flags] = call.args;
       const m = call.process.mem;
+      const out = call.process.fds.get(outFd);
+      const at = offOut ? BigInt.asIntN(64, m.u64(offOut)) : undefined;
+      const len = fileSizeAllows(call.process, out, at, call.args[4]);
       return hostSyscall(
         NR.copy_file_range,
         call.process.fds.get(inFd).hostFd,

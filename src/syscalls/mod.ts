@@ -13,7 +13,7 @@ import { signalModule } from "./signal.ts";
 import { futexModule } from "./futex.ts";
 import { threadModule } from "./thread.ts";
 import { procsModule } from "./procs.ts";
-import { netModule } from "./net.ts";
+import { netModule } from "../net/sockets.ts";
 import { xattrModule } from "./xattr.ts";
 import { schedModule } from "./sched.ts";
 import { signalfdModule } from "./signalfd.ts";
@@ -49,7 +49,7 @@ export {
   procsModule,
   type WaitMatch,
 } from "./procs.ts";
-export { netModule } from "./net.ts";
+export { netModule } from "../net/sockets.ts";
 export { xattrModule } from "./xattr.ts";
 export { schedModule } from "./sched.ts";
 export { signalfdModule } from "./signalfd.ts";

@@ -5,38 +5,17 @@
  * @module
  */
 import { E, SyscallError } from "./errno.ts";
-import { bufferAddress, HOST_NR, hostSyscall } from "./host.ts";
+import { bufferAddress, hostSyscall } from "./host.ts";
+import { RLIM_NLIMITS, rlimitsOf, setRlimit } from "./limits.ts";
 import type { Process, SyscallModule } from "./registry.ts";
 import { threadsOf } from "./thread.ts";
 
-const RLIM_NLIMITS = 16;
 const PR_SET_NAME = 15, PR_GET_NAME = 16;
 const GRND_NONBLOCK = 1, GRND_RANDOM = 2, GRND_INSECURE = 4;
 
 /**
- * The process's resource limits, soft and hard for each resource (2r, 2r+1):
- * the host's at start, then the guest's own.
- */
-export function limits(p: Process): bigint[] {
-  let l = p.state.get("rlimits") as bigint[] | undefined;
-  if (!l) {
-    l = new Array<bigint>(RLIM_NLIMITS * 2).fill(0n);
-    for (let r = 0; r < RLIM_NLIMITS; r++) {
-      const one = new BigUint64Array(2);
-      if (
-        hostSyscall(HOST_NR.prlimit64, 0, r, 0, bufferAddress(new Uint8Array(one.buffer))) === 0n
-      ) {
-        [l[r * 2], l[r * 2 + 1]] = one;
-      }
-    }
-    p.state.set("rlimits", l);
-  }
-  return l;
-}
-
-/**
  * prlimit64's work, also getrlimit's and setrlimit's (`required`: their
- * pointer may not be NULL). Raising a hard limit needs root, as on Linux.
+ * pointer may not be NULL). The limits and their grants: limits.ts.
  */
 function rlimit(
   p: Process,
@@ -48,19 +27,13 @@ function rlimit(
   const r = Number(BigInt.asUintN(32, resource));
   if (r >= RLIM_NLIMITS) throw new SyscallError(E.EINVAL);
   if (required && !newLimit && !oldLimit) throw new SyscallError(E.EFAULT);
-  const l = limits(p);
-  let next: [bigint, bigint] | undefined;
-  if (newLimit) {
-    next = [p.mem.u64(newLimit), p.mem.u64(newLimit + 8n)];
-    if (next[0] > next[1]) throw new SyscallError(E.EINVAL);
-    if (next[1] > l[r * 2 + 1] && Deno.uid() !== 0) throw new SyscallError(E.EPERM);
-  }
+  const l = rlimitsOf(p).values;
+  if (newLimit) setRlimit(p, r, p.mem.u64(newLimit), p.mem.u64(newLimit + 8n));
   if (oldLimit) {
     const o = p.mem.check(oldLimit, 16);
     p.mem.view.setBigUint64(o, l[r * 2], true);
     p.mem.view.setBigUint64(o + 8, l[r * 2 + 1], true);
   }
-  if (next) [l[r * 2], l[r * 2 + 1]] = next;
   return 0;
 }
 
@@ -157,8 +130,8 @@ function capHeader(p: Process, hdr: bigint, data: bigint, probe: boolean): numbe
 export const processModule: SyscallModule = {
   name: "process",
   partial: {
-    prlimit64:
-      "own process only (pid 0 or self); limits start as the host's and are recorded, not enforced",
+    prlimit64: "own process only (pid 0 or self); enforced: NOFILE, NPROC, CPU and FSIZE " +
+      "(src/syscalls/limits.ts); the others are recorded",
     prctl: "PR_SET_NAME and PR_GET_NAME only; others EINVAL",
     capset:
       "the sets start as the host process's; capset records them (within Linux's rules for an " +

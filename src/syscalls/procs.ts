@@ -18,6 +18,8 @@ import { CLONE, type CloneSpec, type ThreadHost, threadModule, threadsOf } from 
 import { type SigInfo, signalModule } from "./signal.ts";
 import { pidfdTarget } from "./pidfd.ts";
 import { hostSyscall } from "./host.ts";
+import { attachGrants, type Grants } from "./grants.ts";
+import { checkTasks, startLimits } from "./limits.ts";
 
 /** Which children a wait looks at. */
 export type WaitMatch = { kind: "any" } | { kind: "pid" | "pgid"; id: number };
@@ -102,6 +104,10 @@ export interface ProcessHost {
    * takes the signal and nothing happens), EINVAL for a bad signal.
    */
   signal(pid: number, info: SigInfo): number;
+  /** Threads alive in the run, all processes together (RLIMIT_NPROC counts them). */
+  tasks(): number;
+  /** What the run was granted (network, limits). */
+  readonly grants: Grants;
 }
 
 const KEY = "processes";
@@ -111,9 +117,14 @@ export function processesOf(p: Process): ProcessHost | undefined {
   return p.state.get(KEY) as ProcessHost | undefined;
 }
 
-/** Installs the process table's side for `p`. */
+/**
+ * Installs the process table's side for `p`, a process that begins (boot,
+ * fork, execve), and starts its limits under the run's grants.
+ */
 export function attachProcesses(p: Process, host: ProcessHost): void {
   p.state.set(KEY, host);
+  attachGrants(p, host.grants);
+  startLimits(p);
 }
 
 const i32 = (v: bigint) => Number(BigInt.asIntN(32, v));
@@ -167,6 +178,11 @@ function hostOf(p: Process): ProcessHost {
   return h;
 }
 
+/** Before a thread's clone: RLIMIT_NPROC counts the run's threads. */
+function newThread(p: Process): void {
+  checkTasks(p, processesOf(p)?.tasks() ?? threadsOf(p)?.count ?? 1);
+}
+
 /** fork, vfork and clone/clone3 of a new process. */
 function newProcess(p: Process, spec: CloneSpec, name: string): number {
   const f = spec.flags;
@@ -178,7 +194,9 @@ function newProcess(p: Process, spec: CloneSpec, name: string): number {
   if (shared || ((f & CLONE.VM) && !(f & CLONE.VFORK))) {
     throw new UnsupportedError(`${name} of a process sharing state (flags 0x${f.toString(16)})`);
   }
-  return hostOf(p).fork(spec);
+  const host = hostOf(p);
+  checkTasks(p, host.tasks());
+  return host.fork(spec);
 }
 
 /** A NULL-terminated array of C strings (argv, envp); E2BIG past ARG_MAX. */
@@ -236,7 +254,10 @@ export const procsModule: SyscallModule = {
     },
     clone(call: SyscallCall) {
       const [flags, stack, parentTid, childTid, tls] = call.args;
-      if (flags & CLONE.THREAD || (flags & CLONE.SIGHAND)) return threadModule.handlers.clone(call);
+      if (flags & CLONE.THREAD || (flags & CLONE.SIGHAND)) {
+        newThread(call.process);
+        return threadModule.handlers.clone(call);
+      }
       return newProcess(call.process, { flags, stack, parentTid, childTid, tls }, "clone");
     },
     clone3(call: SyscallCall) {
@@ -244,6 +265,7 @@ export const procsModule: SyscallModule = {
       if (size < 64n || size > 4096n) throw new SyscallError(E.EINVAL);
       const flags = p.mem.u64(argsAddr);
       if (flags & CLONE.THREAD || (flags & CLONE.SIGHAND)) {
+        newThread(p);
         return threadModule.handlers.clone3(call);
       }
       // struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal,

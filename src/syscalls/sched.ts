@@ -18,7 +18,8 @@
 import { E, SyscallError } from "./errno.ts";
 import { bufferAddress, hostSyscall } from "./host.ts";
 import type { Process, SyscallModule } from "./registry.ts";
-import { capable, limits } from "./process.ts";
+import { capable } from "./process.ts";
+import { rlimitsOf } from "./limits.ts";
 import { threadsOf } from "./thread.ts";
 import { processesOf } from "./procs.ts";
 
@@ -113,7 +114,7 @@ function thread(p: Process, who: number): number {
 
 /** Linux's is_nice_reduction: `nice` is within RLIMIT_NICE (20 - nice ≤ the soft limit). */
 function niceAllowed(p: Process, nice: number): boolean {
-  return BigInt(20 - nice) <= limits(p)[RLIMIT_NICE * 2];
+  return BigInt(20 - nice) <= rlimitsOf(p).values[RLIMIT_NICE * 2];
 }
 
 const rtPolicy = (policy: number) => policy === SCHED.FIFO || policy === SCHED.RR;
@@ -141,7 +142,7 @@ function setScheduler(p: Process, tid: number, policyArg: number, priority: numb
   }
   if (!capable(p, CAP_SYS_NICE)) {
     if (rtPolicy(policy)) {
-      const rtprio = limits(p)[RLIMIT_RTPRIO * 2];
+      const rtprio = rlimitsOf(p).values[RLIMIT_RTPRIO * 2];
       if (policy !== s.policy && rtprio === 0n) throw new SyscallError(E.EPERM);
       if (priority > s.priority && BigInt(priority) > rtprio) throw new SyscallError(E.EPERM);
     }

@@ -313,6 +313,11 @@ export class SignalState {
   ended?: () => boolean;
   /** Whether the run's time is up (seen by a sleeping call). */
   timedOut = false;
+  /**
+   * Other clocks looked at with the timers (RLIMIT_CPU: src/syscalls/limits.ts):
+   * each says when it is next due (monotonic ns) and acts then.
+   */
+  readonly watches = new Set<{ due(): bigint; fire(now: bigint): void }>();
   /** When the VM wants another chance to deliver an async signal (monotonic ns, 0 = none). */
   retryAt = 0n;
   /** A stop signal acted on by default, for the process table to stop the process (0: none). */
@@ -563,6 +568,7 @@ export class SignalState {
     if (now >= this.runDeadline) this.timedOut = true;
     let fired = false;
     this.cpuTimers?.fire();
+    for (const w of this.watches) if (now >= w.due()) w.fire(now);
     const r = this.real;
     if (r.due !== 0n && now >= r.due) {
       this.raise({ signo: SIGNO.SIGALRM, code: SI.KERNEL, pid: 0, uid: 0 });
@@ -652,6 +658,7 @@ export class SignalState {
     const due = this.nextDue();
     if (due !== 0n && due < at) at = due;
     if (this.retryAt !== 0n && this.retryAt < at) at = this.retryAt;
+    for (const w of this.watches) if (w.due() < at) at = w.due();
     const other = this.wakeAt?.();
     if (other !== undefined && other < at) at = other;
     const cpu = this.cpuTimers?.wakeAt(now ??= monotonicNs());

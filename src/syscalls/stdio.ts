@@ -10,6 +10,7 @@ import type { Process, SyscallCall, SyscallModule } from "./registry.ts";
 import type { FileOps } from "./fdtable.ts";
 import { monotonicNs, pollFd, signalsOf } from "./signal.ts";
 import { type ThreadHost, threadsOf } from "./thread.ts";
+import { fileSizeAllows } from "./limits.ts";
 
 const SIGPIPE = 13;
 
@@ -206,6 +207,7 @@ function rw(nr: number) {
     if (nr === HOST_NR.write && count !== 0n && file.canBlock) {
       return blockingWrite(p, file.hostFd, oneIovec(p, buf, count), 1);
     }
+    if (nr === HOST_NR.write) count = fileSizeAllows(p, file, undefined, count);
     const r = sigpipe(p, hostSyscall(nr, file.hostFd, p.mem.hostAddress(buf, count), count));
     // ld.so reading a library's headers: where its RELRO will be (src/loader/relro.ts).
     if (nr === HOST_NR.read && r >= 64n) {
@@ -234,11 +236,34 @@ export function hostIovecs(call: SyscallCall): [Uint8Array, number] {
   return [out, count];
 }
 
+/** The bytes `count` host iovecs hold. */
+function iovTotal(iovs: Uint8Array, count: number): bigint {
+  const v = new DataView(iovs.buffer, iovs.byteOffset);
+  let total = 0n;
+  for (let i = 0; i < count; i++) total += v.getBigUint64(i * 16 + 8, true);
+  return total;
+}
+
+/** Cuts host iovecs to `max` bytes in all; the iovec count left. */
+function clampIovecs(iovs: Uint8Array, count: number, max: bigint): number {
+  const v = new DataView(iovs.buffer, iovs.byteOffset);
+  for (let i = 0; i < count; i++) {
+    const len = v.getBigUint64(i * 16 + 8, true);
+    if (len >= max) {
+      v.setBigUint64(i * 16 + 8, max, true);
+      return i + 1;
+    }
+    max -= len;
+  }
+  return count;
+}
+
 function rwv(nr: number) {
   return (call: SyscallCall) => {
     const file = call.process.fds.get(call.args[0]);
     if (file.ops) return specialRwv(call, file.ops, nr);
-    const [iovs, count] = hostIovecs(call);
+    const [iovs, n] = hostIovecs(call);
+    let count = n;
     if (
       nr === HOST_NR.readv && count > 0 && !file.neverBlocks &&
       awaitReadable(call.process, file.hostFd)
@@ -248,6 +273,14 @@ function rwv(nr: number) {
     }
     // preadv/pwritev(2) take the offset (and flags) next; readv/writev ignore them.
     const [, , , a3, a4, a5] = call.args;
+    if (nr === HOST_NR.writev || nr === HOST_NR.pwritev || nr === HOST_NR.pwritev2) {
+      const at = nr === HOST_NR.writev ? undefined : BigInt.asIntN(64, a3);
+      count = clampIovecs(
+        iovs,
+        count,
+        fileSizeAllows(call.process, file, at, iovTotal(iovs, count)),
+      );
+    }
     return sigpipe(
       call.process,
       hostSyscall(nr, file.hostFd, bufferAddress(iovs), count, a3, a4, a5),
@@ -310,6 +343,7 @@ export const stdioModule: SyscallModule = {
     sendfile({ args: [outFd, inFd, offset, count], process: p }) {
       const out = p.fds.get(outFd), input = p.fds.get(inFd);
       const off = offset ? p.mem.hostAddress(offset, 8) : 0n;
+      count = fileSizeAllows(p, out, undefined, count);
       return hostSyscall(HOST_NR.sendfile, out.hostFd, input.hostFd, off, count);
     },
     close({ args: [fd], process: p }) {

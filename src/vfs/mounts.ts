@@ -30,6 +30,23 @@ export interface MountSpec {
   guest: string;
   /** Whether the guest may change it. */
   readOnly: boolean;
+  /**
+   * For `":memory:"`: what it holds from the start (a synthesized
+   * directory, e.g. the CLI's default /etc), made before the guest runs.
+   */
+  files?: readonly MemoryFile[];
+}
+
+/** One entry made in an in-memory file system before the guest runs. */
+export interface MemoryFile {
+  /** Path below the mount, e.g. `"ssl/openssl.cnf"`; parent directories are made. */
+  path: string;
+  /** A regular file's bytes. */
+  data?: Uint8Array;
+  /** A symbolic link's target, as given. */
+  link?: string;
+  /** Permission bits (default 0o644 for a file, 0o755 for a directory). */
+  mode?: number;
 }
 
 /** A mount with its host directory open. */
@@ -133,6 +150,7 @@ export class MountTable {
     if (spec.host === MEMORY) {
       const dir = Deno.makeTempDirSync({ dir: memoryRoot(), prefix: "hermitux-memfs-" });
       this.#scratch.push(dir);
+      if (spec.files) fill(dir, spec.files);
       spec = { ...spec, host: dir };
     }
     const fd = Number(
@@ -357,6 +375,25 @@ export class MountTable {
     }
     this.#views = undefined;
     this.#made.clear();
+  }
+}
+
+/** Makes `files` in the fresh directory `dir` (which then reads as 0755, as a system directory). */
+function fill(dir: string, files: readonly MemoryFile[]): void {
+  Deno.chmodSync(dir, 0o755);
+  for (const f of files) {
+    const parts = components(f.path);
+    if (parts.length === 0 || parts.includes("..")) {
+      throw new Error(`hermitux: bad in-memory file path '${f.path}'`);
+    }
+    const at = `${dir}/${parts.join("/")}`;
+    if (parts.length > 1) {
+      Deno.mkdirSync(`${dir}/${parts.slice(0, -1).join("/")}`, { recursive: true });
+    }
+    if (f.link !== undefined) Deno.symlinkSync(f.link, at);
+    else if (f.data !== undefined) Deno.writeFileSync(at, f.data, { mode: f.mode ?? 0o644 });
+    else Deno.mkdirSync(at, { recursive: true, mode: f.mode ?? 0o755 });
+    if (f.mode !== undefined && f.link === undefined) Deno.chmodSync(at, f.mode);
   }
 }
 

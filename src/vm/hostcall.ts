@@ -12,7 +12,7 @@ import { EXIT } from "../kvm/ioctls.ts";
 import { libc, strerror } from "../kvm/libc.ts";
 import { LAYOUTS } from "../kvm/structs.ts";
 import { dispatch } from "../syscalls/registry.ts";
-import { E } from "../syscalls/errno.ts";
+import { E, SyscallError } from "../syscalls/errno.ts";
 import { ERESTARTSYS } from "../syscalls/stdio.ts";
 import { formatSyscall } from "../syscalls/trace.ts";
 import { SYSCALL_NUMBERS, syscallName } from "../syscalls/table.ts";
@@ -189,7 +189,13 @@ export function hostCall(g: Guest, polled = false): boolean {
       break;
     }
     case ABI.HC_ZERO:
-      mem.zero(Number(args[0]), Number(args[1]));
+      // A range outside RAM is the guest kernel's error (or a forgery): EFAULT.
+      try {
+        mem.zero(Number(args[0]), Number(args[1]));
+      } catch (e) {
+        if (!(e instanceof SyscallError)) throw e;
+        ret = BigInt(-e.errno);
+      }
       break;
     case ABI.HC_PROT:
       protect(g, args[0], args[1], Number(args[2]));

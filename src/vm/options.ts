@@ -21,8 +21,47 @@ export interface BootOptions {
   args?: string[];
   /** argv[0]; defaults to `path`. */
   argv0?: string;
-  /** The guest's environment (nothing is inherited). */
+  /**
+   * The guest's environment, besides what `allowEnv` passes (a name in
+   * both takes this value).
+   */
   env?: Record<string, string>;
+  /**
+   * Host environment variables the guest gets: `true` all of them, a list
+   * those named (`"AWS_*"` for a prefix). Default: none, as in Deno
+   * (the host's environment often holds secrets).
+   */
+  allowEnv?: boolean | readonly string[];
+  /**
+   * The network the guest may use, as Deno's `--allow-net`: `true` every
+   * IP destination and local address; a list of `"HOST[:PORT]"` (names
+   * resolved at boot, `"[::1]:80"` for IPv6) and `"unix:/PATH"` (host Unix
+   * sockets at or below that guest path, which the guest did not bind
+   * itself). Default: none: connect, sendto, sendmsg, bind and listen on
+   * IP sockets are EACCES, and each refusal is named once through
+   * `onDiagnostic`. See SECURITY.md.
+   */
+  allowNet?: boolean | readonly string[];
+  /**
+   * RLIMIT_NOFILE (soft and hard): at most this many fds per process
+   * (default 1024); past it, EMFILE.
+   */
+  maxFds?: number;
+  /**
+   * RLIMIT_NPROC: at most this many threads alive at once in the run, all
+   * processes together (default 1024); past it clone and fork are EAGAIN.
+   */
+  maxThreads?: number;
+  /**
+   * RLIMIT_CPU, in seconds (default: none): each process gets SIGXCPU when
+   * it has used this much CPU time, and SIGKILL a second later.
+   */
+  cpuTime?: number;
+  /**
+   * RLIMIT_FSIZE, in bytes (default: none): a write past it is cut short,
+   * or EFBIG with SIGXFSZ when nothing fits.
+   */
+  maxFileSize?: number;
   /** Guest RAM in bytes, a multiple of 2 MiB, at most 2 GiB (default 1 GiB). */
   memory?: number;
   /** Stop the guest after this many seconds. */

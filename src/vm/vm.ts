@@ -19,6 +19,9 @@ import type { BootOptions, RunResult } from "./options.ts";
 import { readBootProgram, shebang } from "./program.ts";
 import { MountTable } from "../vfs/mounts.ts";
 import { setupImage } from "./setup.ts";
+import type { Grants } from "../syscalls/grants.ts";
+import { limitGrants } from "../syscalls/limits.ts";
+import { NetPolicy } from "../net/policy.ts";
 
 export type { BootOptions, ProcessStats, RunResult, RunStats } from "./options.ts";
 
@@ -53,7 +56,15 @@ export class Vm implements Disposable, AsyncDisposable {
       mounts.close();
       throw e;
     }
-    const table = new ProcessTable(Deno.pid, options.maxProcesses);
+    let grants;
+    try {
+      grants = await runGrants(options);
+    } catch (e) {
+      mounts.close();
+      throw e;
+    }
+    const table = new ProcessTable(Deno.pid, options.maxProcesses, grants);
+    options = { ...options, env: guestEnv(options) };
     const guest = new Guest(options, table);
     guest.mounts = mounts; // setupImage keeps them (the guest disposes of them)
     if (options.rewrite === "static") {
@@ -106,6 +117,32 @@ export class Vm implements Disposable, AsyncDisposable {
     this.dispose();
     await this.#guest.machine?.teardown;
   }
+}
+
+/** What the run is granted: the network (names resolved now) and the limits. */
+async function runGrants(options: BootOptions): Promise<Grants> {
+  const report = options.onDiagnostic ??
+    ((m: string) => Deno.stderr.writeSync(new TextEncoder().encode(m + "\n")));
+  return {
+    net: await NetPolicy.create(options.allowNet, report),
+    limits: limitGrants(options),
+  };
+}
+
+/**
+ * The guest's environment: the host variables `allowEnv` grants (in the
+ * host's order), then `env`.
+ */
+export function guestEnv(options: BootOptions): Record<string, string> {
+  const out: Record<string, string> = {};
+  const grant = options.allowEnv;
+  if (grant) {
+    const names = grant === true ? undefined : grant.map((n) => n.trim()).filter((n) => n);
+    const granted = (k: string) =>
+      !names || names.some((n) => n.endsWith("*") ? k.startsWith(n.slice(0, -1)) : k === n);
+    for (const [k, v] of Object.entries(Deno.env.toObject())) if (granted(k)) out[k] = v;
+  }
+  return Object.assign(out, options.env ?? {});
 }
 
 /** Boots `options.path`, runs it to the end and frees the VM. */

@@ -1,18 +1,23 @@
 /**
  * Sockets on host sockets. IPv4 and IPv6 use the host's network stack as
- * they are; a Unix-domain socket path is resolved in the guest's mounts, so
- * a guest reaches only sockets it was granted and binds only where it may
- * write. Abstract Unix addresses (host-global names) are refused.
+ * they are, within the run's network grant (policy.ts): every destination
+ * (connect, sendto, sendmsg) and local address (bind, listen) is checked
+ * first. A Unix-domain socket path is resolved in the guest's mounts, so a
+ * guest reaches only socket files it can see and binds only where it may
+ * write; connecting to one it did not bind itself needs a `unix:` grant.
+ * Abstract Unix addresses (host-global names) are refused.
  * @module
  */
-import { E, SyscallError } from "./errno.ts";
-import { bufferAddress, hostSyscall } from "./host.ts";
-import { OpenFile } from "./fdtable.ts";
-import type { Process, SyscallModule } from "./registry.ts";
-import { inParent, resolveAt } from "./fs.ts";
-import { awaitReadable } from "./stdio.ts";
+import { E, SyscallError } from "../syscalls/errno.ts";
+import { bufferAddress, hostSyscall } from "../syscalls/host.ts";
+import { OpenFile } from "../syscalls/fdtable.ts";
+import type { Process, SyscallModule } from "../syscalls/registry.ts";
+import { inParent, resolveAt } from "../syscalls/fs.ts";
+import { awaitReadable } from "../syscalls/stdio.ts";
+import { grantsOf } from "../syscalls/grants.ts";
 import { OPEN_FLAGS, openBeneath } from "../vfs/mounts.ts";
-import { bytesToPath, components } from "../vfs/path.ts";
+import { bytesToPath, components, pathToCString } from "../vfs/path.ts";
+import { ipOf } from "./policy.ts";
 
 const NR = {
   close: 3,
@@ -32,12 +37,15 @@ const NR = {
   setsockopt: 54,
   getsockopt: 55,
   accept4: 288,
+  newfstatat: 262,
 } as const;
 
 const AF_UNIX = 1, AF_INET = 2, AF_INET6 = 10;
 const MSG_DONTWAIT = 0x40n;
 const SOCK_CLOEXEC = 0o2000000, SOCK_NONBLOCK = 0o4000;
 const SUN_PATH = 2, SUN_PATH_MAX = 108;
+const SOCK_TYPE_MASK = 0xf, SOCK_RAW = 3, SOCK_PACKET = 10;
+const S_IFMT = 0o170000, S_IFSOCK = 0o140000, AT_SYMLINK_NOFOLLOW = 0x100;
 const O_CLOEXEC = 0o2000000;
 const MSGHDR = { name: 0, namelen: 8, iov: 16, iovlen: 24, control: 32, controllen: 40, flags: 48 };
 const IOV_MAX = 1024;
@@ -59,20 +67,43 @@ function readAddr(p: Process, addr: bigint, len: bigint): Uint8Array {
   return p.mem.slice(addr, n).slice();
 }
 
+/** The host file `name` in directory `dir` names: its `dev:ino` and mode, if it exists. */
+function fileKey(dir: number, name: Uint8Array): { key: string; mode: number } | undefined {
+  const st = new BigUint64Array(18);
+  const r = hostSyscall(
+    NR.newfstatat,
+    dir,
+    bufferAddress(name),
+    bufferAddress(new Uint8Array(st.buffer)),
+    AT_SYMLINK_NOFOLLOW,
+  );
+  if (r < 0n) return undefined;
+  return { key: `${st[0]}:${st[1]}`, mode: Number(st[3] & 0xffffffffn) };
+}
+
 /**
- * Runs `op` with a host sockaddr for a guest one: a Unix path becomes a
- * path through /proc/self/fd to the directory that holds it on its mount.
- * `create` (bind) needs a writable mount and a missing name; otherwise
- * (connect, sendto) the socket file must exist.
+ * Runs `op` with a host sockaddr for a guest one, within the network
+ * grant. An IP address is checked (`bind`: as a local address, else as a
+ * destination) and passed as it is. A Unix path becomes a path through
+ * /proc/self/fd to the directory that holds it on its mount: `bind` needs
+ * a writable mount and a missing name, and what it makes is remembered
+ * as the guest's own; otherwise (connect, sendto) the socket file must
+ * exist, and be the guest's own or granted (`unix:PATH`).
  */
 function withHostAddr(
   p: Process,
   addr: Uint8Array,
-  create: boolean,
+  bind: boolean,
   op: (a: Uint8Array) => bigint,
 ): bigint {
   if (addr.length < 2) return op(addr);
   const family = addr[0] | (addr[1] << 8);
+  const net = grantsOf(p).net;
+  const ip = ipOf(addr);
+  if (ip) {
+    net.checkIp(ip);
+    return op(addr);
+  }
   if (family !== AF_UNIX) return op(addr);
   if (addr.length <= SUN_PATH) return op(addr); // autobind / unnamed
   if (addr[SUN_PATH] === 0) throw new SyscallError(E.EPERM);
@@ -80,19 +111,27 @@ function withHostAddr(
   const nul = raw.indexOf(0);
   const path = bytesToPath(nul < 0 ? raw : raw.subarray(0, nul));
   const r = resolveAt(p, -100n, path);
-  if (create) {
-    return inParent(r, true, (dir, name) => op(unixAddr(`/proc/self/fd/${dir}/`, name)));
+  if (bind) {
+    return inParent(r, true, (dir, name) => {
+      const res = op(unixAddr(`/proc/self/fd/${dir}/`, name));
+      const made = res >= 0n ? fileKey(dir, name) : undefined;
+      if (made) net.noteBound(made.key);
+      return res;
+    });
   }
   if (!r.mount) throw new SyscallError(E.ENOENT);
   const parts = components(r.rel);
-  const name = parts.pop() ?? ".";
+  const name = pathToCString(parts.pop() ?? ".");
   const dir = openBeneath(
     r.mount.rootFd,
     parts.join("/"),
     OPEN_FLAGS.O_PATH | OPEN_FLAGS.O_DIRECTORY | O_CLOEXEC,
   );
   try {
-    return op(unixAddr(`/proc/self/fd/${dir}/`, new TextEncoder().encode(name + "\0")));
+    const file = fileKey(dir, name);
+    // A socket of the host's: only one the guest made, or one granted.
+    if (file && (file.mode & S_IFMT) === S_IFSOCK) net.checkUnix(r.guest, file.key);
+    return op(unixAddr(`/proc/self/fd/${dir}/`, name));
   } finally {
     hostSyscall(NR.close, dir);
   }
@@ -125,7 +164,11 @@ function addrOut(p: Process, addr: bigint, lenp: bigint, fill: (a: bigint, l: bi
 }
 
 /** A host msghdr whose name and iovecs point into guest memory (control dropped). */
-function hostMsghdr(p: Process, msg: bigint): { hdr: BigUint64Array; iov: BigUint64Array } {
+function hostMsghdr(
+  p: Process,
+  msg: bigint,
+  send = false,
+): { hdr: BigUint64Array; iov: BigUint64Array; to?: Uint8Array } {
   const o = p.mem.check(msg, 56), v = p.mem.view;
   const name = v.getBigUint64(o + MSGHDR.name, true);
   const namelen = v.getUint32(o + MSGHDR.namelen, true);
@@ -146,7 +189,9 @@ function hostMsghdr(p: Process, msg: bigint): { hdr: BigUint64Array; iov: BigUin
   hdr[1] = name ? BigInt(namelen) : 0n;
   hdr[2] = bufferAddress(new Uint8Array(host.buffer));
   hdr[3] = BigInt(iovlen);
-  return { hdr, iov: host };
+  // A destination goes through the grant (and a Unix path through the mounts).
+  const to = send && name && namelen ? readAddr(p, name, BigInt(namelen)) : undefined;
+  return { hdr, iov: host, to };
 }
 
 /** The sockets module. */
@@ -154,9 +199,13 @@ export const netModule: SyscallModule = {
   name: "net",
   partial: {
     socket: "AF_UNIX, AF_INET and AF_INET6 on the host's stack",
-    bind: "Unix paths inside writable mounts; abstract Unix names EPERM",
-    connect: "Unix paths inside mounts; abstract Unix names EPERM",
-    sendmsg: "no control messages (SCM_RIGHTS)",
+    bind: "IP addresses within the network grant (else EACCES); Unix paths inside writable " +
+      "mounts; abstract Unix names EPERM",
+    connect: "IP addresses within the network grant (else EACCES); Unix paths inside mounts, " +
+      "to a socket the guest bound or one granted (else EACCES); abstract Unix names EPERM",
+    listen: "IP sockets on a local address within the network grant (else EACCES)",
+    sendto: "destinations as connect",
+    sendmsg: "destinations as connect; no control messages (SCM_RIGHTS)",
     recvmsg: "control messages are dropped (MSG_CTRUNC)",
     getsockname: "a bound Unix socket shows its host path",
   },
@@ -165,6 +214,10 @@ export const netModule: SyscallModule = {
       const d = int(domain);
       if (d !== AF_UNIX && d !== AF_INET && d !== AF_INET6) throw new SyscallError(E.EAFNOSUPPORT);
       const t = int(type);
+      const kind = t & SOCK_TYPE_MASK;
+      if (d !== AF_UNIX && (kind === SOCK_RAW || kind === SOCK_PACKET)) {
+        grantsOf(p).net.checkAll("raw sockets");
+      }
       const r = hostSyscall(NR.socket, d, (t & ~SOCK_CLOEXEC) | SOCK_CLOEXEC, proto);
       return r < 0n ? r : installSocket(p, Number(r), t);
     },
@@ -201,7 +254,20 @@ export const netModule: SyscallModule = {
         (a) => hostSyscall(NR.bind, h, bufferAddress(a), a.length),
       );
     },
-    listen: ({ args: [fd, backlog], process: p }) => hostSyscall(NR.listen, hostFd(p, fd), backlog),
+    listen({ args: [fd, backlog], process: p }) {
+      const h = hostFd(p, fd);
+      // An IP socket listens where it is bound (an unbound one on any address, any port).
+      const buf = new Uint8Array(128), len = new Int32Array([128]);
+      const r = hostSyscall(
+        NR.getsockname,
+        h,
+        bufferAddress(buf),
+        bufferAddress(new Uint8Array(len.buffer)),
+      );
+      const ip = r === 0n ? ipOf(buf.subarray(0, len[0])) : undefined;
+      if (ip) grantsOf(p).net.checkIp(ip);
+      return hostSyscall(NR.listen, h, backlog);
+    },
     shutdown: ({ args: [fd, how], process: p }) => hostSyscall(NR.shutdown, hostFd(p, fd), how),
     accept: ({ args: [fd, addr, lenp], process: p }) => accept(p, fd, addr, lenp, 0),
     accept4: ({ args: [fd, addr, lenp, flags], process: p }) =>
@@ -233,15 +299,18 @@ export const netModule: SyscallModule = {
       );
     },
     sendmsg({ args: [fd, msg, flags], process: p }) {
-      const { hdr } = hostMsghdr(p, msg);
+      const h = hostFd(p, fd);
+      const { hdr, to } = hostMsghdr(p, msg, true);
       const control = p.mem.view.getBigUint64(p.mem.check(msg, 56) + MSGHDR.controllen, true);
       if (control !== 0n) throw new SyscallError(E.EOPNOTSUPP);
-      return hostSyscall(
-        NR.sendmsg,
-        hostFd(p, fd),
-        bufferAddress(new Uint8Array(hdr.buffer)),
-        flags,
-      );
+      const send = () =>
+        hostSyscall(NR.sendmsg, h, bufferAddress(new Uint8Array(hdr.buffer)), flags);
+      if (!to) return send();
+      return withHostAddr(p, to, false, (a) => {
+        hdr[0] = bufferAddress(a);
+        hdr[1] = BigInt(a.length);
+        return send();
+      });
     },
     recvmsg({ args: [fd, msg, flags], process: p }) {
       const { hdr } = hostMsghdr(p, msg);
