@@ -198,6 +198,27 @@ Deno.test("the CLI's default mounts: cwd read-write, system directories read-onl
   });
 });
 
+Deno.test("a mount deep inside --memfs: the directories on the way are there", async () => {
+  await inTempDir(async (dir) => {
+    await Deno.mkdir(`${dir}/deep`);
+    await Deno.writeTextFile(`${dir}/deep/f`, "f\n");
+    const lines = await probe([`${dir}/deep:/scratch/a/b/c:ro`], [
+      "stat:/scratch/a",
+      "readlink:/scratch/a/b",
+      "readlink:/",
+      "realpath:/scratch/a/b/c/f",
+      "read:/scratch/a/b/c/f",
+    ], ["--memfs", "/scratch"]);
+    deepStrictEqual(lines, [
+      "stat:/scratch/a OK",
+      "readlink:/scratch/a/b EINVAL",
+      "readlink:/ EINVAL",
+      "realpath:/scratch/a/b/c/f OK /scratch/a/b/c/f",
+      "read:/scratch/a/b/c/f OK f",
+    ]);
+  });
+});
+
 Deno.test("--memfs: a private in-memory file system, gone after the run", async () => {
   // Every CLI run (other tests' too) has one for /dev/shm: look for this one's file.
   const left = () =>

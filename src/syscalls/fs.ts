@@ -683,6 +683,7 @@ function readlinkAt(p: Process, dirfd: bigint, pathAddr: bigint, buf: bigint, si
     return n;
   }
   const r = resolveAt(p, dirfd, path, false);
+  if (!r.mount) throw new SyscallError(E.EINVAL); // a directory that only leads to mounts
   const out = p.mem.hostAddress(buf, size);
   return inParent(
     r,

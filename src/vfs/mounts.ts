@@ -274,6 +274,12 @@ export class MountTable {
       }
       const mode = this.#lstatMode(here);
       if (mode === undefined) {
+        if (this.leadsToMount(guest)) {
+          // Missing in its mount, but on the way to another mount (see #resolveWhole).
+          stack.push(c);
+          last = { guest, rel: "" };
+          continue;
+        }
         if (!final) throw new SyscallError(E.ENOENT);
         return here; // does not exist (yet)
       }
@@ -317,6 +323,9 @@ export class MountTable {
     const r = walk(here.rel, O_PATH | (followLast ? 0 : O_NOFOLLOW));
     if (r >= 0n) return here;
     if (r !== BigInt(-E.ENOENT)) return undefined;
+    // Missing in its mount but on the way to another mount (a mount at
+    // /tmp/a/b/c in a --memfs /tmp): a directory that only leads to mounts.
+    if (this.leadsToMount(here.guest)) return { guest: here.guest, rel: "" };
     // Missing: fine when only the last component is (it may be created).
     const slash = here.rel.lastIndexOf("/");
     if (slash < 0) return here;

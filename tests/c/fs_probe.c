@@ -2,10 +2,13 @@
 /* Tries one operation per argument and prints its errno name, for the
  * mount-table security tests: "open:PATH", "create:PATH", "mkdir:PATH",
  * "unlink:PATH", "rename:FROM:TO", "symlink:TARGET:PATH", "stat:PATH",
- * "read:PATH" (prints the first line), "chdir:PATH", "cwd". */
+ * "read:PATH" (prints the first line), "chdir:PATH", "cwd", "readlink:PATH",
+ * "realpath:PATH" (prints the path). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,6 +25,7 @@ static const char *name(int e)
 	case EXDEV: return "EXDEV";
 	case EEXIST: return "EEXIST";
 	case EFAULT: return "EFAULT";
+	case EINVAL: return "EINVAL";
 	default: return strerror(e);
 	}
 }
@@ -53,6 +57,14 @@ int main(int argc, char **argv)
 		else if (!strcmp(op, "stat")) stat(a, &st);
 		else if (!strcmp(op, "chdir")) chdir(a);
 		else if (!strcmp(op, "cwd")) getcwd(line, sizeof line);
+		else if (!strcmp(op, "readlink")) readlink(a, line, sizeof line - 1);
+		else if (!strcmp(op, "realpath")) {
+			char rp[PATH_MAX];
+			if (realpath(a, rp)) {
+				snprintf(line, sizeof line, "%s", rp);
+				errno = 0;
+			}
+		}
 		printf("%s %s%s%s\n", argv[i], name(errno), line[0] ? " " : "", line);
 	}
 	return 0;

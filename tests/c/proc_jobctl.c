@@ -27,6 +27,10 @@ static pid_t spinner(void)
 {
 	pid_t p = fork();
 	if (p == 0) {
+		/* A group of its own: a process group with no parent outside it
+		 * (the test's own may be one) is orphaned, and Linux then drops
+		 * SIGTSTP, SIGTTIN and SIGTTOU instead of stopping. */
+		setpgid(0, 0);
 		signal(SIGTSTP, SIG_DFL);
 		for (;;) {
 			counter[0]++;
@@ -111,6 +115,7 @@ int main(void)
 	counter[1] = 0;
 	p = fork();
 	if (p == 0) {
+		setpgid(0, 0); /* as spinner() */
 		signal(SIGTSTP, on_tstp);
 		while (!counter[1])
 			sleep_ms(1);
