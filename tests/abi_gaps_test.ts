@@ -12,22 +12,13 @@ import {
   runHermitux,
   runNative,
   type RunOptions,
-  type Toolchain,
-} from "./fixtures.ts";
+  type Toolchain,, inTempDir } from "./fixtures.ts";
 
 const BUILDS: Toolchain[] = ["glibc-dynamic", "glibc-static", "musl-static"];
 const ROOT = new URL("../", import.meta.url).pathname;
 /** A PATH directory that exists only in the guest's view. */
 const PATH_DIR = "/opt/hermitux-test-bin";
 
-async function inTempDir<T>(f: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "hermitux-abi-" });
-  try {
-    return await f(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 /** Runs `bin` natively and under hermitux, each in a fresh directory; asserts the same outcome. */
 async function same(bin: string, args: string[] = []): Promise<Outcome> {

@@ -186,3 +186,13 @@ export async function assertSameAsNative(
   deepStrictEqual(vm, native);
   return vm;
 }
+
+/** Runs `f` in a fresh temporary directory (prefix `hermitux-NAME-`), removed afterwards. */
+export async function inTempDir<T>(f: (dir: string) => Promise<T>, name = "test"): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: `hermitux-${name}-` });
+  try {
+    return await f(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}

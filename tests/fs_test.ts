@@ -1,16 +1,7 @@
 // Files through the mount table: the same results as natively inside the
 // working directory, and no way out of the mounts.
 import { deepStrictEqual, equal } from "node:assert/strict";
-import { fixture, runHermitux, runNative, type Toolchain } from "./fixtures.ts";
-
-async function inTempDir<T>(f: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "hermitux-fs-" });
-  try {
-    return await f(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import { fixture, inTempDir, runHermitux, runNative, type Toolchain } from "./fixtures.ts";
 
 for (
   const [tc, name]

@@ -4,7 +4,7 @@
 import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
 import { createServer, type Server } from "node:net";
 import { createSocket } from "node:dgram";
-import { fixture, runHermitux, type Toolchain } from "./fixtures.ts";
+import { fixture, inTempDir, runHermitux, type Toolchain } from "./fixtures.ts";
 
 const BUILDS: Toolchain[] = ["musl-static", "glibc-static", "glibc-dynamic"];
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -52,15 +52,6 @@ async function listeners(dir: string) {
       udp.close();
     },
   };
-}
-
-async function inTempDir<T>(f: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "hermitux-grants-" });
-  try {
-    return await f(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 const lines = (s: string) => s.trim().split("\n");

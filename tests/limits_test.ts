@@ -2,18 +2,9 @@
 // --max-threads), seen from inside the guest as the Linux rlimits and
 // compared with native runs under prlimit(1) setting the same limits.
 import { deepStrictEqual, equal } from "node:assert/strict";
-import { fixture, runHermitux, runNative, type Toolchain } from "./fixtures.ts";
+import { fixture, inTempDir, runHermitux, runNative, type Toolchain } from "./fixtures.ts";
 
 const BUILDS: Toolchain[] = ["musl-static", "glibc-static", "glibc-dynamic"];
-
-async function inTempDir<T>(f: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "hermitux-limits-" });
-  try {
-    return await f(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 /** The fixture natively under `prlimit LIMIT` and under hermitux with `flags`, in a fresh directory each. */
 async function compare(tc: Toolchain, mode: string, limit: string, flags: string[]) {

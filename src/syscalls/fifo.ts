@@ -21,7 +21,13 @@
  */
 import { clipOverlays, fileId } from "../vm/shared.ts";
 import { E, SyscallError } from "./errno.ts";
-import { bufferAddress, hostFstat, type HostStat, hostSyscall } from "./host.ts";
+import {
+  bufferAddress,
+  hostFstat,
+  type HostStat,
+  hostSyscall,
+  statOf as hostStat,
+} from "./host.ts";
 import type { Process, SyscallCall, SyscallModule } from "./registry.ts";
 import { inParent, pathArg, resolveAt, withGuestUmask } from "./fs.ts";
 import { monotonicNs, pollFd, signalsOf } from "./signal.ts";
@@ -99,14 +105,7 @@ function statOf(r: Resolved): HostStat | number {
         0,
       ),
   );
-  if (ret < 0n) return Number(ret);
-  return {
-    dev: st[0],
-    ino: st[1],
-    mode: Number(st[3] & 0xffffffffn),
-    size: Number(st[6]),
-    mtimeNs: st[11] * 1_000_000_000n + st[12],
-  };
+  return ret < 0n ? Number(ret) : hostStat(st);
 }
 
 /**

@@ -42,7 +42,11 @@ export interface HostStat {
 export function hostFstat(fd: number): HostStat | number {
   const st = new BigUint64Array(18); // struct stat, 144 bytes
   const r = hostSyscall(5, fd, bufferAddress(new Uint8Array(st.buffer)));
-  if (r < 0n) return Number(r);
+  return r < 0n ? Number(r) : statOf(st);
+}
+
+/** The fields hermitux uses of a `struct stat` the host filled in. */
+export function statOf(st: BigUint64Array): HostStat {
   return {
     dev: st[0],
     ino: st[1],
