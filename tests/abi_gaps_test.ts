@@ -8,17 +8,18 @@
 import { deepStrictEqual, equal, match } from "node:assert/strict";
 import {
   fixture,
+  inTempDir,
   type Outcome,
   runHermitux,
   runNative,
   type RunOptions,
-  type Toolchain,, inTempDir } from "./fixtures.ts";
+  type Toolchain,
+} from "./fixtures.ts";
 
 const BUILDS: Toolchain[] = ["glibc-dynamic", "glibc-static", "musl-static"];
 const ROOT = new URL("../", import.meta.url).pathname;
 /** A PATH directory that exists only in the guest's view. */
 const PATH_DIR = "/opt/hermitux-test-bin";
-
 
 /** Runs `bin` natively and under hermitux, each in a fresh directory; asserts the same outcome. */
 async function same(bin: string, args: string[] = []): Promise<Outcome> {
@@ -85,6 +86,11 @@ for (const tc of BUILDS) {
     );
     match(out.stdout, /^after a 100 ms sleep: fired 0\nafter spinning: fired 1$/m);
     match(out.stdout, /fired at least 3 times in 100 ms of CPU: 1$/m);
+  });
+
+  Deno.test(`${tc}: mremap grows a mapping that was split and mended (item 7)`, async () => {
+    const out = await same(await fixture("mremap_grow", tc));
+    match(out.stdout, /^mremap to 64 pages: ok\ncontents kept: 1\ngrown part writable: 1$/m);
   });
 
   Deno.test(`${tc}: splice, tee, vmsplice, pipe sizes, F_NOTIFY, pidfds, clock_settime, chroot`, async () => {

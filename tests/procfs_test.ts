@@ -162,3 +162,16 @@ Deno.test("ps -e and ps aux in the guest list the guest's processes only", async
   equal(p.trim().split(/\s+/).join(" "), `${sh} sh`);
   equal(init, "no init: 1\n");
 });
+
+for (const tc of BUILDS) {
+  Deno.test(`${tc}: /proc/self/exe is the program, also under a mount at another path`, async () => {
+    const bin = await fixture("exe_stat", tc);
+    const dir = bin.slice(0, bin.lastIndexOf("/")), name = bin.slice(dir.length + 1);
+    const native = await runNative(bin);
+    const vm = await runHermitux(`/x/${name}`, [], {
+      flags: [...TIMEOUT, "--mount", `${dir}:/x:ro`],
+    });
+    deepStrictEqual(vm, native);
+    equal(vm.stdout, "stat exe 0, argv[0] 0, the same file 1\n");
+  });
+}

@@ -359,6 +359,31 @@ static long do_brk(u64 addr, u64 b, u64 c, u64 d, u64 e, u64 f)
 	return brk_cur;
 }
 
+/*
+ * Joins the private anonymous regions that follow the one at addr, as long
+ * as they touch and have its protection, until len bytes are one region:
+ * Linux merges such neighbours (a hole unmapped and mapped again, two
+ * mprotects that undo each other), and mremap takes one mapping.
+ */
+static void join_from(u64 addr, u64 len)
+{
+	int i = 0;
+
+	while (i < nregions && !(regions[i].start <= addr && addr < regions[i].end))
+		i++;
+	while (i + 1 < nregions && regions[i].end < addr + len) {
+		struct region *a = &regions[i], *b = &regions[i + 1];
+
+		if (a->end != b->start || a->prot != b->prot || a->file || b->file || a->shared ||
+		    b->shared || a->hole || b->hole)
+			return;
+		a->end = b->end;
+		a->written |= b->written;
+		a->ptes |= b->ptes;
+		remove_at(i + 1);
+	}
+}
+
 /* Grows or shrinks a mapping in place, or moves it when allowed. */
 static long do_mremap(u64 old, u64 old_len, u64 new_len, u64 flags, u64 new_addr, u64 f)
 {
@@ -372,6 +397,10 @@ static long do_mremap(u64 old, u64 old_len, u64 new_len, u64 flags, u64 new_addr
 		return -EINVAL;
 	old_len = PAGE_UP(old_len);
 	new_len = PAGE_UP(new_len);
+	if (r && old + old_len > r->end) {
+		join_from(old, old_len);
+		r = region_at(old);
+	}
 	if (!r || old + old_len > r->end || r->shared == 1)
 		return -EFAULT;
 	if (!(flags & MREMAP_FIXED)) {

@@ -37,6 +37,7 @@ import {
   tidOf,
 } from "./procinfo.ts";
 import { components, pathToCString } from "../vfs/path.ts";
+import { openBeneath } from "../vfs/mounts.ts";
 
 const NR_OPEN = 2, NR_CLOSE = 3, NR_FSTAT = 5, NR_LSEEK = 8, NR_PWRITE64 = 18, NR_FCNTL = 72;
 const NR_READLINK = 89, NR_FCHMOD = 91, NR_MEMFD_CREATE = 319, NR_STATX = 332;
@@ -241,14 +242,28 @@ function inTask(p: Process, t: Task, base: string, rest: string[], whole: boolea
     if (name !== "exe") return node;
     return {
       ...node,
-      leads: () => ({ fd: hostOpen(target, O_PATH), owned: true }),
+      leads: () => ({ fd: exeOpen(q.process, target, O_PATH), owned: true }),
       reopen: (flags) => {
         if (flags & O_ACCMODE) throw new SyscallError(26); // ETXTBSY: it is running
-        return hostOpen(target, 0);
+        return exeOpen(q.process, target, 0);
       },
     };
   }
   throw enoent();
+}
+
+/**
+ * Opens a process's program, `path` as the guest names it: through the
+ * guest's mounts (a program under `--mount /host/dir:/x` is /x/prog to the
+ * guest), else on the host (a program the guest was run from outside them).
+ */
+function exeOpen(p: Process, path: string, flags: number): number {
+  let r;
+  try {
+    r = p.mounts.resolve(path, "/");
+  } catch { /* outside the guest's view */ }
+  if (r?.mount) return openBeneath(r.mount.rootFd, r.rel, flags | O_CLOEXEC);
+  return hostOpen(path, flags);
 }
 
 function hostOpen(path: string, flags: number): number {
