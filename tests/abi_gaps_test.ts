@@ -93,6 +93,18 @@ for (const tc of BUILDS) {
     match(out.stdout, /^mremap to 64 pages: ok\ncontents kept: 1\ngrown part writable: 1$/m);
   });
 
+  Deno.test(`${tc}: a stack overflow is a SIGSEGV a handler on sigaltstack takes (item 9)`, async () => {
+    const bin = await fixture("stack_overflow", tc);
+    const out = await same(bin);
+    match(out.stdout, /^(recovered \d: deep 1, SEGV_MAPERR 1\n){3}$/);
+    const [native, vm] = await Promise.all([
+      runNative(bin, ["nohandler"]),
+      runHermitux(bin, ["nohandler"], { flags: ["--timeout", "120"] }),
+    ]);
+    equal(vm.code, native.code);
+    equal(vm.code, 139);
+  });
+
   Deno.test(`${tc}: splice, tee, vmsplice, pipe sizes, F_NOTIFY, pidfds, clock_settime, chroot`, async () => {
     const out = await same(await fixture("abi_misc", tc));
     match(out.stdout, /^splice waits for data: 9$/m);

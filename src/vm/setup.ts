@@ -64,6 +64,13 @@ let features: CpuFeatures | undefined;
 const DEFAULT_MEMORY = 1024 * 1024 * 1024;
 
 const STACK_SIZE = 8 * 1024 * 1024;
+/**
+ * Not mapped below the stack (Linux keeps a 1 MiB stack_guard_gap; one
+ * 2 MiB page here splits no huge page): an overflow faults there, a
+ * SIGSEGV a handler on sigaltstack can take, instead of running on into
+ * the mappings below (ld.so sat right under the stack).
+ */
+const STACK_GUARD = 2 * 1024 * 1024;
 
 export class GuestProcess implements Process {
   fds = new FdTable();
@@ -204,7 +211,7 @@ export function setupImage(
   mem.bytes.set(kernel.bytes, ABI.KERNEL_ADDR);
   g.mounts = init?.mounts ?? g.mounts ?? new MountTable(options.mounts ?? []);
   mem.userEnd = stackTop;
-  let mmapMax = stackTop - STACK_SIZE;
+  let mmapMax = stackTop - STACK_SIZE - STACK_GUARD;
   const image = loadExecutable(elf, bytes, mem, mmapMax);
   g.base = image.base;
   const objects: MappedObject[] = g.objects = [
@@ -297,6 +304,7 @@ export function setupImage(
     () => g.threads?.cpus.filter((c) => c.id > 0).map((c) => pdCopyOf(mem, c.id)) ?? [],
   );
   g.userEnd = mmapMax;
+  g.prot.apply(stackTop - STACK_SIZE - STACK_GUARD, stackTop - STACK_SIZE, "none");
   onPastEnd(proc, (start, end) => pastEnd(g, start, end));
   if (g.rewrite) mapTrampoline(mem, kernel.zpolineEntry);
   writeSystemTables(mem, kernel);

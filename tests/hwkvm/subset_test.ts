@@ -89,8 +89,8 @@ for (const tc of toolchains) {
     equal((await same(await fixture("mprotect", tc), [], "", {}, true)).outcome.code, 0);
   });
 
-  Deno.test(`[${platform}] ${tc}: signals: handlers, faults, FPU state, timers`, async () => {
-    const names = ["sig_handler", "sig_fault", "sig_fpu", "sig_timer"];
+  Deno.test(`[${platform}] ${tc}: signals: handlers, faults, FPU state, timers, stack overflow`, async () => {
+    const names = ["sig_handler", "sig_fault", "sig_fpu", "sig_timer", "stack_overflow"];
     for (const name of names) {
       equal((await same(await fixture(name, tc))).outcome.code, 0, name);
     }
