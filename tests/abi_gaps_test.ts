@@ -105,6 +105,12 @@ for (const tc of BUILDS) {
     equal(vm.code, 139);
   });
 
+  Deno.test(`${tc}: mremap of a file's MAP_SHARED mapping: grown, moved, shrunk (item 11)`, async () => {
+    const out = await same(await fixture("mremap_shared", tc));
+    match(out.stdout, /^grown: ok, moved 1\nold bytes there: 1\nfile sees the new page: 1$/m);
+    match(out.stdout, /^mapping sees pwrite: 1\nshrunk in place: 1\nfile size 16384$/m);
+  });
+
   Deno.test(`${tc}: splice, tee, vmsplice, pipe sizes, F_NOTIFY, pidfds, clock_settime, chroot`, async () => {
     const out = await same(await fixture("abi_misc", tc));
     match(out.stdout, /^splice waits for data: 9$/m);
@@ -124,6 +130,25 @@ Deno.test("chroot with CAP_SYS_CHROOT: / changes nothing, another directory is E
     r.stderr,
     "hermitux: unsupported syscall chroot (161): chroot to a directory other than /\n",
   );
+});
+
+Deno.test("python3 mmap.resize of a file mapping, as natively (item 11)", async () => {
+  const script = [
+    "import mmap, os",
+    'p = "py.tmp"',
+    'with open(p, "w+b") as f:',
+    '    f.write(b"a" * 4096); f.flush()',
+    "    m = mmap.mmap(f.fileno(), 4096)",
+    "    m.resize(3 * 4096)",
+    '    m[8192:8197] = b"hello"',
+    "    m.flush()",
+    '    print(open(p, "rb").read()[8192:8197])',
+    "    m.resize(2048)",
+    "    m.close()",
+    "print(os.path.getsize(p))",
+  ].join("\n");
+  const out = await same("/usr/bin/python3", ["-c", script]);
+  equal(out.stdout, "b'hello'\n2048\n");
 });
 
 Deno.test("BIN is found through the guest's mounts, and PATH is searched there too", async () => {

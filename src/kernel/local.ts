@@ -14,13 +14,15 @@
 export const GUEST_SYSCALLS: Readonly<Record<string, string | null>> = {
   // mm.c
   mmap: "the guest kernel places every mapping; file mappings are filled by the host (see the " +
-    "host note); MAP_SHARED|MAP_ANONYMOUS is private (no fork yet); PROT_NONE and anonymous " +
+    "host note); MAP_SHARED|MAP_ANONYMOUS is shared with children from the first fork on; " +
+    "PROT_NONE and anonymous " +
     "read-only mappings are enforced, a file mapped PROT_READ alone stays writable, PROT_EXEC " +
     "is not required",
   mprotect: "read-only and PROT_NONE are enforced (by the host's page tables); executable " +
     "pages stay writable and PROT_EXEC is not required",
   munmap: "bookkeeping only: unmapped pages stay accessible (zeroed) instead of faulting",
-  mremap: "anonymous mappings only (shared file mappings are EFAULT); MREMAP_DONTUNMAP unsupported",
+  mremap: "a file's MAP_SHARED mapping is laid again by the host; anonymous MAP_SHARED memory " +
+    "moved after a fork is no longer shared; MREMAP_DONTUNMAP unsupported",
   madvise: "MADV_DONTNEED zeroes private memory; other advice is accepted and ignored",
   brk: null,
   // proc.c
@@ -50,7 +52,7 @@ export const GUEST_SYSCALLS: Readonly<Record<string, string | null>> = {
  * Guest-served syscalls whose handler passes part of its calls on to the
  * host as the same syscall (`hostcall(HC_SYSCALL, N, ...)` in
  * src/kernel/*.c): `mmap` sends file mappings to be filled, `munmap` shared
- * file mappings to be written back, `rt_sigaction` SIG_DFL and SIG_IGN
+ * mappings to be taken out, `mremap` a file's shared mapping to be laid again, `rt_sigaction` SIG_DFL and SIG_IGN
  * (pending signals they ignore are dropped), `clock_gettime` the CPU-time
  * clocks. The host serves
  * those only if a syscall module registers a handler.
@@ -58,6 +60,7 @@ export const GUEST_SYSCALLS: Readonly<Record<string, string | null>> = {
 export const GUEST_FORWARDS: readonly string[] = [
   "mmap",
   "munmap",
+  "mremap",
   "rt_sigaction",
   "clock_gettime",
 ];

@@ -384,6 +384,60 @@ static void join_from(u64 addr, u64 len)
 	}
 }
 
+/*
+ * mremap of a file's MAP_SHARED mapping: its pages are the file's, laid in
+ * by the host, so nothing is copied; the host lays the file at the new
+ * place (from the old mapping's offset), then the old place is unmapped.
+ */
+static long remap_shared(struct region *r, u64 old, u64 old_len, u64 new_len, u64 flags,
+			 u64 new_addr, u8 prot, u64 floor)
+{
+	u64 to;
+	long hr;
+
+	if (new_len <= old_len && !(flags & MREMAP_FIXED)) {
+		unmap_range(old + new_len, old + old_len, 0);
+		return old;
+	}
+	if (!(flags & MREMAP_FIXED) && old + new_len <= BOOT->mmap_max &&
+	    !overlaps(old + old_len, old + new_len)) {
+		to = old;
+	} else if (!(flags & MREMAP_MAYMOVE)) {
+		return -ENOMEM;
+	} else if (flags & MREMAP_FIXED) {
+		to = new_addr;
+		if ((to & (PAGE_SIZE - 1)) || !user_ok(to, new_len) || to + new_len > BOOT->mmap_max ||
+		    (to < old + old_len && old < to + new_len))
+			return -EINVAL;
+		unmap_range(to, to + new_len, 0);
+	} else {
+		to = find_gap(new_len, floor, 0, 0);
+		if (!to)
+			return -ENOMEM;
+	}
+	if (to == old)
+		r->end = old + new_len;
+	else if (add_region(to, to + new_len, 1, 1, prot, 1))
+		return -ENOMEM;
+	set_ptes(to, to + new_len, PROT_UNMAP); /* no stale past-the-end entries */
+	hr = hostcall(HC_SYSCALL, 25, old, old_len, new_len, to, 0, 0); /* mremap */
+	if (hr < 0) {
+		if (to == old) {
+			region_at(old)->end = old + old_len;
+		} else {
+			region_at(to)->shared = 0;
+			unmap_range(to, to + new_len, 0);
+		}
+		return hr;
+	}
+	if (to != old)
+		unmap_range(old, old + old_len, 0);
+	region_at(to)->ptes = 1;
+	if (restricted(prot))
+		set_ptes(to, to + new_len, prot);
+	return to;
+}
+
 /* Grows or shrinks a mapping in place, or moves it when allowed. */
 static long do_mremap(u64 old, u64 old_len, u64 new_len, u64 flags, u64 new_addr, u64 f)
 {
@@ -401,8 +455,10 @@ static long do_mremap(u64 old, u64 old_len, u64 new_len, u64 flags, u64 new_addr
 		join_from(old, old_len);
 		r = region_at(old);
 	}
-	if (!r || old + old_len > r->end || r->shared == 1)
+	if (!r || old + old_len > r->end)
 		return -EFAULT;
+	if (r->shared == 1)
+		return remap_shared(r, old, old_len, new_len, flags, new_addr, prot, floor);
 	if (!(flags & MREMAP_FIXED)) {
 		if (new_len <= old_len) {
 			unmap_range(old + new_len, old + old_len, 0);

@@ -153,7 +153,7 @@ export const mmModule: SyscallModule = {
     get_mempolicy: "one memory node (0); the policy set_mempolicy recorded",
     set_mempolicy: "recorded for get_mempolicy; with one memory node it changes nothing",
     mmap:
-      "MAP_PRIVATE file mappings are copies (later writes to the file are not seen); a file's MAP_SHARED mapping cannot move or grow with mremap (EFAULT); its pages past a truncation read as zeros, not SIGBUS",
+      "MAP_PRIVATE file mappings are copies (later writes to the file are not seen); pages of a MAP_SHARED mapping past a truncation read as zeros, not SIGBUS",
   },
   handlers: {
     // No protection keys: the guest runs without CR4.PKE, as Linux does on a
@@ -226,6 +226,19 @@ export const mmModule: SyscallModule = {
       }
       recordFile(p, { start, end: start + n, offset, path: file.path });
       return start;
+    },
+    // Called by the guest kernel to move or grow a file's MAP_SHARED
+    // mapping: the file is laid at `to` for `newLen` bytes, from where the
+    // mapping at `old` started (the guest kernel then unmaps the old place).
+    mremap({ args: [old, oldLen, newLen, to], process: p }) {
+      const from = p.mem.check(old, oldLen), at = p.mem.check(to, newLen);
+      const o = p.mem.overlays.at(from);
+      if (!o) return -E.EFAULT;
+      const offset = o.offset + from - o.start;
+      const path = fileMappings(p).findLast((m) => m.start <= from && from < m.end)?.path;
+      const r = mapShared(p, o.fd, at, Number(newLen), offset, o.shared, path);
+      if (r >= 0) recordFile(p, { start: at, end: at + Number(newLen), offset, path });
+      return r;
     },
     // Called by the guest kernel when a shared mapping (of a file, or
     // anonymous) goes away, before it clears the range.
