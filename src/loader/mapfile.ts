@@ -10,7 +10,7 @@
 import { addressOf, errno, libc } from "../kvm/libc.ts";
 import { hostFstat } from "../syscalls/host.ts";
 
-const O_RDONLY = 0, O_CLOEXEC = 0o2000000, PROT_RW = 3, MAP_PRIVATE = 2;
+const O_RDONLY = 0, O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000, PROT_RW = 3, MAP_PRIVATE = 2;
 const S_IFMT = 0o170000, S_IFDIR = 0o040000, S_IFREG = 0o100000;
 const MAX_CACHED = 32;
 
@@ -28,14 +28,20 @@ export class MapFileError extends Error {
 
 /** The bytes of regular file `path`, mapped (see the module doc). */
 export function mapFile(path: string): Uint8Array {
-  const fd = libc().open(new TextEncoder().encode(path + "\0"), O_RDONLY | O_CLOEXEC, 0);
+  const fd = libc().open(
+    new TextEncoder().encode(path + "\0"),
+    O_RDONLY | O_NONBLOCK | O_CLOEXEC, // a FIFO must not block the open
+    0,
+  );
   if (fd < 0) throw new MapFileError(path, errno());
   try {
     const st = hostFstat(fd);
     if (typeof st === "number") throw new MapFileError(path, -st);
     const { mode, size } = st;
     if ((mode & S_IFMT) === S_IFDIR) throw new MapFileError(path, 21); // EISDIR
-    if ((mode & S_IFMT) !== S_IFREG || size === 0) return Deno.readFileSync(path);
+    // A device or FIFO is no program (reading /dev/zero would never end): EACCES, as execve.
+    if ((mode & S_IFMT) !== S_IFREG) throw new MapFileError(path, 13);
+    if (size === 0) return new Uint8Array(0);
     // A changed file maps anew.
     const key = `${st.dev}:${st.ino}:${size}:${st.mtimeNs}`;
     const hit = cache.get(key);

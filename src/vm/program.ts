@@ -48,7 +48,7 @@ export function readBootProgram(path: string, mounts: MountTable): Uint8Array {
   try {
     const r = mounts.resolve(path, "/");
     if (!r.mount) throw new SyscallError(E.EISDIR); // a directory that only leads to mounts
-    fd = openBeneath(r.mount.rootFd, r.rel, 0o2000000); // O_RDONLY | O_CLOEXEC
+    fd = openBeneath(r.mount.rootFd, r.rel, 0o2004000); // O_RDONLY | O_NONBLOCK (a FIFO) | O_CLOEXEC
     return mapFile(`/proc/self/fd/${fd}`);
   } catch (e) {
     if (e instanceof SyscallError || e instanceof MapFileError) throw programError(path, e.errno);
@@ -104,7 +104,9 @@ export function readInterpreter(
     return readGuestElf(mounts, path, cwd);
   } catch (e) {
     if (!(e instanceof SyscallError)) throw e;
-    const why = e.errno === E.ENOENT ? "no such file in the guest's mounts" : e.message;
+    const why = e.errno === E.ENOENT
+      ? "no such file in the guest's mounts"
+      : strerror(e.errno).toLowerCase();
     throw new Error(`hermitux: ${exe}: cannot load interpreter ${path}: ${why}`);
   }
 }
@@ -123,9 +125,13 @@ export function readGuestElf(
   try {
     const r = mounts.resolve(path, cwd);
     if (!r.mount) throw new SyscallError(E.EISDIR);
-    fd = openBeneath(r.mount.rootFd, r.rel, 0o2000000); // O_RDONLY | O_CLOEXEC
-    const bytes = Deno.readFileSync(`/proc/self/fd/${fd}`);
+    fd = openBeneath(r.mount.rootFd, r.rel, 0o2004000); // O_RDONLY | O_NONBLOCK (a FIFO) | O_CLOEXEC
+    const bytes = mapFile(`/proc/self/fd/${fd}`);
     return { elf: parseElf(bytes, path), bytes, guestPath: r.guest };
+  } catch (e) {
+    // A directory, device or FIFO: execve's errno, not a host exception (or a read without end).
+    if (e instanceof MapFileError) throw new SyscallError(e.errno);
+    throw e;
   } finally {
     if (fd >= 0) hostSyscall(NR_CLOSE, fd);
   }
