@@ -94,7 +94,7 @@ Deno.test("a missing /dev/kvm is a clear error", async () => {
 function kvmFds(): number {
   return [...Deno.readDirSync("/proc/self/fd")].filter((e) => {
     try {
-      return Deno.readLinkSync(`/proc/self/fd/${e.name}`).includes("kvm");
+      return Deno.readLinkSync(`/proc/self/fd/${e.name}`).includes("anon_inode:kvm");
     } catch {
       return false;
     }
@@ -105,7 +105,7 @@ function kvmFds(): number {
 function vmMappings(): number {
   return Deno.readTextFileSync("/proc/self/maps").split("\n").filter((l) => {
     const [lo, hi] = l.split(" ")[0].split("-").map((x) => parseInt(x, 16));
-    return hi - lo >= 1 << 30 || l.includes("kvm");
+    return hi - lo >= 1 << 30 || l.includes("anon_inode:kvm");
   }).length;
 }
 

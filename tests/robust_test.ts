@@ -260,7 +260,7 @@ function openFds(): string[] {
 function vmMappings(): number {
   return Deno.readTextFileSync("/proc/self/maps").split("\n").filter((l) => {
     const [lo, hi] = l.split(" ")[0].split("-").map((x) => parseInt(x, 16));
-    return hi - lo === (1 << 30) + (2 << 20) || l.includes("kvm");
+    return hi - lo === (1 << 30) + (2 << 20) || l.includes("anon_inode:kvm");
   }).length;
 }
 
@@ -272,7 +272,7 @@ function vmMappings(): number {
 /** The fds and VM mappings of this process once no VM is left closing (up to 5 s). */
 async function baseline(): Promise<[string[], number]> {
   await dropSpareMemory();
-  for (let i = 0; i < 50 && openFds().some((f) => f.includes("kvm")); i++) {
+  for (let i = 0; i < 50 && openFds().some((f) => f.includes("anon_inode:kvm")); i++) {
     await new Promise((r) => setTimeout(r, 100));
   }
   return [openFds(), vmMappings()];

@@ -38,8 +38,9 @@ for (let s = Number(first); s < Number(first) + Number(seeds); s++) {
   }
 }
 await dropSpareMemory();
-// A stopped VM's last fds close on worker threads: give them a moment.
-for (let i = 0; i < 50 && fds() > before; i++) await new Promise((ok) => setTimeout(ok, 100));
+// A stopped VM's last fds close on worker threads: give them a moment (20 s at
+// most: KVM's teardown waits for RCU grace periods, long on a loaded machine).
+for (let i = 0; i < 200 && fds() > before; i++) await new Promise((ok) => setTimeout(ok, 100));
 const after = fds();
 console.log(
   `REPORT ${
