@@ -9,7 +9,8 @@ import { fsModule } from "./fs.ts";
 import { mmModule } from "./mm.ts";
 import { pollModule } from "./poll.ts";
 import { timeModule } from "./time.ts";
-import { signalModule } from "./signal.ts";
+import { signalModule } from "./sigcalls.ts";
+import { timersModule } from "./timers.ts";
 import { futexModule } from "./futex.ts";
 import { threadModule } from "./thread.ts";
 import { procsModule } from "./procs.ts";
@@ -32,7 +33,8 @@ export { fsModule } from "./fs.ts";
 export { mmModule } from "./mm.ts";
 export { pollModule } from "./poll.ts";
 export { timeModule } from "./time.ts";
-export { signalModule } from "./signal.ts";
+export { signalModule } from "./sigcalls.ts";
+export { timersModule } from "./timers.ts";
 export { futexModule } from "./futex.ts";
 export {
   attachThreads,
@@ -68,6 +70,7 @@ export const DEFAULT_MODULES = [
   mmModule,
   timeModule,
   signalModule,
+  timersModule,
   pollModule,
   futexModule,
   threadModule,

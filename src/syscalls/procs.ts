@@ -15,7 +15,8 @@ import {
   UnsupportedError,
 } from "./registry.ts";
 import { CLONE, type CloneSpec, type ThreadHost, threadModule, threadsOf } from "./thread.ts";
-import { type SigInfo, signalModule } from "./signal.ts";
+import type { SigInfo } from "./signal.ts";
+import { signalModule } from "./sigcalls.ts";
 import { pidfdTarget } from "./pidfd.ts";
 import { hostSyscall } from "./host.ts";
 import { attachGrants, type Grants } from "./grants.ts";

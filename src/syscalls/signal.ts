@@ -12,12 +12,10 @@
  * signal frames (src/vm/sigframe.ts), since that needs the vCPU.
  * @module
  */
-import { threadsOf } from "./thread.ts";
 import { E, SyscallError } from "./errno.ts";
 import { bufferAddress, hostSyscall } from "./host.ts";
-import { type Process, type SyscallModule, UnsupportedError } from "./registry.ts";
+import type { Process } from "./registry.ts";
 import type { GuestMemory } from "../vm/memory.ts";
-import { cpuItimer } from "./cputime.ts";
 
 /** Linux signal numbers. */
 export const SIGNO = {
@@ -93,19 +91,14 @@ export const SIG_DFL = 0n, SIG_IGN = 1n;
 /** Alternate-stack flags. */
 export const SS = { ONSTACK: 1, DISABLE: 2, AUTODISARM: 0x80000000 } as const;
 /** Linux's MINSIGSTKSZ for sigaltstack's size check. */
-const MINSIGSTKSZ = 2048n;
 const NSIG = 64;
 /** sizeof(struct k_sigaction) in src/kernel/abi.h. */
 const ACTION_SIZE = 32;
 const UNBLOCKABLE = (1n << 8n) | (1n << 18n); // SIGKILL, SIGSTOP
 const NSEC = 1_000_000_000n;
 const MAX_NS = (1n << 63n) - 1n;
-const ITIMER_REAL = 0, ITIMER_VIRTUAL = 1, ITIMER_PROF = 2;
-const CLOCK_REALTIME = 0, CLOCK_MONOTONIC = 1, CLOCK_BOOTTIME = 7;
-const CLOCK_PROCESS_CPUTIME_ID = 2, CLOCK_THREAD_CPUTIME_ID = 3, CLOCK_MONOTONIC_RAW = 4;
-const CLOCK_REALTIME_COARSE = 5, CLOCK_MONOTONIC_COARSE = 6;
-const CLOCK_REALTIME_ALARM = 8, CLOCK_BOOTTIME_ALARM = 9;
-const SIGEV_SIGNAL = 0, SIGEV_NONE = 1, SIGEV_THREAD = 2, SIGEV_THREAD_ID = 4;
+const CLOCK_MONOTONIC = 1;
+const SIGEV_NONE = 1, SIGEV_THREAD_ID = 4;
 /** Linux's bound on a timer's overrun count (DELAYTIMER_MAX). */
 const DELAYTIMER_MAX = 0x7fffffff;
 const NR_CLOCK_GETTIME = 228, NR_CLOCK_NANOSLEEP = 230, NR_PPOLL = 271;
@@ -729,7 +722,8 @@ export class SignalState {
   }
 }
 
-function clockNs(clock: number): bigint {
+/** Host clock `clock` now, in ns. */
+export function clockNs(clock: number): bigint {
   const ts = new BigInt64Array(2);
   hostSyscall(NR_CLOCK_GETTIME, clock, bufferAddress(new Uint8Array(ts.buffer)));
   return ts[0] * NSEC + ts[1];
@@ -804,401 +798,6 @@ export function attachSignals(p: Process, s: SignalState): void {
   p.state.set(STATE_KEY, s);
 }
 
-const i32 = (v: bigint) => Number(BigInt.asIntN(32, v));
-
-function validSignal(sig: number): boolean {
-  return sig >= 1 && sig <= NSIG;
-}
-
-/** Whether `tid` names one of the guest's live threads. */
-function isThread(p: Process, tid: number): boolean {
-  return tid === p.pid || (threadsOf(p)?.has(tid) ?? false);
-}
-
-/** Raises `sig` for thread `tid` (tkill, tgkill; 0: the existence check). */
-function sendThread(p: Process, tid: number, sig: number): number {
-  if (sig < 0 || sig > NSIG) throw new SyscallError(E.EINVAL);
-  if (sig === 0) return 0;
-  signalsOf(p).raiseOn(tid, { signo: sig, code: SI.TKILL, pid: p.pid, uid: Deno.uid() ?? 0 });
-  return 0;
-}
-
-/** Raises `sig` from kill/tkill/tgkill at the process itself (0: the existence check). */
-function sendSelf(p: Process, sig: number, code: number): number {
-  if (sig < 0 || sig > NSIG) throw new SyscallError(E.EINVAL);
-  if (sig === 0) return 0;
-  signalsOf(p).raise({ signo: sig, code, pid: p.pid, uid: Deno.uid() ?? 0 });
-  return 0;
-}
-
-function readSigset(p: Process, addr: bigint, size: bigint): bigint {
-  if (size !== 8n) throw new SyscallError(E.EINVAL);
-  return p.mem.u64(addr);
-}
-
-/** Remaining time of a timer due at `due` (0 = disarmed); a running timer shows at least 1 µs. */
-function remaining(due: bigint, now: bigint): bigint {
-  if (due === 0n) return 0n;
-  return due > now ? due - now : 1000n;
-}
-
-/** The si_overrun of a timer's siginfo. */
-function overrunOf(info: SigInfo): number {
-  return new DataView(info.raw!.buffer).getInt32(20, true);
-}
-
-/** POSIX timer `id` of the process; EINVAL if it has none by that id. */
-function timerOf(s: SignalState, id: bigint): PosixTimer {
-  const t = s.timers.get(i32(id));
-  if (!t) throw new SyscallError(E.EINVAL);
-  return t;
-}
-
-/** Writes timer `t`'s interval and time left as a struct itimerspec at `addr`. */
-function writeItimerspec(p: Process, addr: bigint, t: PosixTimer, now: bigint): void {
-  const o = p.mem.check(addr, 32), v = p.mem.view;
-  // Due but not yet fired (a signal to come): 1 ns left, as Linux shows it.
-  const left = t.due === 0n ? 0n : t.due > now ? t.due - now : 1n;
-  v.setBigInt64(o, t.interval / NSEC, true);
-  v.setBigInt64(o + 8, t.interval % NSEC, true);
-  v.setBigInt64(o + 16, left / NSEC, true);
-  v.setBigInt64(o + 24, left % NSEC, true);
-}
-
-function writeItimerval(p: Process, addr: bigint, interval: bigint, value: bigint): void {
-  const o = p.mem.check(addr, 32);
-  const v = p.mem.view;
-  v.setBigInt64(o, interval / NSEC, true);
-  v.setBigInt64(o + 8, interval % NSEC / 1000n, true);
-  v.setBigInt64(o + 16, value / NSEC, true);
-  v.setBigInt64(o + 24, value % NSEC / 1000n, true);
-}
-
-/** Sets ITIMER_REAL; returns the old [interval, remaining] in ns. */
-function setReal(s: SignalState, value: bigint, interval: bigint): [bigint, bigint] {
-  const now = monotonicNs();
-  const old: [bigint, bigint] = [s.real.interval, remaining(s.real.due, now)];
-  s.real = value > 0n ? { due: now + value, interval } : { due: 0n, interval: 0n };
-  s.armHost(now);
-  return old;
-}
-
-/** Signal dispositions, sending signals to oneself, waiting, and ITIMER_REAL. */
-export const signalModule: SyscallModule = {
-  name: "signal",
-  partial: {
-    kill: "to the guest itself only (its pid, 0 or its own group); other pids ESRCH",
-    tkill: "to any of the guest's threads",
-    tgkill: "to any of the guest's threads",
-    rt_sigqueueinfo: "to the guest itself only; others ESRCH",
-    rt_sigtimedwait:
-      "wakes for signals already pending or raised by ITIMER_REAL, a POSIX timer or another thread",
-    setitimer: "ITIMER_VIRTUAL and ITIMER_PROF both count the process's CPU time (user and " +
-      "system alike)",
-    getitimer: "as setitimer",
-    timer_create: "REALTIME, MONOTONIC and BOOTTIME clocks; CPU-time clocks ENOSYS, alarm " +
-      "clocks EOPNOTSUPP",
-    timer_settime: "an absolute REALTIME expiry is converted to the monotonic clock when set: " +
-      "a later change of the host's time does not move it",
-  },
-  handlers: {
-    rt_sigaction({ args: [sig, act, oact, size], process: p }) {
-      if (size !== 8n) throw new SyscallError(E.EINVAL);
-      let next: SigAction | undefined;
-      if (act !== 0n) {
-        const o = p.mem.check(act, 32), v = p.mem.view;
-        next = {
-          handler: v.getBigUint64(o, true),
-          flags: v.getBigUint64(o + 8, true) & 0xffffffffn,
-          restorer: v.getBigUint64(o + 16, true),
-          mask: v.getBigUint64(o + 24, true) & ~UNBLOCKABLE,
-        };
-      }
-      const n = i32(sig);
-      if (!validSignal(n) || (next && (n === SIGNO.SIGKILL || n === SIGNO.SIGSTOP))) {
-        throw new SyscallError(E.EINVAL);
-      }
-      const s = signalsOf(p);
-      if (oact !== 0n) {
-        const o = p.mem.check(oact, 32), v = p.mem.view, a = s.action(n);
-        v.setBigUint64(o, a.handler, true);
-        v.setBigUint64(o + 8, a.flags, true);
-        v.setBigUint64(o + 16, a.restorer, true);
-        v.setBigUint64(o + 24, a.mask, true);
-      }
-      if (next) {
-        s.setAction(n, next);
-        if (s.ignored(n)) s.discard(n);
-      }
-      return 0;
-    },
-    rt_sigpending({ args: [set, size], process: p }) {
-      if (size > 8n) throw new SyscallError(E.EINVAL);
-      const s = signalsOf(p);
-      const bytes = new Uint8Array(new BigUint64Array([s.pending & s.mask]).buffer);
-      p.mem.slice(set, Number(size)).set(bytes.subarray(0, Number(size)));
-      return 0;
-    },
-    kill({ args: [pid, sig], process: p }) {
-      const n = i32(pid);
-      // Only the guest exists: itself, its group (0, -pid); -1 means everyone else.
-      if (n !== p.pid && n !== 0 && n !== -p.pid) throw new SyscallError(E.ESRCH);
-      return sendSelf(p, i32(sig), SI.USER);
-    },
-    tkill({ args: [tid, sig], process: p }) {
-      if (i32(tid) <= 0) throw new SyscallError(E.EINVAL);
-      if (!isThread(p, i32(tid))) throw new SyscallError(E.ESRCH);
-      return sendThread(p, i32(tid), i32(sig));
-    },
-    tgkill({ args: [tgid, tid, sig], process: p }) {
-      if (i32(tid) <= 0 || i32(tgid) <= 0) throw new SyscallError(E.EINVAL);
-      if (!isThread(p, i32(tid)) || i32(tgid) !== p.pid) throw new SyscallError(E.ESRCH);
-      return sendThread(p, i32(tid), i32(sig));
-    },
-    rt_sigqueueinfo({ args: [pid, sig, uinfo], process: p }) {
-      const raw = p.mem.slice(uinfo, 128).slice();
-      if (i32(pid) !== p.pid) throw new SyscallError(E.ESRCH);
-      const n = i32(sig);
-      if (n < 0 || n > NSIG) throw new SyscallError(E.EINVAL);
-      if (n === 0) return 0;
-      const code = new DataView(raw.buffer).getInt32(8, true);
-      new DataView(raw.buffer).setInt32(0, n, true);
-      signalsOf(p).raise({ signo: n, code, raw });
-      return 0;
-    },
-    sigaltstack({ args: [ss, oss], process: p }) {
-      const s = signalsOf(p);
-      let next: { sp: bigint; flags: number; size: bigint } | undefined;
-      if (ss !== 0n) {
-        const o = p.mem.check(ss, 24), v = p.mem.view;
-        next = {
-          sp: v.getBigUint64(o, true),
-          flags: v.getInt32(o + 8, true),
-          size: v.getBigUint64(o + 16, true),
-        };
-      }
-      const sp = s.host.userSp();
-      const old = {
-        sp: s.altstack.sp,
-        size: s.altstack.size,
-        flags: s.altstackFlags(sp) | (s.altstack.flags & SS.AUTODISARM),
-      };
-      if (next) {
-        if (s.onAltstack(sp)) throw new SyscallError(E.EPERM);
-        const mode = next.flags & ~SS.AUTODISARM;
-        if (mode !== SS.DISABLE && mode !== SS.ONSTACK && mode !== 0) {
-          throw new SyscallError(E.EINVAL);
-        }
-        if (mode === SS.DISABLE) s.altstack = { sp: 0n, size: 0n, flags: next.flags };
-        else {
-          if (next.size < MINSIGSTKSZ) throw new SyscallError(E.ENOMEM);
-          s.altstack = next;
-        }
-      }
-      if (oss !== 0n) {
-        const o = p.mem.check(oss, 24), v = p.mem.view;
-        v.setBigUint64(o, old.sp, true);
-        v.setInt32(o + 8, old.flags, true);
-        v.setInt32(o + 12, 0, true);
-        v.setBigUint64(o + 16, old.size, true);
-      }
-      return 0;
-    },
-    rt_sigreturn({ process: p }) {
-      signalsOf(p).sigreturn = true;
-      return 0;
-    },
-    pause({ process: p }) {
-      signalsOf(p).sleep(CLOCK_MONOTONIC, MAX_NS);
-      return -E.EINTR;
-    },
-    rt_sigsuspend({ args: [set, size], process: p }) {
-      const mask = readSigset(p, set, size);
-      const s = signalsOf(p);
-      const old = s.mask;
-      s.mask = mask;
-      // The frame of the signal that ends the wait saves (and its return
-      // restores) `old`; a parked thread keeps `mask` until then.
-      s.suspendMask = old;
-      const r = s.sleep(CLOCK_MONOTONIC, MAX_NS);
-      if (r !== "signal" && r !== "parked") {
-        s.mask = old;
-        s.suspendMask = undefined;
-      }
-      return -E.EINTR;
-    },
-    rt_sigtimedwait({ args: [set, info, timeout, size], process: p }) {
-      const want = readSigset(p, set, size) & ~UNBLOCKABLE;
-      let deadline = MAX_NS;
-      if (timeout !== 0n) {
-        const o = p.mem.check(timeout, 16);
-        const sec = p.mem.view.getBigInt64(o, true), nsec = p.mem.view.getBigInt64(o + 8, true);
-        if (sec < 0n || nsec < 0n || nsec >= NSEC) throw new SyscallError(E.EINVAL);
-        const d = sec * NSEC + nsec, now = monotonicNs();
-        deadline = d > MAX_NS - now ? MAX_NS : now + d;
-      }
-      const s = signalsOf(p);
-      // The waited-for signals count as unblocked while waiting (as Linux does).
-      const blocked = s.mask;
-      s.mask = blocked & ~want;
-      const ready = () => (s.pending & want) !== 0n;
-      const accept = () => {
-        let sig = 1;
-        while (!(s.pending & want & bit(sig))) sig++;
-        const si = s.take(sig);
-        if (info !== 0n) writeSiginfo(p.mem, p.mem.check(info, 128), si);
-        return sig;
-      };
-      let r: "done" | "signal" | "timeout" | "parked";
-      try {
-        r = s.sleep(CLOCK_MONOTONIC, deadline, ready, {
-          // Parked, the mask stays open until the thread runs again.
-          timeout: () => (s.mask = blocked, BigInt(-E.EAGAIN)),
-          wake: () => (s.mask = blocked, BigInt(ready() ? accept() : -E.EINTR)),
-        });
-      } finally {
-        if (r! !== "parked") s.mask = blocked;
-      }
-      if (r === "done" && ready()) return accept();
-      return r === "done" ? -E.EAGAIN : -E.EINTR;
-    },
-    timer_create({ args: [clock, sevp, timerid], process: p }) {
-      const c = i32(clock);
-      if (c === CLOCK_PROCESS_CPUTIME_ID || c === CLOCK_THREAD_CPUTIME_ID || c < 0) {
-        throw new UnsupportedError("timer_create on a CPU-time clock");
-      }
-      if (
-        c === CLOCK_MONOTONIC_RAW || c === CLOCK_REALTIME_COARSE || c === CLOCK_MONOTONIC_COARSE
-      ) {
-        throw new SyscallError(E.EOPNOTSUPP);
-      }
-      // No RTC in the VM: no alarm timers (as on a host without one).
-      if (c === CLOCK_REALTIME_ALARM || c === CLOCK_BOOTTIME_ALARM) {
-        throw new SyscallError(E.EOPNOTSUPP);
-      }
-      if (c !== CLOCK_REALTIME && c !== CLOCK_MONOTONIC && c !== CLOCK_BOOTTIME) {
-        throw new SyscallError(E.EINVAL);
-      }
-      const s = signalsOf(p);
-      const t: PosixTimer = {
-        clock: c,
-        notify: SIGEV_SIGNAL,
-        signo: SIGNO.SIGALRM,
-        tid: 0,
-        value: 0n,
-        due: 0n,
-        interval: 0n,
-        delivered: 0,
-      };
-      if (sevp !== 0n) {
-        const o = p.mem.check(sevp, 64), v = p.mem.view;
-        t.value = v.getBigUint64(o, true);
-        t.signo = v.getInt32(o + 8, true);
-        t.notify = v.getInt32(o + 12, true);
-        t.tid = v.getInt32(o + 16, true);
-        // Linux's good_sigevent.
-        if (t.notify === SIGEV_THREAD_ID && !isThread(p, t.tid)) throw new SyscallError(E.EINVAL);
-        const signals = t.notify === SIGEV_SIGNAL || t.notify === SIGEV_THREAD ||
-          t.notify === SIGEV_THREAD_ID;
-        if (!signals && t.notify !== SIGEV_NONE) throw new SyscallError(E.EINVAL);
-        if (signals && !validSignal(t.signo)) throw new SyscallError(E.EINVAL);
-      }
-      const at = p.mem.check(timerid, 4);
-      const id = s.addTimer(t);
-      if (sevp === 0n) t.value = BigInt(id);
-      p.mem.view.setInt32(at, id, true);
-      return 0;
-    },
-    timer_settime({ args: [timerid, flags, value, ovalue], process: p }) {
-      if (value === 0n) throw new SyscallError(E.EINVAL);
-      const o = p.mem.check(value, 32), v = p.mem.view;
-      const [isec, insec, vsec, vnsec] = [0, 8, 16, 24].map((k) => v.getBigInt64(o + k, true));
-      const valid = (sec: bigint, nsec: bigint) => sec >= 0n && nsec >= 0n && nsec < NSEC;
-      if (!valid(isec, insec) || !valid(vsec, vnsec)) throw new SyscallError(E.EINVAL);
-      const s = signalsOf(p), t = timerOf(s, timerid), now = monotonicNs();
-      if (ovalue !== 0n) writeItimerspec(p, ovalue, t, now);
-      const ns = (sec: bigint, nsec: bigint) =>
-        sec > MAX_NS / NSEC - 1n ? MAX_NS : sec * NSEC + nsec;
-      const at = ns(vsec, vnsec);
-      t.delivered = 0;
-      t.sent = undefined;
-      if (at === 0n) {
-        t.due = 0n;
-        t.interval = 0n;
-      } else {
-        t.interval = ns(isec, insec);
-        let rel = at;
-        if (i32(flags) & TIMER_ABSTIME) {
-          // The guest's MONOTONIC and BOOTTIME are the host's monotonic clock.
-          rel = at - (t.clock === CLOCK_REALTIME ? clockNs(CLOCK_REALTIME) : now);
-          if (rel < 0n) rel = 0n;
-        }
-        t.due = rel > MAX_NS - now ? MAX_NS : now + rel;
-      }
-      s.fireTimers(now); // one already due fires now
-      s.armHost(now);
-      return 0;
-    },
-    timer_gettime({ args: [timerid, value], process: p }) {
-      const s = signalsOf(p);
-      writeItimerspec(p, value, timerOf(s, timerid), monotonicNs());
-      return 0;
-    },
-    timer_getoverrun({ args: [timerid], process: p }) {
-      const s = signalsOf(p);
-      return s.overrun(timerOf(s, timerid));
-    },
-    timer_delete({ args: [timerid], process: p }) {
-      const s = signalsOf(p);
-      timerOf(s, timerid);
-      s.timers.delete(i32(timerid));
-      s.armHost();
-      return 0;
-    },
-    alarm({ args: [seconds], process: p }) {
-      const secs = BigInt.asUintN(32, seconds);
-      const [, left] = setReal(signalsOf(p), secs * NSEC, 0n);
-      const us = left / 1000n;
-      let r = us / 1_000_000n;
-      if ((r === 0n && us % 1_000_000n) || us % 1_000_000n >= 500_000n) r++;
-      return r;
-    },
-    setitimer({ args: [which, value, ovalue], process: p }) {
-      const w = i32(which);
-      if (w !== ITIMER_REAL && w !== ITIMER_VIRTUAL && w !== ITIMER_PROF) {
-        throw new SyscallError(E.EINVAL);
-      }
-      let t = new BigInt64Array(4);
-      if (value !== 0n) {
-        const o = p.mem.check(value, 32);
-        t = new BigInt64Array(p.mem.bytes.slice(o, o + 32).buffer);
-        if (t[1] < 0n || t[1] >= 1_000_000n || t[3] < 0n || t[3] >= 1_000_000n) {
-          throw new SyscallError(E.EINVAL);
-        }
-      }
-      const ns = (sec: bigint, us: bigint) => sec * NSEC + us * 1000n;
-      const [value_, interval_] = [ns(t[2], t[3]), ns(t[0], t[1])];
-      const [interval, left] = w === ITIMER_REAL
-        ? setReal(signalsOf(p), value_, interval_)
-        : cpuItimer(p, w).set(value_, interval_); // on CPU time (cputime.ts)
-      if (ovalue !== 0n) writeItimerval(p, ovalue, interval, left);
-      return 0;
-    },
-    getitimer({ args: [which, value], process: p }) {
-      const w = i32(which);
-      if (w !== ITIMER_REAL && w !== ITIMER_VIRTUAL && w !== ITIMER_PROF) {
-        throw new SyscallError(E.EINVAL);
-      }
-      const s = signalsOf(p);
-      const [interval, left] = w === ITIMER_REAL
-        ? [s.real.interval, remaining(s.real.due, monotonicNs())]
-        : cpuItimer(p, w).get();
-      writeItimerval(p, value, interval, left);
-      return 0;
-    },
-  },
-};
-
 /** Writes `info` as a 128-byte siginfo_t at guest offset `o` (already checked). */
 export function writeSiginfo(mem: GuestMemory, o: number, info: SigInfo): void {
   if (info.raw) {
@@ -1214,4 +813,9 @@ export function writeSiginfo(mem: GuestMemory, o: number, info: SigInfo): void {
     v.setInt32(o + 16, info.pid, true);
     v.setUint32(o + 20, info.uid ?? 0, true);
   }
+}
+
+/** The si_overrun of a timer's siginfo. */
+function overrunOf(info: SigInfo): number {
+  return new DataView(info.raw!.buffer).getInt32(20, true);
 }
