@@ -131,10 +131,17 @@ export class FdTable {
    * src/syscalls/limits.ts): past it a new fd is EMFILE.
    */
   limit: number = MAX_FDS;
+  #version = 0;
+
+  /** Bumped at every change of which file an fd holds (the plain-call server's cue). */
+  get version(): number {
+    return this.#version;
+  }
 
   /** Installs `file` at guest fd `fd`, closing what was there. */
   set(fd: number, file: OpenFile, cloexec = false): void {
     if (fd > this.#highest) this.#highest = fd;
+    this.#version++;
     file.ref();
     this.#files.get(fd)?.file.unref();
     this.#files.set(fd, { file, cloexec });
@@ -172,6 +179,7 @@ export class FdTable {
     const n = FdTable.number(fd);
     this.#entry(n).file.unref();
     this.#files.delete(n);
+    this.#version++;
   }
 
   /**
@@ -194,6 +202,7 @@ export class FdTable {
   closeAll(): void {
     for (const { file } of this.#files.values()) file.unref();
     this.#files.clear();
+    this.#version++;
   }
 
   /** All open fds. */

@@ -405,6 +405,11 @@ export class Threads implements ThreadHost {
     );
   }
 
+  /** Host address of the door's count word. */
+  get doorAddress(): bigint {
+    return this.#doorPage.addr;
+  }
+
   /** The door's count: it changes at every runner exit. */
   get door(): number {
     return Atomics.load(this.#door, 0);

@@ -14,6 +14,7 @@ import { POLL_WINDOW_MS } from "./exitless.ts";
 import { monotonicNs } from "../syscalls/signal.ts";
 import { hostCall } from "./hostcall.ts";
 import type { Guest } from "./guest.ts";
+import { PlainServer } from "./plain.ts";
 
 const NR_SCHED_YIELD = 24;
 
@@ -65,13 +66,25 @@ export function setPolling(g: Guest, on: boolean, asleep = false): void {
  * any, when guests ring the doorbell instead.
  */
 export function runExitless(g: Guest): void {
+  // Plain calls are served in C (plain.ts), the rest here.
+  const plain = new PlainServer(g);
+  setPolling(g, true);
+  g.threads!.startMain();
+  try {
+    loop(g, plain);
+  } finally {
+    plain.dispose();
+  }
+  setPolling(g, false);
+}
+
+function loop(g: Guest, plain: PlainServer): void {
   const p = g.process!, threads = g.threads!;
   // Clock reads cost more than a poll: time is looked at every CHECK
-  // rounds (~50 µs idle), timers every 64 calls served.
+  // rounds (~50 µs idle; one round of C's spin is as long), timers every
+  // 64 calls served.
   const CHECK = 1024;
   let idle = 0, served = 0, door = threads.door, recent = true, last = 0, polling = true;
-  setPolling(g, true);
-  threads.startMain();
   while (!p.ended && !g.handoff) {
     if (!polling) {
       // Asleep until a runner exits (a doorbell, a fault) or a timer is due;
@@ -95,7 +108,9 @@ export function runExitless(g: Guest): void {
       }
       continue;
     }
-    let work = pollHostCalls(g);
+    const fast = plain.serve(door);
+    let work = fast.served;
+    if (fast.back) work += pollHostCalls(g);
     const d = threads.door;
     if (d !== door) {
       door = d;
@@ -104,10 +119,11 @@ export function runExitless(g: Guest): void {
     if (work) {
       idle = 0;
       recent = true;
-      if ((++served & 63) === 0) exitlessTimers(g);
+      if (fast.served || (++served & 63) === 0) exitlessTimers(g);
       continue;
     }
-    if (++idle % CHECK !== 0) continue;
+    // C spun a while for nothing: as long as CHECK rounds here.
+    if (fast.back && ++idle % CHECK !== 0) continue;
     // Let a runner (or one of Deno's own threads) that shares this core run.
     hostSyscall(NR_SCHED_YIELD);
     threads.pollWatched();
@@ -123,7 +139,6 @@ export function runExitless(g: Guest): void {
     setPolling(g, polling = false, true);
     if (pollHostCalls(g)) setPolling(g, polling = true);
   }
-  setPolling(g, false);
 }
 
 /** When the exitless loop must wake for timers and parked deadlines. */
