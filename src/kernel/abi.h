@@ -91,7 +91,7 @@ struct boot_info {
 	unsigned long trace;        /* report every guest-served syscall to the host */
 	unsigned long rewrite;      /* REWRITE_LAZY: turn each syscall site into a call on first use */
 	unsigned long polling;      /* POLL_*: whether the host polls host-call blocks (exitless) */
-	unsigned long reserved;
+	unsigned long spin_ticks;   /* how long a posted request waits for the poller (TSC) */
 	char uts[6][65];            /* struct new_utsname, as uname(2) returns it */
 	unsigned char route[NR_SYSCALLS];
 };

@@ -76,6 +76,7 @@ export const BOOT_INFO = {
   trace: 96,
   rewrite: 104,
   polling: 112,
+  spin_ticks: 120,
   uts: 128,
   route: 518,
 } as const;

@@ -13,9 +13,10 @@
  * kick address, which KVM turns into an eventfd write without an exit to
  * the host process. The host answers ack = ~seq for a call that would
  * block (it must park the vCPU), and we ring the doorbell instead. With
- * POLL_OFF (no kick: an old KVM, or the run is ending) we ring it too,
- * marked HC_POSTED, so the host serves the request once whichever way it
- * saw it first.
+ * POLL_OFF (no kick: an old KVM, or the run is ending), or when the
+ * poller has not answered in BOOT->spin_ticks, we ring it too, marked
+ * HC_POSTED, so the host serves the request once whichever way it saw it
+ * first.
  */
 #include "kernel.h"
 
@@ -49,7 +50,12 @@ long hostcall(u64 kind, u64 nr, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5)
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		if (POLLING == POLL_ASLEEP)
 			KICK = 0;
-		while (POLLING && HC->ack != s && HC->ack != ~s)
+		/* A poller that does not answer in spin_ticks has lost its CPU
+		 * (a loaded host): spinning on would keep this vCPU's thread on
+		 * the CPU the poller needs, so ring the doorbell and sleep. */
+		u64 t0 = rdtsc();
+		while (POLLING && HC->ack != s && HC->ack != ~s &&
+		       rdtsc() - t0 < BOOT->spin_ticks)
 			__builtin_ia32_pause();
 		if (HC->ack == s)
 			return HC->ret;

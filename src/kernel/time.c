@@ -16,13 +16,6 @@
 
 static u64 tsc0, real0, mono0;
 
-static inline u64 rdtsc(void)
-{
-	u32 lo, hi;
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-	return ((u64)hi << 32) | lo;
-}
-
 static u64 ns_since_boot(void)
 {
 	return (u64)(((unsigned __int128)(rdtsc() - tsc0) * BOOT->tsc_mult) >> 32);

@@ -64,6 +64,15 @@ export const DOORBELL_ONLY: ReadonlySet<number> = new Set(
 export const POLL_WINDOW_MS = 2;
 
 /**
+ * How long a vCPU spins for the poller's answer before it rings the
+ * doorbell instead (the request marked posted, so it is served once). A
+ * poller that has not answered by then is off its CPU (a loaded host) or
+ * serving a long call: spinning on would keep the vCPU's thread on a CPU
+ * the poller may need. Plain calls are answered in about a microsecond.
+ */
+export const POSTED_WAIT_US = 100;
+
+/**
  * The transport a run uses unless told: exitless on kvm_pvm with four host
  * CPUs or more, exit elsewhere.
  *

@@ -30,7 +30,7 @@ import { attachProcesses } from "../syscalls/procs.ts";
 import { PageProtections } from "./protect.ts";
 import { type Cpu, Threads, type ThreadVm } from "./threads.ts";
 import { attachThreads } from "../syscalls/thread.ts";
-import { DOORBELL_ONLY } from "./exitless.ts";
+import { DOORBELL_ONLY, POSTED_WAIT_US } from "./exitless.ts";
 import { attachSignals, bit, SIG_IGN, SignalState } from "../syscalls/signal.ts";
 import { inheritSched } from "../syscalls/sched.ts";
 import type { BootOptions } from "./options.ts";
@@ -467,6 +467,7 @@ export function writeBootInfo(
   put(BOOT_INFO.mmap_max, b.mmapMax);
   put(BOOT_INFO.mem_size, mem.size);
   put(BOOT_INFO.tsc_mult, (1000000n << 32n) / BigInt(b.tscKhz));
+  put(BOOT_INFO.spin_ticks, BigInt(b.tscKhz) * BigInt(POSTED_WAIT_US) / 1000n);
   put(BOOT_INFO.pid, g.pid);
   put(BOOT_INFO.ppid, g.ppid);
   put(BOOT_INFO.uid, b.uid);
