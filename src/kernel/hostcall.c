@@ -52,10 +52,17 @@ long hostcall(u64 kind, u64 nr, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5)
 			KICK = 0;
 		/* A poller that does not answer in spin_ticks has lost its CPU
 		 * (a loaded host): spinning on would keep this vCPU's thread on
-		 * the CPU the poller needs, so ring the doorbell and sleep. */
-		u64 t0 = rdtsc();
+		 * the CPU the poller needs, so ring the doorbell and sleep. One
+		 * we kicked awake gets ten times as long: waking takes that. */
+		u64 t0 = rdtsc(), wait = BOOT->spin_ticks;
+		unsigned int n = 0;
+
+		if (POLLING == POLL_ASLEEP)
+			wait *= 10;
+		/* rdtsc only now and then: where this runs at CPL 0 (a trapped
+		 * syscall on kvm_pvm) every instruction is emulated. */
 		while (POLLING && HC->ack != s && HC->ack != ~s &&
-		       rdtsc() - t0 < BOOT->spin_ticks)
+		       ((++n & 255) || rdtsc() - t0 < wait))
 			__builtin_ia32_pause();
 		if (HC->ack == s)
 			return HC->ret;

@@ -45,8 +45,7 @@ struct plain {
 	u64 user_end;           /* 16 */
 	volatile u32 *door;     /* 24: the runners' door word: its change means exits to serve */
 	u32 door_seen;          /* 32 */
-	u32 spin;               /* 36: TSC ticks to spin with nothing to serve; a gap of
-				 * as long between two rounds means we were descheduled */
+	u32 spin;               /* 36: TSC ticks to spin with nothing to serve */
 	u32 calls;              /* 40: bit per CALL_*: the calls served here */
 	u32 fsize;              /* 44: 1: RLIMIT_FSIZE is set, writes to files go to TS */
 	u32 note_cpu;           /* 48: out: the vCPU whose read TS must finish (NOTE) */
@@ -68,7 +67,6 @@ enum { CALL_READ, CALL_WRITE, CALL_PREAD, CALL_PWRITE, CALL_READV, CALL_WRITEV,
 #define BACK_TS     (1 << 16)  /* a call TS must serve */
 #define BACK_DOOR   (1 << 17)  /* a runner exited */
 #define BACK_NOTE   (1 << 18)  /* a read done, TS finishes it (note_cpu) */
-#define BACK_LATE   (1 << 19)  /* this thread lost its CPU while it spun */
 
 #define EAGAIN 11
 #define EPIPE 32
@@ -256,16 +254,10 @@ __attribute__((section(".text.entry")))
 u32 serve(struct plain *s, u32 max)
 {
 	u32 served = 0;
-	u64 since = rdtsc(), last = since;
+	u64 since = rdtsc(), last;
 
 	for (;;) {
 		int found = 0;
-		u64 now = rdtsc();
-
-		/* Another thread had this CPU: spinning now only takes it from
-		 * whoever needs it (the vCPU's runner, maybe). TS sleeps instead. */
-		if (now - last > s->spin)
-			return served | BACK_LATE;
 
 		if (*s->door != s->door_seen)
 			return served | BACK_DOOR;
@@ -302,7 +294,7 @@ u32 serve(struct plain *s, u32 max)
 			/* The result is in place before the guest sees its ack. */
 			__atomic_store_n(&b->ack, seq, __ATOMIC_RELEASE);
 		}
-		last = rdtsc(); /* a long call just served is no gap */
+		last = rdtsc();
 		if (served >= max)
 			return served;
 		if (found)

@@ -65,12 +65,15 @@ export const POLL_WINDOW_MS = 2;
 
 /**
  * How long a vCPU spins for the poller's answer before it rings the
- * doorbell instead (the request marked posted, so it is served once). A
- * poller that has not answered by then is off its CPU (a loaded host) or
- * serving a long call: spinning on would keep the vCPU's thread on a CPU
- * the poller may need. Plain calls are answered in about a microsecond.
+ * doorbell instead (the request marked posted, so it is served once); ten
+ * times as long after it kicked a sleeping poller awake. A safety valve for
+ * an overloaded host, where the poller can be off its CPU for whole time
+ * slices: spinning on would keep the vCPU's thread on a CPU the poller
+ * needs. Plain calls are answered in about a microsecond, most others in
+ * tens; shorter limits (0.2 and 1 ms) turned most calls into exits at a
+ * load average of 9 on two CPUs (tests/exitless_test.ts).
  */
-export const POSTED_WAIT_US = 100;
+export const POSTED_WAIT_US = 10_000;
 
 /**
  * The transport a run uses unless told: exitless on kvm_pvm with four host

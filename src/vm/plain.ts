@@ -56,7 +56,6 @@ const CALLS = [
 
 /** serve()'s result bits (plain.c). */
 const SERVED_MASK = 0xffff, BACK_TS = 1 << 16, BACK_DOOR = 1 << 17, BACK_NOTE = 1 << 18;
-const BACK_LATE = 1 << 19;
 const FD_READ_WAITS = 1, FD_WRITE_WAITS = 2;
 const RLIMIT_FSIZE = 1, RLIM_INFINITY = 0xffffffffffffffffn;
 /** How long C spins with nothing to serve before it comes back (µs). */
@@ -122,20 +121,19 @@ export class PlainServer {
     v.setBigUint64(PLAIN.door, guest.threads!.doorAddress, true);
     const khz = guest.vcpu?.tscKhz() || 2_000_000;
     v.setUint32(PLAIN.spin, Math.min(0xffffffff, Math.round(khz * SPIN_US / 1000)), true);
-    this.#calls = guest.trace || Deno.env.get("PLAIN_OFF") ? 0 : callMask(guest.registry);
+    this.#calls = guest.trace ? 0 : callMask(guest.registry);
     serveFunction();
   }
 
   /**
    * Serves plain calls in C until one needs TypeScript, a runner exits, or
    * it has been idle a while. `door`: the door count this side has seen.
-   * Returns the calls served, whether TypeScript has work (`back`), and
-   * whether this thread lost its CPU while it spun (`late`: another thread
-   * wants it), having finished any read C handed back.
+   * Returns the calls served and whether TypeScript has work (`back`),
+   * having finished any read C handed back.
    */
-  serve(door: number): { served: number; back: boolean; late: boolean } {
+  serve(door: number): { served: number; back: boolean } {
     const g = this.guest, v = this.#view, mem = g.mem!, p = g.process!;
-    if (!this.#calls || g.trace) return { served: 0, back: true, late: false };
+    if (!this.#calls || g.trace) return { served: 0, back: true };
     this.#syncFds(p.fds);
     v.setBigUint64(PLAIN.userEnd, BigInt(mem.userEnd), true);
     v.setUint32(PLAIN.doorSeen, door, true);
@@ -154,7 +152,7 @@ export class PlainServer {
     const served = r & SERVED_MASK;
     if (served) this.#account(served);
     if (r & BACK_NOTE) this.#finishRead(cpus[v.getUint32(PLAIN.noteCpu, true)]);
-    return { served, back: (r & (BACK_TS | BACK_DOOR)) !== 0, late: (r & BACK_LATE) !== 0 };
+    return { served, back: (r & (BACK_TS | BACK_DOOR)) !== 0 };
   }
 
   /** Frees the struct. */

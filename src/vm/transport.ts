@@ -123,7 +123,7 @@ function loop(g: Guest, plain: PlainServer): void {
       continue;
     }
     // C spun a while for nothing: as long as CHECK rounds here.
-    if (fast.back && !fast.late && ++idle % CHECK !== 0) continue;
+    if (fast.back && ++idle % CHECK !== 0) continue;
     // Let a runner (or one of Deno's own threads) that shares this core run.
     hostSyscall(NR_SCHED_YIELD);
     threads.pollWatched();
@@ -133,9 +133,7 @@ function loop(g: Guest, plain: PlainServer): void {
       recent = false;
       last = now;
     }
-    // Descheduled while it spun: the CPU is wanted elsewhere (maybe by the
-    // vCPU's runner), so sleep now and let guests kick us awake.
-    if (p.ended || (now - last < POLL_WINDOW_MS && !fast.late)) continue;
+    if (p.ended || now - last < POLL_WINDOW_MS) continue;
     // Quiet for a while: stop polling (guests ring the doorbell), then
     // look once more (a request posted as we stopped).
     setPolling(g, polling = false, true);
