@@ -183,6 +183,7 @@ export class Guest implements Disposable {
       exits: 0,
       hostCalls: 0,
       exitless: 0,
+      plainCalls: 0,
       syscalls: {},
       syscallMs: {},
       loadMs: 0,

@@ -120,6 +120,11 @@ export interface RunStats {
   hostCalls: number;
   /** Host calls served exitless (no VM exit), of any kind. */
   exitless: number;
+  /**
+   * Of those, the plain calls (read, write and kin on a plain host fd)
+   * served in C with no JavaScript (src/vm/plain.ts).
+   */
+  plainCalls: number;
   /** Host-served syscalls by name. */
   syscalls: Record<string, number>;
   /**

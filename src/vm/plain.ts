@@ -172,6 +172,7 @@ export class PlainServer {
     }
     s.hostCalls += served;
     s.exitless += served;
+    s.plainCalls += served;
   }
 
   /** A read C made that may be ld.so reading a library's headers: noted, then acked. */

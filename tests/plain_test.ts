@@ -1,0 +1,46 @@
+// The plain-call server (src/runner/plain.c, src/vm/plain.ts): read, write
+// and kin on plain host fds are served in C under the exitless transport,
+// with the same results as natively and as by the TypeScript handlers.
+import { deepStrictEqual, equal, ok } from "node:assert/strict";
+import { fixture, inTempDir, runHermitux, runNative, type Toolchain } from "./fixtures.ts";
+
+/** Runs `bin` in `cwd` under the CLI with `--stats` and `flags`. */
+async function run(bin: string, cwd: string, flags: string[]) {
+  const r = await runHermitux(bin, [], { cwd, flags: ["--stats", ...flags] });
+  const line = r.stderr.split("\n").find((l) => l.startsWith("hermitux: stats "))!;
+  return {
+    out: { ...r, stderr: r.stderr.replace(/^hermitux: .*\n/gm, "") },
+    stats: JSON.parse(line.slice("hermitux: stats ".length)),
+  };
+}
+
+for (const tc of ["musl-static", "glibc-static", "glibc-dynamic"] as Toolchain[]) {
+  Deno.test(`${tc}: plain calls served in C match native, and the TypeScript path`, async () => {
+    const bin = await fixture("plain_io", tc);
+    const native = await inTempDir((cwd) => runNative(bin, [], { cwd }));
+    const fast = await inTempDir((cwd) => run(bin, cwd, ["--host-calls=exitless"]));
+    const slow = await inTempDir((cwd) => run(bin, cwd, ["--host-calls=exit"]));
+    deepStrictEqual(fast.out, native);
+    deepStrictEqual(slow.out, native);
+    equal(native.code, 0);
+    // Most of the 4,000 reads and writes of /dev/null went through C (while
+    // the poller sleeps, TypeScript serves the kicked request)...
+    ok(fast.stats.plainCalls > 1000, `plainCalls ${fast.stats.plainCalls}`);
+    equal(slow.stats.plainCalls, 0);
+    // ...and are counted as the same syscalls either way.
+    for (const name of ["read", "write", "pread64", "pwrite64", "readv", "writev", "lseek"]) {
+      equal(fast.stats.syscalls[name], slow.stats.syscalls[name], name);
+    }
+  });
+}
+
+Deno.test("an overridden or traced syscall is not served in C", async () => {
+  const bin = await fixture("plain_io", "musl-static");
+  const traced = await inTempDir((cwd) =>
+    run(bin, cwd, ["--host-calls=exitless", "--trace"])
+  );
+  equal(traced.stats.plainCalls, 0);
+  // Every one of the 2,000 writes to /dev/null (fd 3 by then) is traced.
+  const writes = traced.out.stderr.split("\n").filter((l) => /^write\(3, .*\) = 64$/.test(l));
+  equal(writes.length, 2000);
+});
