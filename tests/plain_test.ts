@@ -36,9 +36,7 @@ for (const tc of ["musl-static", "glibc-static", "glibc-dynamic"] as Toolchain[]
 
 Deno.test("an overridden or traced syscall is not served in C", async () => {
   const bin = await fixture("plain_io", "musl-static");
-  const traced = await inTempDir((cwd) =>
-    run(bin, cwd, ["--host-calls=exitless", "--trace"])
-  );
+  const traced = await inTempDir((cwd) => run(bin, cwd, ["--host-calls=exitless", "--trace"]));
   equal(traced.stats.plainCalls, 0);
   // Every one of the 2,000 writes to /dev/null (fd 3 by then) is traced.
   const writes = traced.out.stderr.split("\n").filter((l) => /^write\(3, .*\) = 64$/.test(l));
