@@ -84,7 +84,8 @@ const NOTE = {
   qemuExec: "qemu-user runs only the parent: a program it execs starts natively (qemu-x86_64 " +
     "passes execve to the host, and binfmt_misc has no entry for the host's own architecture).",
   nativeBoot: "Native: a fork + exec + wait of the static hello (bench/c/timed.c); qemu-user " +
-    "and gVisor: their whole run of it; hermitux: `boot()` in this process.",
+    "and gVisor: their whole run of it; hermitux: `boot()` in this process, with no transport " +
+    "or rewriting option (the library's defaults) and, in the second column, with both.",
   rss: "wait4's `ru_maxrss`: the kernel counts next to nothing for a process this short.",
   emptyDeno: "`deno run -A` of an empty file, in the native column: the reference of the " +
     "targets, measured in alternation with the row above it.",
