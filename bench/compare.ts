@@ -67,7 +67,6 @@ const started = performance.now();
 const loadAtStart = Deno.loadavg()[0];
 const ignored = ["HERMITUX_REWRITE", "HERMITUX_HOST_CALLS"].filter((k) => Deno.env.get(k));
 const num = (s: string, k: string) => Number(new RegExp(`${k} ([\\d.]+)`).exec(s)?.[1]);
-const perCall = (s: string) => Number(/([\d.]+) ns\/call/.exec(s)?.[1]);
 
 // Why a runner cannot run here, if it cannot.
 const reason = new Map<Runner, string | undefined>();
@@ -200,9 +199,10 @@ if (want("io")) {
     ["pipe", "write + read through a pipe"],
     ["socket", "write + read through an AF_UNIX socketpair"],
   ] as const;
+  const o = { cwd: dir, hostWrites: true };
+  const res = await measure("io", 5, calibrated(loop, kinds.map(([k]) => k), o));
   for (const [kind, what] of kinds) {
-    const res = await measure("io", 5, calibrated(loop, kind, { cwd: dir, hostWrites: true }));
-    const cells = cellsOf(res, "ns", kind === "file" ? { gvisor: NOTE.hostWrites } : {});
+    const cells = cellsOf(res, kind, kind === "file" ? { gvisor: NOTE.hostWrites } : {});
     add({
       name: `host-served ${what}, 1 B (ns/call)`,
       cells,
@@ -212,15 +212,24 @@ if (want("io")) {
   await Deno.remove(dir, { recursive: true });
 }
 
-/** A bench/c/loop.c kind, COUNT set by the warm-up to take ~0.1 s. */
-function calibrated(loop: string, kind: string, o: PeerOptions = {}) {
+/**
+ * bench/c/loop.c's `kinds`, all in one run, each with a count its warm-up
+ * run sets so that its loop takes ~0.1 s; ns/call for each kind.
+ */
+function calibrated(loop: string, kinds: string[], o: PeerOptions = {}) {
   return (r: Runner) => {
-    let n = 2000;
+    const n = kinds.map(() => 2000);
     return async (warm: boolean) => {
-      const ns = perCall((await runOn(r, loop, [kind, String(n)], o)).err);
-      if (!Number.isFinite(ns)) throw new Error(`${r} loop ${kind}: no figure`);
-      if (warm) n = Math.max(1000, Math.min(500_000, Math.round(1e8 / Math.max(ns, 1))));
-      return { ns };
+      const list = kinds.map((k, i) => `${k}:${n[i]}`).join(",");
+      const { err } = await runOn(r, loop, [list], o);
+      const m: Metrics = {};
+      for (const [i, k] of kinds.entries()) {
+        const ns = Number(new RegExp(`^${k} ([\\d.]+) ns/call`, "m").exec(err)?.[1]);
+        if (!Number.isFinite(ns)) throw new Error(`${r} loop ${k}: no figure`);
+        if (warm) n[i] = Math.max(200, Math.min(500_000, Math.round(1e8 / Math.max(ns, 1))));
+        m[k] = ns;
+      }
+      return m;
     };
   };
 }
@@ -330,7 +339,8 @@ if (want("boot")) {
 
 if (want("loop")) {
   const loop = await benchBinary("loop");
-  const getpid = cellsOf(await measure("loop", 5, calibrated(loop, "getpid")), "ns");
+  const res = await measure("loop", 5, calibrated(loop, ["getpid", "signal"]));
+  const getpid = cellsOf(res, "getpid");
   const native = valueOf(getpid.native) ?? NaN;
   add({
     name: "in-guest syscall, getpid (ns/call)",
@@ -339,7 +349,7 @@ if (want("loop")) {
   });
   add({
     name: "signal to itself: tgkill, handler, rt_sigreturn (ns)",
-    cells: cellsOf(await measure("loop", 5, calibrated(loop, "signal")), "ns"),
+    cells: cellsOf(res, "signal"),
   });
 }
 

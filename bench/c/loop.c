@@ -6,7 +6,10 @@
  * writes to ./loop.dat, then COUNT reads back), pipe and socket (a write
  * then a read through a pipe, or an AF_UNIX socketpair). For file, pipe
  * and socket a call is one read or one write: ns/call is the time over
- * 2 × COUNT. */
+ * 2 × COUNT.
+ *
+ *   loop KIND [COUNT]                 e.g. loop getpid 100000
+ *   loop KIND:COUNT,KIND:COUNT...     several in one run, a line each */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,10 +40,9 @@ static void ping(int w, int r, long n)
 		}
 	}
 }
-int main(int argc, char **argv)
+static void run(const char *kind, long n)
 {
-	const char *kind = argc > 1 ? argv[1] : "getpid";
-	long n = argc > 2 ? atol(argv[2]) : 100000, calls = n;
+	long calls = n;
 	char c = 'x';
 	int p[2];
 	double t0 = now();
@@ -81,5 +83,16 @@ int main(int argc, char **argv)
 		for (volatile long i = 0; i < n; i++) ;
 	double t1 = now();
 	fprintf(stderr, "%s %.1f ns/call\n", kind, (t1 - t0) / calls);
+}
+int main(int argc, char **argv)
+{
+	char *list = argc > 1 ? argv[1] : "getpid", *save = NULL;
+	long n = argc > 2 ? atol(argv[2]) : 100000;
+	for (char *k = strtok_r(list, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
+		char *colon = strchr(k, ':');
+		if (colon)
+			*colon = 0;
+		run(k, colon ? atol(colon + 1) : n);
+	}
 	return 0;
 }
