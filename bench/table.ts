@@ -41,7 +41,9 @@ function ratio(a: Cell, b: Cell): string {
   const x = valueOf(a), y = valueOf(b);
   if (x === undefined || y === undefined || y === 0) return "—";
   const r = x / y;
-  return `${r >= 100 ? r.toFixed(0) : r >= 10 ? r.toFixed(1) : r.toFixed(2)}×`;
+  return `${
+    r >= 100 ? r.toFixed(0) : r >= 10 ? r.toFixed(1) : r >= 0.1 ? r.toFixed(2) : r.toPrecision(2)
+  }×`;
 }
 
 /** hermitux's ratio to a peer, then the alternative configuration's in parentheses. */
