@@ -1,430 +1,486 @@
-// Native, qemu-user, gVisor and hermitux side by side in one run: boot →
-// exit, syscall latency (in-guest and host-served), signals, python3
-// start-up, a compute loop, file I/O, and processes (fork, posix_spawn of a
-// static and a dynamic program, a dash loop of 100 /bin/true, fork after
-// touching 100 MiB). Prints the platform's floor, then a Markdown table of
-// medians with hermitux/native ratios, its footnotes, and the process
-// targets.
+// Native, qemu-user, gVisor and hermitux side by side in one run, as a
+// Markdown table for docs/PERFORMANCE.md: dd through the host, host-served
+// read/write on plain fds, redis GETs over loopback, the whole-process start
+// of a static hello (beside an empty Deno script) and of python3, in-process
+// boot() → exit, in-guest syscalls and signals, a compute loop, file I/O and
+// processes. hermitux runs through its CLI with its default flags, and again
+// with `--host-calls=exitless --rewrite=lazy` (the second hermitux column).
+//
+// Every row is measured the same way (common.ts `alternate`): one warm-up
+// run of each runner, then several rounds of one run each, the order
+// reversed every other round; the table gives medians, and ratios from the
+// same run.
 //
 //   deno task bench:compare                      (runs bench/setup.sh first)
-//   COMPARE_ONLY=proc,boot deno task bench:compare
+//   deno task bench:compare --quick              (3 rounds a row: ~half the time)
+//   deno task bench:compare --only=dd,redis      (or COMPARE_ONLY=dd,redis)
 //
-// Sections for COMPARE_ONLY: boot, loop, python, compute, fileio, proc.
-// The peers run the same programs (bench/c/*.c, built once); see peers.ts.
-import { boot, type HostCalls, type MountSpec } from "../mod.ts";
-import { benchBinary, devNull } from "./common.ts";
+// Sections: dd, io, redis, hello, python, boot, loop, compute, fileio, proc.
+import { boot } from "../mod.ts";
+import { alternate, benchBinary, type Contender, devNull, type Metrics } from "./common.ts";
 import {
-  type Cell,
+  ALT_FLAGS,
   GVISOR_PLATFORM,
-  renderTable,
-  type Row,
+  killAll,
+  type PeerOptions,
   type Runner,
+  RUNNERS,
   runOn,
   unavailable,
 } from "./peers.ts";
+import { redisGet, redisMissing } from "./redis.ts";
+import { type Cell, fmt, renderTable, type Row, valueOf } from "./table.ts";
 import { fixture } from "../tests/fixtures.ts";
 
-const ONLY = Deno.env.get("COMPARE_ONLY")?.split(",");
-const loadAtStart = Deno.loadavg()[0];
+const SECTIONS = [
+  "dd",
+  "io",
+  "redis",
+  "hello",
+  "python",
+  "boot",
+  "loop",
+  "compute",
+  "fileio",
+  "proc",
+];
+const flag = (name: string) => Deno.args.find((a) => a.startsWith(`--${name}`));
+const QUICK = flag("quick") !== undefined;
+const ONLY = (flag("only")?.split("=")[1] ?? Deno.env.get("COMPARE_ONLY"))?.split(",");
+for (const s of ONLY ?? []) {
+  if (!SECTIONS.includes(s)) throw new Error(`unknown section '${s}' (${SECTIONS.join(", ")})`);
+}
 const want = (section: string) => !ONLY || ONLY.includes(section);
+/** Rounds for a row: `n`, or 3 with --quick. */
+const rounds = (n: number) => QUICK ? Math.min(n, 3) : n;
 
-const nul = devNull();
-const stdio: [number, number, number] = [0, nul, nul];
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+// Whatever happens, no server or guest outlives the bench.
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(sig, () => {
+    killAll();
+    Deno.exit(130);
+  });
+}
+globalThis.addEventListener("unload", killAll);
+
+const started = performance.now();
+const loadAtStart = Deno.loadavg()[0];
+const ignored = ["HERMITUX_REWRITE", "HERMITUX_HOST_CALLS"].filter((k) => Deno.env.get(k));
 const num = (s: string, k: string) => Number(new RegExp(`${k} ([\\d.]+)`).exec(s)?.[1]);
-const perCall = (s: string) => Number(/([\d.]+) ns\/call/.exec(s)?.[1]);
 
-/** The median of `n` runs of `f`. */
-async function times(n: number, f: () => Promise<number>): Promise<number> {
-  const xs: number[] = [];
-  for (let i = 0; i < n; i++) xs.push(await f());
-  return median(xs);
-}
-
-const native = (path: string, args: string[] = [], cwd?: string) =>
-  runOn("native", path, args, { cwd });
-
-/** How a guest runs. */
-interface GuestOptions {
-  /** A host directory mounted read-write at /work, the guest's cwd. */
-  dir?: string;
-  rewrite?: "off" | "lazy";
-  hostCalls?: HostCalls;
-  /** More mounts. */
-  mounts?: MountSpec[];
-  env?: Record<string, string>;
-}
-
-/** Boots `path args` in-process; returns the wall time in ms and what the guest wrote to fd 2. */
-async function guest(
-  path: string,
-  args: string[] = [],
-  o: GuestOptions = {},
-): Promise<[number, string]> {
-  const err: string[] = [];
-  const t0 = performance.now();
-  const registry = (await import("../mod.ts")).defaultRegistry();
-  const write = registry.handler(1)!;
-  registry.override("write", (c) => {
-    if (c.args[0] !== 2n) return write(c);
-    err.push(new TextDecoder().decode(c.process.mem.slice(c.args[1], c.args[2])));
-    return Number(c.args[2]);
-  });
-  registry.override("writev", (c) => {
-    let n = 0;
-    for (let i = 0n; i < c.args[2]; i++) {
-      const base = c.process.mem.u64(c.args[1] + i * 16n);
-      const len = c.process.mem.u64(c.args[1] + i * 16n + 8n);
-      if (c.args[0] === 2n) err.push(new TextDecoder().decode(c.process.mem.slice(base, len)));
-      n += Number(len);
-    }
-    return n;
-  });
-  const { dir, rewrite = "off", hostCalls = "exitless", env } = o;
-  const mounts = [
-    ...dir ? [{ host: dir, guest: "/work", readOnly: false }] : [],
-    ...o.mounts ?? [],
-  ];
-  const r = await boot({
-    path,
-    args,
-    stdio,
-    registry,
-    mounts,
-    cwd: dir ? "/work" : "/",
-    rewrite,
-    hostCalls,
-    env,
-  });
-  const ms = performance.now() - t0;
-  if (r.status !== 0) throw new Error(`hermitux ${path}: status ${r.status}: ${err.join("")}`);
-  return [ms, err.join("")];
-}
-
-// The peers: a cell each, measured once per key (the rows that only differ
-// in hermitux's settings share it), or "—" with the reason.
-const PEERS = ["qemu", "gvisor"] as const;
+// Why a runner cannot run here, if it cannot.
 const reason = new Map<Runner, string | undefined>();
-for (const r of PEERS) reason.set(r, await unavailable(r));
-const memo = new Map<string, Cell>();
-async function peer(
-  r: "qemu" | "gvisor",
-  key: string,
-  measure: () => Promise<number>,
-  note?: string,
-): Promise<Cell> {
-  const k = `${r} ${key}`;
-  if (!memo.has(k)) {
-    let cell: Cell;
-    const why = reason.get(r);
-    if (why) cell = { note: why };
-    else {
-      try {
-        const v = await measure();
-        cell = note ? { value: v, note } : v;
-      } catch (e) {
-        cell = { note: (e as Error).message };
-      }
+for (const r of RUNNERS) reason.set(r, r === "native" ? undefined : await unavailable(r));
+
+/** Footnotes shared by rows. */
+const NOTE = {
+  sandbox: "A whole `runsc do` run: the sandbox's start (Sentry and Gofer) and teardown " +
+    "included, as hermitux's figure includes Deno's and the VM's.",
+  hostWrites: "`runsc do -force-overlay=false`: the file goes through the Gofer to the host's " +
+    "directory (the default overlay would keep it in the sandbox's memory).",
+  hostNet: "`runsc --rootless --network=host do`: the host's network stack (the sandbox's own " +
+    "needs iptables and a veth); redis-benchmark runs natively against every server.",
+  qemuExec: "qemu-user runs only the parent: a program it execs starts natively (qemu-x86_64 " +
+    "passes execve to the host, and binfmt_misc has no entry for the host's own architecture).",
+  nativeBoot: "Native: a fork + exec + wait of the static hello (bench/c/timed.c); qemu-user " +
+    "and gVisor: their whole run of it; hermitux: `boot()` in this process, with no transport " +
+    "or rewriting option (the library's defaults) and, in the second column, with both.",
+  rss: "wait4's `ru_maxrss`: the kernel counts next to nothing for a process this short.",
+  emptyDeno: "`deno run -A` of an empty file, in the native column: the reference of the " +
+    "targets, measured in alternation with the row above it.",
+};
+
+/**
+ * Measures one thing with every available runner (and `extra` contenders)
+ * in alternation; `make(r)` gives runner `r`'s run (a closure may keep
+ * state between runs, e.g. a count calibrated in the warm-up).
+ */
+async function measure(
+  section: string,
+  n: number,
+  make: (r: Runner) => (warm: boolean) => Promise<Metrics>,
+  extra: Contender[] = [],
+): Promise<Map<string, Metrics | Error>> {
+  const contenders = RUNNERS.filter((r) => !reason.get(r)).map((r) => ({ key: r, run: make(r) }));
+  roundsOf.set(section, rounds(n));
+  return await alternate([...contenders, ...extra], rounds(n));
+}
+/** The rounds each section ran, for the header. */
+const roundsOf = new Map<string, number>();
+
+/** The cells of `metric` (× `scale`), with a footnote for some runners. */
+function cellsOf(
+  res: Map<string, Metrics | Error>,
+  metric: string,
+  notes: Partial<Record<Runner, string>> = {},
+  scale = 1,
+): Partial<Record<Runner, Cell>> {
+  const out: Partial<Record<Runner, Cell>> = {};
+  for (const r of RUNNERS) {
+    const why = reason.get(r), m = res.get(r);
+    if (why) out[r] = { note: why };
+    else if (m instanceof Error) out[r] = { note: m.message.replaceAll("|", "/").slice(0, 300) };
+    else if (m) {
+      const v = m[metric] * scale;
+      out[r] = notes[r] ? { value: v, note: notes[r]! } : v;
     }
-    memo.set(k, cell);
   }
-  return memo.get(k)!;
+  return out;
 }
 
-/** Both peers' cells for `key`, one after the other (never side by side). */
-async function peers(key: string, measure: (r: Runner) => Promise<number>): Promise<Cell[]> {
-  const cells: Cell[] = [];
-  for (const r of PEERS) cells.push(await peer(r, key, () => measure(r)));
-  return cells;
-}
+/** The figure of an extra contender, or NaN. */
+const extraOf = (res: Map<string, Metrics | Error>, key: string, metric: string) => {
+  const m = res.get(key);
+  return m && !(m instanceof Error) ? m[metric] : NaN;
+};
 
-const SANDBOX_BOOT =
-  "A whole `runsc do` run: the sandbox's start (Sentry and Gofer) and teardown, as hermitux's " +
-  "figure is a VM's.";
-const IN_SANDBOX = "Timed inside one sandbox by bench/c/spawn.c (posix_spawn + waitpid, median): " +
-  "a `runsc do` run would add the sandbox's own start (the boot rows).";
-const QEMU_EXEC = "qemu-user runs only the parent: a program it execs starts natively " +
-  "(qemu-x86_64 passes execve to the host, and binfmt_misc has no entry for the host's own " +
-  "architecture).";
-const HOST_WRITES = "`runsc do -force-overlay=false`: the file goes through the Gofer to the " +
-  "host's directory (the default overlay would keep it in the sandbox's memory).";
+/** "TEXT: met (not met)": hermitux's default, then the alternative flags. */
+function target(text: string, cells: Partial<Record<Runner, Cell>>, ok: (v: number) => boolean) {
+  const say = (c: Cell) => {
+    const v = valueOf(c);
+    return v === undefined ? "—" : ok(v) ? "met" : "**not met**";
+  };
+  return `${text}: ${say(cells.hermitux)} (${say(cells.alt)})`;
+}
 
 const rows: Row[] = [];
+function add(row: Row) {
+  rows.push(row);
+  const s = ((performance.now() - started) / 1000).toFixed(0);
+  console.error(`bench:compare: ${s} s: ${row.name}`);
+}
 
-if (want("boot")) {
-  const hello = await fixture("hello", "musl-static");
-  for (let i = 0; i < 3; i++) await guest(hello); // warm-up: dlopen, kernel image
-  for (const hostCalls of ["exit", "exitless"] as const) {
-    const bootN = [], bootH = [];
-    for (let i = 0; i < 30; i++) {
-      bootN.push((await native(hello))[0]);
-      bootH.push((await guest(hello, [], { hostCalls }))[0]);
-    }
-    rows.push({
-      name: `boot → exit, static hello, ${hostCalls} (ms)`,
-      native: median(bootN),
-      qemu: await peer(
-        "qemu",
-        "boot",
-        () => times(30, async () => (await runOn("qemu", hello))[0]),
-      ),
-      gvisor: await peer(
-        "gvisor",
-        "boot",
-        () => times(30, async () => (await runOn("gvisor", hello))[0]),
-        SANDBOX_BOOT,
-      ),
-      hermitux: median(bootH),
+const hello = await fixture("hello", "musl-static");
+const emptyScript = await Deno.makeTempFile({ prefix: "hermitux-bench-empty-", suffix: ".ts" });
+/** The empty Deno script, as a contender beside a row. */
+const emptyDeno: Contender = {
+  key: "deno",
+  run: async () => {
+    const r = await runOn("native", Deno.execPath(), ["run", "-A", emptyScript], {
+      env: { ...Deno.env.toObject() },
+    });
+    return { ms: r.ms, rss: r.rssMiB };
+  },
+};
+const whole = (path: string, args: string[], o: PeerOptions = {}) => (r: Runner) => async () => {
+  const res = await runOn(r, path, args, o);
+  return { ms: res.ms, rss: res.rssMiB };
+};
+
+if (want("dd")) {
+  const args = ["if=/dev/zero", "of=/dev/null", "bs=4k", "count=20000"];
+  const res = await measure("dd", 3, (r) => async () => {
+    const { ms, err } = await runOn(r, "/bin/dd", args);
+    const m = /(\d+) bytes .* copied, ([\d.e+-]+) s/.exec(err);
+    if (!m) throw new Error(`${r} dd: no summary: ${err.trim()}`);
+    return { ms, mbs: Number(m[1]) / Number(m[2]) / 1e6 };
+  });
+  add({
+    name: "`dd if=/dev/zero of=/dev/null bs=4k count=20000`, whole process (ms)",
+    cells: cellsOf(res, "ms", { gvisor: NOTE.sandbox }),
+  });
+  const cells = cellsOf(res, "mbs");
+  const qemu = valueOf(cells.qemu) ?? NaN;
+  add({
+    name: "same, throughput as dd reports it (MB/s, higher is better)",
+    cells,
+    target: target("≥ 25 % of qemu-user", cells, (v) => v >= 0.25 * qemu),
+  });
+}
+
+if (want("io")) {
+  // Host-served calls on plain fds, 1 B each. Each runner's count is set
+  // by its warm-up run so that a run's loop takes ~0.1 s.
+  const loop = await benchBinary("loop");
+  const dir = await Deno.makeTempDir({ prefix: "hermitux-bench-io-" });
+  const kinds = [
+    ["null", "write to /dev/null"],
+    ["file", "write, then read, a file"],
+    ["pipe", "write + read through a pipe"],
+    ["socket", "write + read through an AF_UNIX socketpair"],
+  ] as const;
+  const o = { cwd: dir, hostWrites: true };
+  const res = await measure("io", 5, calibrated(loop, kinds.map(([k]) => k), o));
+  for (const [kind, what] of kinds) {
+    const cells = cellsOf(res, kind, kind === "file" ? { gvisor: NOTE.hostWrites } : {});
+    add({
+      name: `host-served ${what}, 1 B (ns/call)`,
+      cells,
+      target: target("≤ 3,000 ns", cells, (v) => v <= 3000),
     });
   }
+  await Deno.remove(dir, { recursive: true });
+}
+
+/**
+ * bench/c/loop.c's `kinds`, all in one run, each with a count its warm-up
+ * run sets so that its loop takes ~0.1 s; ns/call for each kind.
+ */
+function calibrated(loop: string, kinds: string[], o: PeerOptions = {}) {
+  return (r: Runner) => {
+    const n = kinds.map(() => 2000);
+    return async (warm: boolean) => {
+      const list = kinds.map((k, i) => `${k}:${n[i]}`).join(",");
+      const { err } = await runOn(r, loop, [list], o);
+      const m: Metrics = {};
+      for (const [i, k] of kinds.entries()) {
+        const ns = Number(new RegExp(`^${k} ([\\d.]+) ns/call`, "m").exec(err)?.[1]);
+        if (!Number.isFinite(ns)) throw new Error(`${r} loop ${k}: no figure`);
+        if (warm) n[i] = Math.max(200, Math.min(500_000, Math.round(1e8 / Math.max(ns, 1))));
+        m[k] = ns;
+      }
+      return m;
+    };
+  };
+}
+
+if (want("redis")) {
+  const missing = redisMissing();
+  const N = 50_000;
+  // The warm-up asks for a tenth of the requests; a runner slower than
+  // 50000 requests in 10 s then gets fewer (at least 10000), so that the
+  // row does not take the run's whole time (the cell says so).
+  const res = missing
+    ? new Map<string, Error>(RUNNERS.map((r) => [r, new Error(missing)]))
+    : await measure("redis", 3, (r) => {
+      let n = N / 10;
+      return async (warm) => {
+        const rps = await redisGet(r, n);
+        const ran = n;
+        if (warm) n = Math.max(10_000, Math.min(N, Math.round(rps * 10 / 1000) * 1000));
+        return { rps, n: ran };
+      };
+    });
+  const notes: Partial<Record<Runner, string>> = { gvisor: NOTE.hostNet };
+  for (const r of RUNNERS) {
+    const m = res.get(r);
+    if (m && !(m instanceof Error) && m.n < N) {
+      notes[r] = `${notes[r] ? `${notes[r]} ` : ""}With \`-n ${m.n}\`: at its warm-up's ` +
+        "rate, 50000 requests would have taken over 10 s.";
+    }
+  }
+  const cells = cellsOf(res, "rps", notes);
+  const native = valueOf(cells.native) ?? NaN;
+  add({
+    name: "redis-server, `redis-benchmark -t get -n 50000` over loopback (requests/s, higher " +
+      "is better)",
+    cells,
+    target: target("≥ 50 % of native", cells, (v) => v >= 0.5 * native),
+  });
+}
+
+if (want("hello")) {
+  const res = await measure("hello", 10, whole(hello, []), [emptyDeno]);
+  const ms = extraOf(res, "deno", "ms"), rss = extraOf(res, "deno", "rss");
+  const time = cellsOf(res, "ms", { gvisor: NOTE.sandbox });
+  add({
+    name: "static hello (musl), whole process (ms)",
+    cells: time,
+    target: target(`≤ empty Deno + 15 ms (${fmt(ms + 15)})`, time, (v) => v <= ms + 15),
+  });
+  add({
+    name: "empty Deno script, whole process (ms)",
+    cells: { native: { value: ms, note: NOTE.emptyDeno } },
+  });
+  const mem = cellsOf(res, "rss", { native: NOTE.rss });
+  add({
+    name: "static hello (musl), whole process: peak RSS (MiB)",
+    cells: mem,
+    target: target(`≤ empty Deno + 15 MiB (${fmt(rss + 15)})`, mem, (v) => v <= rss + 15),
+  });
+  add({
+    name: "empty Deno script: peak RSS (MiB)",
+    cells: { native: { value: rss, note: NOTE.emptyDeno } },
+  });
+}
+
+if (want("python")) {
+  const res = await measure("python", 7, whole("/usr/bin/python3", ["-c", "pass"]), [emptyDeno]);
+  const cells = cellsOf(res, "ms", { gvisor: NOTE.sandbox });
+  const deno = extraOf(res, "deno", "ms"), native = valueOf(cells.native) ?? NaN;
+  const limit = deno + 3 * native;
+  add({
+    name: "`python3 -c pass`, whole process (ms)",
+    cells,
+    target: target(`≤ empty Deno + 3× native (${fmt(limit)})`, cells, (v) => v <= limit),
+  });
+  add({
+    name: "empty Deno script, whole process (ms)",
+    cells: { native: { value: deno, note: NOTE.emptyDeno } },
+  });
+}
+
+if (want("boot")) {
+  // In this process: boot() with the library's defaults, and with the
+  // alternative transport and rewriting.
+  const nul = devNull();
+  const stdio: [number, number, number] = [0, nul, nul];
+  const inProcess = async (alt: boolean) => {
+    const t0 = performance.now();
+    const r = await boot(
+      alt ? { path: hello, stdio, hostCalls: "exitless", rewrite: "lazy" } : { path: hello, stdio },
+    );
+    const ms = performance.now() - t0;
+    if (r.status !== 0) throw new Error(`boot: status ${r.status}`);
+    return { ms };
+  };
+  for (let i = 0; i < 3; i++) await inProcess(false), await inProcess(true); // dlopen, kernel image, JIT
+  const res = await measure("boot", 30, (r) => {
+    if (r === "hermitux" || r === "alt") return () => inProcess(r === "alt");
+    return whole(hello, [])(r);
+  });
+  const cells = cellsOf(res, "ms", { native: NOTE.nativeBoot, gvisor: NOTE.sandbox });
+  add({
+    name: "in-process `boot()` → exit, static hello (ms)",
+    cells,
+    target: target("≤ 2 ms", cells, (v) => v <= 2),
+  });
 }
 
 if (want("loop")) {
   const loop = await benchBinary("loop");
-  const cases = [
-    ["getpid", 200000, "exit"],
-    ["write", 5000, "exit"],
-    ["write", 100000, "exitless"],
-    ["signal", 2000, "exit"],
-    ["signal", 5000, "exitless"],
-  ] as const;
-  for (const [kind, n, hostCalls] of cases) {
-    for (const rewrite of ["off", "lazy"] as const) {
-      const a: number[] = [], b: number[] = [];
-      for (let i = 0; i < 5; i++) {
-        a.push(perCall((await native(loop, [kind, String(n)]))[1]));
-        b.push(perCall((await guest(loop, [kind, String(n)], { rewrite, hostCalls }))[1]));
-      }
-      // gVisor's ptrace platform takes ~40 µs a call here: at most 20000 calls a run.
-      const [qemu, gvisor] = await peers(`loop ${kind}`, (r) => {
-        const args = [kind, String(r === "gvisor" ? Math.min(n, 20000) : n)];
-        return times(5, async () => perCall((await runOn(r, loop, args))[1]));
-      });
-      const what = kind === "getpid"
-        ? "in-guest syscall (getpid)"
-        : kind === "signal"
-        ? `signal to itself (tgkill, handler, rt_sigreturn), ${hostCalls}`
-        : `host-served syscall (write 1 B), ${hostCalls}`;
-      const how = rewrite === "off" ? "syscall trap" : "rewritten site";
-      rows.push({
-        name: `${what}, ${how} (ns/call)`,
-        native: median(a),
-        qemu,
-        gvisor,
-        hermitux: median(b),
-      });
-    }
-  }
-}
-
-// Dynamic programs see the host's system directories read-only.
-const SYSTEM = ["/usr", "/lib", "/lib64", "/etc", "/bin"]
-  .filter((d) => Deno.statSync(d).isDirectory)
-  .map((d) => ({ host: d, guest: d, readOnly: true }));
-const spawn = await benchBinary("spawn");
-const inSandbox = (path: string, args: string[], n: number) => async () =>
-  num((await runOn("gvisor", spawn, [String(n), path, ...args]))[1], "spawn");
-
-if (want("python")) {
-  // python3 start-up (dynamic: ld.so and its libraries through read-only system mounts).
-  for (const [hostCalls, rewrite] of [["exit", "off"], ["exitless", "lazy"]] as const) {
-    const pn: number[] = [], ph: number[] = [];
-    for (let i = 0; i < 10; i++) {
-      pn.push((await native("/usr/bin/python3", ["-c", "pass"]))[0]);
-      ph.push(
-        (await guest("/usr/bin/python3", ["-c", "pass"], { mounts: SYSTEM, rewrite, hostCalls }))[
-          0
-        ],
-      );
-    }
-    const how = hostCalls === "exit" ? "exit" : "exitless, rewritten";
-    rows.push({
-      name: `python3 -c pass start-up, ${how} (ms)`,
-      native: median(pn),
-      qemu: await peer(
-        "qemu",
-        "python",
-        () => times(10, async () => (await runOn("qemu", "/usr/bin/python3", ["-c", "pass"]))[0]),
-      ),
-      gvisor: await peer(
-        "gvisor",
-        "python",
-        inSandbox("/usr/bin/python3", ["-c", "pass"], 10),
-        IN_SANDBOX,
-      ),
-      hermitux: median(ph),
-    });
-  }
+  const res = await measure("loop", 5, calibrated(loop, ["getpid", "signal"]));
+  const getpid = cellsOf(res, "getpid");
+  const native = valueOf(getpid.native) ?? NaN;
+  add({
+    name: "in-guest syscall, getpid (ns/call)",
+    cells: getpid,
+    target: target("≤ 0.5× native (rewritten)", getpid, (v) => v <= 0.5 * native),
+  });
+  add({
+    name: "signal to itself: tgkill, handler, rt_sigreturn (ns)",
+    cells: cellsOf(res, "signal"),
+  });
 }
 
 if (want("compute")) {
   const compute = await benchBinary("compute");
-  const ca: number[] = [], cb: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    ca.push(num((await native(compute))[1], "compute"));
-    cb.push(num((await guest(compute))[1], "compute"));
-  }
-  const [qemu, gvisor] = await peers(
-    "compute",
-    (r) => times(3, async () => num((await runOn(r, compute))[1], "compute")),
-  );
-  rows.push({
+  const res = await measure("compute", 3, (r) => async () => ({
+    ms: num((await runOn(r, compute)).err, "compute"),
+  }));
+  const cells = cellsOf(res, "ms");
+  const native = valueOf(cells.native) ?? NaN;
+  add({
     name: "compute loop, 200M xorshift steps (ms)",
-    native: median(ca),
-    qemu,
-    gvisor,
-    hermitux: median(cb),
+    cells,
+    target: target("≤ 1.03× native", cells, (v) => v <= 1.03 * native),
   });
 }
 
 if (want("fileio")) {
-  // File I/O in a mounted directory: 256 MiB each way, stat, open+close
-  // (exitless, with rewritten sites: the fastest configuration).
+  // In a host directory (hermitux: mounted read-write, as the CLI's
+  // current directory is by default): 256 MiB each way, stat, open+close.
   const fileio = await benchBinary("fileio");
   const dir = await Deno.makeTempDir({ prefix: "hermitux-bench-" });
-  const args = ["256", "2000"];
-  const fn = (await native(fileio, args, dir))[1];
-  const fg = (await guest(fileio, args, { dir, rewrite: "lazy" }))[1];
-  const peerOut = new Map<Runner, string | Error>();
-  for (const r of PEERS) {
-    try {
-      if (!reason.get(r)) {
-        peerOut.set(r, (await runOn(r, fileio, args, { cwd: dir, hostWrites: true }))[1]);
-      }
-    } catch (e) {
-      peerOut.set(r, e as Error);
-    }
-  }
+  const args = [QUICK ? "64" : "256", "2000"];
+  const res = await measure("fileio", 3, (r) => async () => {
+    const { err } = await runOn(r, fileio, args, { cwd: dir, hostWrites: true });
+    return {
+      write: num(err, "write"),
+      read: num(err, "read"),
+      stat: num(err, "stat"),
+      open: num(err, "open\\+close"),
+    };
+  });
   await Deno.remove(dir, { recursive: true });
-  const cellOf = (r: "qemu" | "gvisor", k: string): Promise<Cell> => {
-    const out = peerOut.get(r);
-    return peer(r, `fileio ${k}`, () => {
-      if (out instanceof Error) throw out;
-      return Promise.resolve(num(out ?? "", k));
-    }, r === "gvisor" ? HOST_WRITES : undefined);
-  };
+  const mib = args[0];
   for (
     const [name, k] of [
-      ["sequential write, 256 MiB (MB/s, higher is better)", "write"],
-      ["sequential read, 256 MiB (MB/s, higher is better)", "read"],
-      ["stat, exitless, rewritten (ns/op)", "stat"],
-      ["open+close, exitless, rewritten (ns/op)", "open\\+close"],
+      [`sequential write, ${mib} MiB, 1 MiB writes + fsync (MB/s, higher is better)`, "write"],
+      [`sequential read, ${mib} MiB, 1 MiB reads (MB/s, higher is better)`, "read"],
+      ["stat (ns/op)", "stat"],
+      ["open+close (ns/op)", "open"],
     ]
-  ) {
-    rows.push({
-      name,
-      native: num(fn, k),
-      qemu: await cellOf("qemu", k),
-      gvisor: await cellOf("gvisor", k),
-      hermitux: num(fg, k),
-    });
-  }
+  ) add({ name, cells: cellsOf(res, k, { gvisor: NOTE.hostWrites }) });
 }
 
-// Processes: each program times its own iterations and prints their median;
-// a row is the median of RUNS such runs. hermitux runs them by exit (the
-// default on this 2-CPU machine; after the first fork every process rings
-// the doorbell anyway).
-const targets: string[] = [];
 if (want("proc")) {
-  const RUNS = 3;
+  // Each program times its own 20 iterations and prints their median.
+  const spawn = await benchBinary("spawn");
   const fork = await benchBinary("fork");
   const binDir = spawn.slice(0, spawn.lastIndexOf("/"));
-  const mounts = [...SYSTEM, { host: binDir, guest: binDir, readOnly: true }];
-  const target = (what: string, ms: number, got: number) =>
-    targets.push(`${what} ≤ ${ms} ms: ${got.toFixed(2)} ms (${got <= ms ? "met" : "not met"})`);
-  const progs: { name: string; short: string; ms: number; path: string; args: string[] }[] = [
-    {
-      name: "fork + _exit + waitpid, static",
-      short: "fork+exit+wait",
-      ms: 1,
-      path: fork,
-      args: [],
-    },
-    {
-      name: "posix_spawn + waitpid of a static program",
-      short: "spawn static",
-      ms: 5,
-      path: spawn,
-      args: [spawn],
-    },
-    {
-      name: "posix_spawn + waitpid of dynamic /bin/true",
-      short: "spawn dynamic /bin/true",
-      ms: 10,
-      path: spawn,
-      args: ["/bin/true"],
-    },
-    {
-      name: "fork + _exit + waitpid after touching 100 MiB",
-      short: "fork with 100 MB touched",
-      ms: 30,
-      path: fork,
-      args: ["100"],
-    },
-  ];
-  for (const { name, short, ms, path, args: more } of progs) {
-    // fork COUNT [MiB], spawn COUNT PATH: each prints "fork|spawn <median> ms".
-    const key = path === fork ? "fork" : "spawn", args = ["20", ...more];
-    const run = (r: Runner) => async () => num((await runOn(r, path, args))[1], key);
-    const inGuest = async () =>
-      num((await guest(path, args, { mounts, hostCalls: "exit" }))[1], key);
-    const row: Row = {
+  const o = { flags: ["--mount", `${binDir}:${binDir}:ro`] };
+  const progs = [
+    ["fork + _exit + waitpid, static", 1, fork, []],
+    ["posix_spawn + waitpid of a static program", 5, spawn, [spawn]],
+    ["posix_spawn + waitpid of dynamic /bin/true", 10, spawn, ["/bin/true"]],
+    ["fork + _exit + waitpid after touching 100 MiB", 30, fork, ["100"]],
+  ] as const;
+  for (const [name, ms, path, more] of progs) {
+    const key = path === fork ? "fork" : "spawn";
+    const res = await measure("proc", 3, (r) => async () => ({
+      ms: num((await runOn(r, path, ["20", ...more], o)).err, key),
+    }));
+    const cells = cellsOf(res, "ms", key === "spawn" ? { qemu: NOTE.qemuExec } : {});
+    add({
       name: `${name}, median of 20 (ms)`,
-      native: await times(RUNS, run("native")),
-      qemu: await peer(
-        "qemu",
-        name,
-        () => times(RUNS, run("qemu")),
-        key === "spawn" ? QEMU_EXEC : undefined,
-      ),
-      gvisor: await peer("gvisor", name, () => times(RUNS, run("gvisor"))),
-      hermitux: await times(RUNS, inGuest),
-    };
-    rows.push(row);
-    target(short, ms, row.hermitux);
+      cells,
+      target: target(`≤ ${ms} ms`, cells, (v) => v <= ms),
+    });
   }
-
-  // dash: a whole run, but in gVisor timed inside the sandbox.
   const sh = ["-c", "for i in $(seq 100); do /bin/true; done"];
-  const env = { PATH: "/usr/bin:/bin" };
-  const qemuSh = () => times(5, async () => (await runOn("qemu", "/bin/sh", sh))[0]);
-  rows.push({
-    name: "dash: sh -c 'for i in $(seq 100); do /bin/true; done', whole run (ms)",
-    native: await times(5, async () => (await native("/bin/sh", sh))[0]),
-    qemu: await peer("qemu", "dash", qemuSh, QEMU_EXEC),
-    gvisor: await peer("gvisor", "dash", inSandbox("/bin/sh", sh, 3), IN_SANDBOX),
-    hermitux: await times(
-      3,
-      async () => (await guest("/bin/sh", sh, { mounts, env, hostCalls: "exit" }))[0],
-    ),
+  const res = await measure(
+    "proc",
+    3,
+    whole("/bin/sh", sh, { ...o, env: { PATH: "/usr/bin:/bin" } }),
+  );
+  add({
+    name: "dash: `sh -c 'for i in $(seq 100); do /bin/true; done'`, whole process (ms)",
+    cells: cellsOf(res, "ms", { qemu: NOTE.qemuExec, gvisor: NOTE.sandbox }),
   });
 }
+await Deno.remove(emptyScript);
 
-// The platform's floor, from C: a bare guest's syscall trap and exit.
-const probe = await benchBinary("kvm_probe", "gcc");
-const floor = new TextDecoder().decode((await new Deno.Command(probe).output()).stdout);
-const floorOf = (k: string) => Number(new RegExp(`${k} ([\\d.]+) ns`).exec(floor)?.[1]);
-const version = async (cmd: string) => {
+// The header: the machine, the platform's floor (from C), the peers, and
+// the defaults hermitux chose (its CLI says, with --verbose).
+const text = async (cmd: string, args: string[]) => {
   try {
-    const out = await new Deno.Command(cmd, { args: ["--version"], stderr: "null" }).output();
-    return new TextDecoder().decode(out.stdout).split("\n")[0].trim();
+    const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+    return new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
   } catch {
     return `${cmd}: not installed`;
   }
 };
-
-const us = (k: string) => (floorOf(k) / 1000).toFixed(1);
-const load = `${loadAtStart.toFixed(2)} at the start, ${Deno.loadavg()[0].toFixed(2)} at the end`;
-const [qemuV, runscV] = [await version("qemu-x86_64"), await version("runsc")];
+const probe = await benchBinary("kvm_probe", "gcc");
+const floor = await text(probe, []);
+const us = (k: string) =>
+  (Number(new RegExp(`${k} ([\\d.]+) ns`).exec(floor)?.[1]) / 1000).toFixed(1);
+const verbose = await runOn("hermitux", hello, [], { flags: ["--verbose"] })
+  .then((r) => r.err.split("\n").filter((l) => /^hermitux:/.test(l) && !/^hermitux: stats/.test(l)))
+  .catch((e) => [`(run --verbose failed: ${(e as Error).message})`]);
+const root = new URL("..", import.meta.url).pathname;
+const commit = (await text("git", ["-C", root, "log", "-1", "--format=%h %s"])).trim();
+const first = (s: string) => s.split("\n")[0].trim();
+const minutes = ((performance.now() - started) / 60000).toFixed(1);
 console.log(
-  `KVM floor on this machine (bench/c/kvm_probe.c): syscall round trip ${us("syscall")} µs, ` +
-    `MMIO exit round trip ${us("exit")} µs\n`,
+  `hermitux at \`${commit.slice(0, 100)}\`, ${new Date().toISOString().slice(0, 16)} UTC; ` +
+    `${navigator.hardwareConcurrency} CPUs, load average ${loadAtStart.toFixed(2)} at the ` +
+    `start and ${Deno.loadavg()[0].toFixed(2)} at the end of this ${minutes}-minute run` +
+    `${QUICK ? " (--quick)" : ""}.\n`,
 );
 console.log(
-  `Load average ${load} (${navigator.hardwareConcurrency} CPUs). Peers: ${qemuV}; ${runscV}, ` +
-    `platform ${GVISOR_PLATFORM} (\`runsc --rootless=false --network=none do\`). A peer has no ` +
-    "transport or rewriting settings: its figure repeats in each variant of a row.\n",
+  `KVM floor (bench/c/kvm_probe.c): a \`syscall\` round trip ${us("syscall")} µs, an MMIO ` +
+    `exit round trip ${us("exit")} µs.\n`,
 );
-for (const line of renderTable(rows)) console.log(line);
-if (targets.length) console.log(`\nProcess targets, hermitux: ${targets.join("; ")}.`);
+console.log(
+  `Peers: ${first(await text("qemu-x86_64", ["--version"]))}; ` +
+    `${first(await text("runsc", ["--version"]))}, platform ${GVISOR_PLATFORM} ` +
+    "(`runsc --rootless=false --network=none do`); redis " +
+    `${/v=(\S+)/.exec(await text("redis-server", ["--version"]))?.[1] ?? "not installed"}.\n`,
+);
+console.log(
+  "hermitux: the CLI (`deno run -A cli.ts run BIN`) with its default flags; `run --verbose` " +
+    `said: ${verbose.map((l) => `\`${l.trim()}\``).join(", ")}. The second hermitux column ` +
+    `adds \`${ALT_FLAGS.join(" ")}\`.${
+      ignored.length ? ` (${ignored.join(" and ")} set in this shell: not passed on.)` : ""
+    }\n`,
+);
+console.log(
+  "Each row: one warm-up run of every runner, then rounds of one run each, in alternating " +
+    `order (forwards, backwards); medians (rounds: ${
+      [...roundsOf].map(([k, v]) => `${k} ${v}`).join(", ")
+    }). Ratios: hermitux's figure over the peer's, the second ` +
+    "column's in parentheses; the target column says whether hermitux meets the issue's target " +
+    "with its defaults (and with the second column's flags).\n",
+);
+for (const line of renderTable(rows, `hermitux \`${ALT_FLAGS.join(" ")}\``)) console.log(line);
