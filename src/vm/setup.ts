@@ -8,7 +8,7 @@
  * @module
  */
 import { ABI, BOOT_INFO, BOOT_MAGIC, PERCPU } from "../kernel/abi.ts";
-import type { kernelImage } from "../kernel/image.ts";
+import type { KernelImage, kernelImage } from "../kernel/image.ts";
 import { closeEventfd, makeEventfd } from "./wake.ts";
 
 import { OsError } from "../kvm/libc.ts";
@@ -71,6 +71,14 @@ const STACK_SIZE = 8 * 1024 * 1024;
  * the mappings below (ld.so sat right under the stack).
  */
 const STACK_GUARD = 2 * 1024 * 1024;
+
+/**
+ * Where the vDSO is copied in a process whose stack ends at `stackTop`:
+ * the pages right below it, the initial stack below them.
+ */
+export function vdsoStart(stackTop: number, kernel: KernelImage): number {
+  return stackTop - Math.ceil(kernel.vdso.length / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
+}
 
 export class GuestProcess implements Process {
   fds = new FdTable();
@@ -238,16 +246,21 @@ export function setupImage(
   }
   g.stats.loadMs = performance.now() - g.t0;
 
+  // The vDSO sits at the top of the stack's range, which the stack's first
+  // 2 MiB page already makes resident (docs/VDSO.md).
+  const vdso = vdsoStart(stackTop, kernel);
+  mem.bytes.set(kernel.vdso, vdso);
   const argv = init?.argv ?? [options.argv0 ?? options.path, ...(options.args ?? [])];
   const env = init?.envp ?? Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
   g.features = features ??= cpuFeatures(g.machine!.kvm, g.stats.platform);
   const uid = Deno.uid() ?? 0, gid = Deno.gid() ?? 0;
-  const sp = buildStack(mem.bytes, stackTop, {
+  const sp = buildStack(mem.bytes, vdso, {
     argv,
     envp: env,
     execfn: options.path,
     random: crypto.getRandomValues(new Uint8Array(16)),
     auxv: [
+      [AT.SYSINFO_EHDR, vdso],
       [AT.PHDR, image.phdr],
       [AT.PHENT, elf.phentsize],
       [AT.PHNUM, elf.phnum],
@@ -375,8 +388,12 @@ export function makeProcess(
         kernel.mm,
         objects,
         stackTop - STACK_SIZE,
-        stackTop,
+        vdsoStart(stackTop, kernel),
         fileMappings(g.process!),
+        [
+          [ABI.VVAR_ADDR, ABI.VVAR_ADDR + ABI.PAGE_SIZE, "r--p", "[vvar]"],
+          [vdsoStart(stackTop, kernel), stackTop, "r-xp", "[vdso]"],
+        ],
       ),
   );
   g.sig = new SignalState(mem, {
