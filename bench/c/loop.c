@@ -1,7 +1,8 @@
 /* Times COUNT syscalls of one kind and prints nanoseconds per call to stderr
  * (stdout may be the write target). Kinds: getpid (served in the guest),
  * write (1 byte to fd 1, served by the host), signal (tgkill to itself:
- * handler and rt_sigreturn), none (the empty loop). */
+ * handler and rt_sigreturn), clock (clock_gettime(CLOCK_MONOTONIC) through
+ * libc: the vDSO, no syscall), none (the empty loop). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,9 @@ int main(int argc, char **argv)
 		long pid = getpid(), tid = syscall(SYS_gettid);
 		t0 = now();
 		for (long i = 0; i < n; i++) syscall(SYS_tgkill, pid, tid, SIGUSR1);
+	} else if (!strcmp(kind, "clock")) {
+		struct timespec t;
+		for (long i = 0; i < n; i++) clock_gettime(CLOCK_MONOTONIC, &t);
 	} else
 		for (volatile long i = 0; i < n; i++) ;
 	double t1 = now();

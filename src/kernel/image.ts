@@ -31,6 +31,15 @@ export interface KernelImage extends KernelEntries {
   vdso: Uint8Array;
 }
 
+/**
+ * Where the vDSO is copied in a process whose stack ends at `stackTop`:
+ * the pages right below it (the initial stack goes below them), which the
+ * stack's first 2 MiB page makes resident anyway.
+ */
+export function vdsoStart(stackTop: number, kernel: KernelImage): number {
+  return stackTop - Math.ceil(kernel.vdso.length / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
+}
+
 let cached: Promise<KernelImage> | undefined;
 
 /** A file next to this module, read from disk or fetched. */

@@ -8,7 +8,7 @@
  * @module
  */
 import { ABI, BOOT_INFO, BOOT_MAGIC, PERCPU } from "../kernel/abi.ts";
-import type { KernelImage, kernelImage } from "../kernel/image.ts";
+import { type kernelImage, vdsoStart } from "../kernel/image.ts";
 import { closeEventfd, makeEventfd } from "./wake.ts";
 
 import { OsError } from "../kvm/libc.ts";
@@ -71,14 +71,6 @@ const STACK_SIZE = 8 * 1024 * 1024;
  * the mappings below (ld.so sat right under the stack).
  */
 const STACK_GUARD = 2 * 1024 * 1024;
-
-/**
- * Where the vDSO is copied in a process whose stack ends at `stackTop`:
- * the pages right below it, the initial stack below them.
- */
-export function vdsoStart(stackTop: number, kernel: KernelImage): number {
-  return stackTop - Math.ceil(kernel.vdso.length / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
-}
 
 export class GuestProcess implements Process {
   fds = new FdTable();
@@ -246,8 +238,7 @@ export function setupImage(
   }
   g.stats.loadMs = performance.now() - g.t0;
 
-  // The vDSO sits at the top of the stack's range, which the stack's first
-  // 2 MiB page already makes resident (docs/VDSO.md).
+  // The vDSO, at the top of the stack's range (docs/VDSO.md).
   const vdso = vdsoStart(stackTop, kernel);
   mem.bytes.set(kernel.vdso, vdso);
   const argv = init?.argv ?? [options.argv0 ?? options.path, ...(options.args ?? [])];

@@ -31,10 +31,15 @@ struct vvar {
 
 #define VVAR ((const volatile struct vvar *)VVAR_ADDR)
 
+/*
+ * lfence first, as Linux's rdtsc_ordered: rdtsc alone may run before earlier
+ * loads, so a thread that saw another's later write could read an earlier
+ * time. (A syscall trap ordered it before; a vDSO call does not.)
+ */
 static inline unsigned long clock_rdtsc(void)
 {
 	unsigned int lo, hi;
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	__asm__ volatile("lfence; rdtsc" : "=a"(lo), "=d"(hi) : : "memory");
 	return ((unsigned long)hi << 32) | lo;
 }
 
