@@ -243,8 +243,11 @@ static void forked(void)
 	pid_t pid = fork();
 	if (pid == 0) {
 		vgettime(CLOCK_MONOTONIC, &now);
-		printf("child: same vDSO %d, clock forward %d\n",
-		       getauxval(AT_SYSINFO_EHDR) == (unsigned long)eh, ns(&now) >= ns(&before));
+		/* A new VM's TSC starts near 0 on hardware KVM: a clock counted
+		 * from the parent's would have jumped by years. */
+		printf("child: same vDSO %d, clock forward %d, by less than a minute %d\n",
+		       getauxval(AT_SYSINFO_EHDR) == (unsigned long)eh, ns(&now) >= ns(&before),
+		       ns(&now) - ns(&before) < 60000000000LL);
 		_exit(0);
 	}
 	waitpid(pid, &status, 0);
@@ -288,6 +291,7 @@ int main(int argc, char **argv)
 		return 1;
 	if (argc > 1 && strcmp(argv[1], "exec") == 0) {
 		loops();
+		forked();
 		return 0;
 	}
 	agree();
