@@ -67,7 +67,7 @@ static inline int clock_ns(const volatile struct vvar *v, unsigned long id, unsi
 	return -1;
 }
 
-/* clock_getres of a clock clock_ns keeps, else -1. */
+/* clock_getres of a clock clock_ns keeps, else -1 (also if the host gave none). */
 static inline int clock_res(const volatile struct vvar *v, unsigned long id, unsigned long *ns)
 {
 	switch (id) {
@@ -76,11 +76,11 @@ static inline int clock_res(const volatile struct vvar *v, unsigned long id, uns
 	case CLOCK_MONOTONIC_RAW:
 	case CLOCK_BOOTTIME:
 		*ns = v->res_fine;
-		return 0;
+		return *ns ? 0 : -1;
 	case CLOCK_REALTIME_COARSE:
 	case CLOCK_MONOTONIC_COARSE:
 		*ns = v->res_coarse;
-		return 0;
+		return *ns ? 0 : -1;
 	}
 	return -1;
 }
