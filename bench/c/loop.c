@@ -1,7 +1,8 @@
 /* Times COUNT syscalls of one kind and prints nanoseconds per call to stderr
  * (stdout may be the write target). Kinds: getpid (served in the guest),
  * write (1 byte to fd 1, served by the host), signal (tgkill to itself:
- * handler and rt_sigreturn), none (the empty loop), and host-served calls
+ * handler and rt_sigreturn), clock (clock_gettime(CLOCK_MONOTONIC) through
+ * libc: the vDSO, no syscall), none (the empty loop), and host-served calls
  * on plain fds, 1 byte each: null (write to /dev/null opened), file (COUNT
  * writes to ./loop.dat, then COUNT reads back), pipe and socket (a write
  * then a read through a pipe, or an AF_UNIX socketpair). For file, pipe
@@ -79,6 +80,10 @@ static void run(const char *kind, long n)
 		t0 = now();
 		ping(p[0], p[1], n);
 		calls = 2 * n;
+	} else if (!strcmp(kind, "clock")) {
+		struct timespec t;
+		t0 = now();
+		for (long i = 0; i < n; i++) clock_gettime(CLOCK_MONOTONIC, &t);
 	} else
 		for (volatile long i = 0; i < n; i++) ;
 	double t1 = now();

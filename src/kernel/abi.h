@@ -26,6 +26,7 @@
 #define SIGACTIONS_ADDR  0x10800  /* struct k_sigaction[64], signal n at n - 1: the dispositions */
 #define ELF_HINTS_ADDR   0x13000  /* struct elf_hint[NR_ELF_HINTS], by fd: where RELRO starts */
 #define NR_ELF_HINTS     256
+#define VVAR_ADDR        0x14000  /* the clock base the vDSO reads (vdso/clock.h), user-readable */
 #define HOSTCALL_ADDR    0x11000  /* struct hostcall per vCPU */
 #define HOSTCALL_STRIDE  0x100
 #define PERCPU_ADDR      0x12000  /* struct percpu: this vCPU's (thread's) state */
@@ -52,7 +53,8 @@
 /* hostcall.kind */
 #define HC_SYSCALL       0  /* serve syscall nr, write ret */
 #define HC_TRACE         1  /* syscall nr was served in the guest; ret holds its result */
-#define HC_CLOCK         2  /* write host realtime/monotonic ns into ret/arg[0] now */
+#define HC_CLOCK         2  /* write host realtime/monotonic ns into ret/arg[0] now,
+                               clock_getres of fine/coarse clocks into arg[1]/arg[2] */
 #define HC_UNKNOWN       3  /* guest kernel met an impossible state; arg[0] = code */
 #define HC_ZERO          4  /* make [arg[0], arg[0] + arg[1]) read as zero */
 #define HC_SIGNAL        5  /* syscall nr (served here, result arg[0]) left a

@@ -1,6 +1,7 @@
 /**
  * The prebuilt guest kernel image (`kernel.bin`, built by
- * `deno task kernel`) and its header.
+ * `deno task kernel`) and its header, and the prebuilt vDSO
+ * (`vdso/vdso.so`, docs/VDSO.md).
  * @module
  */
 import { ABI, BOOT_MAGIC, IMAGE_HEADER } from "./abi.ts";
@@ -26,15 +27,32 @@ export interface KernelImage extends KernelEntries {
   sigReturn: number;
   /** …or resume with the FPU state as it is. */
   sigResume: number;
+  /** The vDSO, an ELF shared object copied into every process (`AT_SYSINFO_EHDR`). */
+  vdso: Uint8Array;
+}
+
+/**
+ * Where the vDSO is copied in a process whose stack ends at `stackTop`:
+ * the pages right below it (the initial stack goes below them), which the
+ * stack's first 2 MiB page makes resident anyway.
+ */
+export function vdsoStart(stackTop: number, kernel: KernelImage): number {
+  return stackTop - Math.ceil(kernel.vdso.length / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
 }
 
 let cached: Promise<KernelImage> | undefined;
 
-async function read(): Promise<KernelImage> {
-  const url = new URL("./kernel.bin", import.meta.url);
-  const bytes = url.protocol === "file:"
+/** A file next to this module, read from disk or fetched. */
+async function load(name: string): Promise<Uint8Array> {
+  const url = new URL(name, import.meta.url);
+  return url.protocol === "file:"
     ? await Deno.readFile(url)
     : new Uint8Array(await (await fetch(url)).arrayBuffer());
+}
+
+async function read(): Promise<KernelImage> {
+  const url = new URL("./kernel.bin", import.meta.url);
+  const [bytes, vdso] = await Promise.all([load("./kernel.bin"), load("./vdso/vdso.so")]);
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const at = (off: number) => Number(v.getBigUint64(off, true));
   if (bytes.length < 48 || v.getBigUint64(IMAGE_HEADER.magic, true) !== BOOT_MAGIC) {
@@ -58,8 +76,12 @@ async function read(): Promise<KernelImage> {
     sigEnter: at(IMAGE_HEADER.sig_enter),
     sigReturn: at(IMAGE_HEADER.sig_return),
     sigResume: at(IMAGE_HEADER.sig_resume),
+    vdso,
   };
   if (image.bssEnd > ABI.KSTACK_TOP - 0x10000) throw new Error("kernel image too large");
+  if (vdso.length < 64 || vdso[0] !== 0x7f || vdso[1] !== 0x45 || vdso[2] !== 0x4c) {
+    throw new Error(`${new URL("./vdso/vdso.so", import.meta.url)}: not an ELF file`);
+  }
   return image;
 }
 

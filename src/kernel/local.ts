@@ -43,9 +43,10 @@ export const GUEST_SYSCALLS: Readonly<Record<string, string | null>> = {
   // time.c
   clock_gettime: "REALTIME(_COARSE), MONOTONIC(_RAW/_COARSE), BOOTTIME; CPU-time clocks " +
     "(PROCESS/THREAD_CPUTIME, clock_getcpuclockid's and pthread_getcpuclockid's) passed to " +
-    "the host; others EINVAL; REALTIME does not follow host clock changes after boot",
-  gettimeofday: "REALTIME does not follow host clock changes after boot",
-  time: "REALTIME does not follow host clock changes after boot",
+    "the host; others EINVAL; REALTIME does not follow host clock changes after boot; " +
+    "libc calls it through the vDSO, with no syscall (docs/VDSO.md)",
+  gettimeofday: "REALTIME does not follow host clock changes after boot; also in the vDSO",
+  time: "REALTIME does not follow host clock changes after boot; also in the vDSO",
 };
 
 /**

@@ -274,6 +274,21 @@ export class VcpuFd {
     }
   }
 
+  /** `KVM_GET_MSRS`: the values of MSRs `indices`; all must be readable. */
+  getMsrs(indices: readonly number[]): bigint[] {
+    const e = LAYOUTS.kvm_msr_entry;
+    const buf = new Uint8Array(LAYOUTS.kvm_msrs.size + indices.length * e.size);
+    const v = new DataView(buf.buffer);
+    v.setUint32(0, indices.length, true);
+    const at = (i: number) => LAYOUTS.kvm_msrs.size + i * e.size;
+    indices.forEach((index, i) => v.setUint32(at(i) + e.fields.index, index, true));
+    const n = this.#ioctl(KVM.GET_MSRS, buf, "KVM_GET_MSRS");
+    if (n !== indices.length) {
+      throw new Error(`KVM_GET_MSRS: MSR ${indices[n].toString(16)} was refused`);
+    }
+    return indices.map((_, i) => v.getBigUint64(at(i) + e.fields.data, true));
+  }
+
   /** `KVM_SET_CPUID2` from a `struct kvm_cpuid2` buffer. */
   setCpuid2(buf: Uint8Array): void {
     this.#ioctl(KVM.SET_CPUID2, buf, "KVM_SET_CPUID2");

@@ -155,7 +155,8 @@ export const timeModule: SyscallModule = {
   partial: {
     clock_getres: "REALTIME(_COARSE), MONOTONIC(_RAW/_COARSE), BOOTTIME, " +
       "PROCESS/THREAD_CPUTIME and CPU clocks of this process's threads as the host reports " +
-      "them; others (TAI, alarm) EINVAL, as in the guest kernel's clock_gettime",
+      "them; others (TAI, alarm) EINVAL, as in the guest kernel's clock_gettime; the vDSO " +
+      "answers for the clocks the guest kernel keeps with the host's resolutions at boot",
     clock_nanosleep: "REALTIME, MONOTONIC and BOOTTIME; PROCESS_CPUTIME sleeps relative " +
       "times only (the vCPU never idles) and is EINVAL with TIMER_ABSTIME; TAI EINVAL; " +
       "interrupted by signals from ITIMER_REAL (alarm, setitimer), POSIX timers and --timeout",
@@ -164,7 +165,7 @@ export const timeModule: SyscallModule = {
     times: "the host process's CPU times",
     getrusage: "the host process's usage",
     sysinfo: "the host's",
-    getcpu: "always CPU 0, node 0",
+    getcpu: "always CPU 0, node 0 (the vDSO's too)",
     setuid: "to the current uid only; others EPERM, even for root",
     setgid: "to the current gid only; others EPERM, even for root",
     setresuid: "each id -1 or the current uid; others EPERM, even for root",

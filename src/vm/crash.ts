@@ -6,7 +6,8 @@
  */
 import { ABI, REGION } from "../kernel/abi.ts";
 import { LAYOUTS, regOffset } from "../kvm/structs.ts";
-import { type ElfFile, PT_LOAD } from "../loader/elf.ts";
+import { type ElfFile, parseElf, PT_LOAD } from "../loader/elf.ts";
+import { vdsoStart } from "../kernel/image.ts";
 import { fileMappings } from "../syscalls/mm.ts";
 import {
   crashFromException,
@@ -119,9 +120,12 @@ export function faultInfo(
   return { signo, code: SI.KERNEL, addr: 0n };
 }
 
+/** The vDSO, parsed for the first crash report that needs it. */
+let vdsoElf: ElfFile | undefined;
+
 /**
- * The program, the interpreter and every library the guest mapped (read
- * through the mounts again, and parsed, only now: for a crash report).
+ * The program, the interpreter, the vDSO and every library the guest mapped
+ * (read through the mounts again, and parsed, only now: for a crash report).
  */
 export function symbolizer(g: Guest): Symbolizer {
   const out: LoadedObject[] = g.objects.map((o, i) => ({
@@ -129,6 +133,11 @@ export function symbolizer(g: Guest): Symbolizer {
     base: o.base,
     name: i ? o.path.slice(o.path.lastIndexOf("/") + 1) : undefined,
   }));
+  // The vDSO (stripped: its dynamic symbols name its functions).
+  if (g.kernel && g.machine) {
+    vdsoElf ??= parseElf(g.kernel.vdso, "[vdso]");
+    out.push({ elf: vdsoElf, base: vdsoStart(g.machine.stackTop, g.kernel), name: "[vdso]" });
+  }
   const p = g.process;
   if (!p) return { objects: out };
   const seen = new Set<string>(), files = new Map<string, ElfFile | undefined>();

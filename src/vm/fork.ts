@@ -28,7 +28,7 @@ import { pastEnd } from "./hostcall.ts";
 import { SYSCALL_FRAME, SYSCALL_FRAME_ADDR } from "./deliver.ts";
 import { Guest } from "./guest.ts";
 
-const MSR_FS_BASE = 0xc0000100, MSR_GS_BASE = 0xc0000101;
+const MSR_FS_BASE = 0xc0000100, MSR_GS_BASE = 0xc0000101, MSR_TSC = 0x10;
 const NR_MEMFD_CREATE = 319, NR_FTRUNCATE = 77, NR_PWRITE64 = 18, NR_CLOSE = 3, MFD_CLOEXEC = 1;
 
 /**
@@ -111,6 +111,9 @@ function forkFrom(g: Guest, parent: Guest, cpu: Cpu, pid: number, spec: CloneSpe
   if (g.rewrite) mapTrampoline(mem, g.kernel!.zpolineEntry);
   // vCPU 0 resumes the forking thread's syscall frame (rax 0).
   startAtSyscallReturn(g, g.vcpu!, 0, g.cr3, cpu.vcpu, spec, !g.machine!.reused);
+  // The guest's clocks (the vvar page, copied) count from the parent's TSC;
+  // a new VM's starts near 0 on hardware KVM (kvm_pvm shows the host's).
+  g.vcpu!.setMsrs([[MSR_TSC, cpu.vcpu.getMsrs([MSR_TSC])[0]]]);
   const main: Cpu = {
     id: 0,
     vcpu: g.vcpu!,

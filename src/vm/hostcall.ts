@@ -35,6 +35,11 @@ import {
 } from "./deliver.ts";
 import { internalError, onException } from "./crash.ts";
 import type { Guest } from "./guest.ts";
+import { bufferAddress, hostSyscall } from "../syscalls/host.ts";
+
+const NR_CLOCK_GETRES = 229;
+/** The host's clock_getres of CLOCK_MONOTONIC and CLOCK_MONOTONIC_COARSE, in ns (HC_CLOCK). */
+let resolutions: bigint[] | undefined;
 
 const FORWARDED = new Set(GUEST_FORWARDS.map((n) => SYSCALL_NUMBERS.get(n)!));
 
@@ -186,6 +191,12 @@ export function hostCall(g: Guest, polled = false): boolean {
       ret = ts[0] * 1000000000n + ts[1];
       libc().clock_gettime(1, bytes);
       v.setBigUint64(hc + HOSTCALL.arg, ts[0] * 1000000000n + ts[1], true);
+      // For the vDSO's clock_getres: the fine clocks' resolution and the coarse ones'.
+      resolutions ??= [1, 6].map((clock) => {
+        hostSyscall(NR_CLOCK_GETRES, clock, bufferAddress(bytes));
+        return ts[0] * 1000000000n + ts[1];
+      });
+      resolutions.forEach((ns, i) => v.setBigUint64(hc + HOSTCALL.arg + 8 * (i + 1), ns, true));
       break;
     }
     case ABI.HC_ZERO:

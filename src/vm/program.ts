@@ -200,7 +200,11 @@ export function fileAt(files: readonly FileMapping[], addr: number): FileMapping
   return undefined;
 }
 
-/** /proc/self/maps from the ELF segments, the guest kernel's lists and the stack. */
+/**
+ * /proc/self/maps from the ELF segments, the guest kernel's lists, the
+ * stack and the `special` ranges ([start, end, permissions, name], e.g.
+ * the vDSO).
+ */
 export function procMaps(
   mem: GuestMemory,
   mm: { regions: number; nregions: number; brkStart: number; brkCur: number },
@@ -208,6 +212,7 @@ export function procMaps(
   stackStart: number,
   stackEnd: number,
   files: readonly FileMapping[] = [],
+  special: readonly (readonly [number, number, string, string])[] = [],
 ): string {
   const v = mem.view;
   const lines: [number, string][] = [];
@@ -235,5 +240,6 @@ export function procMaps(
     line(start, end, prot, f ? f.offset + start - f.start : 0, f?.path ?? "");
   }
   line(stackStart, stackEnd, "rw-p", 0, "[stack]");
+  for (const [lo, hi, p, name] of special) line(lo, hi, p, 0, name);
   return lines.sort((a, b) => a[0] - b[0]).map(([, l]) => l + "\n").join("");
 }

@@ -8,7 +8,7 @@
  * @module
  */
 import { ABI, BOOT_INFO, BOOT_MAGIC, PERCPU } from "../kernel/abi.ts";
-import type { kernelImage } from "../kernel/image.ts";
+import { type kernelImage, vdsoStart } from "../kernel/image.ts";
 import { closeEventfd, makeEventfd } from "./wake.ts";
 
 import { OsError } from "../kvm/libc.ts";
@@ -238,16 +238,20 @@ export function setupImage(
   }
   g.stats.loadMs = performance.now() - g.t0;
 
+  // The vDSO, at the top of the stack's range (docs/VDSO.md).
+  const vdso = vdsoStart(stackTop, kernel);
+  mem.bytes.set(kernel.vdso, vdso);
   const argv = init?.argv ?? [options.argv0 ?? options.path, ...(options.args ?? [])];
   const env = init?.envp ?? Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
   g.features = features ??= cpuFeatures(g.machine!.kvm, g.stats.platform);
   const uid = Deno.uid() ?? 0, gid = Deno.gid() ?? 0;
-  const sp = buildStack(mem.bytes, stackTop, {
+  const sp = buildStack(mem.bytes, vdso, {
     argv,
     envp: env,
     execfn: options.path,
     random: crypto.getRandomValues(new Uint8Array(16)),
     auxv: [
+      [AT.SYSINFO_EHDR, vdso],
       [AT.PHDR, image.phdr],
       [AT.PHENT, elf.phentsize],
       [AT.PHNUM, elf.phnum],
@@ -375,8 +379,12 @@ export function makeProcess(
         kernel.mm,
         objects,
         stackTop - STACK_SIZE,
-        stackTop,
+        vdsoStart(stackTop, kernel),
         fileMappings(g.process!),
+        [
+          [ABI.VVAR_ADDR, ABI.VVAR_ADDR + ABI.PAGE_SIZE, "r--p", "[vvar]"],
+          [vdsoStart(stackTop, kernel), stackTop, "r-xp", "[vdso]"],
+        ],
       ),
   );
   g.sig = new SignalState(mem, {

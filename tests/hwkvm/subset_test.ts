@@ -87,6 +87,8 @@ for (const tc of toolchains) {
     }
     // Protections: page tables the host changes under a running guest.
     equal((await same(await fixture("mprotect", tc), [], "", {}, true)).outcome.code, 0);
+    // The vDSO's clocks, in a fork child too (its part that needs no execve: no mounts here).
+    equal((await same(await fixture("vdso", tc), ["exec"])).outcome.code, 0);
   });
 
   Deno.test(`[${platform}] ${tc}: signals: handlers, faults, FPU state, timers, stack overflow`, async () => {
