@@ -2,8 +2,7 @@
  * The `hermitux` command line: `hermitux run [options] BIN [ARGS…]`.
  * @module
  */
-import { parseArgs } from "node:util";
-import { resolve } from "node:path";
+import { parseOptions, resolvePath as resolve } from "./args.ts";
 import { boot } from "../vm/vm.ts";
 import type { ProcessStats } from "../vm/options.ts";
 import { ElfError } from "../loader/elf.ts";
@@ -303,33 +302,28 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
   }
   let parsed;
   try {
-    parsed = parseArgs({
-      args: options,
-      allowPositionals: false,
-      strict: true,
-      options: {
-        mem: { type: "string" },
-        env: { type: "string", multiple: true },
-        timeout: { type: "string" },
-        "max-procs": { type: "string" },
-        "max-threads": { type: "string" },
-        "max-fds": { type: "string" },
-        "cpu-time": { type: "string" },
-        "max-file-size": { type: "string" },
-        trace: { type: "boolean" },
-        stats: { type: "boolean" },
-        verbose: { type: "boolean", short: "v" },
-        mount: { type: "string", multiple: true },
-        memfs: { type: "string", multiple: true },
-        workdir: { type: "string" },
-        "no-default-mounts": { type: "boolean" },
-        rewrite: { type: "string" },
-        "host-calls": { type: "string" },
-        "allow-syscalls": { type: "string" },
-        specialize: { type: "boolean" },
-        strict: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
+    parsed = parseOptions(options, {
+      mem: { type: "string" },
+      env: { type: "string", multiple: true },
+      timeout: { type: "string" },
+      "max-procs": { type: "string" },
+      "max-threads": { type: "string" },
+      "max-fds": { type: "string" },
+      "cpu-time": { type: "string" },
+      "max-file-size": { type: "string" },
+      trace: { type: "boolean" },
+      stats: { type: "boolean" },
+      verbose: { type: "boolean", short: "v" },
+      mount: { type: "string", multiple: true },
+      memfs: { type: "string", multiple: true },
+      workdir: { type: "string" },
+      "no-default-mounts": { type: "boolean" },
+      rewrite: { type: "string" },
+      "host-calls": { type: "string" },
+      "allow-syscalls": { type: "string" },
+      specialize: { type: "boolean" },
+      strict: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
     });
   } catch (e) {
     return fail(`hermitux: ${(e as Error).message}\n\n${USAGE}`);

@@ -118,7 +118,11 @@ export class Kvm {
 
   /** `KVM_CREATE_VM`. */
   createVm(): VmFd {
-    return new VmFd(ioctlValue(this.fd, KVM.CREATE_VM, 0n, "KVM_CREATE_VM"));
+    // It may wait (for the mmap lock a prefault holds): a signal (a profiler's) makes it EINTR.
+    for (let i = 0;; i++) {
+      const fd = libc().ioctl_u64(this.fd, KVM.CREATE_VM, 0n);
+      if (fd >= 0 || i === 8 || errno() !== EINTR) return new VmFd(check("KVM_CREATE_VM", fd));
+    }
   }
 
   /** Closes the fd. */

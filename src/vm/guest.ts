@@ -13,7 +13,7 @@ import { closeEventfd } from "./wake.ts";
 import type { VcpuFd } from "../kvm/ioctls.ts";
 import { OsError } from "../kvm/libc.ts";
 import { bufferAddress, hostSyscall } from "../syscalls/host.ts";
-import { detectPlatform } from "../kvm/platform.ts";
+import { detectPlatform, guestCpl } from "../kvm/platform.ts";
 import { LAYOUTS } from "../kvm/structs.ts";
 import type { ElfFile } from "../loader/elf.ts";
 import type { SyscallRegistry } from "../syscalls/registry.ts";
@@ -31,7 +31,7 @@ import { initXsave } from "./sigframe.ts";
 import type { BootOptions, RunResult, RunStats } from "./options.ts";
 import { ignoreAlarms } from "./hostinfo.ts";
 import type { MappedObject } from "./program.ts";
-import type { Machine } from "./machine.ts";
+import { keepMachine, type Machine } from "./machine.ts";
 import type { CpuFeatures } from "./cpu.ts";
 import { onExit } from "./hostcall.ts";
 import {
@@ -567,9 +567,21 @@ export class Guest implements Disposable {
     // One vCPU, no ioeventfd, every runner gone: another process of the run may have it.
     if (m && done && this.scheduled && cpus.length <= 1 && this.wakeFd < 0) {
       this.table.machines.give(m);
-    } else {
+    } else if (
+      !(m && done && cpus.length <= 1 && this.wakeFd < 0 && this.#cleanEnd() && keepMachine(m))
+    ) {
       m?.dispose(done, cpus.slice(1).map((c) => c.vcpu));
     }
+  }
+
+  /**
+   * Whether this image ran to an exit of its own at CPL 3, so that its
+   * machine may serve the process's next boot (keepMachine): nothing it
+   * could do reaches past what a new guest's set-up writes again.
+   */
+  #cleanEnd(): boolean {
+    return this.finished !== undefined && !this.crash && !this.timedOut &&
+      !this.replacement && guestCpl(this.stats.platform) === 3;
   }
 
   /** Same as {@linkcode Guest.dispose}. */
