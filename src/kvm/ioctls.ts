@@ -172,13 +172,14 @@ export class VmFd {
 
   /**
    * The VM's KVM counters (`KVM_GET_STATS_FD`, src/kvm/stats.ts), e.g.
-   * `pages_4k` and `pages_2m` mapped; empty where KVM has none.
+   * `pages_4k` and `pages_2m` mapped, the cumulative ones less `since`;
+   * empty where KVM has none.
    */
-  counters(): Record<string, number> {
+  counters(since?: Record<string, number>): Record<string, number> {
     const fd = libc().ioctl(this.fd, KVM.GET_STATS_FD, null);
     if (fd < 0) return {};
     try {
-      return readKvmStats(fd);
+      return readKvmStats(fd, since);
     } finally {
       libc().close(fd);
     }
@@ -225,9 +226,12 @@ export class VcpuFd {
     if (this.#statsFd < 0) this.#statsFd = libc().ioctl(this.fd, KVM.GET_STATS_FD, null);
   }
 
-  /** This vCPU's KVM counters so far (`exits`, `pf_fixed`…); empty where KVM has none. */
-  counters(): Record<string, number> {
-    return readKvmStats(this.#statsFd);
+  /**
+   * This vCPU's KVM counters so far (`exits`, `pf_fixed`…), the cumulative
+   * ones less `since` (an earlier reading); empty where KVM has none.
+   */
+  counters(since?: Record<string, number>): Record<string, number> {
+    return readKvmStats(this.#statsFd, since);
   }
 
   /**

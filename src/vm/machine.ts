@@ -45,6 +45,11 @@ export class Machine {
    * its CPUID (KVM refuses a second), RAM may hold the old pages.
    */
   reused = false;
+  /**
+   * KVM's counters of the VM and of vCPU 0 when a new process took it
+   * (recycle, unpark): RunStats.kvm counts from there.
+   */
+  kvmBase?: { vm: Record<string, number>; vcpu: Record<string, number> };
   /** The KVM device it was made on (BootOptions.kvmDevice; unset: /dev/kvm). */
   device?: string;
   #runs: Deno.PointerObject[] = [];
@@ -130,6 +135,7 @@ export class Machine {
     // Its ioctls went through the old process's runner thread, now gone.
     this.vcpu.via = undefined;
     this.reused = true;
+    this.kvmBase = { vm: this.vm.counters(), vcpu: this.vcpu.counters() };
   }
 
   /**
@@ -150,6 +156,7 @@ export class Machine {
     this.runView.setUint8(LAYOUTS.kvm_run.fields.immediate_exit, 0);
     this.vcpu.via = undefined;
     this.reused = true;
+    this.kvmBase = { vm: this.vm.counters(), vcpu: this.vcpu.counters() };
   }
 
   /**
