@@ -3,7 +3,8 @@
  * @module
  */
 import { parseOptions, resolvePath as resolve } from "./args.ts";
-import { boot } from "../vm/vm.ts";
+import { Vm } from "../vm/vm.ts";
+import { keepSpareMemory } from "../vm/memory.ts";
 import type { ProcessStats } from "../vm/options.ts";
 import { ElfError } from "../loader/elf.ts";
 import { KvmUnavailableError } from "../kvm/ioctls.ts";
@@ -260,8 +261,22 @@ function fail(message: string, status = 2): number {
   return status;
 }
 
+/** How {@linkcode main} is run. */
+export interface MainOptions {
+  /**
+   * The process ends after this run (cli.ts): the last VM's RAM and machine
+   * are freed, not cleared and kept for a next VM, which would only delay
+   * the end. Processes of the run still pass theirs on to each other.
+   */
+  exits?: boolean;
+}
+
 /** Runs the CLI with `args`; resolves to the process exit status. */
-export async function main(args: string[], cwd: string = Deno.cwd()): Promise<number> {
+export async function main(
+  args: string[],
+  cwd: string = Deno.cwd(),
+  opts: MainOptions = {},
+): Promise<number> {
   if (args[0] === "--version" || args[0] === "-V") {
     console.log(`hermitux ${VERSION}`);
     return 0;
@@ -423,7 +438,7 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
     );
   }
   try {
-    const result = await boot({
+    const vm = await Vm.create({
       path,
       argv0: bin,
       args: guestArgs,
@@ -442,6 +457,13 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
       mounts,
       cwd: values.workdir ? resolve(cwd, values.workdir) : cwd,
     });
+    let result;
+    try {
+      result = vm.run();
+    } finally {
+      if (opts.exits) keepSpareMemory(false);
+      vm.dispose();
+    }
     if (values.stats || values.verbose) {
       console.error(`hermitux: stats ${JSON.stringify(result.stats)}`);
       if (result.perProcess.length > 1) console.error(processLines(result.perProcess));
