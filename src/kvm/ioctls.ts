@@ -176,14 +176,15 @@ export class VmFd {
    * empty where KVM has none.
    */
   counters(since?: Record<string, number>): Record<string, number> {
-    const fd = libc().ioctl(this.fd, KVM.GET_STATS_FD, null);
-    if (fd < 0) return {};
-    try {
-      return readKvmStats(fd, since);
-    } finally {
-      libc().close(fd);
+    if (this.#statsFd === -1) {
+      const fd = libc().ioctl(this.fd, KVM.GET_STATS_FD, null);
+      this.#statsFd = fd < 0 ? -3 : fd;
     }
+    return readKvmStats(this.#statsFd, since);
   }
+
+  /** The stats fd, opened at the first {@linkcode counters} (-1: not yet; -2 or less: none). */
+  #statsFd = -1;
 
   /**
    * Closes the fd on a worker thread. KVM destroys the VM at its last
@@ -193,6 +194,8 @@ export class VmFd {
    * Close the vCPU fds first, so that this close is the last.
    */
   closeInBackground(): Promise<void> {
+    if (this.#statsFd >= 0) libc().close(this.#statsFd);
+    this.#statsFd = -2;
     return libc().close_bg(this.fd).then(() => {});
   }
 }

@@ -242,6 +242,16 @@ export class MachinePool {
 
 /** The machine kept for this process's next VM ({@linkcode keepMachine}). */
 let spareMachine: Machine | undefined;
+/** Whether ended runs' machines are kept ({@linkcode reuseMachines}). */
+let reuse = true;
+
+/**
+ * Whether a run's machine is kept for the next boot (the default) or torn
+ * down, each boot making its own VM: for comparing the two (bench/boot_repeat.ts).
+ */
+export function reuseMachines(on: boolean): void {
+  reuse = on;
+}
 
 /**
  * Keeps `m`, whose guest has ended, for the next VM this process makes
@@ -256,7 +266,7 @@ let spareMachine: Machine | undefined;
  * ({@linkcode keepSpareMemory}).
  */
 export function keepMachine(m: Machine): boolean {
-  if (spareMachine || !spareKept()) return false;
+  if (spareMachine || !reuse || !spareKept()) return false;
   try {
     m.park();
   } catch {

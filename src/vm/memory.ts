@@ -23,6 +23,8 @@ const MAX_VIEW = 2 * 1024 * 1024 * 1024;
 const PREFAULT_DELAY_MS = 5;
 /** At most this many 2 MiB chunks are prefaulted for the next VM (64 MiB). */
 const MAX_WARM_CHUNKS = 32;
+/** The first this many of those (8 MiB) are cleared in place instead (clearForNext). */
+const ZERO_IN_PLACE = 4;
 
 let swap: boolean | undefined;
 
@@ -291,13 +293,29 @@ export class GuestMemory {
   clearForNext(after?: Promise<unknown>): void {
     this.overlays.clear();
     const warm = this.#hugeChunks();
-    libc().madvise(this.host, BigInt(this.size), MADV_DONTNEED);
+    // The first chunks the guest used are cleared in place: they stay
+    // resident, and the next guest's first touch costs no host page fault
+    // (a 2 MiB page cleared and mapped again: ~0.25 ms each here, which a
+    // prefault saves only when the process is quiet before the next boot).
+    const inPlace = warm.slice(0, ZERO_IN_PLACE);
+    let from = 0;
+    for (const c of inPlace) {
+      if (c > from) libc().madvise(this.host + BigInt(from), BigInt(c - from), MADV_DONTNEED);
+      this.bytes.fill(0, c, c + HUGE);
+      from = c + HUGE;
+    }
+    if (from < this.size) {
+      libc().madvise(this.host + BigInt(from), BigInt(this.size - from), MADV_DONTNEED);
+    }
     // Undoes noHugePages: the next VM sets its own.
     libc().madvise(this.host, BigInt(this.size), MADV_HUGEPAGE);
     this.userEnd = this.size;
     this.#idle = true;
+    this.#releases++;
+    const rest = warm.slice(ZERO_IN_PLACE);
+    if (rest.length === 0) return;
     // Taken and released again before it starts: the later release's prefault is the one.
-    due = { mem: this, warm, generation: ++this.#releases, after, at: performance.now() };
+    due = { mem: this, warm: rest, generation: this.#releases, after, at: performance.now() };
     armPrefault(PREFAULT_DELAY_MS);
   }
 
