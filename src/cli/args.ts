@@ -54,7 +54,13 @@ export function parseOptions<const T extends Record<string, OptionSpec>>(
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === "--") {
-      positionals.push(...args.slice(i + 1));
+      const rest = args.slice(i + 1);
+      if (rest.length && !allowPositionals) {
+        throw new TypeError(
+          `Unexpected argument '${rest[0]}'. This command does not take positional arguments`,
+        );
+      }
+      positionals.push(...rest);
       break;
     }
     if (!a.startsWith("-") || a === "-") {
@@ -76,7 +82,13 @@ export function parseOptions<const T extends Record<string, OptionSpec>>(
     }
     for (let k = 0; k < names.length; k++) {
       const name = names[k], o = Object.hasOwn(options, name) ? options[name] : undefined;
-      if (!o) throw new TypeError(`Unknown option '${shown(name)}'`);
+      if (!o) {
+        const hint = allowPositionals
+          ? `. To specify a positional argument starting with a '-', place it at the end of ` +
+            `the command after '--', as in '-- ${JSON.stringify(a)}`
+          : "";
+        throw new TypeError(`Unknown option '${shown(name)}'${hint}`);
+      }
       if (o.type === "boolean") {
         if (inline !== undefined) {
           throw new TypeError(`Option '--${name}' does not take an argument`);
