@@ -132,6 +132,7 @@ export class Machine {
     if (zero) this.mem.clear();
     this.vm.setUserMemoryRegion(0, 0n, size, this.mem.host);
     this.runView.setUint8(LAYOUTS.kvm_run.fields.immediate_exit, 0);
+    this.runView.setBigUint64(LAYOUTS.kvm_run.fields.kvm_dirty_regs, 0n, true);
     // Its ioctls went through the old process's runner thread, now gone.
     this.vcpu.via = undefined;
     this.reused = true;
@@ -154,6 +155,8 @@ export class Machine {
     this.mem.claim();
     this.vm.setUserMemoryRegion(0, 0n, BigInt(this.mem.size), this.mem.host);
     this.runView.setUint8(LAYOUTS.kvm_run.fields.immediate_exit, 0);
+    // Registers the last guest left in the sync area for a KVM_RUN that never came.
+    this.runView.setBigUint64(LAYOUTS.kvm_run.fields.kvm_dirty_regs, 0n, true);
     this.vcpu.via = undefined;
     this.reused = true;
     this.kvmBase = { vm: this.vm.counters(), vcpu: this.vcpu.counters() };
