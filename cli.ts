@@ -2,11 +2,13 @@
  * The hermitux command line. `deno run -A cli.ts run BIN [ARGS…]`.
  * @module
  */
-import { main } from "./src/cli/main.ts";
+import { main, type MainOptions } from "./src/cli/main.ts";
 
-export { main };
+export { main, type MainOptions };
 
 if (import.meta.main) {
   // `deno task hermitux` runs from the config's folder and says where the user was.
-  Deno.exit(await main(Deno.args, Deno.env.get("HERMITUX_CWD") || Deno.cwd()));
+  const cwd = Deno.env.get("HERMITUX_CWD") || Deno.cwd();
+  // The process ends with the run: its exit status is known, the guest's output written.
+  Deno.exit(await main(Deno.args, cwd, { exits: true }));
 }

@@ -25,7 +25,8 @@ export {
 } from "./src/vm/vm.ts";
 export type { CrashReport } from "./src/vm/fault.ts";
 export { formatCrash, SIGNAL_NAMES } from "./src/vm/fault.ts";
-export { dropSpareMemory, GuestMemory, spareMemoryReady } from "./src/vm/memory.ts";
+export { GuestMemory, keepSpareMemory, spareMemoryReady } from "./src/vm/memory.ts";
+export { dropSpareMemory } from "./src/vm/machine.ts";
 export { type Overlay, Overlays } from "./src/vm/shared.ts";
 export {
   DEFAULT_MODULES,

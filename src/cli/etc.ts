@@ -127,27 +127,31 @@ export function defaultEtc(
   opts: { net: boolean; hosts?: readonly [string, string][] },
   root = "/etc",
 ): MountSpec[] {
-  const files: MemoryFile[] = [];
-  for (const name of [...ETC_FILES, ...(opts.net ? ETC_NET_FILES : [])]) {
-    const f = copyOf(name, root);
-    if (!f) continue;
-    if (name === "hosts" && f.data && opts.hosts?.length) {
-      const more = opts.hosts.map(([addr, host]) => `${addr}\t${host}\n`).join("");
-      const text = new TextDecoder().decode(f.data);
-      f.data = new TextEncoder().encode(
-        `${text}${text.endsWith("\n") || !text ? "" : "\n"}# granted by --allow-net\n${more}`,
-      );
+  // Read when the guest first looks in /etc (a static hello never does).
+  const files = (): MemoryFile[] => {
+    const out: MemoryFile[] = [];
+    for (const name of [...ETC_FILES, ...(opts.net ? ETC_NET_FILES : [])]) {
+      const f = copyOf(name, root);
+      if (!f) continue;
+      if (name === "hosts" && f.data && opts.hosts?.length) {
+        const more = opts.hosts.map(([addr, host]) => `${addr}\t${host}\n`).join("");
+        const text = new TextDecoder().decode(f.data);
+        f.data = new TextEncoder().encode(
+          `${text}${text.endsWith("\n") || !text ? "" : "\n"}# granted by --allow-net\n${more}`,
+        );
+      }
+      out.push(f);
     }
-    files.push(f);
-  }
+    // Each directory mounted inside is listed in its parent, as on the host.
+    for (const d of dirs) out.push({ path: d, mode: 0o755 });
+    return out;
+  };
   const dirs = ETC_DIRS.filter((d) => isDir(`${root}/${d}`));
   try {
     for (const e of Deno.readDirSync(root)) {
       if (/^python3(\.\d+)?$/.test(e.name) && isDir(`${root}/${e.name}`)) dirs.push(e.name);
     }
   } catch { /* no /etc */ }
-  // Each directory mounted inside is listed in its parent, as on the host.
-  for (const d of dirs) files.push({ path: d, mode: 0o755 });
   return [
     { host: MEMORY, guest: "/etc", readOnly: true, files },
     ...dirs.map((d) => ({ host: `${root}/${d}`, guest: `/etc/${d}`, readOnly: true })),

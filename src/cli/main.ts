@@ -2,9 +2,9 @@
  * The `hermitux` command line: `hermitux run [options] BIN [ARGS…]`.
  * @module
  */
-import { parseArgs } from "node:util";
-import { resolve } from "node:path";
-import { boot } from "../vm/vm.ts";
+import { parseOptions, resolvePath as resolve } from "./args.ts";
+import { Vm } from "../vm/vm.ts";
+import { keepSpareMemory } from "../vm/memory.ts";
 import type { ProcessStats } from "../vm/options.ts";
 import { ElfError } from "../loader/elf.ts";
 import { KvmUnavailableError } from "../kvm/ioctls.ts";
@@ -261,8 +261,22 @@ function fail(message: string, status = 2): number {
   return status;
 }
 
+/** How {@linkcode main} is run. */
+export interface MainOptions {
+  /**
+   * The process ends after this run (cli.ts): the last VM's RAM and machine
+   * are freed, not cleared and kept for a next VM, which would only delay
+   * the end. Processes of the run still pass theirs on to each other.
+   */
+  exits?: boolean;
+}
+
 /** Runs the CLI with `args`; resolves to the process exit status. */
-export async function main(args: string[], cwd: string = Deno.cwd()): Promise<number> {
+export async function main(
+  args: string[],
+  cwd: string = Deno.cwd(),
+  opts: MainOptions = {},
+): Promise<number> {
   if (args[0] === "--version" || args[0] === "-V") {
     console.log(`hermitux ${VERSION}`);
     return 0;
@@ -303,33 +317,28 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
   }
   let parsed;
   try {
-    parsed = parseArgs({
-      args: options,
-      allowPositionals: false,
-      strict: true,
-      options: {
-        mem: { type: "string" },
-        env: { type: "string", multiple: true },
-        timeout: { type: "string" },
-        "max-procs": { type: "string" },
-        "max-threads": { type: "string" },
-        "max-fds": { type: "string" },
-        "cpu-time": { type: "string" },
-        "max-file-size": { type: "string" },
-        trace: { type: "boolean" },
-        stats: { type: "boolean" },
-        verbose: { type: "boolean", short: "v" },
-        mount: { type: "string", multiple: true },
-        memfs: { type: "string", multiple: true },
-        workdir: { type: "string" },
-        "no-default-mounts": { type: "boolean" },
-        rewrite: { type: "string" },
-        "host-calls": { type: "string" },
-        "allow-syscalls": { type: "string" },
-        specialize: { type: "boolean" },
-        strict: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
+    parsed = parseOptions(options, {
+      mem: { type: "string" },
+      env: { type: "string", multiple: true },
+      timeout: { type: "string" },
+      "max-procs": { type: "string" },
+      "max-threads": { type: "string" },
+      "max-fds": { type: "string" },
+      "cpu-time": { type: "string" },
+      "max-file-size": { type: "string" },
+      trace: { type: "boolean" },
+      stats: { type: "boolean" },
+      verbose: { type: "boolean", short: "v" },
+      mount: { type: "string", multiple: true },
+      memfs: { type: "string", multiple: true },
+      workdir: { type: "string" },
+      "no-default-mounts": { type: "boolean" },
+      rewrite: { type: "string" },
+      "host-calls": { type: "string" },
+      "allow-syscalls": { type: "string" },
+      specialize: { type: "boolean" },
+      strict: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
     });
   } catch (e) {
     return fail(`hermitux: ${(e as Error).message}\n\n${USAGE}`);
@@ -429,7 +438,7 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
     );
   }
   try {
-    const result = await boot({
+    const vm = await Vm.create({
       path,
       argv0: bin,
       args: guestArgs,
@@ -448,6 +457,13 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
       mounts,
       cwd: values.workdir ? resolve(cwd, values.workdir) : cwd,
     });
+    let result;
+    try {
+      result = vm.run();
+    } finally {
+      if (opts.exits) keepSpareMemory(false);
+      vm.dispose();
+    }
     if (values.stats || values.verbose) {
       console.error(`hermitux: stats ${JSON.stringify(result.stats)}`);
       if (result.perProcess.length > 1) console.error(processLines(result.perProcess));

@@ -118,7 +118,11 @@ export class Kvm {
 
   /** `KVM_CREATE_VM`. */
   createVm(): VmFd {
-    return new VmFd(ioctlValue(this.fd, KVM.CREATE_VM, 0n, "KVM_CREATE_VM"));
+    // It may wait (for the mmap lock a prefault holds): a signal (a profiler's) makes it EINTR.
+    for (let i = 0;; i++) {
+      const fd = libc().ioctl_u64(this.fd, KVM.CREATE_VM, 0n);
+      if (fd >= 0 || i === 8 || errno() !== EINTR) return new VmFd(check("KVM_CREATE_VM", fd));
+    }
   }
 
   /** Closes the fd. */
@@ -168,17 +172,19 @@ export class VmFd {
 
   /**
    * The VM's KVM counters (`KVM_GET_STATS_FD`, src/kvm/stats.ts), e.g.
-   * `pages_4k` and `pages_2m` mapped; empty where KVM has none.
+   * `pages_4k` and `pages_2m` mapped, the cumulative ones less `since`;
+   * empty where KVM has none.
    */
-  counters(): Record<string, number> {
-    const fd = libc().ioctl(this.fd, KVM.GET_STATS_FD, null);
-    if (fd < 0) return {};
-    try {
-      return readKvmStats(fd);
-    } finally {
-      libc().close(fd);
+  counters(since?: Record<string, number>): Record<string, number> {
+    if (this.#statsFd === -1) {
+      const fd = libc().ioctl(this.fd, KVM.GET_STATS_FD, null);
+      this.#statsFd = fd < 0 ? -3 : fd;
     }
+    return readKvmStats(this.#statsFd, since);
   }
+
+  /** The stats fd, opened at the first {@linkcode counters} (-1: not yet; -2 or less: none). */
+  #statsFd = -1;
 
   /**
    * Closes the fd on a worker thread. KVM destroys the VM at its last
@@ -188,6 +194,8 @@ export class VmFd {
    * Close the vCPU fds first, so that this close is the last.
    */
   closeInBackground(): Promise<void> {
+    if (this.#statsFd >= 0) libc().close(this.#statsFd);
+    this.#statsFd = -2;
     return libc().close_bg(this.fd).then(() => {});
   }
 }
@@ -221,9 +229,12 @@ export class VcpuFd {
     if (this.#statsFd < 0) this.#statsFd = libc().ioctl(this.fd, KVM.GET_STATS_FD, null);
   }
 
-  /** This vCPU's KVM counters so far (`exits`, `pf_fixed`…); empty where KVM has none. */
-  counters(): Record<string, number> {
-    return readKvmStats(this.#statsFd);
+  /**
+   * This vCPU's KVM counters so far (`exits`, `pf_fixed`…), the cumulative
+   * ones less `since` (an earlier reading); empty where KVM has none.
+   */
+  counters(since?: Record<string, number>): Record<string, number> {
+    return readKvmStats(this.#statsFd, since);
   }
 
   /**

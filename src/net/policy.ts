@@ -9,7 +9,6 @@
  * resolver, so they pass the same check.
  * @module
  */
-import { lookup } from "node:dns/promises";
 import { E, SyscallError } from "../syscalls/errno.ts";
 import { normalize } from "../vfs/path.ts";
 
@@ -190,6 +189,8 @@ export async function resolveNetGrant(
     }
     let found: { address: string }[];
     try {
+      // Loaded here: node:dns brings Deno's Node layer, ~10 ms of every start.
+      const { lookup } = await import("node:dns/promises");
       found = await lookup(host, { all: true, verbatim: true });
     } catch {
       throw new GrantError(`hermitux: cannot resolve '${host}' in --allow-net`);

@@ -75,6 +75,20 @@ export function bufferAddress(buf: Uint8Array): bigint {
   return Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf));
 }
 
+/**
+ * The timespec every clock reading shares, off V8's heap from the start (it
+ * is over 64 bytes): a 16-byte buffer per reading became a C-heap block
+ * that only a major collection freed, and boots back to back piled them up.
+ */
+const clockTs = new BigInt64Array(16);
+const clockTsAddr = Deno.UnsafePointer.value(Deno.UnsafePointer.of(clockTs));
+
+/** Host clock `clock` (a CLOCK_* id, or a thread's CPU clock) now, in ns; 0 if it fails. */
+export function hostClockNs(clock: number | bigint): bigint {
+  if (hostSyscall(228, clock, clockTsAddr) < 0n) return 0n; // clock_gettime
+  return clockTs[0] * 1_000_000_000n + clockTs[1];
+}
+
 /** Lets the buffers {@linkcode bufferAddress} kept go: their calls are over. */
 export function unpinBuffers(): void {
   pinned.length = 0;

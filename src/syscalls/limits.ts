@@ -19,7 +19,7 @@
  * @module
  */
 import { E, SyscallError } from "./errno.ts";
-import { bufferAddress, HOST_NR, hostFstat, hostSyscall } from "./host.ts";
+import { bufferAddress, HOST_NR, hostClockNs, hostFstat, hostSyscall } from "./host.ts";
 import type { Process } from "./registry.ts";
 import { monotonicNs, SI, signalsOf } from "./signal.ts";
 import type { OpenFile } from "./fdtable.ts";
@@ -81,7 +81,7 @@ interface Rlimits {
 }
 
 const KEY = "rlimits";
-const NR_CLOCK_GETTIME = 228, CLOCK_PROCESS_CPUTIME_ID = 2;
+const CLOCK_PROCESS_CPUTIME_ID = 2;
 const SIGKILL = 9, SIGXCPU = 24, SIGXFSZ = 25;
 const NSEC = 1_000_000_000n;
 
@@ -103,9 +103,7 @@ function hostLimits(): BigUint64Array {
 
 /** The CPU time of this (host) process, ns. */
 export function hostCpuNs(): bigint {
-  const ts = new BigInt64Array(2);
-  hostSyscall(NR_CLOCK_GETTIME, CLOCK_PROCESS_CPUTIME_ID, bufferAddress(new Uint8Array(ts.buffer)));
-  return ts[0] * NSEC + ts[1];
+  return hostClockNs(CLOCK_PROCESS_CPUTIME_ID);
 }
 
 /** The limits in force for `p` (soft, hard per resource). */

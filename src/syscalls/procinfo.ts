@@ -9,7 +9,7 @@
  * map, capabilities, the hermitux process's own terminal and CPU masks).
  * @module
  */
-import { bufferAddress, hostSyscall } from "./host.ts";
+import { hostClockNs, hostSyscall } from "./host.ts";
 import type { Process } from "./registry.ts";
 import { processesOf, type ProcInfo } from "./procs.ts";
 import { caps, comm } from "./process.ts";
@@ -18,7 +18,7 @@ import { threadsOf } from "./thread.ts";
 import { libc } from "../kvm/libc.ts";
 import { pathToCString } from "../vfs/path.ts";
 
-const NR_GETPGID = 121, NR_GETSID = 124, NR_CLOCK_GETTIME = 228, CLOCK_BOOTTIME = 7;
+const NR_GETPGID = 121, NR_GETSID = 124, CLOCK_BOOTTIME = 7;
 /** Linux's clock ticks per second in /proc (USER_HZ). */
 const USER_HZ = 100n;
 const PAGE = 4096;
@@ -28,9 +28,7 @@ const latin1 = (s: string) => pathToCString(s).subarray(0, -1);
 
 /** A host clock (CLOCK_*) in ns. */
 export function clockNs(id: number): bigint {
-  const ts = new BigInt64Array(2);
-  hostSyscall(NR_CLOCK_GETTIME, id, bufferAddress(new Uint8Array(ts.buffer)));
-  return ts[0] * 1_000_000_000n + ts[1];
+  return hostClockNs(id);
 }
 
 /** The host's CLOCK_BOOTTIME in ns: what /proc/uptime and a process's start time count. */

@@ -13,7 +13,7 @@
  * @module
  */
 import { E, SyscallError } from "./errno.ts";
-import { bufferAddress, hostSyscall } from "./host.ts";
+import { bufferAddress, hostClockNs, hostSyscall } from "./host.ts";
 import type { Process } from "./registry.ts";
 import type { GuestMemory } from "../vm/memory.ts";
 
@@ -101,7 +101,7 @@ const CLOCK_MONOTONIC = 1;
 const SIGEV_NONE = 1, SIGEV_THREAD_ID = 4;
 /** Linux's bound on a timer's overrun count (DELAYTIMER_MAX). */
 const DELAYTIMER_MAX = 0x7fffffff;
-const NR_CLOCK_GETTIME = 228, NR_CLOCK_NANOSLEEP = 230, NR_PPOLL = 271;
+const NR_CLOCK_NANOSLEEP = 230, NR_PPOLL = 271;
 const TIMER_ABSTIME = 1;
 
 /** A signal's bit in a mask. */
@@ -223,9 +223,7 @@ export interface SignalHost {
 
 /** The host's CLOCK_MONOTONIC in ns. */
 export function monotonicNs(): bigint {
-  const ts = new BigInt64Array(2);
-  hostSyscall(NR_CLOCK_GETTIME, CLOCK_MONOTONIC, bufferAddress(new Uint8Array(ts.buffer)));
-  return ts[0] * NSEC + ts[1];
+  return hostClockNs(CLOCK_MONOTONIC);
 }
 
 /** One process's signal dispositions, pending set, alternate stack and timers. */
@@ -724,9 +722,7 @@ export class SignalState {
 
 /** Host clock `clock` now, in ns. */
 export function clockNs(clock: number): bigint {
-  const ts = new BigInt64Array(2);
-  hostSyscall(NR_CLOCK_GETTIME, clock, bufferAddress(new Uint8Array(ts.buffer)));
-  return ts[0] * NSEC + ts[1];
+  return hostClockNs(clock);
 }
 
 const STATE_KEY = "signals";

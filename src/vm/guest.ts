@@ -13,7 +13,7 @@ import { closeEventfd } from "./wake.ts";
 import type { VcpuFd } from "../kvm/ioctls.ts";
 import { OsError } from "../kvm/libc.ts";
 import { bufferAddress, hostSyscall } from "../syscalls/host.ts";
-import { detectPlatform } from "../kvm/platform.ts";
+import { detectPlatform, guestCpl } from "../kvm/platform.ts";
 import { LAYOUTS } from "../kvm/structs.ts";
 import type { ElfFile } from "../loader/elf.ts";
 import type { SyscallRegistry } from "../syscalls/registry.ts";
@@ -31,7 +31,7 @@ import { initXsave } from "./sigframe.ts";
 import type { BootOptions, RunResult, RunStats } from "./options.ts";
 import { ignoreAlarms } from "./hostinfo.ts";
 import type { MappedObject } from "./program.ts";
-import type { Machine } from "./machine.ts";
+import { keepMachine, type Machine } from "./machine.ts";
 import type { CpuFeatures } from "./cpu.ts";
 import { onExit } from "./hostcall.ts";
 import {
@@ -58,6 +58,9 @@ const STOPS: number[] = [SIGNO.SIGSTOP, SIGNO.SIGTSTP, SIGNO.SIGTTIN, SIGNO.SIGT
 
 /** After a first expiry, the host timer repeats this often until re-armed (a missed SIGALRM). */
 const TIMER_REPEAT_NS = 5_000_000n;
+
+/** {@linkcode Guest.initXsave}: 4 KiB a guest made and dropped weighed on the C heap. */
+let INIT_XSAVE: Uint8Array | undefined;
 
 /** One image of a guest process (execve makes another), and its machine. */
 export class Guest implements Disposable {
@@ -113,10 +116,15 @@ export class Guest implements Disposable {
   userEnd = 0;
   /** The page-table pool ran out once: said once. */
   protWarned = false;
-  /** A clean FPU state, for signal handlers. */
-  initXsave = initXsave();
-  /** Scratch for KVM_GET_XSAVE. */
-  xsave = new Uint8Array(LAYOUTS.kvm_xsave.size);
+  /** A clean FPU state, for signal handlers (one for the process: it is only read). */
+  get initXsave(): Uint8Array {
+    return INIT_XSAVE ??= initXsave();
+  }
+  /** Scratch for KVM_GET_XSAVE (crash reports), made at first use. */
+  get xsave(): Uint8Array {
+    return this.#xsave ??= new Uint8Array(LAYOUTS.kvm_xsave.size);
+  }
+  #xsave?: Uint8Array;
   /** --rewrite=lazy or static. */
   rewrite = false;
   /** --rewrite=lazy. */
@@ -480,9 +488,11 @@ export class Guest implements Disposable {
     const crash = this.crash;
     if (this.sig.timedOut && p.ended?.signal === SIG.SIGKILL) this.timedOut = true;
     this.stats.runMs = performance.now() - this.tRun;
+    // A reused machine's counters go on from its last process's: counted from its reuse.
+    const base = this.machine!.kvmBase;
     const kvm = threads.cpus.reduce(
-      (sum, cpu) => addKvmStats(sum, cpu.vcpu.counters()),
-      this.machine!.vm!.counters(),
+      (sum, cpu) => addKvmStats(sum, cpu.vcpu.counters(cpu.id === 0 ? base?.vcpu : undefined)),
+      this.machine!.vm!.counters(base?.vm),
     );
     this.stats.kvm = Object.fromEntries(Object.entries(kvm).filter(([, n]) => n !== 0));
     if (crash && !quiet) this.diag(formatCrash(crash));
@@ -568,9 +578,21 @@ export class Guest implements Disposable {
     // One vCPU, no ioeventfd, every runner gone: another process of the run may have it.
     if (m && done && this.scheduled && cpus.length <= 1 && this.wakeFd < 0) {
       this.table.machines.give(m);
-    } else {
+    } else if (
+      !(m && done && cpus.length <= 1 && this.wakeFd < 0 && this.#cleanEnd() && keepMachine(m))
+    ) {
       m?.dispose(done, cpus.slice(1).map((c) => c.vcpu));
     }
+  }
+
+  /**
+   * Whether this image ran to an exit of its own at CPL 3, so that its
+   * machine may serve the process's next boot (keepMachine): nothing it
+   * could do reaches past what a new guest's set-up writes again.
+   */
+  #cleanEnd(): boolean {
+    return this.finished !== undefined && !this.crash && !this.timedOut &&
+      !this.replacement && guestCpl(this.stats.platform) === 3;
   }
 
   /** Same as {@linkcode Guest.dispose}. */

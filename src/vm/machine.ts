@@ -9,7 +9,7 @@ import { CAP, Kvm, type VcpuFd, type VmFd } from "../kvm/ioctls.ts";
 import { libc } from "../kvm/libc.ts";
 import { LAYOUTS } from "../kvm/structs.ts";
 import { ABI } from "../kernel/abi.ts";
-import { GuestMemory } from "./memory.ts";
+import { dropSpareRam, GuestMemory, spareKept } from "./memory.ts";
 import { AREA_SIZE as PERCPU_AREA } from "./percpu.ts";
 
 /** KVM_SYNC_X86_REGS: KVM copies the registers to kvm_run at every exit. */
@@ -45,6 +45,13 @@ export class Machine {
    * its CPUID (KVM refuses a second), RAM may hold the old pages.
    */
   reused = false;
+  /**
+   * KVM's counters of the VM and of vCPU 0 when a new process took it
+   * (recycle, unpark): RunStats.kvm counts from there.
+   */
+  kvmBase?: { vm: Record<string, number>; vcpu: Record<string, number> };
+  /** The KVM device it was made on (BootOptions.kvmDevice; unset: /dev/kvm). */
+  device?: string;
   #runs: Deno.PointerObject[] = [];
   #disposed = false;
 
@@ -80,7 +87,9 @@ export class Machine {
       mem = GuestMemory.take(size);
       vm.setUserMemoryRegion(0, 0n, BigInt(size), mem.host);
       vcpu = vm.createVcpu(0);
-      return new Machine(kvm, vm, mem, vcpu);
+      const m = new Machine(kvm, vm, mem, vcpu);
+      m.device = kvmDevice;
+      return m;
     } catch (e) {
       vcpu?.close();
       const teardown = vm?.closeInBackground();
@@ -123,9 +132,34 @@ export class Machine {
     if (zero) this.mem.clear();
     this.vm.setUserMemoryRegion(0, 0n, size, this.mem.host);
     this.runView.setUint8(LAYOUTS.kvm_run.fields.immediate_exit, 0);
+    this.runView.setBigUint64(LAYOUTS.kvm_run.fields.kvm_dirty_regs, 0n, true);
     // Its ioctls went through the old process's runner thread, now gone.
     this.vcpu.via = undefined;
     this.reused = true;
+    this.kvmBase = { vm: this.vm.counters(), vcpu: this.vcpu.counters() };
+  }
+
+  /**
+   * Puts the machine aside for a later guest ({@linkcode keepMachine}):
+   * its memory slot is deleted, which drops what KVM derived from the old
+   * guest's page tables, and its RAM cleared (and faulted in again when the
+   * process is quiet: {@linkcode GuestMemory.clearForNext}).
+   */
+  park(): void {
+    this.vm.setUserMemoryRegion(0, 0n, 0n, this.mem.host);
+    this.mem.clearForNext();
+  }
+
+  /** Readies a parked machine for its next guest: RAM claimed, memory slot added back. */
+  unpark(): void {
+    this.mem.claim();
+    this.vm.setUserMemoryRegion(0, 0n, BigInt(this.mem.size), this.mem.host);
+    this.runView.setUint8(LAYOUTS.kvm_run.fields.immediate_exit, 0);
+    // Registers the last guest left in the sync area for a KVM_RUN that never came.
+    this.runView.setBigUint64(LAYOUTS.kvm_run.fields.kvm_dirty_regs, 0n, true);
+    this.vcpu.via = undefined;
+    this.reused = true;
+    this.kvmBase = { vm: this.vm.counters(), vcpu: this.vcpu.counters() };
   }
 
   /**
@@ -207,4 +241,68 @@ export class MachinePool {
     this.#closed = true;
     for (const m of this.#free.splice(0)) m.dispose(true);
   }
+}
+
+/** The machine kept for this process's next VM ({@linkcode keepMachine}). */
+let spareMachine: Machine | undefined;
+/** Whether ended runs' machines are kept ({@linkcode reuseMachines}). */
+let reuse = true;
+
+/**
+ * Whether a run's machine is kept for the next boot (the default) or torn
+ * down, each boot making its own VM: for comparing the two (bench/boot_repeat.ts).
+ */
+export function reuseMachines(on: boolean): void {
+  reuse = on;
+}
+
+/**
+ * Keeps `m`, whose guest has ended, for the next VM this process makes
+ * ({@linkcode takeSpareMachine}), in place of tearing it down: making a VM
+ * and its vCPU costs ~0.9 ms on kvm_pvm and its teardown ~0.3 ms more on
+ * this thread, where reusing one costs ~0.4 ms (the memory slot deleted and
+ * added back, the RAM cleared). The caller vouches that the guest could
+ * change nothing in vCPU 0 that setupVcpu does not set again (it ran at
+ * CPL 3, where MSRs, control and debug registers are out of its reach),
+ * that it had no other vCPU and no ioeventfd, and that it ended cleanly.
+ * Returns false, doing nothing, when one is kept already or keeping is off
+ * ({@linkcode keepSpareMemory}).
+ */
+export function keepMachine(m: Machine): boolean {
+  if (spareMachine || !reuse || !spareKept()) return false;
+  try {
+    m.park();
+  } catch {
+    return false;
+  }
+  spareMachine = m;
+  return true;
+}
+
+/** The kept machine, readied for a new guest, if it has `size` bytes of RAM on `device`. */
+export function takeSpareMachine(size: number, device?: string): Machine | undefined {
+  const m = spareMachine;
+  if (!m || m.mem.size !== size || m.device !== device) return undefined;
+  spareMachine = undefined;
+  try {
+    m.unpark();
+    return m;
+  } catch {
+    m.dispose(true);
+    return undefined;
+  }
+}
+
+/**
+ * Frees what hermitux keeps for this process's next VM: the machine of the
+ * last run and the cleared guest RAM ({@linkcode GuestMemory.release}).
+ * Call it when no more VMs will boot; it resolves once KVM has torn the
+ * kept VM down. The next boot then makes everything afresh.
+ */
+export async function dropSpareMemory(): Promise<void> {
+  const m = spareMachine;
+  spareMachine = undefined;
+  m?.dispose(true); // its RAM becomes the spare RAM, dropped next
+  await dropSpareRam();
+  await m?.teardown;
 }

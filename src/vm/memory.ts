@@ -23,6 +23,8 @@ const MAX_VIEW = 2 * 1024 * 1024 * 1024;
 const PREFAULT_DELAY_MS = 5;
 /** At most this many 2 MiB chunks are prefaulted for the next VM (64 MiB). */
 const MAX_WARM_CHUNKS = 32;
+/** The first this many of those (8 MiB) are cleared in place instead (clearForNext). */
+const ZERO_IN_PLACE = 4;
 
 let swap: boolean | undefined;
 
@@ -40,11 +42,37 @@ function hostHasSwap(): boolean {
 
 /** The RAM of the last VM disposed, cleared, kept for the next VM of its size. */
 let spare: GuestMemory | undefined;
+/** Whether disposed VMs leave their RAM as the spare ({@linkcode keepSpareMemory}). */
+let keepSpare = true;
 /**
  * The last prefault started: each waits for the one before, so they run
  * one at a time on one of Deno's worker threads (not a new thread each).
  */
 let prefaults: Promise<unknown> = Promise.resolve();
+/**
+ * The prefault due once the process has been quiet: one timer at most.
+ * Boots back to back (each `await boot()` resolves in microtasks, so no
+ * timer fires between them) used to chain a timer and a promise each, which
+ * all stayed alive until the loop ended: ~2.5 KiB a boot.
+ */
+let due: {
+  mem: GuestMemory;
+  warm: number[];
+  generation: number;
+  after?: Promise<unknown>;
+  /** When it was released (performance.now()). */
+  at: number;
+} | undefined;
+let dueTimer: ReturnType<typeof setTimeout> | undefined;
+/** mincore's answer for the last RAM released (see GuestMemory's #hugeChunks). */
+let residency: Uint8Array | undefined;
+
+/** Starts the prefault timer unless one is set; unreferenced: a process with nothing else to do ends. */
+function armPrefault(ms: number): void {
+  if (dueTimer !== undefined) return;
+  const timer = dueTimer = setTimeout(startPrefault, ms);
+  Deno.unrefTimer(timer);
+}
 
 /**
  * Resolves when the spare RAM is ready: its prefault, on a worker thread,
@@ -58,14 +86,41 @@ export async function spareMemoryReady(): Promise<void> {
 }
 
 /**
- * Unmaps the guest RAM that hermitux keeps, cleared, for the next VM of this
- * process (see {@linkcode GuestMemory.release}). Call it to give that memory
- * back when no more VMs will boot; the next boot then maps fresh RAM.
+ * Whether the RAM of a disposed VM is kept, cleared, for the next VM of
+ * this process (the default), or unmapped at once. A process that boots
+ * once and ends (the CLI) turns it off: clearing and prefaulting would only
+ * delay its end.
  */
-export function dropSpareMemory(): Promise<void> {
+export function keepSpareMemory(keep: boolean): void {
+  keepSpare = keep;
+}
+
+/**
+ * Unmaps the guest RAM kept for the next VM (see {@linkcode GuestMemory.release});
+ * `dropSpareMemory` (machine.ts) drops it with the kept machine.
+ */
+export function dropSpareRam(): Promise<void> {
   const s = spare;
   spare = undefined;
   return s ? s.free() : Promise.resolve();
+}
+
+/** Whether disposed VMs leave their RAM (or their machine) for the next VM. */
+export function spareKept(): boolean {
+  return keepSpare;
+}
+
+/** The quiet time after a release has passed: the prefault of the spare due, if still the spare. */
+function startPrefault(): void {
+  dueTimer = undefined;
+  const d = due;
+  if (!d) return;
+  // Released again since the timer was set: wait until it has been quiet that long.
+  const quiet = performance.now() - d.at;
+  if (quiet < PREFAULT_DELAY_MS) return armPrefault(PREFAULT_DELAY_MS - quiet);
+  due = undefined;
+  if (!d.mem.idle) return;
+  prefaults = Promise.all([prefaults, d.after]).then(() => d.mem.prefault(d.warm, d.generation));
 }
 
 /** Guest RAM: guest-physical [0, size), identity-mapped in the guest. */
@@ -84,6 +139,8 @@ export class GuestMemory {
   #mappingSize: bigint;
   /** How many times this RAM was released (see release). */
   #releases = 0;
+  /** Cleared for a next guest and not yet taken (see clearForNext). */
+  #idle = false;
   /** The prefault call on a worker thread right now (see release), if any. */
   #inFlight?: Promise<unknown>;
 
@@ -96,6 +153,7 @@ export class GuestMemory {
     const s = spare;
     if (s?.size === size) {
       spare = undefined;
+      s.claim();
       return s;
     }
     return new GuestMemory(size);
@@ -222,18 +280,59 @@ export class GuestMemory {
    * view of it may be used afterwards.
    */
   release(reuse: boolean, after?: Promise<unknown>): void {
-    if (!reuse || spare) return void this.free();
+    if (!reuse || spare || !keepSpare) return void this.free();
+    this.clearForNext(after);
+    spare = this;
+  }
+
+  /**
+   * Clears this RAM for another guest (every page dropped, so it reads as
+   * zeros), and has the chunks the last guest used faulted in again once
+   * the process is quiet and `after` has resolved, until {@linkcode claim}.
+   */
+  clearForNext(after?: Promise<unknown>): void {
     this.overlays.clear();
     const warm = this.#hugeChunks();
-    libc().madvise(this.host, BigInt(this.size), MADV_DONTNEED);
+    // The first chunks the guest used are cleared in place: they stay
+    // resident, and the next guest's first touch costs no host page fault
+    // (a 2 MiB page cleared and mapped again: ~0.25 ms each here, which a
+    // prefault saves only when the process is quiet before the next boot).
+    const inPlace = warm.slice(0, ZERO_IN_PLACE);
+    let from = 0;
+    for (const c of inPlace) {
+      if (c > from) libc().madvise(this.host + BigInt(from), BigInt(c - from), MADV_DONTNEED);
+      this.bytes.fill(0, c, c + HUGE);
+      from = c + HUGE;
+    }
+    if (from < this.size) {
+      libc().madvise(this.host + BigInt(from), BigInt(this.size - from), MADV_DONTNEED);
+    }
     // Undoes noHugePages: the next VM sets its own.
     libc().madvise(this.host, BigInt(this.size), MADV_HUGEPAGE);
     this.userEnd = this.size;
-    spare = this;
+    this.#idle = true;
+    this.#releases++;
+    const rest = warm.slice(ZERO_IN_PLACE);
+    if (rest.length === 0) return;
     // Taken and released again before it starts: the later release's prefault is the one.
-    const generation = ++this.#releases;
+    due = { mem: this, warm: rest, generation: this.#releases, after, at: performance.now() };
+    armPrefault(PREFAULT_DELAY_MS);
+  }
+
+  /** Cleared and waiting for a guest ({@linkcode clearForNext}), not yet claimed. */
+  get idle(): boolean {
+    return this.#idle;
+  }
+
+  /** A guest has this RAM again: a prefault under way stops after its chunk. */
+  claim(): void {
+    this.#idle = false;
+  }
+
+  /** Faults in `warm` (see release) one chunk at a time while this RAM stays the spare. */
+  prefault(warm: number[], generation: number): Promise<unknown> {
     const step = (i: number): Promise<unknown> => {
-      if (i >= warm.length || spare !== this || this.#releases !== generation) {
+      if (i >= warm.length || !this.#idle || this.#releases !== generation) {
         return Promise.resolve();
       }
       const at = this.host + BigInt(warm[i]);
@@ -243,9 +342,7 @@ export class GuestMemory {
         return step(i + 1);
       });
     };
-    // Unreferenced: a process with nothing else to do ends without the prefault.
-    const quiet = new Promise<void>((ok) => Deno.unrefTimer(setTimeout(ok, PREFAULT_DELAY_MS)));
-    prefaults = Promise.all([prefaults, after, quiet]).then(() => step(0));
+    return step(0);
   }
 
   /**
@@ -301,7 +398,10 @@ export class GuestMemory {
 
   /** The whole resident 2 MiB chunks of user memory, by guest address. */
   #hugeChunks(): number[] {
-    const pages = new Uint8Array(this.size / 4096);
+    // One buffer for the process (256 KiB for 1 GiB of RAM): a new one per
+    // VM, freed at some later GC, fragmented the C heap (~10 KiB a boot).
+    if (residency?.length !== this.size / 4096) residency = new Uint8Array(this.size / 4096);
+    const pages = residency;
     if (libc().mincore(this.host, BigInt(this.size), pages) !== 0) return [];
     // One byte per page, bit 0 set if resident: four pages per word.
     const words = new Uint32Array(pages.buffer);

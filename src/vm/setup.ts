@@ -48,7 +48,7 @@ import { patchMapping, patchSites } from "./rewrite.ts";
 import { pastEnd, serveExit } from "./hostcall.ts";
 import { afterResume, afterSyscall } from "./deliver.ts";
 import { Guest } from "./guest.ts";
-import { Machine } from "./machine.ts";
+import { Machine, takeSpareMachine } from "./machine.ts";
 
 /**
  * 1 GiB. RAM is also the address space a program may reserve (guest
@@ -347,7 +347,9 @@ export function setupImage(
 export function createMachine(g: Guest, size: number, forFork = false): GuestMemory {
   // A machine the run's ended processes left, when there is one (machine.ts).
   const kept = g.scheduled ? g.table.machines.take(size, !forFork) : undefined;
-  const m = g.machine = kept ?? Machine.create(size, g.options.kvmDevice);
+  // Else the one the last run of this process left (machine.ts), else a new one.
+  const m = g.machine = kept ?? takeSpareMachine(size, g.options.kvmDevice) ??
+    Machine.create(size, g.options.kvmDevice);
   g.vcpu = m.vcpu;
   g.runView = m.runView;
   return g.mem = m.mem;

@@ -18,9 +18,9 @@ import { LAYOUTS } from "../kvm/structs.ts";
 import { futexWait, Runner, sharedPage } from "../runner/mod.ts";
 import { drainEventfd } from "./wake.ts";
 import { CTL, gettid, kick, WSTATE } from "./wire.ts";
-import { bufferAddress, hostSyscall } from "../syscalls/host.ts";
+import { hostClockNs } from "../syscalls/host.ts";
 
-const POLLIN = 1, NR_CLOCK_GETTIME = 228;
+const POLLIN = 1;
 
 /** One vCPU and the runner thread that runs it (none: the main thread runs it). */
 export interface Cpu {
@@ -500,9 +500,7 @@ export class Threads implements ThreadHost {
 
 /** clock_gettime of host clock `id` in ns (0 if it fails). */
 function threadCpuNs(id: bigint): bigint {
-  const ts = new BigInt64Array(2);
-  const r = hostSyscall(NR_CLOCK_GETTIME, id, bufferAddress(new Uint8Array(ts.buffer)));
-  return r < 0n ? 0n : ts[0] * 1_000_000_000n + ts[1];
+  return hostClockNs(id);
 }
 
 /**
