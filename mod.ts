@@ -66,7 +66,7 @@ export {
 export { KvmUnavailableError } from "./src/kvm/ioctls.ts";
 export { GrantError, type NetGrant } from "./src/net/policy.ts";
 export { detectPlatform, guestCpl, type Platform } from "./src/kvm/platform.ts";
-export { defaultHostCalls, type HostCalls } from "./src/vm/exitless.ts";
+export { defaultHostCalls, type HostCalls, hostCallsReason } from "./src/vm/exitless.ts";
 export { VERSION } from "./src/version.ts";
 export { supportMarkdown, type SupportRow, supportTable } from "./src/syscalls/support.ts";
 export {

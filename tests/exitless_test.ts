@@ -1,21 +1,23 @@
 // The exitless host-call transport (src/kernel/hostcall.c, src/vm/exitless.ts):
 // calls at every spacing around the polling window are served once and in
 // order, bursts cost no exits, and both transports give the native output.
-import { deepStrictEqual, equal, ok } from "node:assert/strict";
+import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
 import { fixture, runHermitux, runNative, type Toolchain, TOOLCHAINS } from "./fixtures.ts";
-import { defaultHostCalls } from "../mod.ts";
+import { defaultHostCalls, hostCallsReason } from "../mod.ts";
 
-Deno.test("exitless is the default on kvm_pvm with four CPUs or more, exit elsewhere", () => {
+Deno.test("on kvm_pvm: exitless with four CPUs or more, auto with two or three; exit elsewhere", () => {
   equal(defaultHostCalls("kvm_pvm", 4), "exitless");
   equal(defaultHostCalls("kvm_pvm", 16), "exitless");
-  equal(defaultHostCalls("kvm_pvm", 2), "exit");
+  equal(defaultHostCalls("kvm_pvm", 2), "auto");
+  equal(defaultHostCalls("kvm_pvm", 3), "auto");
   equal(defaultHostCalls("kvm_pvm", 1), "exit");
   equal(defaultHostCalls("svm", 8), "exit");
   equal(defaultHostCalls("vmx", 8), "exit");
+  match(hostCallsReason("kvm_pvm", 2), /64 host calls, then exitless/);
 });
 
 /** Runs `bin` under the CLI with `--host-calls=MODE --stats` (and `flags`). */
-async function run(bin: string, mode: "exit" | "exitless", flags: string[] = []) {
+async function run(bin: string, mode: "exit" | "exitless" | "auto", flags: string[] = []) {
   const r = await runHermitux(bin, [], { flags: ["--stats", `--host-calls=${mode}`, ...flags] });
   const line = r.stderr.split("\n").find((l) => l.startsWith("hermitux: stats "))!;
   return { ...r, stats: JSON.parse(line.slice("hermitux: stats ".length)) };
@@ -66,4 +68,14 @@ Deno.test("signals to oneself need no VM exit under the exitless transport", asy
   // doorbells (the delivery and rt_sigreturn), so at least 1,000 exits.
   ok(r.stats.exitless >= 900, JSON.stringify(r.stats));
   ok(r.stats.exits < 300, JSON.stringify(r.stats));
+});
+
+Deno.test("auto: a few calls by exit, then exitless, with the same output", async () => {
+  const bin = await fixture("exitless", "glibc-static");
+  const r = await run(bin, "auto");
+  deepStrictEqual(r.stdout, (await runNative(bin)).stdout);
+  // 64 calls by exit before it turned exitless; the 5,000 of the burst exitless.
+  ok(r.stats.exits >= 64, `${r.stats.exits} exits`);
+  ok(r.stats.exitless > 4000, `${r.stats.exitless} exitless`);
+  ok(r.stats.plainCalls > 1000, `${r.stats.plainCalls} served in C`);
 });

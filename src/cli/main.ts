@@ -12,7 +12,7 @@ import { detectPlatform, guestCpl } from "../kvm/platform.ts";
 import { MEMORY, type MountSpec, MountTable, openBeneath } from "../vfs/mounts.ts";
 import { hostFstat, hostSyscall } from "../syscalls/host.ts";
 import { VERSION } from "../version.ts";
-import { defaultHostCalls } from "../vm/exitless.ts";
+import { defaultHostCalls, hostCallsReason } from "../vm/exitless.ts";
 import { kernelImage } from "../kernel/image.ts";
 import { GUEST_SYSCALLS } from "../kernel/local.ts";
 import { SYSCALL_NUMBERS } from "../syscalls/table.ts";
@@ -77,12 +77,13 @@ Options for run:
                      the program and its loader before boot and in each library
                      as it is mapped (static); default off. Page 0 is then mapped, so NULL reads do not fault.
                      HERMITUX_REWRITE sets the default.
-  --host-calls=exit|exitless
+  --host-calls=auto|exit|exitless
                      how host calls reach the host: a VM exit each, or served by
                      this process's main thread while the guest spins, with no
-                     exit (vCPUs then run on threads of their own). Default:
-                     exitless on kvm_pvm with 4 or more CPUs, else exit;
-                     HERMITUX_HOST_CALLS sets it.
+                     exit (vCPUs then run on threads of their own); auto: by
+                     exit until the program has made 64, then exitless.
+                     Default: exitless on kvm_pvm with 4 or more CPUs, auto
+                     with 2 or 3, else exit; HERMITUX_HOST_CALLS sets it.
   --no-default-mounts
                      mount nothing but --mount. By default the current directory
                      is mounted READ-WRITE at its own path (the guest may change
@@ -413,8 +414,11 @@ export async function main(
     return fail(`hermitux: bad --rewrite '${rewrite}' (use off, static or lazy)`);
   }
   const hostCalls = values["host-calls"] ?? (Deno.env.get("HERMITUX_HOST_CALLS") || undefined); // empty: unset
-  if (hostCalls !== undefined && hostCalls !== "exit" && hostCalls !== "exitless") {
-    return fail(`hermitux: bad --host-calls '${hostCalls}' (use exit or exitless)`);
+  if (
+    hostCalls !== undefined && hostCalls !== "exit" && hostCalls !== "exitless" &&
+    hostCalls !== "auto"
+  ) {
+    return fail(`hermitux: bad --host-calls '${hostCalls}' (use auto, exit or exitless)`);
   }
   // Found as the guest would: through its mounts (boot reads it there too).
   const path = bin.includes("/") ? resolve(cwd, bin) : findInPath(bin, cwd, mounts);
@@ -434,7 +438,9 @@ export async function main(
   if (values.verbose) {
     console.error(
       `hermitux: platform ${platform} (guest at CPL ${guestCpl(platform)}), ` +
-        `host calls ${hostCalls ?? defaultHostCalls(platform)}`,
+        `host calls ${hostCalls ?? defaultHostCalls(platform)} (${
+          hostCalls ? "as asked" : hostCallsReason(platform)
+        })`,
     );
   }
   try {

@@ -15,8 +15,19 @@
 import type { Platform } from "../kvm/platform.ts";
 import { SYSCALL_NUMBERS } from "../syscalls/table.ts";
 
-/** How host calls reach the host: MMIO exits only, or exitless while the host polls. */
-export type HostCalls = "exit" | "exitless";
+/**
+ * How host calls reach the host: MMIO exits only, exitless while the host
+ * polls, or `auto`: by exit until the program has made
+ * {@linkcode AUTO_EXITLESS_CALLS} of them, exitless from then on.
+ */
+export type HostCalls = "exit" | "exitless" | "auto";
+
+/**
+ * Host calls an `auto` run makes by exit before it turns exitless: a
+ * program that makes few (a hello makes 6) never pays for the polling
+ * thread, one that makes many pays for 64 exits (~3-6 ms on kvm_pvm).
+ */
+export const AUTO_EXITLESS_CALLS = 64;
 
 /** Syscalls that always take the doorbell. */
 export const DOORBELL_ONLY: ReadonlySet<number> = new Set(
@@ -76,22 +87,37 @@ export const POLL_WINDOW_MS = 2;
 export const POSTED_WAIT_US = 10_000;
 
 /**
- * The transport a run uses unless told: exitless on kvm_pvm with four host
- * CPUs or more, exit elsewhere.
+ * The transport a run uses unless told: on kvm_pvm, where an exit costs
+ * 40-100 µs, exitless with four host CPUs or more, `auto` with two or
+ * three; exit elsewhere.
  *
  * Exitless keeps two host threads busy, the vCPU's runner and the polling
  * main thread, and Deno's own threads (V8's compilers, its GC) need a core
- * besides, most of all in a fresh process. Measured on the 2-CPU kvm_pvm
- * development machine, from the CLI: a dynamic C hello runs 37 ms exitless
- * against 13 ms by exit, python3 -c pass 113 against 94 ms. With V8 kept
- * to one thread (`--v8-flags=--single-threaded`) exitless wins (python3: 75
- * against 96 ms), so with cores to spare it is the faster transport. On
- * hardware KVM an exit costs 1–2 µs, which does not pay for a core spent
+ * besides, most of all in a fresh process: on the 2-CPU kvm_pvm machine a
+ * static hello took 75 ms from the CLI exitless against 68 ms by exit
+ * (medians of 10, alternated), while python3 -c pass took 117 against 122
+ * ms and dd's 40,000 reads and writes 0.03 s against 0.8 s. So `auto`
+ * starts by exit and turns exitless once the program makes calls (see
+ * docs/TRANSPORT.md). On one CPU the poller would take the guest's CPU. On
+ * hardware KVM an exit costs 1-2 µs, which does not pay for a core spent
  * polling.
  */
 export function defaultHostCalls(
   platform: Platform,
   cpus: number = navigator.hardwareConcurrency,
 ): HostCalls {
-  return platform === "kvm_pvm" && cpus >= 4 ? "exitless" : "exit";
+  if (platform !== "kvm_pvm" || cpus < 2) return "exit";
+  return cpus >= 4 ? "exitless" : "auto";
+}
+
+/** Why {@linkcode defaultHostCalls} chose what it did, for `run --verbose`. */
+export function hostCallsReason(
+  platform: Platform,
+  cpus: number = navigator.hardwareConcurrency,
+): string {
+  if (platform !== "kvm_pvm") return `${platform}: a VM exit costs 1-2 µs`;
+  if (cpus < 2) return "kvm_pvm, 1 CPU: a polling thread would take the guest's CPU";
+  if (cpus >= 4) return `kvm_pvm, ${cpus} CPUs: an exit costs 40-100 µs and a core is spare`;
+  return `kvm_pvm, ${cpus} CPUs: exits until the program has made ` +
+    `${AUTO_EXITLESS_CALLS} host calls, then exitless`;
 }

@@ -25,7 +25,7 @@ import { physOf } from "./percpu.ts";
 import type { ProcessTable } from "../process/table.ts";
 import type { PageProtections } from "./protect.ts";
 import type { Cpu, Threads } from "./threads.ts";
-import { defaultHostCalls } from "./exitless.ts";
+import { AUTO_EXITLESS_CALLS, defaultHostCalls } from "./exitless.ts";
 import { monotonicNs, type SigInfo, type SignalState, SIGNO } from "../syscalls/signal.ts";
 import { initXsave } from "./sigframe.ts";
 import type { BootOptions, RunResult, RunStats } from "./options.ts";
@@ -42,7 +42,7 @@ import {
   setPolling,
 } from "./transport.ts";
 import { deliverAsync } from "./deliver.ts";
-import type { GuestProcess } from "./setup.ts";
+import { type GuestProcess, writeRoutes } from "./setup.ts";
 
 const SIGALRM_HOST = 14, SIGEV_THREAD_ID = 4, CLOCK_MONOTONIC = 1;
 
@@ -143,6 +143,10 @@ export class Guest implements Disposable {
   pollWord?: Int32Array;
   /** The exitless transport's wake eventfd (src/vm/wake.ts), or -1. */
   wakeFd = -1;
+  /** Whether the kick's eventfd was made (setup.ts armKick). */
+  kickArmed = false;
+  /** `--host-calls=auto`: by exit until the program makes calls often, then exitless. */
+  adaptive = false;
   /** --timeout, in seconds. */
   timeout?: number;
   /** The host timer (armHostTimer) is armed. */
@@ -183,7 +187,9 @@ export class Guest implements Disposable {
     this.rewrite = options.rewrite === "lazy" || options.rewrite === "static";
     this.lazy = options.rewrite === "lazy";
     const platform = options.platform ?? detectPlatform();
-    this.exitless = (options.hostCalls ?? defaultHostCalls(platform)) === "exitless";
+    const hostCalls = options.hostCalls ?? defaultHostCalls(platform);
+    this.exitless = hostCalls === "exitless";
+    this.adaptive = hostCalls === "auto";
     this.stats = {
       platform,
       bootMs: 0,
@@ -341,8 +347,35 @@ export class Guest implements Disposable {
         threads.serveWorkers();
         sig.armHost();
       }
+      if (
+        this.adaptive && this.stats.hostCalls >= AUTO_EXITLESS_CALLS && main.alive && !p.ended &&
+        !this.handoff && !this.scheduled
+      ) {
+        this.#goExitless();
+        return runExitless(this);
+      }
       this.checkTimeout();
     }
+  }
+
+  /**
+   * An `auto` run that makes calls often goes exitless: vCPU 0 moves to a
+   * runner of its own (as for the process table), the host timer gives way
+   * to the poller's clock, and the route table lets calls be posted.
+   */
+  #goExitless(): void {
+    const threads = this.threads!;
+    this.adaptive = false;
+    this.armHostTimer(undefined);
+    this.exitless = true;
+    writeRoutes(this, this.mem!);
+    if (threads.mainRuns) {
+      const xsave = new Uint8Array(LAYOUTS.kvm_xsave.size);
+      this.vcpu!.getXsave(xsave);
+      this.runView!.setUint8(LAYOUTS.kvm_run.fields.immediate_exit, 0);
+      threads.moveMainToRunner(xsave);
+    }
+    this.sig.armHost(undefined, true);
   }
 
   checkTimeout(): void {

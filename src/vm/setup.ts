@@ -327,15 +327,24 @@ export function setupImage(
     alive: true,
   };
   ignoreAlarms();
-  if (g.exitless) {
-    // Guests wake a sleeping poller with a store KVM turns into an eventfd
-    // write: no exit (one costs ~100 µs on kvm_pvm, the kick ~30 µs).
-    const fd = makeEventfd();
-    const kick = BigInt(ABI.DOORBELL_GPA + ABI.KICK_DOORBELL_OFF);
-    if (fd >= 0 && g.machine!.vm.ioeventfd(kick, 8, fd)) g.wakeFd = fd;
-    else closeEventfd(fd);
-  }
   startThreads(g, main, g.exitless || g.scheduled);
+}
+
+/**
+ * Before the exitless poller first sleeps: guests will wake it with a
+ * store KVM turns into an eventfd write, no exit (one costs ~100 µs on
+ * kvm_pvm, the kick ~30 µs). Made then, not at boot: a VM with an
+ * ioeventfd takes 7-12 ms more to tear down and is not kept for the next
+ * boot, and a short program never lets the poller sleep.
+ */
+export function armKick(g: Guest): void {
+  if (g.kickArmed) return;
+  g.kickArmed = true;
+  const fd = makeEventfd();
+  const kick = BigInt(ABI.DOORBELL_GPA + ABI.KICK_DOORBELL_OFF);
+  if (fd < 0 || !g.machine!.vm.ioeventfd(kick, 8, fd)) return closeEventfd(fd);
+  g.wakeFd = fd;
+  g.threads!.useWakeFd(fd);
 }
 
 /**
@@ -485,11 +494,20 @@ export function writeBootInfo(
   put(BOOT_INFO.trace, g.trace ? 1 : 0);
   put(BOOT_INFO.rewrite, g.lazy ? ABI.REWRITE_LAZY : ABI.REWRITE_OFF);
   mem.bytes.set(hostUtsname(), base + BOOT_INFO.uts);
+  writeRoutes(g, mem);
+}
+
+/**
+ * The boot information's route table: where each syscall goes. Written at
+ * boot, and again when an `auto` run turns exitless.
+ */
+export function writeRoutes(g: Guest, mem: GuestMemory): void {
+  const at = ABI.BOOT_INFO_ADDR + BOOT_INFO.route;
   for (let nr = 0; nr < ABI.NR_SYSCALLS; nr++) {
     // An overridden syscall always reaches the host (past the guest
     // kernel's own handler); any may come exitless unless it needs the vCPU.
     const host = g.registry.isOverridden(nr) ? ABI.ROUTE_HOST : ABI.ROUTE_LOCAL;
     const poll = g.exitless && !DOORBELL_ONLY.has(nr) ? ABI.ROUTE_POLL : 0;
-    mem.bytes[base + BOOT_INFO.route + nr] = host | poll;
+    mem.bytes[at + nr] = host | poll;
   }
 }

@@ -15,6 +15,7 @@ import { monotonicNs } from "../syscalls/signal.ts";
 import { hostCall } from "./hostcall.ts";
 import type { Guest } from "./guest.ts";
 import { PlainServer } from "./plain.ts";
+import { armKick } from "./setup.ts";
 
 const NR_SCHED_YIELD = 24;
 
@@ -134,8 +135,9 @@ function loop(g: Guest, plain: PlainServer): void {
       last = now;
     }
     if (p.ended || now - last < POLL_WINDOW_MS) continue;
-    // Quiet for a while: stop polling (guests ring the doorbell), then
-    // look once more (a request posted as we stopped).
+    // Quiet for a while: stop polling (guests kick us awake, or ring the
+    // doorbell), then look once more (a request posted as we stopped).
+    armKick(g);
     setPolling(g, polling = false, true);
     if (pollHostCalls(g)) setPolling(g, polling = true);
   }
