@@ -307,7 +307,7 @@ Deno.test("--host-calls=exit serves every host call by a VM exit; exitless by no
   ok(exitless.exits < exit.exits, JSON.stringify([exit, exitless]));
   const bad = await runHermitux(hello, [], { flags: ["--host-calls=maybe"] });
   equal(bad.code, 2);
-  match(bad.stderr, /bad --host-calls 'maybe' \(use exit or exitless\)/);
+  match(bad.stderr, /bad --host-calls 'maybe' \(use auto, exit or exitless\)/);
 });
 
 Deno.test("--verbose names the platform and the guest's privilege level", async () => {
@@ -326,10 +326,14 @@ Deno.test("--verbose names the platform and the guest's privilege level", async 
     cwd: new URL("..", import.meta.url).pathname,
     env: { HERMITUX_HOST_CALLS: "" },
   }).output();
-  const multi = navigator.hardwareConcurrency >= 4;
+  const cpus = navigator.hardwareConcurrency;
   match(
     new TextDecoder().decode(bare.stderr),
-    pvm && multi ? /host calls exitless/ : /host calls exit\b/,
+    !pvm || cpus < 2
+      ? /host calls exit \(/
+      : cpus >= 4
+      ? /host calls exitless \(kvm_pvm/
+      : /host calls auto \(kvm_pvm, \d CPUs: exits until the program has made 64 host calls/,
   );
 });
 
