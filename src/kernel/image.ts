@@ -18,6 +18,8 @@ export interface KernelImage extends KernelEntries {
   syscallReturn: number;
   /** Where page 0's trampoline jumps (syscall sites rewritten as `call *%rax`). */
   zpolineEntry: number;
+  /** Where a rewritten site's stub jumps (--rewrite=stub), or #UD at its `ud2` resumes. */
+  stubEntry: number;
   /** Signal stubs (entry.S): enter a handler saving the live FPU state at its argument first… */
   sigEnterSave: number;
   /** …enter a handler with a clean FPU… */
@@ -58,8 +60,9 @@ async function read(): Promise<KernelImage> {
     sigEnter: at(IMAGE_HEADER.sig_enter),
     sigReturn: at(IMAGE_HEADER.sig_return),
     sigResume: at(IMAGE_HEADER.sig_resume),
+    stubEntry: at(IMAGE_HEADER.stub_entry),
   };
-  if (image.bssEnd > ABI.KSTACK_TOP - 0x10000) throw new Error("kernel image too large");
+  if (image.bssEnd > ABI.STUB_ADDR) throw new Error("kernel image too large");
   return image;
 }
 

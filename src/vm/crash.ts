@@ -21,7 +21,7 @@ import {
 import { physOf } from "./percpu.ts";
 import { SI, type SigInfo } from "../syscalls/signal.ts";
 import { fileAt, guestRegions, readGuestElf } from "./program.ts";
-import { badRewrittenCall } from "./rewrite.ts";
+import { badRewrittenCall, stubSyscall } from "./rewrite.ts";
 import { regionAt } from "./hostcall.ts";
 import { enterFaultHandler } from "./deliver.ts";
 import { liveRegs } from "./machine.ts";
@@ -55,6 +55,8 @@ export function onException(g: Guest, vector: number): CrashReport | undefined {
     errorCode &= ~1;
   }
   if (g.rewrite && badRewrittenCall(g, vector, errorCode, frame, live)) return undefined;
+  // A jump onto a rewritten site's ud2 (--rewrite=stub): that syscall.
+  if (vector === 6 && g.stubs && stubSyscall(g, frame, live)) return undefined;
   if (rip >= ABI.USER_MIN && enterFaultHandler(g, vector, errorCode, cr2, frame, live)) {
     return undefined;
   }

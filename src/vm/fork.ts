@@ -63,6 +63,7 @@ function forkFrom(g: Guest, parent: Guest, cpu: Cpu, pid: number, spec: CloneSpe
   g.objects = parent.objects;
   g.sites = parent.sites;
   g.libSites = parent.libSites;
+  g.codeFiles = parent.codeFiles;
   g.warned = parent.warned; // an unsupported syscall is named once per run
   g.exitless = false;
   g.scheduled = true;

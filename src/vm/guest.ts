@@ -42,6 +42,7 @@ import {
   setPolling,
 } from "./transport.ts";
 import { deliverAsync } from "./deliver.ts";
+import { resolveRewrite, type RewriteMode, stubCount } from "./rewrite.ts";
 import type { GuestProcess } from "./setup.ts";
 
 const SIGALRM_HOST = 14, SIGEV_THREAD_ID = 4, CLOCK_MONOTONIC = 1;
@@ -117,10 +118,20 @@ export class Guest implements Disposable {
   initXsave = initXsave();
   /** Scratch for KVM_GET_XSAVE. */
   xsave = new Uint8Array(LAYOUTS.kvm_xsave.size);
-  /** --rewrite=lazy or static. */
+  /** The rewriting this image uses (`auto` resolved: rewrite.ts). */
+  rewriteMode: RewriteMode;
+  /** --rewrite=lazy or static: page 0 holds the zpoline trampoline. */
   rewrite = false;
   /** --rewrite=lazy. */
   lazy = false;
+  /** --rewrite=stub: sites become jumps to stubs, once the host agrees (HC_REWRITE). */
+  stubs = false;
+  /** --rewrite=stub: HC_REWRITE questions answered. */
+  rewriteAsked = 0;
+  /** --rewrite=stub: jumps onto a rewritten site's `ud2` served as its syscall. */
+  stubTraps = 0;
+  /** --rewrite=stub: libraries' files by guest path (null: unreadable), shared by the run. */
+  codeFiles = new Map<string, { elf: ElfFile; bytes: Uint8Array } | null>();
   /** --rewrite=static: finds a file's syscall sites. */
   sites?: (bytes: Uint8Array, elf: ElfFile) => number[];
   /** `syscall` sites patched before boot (--rewrite=static). */
@@ -172,9 +183,11 @@ export class Guest implements Disposable {
     this.diag = options.onDiagnostic ?? stderr;
     this.trace = options.trace === true ? stderr : options.trace || undefined;
     this.timeout = options.timeout;
-    this.rewrite = options.rewrite === "lazy" || options.rewrite === "static";
-    this.lazy = options.rewrite === "lazy";
     const platform = options.platform ?? detectPlatform();
+    this.rewriteMode = resolveRewrite(options.rewrite, platform).mode;
+    this.rewrite = this.rewriteMode === "lazy" || this.rewriteMode === "static";
+    this.lazy = this.rewriteMode === "lazy";
+    this.stubs = this.rewriteMode === "stub";
     this.exitless = (options.hostCalls ?? defaultHostCalls(platform)) === "exitless";
     this.stats = {
       platform,
@@ -484,6 +497,11 @@ export class Guest implements Disposable {
       this.machine!.vm!.counters(),
     );
     this.stats.kvm = Object.fromEntries(Object.entries(kvm).filter(([, n]) => n !== 0));
+    this.stats.rewrite = {
+      mode: this.rewriteMode,
+      sites: this.stubs ? stubCount(this.mem!) : this.rewrittenSites,
+      ...(this.stubs ? { asked: this.rewriteAsked, ud2: this.stubTraps } : {}),
+    };
     if (crash && !quiet) this.diag(formatCrash(crash));
     if (this.timedOut && !quiet) {
       this.diag(`hermitux: timed out after ${this.timeout} s; guest stopped`);

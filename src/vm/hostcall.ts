@@ -34,6 +34,7 @@ import {
   sigreturnExitless,
 } from "./deliver.ts";
 import { internalError, onException } from "./crash.ts";
+import { serveRewrite } from "./rewrite.ts";
 import type { Guest } from "./guest.ts";
 
 const FORWARDED = new Set(GUEST_FORWARDS.map((n) => SYSCALL_NUMBERS.get(n)!));
@@ -111,7 +112,13 @@ export function hostCall(g: Guest, polled = false): boolean {
       v.setUint32(hc + HOSTCALL.ack, seq, true);
     }
   }
-  const anyKind = [ABI.HC_CLOCK, ABI.HC_TRACE, ABI.HC_PROT, ABI.HC_SIGNAL] as number[];
+  const anyKind = [
+    ABI.HC_CLOCK,
+    ABI.HC_TRACE,
+    ABI.HC_PROT,
+    ABI.HC_SIGNAL,
+    ABI.HC_REWRITE,
+  ] as number[];
   if (polled && !anyKind.includes(kind)) {
     if (kind !== ABI.HC_SYSCALL || DOORBELL_ONLY.has(nr)) return false;
     if (nr === NR_RT_SIGRETURN && !sigreturnExitless(g)) return false;
@@ -199,6 +206,9 @@ export function hostCall(g: Guest, polled = false): boolean {
       break;
     case ABI.HC_PROT:
       protect(g, args[0], args[1], Number(args[2]));
+      break;
+    case ABI.HC_REWRITE:
+      ret = g.stubs ? BigInt(serveRewrite(g, Number(args[0]))) : 0n;
       break;
     default:
       g.diag(`hermitux: guest kernel reported an impossible state (${kind}/${args[0]})`);

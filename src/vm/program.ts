@@ -86,6 +86,8 @@ export function shebang(options: BootOptions, bytes: Uint8Array): BootOptions {
 export interface MappedObject {
   elf: ElfFile;
   base: number;
+  /** The file's bytes, for syscall rewriting (rewrite.ts). */
+  bytes?: Uint8Array;
   /** Its guest path, for /proc/self/maps. */
   path: string;
 }

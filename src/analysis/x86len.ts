@@ -1,0 +1,311 @@
+/**
+ * The length of one x86-64 instruction, and nothing else: what syscall
+ * rewriting (`--rewrite=stub`) needs to walk a function from its first
+ * byte to a `mov $NR, %eax; syscall` site and prove the `mov` starts an
+ * instruction. iced-x86 knows more but costs ~40 ms to load and ~60 ms
+ * to sweep libc; this walks a wrapper in microseconds. It answers -1
+ * for anything it is not sure of (an invalid or vendor-dependent
+ * encoding, XOP, 3DNow!, APX), so a caller can only ever decline too
+ * often, never accept a wrong boundary. tests/x86len_test.ts checks it
+ * against iced on every instruction of several libraries.
+ * @module
+ */
+
+// Kinds of the one-byte opcode map.
+const BAD = 0, // invalid in 64-bit mode, or an encoding we do not take
+  NONE = 1, // opcode only
+  M = 2, // ModRM
+  MI8 = 3, // ModRM, imm8
+  MIZ = 4, // ModRM, imm16/32 by operand size
+  I8 = 5, // imm8
+  IZ = 6, // imm16/32 by operand size
+  MOVI = 7, // b8-bf: imm16/32/64
+  REL32 = 8, // e8, e9, 0f 80-8f: rel32 (rel16 with 66 on AMD only)
+  I16 = 9, // c2, ca
+  ENTER = 10, // c8: imm16, imm8
+  MOFFS = 11, // a0-a3: 8-byte address (4 with 67)
+  GRP3 = 12, // f6/f7: imm only for /0 and /1
+  GRP11 = 13, // c6/c7: /0, or xabort/xbegin with ModRM f8
+  POPM = 14; // 8f: pop r/m (/0), else XOP
+
+function table(spec: [number | [number, number], number][], fill: number): Uint8Array {
+  const t = new Uint8Array(256).fill(fill);
+  for (const [ops, kind] of spec) {
+    const [lo, hi] = typeof ops === "number" ? [ops, ops] : ops;
+    for (let op = lo; op <= hi; op++) t[op] = kind;
+  }
+  return t;
+}
+
+const ONE = table([
+  ...[0x00, 0x08, 0x10, 0x18, 0x20, 0x28, 0x30, 0x38].flatMap((b): [
+    [number, number] | number,
+    number,
+  ][] => [[[b, b + 3], M], [b + 4, I8], [b + 5, IZ]]),
+  [[0x50, 0x5f], NONE],
+  [0x63, M],
+  [0x68, IZ],
+  [0x69, MIZ],
+  [0x6a, I8],
+  [0x6b, MI8],
+  [[0x6c, 0x6f], NONE],
+  [[0x70, 0x7f], I8],
+  [0x80, MI8],
+  [0x81, MIZ],
+  [0x83, MI8],
+  [[0x84, 0x8e], M],
+  [0x8f, POPM],
+  [[0x90, 0x99], NONE],
+  [[0x9b, 0x9f], NONE],
+  [[0xa0, 0xa3], MOFFS],
+  [[0xa4, 0xa7], NONE],
+  [0xa8, I8],
+  [0xa9, IZ],
+  [[0xaa, 0xaf], NONE],
+  [[0xb0, 0xb7], I8],
+  [[0xb8, 0xbf], MOVI],
+  [[0xc0, 0xc1], MI8],
+  [0xc2, I16],
+  [0xc3, NONE],
+  [[0xc6, 0xc7], GRP11],
+  [0xc8, ENTER],
+  [0xc9, NONE],
+  [0xca, I16],
+  [0xcb, NONE],
+  [0xcc, NONE],
+  [0xcd, I8],
+  [0xcf, NONE],
+  [[0xd0, 0xd3], M],
+  [0xd7, NONE],
+  [[0xd8, 0xdf], M],
+  [[0xe0, 0xe7], I8],
+  [[0xe8, 0xe9], REL32],
+  [0xeb, I8],
+  [[0xec, 0xef], NONE],
+  [0xf1, NONE],
+  [[0xf4, 0xf5], NONE],
+  [[0xf6, 0xf7], GRP3],
+  [[0xf8, 0xfd], NONE],
+  [[0xfe, 0xff], M],
+], BAD);
+
+// The 0f map. 0f 38 and 0f 3a are handled apart.
+const TWO = table([
+  [[0x00, 0x03], M],
+  [[0x05, 0x09], NONE],
+  [0x0b, NONE],
+  [0x0d, M],
+  [0x0e, NONE],
+  [[0x10, 0x1f], M],
+  [[0x28, 0x2f], M],
+  [[0x30, 0x35], NONE],
+  [0x37, NONE],
+  [[0x40, 0x6f], M],
+  [[0x70, 0x73], MI8],
+  [[0x74, 0x76], M],
+  [0x77, NONE],
+  [[0x78, 0x79], M], // vmread/vmwrite; with 66 or f2 AMD's extrq/insertq (declined below)
+  [[0x7c, 0x7f], M],
+  [[0x80, 0x8f], REL32],
+  [[0x90, 0x9f], M],
+  [[0xa0, 0xa2], NONE],
+  [0xa3, M],
+  [0xa4, MI8],
+  [0xa5, M],
+  [[0xa8, 0xaa], NONE],
+  [0xab, M],
+  [0xac, MI8],
+  [[0xad, 0xb9], M], // b8 without f3 is jmpe (declined below)
+  [0xba, MI8],
+  [[0xbb, 0xc1], M],
+  [0xc2, MI8],
+  [0xc3, M],
+  [[0xc4, 0xc6], MI8],
+  [0xc7, M],
+  [[0xc8, 0xcf], NONE],
+  [[0xd0, 0xfe], M],
+], BAD);
+
+/** One-byte opcodes that take a LOCK prefix (with a memory operand). */
+const LOCKABLE1 = new Set([
+  0x00,
+  0x01,
+  0x08,
+  0x09,
+  0x10,
+  0x11,
+  0x18,
+  0x19,
+  0x20,
+  0x21,
+  0x28,
+  0x29,
+  0x30,
+  0x31,
+  0x80,
+  0x81,
+  0x83,
+  0x86,
+  0x87,
+  0xf6,
+  0xf7,
+  0xfe,
+  0xff,
+]);
+/** 0f opcodes that take a LOCK prefix: cmpxchg, xadd, cmpxchg8b/16b, bts/btr/btc. */
+const LOCKABLE2 = new Set([0xab, 0xb0, 0xb1, 0xb3, 0xba, 0xbb, 0xc0, 0xc1, 0xc7]);
+
+/** Opcodes of VEX/EVEX map 1 (0f) that take an imm8. */
+function map1Imm8(op: number): boolean {
+  return (op >= 0x70 && op <= 0x73) || op === 0xc2 || (op >= 0xc4 && op <= 0xc6);
+}
+
+/**
+ * The length in bytes of the instruction at `b[at]` in 64-bit mode (not
+ * reading at or past `end`), or -1 when it is invalid, truncated or of a
+ * kind this decoder does not take.
+ */
+export function insnLength(b: Uint8Array, at: number, end: number = b.length): number {
+  let i = at;
+  let p66 = false, p67 = false, rep = 0, rex = 0, lock = false;
+  const limit = Math.min(end, at + 15);
+  const byte = () => (i < limit ? b[i++] : -1);
+  let op: number;
+  for (;;) {
+    op = byte();
+    if (op < 0) return -1;
+    if (op === 0x66) p66 = true;
+    else if (op === 0x67) p67 = true;
+    else if (op === 0xf2 || op === 0xf3) rep = op;
+    else if (op === 0xf0) lock = true;
+    else if (op === 0x26 || op === 0x2e || op === 0x36 || op === 0x3e) void 0;
+    else if (op === 0x64 || op === 0x65) void 0;
+    else if ((op & 0xf0) === 0x40) {
+      rex = op;
+      continue; // REX counts only right before the opcode
+    } else break;
+    rex = 0;
+  }
+  const rexW = (rex & 8) !== 0;
+  const modrm = (): number => {
+    const m = byte();
+    if (m < 0) return -1;
+    const mod = m >> 6, rm = m & 7;
+    if (mod === 3) return m;
+    let disp = mod === 1 ? 1 : mod === 2 ? 4 : 0;
+    if (rm === 4) {
+      const sib = byte();
+      if (sib < 0) return -1;
+      if (mod === 0 && (sib & 7) === 5) disp = 4;
+    } else if (mod === 0 && rm === 5) disp = 4; // rip-relative
+    i += disp;
+    return m;
+  };
+  const done = (imm: number) => (i + imm <= limit ? i + imm - at : -1);
+  const immZ = () => (p66 && !rexW ? 2 : 4);
+
+  if (op === 0xc4 || op === 0xc5 || op === 0x62) {
+    // VEX (c5: 2 bytes, c4: 3) or EVEX (62: 4): #UD after 66, f2, f3, f0 or REX.
+    if (p66 || rep || lock || rex) return -1;
+    let map = 1;
+    if (op === 0xc5) {
+      if (byte() < 0) return -1;
+    } else {
+      const p0 = byte();
+      if (p0 < 0) return -1;
+      map = op === 0xc4 ? p0 & 0x1f : p0 & 0x7;
+      if (op === 0x62 && (p0 & 0x08) !== 0) return -1; // APX/reserved
+      const p1 = byte();
+      if (p1 < 0) return -1;
+      if (op === 0x62 && ((p1 & 0x04) === 0 || byte() < 0)) return -1;
+    }
+    if (map < 1 || map > 3) return -1;
+    const opc = byte();
+    if (opc < 0) return -1;
+    if (map === 1 && opc === 0x77) return op === 0x62 ? -1 : done(0); // vzeroupper/vzeroall
+    if (modrm() < 0) return -1;
+    return done(map === 3 || (map === 1 && map1Imm8(opc)) ? 1 : 0);
+  }
+
+  if (op === 0x0f) {
+    const op2 = byte();
+    if (op2 < 0) return -1;
+    if (lock && !LOCKABLE2.has(op2)) return -1;
+    if (op2 === 0x38 || op2 === 0x3a) {
+      if (byte() < 0 || modrm() < 0) return -1;
+      return done(op2 === 0x3a ? 1 : 0);
+    }
+    const kind = TWO[op2];
+    if ((op2 === 0x78 || op2 === 0x79) && (p66 || rep === 0xf2)) return -1;
+    if (op2 === 0xb8 && rep !== 0xf3) return -1;
+    switch (kind) {
+      case NONE:
+        return done(0);
+      case M:
+      case MI8: {
+        const m = modrm();
+        if (m < 0 || (lock && m >= 0xc0)) return -1;
+        return done(kind === MI8 ? 1 : 0);
+      }
+      case REL32:
+        return p66 ? -1 : done(4);
+    }
+    return -1;
+  }
+
+  if (lock && !LOCKABLE1.has(op)) return -1;
+  switch (ONE[op]) {
+    case NONE:
+      return done(0);
+    case M: {
+      const m = modrm();
+      if (m < 0) return -1;
+      const reg = (m >> 3) & 7, mem = m < 0xc0;
+      if (op === 0xfe && reg > 1) return -1;
+      if (op === 0xff && (reg === 7 || (!mem && (reg === 3 || reg === 5)))) return -1;
+      if (op === 0x8d && !mem) return -1; // lea of a register
+      if (lock && (!mem || (op >= 0xfe && reg > 1))) return -1;
+      return done(0);
+    }
+    case MI8:
+    case MIZ: {
+      const m = modrm();
+      if (m < 0 || (lock && (m >= 0xc0 || ((m >> 3) & 7) === 7))) return -1; // lock cmp
+      return done(ONE[op] === MI8 ? 1 : immZ());
+    }
+    case I8:
+      return done(1);
+    case IZ:
+      return done(immZ());
+    case MOVI:
+      return done(rexW ? 8 : p66 ? 2 : 4);
+    case REL32:
+      return p66 ? -1 : done(4);
+    case I16:
+      return done(2);
+    case ENTER:
+      return done(3);
+    case MOFFS:
+      return done(p67 ? 4 : 8);
+    case GRP3: {
+      const m = modrm();
+      if (m < 0) return -1;
+      const reg = (m >> 3) & 7;
+      if (lock && (m >= 0xc0 || (reg !== 2 && reg !== 3))) return -1; // lock not/neg only
+      return done(reg > 1 ? 0 : op === 0xf6 ? 1 : immZ());
+    }
+    case GRP11: {
+      const m = modrm();
+      if (m < 0) return -1;
+      const reg = (m >> 3) & 7;
+      if (reg !== 0 && !(reg === 7 && m === 0xf8)) return -1;
+      return done(op === 0xc6 ? 1 : immZ());
+    }
+    case POPM: {
+      if (i >= limit) return -1;
+      if ((b[i] & 0x38) !== 0) return -1; // XOP, or an invalid /1-/7
+      return modrm() < 0 ? -1 : done(0);
+    }
+  }
+  return -1;
+}

@@ -1,0 +1,86 @@
+// The small decoder --rewrite=stub trusts (src/analysis/x86len.ts) against
+// iced-x86 on every instruction of real libraries and programs: it gives
+// iced's length or declines (-1), never another length; and the boundary
+// proof (src/analysis/boundary.ts) accepts only `mov $imm32, %eax; syscall`
+// pairs that a full sweep finds too, and most of them.
+import { equal, ok } from "node:assert/strict";
+import { Decoder, DecoderOptions, Instruction, Mnemonic } from "iced-x86";
+import { insnLength } from "../src/analysis/x86len.ts";
+import { movBeforeSyscall } from "../src/analysis/boundary.ts";
+import { codeRanges } from "../src/analysis/analyze.ts";
+import { parseElf } from "../src/loader/elf.ts";
+
+const FILES = [
+  "/lib/x86_64-linux-gnu/libc.so.6", // glibc: .eh_frame_hdr
+  "/lib64/ld-linux-x86-64.so.2",
+  "/lib/x86_64-linux-gnu/libm.so.6", // SSE/AVX/AVX-512 code
+  "/usr/bin/python3.11",
+  "/bin/busybox", // static, stripped: .eh_frame without a header
+  "/lib/ld-musl-x86_64.so.1", // musl: no unwind tables for libc, symbols only
+];
+
+/** Those with `syscall` sites: glibc, its loader, static busybox, musl. */
+const SITE_FILES = FILES.filter((f) => !/libm|python/.test(f));
+
+/** Every instruction of `path`'s code by linear sweep, with iced's verdict. */
+function sweep(path: string, each: (bytes: Uint8Array, at: number, ins: Instruction) => void) {
+  const bytes = Deno.readFileSync(path);
+  const elf = parseElf(bytes, path);
+  const ins = new Instruction();
+  for (const r of codeRanges(bytes, elf)) {
+    const d = new Decoder(64, r.bytes, DecoderOptions.None);
+    d.ip = BigInt(r.addr);
+    for (let at = 0; d.canDecode; at += ins.length) {
+      d.decodeOut(ins);
+      each(r.bytes, at, ins);
+    }
+    d.free();
+  }
+  ins.free();
+  return { bytes, elf };
+}
+
+for (const path of FILES) {
+  Deno.test(`insnLength agrees with iced-x86 on ${path}`, () => {
+    let n = 0, declined = 0;
+    const wrong: string[] = [];
+    sweep(path, (bytes, at, ins) => {
+      if (ins.isInvalid) return;
+      n++;
+      const mine = insnLength(bytes, at);
+      if (mine === -1) declined++;
+      else if (mine !== ins.length && wrong.length < 5) wrong.push(`${ins} at ${ins.ip}`);
+    });
+    equal(wrong.join("; "), "");
+    ok(n > 10000, `${n} instructions`);
+    ok(declined < n / 1000, `${declined} of ${n} declined`);
+  });
+}
+
+for (const path of SITE_FILES) {
+  Deno.test(`movBeforeSyscall proves only true mov+syscall pairs in ${path}`, () => {
+    const truth = new Set<number>();
+    let prev = { addr: -1, len: 0, movEax: false };
+    const { bytes, elf } = sweep(path, (code, at, ins) => {
+      const addr = Number(ins.ip);
+      if (ins.mnemonic === Mnemonic.Syscall && prev.movEax && prev.addr + 5 === addr) {
+        truth.add(addr);
+      }
+      prev = { addr, len: ins.length, movEax: ins.length === 5 && code[at] === 0xb8 };
+    });
+    // Every `b8 ....  0f 05` in the code: the proof must pick out the true ones.
+    let accepted = 0;
+    for (const r of codeRanges(bytes, elf)) {
+      for (let i = r.bytes.indexOf(0x0f, 5); i >= 0; i = r.bytes.indexOf(0x0f, i + 1)) {
+        if (r.bytes[i + 1] !== 0x05 || r.bytes[i - 5] !== 0xb8) continue;
+        if (!movBeforeSyscall(bytes, elf, r.addr + i)) continue;
+        ok(truth.has(r.addr + i), `0x${(r.addr + i).toString(16)} is no mov+syscall`);
+        accepted++;
+      }
+    }
+    ok(truth.size > 0, "no sites");
+    // glibc's unwind tables cover nearly every wrapper; musl's libc has none
+    // (only its exported functions' symbols), hence the lower bound.
+    ok(accepted >= truth.size * 0.8, `${accepted} of ${truth.size} proved`);
+  });
+}
