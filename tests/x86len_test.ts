@@ -1,12 +1,14 @@
 // The small decoder --rewrite=stub trusts (src/analysis/x86len.ts) against
 // iced-x86 on every instruction of real libraries and programs: it gives
-// iced's length or declines (-1), never another length; and the boundary
-// proof (src/analysis/boundary.ts) accepts only `mov $imm32, %eax; syscall`
-// pairs that a full sweep finds too, and most of them.
+// iced's length or declines (-1), never another length, and calls
+// relocatable only instructions with no control flow and no rip-relative
+// operand; and the boundary proof (src/analysis/boundary.ts) accepts only
+// 5-byte instructions right before a `syscall` that a full sweep finds too,
+// and most `mov $imm32, %eax` ones.
 import { equal, ok } from "node:assert/strict";
-import { Decoder, DecoderOptions, Instruction, Mnemonic } from "iced-x86";
-import { insnLength } from "../src/analysis/x86len.ts";
-import { movBeforeSyscall } from "../src/analysis/boundary.ts";
+import { Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic } from "iced-x86";
+import { insnLength, relocatable } from "../src/analysis/x86len.ts";
+import { fiveBeforeSyscall } from "../src/analysis/boundary.ts";
 import { codeRanges } from "../src/analysis/analyze.ts";
 import { parseElf } from "../src/loader/elf.ts";
 
@@ -43,44 +45,56 @@ function sweep(path: string, each: (bytes: Uint8Array, at: number, ins: Instruct
 for (const path of FILES) {
   Deno.test(`insnLength agrees with iced-x86 on ${path}`, () => {
     let n = 0, declined = 0;
-    const wrong: string[] = [];
+    const wrong: string[] = [], moved: string[] = [];
     sweep(path, (bytes, at, ins) => {
       if (ins.isInvalid) return;
       n++;
       const mine = insnLength(bytes, at);
       if (mine === -1) declined++;
       else if (mine !== ins.length && wrong.length < 5) wrong.push(`${ins} at ${ins.ip}`);
+      if (
+        mine === ins.length && relocatable(bytes, at, mine) &&
+        (ins.flowControl !== FlowControl.Next || ins.isIpRelMemoryOperand) && moved.length < 5
+      ) moved.push(`${ins} at ${ins.ip}`);
     });
     equal(wrong.join("; "), "");
+    equal(moved.join("; "), "");
     ok(n > 10000, `${n} instructions`);
     ok(declined < n / 1000, `${declined} of ${n} declined`);
   });
 }
 
 for (const path of SITE_FILES) {
-  Deno.test(`movBeforeSyscall proves only true mov+syscall pairs in ${path}`, () => {
-    const truth = new Set<number>();
-    let prev = { addr: -1, len: 0, movEax: false };
+  Deno.test(`fiveBeforeSyscall proves only whole 5-byte instructions in ${path}`, () => {
+    const five = new Set<number>(), movs = new Set<number>();
+    let prev = { addr: -1, len: 0, mov: false, plain: false };
     const { bytes, elf } = sweep(path, (code, at, ins) => {
       const addr = Number(ins.ip);
-      if (ins.mnemonic === Mnemonic.Syscall && prev.movEax && prev.addr + 5 === addr) {
-        truth.add(addr);
+      if (ins.mnemonic === Mnemonic.Syscall && prev.len === 5 && prev.addr + 5 === addr) {
+        if (prev.plain) five.add(addr);
+        if (prev.mov) movs.add(addr);
       }
-      prev = { addr, len: ins.length, movEax: ins.length === 5 && code[at] === 0xb8 };
+      prev = {
+        addr,
+        len: ins.length,
+        mov: code[at] === 0xb8,
+        plain: ins.flowControl === FlowControl.Next && !ins.isIpRelMemoryOperand,
+      };
     });
-    // Every `b8 ....  0f 05` in the code: the proof must pick out the true ones.
-    let accepted = 0;
+    // Every `0f 05` in the code: the proof must pick out true sites only.
+    let proved = 0, provedMovs = 0;
     for (const r of codeRanges(bytes, elf)) {
       for (let i = r.bytes.indexOf(0x0f, 5); i >= 0; i = r.bytes.indexOf(0x0f, i + 1)) {
-        if (r.bytes[i + 1] !== 0x05 || r.bytes[i - 5] !== 0xb8) continue;
-        if (!movBeforeSyscall(bytes, elf, r.addr + i)) continue;
-        ok(truth.has(r.addr + i), `0x${(r.addr + i).toString(16)} is no mov+syscall`);
-        accepted++;
+        if (r.bytes[i + 1] !== 0x05 || !fiveBeforeSyscall(bytes, elf, r.addr + i)) continue;
+        ok(five.has(r.addr + i), `0x${(r.addr + i).toString(16)}: no 5-byte instruction before`);
+        proved++;
+        if (movs.has(r.addr + i)) provedMovs++;
       }
     }
-    ok(truth.size > 0, "no sites");
+    ok(movs.size > 0, "no sites");
     // glibc's unwind tables cover nearly every wrapper; musl's libc has none
     // (only its exported functions' symbols), hence the lower bound.
-    ok(accepted >= truth.size * 0.8, `${accepted} of ${truth.size} proved`);
+    ok(provedMovs >= movs.size * 0.8, `${provedMovs} of ${movs.size} mov sites proved`);
+    ok(proved >= provedMovs);
   });
 }

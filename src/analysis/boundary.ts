@@ -3,16 +3,16 @@
  * the first byte of the function that holds an address, from the unwind
  * tables (`.eh_frame_hdr`'s sorted table, else a walk of `.eh_frame`) or
  * the symbol table, and a walk from there with {@linkcode insnLength}
- * that proves a `mov $imm32, %eax` (b8 imm32) is the instruction right
- * before a `syscall`. A byte b8 five bytes before a `syscall` is not
- * enough: it may be the ModRM of `8b b8 disp32` (mov disp32(%rax), %edi)
- * or follow a REX prefix (`41 b8 imm32`, mov to %r8d). The unwind tables
- * and symbols are what the compiler and linker wrote about where code
- * starts; nothing here guesses one.
+ * that proves the five bytes before a `syscall` one whole instruction
+ * (`mov $imm32, %eax`, b8 imm32, in the usual wrapper). Looking back from
+ * the `syscall` is not enough: b8 there may be the ModRM of `8b b8
+ * disp32` (mov disp32(%rax), %edi) or follow a REX prefix (`41 b8 imm32`,
+ * mov to %r8d). The unwind tables and symbols are what the compiler and
+ * linker wrote about where code starts; nothing here guesses one.
  * @module
  */
 import { type ElfFile, PT_GNU_EH_FRAME, PT_LOAD, readSections, STT_FUNC } from "../loader/elf.ts";
-import { insnLength } from "./x86len.ts";
+import { insnLength, relocatable } from "./x86len.ts";
 
 /** A function's code: link-time addresses [start, end). */
 export interface CodeSpan {
@@ -276,30 +276,32 @@ function fromSymbols(elf: ElfFile, addr: number, len: number): CodeSpan | undefi
 }
 
 /**
- * Whether the `syscall` at link-time `site` of `elf` follows a `mov
- * $imm32, %eax` that is a whole instruction: decoding the file's bytes
- * from the start of the function that holds both reaches `site - 5`
- * exactly. Returns the function, or undefined.
+ * Whether the `syscall` at link-time `site` of `elf` follows a 5-byte
+ * instruction that can run elsewhere ({@linkcode relocatable}): decoding
+ * the file's bytes from the start of the function that holds both reaches
+ * `site - 5` exactly. Returns the function, or undefined.
  */
-export function movBeforeSyscall(
+export function fiveBeforeSyscall(
   bytes: Uint8Array,
   elf: ElfFile,
   site: number,
 ): CodeSpan | undefined {
-  const mov = site - 5;
-  const fn = functionAround(bytes, elf, mov, 7);
+  const before = site - 5;
+  const fn = functionAround(bytes, elf, before, 7);
   if (!fn) return undefined;
   const base = offsetOf(elf, fn.start);
   // The whole walk must lie in one segment's file bytes.
   if (base < 0 || offsetOf(elf, site + 1) !== base + site + 1 - fn.start) return undefined;
   const end = base + (site + 2 - fn.start);
   let at = base;
-  const target = base + (mov - fn.start);
+  const target = base + (before - fn.start);
   while (at < target) {
     const n = insnLength(bytes, at, end);
     if (n < 0) return undefined;
     at += n;
   }
-  if (at !== target || bytes[at] !== 0xb8 || insnLength(bytes, at, end) !== 5) return undefined;
+  if (at !== target || insnLength(bytes, at, end) !== 5 || !relocatable(bytes, at, 5)) {
+    return undefined;
+  }
   return bytes[at + 5] === 0x0f && bytes[at + 6] === 0x05 ? fn : undefined;
 }

@@ -309,3 +309,78 @@ export function insnLength(b: Uint8Array, at: number, end: number = b.length): n
   }
   return -1;
 }
+
+/** One-byte opcodes whose instruction does the same wherever it runs (no control flow). */
+const MOVABLE1 = table([
+  ...[0x00, 0x08, 0x10, 0x18, 0x20, 0x28, 0x30, 0x38].map((b): [[number, number], number] => [
+    [b, b + 5],
+    1,
+  ]),
+  [[0x50, 0x5f], 1], // push, pop
+  [[0x63, 0x63], 1], // movsxd
+  [[0x68, 0x6b], 1], // push imm, imul
+  [[0x80, 0x8d], 1], // group 1, test, xchg, mov, mov from Sreg, lea
+  [[0x90, 0x99], 1], // xchg, cbw, cwd
+  [[0xa8, 0xa9], 1], // test imm
+  [[0xb0, 0xbf], 1], // mov imm
+  [[0xc0, 0xc1], 1], // shifts
+  [[0xc6, 0xc7], 1], // mov imm to r/m (xabort, xbegin: excluded below)
+  [[0xd0, 0xd3], 1], // shifts
+  [[0xf6, 0xf7], 1], // test, not, neg, mul, div
+  [[0xfe, 0xff], 1], // inc, dec, push r/m (calls and jumps excluded below)
+], 0);
+
+/** 0f opcodes likewise: SSE and MMX, cmov, setcc, bit tests, shld/shrd, movzx, xadd, bswap. */
+const MOVABLE2 = table([
+  [[0x10, 0x1f], 1],
+  [[0x28, 0x2f], 1],
+  [[0x40, 0x76], 1],
+  [[0x7c, 0x7f], 1],
+  [[0x90, 0x9f], 1],
+  [[0xa3, 0xa5], 1],
+  [[0xab, 0xad], 1],
+  [[0xaf, 0xb1], 1],
+  [[0xb3, 0xb3], 1],
+  [[0xb6, 0xb8], 1],
+  [[0xba, 0xc6], 1],
+  [[0xc8, 0xfe], 1],
+], 0);
+
+/**
+ * Whether the instruction at `b[at]` ({@linkcode insnLength} bytes) does
+ * the same at another address: no branch, call, return, interrupt or
+ * system instruction, no rip-relative operand. What a syscall rewriter may
+ * copy into a stub and run there.
+ */
+export function relocatable(b: Uint8Array, at: number, len: number): boolean {
+  let i = at;
+  while (i < at + len && (LEGACY.has(b[i]) || (b[i] & 0xf0) === 0x40)) i++;
+  const op = b[i++];
+  // VEX and EVEX encode no control flow; their ModRM follows 1-3 payload bytes.
+  const vex = op === 0xc5 ? 1 : op === 0xc4 ? 2 : op === 0x62 ? 3 : 0;
+  let modrm: number;
+  if (vex) {
+    i += vex + 1; // payload, opcode
+    modrm = b[i];
+  } else if (op === 0x0f) {
+    const op2 = b[i++];
+    if (op2 === 0x38 || op2 === 0x3a) i++; // SSSE3/SSE4/AES/SHA: all movable
+    else if (!MOVABLE2[op2]) return false;
+    modrm = b[i];
+  } else {
+    if (!MOVABLE1[op]) return false;
+    modrm = b[i];
+    const reg = (modrm >> 3) & 7;
+    if ((op === 0xc6 || op === 0xc7) && reg !== 0) return false; // xabort, xbegin
+    if (op === 0xff && reg >= 2 && reg <= 5) return false; // call, jmp
+    if (op >= 0x50 && op <= 0x5f) return true; // no ModRM
+    if ((op >= 0x90 && op <= 0x99) || (op >= 0xb0 && op <= 0xbf) || op === 0x68 || op === 0x6a) {
+      return true;
+    }
+    if (op === 0xa8 || op === 0xa9 || (op & 0xc7) === 0x04 || (op & 0xc7) === 0x05) return true;
+  }
+  // A rip-relative operand would point elsewhere from the stub.
+  return !((modrm & 0xc7) === 0x05);
+}
+
+const LEGACY = new Set([0x66, 0x67, 0xf2, 0xf3, 0xf0, 0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65]);

@@ -45,8 +45,8 @@
 #define USER_MIN         0x200000 /* lowest address user mappings may use */
 #define TRAMPOLINE_PHYS  0xf000   /* frame shown at virtual page 0 when rewriting */
 #define TRAMPOLINE_SLED  0x200    /* nops for syscall numbers 0..511, then a jmp */
-#define STUB_ADDR        0x1c0000 /* rewritten sites' stubs (REWRITE_STUB): u32 slots taken, */
-#define STUB_FIRST       0x1c0040 /* u32 sites rewritten, then STUB_SIZE-byte stubs up to */
+#define STUB_ADDR        0x1c0000 /* REWRITE_STUB: u32 counts (slots taken, sites rewritten, */
+#define STUB_FIRST       0x1c0040 /* traps, other sites), then STUB_SIZE-byte stubs up to */
 #define STUB_END         0x1f0000 /* STUB_END; shared by all vCPUs, user-executable */
 #define STUB_SIZE        16
 

@@ -1,45 +1,48 @@
 /*
- * --rewrite=stub: a `syscall` that traps right after `mov $NR, %eax`
- * (b8 imm32, glibc's and musl's usual wrapper) is rewritten, once the host
- * has proved from the code's unwind tables or symbols that the mov is a
- * whole instruction (HC_REWRITE), into
+ * --rewrite=stub: a `syscall` that traps is rewritten, when the 5 bytes
+ * before it are one instruction I that can run elsewhere (`mov $NR, %eax`,
+ * b8 imm32, in glibc's and musl's usual wrapper), into
  *
- *	site - 5:  e9 rel32   jmp stub        (was b8 imm32: mov $NR, %eax)
+ *	site - 5:  e9 rel32   jmp stub        (was I)
  *	site:      0f 0b      ud2             (was 0f 05: syscall)
  *
- * and the stub, one per site in the shared area at STUB_ADDR, is
+ * The host proves I whole from the code's unwind tables or symbols and
+ * writes the stub, one per site in the shared area at STUB_ADDR (HC_REWRITE):
  *
- *	b8 imm32   mov $NR, %eax               what the mov did
+ *	I          what the site did before its syscall
  *	b9 imm32   mov $(site + 2), %ecx       where syscall returns
- *	e9 rel32   jmp stub_entry              entry.S: r11, rsp, SFMASK
+ *	e9 rel32   jmp stub_entry              entry.S: r11, rsp, as syscall
  *	cc
  *
  * A jmp, not a call: nothing is pushed, so the red zone of a leaf wrapper
- * survives (a call's push would land on it). Page 0 stays unmapped. A jump
- * that lands on the old `syscall` meets the ud2: the host recognises the
- * site by the jmp before it and its stub (rewrite.ts) and enters
- * stub_entry as if the syscall had run, with the caller's rax; any other
- * ud2 raises SIGILL as on Linux.
+ * survives (a call's push would land on it), and I may use rsp. Page 0
+ * stays unmapped. A jump that lands on the old `syscall` meets the ud2: the
+ * host recognises the site by the jmp before it and its stub (rewrite.ts)
+ * and enters stub_entry as if the syscall had run, with the caller's rax;
+ * any other ud2 raises SIGILL as on Linux.
  *
  * Writing code another thread may be running: the jmp goes first, in one
  * locked store of the aligned 8 or 16 bytes that hold all five (the host
  * declines other sites unless no other thread runs), then the ud2, one
- * byte (05 -> 0b). Every state a fetch can see is correct: mov+syscall,
+ * byte (05 -> 0b). Every state a fetch can see is correct: I+syscall,
  * jmp+syscall (the jmp never comes back to the syscall; a jump there still
- * traps as a syscall), jmp+ud2. The other order would show mov+ud2, a #UD
+ * traps as a syscall), jmp+ud2. The other order would show I+ud2, a #UD
  * whose jmp is not there yet for the host to recognise. The stub is
- * written before the jmp that makes it reachable (x86 keeps stores in
- * order). Two vCPUs rewriting one site: the first compare-exchange wins,
- * the other leaves its stub unused.
+ * complete before the jmp that makes it reachable (the host wrote it
+ * before answering; x86 keeps stores in order). Two vCPUs rewriting one
+ * site: the first compare-exchange wins, the other's stub stays unused.
  */
 #include "kernel.h"
 
-/* Sites the host said no to (or we could not patch): not asked again.
+/* Trapped sites, asked about once (a rewritten one traps no more, but a
+ * jump onto its ud2 or a vCPU that ran the old bytes may still come here).
  * Open addressing, never emptied; a full window counts as seen. */
 #define SEEN_SLOTS 1024
+#define COUNT(n) ((u32 *)STUB_ADDR + (n)) /* the area's header (abi.h) */
 #define SEEN_PROBE 16
 static u64 seen[SEEN_SLOTS];
 
+/* Whether `site` is in the table; with `add`, puts it there (0: it was not). */
 static int seen_or_add(u64 site, int add)
 {
 	u64 h = (site * 0x9e3779b97f4a7c15UL) >> 54;
@@ -55,7 +58,9 @@ static int seen_or_add(u64 site, int add)
 		if (!add)
 			return 0;
 		if (__atomic_compare_exchange_n(slot, &v, site, 0, __ATOMIC_RELAXED,
-						__ATOMIC_RELAXED) || v == site)
+						__ATOMIC_RELAXED))
+			return 0;
+		if (v == site)
 			return 1;
 	}
 	return 1;
@@ -76,7 +81,7 @@ static int cas16(u64 at, u64 olo, u64 ohi, u64 nlo, u64 nhi)
  * Replaces the 5 bytes at `at` (old) by `new`: atomically when they lie in
  * one aligned 16-byte block, else (any_align: no other thread) plainly.
  */
-static int write5(u64 at, const u8 *old, const u8 *new, int any_align)
+static int write5(u64 at, const volatile u8 *old, const u8 *new, int any_align)
 {
 	u64 block = at & ~15UL, off = at - block;
 	union { u64 q[2]; u8 b[16]; } cur, next;
@@ -111,72 +116,50 @@ static int write5(u64 at, const u8 *old, const u8 *new, int any_align)
 	return cas16(block, cur.q[0], cur.q[1], next.q[0], next.q[1]);
 }
 
-static void put32(u8 *p, u32 v)
+/* After the host's yes (the stub's address, | 1: any alignment will do). */
+static int patch(u64 site, u64 answer)
 {
-	p[0] = v;
-	p[1] = v >> 8;
-	p[2] = v >> 16;
-	p[3] = v >> 24;
-}
-
-extern char stub_entry[];
-
-/* After the host's yes: a stub for the site, then the jmp, then the ud2. */
-static int patch(u64 site, u32 nr, int any_align)
-{
-	u64 mov = site - 5;
-	u32 slot = __atomic_fetch_add((u32 *)STUB_ADDR, 1, __ATOMIC_RELAXED);
-	u8 *stub = (u8 *)(STUB_FIRST + (u64)slot * STUB_SIZE), old[5], jmp[5];
-	long to_stub = (long)stub - (long)site, to_entry;
-	unsigned char five = 0x05;
+	u8 *stub = (u8 *)(answer & ~15UL), jmp[5];
+	u32 rel = (u64)stub - site;
 	int i;
+	unsigned char five = 0x05;
 
-	if (slot >= (STUB_END - STUB_FIRST) / STUB_SIZE)
+	if ((u64)stub < STUB_FIRST || (u64)stub >= STUB_END)
 		return 0;
-	to_entry = (long)stub_entry - (long)(stub + 15);
-	if (to_stub != (int)to_stub || to_entry != (int)to_entry || site + 2 > 0xffffffffUL)
-		return 0;
-	stub[0] = 0xb8;
-	put32(stub + 1, nr);
-	stub[5] = 0xb9;
-	put32(stub + 6, site + 2);
-	stub[10] = 0xe9;
-	put32(stub + 11, to_entry);
-	stub[15] = 0xcc;
-	old[0] = 0xb8;
-	for (i = 0; i < 4; i++)
-		old[i + 1] = nr >> (8 * i);
 	jmp[0] = 0xe9;
-	put32(jmp + 1, to_stub);
-	if (!write5(mov, old, jmp, any_align))
+	for (i = 0; i < 4; i++)
+		jmp[i + 1] = rel >> (8 * i);
+	/* The stub begins with the instruction it replaces: the bytes expected. */
+	if (!write5(site - 5, stub, jmp, answer & 1))
 		return 0;
 	__atomic_compare_exchange_n((u8 *)site + 1, &five, 0x0b, 0, __ATOMIC_SEQ_CST,
 				    __ATOMIC_SEQ_CST);
-	__atomic_fetch_add((u32 *)STUB_ADDR + 1, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(COUNT(1), 1, __ATOMIC_RELAXED);
 	return 1;
 }
 
 /*
- * Called for every syscall while BOOT->rewrite is REWRITE_STUB. Only a trap
- * (the site still holds 0f 05) right after `mov $imm32, %eax` with rax
- * still that value qualifies; the host checks the rest. The mov and the
- * syscall must share the site's page (the page before may not be mapped).
+ * Called for every syscall while BOOT->rewrite is REWRITE_STUB. A trap (the
+ * site still holds 0f 05) at a site not seen before is asked about, once;
+ * the host checks everything. The instruction before must share the
+ * site's page (the page before may not be mapped). Counts, for --stats:
+ * traps, and trapped sites not asked about.
  */
 void stub_site(struct frame *f)
 {
-	u64 site = f->rcx - 2, mov = site - 5;
-	volatile u8 *p = (u8 *)mov;
-	u32 nr;
-	long ok;
+	u64 site = f->rcx - 2;
+	long answer;
 
-	if (mov < USER_MIN || site + 2 > BOOT->mem_size || (site & (PAGE_SIZE - 1)) < 5)
+	if (site < USER_MIN || site + 2 > BOOT->mem_size || *(volatile unsigned short *)site != 0x050f)
+		return; /* not a trap: a stub, or a jump onto a ud2 */
+	__atomic_fetch_add(COUNT(2), 1, __ATOMIC_RELAXED);
+	if (seen_or_add(site, 1))
 		return;
-	if (p[5] != 0x0f || p[6] != 0x05 || p[0] != 0xb8)
+	if (site - 5 < USER_MIN || (site & (PAGE_SIZE - 1)) < 5) {
+		__atomic_fetch_add(COUNT(3), 1, __ATOMIC_RELAXED);
 		return;
-	nr = p[1] | p[2] << 8 | p[3] << 16 | (u32)p[4] << 24;
-	if (nr != f->rax || seen_or_add(site, 0))
-		return;
-	ok = hostcall(HC_REWRITE, 0, site, 0, 0, 0, 0, 0);
-	if (ok < 1 || !patch(site, nr, ok == 2))
-		seen_or_add(site, 1);
+	}
+	answer = hostcall(HC_REWRITE, 0, site, 0, 0, 0, 0, 0);
+	if (answer > 0)
+		patch(site, answer);
 }

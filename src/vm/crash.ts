@@ -21,7 +21,7 @@ import {
 import { physOf } from "./percpu.ts";
 import { SI, type SigInfo } from "../syscalls/signal.ts";
 import { fileAt, guestRegions, readGuestElf } from "./program.ts";
-import { badRewrittenCall, stubSyscall } from "./rewrite.ts";
+import { badRewrittenCall, stubSyscall, userRip } from "./rewrite.ts";
 import { regionAt } from "./hostcall.ts";
 import { enterFaultHandler } from "./deliver.ts";
 import { liveRegs } from "./machine.ts";
@@ -44,7 +44,12 @@ export function onException(g: Guest, vector: number): CrashReport | undefined {
     errorCode = Number(mem.view.getBigUint64(at(frame), true));
     frame += 8;
   }
-  const rip = Number(mem.view.getBigUint64(at(frame), true));
+  let rip = Number(mem.view.getBigUint64(at(frame), true));
+  if (g.stubs && rip !== userRip(mem, rip)) {
+    // In a stub's copy of a site's instruction: as if at the site.
+    rip = userRip(mem, rip);
+    mem.view.setBigUint64(at(frame), BigInt(rip), true);
+  }
   const rsp = Number(mem.view.getBigUint64(at(frame + 24), true));
   const sregs = new Uint8Array(LAYOUTS.kvm_sregs.size);
   g.vcpu!.getSregs(sregs);

@@ -219,7 +219,11 @@ export function holdForVfork(g: Guest): void {
  */
 export function releaseVfork(g: Guest, child: Guest, tid: number, pid: number): void {
   const threads = g.threads!;
-  if (threads.count === 1) g.mem!.copyFrom(child.mem!, ABI.USER_MIN, g.machine!.stackTop);
+  if (threads.count === 1) {
+    g.mem!.copyFrom(child.mem!, ABI.USER_MIN, g.machine!.stackTop);
+    // Sites it rewrote (--rewrite=stub) jump to stubs it wrote: those too.
+    if (g.stubs) g.mem!.copyFrom(child.mem!, ABI.STUB_ADDR, ABI.STUB_END);
+  }
   if (g.held) {
     g.held = false;
     if (threads.main.alive && !g.process!.ended) threads.startMain();

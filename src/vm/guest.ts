@@ -42,7 +42,7 @@ import {
   setPolling,
 } from "./transport.ts";
 import { deliverAsync } from "./deliver.ts";
-import { resolveRewrite, type RewriteMode, stubCount } from "./rewrite.ts";
+import { resolveRewrite, type RewriteMode, stubCounts } from "./rewrite.ts";
 import type { GuestProcess } from "./setup.ts";
 
 const SIGALRM_HOST = 14, SIGEV_THREAD_ID = 4, CLOCK_MONOTONIC = 1;
@@ -497,11 +497,14 @@ export class Guest implements Disposable {
       this.machine!.vm!.counters(),
     );
     this.stats.kvm = Object.fromEntries(Object.entries(kvm).filter(([, n]) => n !== 0));
-    this.stats.rewrite = {
-      mode: this.rewriteMode,
-      sites: this.stubs ? stubCount(this.mem!) : this.rewrittenSites,
-      ...(this.stubs ? { asked: this.rewriteAsked, ud2: this.stubTraps } : {}),
-    };
+    this.stats.rewrite = this.stubs
+      ? {
+        mode: this.rewriteMode,
+        ...stubCounts(this.mem!),
+        asked: this.rewriteAsked,
+        ud2: this.stubTraps,
+      }
+      : { mode: this.rewriteMode, sites: this.rewrittenSites };
     if (crash && !quiet) this.diag(formatCrash(crash));
     if (this.timedOut && !quiet) {
       this.diag(`hermitux: timed out after ${this.timeout} s; guest stopped`);

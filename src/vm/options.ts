@@ -146,12 +146,20 @@ export interface RunStats {
   kvm: Record<string, number>;
   /**
    * Syscall rewriting: the mode used (`auto` resolved) and the sites it
-   * rewrote; with `"stub"` also how many sites the guest kernel asked
-   * about (`asked`: the others had no `mov $NR, %eax` before them or were
-   * seen before) and how many jumps onto a rewritten site's `ud2` were
-   * served as its syscall (`ud2`).
+   * rewrote. With `"stub"` also: `traps`, syscalls that still trapped (a
+   * site's first run, or a site left as it was); `asked`, sites the guest
+   * kernel asked the host about; `other`, trapped sites it could not ask
+   * about (the instruction before would cross into another page); and
+   * `ud2`, jumps onto a rewritten site's `ud2` served as its syscall.
    */
-  rewrite?: { mode: string; sites: number; asked?: number; ud2?: number };
+  rewrite?: {
+    mode: string;
+    sites: number;
+    traps?: number;
+    asked?: number;
+    other?: number;
+    ud2?: number;
+  };
 }
 
 /** One guest process of a run, all its images (execve) together. */

@@ -1,10 +1,11 @@
 /**
  * Syscall rewriting's host side (docs/REWRITING.md). `--rewrite=stub`, the
  * default on kvm_pvm: the guest kernel asks (HC_REWRITE) before it turns
- * a `mov $NR, %eax; syscall` that just trapped into a jmp to a stub and a
- * `ud2`; the host says yes only when the code's unwind tables or symbols
- * prove the mov a whole instruction, and later serves a jump onto such a
- * `ud2` as the syscall it replaced. `--rewrite=static` patches every
+ * a `syscall` that just trapped, with the 5-byte instruction before it
+ * (`mov $NR, %eax` in the usual wrapper), into a jmp to a stub and a
+ * `ud2`; the host writes the stub only when the code's unwind tables or
+ * symbols prove that instruction whole and it can run elsewhere, and later
+ * serves a jump onto such a `ud2` as the syscall it replaced. `--rewrite=static` patches every
  * `syscall` site found (the program, the interpreter, each library ld.so
  * maps) to `call *%rax` before it runs; a rewritten call made with a number
  * past the trampoline's sled is finished as `syscall` would, with ENOSYS.
@@ -15,7 +16,7 @@ import type { Platform } from "../kvm/platform.ts";
 import { regOffset } from "../kvm/structs.ts";
 import { type ElfFile, parseElf, PF_X, PT_LOAD } from "../loader/elf.ts";
 import { mapFile } from "../loader/mapfile.ts";
-import { movBeforeSyscall } from "../analysis/boundary.ts";
+import { fiveBeforeSyscall } from "../analysis/boundary.ts";
 import { fileMappings } from "../syscalls/mm.ts";
 import { dispatch } from "../syscalls/registry.ts";
 import type { GuestMemory } from "./memory.ts";
@@ -213,15 +214,16 @@ function sameCode(mem: GuestMemory, file: CodeFile, lo: number, hi: number): boo
   const g = mem.bytes, f = file.bytes, d = file.bias - fileDelta(file, lo - file.bias);
   for (let a = lo; a < hi; a++) {
     if (g[a] === f[a - d]) continue;
-    // e9 rel32 (to a stub) and 0f 0b where the file has b8 imm32 and 0f 05.
-    // (The ud2 may be on its way: another vCPU writes it after the jmp.)
+    // A jmp to a stub (e9 rel32) and its ud2 (0f 0b; still 0f 05 while
+    // another vCPU is between the two writes) where the file has an
+    // instruction and a syscall: the stub holds that instruction.
     if (a + 7 > hi || g[a] !== 0xe9) return false;
-    const to = a + 5 + mem.view.getInt32(a + 1, true);
+    const stub = a + 5 + mem.view.getInt32(a + 1, true);
     if (
-      to < ABI.STUB_FIRST || to >= ABI.STUB_END || g[a + 5] !== 0x0f ||
-      (g[a + 6] !== 0x0b && g[a + 6] !== 0x05) || f[a - d] !== 0xb8 ||
+      !isStub(mem, stub, a + 5) || g[a + 5] !== 0x0f || (g[a + 6] !== 0x0b && g[a + 6] !== 0x05) ||
       f[a - d + 5] !== 0x0f || f[a - d + 6] !== 0x05
     ) return false;
+    for (let k = 0; k < 5; k++) if (g[stub + k] !== f[a - d + k]) return false;
     a += 6;
   }
   return true;
@@ -236,29 +238,44 @@ function fileDelta(file: CodeFile, vaddr: number): number {
 }
 
 /**
- * HC_REWRITE: may the `syscall` at guest `site` (right after `b8 imm32`)
- * become a jmp to a stub? 1: yes, written atomically (its five bytes lie
- * in one aligned 16-byte block); 2: yes, however aligned (the process has
- * no other thread to see a torn write); 0: no. Yes needs the code to be a
- * private, executable mapping of a file whose unwind tables or symbols
- * give the function around the site, whose bytes from that function's
- * start decode to the mov exactly (movBeforeSyscall), and which still is
- * in guest memory what the file holds.
+ * HC_REWRITE: may the `syscall` at guest `site` (it just trapped) and the
+ * 5-byte instruction before it become a jmp to a stub? If so, writes the
+ * stub (that instruction, `mov $(site + 2), %ecx`, `jmp stub_entry`) in a
+ * free slot and returns its address, plus 1 when the guest may write the
+ * jmp however it is aligned (the process has no other thread that could
+ * see a torn write); else 0 (its five bytes do not lie in one aligned
+ * 16-byte block, which one locked store can replace). Yes needs the code
+ * to be a private, executable mapping of a file whose unwind tables or
+ * symbols give the function around the site, whose bytes from that
+ * function's start decode to an instruction at `site - 5` exactly that
+ * can run elsewhere (fiveBeforeSyscall), and which guest memory still
+ * holds as the file does.
  */
 export function serveRewrite(g: Guest, site: number): number {
-  const mem = g.mem!;
-  const mov = site - 5;
+  const mem = g.mem!, b = mem.bytes;
+  const at = site - 5;
   g.rewriteAsked++;
-  if (!Number.isSafeInteger(site) || mov < ABI.USER_MIN || site + 2 > mem.userEnd) return 0;
-  const b = mem.bytes;
-  if (b[mov] !== 0xb8 || b[site] !== 0x0f || b[site + 1] !== 0x05) return 0;
-  if (mem.overlays.list.some((o) => o.start < site + 2 && mov < o.end)) return 0;
-  const file = codeFileAt(g, mov, 7);
+  if (!Number.isSafeInteger(site) || at < ABI.USER_MIN || site + 2 > mem.userEnd) return 0;
+  if (b[site] !== 0x0f || b[site + 1] !== 0x05) return 0;
+  if (mem.overlays.list.some((o) => o.start < site + 2 && at < o.end)) return 0;
+  const anyAlign = (at & 15) > 11;
+  if (anyAlign && (g.threads?.count ?? 1) !== 1) return 0;
+  const file = codeFileAt(g, at, 7);
   if (!file) return 0;
-  const fn = movBeforeSyscall(file.bytes, file.elf, site - file.bias);
+  const fn = fiveBeforeSyscall(file.bytes, file.elf, site - file.bias);
   if (!fn || !sameCode(mem, file, fn.start + file.bias, site + 2)) return 0;
-  if ((mov & 15) <= 11) return 1;
-  return (g.threads?.count ?? 1) === 1 ? 2 : 0;
+  // A free slot: the count is the host's (host calls are served one at a time).
+  const slots = mem.view.getUint32(ABI.STUB_ADDR, true);
+  const stub = ABI.STUB_FIRST + slots * ABI.STUB_SIZE;
+  if (stub + ABI.STUB_SIZE > ABI.STUB_END || site + 2 > 0xffffffff) return 0;
+  mem.view.setUint32(ABI.STUB_ADDR, slots + 1, true);
+  b.copyWithin(stub, at, site); // the instruction (no rip-relative operand)
+  b[stub + 5] = 0xb9; // mov $(site + 2), %ecx
+  mem.view.setUint32(stub + 6, site + 2, true);
+  b[stub + 10] = 0xe9; // jmp stub_entry
+  mem.view.setInt32(stub + 11, g.kernel!.stubEntry - (stub + 15), true);
+  b[stub + 15] = 0xcc;
+  return stub + (anyAlign ? 1 : 0);
 }
 
 /**
@@ -285,15 +302,39 @@ export function stubSyscall(g: Guest, frame: number, live: DataView): boolean {
 /** Whether guest `site` holds the `ud2` of a site this rewriter changed. */
 function isStubSite(mem: GuestMemory, site: number): boolean {
   if (site - 5 < ABI.USER_MIN || site + 2 > mem.userEnd) return false;
-  const b = mem.bytes, v = mem.view;
+  const b = mem.bytes;
   if (b[site] !== 0x0f || b[site + 1] !== 0x0b || b[site - 5] !== 0xe9) return false;
-  const stub = site + v.getInt32(site - 4, true);
-  if (stub < ABI.STUB_FIRST || stub + ABI.STUB_SIZE > ABI.STUB_END) return false;
-  if ((stub - ABI.STUB_FIRST) % ABI.STUB_SIZE !== 0) return false;
-  return b[stub] === 0xb8 && b[stub + 5] === 0xb9 && v.getUint32(stub + 6, true) === site + 2;
+  return isStub(mem, site + mem.view.getInt32(site - 4, true), site);
 }
 
-/** How many sites the guest kernel rewrote into stubs (its count, after the slots taken). */
-export function stubCount(mem: GuestMemory): number {
-  return mem.view.getUint32(ABI.STUB_ADDR + 4, true);
+/** Whether a stub slot starts at `stub` and returns to `site + 2`. */
+function isStub(mem: GuestMemory, stub: number, site: number): boolean {
+  if (stub < ABI.STUB_FIRST || stub + ABI.STUB_SIZE > ABI.STUB_END) return false;
+  if ((stub - ABI.STUB_FIRST) % ABI.STUB_SIZE !== 0) return false;
+  return mem.bytes[stub + 5] === 0xb9 && mem.view.getUint32(stub + 6, true) === site + 2;
+}
+
+/**
+ * A fault in a stub's copy of a site's instruction (e.g. `mov
+ * 8(%rsp,%rdi), %r9` reading an unmapped page): the address the program
+ * knows, that instruction's place before the site; else `rip`.
+ */
+export function userRip(mem: GuestMemory, rip: number): number {
+  if (rip < ABI.STUB_FIRST || rip >= ABI.STUB_END || (rip - ABI.STUB_FIRST) % ABI.STUB_SIZE) {
+    return rip;
+  }
+  const at = mem.view.getUint32(rip + 6, true) - 7; // mov $(site + 2), %ecx
+  if (mem.bytes[rip + 5] !== 0xb9 || at < ABI.USER_MIN || at + 7 > mem.userEnd) return rip;
+  const jmpTo = at + 5 + mem.view.getInt32(at + 1, true);
+  return mem.bytes[at] === 0xe9 && jmpTo === rip ? at : rip;
+}
+
+/** The guest kernel's counts (--stats): sites rewritten, traps, trapped sites not asked about. */
+export function stubCounts(mem: GuestMemory): { sites: number; traps: number; other: number } {
+  const v = mem.view;
+  return {
+    sites: v.getUint32(ABI.STUB_ADDR + 4, true),
+    traps: v.getUint32(ABI.STUB_ADDR + 8, true),
+    other: v.getUint32(ABI.STUB_ADDR + 12, true),
+  };
 }

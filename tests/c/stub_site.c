@@ -10,6 +10,9 @@
  *    natively: page 0 is not mapped;
  *  - a site whose mov straddles a 16-byte block is rewritten too (no other
  *    thread could see a torn write);
+ *  - a site whose 5-byte instruction is a load (mov 0x18(%rdi,%rax), %r9)
+ *    is rewritten too; when that load faults, now in the stub, the
+ *    program sees the fault at the instruction's own address;
  *  - sites where the byte b8 five bytes before the syscall belongs to a
  *    longer instruction (41 b8 imm32: mov to %r8d; 8d b8 disp32: lea
  *    disp32(%rax), %edi), with rax equal to what a mov would have set,
@@ -23,6 +26,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 /* site_getpid: mov $39, %eax; syscall; ret, 16-byte aligned.
@@ -62,6 +66,14 @@ __asm__(".text\n"
 	".globl lea_sys\nlea_sys:\n"
 	"\tsyscall\n\tmov %edi, %eax\n\tret\n"
 	".cfi_endproc\n.size lea_site, .-lea_site\n"
+	".globl load_site\n.type load_site,@function\n"
+	"load_site:\n.cfi_startproc\n"
+	"\tmov $39, %eax\n"
+	".globl the_load\nthe_load:\n"
+	"\t.byte 0x4c, 0x8b, 0x4c, 0x07, 0x18\n" /* mov 0x18(%rdi,%rax), %r9 */
+	".globl load_sys\nload_sys:\n"
+	"\tsyscall\n\tmov %r9, %rax\n\tret\n"
+	".cfi_endproc\n.size load_site, .-load_site\n"
 	".globl mov_ud2\n.type mov_ud2,@function\n"
 	"mov_ud2:\n.cfi_startproc\n"
 	"\tmov $39, %eax\n"
@@ -73,29 +85,34 @@ long site_getpid(void);
 long straddle_getpid(void);
 long jump_to_site(long nr, long a, long b, long c);
 long r8_site(void);
+long load_site(long base);
 long lea_site(void);
 void mov_ud2(void);
-extern const unsigned char site_sys[], straddle_sys[], the_ud2[], r8_sys[], lea_sys[];
+extern const unsigned char site_sys[], straddle_sys[], the_ud2[], r8_sys[], lea_sys[],
+	load_sys[], the_load[];
+static long loaded = 1234;
 
 static sigjmp_buf jb;
 
 static void on_fault(int sig, siginfo_t *si, void *ctx)
 {
-	printf("%s code %d addr %s\n", sig == SIGILL ? "SIGILL" : "SIGSEGV", si->si_code,
+	const void *rip = (void *)((ucontext_t *)ctx)->uc_mcontext.gregs[REG_RIP];
+
+	printf("%s code %d addr %s at %s\n", sig == SIGILL ? "SIGILL" : "SIGSEGV", si->si_code,
 	       sig == SIGSEGV ? (si->si_addr == (void *)0x18 ? "0x18" : "other")
 	       : si->si_addr == (void *)the_ud2 ? "the_ud2"
-	       : "other");
+	       : "other",
+	       rip == the_load ? "the_load" : rip == the_ud2 ? "the_ud2" : "elsewhere");
 	fflush(stdout);
-	(void)ctx;
 	siglongjmp(jb, 1);
 }
 
-/* "e9 .. 0f 0b" once rewritten; "b8 27 00 00 00 0f 05" as built. */
+/* "e9 .. 0f 0b" once rewritten; "0f 05" after its instruction as built. */
 static const char *state(const unsigned char *sys)
 {
 	if (sys[-5] == 0xe9 && sys[0] == 0x0f && sys[1] == 0x0b)
 		return "yes";
-	return sys[-5] == 0xb8 && sys[0] == 0x0f && sys[1] == 0x05 ? "no" : "corrupt";
+	return sys[-5] != 0xe9 && sys[0] == 0x0f && sys[1] == 0x05 ? "no" : "corrupt";
 }
 
 int main(void)
@@ -117,6 +134,8 @@ int main(void)
 	       jump_to_site(SYS_write, 1, (long)"hello from the ud2\n", 19));
 	printf("unknown number: %ld\n", jump_to_site(600, 0, 0, 0));
 	printf("straddling site %d %d\n", straddle_getpid() == pid, straddle_getpid() == pid);
+	printf("load site %ld %ld\n", load_site((long)&loaded - 39 - 0x18),
+	       load_site((long)&loaded - 39 - 0x18));
 	printf("b8 inside longer instructions: r8 %ld %ld, lea %ld %ld\n", r8_site(), r8_site(),
 	       lea_site(), lea_site());
 	fflush(stdout);
@@ -127,10 +146,12 @@ int main(void)
 		__builtin_trap();
 	if (!sigsetjmp(jb, 1))
 		printf("read %ld\n", *(volatile long *)0x18);
+	if (!sigsetjmp(jb, 1))
+		printf("load %ld\n", load_site(-39));
 	printf("after the faults: site %d\n", site_getpid() == pid);
 
-	fprintf(stderr, "rewritten site %s straddling %s r8 %s lea %s genuine %s\n", state(site_sys),
-		state(straddle_sys), state(r8_sys), state(lea_sys),
+	fprintf(stderr, "rewritten site %s straddling %s load %s r8 %s lea %s genuine %s\n",
+		state(site_sys), state(straddle_sys), state(load_sys), state(r8_sys), state(lea_sys),
 		the_ud2[-5] == 0xb8 && the_ud2[1] == 0x0b ? "ud2" : "changed");
 	return 0;
 }
