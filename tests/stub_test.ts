@@ -34,12 +34,13 @@ for (const tc of TOOLCHAINS) {
     ]);
     match(native.stdout, /^SIGILL code 2 addr the_ud2 at the_ud2$/m);
     match(native.stdout, /^SIGSEGV code 1 addr 0x18 at elsewhere$/m);
+    match(native.stdout, /^short site 1 1, jump onto it 1$/m);
     // The load faults in its stub under hermitux: the handler sees its own address.
     match(native.stdout, /^SIGSEGV code 1 addr 0x18 at the_load$/m);
     match(native.stdout, /^b8 inside longer instructions: r8 39 39, lea 78 78$/m);
     equal(
       split(native.stderr).states,
-      "rewritten site no straddling no load no r8 no lea no genuine ud2",
+      "rewritten site no straddling no load no short no r8 no lea no genuine ud2",
     );
     for (const vm of [stub, off]) {
       equal(vm.stdout, native.stdout);
@@ -48,11 +49,11 @@ for (const tc of TOOLCHAINS) {
     }
     equal(split(off.stderr).states, split(native.stderr).states);
     // The wrapper sites rewritten (single-threaded, so even the one
-    // straddling a 16-byte block), the load's too; b8 inside longer
-    // instructions left alone.
+    // straddling a 16-byte block), the load's and the 2-byte one's too; b8
+    // inside longer instructions left alone.
     equal(
       split(stub.stderr).states,
-      "rewritten site yes straddling yes load yes r8 no lea no genuine ud2",
+      "rewritten site yes straddling yes load yes short yes r8 no lea no genuine ud2",
     );
   });
 }
@@ -71,13 +72,13 @@ Deno.test("by default (--rewrite=auto) sites are rewritten and page 0 stays unma
   equal(
     split(vm.stderr).states,
     PVM
-      ? "rewritten site yes straddling yes load yes r8 no lea no genuine ud2"
+      ? "rewritten site yes straddling yes load yes short yes r8 no lea no genuine ud2"
       : split(native.stderr).states,
   );
   if (PVM) {
     ok(stats.rewrite.sites >= 2, JSON.stringify(stats.rewrite));
-    // The four jumps onto the old syscall came through its ud2.
-    equal(stats.rewrite.ud2, 4);
+    // The five jumps onto an old syscall came through its ud2.
+    equal(stats.rewrite.ud2, 5);
   }
 });
 

@@ -275,33 +275,103 @@ function fromSymbols(elf: ElfFile, addr: number, len: number): CodeSpan | undefi
   return undefined;
 }
 
+/** How a `syscall` site can be rewritten (see {@linkcode siteShape}). */
+export interface SiteShape {
+  /** The function that holds it. */
+  fn: CodeSpan;
+  /** Length of the instruction right before the `syscall`, 2 to 5 bytes. */
+  len: number;
+  /**
+   * With `len` < 5: link addresses of 5-byte slots of padding that never
+   * runs, within a short jump (rel8) of that instruction, nearest first.
+   */
+  pads: number[];
+}
+
+/** Whether the instruction at `b[at]` is a nop (90, 66 90, or 0f 1f /0 with prefixes). */
+function isNop(b: Uint8Array, at: number, len: number): boolean {
+  let i = at;
+  while (i < at + len && (b[i] === 0x66 || b[i] === 0x2e)) i++;
+  if (b[i] === 0x90) return i + 1 === at + len;
+  return b[i] === 0x0f && b[i + 1] === 0x1f && ((b[i + 2] >> 3) & 7) === 0;
+}
+
+/** Whether control never falls through the instruction at `b[at]`: ret, jmp, ud2. */
+function endsFlow(b: Uint8Array, at: number, len: number): boolean {
+  const op = b[at];
+  if (len === 1 && op === 0xc3) return true;
+  if ((len === 3 && op === 0xc2) || (len === 5 && op === 0xe9) || (len === 2 && op === 0xeb)) {
+    return true;
+  }
+  return len === 2 && op === 0x0f && b[at + 1] === 0x0b;
+}
+
+/** The target of a direct jump, conditional jump or call at `b[at]` (file offsets), or -1. */
+function branchTarget(b: Uint8Array, at: number, len: number): number {
+  const op = b[at], next = at + len;
+  if ((op >= 0x70 && op <= 0x7f) || op === 0xeb || (op >= 0xe0 && op <= 0xe3)) {
+    return len === 2 ? next + ((b[at + 1] << 24) >> 24) : -1;
+  }
+  const rel32 = () => b[next - 4] | b[next - 3] << 8 | b[next - 2] << 16 | b[next - 1] << 24;
+  if ((op === 0xe8 || op === 0xe9) && len === 5) return next + rel32();
+  if (op === 0x0f && (b[at + 1] & 0xf0) === 0x80 && len === 6) return next + rel32();
+  return -1;
+}
+
 /**
- * Whether the `syscall` at link-time `site` of `elf` follows a 5-byte
- * instruction that can run elsewhere ({@linkcode relocatable}): decoding
- * the file's bytes from the start of the function that holds both reaches
- * `site - 5` exactly. Returns the function, or undefined.
+ * Whether and how the `syscall` at link-time `site` of `elf` can be
+ * rewritten: the instruction right before it must be whole (decoding the
+ * file's bytes from the start of the function that holds both reaches it
+ * exactly), 2 to 5 bytes long, and able to run elsewhere (a stub). A
+ * 5-byte one makes room for a jmp to the stub itself; a shorter one (`xor
+ * %eax, %eax` in glibc's `read`) for a short jump to 5 bytes of padding
+ * in the same function that never run: nops after a ret, jmp or ud2 that
+ * no direct jump in the function lands in (alignment before a label).
  */
-export function fiveBeforeSyscall(
-  bytes: Uint8Array,
-  elf: ElfFile,
-  site: number,
-): CodeSpan | undefined {
-  const before = site - 5;
-  const fn = functionAround(bytes, elf, before, 7);
+export function siteShape(bytes: Uint8Array, elf: ElfFile, site: number): SiteShape | undefined {
+  const fn = functionAround(bytes, elf, site - 2, 4);
   if (!fn) return undefined;
   const base = offsetOf(elf, fn.start);
-  // The whole walk must lie in one segment's file bytes.
-  if (base < 0 || offsetOf(elf, site + 1) !== base + site + 1 - fn.start) return undefined;
-  const end = base + (site + 2 - fn.start);
-  let at = base;
-  const target = base + (before - fn.start);
+  // The whole function must lie in one segment's file bytes.
+  if (base < 0 || offsetOf(elf, fn.end - 1) !== base + fn.end - 1 - fn.start) return undefined;
+  const target = base + (site - fn.start), end = base + (fn.end - fn.start);
+  let at = base, before = -1;
   while (at < target) {
     const n = insnLength(bytes, at, end);
     if (n < 0) return undefined;
+    before = at;
     at += n;
   }
-  if (at !== target || insnLength(bytes, at, end) !== 5 || !relocatable(bytes, at, 5)) {
-    return undefined;
+  const len = at - before;
+  if (at !== target || bytes[at] !== 0x0f || bytes[at + 1] !== 0x05) return undefined;
+  if (len < 2 || len > 5 || !relocatable(bytes, before, len)) return undefined;
+  const toLink = (off: number) => off - base + fn.start;
+  if (len === 5) return { fn, len, pads: [] };
+  // The rest of the function: padding that never runs, and where jumps land.
+  const runs: [number, number][] = [], targets: number[] = [];
+  let prevEnds = false, run = -1;
+  for (at = base; at < end;) {
+    const n = insnLength(bytes, at, end);
+    if (n < 0) break;
+    const nop = isNop(bytes, at, n);
+    if (nop && run < 0 && prevEnds) run = at;
+    if (!nop && run >= 0) {
+      runs.push([run, at]);
+      run = -1;
+    }
+    if (!nop) prevEnds = endsFlow(bytes, at, n);
+    const t = branchTarget(bytes, at, n);
+    if (t >= 0) targets.push(t);
+    at += n;
   }
-  return bytes[at + 5] === 0x0f && bytes[at + 6] === 0x05 ? fn : undefined;
+  const from = before + 2; // where the short jump's rel8 counts from
+  const pads: number[] = [];
+  for (const [s, e] of runs) {
+    if (targets.some((t) => t >= s && t < e)) continue;
+    for (let p = s; p + 5 <= e; p += 5) {
+      if (p - from >= -128 && p - from <= 127) pads.push(toLink(p));
+    }
+  }
+  pads.sort((a, b) => Math.abs(a - site) - Math.abs(b - site));
+  return pads.length ? { fn, len, pads } : undefined;
 }

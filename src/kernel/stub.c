@@ -1,15 +1,18 @@
 /*
- * --rewrite=stub: a `syscall` that traps is rewritten, when the 5 bytes
- * before it are one instruction I that can run elsewhere (`mov $NR, %eax`,
- * b8 imm32, in glibc's and musl's usual wrapper), into
+ * --rewrite=stub: a `syscall` that traps is rewritten, when the instruction
+ * I right before it is whole, 2 to 5 bytes long and able to run elsewhere
+ * (`mov $NR, %eax`, b8 imm32, in glibc's and musl's usual wrapper; `xor
+ * %eax, %eax` in glibc's read), into
  *
- *	site - 5:  e9 rel32   jmp stub        (was I)
- *	site:      0f 0b      ud2             (was 0f 05: syscall)
+ *	I (5 bytes):  e9 rel32   jmp stub
+ *	I (2-4):      eb rel8    jmp to `e9 rel32` (jmp stub) in padding nearby
+ *	syscall:      0f 0b      ud2             (was 0f 05)
  *
- * The host proves I whole from the code's unwind tables or symbols and
- * writes the stub, one per site in the shared area at STUB_ADDR (HC_REWRITE):
+ * The host proves I whole from the code's unwind tables or symbols, finds
+ * padding that never runs for a short I, and writes the stub, one per site
+ * in the shared area at STUB_ADDR (HC_REWRITE, src/vm/stubs.ts):
  *
- *	I          what the site did before its syscall
+ *	I, nops    what the site did before its syscall
  *	b9 imm32   mov $(site + 2), %ecx       where syscall returns
  *	e9 rel32   jmp stub_entry              entry.S: r11, rsp, as syscall
  *	cc
@@ -17,20 +20,21 @@
  * A jmp, not a call: nothing is pushed, so the red zone of a leaf wrapper
  * survives (a call's push would land on it), and I may use rsp. Page 0
  * stays unmapped. A jump that lands on the old `syscall` meets the ud2: the
- * host recognises the site by the jmp before it and its stub (rewrite.ts)
- * and enters stub_entry as if the syscall had run, with the caller's rax;
- * any other ud2 raises SIGILL as on Linux.
+ * host recognises the site by the jump before it and its stub and enters
+ * stub_entry as if the syscall had run, with the caller's rax; any other
+ * ud2 raises SIGILL as on Linux.
  *
- * Writing code another thread may be running: the jmp goes first, in one
- * locked store of the aligned 8 or 16 bytes that hold all five (the host
- * declines other sites unless no other thread runs), then the ud2, one
- * byte (05 -> 0b). Every state a fetch can see is correct: I+syscall,
- * jmp+syscall (the jmp never comes back to the syscall; a jump there still
- * traps as a syscall), jmp+ud2. The other order would show I+ud2, a #UD
- * whose jmp is not there yet for the host to recognise. The stub is
- * complete before the jmp that makes it reachable (the host wrote it
- * before answering; x86 keeps stores in order). Two vCPUs rewriting one
- * site: the first compare-exchange wins, the other's stub stays unused.
+ * Writing code another thread may be running: the jump goes first, in one
+ * locked store of the aligned 8 or 16 bytes that hold it (the host declines
+ * other sites unless no other thread runs), then the ud2, one byte
+ * (05 -> 0b). Every state a fetch can see is correct: I+syscall,
+ * jump+syscall (the stub never comes back to the syscall; a jump there
+ * still traps as a syscall), jump+ud2. The other order would show I+ud2,
+ * a #UD whose jump is not there yet for the host to recognise. The stub
+ * and the padding's jmp are complete before the jump that makes them
+ * reachable (the host wrote them before answering; x86 keeps stores in
+ * order). Two vCPUs rewriting one site: the first compare-exchange wins,
+ * the other's stub stays unused.
  */
 #include "kernel.h"
 
@@ -78,36 +82,36 @@ static int cas16(u64 at, u64 olo, u64 ohi, u64 nlo, u64 nhi)
 }
 
 /*
- * Replaces the 5 bytes at `at` (old) by `new`: atomically when they lie in
+ * Replaces the n bytes at `at` (old) by `new`: atomically when they lie in
  * one aligned 16-byte block, else (any_align: no other thread) plainly.
  */
-static int write5(u64 at, const volatile u8 *old, const u8 *new, int any_align)
+static int write_code(u64 at, const volatile u8 *old, const u8 *new, int n, int any_align)
 {
 	u64 block = at & ~15UL, off = at - block;
 	union { u64 q[2]; u8 b[16]; } cur, next;
 	int i;
 
-	if (off > 11) {
+	if (off + n > 16) {
 		volatile u8 *p = (u8 *)at;
 
 		if (!any_align)
 			return 0;
-		for (i = 0; i < 5; i++)
+		for (i = 0; i < n; i++)
 			if (p[i] != old[i])
 				return 0;
-		for (i = 4; i >= 0; i--)
+		for (i = n - 1; i >= 0; i--)
 			p[i] = new[i];
 		return 1;
 	}
 	cur.q[0] = ((volatile u64 *)block)[0];
 	cur.q[1] = ((volatile u64 *)block)[1];
-	for (i = 0; i < 5; i++)
+	for (i = 0; i < n; i++)
 		if (cur.b[off + i] != old[i])
 			return 0;
 	next = cur;
-	for (i = 0; i < 5; i++)
+	for (i = 0; i < n; i++)
 		next.b[off + i] = new[i];
-	if (off + 5 <= 8)
+	if (off + n <= 8)
 		return __atomic_compare_exchange_n((u64 *)block, &cur.q[0], next.q[0], 0,
 						   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 	if (off >= 8)
@@ -116,21 +120,31 @@ static int write5(u64 at, const volatile u8 *old, const u8 *new, int any_align)
 	return cas16(block, cur.q[0], cur.q[1], next.q[0], next.q[1]);
 }
 
-/* After the host's yes (the stub's address, | 1: any alignment will do). */
+/*
+ * After the host's yes: the stub's address (| 1: any alignment will do),
+ * I's length in bits 32-39, a short jump's rel8 in bits 40-47.
+ */
 static int patch(u64 site, u64 answer)
 {
-	u8 *stub = (u8 *)(answer & ~15UL), jmp[5];
+	u8 *stub = (u8 *)(answer & 0xfffffff0UL), jump[5];
+	int len = (answer >> 32) & 0xff, n, i;
 	u32 rel = (u64)stub - site;
-	int i;
 	unsigned char five = 0x05;
 
-	if ((u64)stub < STUB_FIRST || (u64)stub >= STUB_END)
+	if ((u64)stub < STUB_FIRST || (u64)stub >= STUB_END || len < 2 || len > 5)
 		return 0;
-	jmp[0] = 0xe9;
-	for (i = 0; i < 4; i++)
-		jmp[i + 1] = rel >> (8 * i);
+	if (len == 5) {
+		jump[0] = 0xe9;
+		for (i = 0; i < 4; i++)
+			jump[i + 1] = rel >> (8 * i);
+		n = 5;
+	} else {
+		jump[0] = 0xeb;
+		jump[1] = answer >> 40;
+		n = 2;
+	}
 	/* The stub begins with the instruction it replaces: the bytes expected. */
-	if (!write5(site - 5, stub, jmp, answer & 1))
+	if (!write_code(site - len, stub, jump, n, answer & 1))
 		return 0;
 	__atomic_compare_exchange_n((u8 *)site + 1, &five, 0x0b, 0, __ATOMIC_SEQ_CST,
 				    __ATOMIC_SEQ_CST);

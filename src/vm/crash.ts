@@ -21,7 +21,8 @@ import {
 import { physOf } from "./percpu.ts";
 import { SI, type SigInfo } from "../syscalls/signal.ts";
 import { fileAt, guestRegions, readGuestElf } from "./program.ts";
-import { badRewrittenCall, stubSyscall, userRip } from "./rewrite.ts";
+import { badRewrittenCall } from "./rewrite.ts";
+import { stubSyscall, userRip } from "./stubs.ts";
 import { regionAt } from "./hostcall.ts";
 import { enterFaultHandler } from "./deliver.ts";
 import { liveRegs } from "./machine.ts";

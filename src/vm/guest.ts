@@ -42,7 +42,8 @@ import {
   setPolling,
 } from "./transport.ts";
 import { deliverAsync } from "./deliver.ts";
-import { resolveRewrite, type RewriteMode, stubCounts } from "./rewrite.ts";
+import { resolveRewrite, type RewriteMode } from "./rewrite.ts";
+import { stubCounts } from "./stubs.ts";
 import type { GuestProcess } from "./setup.ts";
 
 const SIGALRM_HOST = 14, SIGEV_THREAD_ID = 4, CLOCK_MONOTONIC = 1;

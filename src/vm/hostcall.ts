@@ -34,7 +34,7 @@ import {
   sigreturnExitless,
 } from "./deliver.ts";
 import { internalError, onException } from "./crash.ts";
-import { serveRewrite } from "./rewrite.ts";
+import { serveRewrite } from "./stubs.ts";
 import type { Guest } from "./guest.ts";
 
 const FORWARDED = new Set(GUEST_FORWARDS.map((n) => SYSCALL_NUMBERS.get(n)!));

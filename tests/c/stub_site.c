@@ -13,6 +13,9 @@
  *  - a site whose 5-byte instruction is a load (mov 0x18(%rdi,%rax), %r9)
  *    is rewritten too; when that load faults, now in the stub, the
  *    program sees the fault at the instruction's own address;
+ *  - a site whose instruction is 2 bytes (mov %edi, %eax) is rewritten
+ *    through padding after the function's ret (a short jump to a jmp
+ *    there), and a jump onto its old syscall is served too;
  *  - sites where the byte b8 five bytes before the syscall belongs to a
  *    longer instruction (41 b8 imm32: mov to %r8d; 8d b8 disp32: lea
  *    disp32(%rax), %edi), with rax equal to what a mov would have set,
@@ -74,6 +77,20 @@ __asm__(".text\n"
 	".globl load_sys\nload_sys:\n"
 	"\tsyscall\n\tmov %r9, %rax\n\tret\n"
 	".cfi_endproc\n.size load_site, .-load_site\n"
+	".p2align 4\n"
+	".globl short_site\n.type short_site,@function\n"
+	"short_site:\n.cfi_startproc\n"
+	"\ttest %edi, %edi\n\tjs 1f\n"
+	"\tmov %edi, %eax\n"
+	".globl short_sys\nshort_sys:\n"
+	"\tsyscall\n\tret\n"
+	"\t.p2align 4\n" /* nops after a ret: padding that never runs */
+	"1:\tmov $-1, %rax\n\tret\n"
+	".cfi_endproc\n.size short_site, .-short_site\n"
+	".globl jump_to_short\n.type jump_to_short,@function\n"
+	"jump_to_short:\n.cfi_startproc\n"
+	"\tmov %rdi, %rax\n\tjmp short_sys\n"
+	".cfi_endproc\n.size jump_to_short, .-jump_to_short\n"
 	".globl mov_ud2\n.type mov_ud2,@function\n"
 	"mov_ud2:\n.cfi_startproc\n"
 	"\tmov $39, %eax\n"
@@ -86,10 +103,12 @@ long straddle_getpid(void);
 long jump_to_site(long nr, long a, long b, long c);
 long r8_site(void);
 long load_site(long base);
+long short_site(long nr);
+long jump_to_short(long nr);
 long lea_site(void);
 void mov_ud2(void);
 extern const unsigned char site_sys[], straddle_sys[], the_ud2[], r8_sys[], lea_sys[],
-	load_sys[], the_load[];
+	load_sys[], the_load[], short_sys[];
 static long loaded = 1234;
 
 static sigjmp_buf jb;
@@ -107,12 +126,15 @@ static void on_fault(int sig, siginfo_t *si, void *ctx)
 	siglongjmp(jb, 1);
 }
 
-/* "e9 .. 0f 0b" once rewritten; "0f 05" after its instruction as built. */
+/* "e9 .. 0f 0b" (or "eb .. 0f 0b" after a 2-byte instruction) once
+ * rewritten; "0f 05" after its instruction as built. */
 static const char *state(const unsigned char *sys)
 {
-	if (sys[-5] == 0xe9 && sys[0] == 0x0f && sys[1] == 0x0b)
+	int jump = sys[-5] == 0xe9 || sys[-2] == 0xeb;
+
+	if (jump && sys[0] == 0x0f && sys[1] == 0x0b)
 		return "yes";
-	return sys[-5] != 0xe9 && sys[0] == 0x0f && sys[1] == 0x05 ? "no" : "corrupt";
+	return !jump && sys[0] == 0x0f && sys[1] == 0x05 ? "no" : "corrupt";
 }
 
 int main(void)
@@ -126,18 +148,24 @@ int main(void)
 	sigaction(SIGILL, &sa, NULL);
 	sigaction(SIGSEGV, &sa, NULL);
 
-	printf("getpid via site %d %d\n", site_getpid() == pid, site_getpid() == pid);
+	int first = site_getpid() == pid;
+	printf("getpid via site %d %d\n", first, site_getpid() == pid);
 	printf("jump onto the syscall: getpid %d getppid %d\n",
 	       jump_to_site(SYS_getpid, 0, 0, 0) == pid,
 	       jump_to_site(SYS_getppid, 0, 0, 0) == getppid());
 	printf("write via the old syscall: %ld\n",
 	       jump_to_site(SYS_write, 1, (long)"hello from the ud2\n", 19));
 	printf("unknown number: %ld\n", jump_to_site(600, 0, 0, 0));
-	printf("straddling site %d %d\n", straddle_getpid() == pid, straddle_getpid() == pid);
-	printf("load site %ld %ld\n", load_site((long)&loaded - 39 - 0x18),
-	       load_site((long)&loaded - 39 - 0x18));
-	printf("b8 inside longer instructions: r8 %ld %ld, lea %ld %ld\n", r8_site(), r8_site(),
-	       lea_site(), lea_site());
+	first = straddle_getpid() == pid;
+	printf("straddling site %d %d\n", first, straddle_getpid() == pid);
+	long load1 = load_site((long)&loaded - 39 - 0x18);
+	printf("load site %ld %ld\n", load1, load_site((long)&loaded - 39 - 0x18));
+	int short1 = short_site(SYS_getpid) == pid, short2 = short_site(SYS_getpid) == pid;
+	printf("short site %d %d, jump onto it %d\n", short1, short2,
+	       jump_to_short(SYS_getppid) == getppid());
+	long r8 = r8_site(), lea = lea_site();
+	printf("b8 inside longer instructions: r8 %ld %ld, lea %ld %ld\n", r8, r8_site(), lea,
+	       lea_site());
 	fflush(stdout);
 
 	if (!sigsetjmp(jb, 1))
@@ -150,8 +178,9 @@ int main(void)
 		printf("load %ld\n", load_site(-39));
 	printf("after the faults: site %d\n", site_getpid() == pid);
 
-	fprintf(stderr, "rewritten site %s straddling %s load %s r8 %s lea %s genuine %s\n",
-		state(site_sys), state(straddle_sys), state(load_sys), state(r8_sys), state(lea_sys),
+	fprintf(stderr, "rewritten site %s straddling %s load %s short %s r8 %s lea %s genuine %s\n",
+		state(site_sys), state(straddle_sys), state(load_sys), state(short_sys), state(r8_sys),
+		state(lea_sys),
 		the_ud2[-5] == 0xb8 && the_ud2[1] == 0x0b ? "ud2" : "changed");
 	return 0;
 }
