@@ -161,19 +161,38 @@ function map1Imm8(op: number): boolean {
 }
 
 /**
+ * The index after the ModRM operand at `b[i]` (its SIB and displacement
+ * too), or -1 past `limit`. Module-level, as are the other helpers: a
+ * closure made per call costs more than the decoding in a cold process.
+ */
+function skipModrm(b: Uint8Array, i: number, limit: number): number {
+  if (i >= limit) return -1;
+  const m = b[i++], mod = m >> 6, rm = m & 7;
+  if (mod === 3) return i;
+  let disp = mod === 1 ? 1 : mod === 2 ? 4 : 0;
+  if (rm === 4) {
+    if (i >= limit) return -1;
+    if (mod === 0 && (b[i] & 7) === 5) disp = 4;
+    i++;
+  } else if (mod === 0 && rm === 5) disp = 4; // rip-relative
+  return i + disp;
+}
+
+/** The length from `at` to `i` plus an immediate of `imm` bytes, or -1 past `limit`. */
+function lengthTo(at: number, i: number, imm: number, limit: number): number {
+  return i >= 0 && i + imm <= limit ? i + imm - at : -1;
+}
+
+/**
  * The length in bytes of the instruction at `b[at]` in 64-bit mode (not
  * reading at or past `end`), or -1 when it is invalid, truncated or of a
  * kind this decoder does not take.
  */
 export function insnLength(b: Uint8Array, at: number, end: number = b.length): number {
-  let i = at;
-  let p66 = false, p67 = false, rep = 0, rex = 0, lock = false;
   const limit = Math.min(end, at + 15);
-  const byte = () => (i < limit ? b[i++] : -1);
-  let op: number;
-  for (;;) {
-    op = byte();
-    if (op < 0) return -1;
+  let i = at, p66 = false, p67 = false, rep = 0, rex = 0, lock = false, op = -1;
+  while (i < limit) {
+    op = b[i++];
     if (op === 0x66) p66 = true;
     else if (op === 0x67) p67 = true;
     else if (op === 0xf2 || op === 0xf3) rep = op;
@@ -185,127 +204,101 @@ export function insnLength(b: Uint8Array, at: number, end: number = b.length): n
       continue; // REX counts only right before the opcode
     } else break;
     rex = 0;
+    op = -1;
   }
-  const rexW = (rex & 8) !== 0;
-  const modrm = (): number => {
-    const m = byte();
-    if (m < 0) return -1;
-    const mod = m >> 6, rm = m & 7;
-    if (mod === 3) return m;
-    let disp = mod === 1 ? 1 : mod === 2 ? 4 : 0;
-    if (rm === 4) {
-      const sib = byte();
-      if (sib < 0) return -1;
-      if (mod === 0 && (sib & 7) === 5) disp = 4;
-    } else if (mod === 0 && rm === 5) disp = 4; // rip-relative
-    i += disp;
-    return m;
-  };
-  const done = (imm: number) => (i + imm <= limit ? i + imm - at : -1);
-  const immZ = () => (p66 && !rexW ? 2 : 4);
+  if (op < 0 || (op & 0xf0) === 0x40) return -1;
+  const rexW = (rex & 8) !== 0, immZ = p66 && !rexW ? 2 : 4;
 
   if (op === 0xc4 || op === 0xc5 || op === 0x62) {
     // VEX (c5: 2 bytes, c4: 3) or EVEX (62: 4): #UD after 66, f2, f3, f0 or REX.
     if (p66 || rep || lock || rex) return -1;
-    let map = 1;
-    if (op === 0xc5) {
-      if (byte() < 0) return -1;
-    } else {
-      const p0 = byte();
-      if (p0 < 0) return -1;
-      map = op === 0xc4 ? p0 & 0x1f : p0 & 0x7;
-      if (op === 0x62 && (p0 & 0x08) !== 0) return -1; // APX/reserved
-      const p1 = byte();
-      if (p1 < 0) return -1;
-      if (op === 0x62 && ((p1 & 0x04) === 0 || byte() < 0)) return -1;
-    }
+    const payload = op === 0xc5 ? 1 : op === 0xc4 ? 2 : 3;
+    if (i + payload >= limit) return -1;
+    const p0 = b[i], p1 = b[i + 1];
+    const map = op === 0xc5 ? 1 : op === 0xc4 ? p0 & 0x1f : p0 & 0x7;
+    if (op === 0x62 && ((p0 & 0x08) !== 0 || (p1 & 0x04) === 0)) return -1; // APX/reserved
     if (map < 1 || map > 3) return -1;
-    const opc = byte();
-    if (opc < 0) return -1;
-    if (map === 1 && opc === 0x77) return op === 0x62 ? -1 : done(0); // vzeroupper/vzeroall
-    if (modrm() < 0) return -1;
-    return done(map === 3 || (map === 1 && map1Imm8(opc)) ? 1 : 0);
+    i += payload;
+    const opc = b[i++];
+    if (map === 1 && opc === 0x77) return op === 0x62 ? -1 : i - at; // vzeroupper/vzeroall
+    return lengthTo(
+      at,
+      skipModrm(b, i, limit),
+      map === 3 || (map === 1 && map1Imm8(opc)) ? 1 : 0,
+      limit,
+    );
   }
 
   if (op === 0x0f) {
-    const op2 = byte();
-    if (op2 < 0) return -1;
+    if (i >= limit) return -1;
+    const op2 = b[i++];
     if (lock && !LOCKABLE2.has(op2)) return -1;
     if (op2 === 0x38 || op2 === 0x3a) {
-      if (byte() < 0 || modrm() < 0) return -1;
-      return done(op2 === 0x3a ? 1 : 0);
+      if (i >= limit) return -1;
+      return lengthTo(at, skipModrm(b, i + 1, limit), op2 === 0x3a ? 1 : 0, limit);
     }
     const kind = TWO[op2];
     if ((op2 === 0x78 || op2 === 0x79) && (p66 || rep === 0xf2)) return -1;
     if (op2 === 0xb8 && rep !== 0xf3) return -1;
     switch (kind) {
       case NONE:
-        return done(0);
+        return i - at;
       case M:
-      case MI8: {
-        const m = modrm();
-        if (m < 0 || (lock && m >= 0xc0)) return -1;
-        return done(kind === MI8 ? 1 : 0);
-      }
+      case MI8:
+        if (i >= limit || (lock && b[i] >= 0xc0)) return -1;
+        return lengthTo(at, skipModrm(b, i, limit), kind === MI8 ? 1 : 0, limit);
       case REL32:
-        return p66 ? -1 : done(4);
+        return p66 ? -1 : lengthTo(at, i, 4, limit);
     }
     return -1;
   }
 
   if (lock && !LOCKABLE1.has(op)) return -1;
-  switch (ONE[op]) {
+  const kind = ONE[op];
+  switch (kind) {
     case NONE:
-      return done(0);
-    case M: {
-      const m = modrm();
-      if (m < 0) return -1;
-      const reg = (m >> 3) & 7, mem = m < 0xc0;
+      return i - at;
+    case I8:
+      return lengthTo(at, i, 1, limit);
+    case IZ:
+      return lengthTo(at, i, immZ, limit);
+    case MOVI:
+      return lengthTo(at, i, rexW ? 8 : p66 ? 2 : 4, limit);
+    case REL32:
+      return p66 ? -1 : lengthTo(at, i, 4, limit);
+    case I16:
+      return lengthTo(at, i, 2, limit);
+    case ENTER:
+      return lengthTo(at, i, 3, limit);
+    case MOFFS:
+      return lengthTo(at, i, p67 ? 4 : 8, limit);
+    case BAD:
+      return -1;
+  }
+  // The rest have a ModRM byte.
+  if (i >= limit) return -1;
+  const m = b[i], reg = (m >> 3) & 7, mem = m < 0xc0;
+  const after = skipModrm(b, i, limit);
+  switch (kind) {
+    case M:
       if (op === 0xfe && reg > 1) return -1;
       if (op === 0xff && (reg === 7 || (!mem && (reg === 3 || reg === 5)))) return -1;
       if (op === 0x8d && !mem) return -1; // lea of a register
       if (lock && (!mem || (op >= 0xfe && reg > 1))) return -1;
-      return done(0);
-    }
+      return lengthTo(at, after, 0, limit);
     case MI8:
-    case MIZ: {
-      const m = modrm();
-      if (m < 0 || (lock && (m >= 0xc0 || ((m >> 3) & 7) === 7))) return -1; // lock cmp
-      return done(ONE[op] === MI8 ? 1 : immZ());
-    }
-    case I8:
-      return done(1);
-    case IZ:
-      return done(immZ());
-    case MOVI:
-      return done(rexW ? 8 : p66 ? 2 : 4);
-    case REL32:
-      return p66 ? -1 : done(4);
-    case I16:
-      return done(2);
-    case ENTER:
-      return done(3);
-    case MOFFS:
-      return done(p67 ? 4 : 8);
-    case GRP3: {
-      const m = modrm();
-      if (m < 0) return -1;
-      const reg = (m >> 3) & 7;
-      if (lock && (m >= 0xc0 || (reg !== 2 && reg !== 3))) return -1; // lock not/neg only
-      return done(reg > 1 ? 0 : op === 0xf6 ? 1 : immZ());
-    }
-    case GRP11: {
-      const m = modrm();
-      if (m < 0) return -1;
-      const reg = (m >> 3) & 7;
+    case MIZ:
+      if (lock && (!mem || reg === 7)) return -1; // lock cmp
+      return lengthTo(at, after, kind === MI8 ? 1 : immZ, limit);
+    case GRP3:
+      if (lock && (!mem || (reg !== 2 && reg !== 3))) return -1; // lock not/neg only
+      return lengthTo(at, after, reg > 1 ? 0 : op === 0xf6 ? 1 : immZ, limit);
+    case GRP11:
       if (reg !== 0 && !(reg === 7 && m === 0xf8)) return -1;
-      return done(op === 0xc6 ? 1 : immZ());
-    }
-    case POPM: {
-      if (i >= limit) return -1;
-      if ((b[i] & 0x38) !== 0) return -1; // XOP, or an invalid /1-/7
-      return modrm() < 0 ? -1 : done(0);
-    }
+      return lengthTo(at, after, op === 0xc6 ? 1 : immZ, limit);
+    case POPM:
+      if (reg !== 0) return -1; // XOP, or an invalid /1-/7
+      return lengthTo(at, after, 0, limit);
   }
   return -1;
 }

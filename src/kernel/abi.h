@@ -63,10 +63,11 @@
                                pending signal unblocked: deliver it */
 #define HC_PROT          6  /* [arg[0], arg[0] + arg[1]) now has protection
                                arg[2] (PROT_*), or is back to the default */
-#define HC_REWRITE       7  /* may the syscall at arg[0], right after a mov $imm32,
-                               %eax, become a jmp to a stub? ret 0 no, 1 yes
-                               (the 5 bytes lie in one aligned 16), 2 yes,
-                               however aligned (no other thread runs) */
+#define HC_REWRITE       7  /* the syscall at arg[0] just trapped: may it and the
+                               instruction before become a jump to a stub? ret 0
+                               no, else the stub the host wrote (| 1: write the
+                               jump however aligned), that instruction's length
+                               << 32, a short jump's rel8 << 40 (stub.c) */
 #define PROT_RESET       0x100 /* default again (past a file's end stays so) */
 #define PROT_UNMAP       0x200 /* default again: the mapping is gone */
 #define HC_POSTED        0x100 /* or'ed into kind on a doorbell for a request

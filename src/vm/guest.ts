@@ -127,8 +127,9 @@ export class Guest implements Disposable {
   lazy = false;
   /** --rewrite=stub: sites become jumps to stubs, once the host agrees (HC_REWRITE). */
   stubs = false;
-  /** --rewrite=stub: HC_REWRITE questions answered. */
+  /** --rewrite=stub: HC_REWRITE questions answered, and the host's time on them (ms). */
   rewriteAsked = 0;
+  rewriteMs = 0;
   /** --rewrite=stub: jumps onto a rewritten site's `ud2` served as its syscall. */
   stubTraps = 0;
   /** --rewrite=stub: libraries' files by guest path (null: unreadable), shared by the run. */
@@ -503,6 +504,7 @@ export class Guest implements Disposable {
         mode: this.rewriteMode,
         ...stubCounts(this.mem!),
         asked: this.rewriteAsked,
+        askedMs: Math.round(this.rewriteMs * 100) / 100,
         ud2: this.stubTraps,
       }
       : { mode: this.rewriteMode, sites: this.rewrittenSites };

@@ -148,15 +148,17 @@ export interface RunStats {
    * Syscall rewriting: the mode used (`auto` resolved) and the sites it
    * rewrote. With `"stub"` also: `traps`, syscalls that still trapped (a
    * site's first run, or a site left as it was); `asked`, sites the guest
-   * kernel asked the host about; `other`, trapped sites it could not ask
-   * about (the instruction before would cross into another page); and
-   * `ud2`, jumps onto a rewritten site's `ud2` served as its syscall.
+   * kernel asked the host about, and `askedMs`, the host's time deciding;
+   * `other`, trapped sites it could not ask about (the instruction before
+   * would cross into another page); and `ud2`, jumps onto a rewritten
+   * site's `ud2` served as its syscall.
    */
   rewrite?: {
     mode: string;
     sites: number;
     traps?: number;
     asked?: number;
+    askedMs?: number;
     other?: number;
     ud2?: number;
   };

@@ -21,7 +21,7 @@ import { physOf } from "./percpu.ts";
 import { R } from "./sigframe.ts";
 import { setRegs } from "./machine.ts";
 import type { Guest } from "./guest.ts";
-import { fileAt, guestRegions, readGuestElf } from "./program.ts";
+import { fileAt, guestRegionAt, readGuestElf } from "./program.ts";
 
 /** Code the rewriter may look at: a file's bytes, and where it is in guest memory. */
 interface CodeFile {
@@ -50,9 +50,7 @@ function codeFileAt(g: Guest, at: number): CodeFile | undefined {
     }
   }
   // A library ld.so mapped: a private file mapping with PROT_EXEC.
-  const v = g.mem!.view;
-  let r;
-  for (const x of guestRegions(g.mem!, g.kernel!.mm)) if (x.start <= at && at < x.end) r = x;
+  const v = g.mem!.view, r = guestRegionAt(g.mem!, g.kernel!.mm, at);
   if (!r || !v.getUint8(r.at + REGION.file)) return undefined;
   if (v.getUint8(r.at + REGION.shared) || !(v.getUint8(r.at + REGION.prot) & 4)) return undefined;
   const f = fileAt(fileMappings(g.process!), at);
