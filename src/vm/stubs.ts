@@ -153,6 +153,8 @@ export function serveRewrite(g: Guest, site: number): number {
   const slots = mem.view.getUint32(ABI.STUB_ADDR, true);
   const stub = ABI.STUB_FIRST + slots * ABI.STUB_SIZE;
   if (stub + ABI.STUB_SIZE > ABI.STUB_END) return 0;
+  // A rel32 reaches ±2 GiB: all of guest RAM today (at most 2 GiB, all of the address space).
+  if (site - stub > 0x7fffffff || (pad !== undefined && pad + 5 - stub > 0x7fffffff)) return 0;
   mem.view.setUint32(ABI.STUB_ADDR, slots + 1, true);
   b.fill(0x90, stub, stub + 5); // the instruction (no rip-relative operand), then nops
   b.copyWithin(stub, at, site);
