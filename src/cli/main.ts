@@ -431,7 +431,11 @@ export async function main(args: string[], cwd: string = Deno.cwd()): Promise<nu
   const platform = detectPlatform();
   if (values.verbose) {
     const rw = resolveRewrite(rewrite as BootOptions["rewrite"], platform);
-    const why = rewrite === "auto" ? rw.why : values.rewrite ? "as asked" : "HERMITUX_REWRITE";
+    const why = rewrite === "auto"
+      ? rw.why
+      : values.rewrite
+      ? "as asked"
+      : "set by HERMITUX_REWRITE";
     console.error(
       `hermitux: platform ${platform} (guest at CPL ${guestCpl(platform)}), ` +
         `host calls ${hostCalls ?? defaultHostCalls(platform)}, rewrite ${rw.mode} (${why})`,

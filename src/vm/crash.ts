@@ -45,12 +45,10 @@ export function onException(g: Guest, vector: number): CrashReport | undefined {
     errorCode = Number(mem.view.getBigUint64(at(frame), true));
     frame += 8;
   }
-  let rip = Number(mem.view.getBigUint64(at(frame), true));
-  if (g.stubs && rip !== userRip(mem, rip)) {
-    // In a stub's copy of a site's instruction: as if at the site.
-    rip = userRip(mem, rip);
-    mem.view.setBigUint64(at(frame), BigInt(rip), true);
-  }
+  const cpuRip = Number(mem.view.getBigUint64(at(frame), true));
+  // In a stub's copy of a site's instruction (--rewrite=stub): as if at the site.
+  const rip = g.stubs ? userRip(mem, cpuRip) : cpuRip;
+  if (rip !== cpuRip) mem.view.setBigUint64(at(frame), BigInt(rip), true);
   const rsp = Number(mem.view.getBigUint64(at(frame + 24), true));
   const sregs = new Uint8Array(LAYOUTS.kvm_sregs.size);
   g.vcpu!.getSregs(sregs);

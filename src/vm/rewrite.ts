@@ -1,10 +1,10 @@
 /**
- * Syscall rewriting's host side (docs/REWRITING.md): which mode a run
- * uses (`auto` resolved); `--rewrite=stub`, the default on kvm_pvm, lives in
- * stubs.ts. `--rewrite=static` patches every
- * `syscall` site found (the program, the interpreter, each library ld.so
- * maps) to `call *%rax` before it runs; a rewritten call made with a number
- * past the trampoline's sled is finished as `syscall` would, with ENOSYS.
+ * Syscall rewriting's host side (docs/REWRITING.md): which mode a run uses
+ * (`auto` resolved), and the zpoline modes. `--rewrite=static` patches
+ * every `syscall` site found (the program, the interpreter, each library
+ * ld.so maps) to `call *%rax` before it runs; a rewritten call made with a
+ * number past the trampoline's sled is finished as `syscall` would, with
+ * ENOSYS. `--rewrite=stub`, the default on kvm_pvm, lives in stubs.ts.
  * @module
  */
 import { ABI } from "../kernel/abi.ts";
