@@ -19,6 +19,7 @@ const CORE = [
   "syscall_common",
   "syscall_return",
   "zpoline_entry",
+  "stub_entry",
   "sig_enter_save",
   "sig_enter",
   "sig_return",

@@ -46,6 +46,10 @@
 #define USER_MIN         0x200000 /* lowest address user mappings may use */
 #define TRAMPOLINE_PHYS  0xf000   /* frame shown at virtual page 0 when rewriting */
 #define TRAMPOLINE_SLED  0x200    /* nops for syscall numbers 0..511, then a jmp */
+#define STUB_ADDR        0x1c0000 /* REWRITE_STUB: u32 counts (slots taken, sites rewritten, */
+#define STUB_FIRST       0x1c0040 /* traps, other sites), then STUB_SIZE-byte stubs up to */
+#define STUB_END         0x1f0000 /* STUB_END; shared by all vCPUs, user-executable */
+#define STUB_SIZE        16
 
 #define BOOT_MAGIC       0x787574696d726568ULL /* "hermitux" */
 #define NR_SYSCALLS      512
@@ -61,6 +65,11 @@
                                pending signal unblocked: deliver it */
 #define HC_PROT          6  /* [arg[0], arg[0] + arg[1]) now has protection
                                arg[2] (PROT_*), or is back to the default */
+#define HC_REWRITE       7  /* the syscall at arg[0] just trapped: may it and the
+                               instruction before become a jump to a stub? ret 0
+                               no, else the stub the host wrote (| 1: write the
+                               jump however aligned), that instruction's length
+                               << 32, a short jump's rel8 << 40 (stub.c) */
 #define PROT_RESET       0x100 /* default again (past a file's end stays so) */
 #define PROT_UNMAP       0x200 /* default again: the mapping is gone */
 #define HC_POSTED        0x100 /* or'ed into kind on a doorbell for a request
@@ -69,6 +78,7 @@
 /* boot_info.rewrite */
 #define REWRITE_OFF      0
 #define REWRITE_LAZY     1
+#define REWRITE_STUB     2  /* mov $NR,%eax; syscall -> jmp stub; ud2, once verified */
 
 /* boot_info.route[nr]: bits */
 #define ROUTE_LOCAL      0  /* guest kernel serves it when it can */
@@ -91,7 +101,7 @@ struct boot_info {
 	unsigned long uid;
 	unsigned long gid;
 	unsigned long trace;        /* report every guest-served syscall to the host */
-	unsigned long rewrite;      /* REWRITE_LAZY: turn each syscall site into a call on first use */
+	unsigned long rewrite;      /* REWRITE_*: how a syscall site changes on first use */
 	unsigned long polling;      /* POLL_*: whether the host polls host-call blocks (exitless) */
 	unsigned long spin_ticks;   /* how long a posted request waits for the poller (TSC) */
 	char uts[6][65];            /* struct new_utsname, as uname(2) returns it */

@@ -38,8 +38,13 @@ export const ABI = {
   USER_MIN: 0x200000,
   TRAMPOLINE_PHYS: 0xf000,
   TRAMPOLINE_SLED: 0x200,
+  STUB_ADDR: 0x1c0000,
+  STUB_FIRST: 0x1c0040,
+  STUB_END: 0x1f0000,
+  STUB_SIZE: 16,
   REWRITE_OFF: 0,
   REWRITE_LAZY: 1,
+  REWRITE_STUB: 2,
   NR_SYSCALLS: 512,
   HC_SYSCALL: 0,
   HC_TRACE: 1,
@@ -48,6 +53,7 @@ export const ABI = {
   HC_ZERO: 4,
   HC_SIGNAL: 5,
   HC_PROT: 6,
+  HC_REWRITE: 7,
   PROT_RESET: 0x100,
   PROT_UNMAP: 0x200,
   HC_POSTED: 0x100,
@@ -112,6 +118,7 @@ export const IMAGE_HEADER = {
   sig_enter: 104,
   sig_return: 112,
   sig_resume: 120,
+  stub_entry: 128,
 } as const;
 
 /** Offsets in `struct percpu` (at `PERCPU_ADDR` in each vCPU's view). */

@@ -26,6 +26,7 @@ header:
 	.quad sig_enter
 	.quad sig_return
 	.quad sig_resume
+	.quad stub_entry     /* a rewritten site's stub jumps here (stub.c) */
 
 	.text
 	/* First guest instruction: rdi = &boot_info, rsp = KSTACK_TOP. */
@@ -104,21 +105,37 @@ syscall_return:
 	jmp *%rcx
 
 /*
- * A rewritten site: `syscall` became `call *%rax`, which landed in page 0's
- * nop sled and its jmp brought us here with the return address at (%rsp).
- * Build what `syscall` would have left (rcx = return address, r11 =
- * rflags, rsp = the caller's) without touching the user stack again, then
- * share the syscall path. The call's push below rsp could only land in the
- * red zone of code that keeps nothing there across a syscall.
+ * A rewritten site, --rewrite=lazy or static: `syscall` became `call *%rax`,
+ * which landed in page 0's nop sled and its jmp brought us here with the
+ * return address at (%rsp). The call's push below rsp could only land in
+ * the red zone of code that keeps nothing there across a syscall.
  */
 	.globl zpoline_entry
 zpoline_entry:
 	mov (%rsp), %rcx
 	lea 8(%rsp), %rsp
+	/* fall through */
+
+/*
+ * A rewritten site, --rewrite=stub: `mov $NR, %eax; syscall` became a jmp
+ * to a stub (stub.c) that set eax and rcx (the return address, past the
+ * old syscall) and jumped here; nothing touched the user stack. Build what
+ * `syscall` would have left (r11 = rflags, rsp = the caller's), then share
+ * the syscall path. A program running with AC (alignment checks) or TF
+ * set gets rflags masked as SFMASK would (popfq costs ~40 ns here, so only
+ * then): the kernel must not take #AC or #DB.
+ */
+	.globl stub_entry
+stub_entry:
 	mov %rsp, PERCPU_ADDR
 	mov $KSTACK_TOP, %rsp
 	pushfq
 	pop %r11
+	test $0x40100, %r11d
+	jnz 1f
+	jmp syscall_common
+1:	pushq $2
+	popfq
 	jmp syscall_common
 
 /*

@@ -28,7 +28,8 @@ static int pollable(u64 kind, u64 nr)
 {
 	if (kind == HC_SYSCALL)
 		return nr < NR_SYSCALLS && (BOOT->route[nr] & ROUTE_POLL);
-	return kind == HC_CLOCK || kind == HC_TRACE || kind == HC_PROT || kind == HC_SIGNAL;
+	return kind == HC_CLOCK || kind == HC_TRACE || kind == HC_PROT || kind == HC_SIGNAL ||
+	       kind == HC_REWRITE;
 }
 
 long hostcall(u64 kind, u64 nr, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5)

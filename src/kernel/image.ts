@@ -19,6 +19,8 @@ export interface KernelImage extends KernelEntries {
   syscallReturn: number;
   /** Where page 0's trampoline jumps (syscall sites rewritten as `call *%rax`). */
   zpolineEntry: number;
+  /** Where a rewritten site's stub jumps (--rewrite=stub), or #UD at its `ud2` resumes. */
+  stubEntry: number;
   /** Signal stubs (entry.S): enter a handler saving the live FPU state at its argument first… */
   sigEnterSave: number;
   /** …enter a handler with a clean FPU… */
@@ -76,9 +78,10 @@ async function read(): Promise<KernelImage> {
     sigEnter: at(IMAGE_HEADER.sig_enter),
     sigReturn: at(IMAGE_HEADER.sig_return),
     sigResume: at(IMAGE_HEADER.sig_resume),
+    stubEntry: at(IMAGE_HEADER.stub_entry),
     vdso,
   };
-  if (image.bssEnd > ABI.KSTACK_TOP - 0x10000) throw new Error("kernel image too large");
+  if (image.bssEnd > ABI.STUB_ADDR) throw new Error("kernel image too large");
   if (vdso.length < 64 || vdso[0] !== 0x7f || vdso[1] !== 0x45 || vdso[2] !== 0x4c) {
     throw new Error(`${new URL("./vdso/vdso.so", import.meta.url)}: not an ELF file`);
   }

@@ -35,6 +35,9 @@ void *memset(void *d, int c, size_t n);
 void *memcpy(void *d, const void *s, size_t n);
 int user_ok(u64 addr, u64 len);
 
+/* stub.c: --rewrite=stub */
+void stub_site(struct frame *f);
+
 /* mm.c, time.c, proc.c: in-guest syscalls */
 void mm_init(void);
 void time_init(void);

@@ -73,7 +73,9 @@ long ksyscall(struct frame *f)
 
 	/* The host reads the site to name it in traces and crash reports. */
 	hc->site = f->rcx - 2;
-	if (BOOT->rewrite == REWRITE_LAZY)
+	if (BOOT->rewrite == REWRITE_STUB)
+		stub_site(f);
+	else if (BOOT->rewrite == REWRITE_LAZY)
 		rewrite_site(f->rcx - 2);
 	if (!fn || (BOOT->route[nr] & ROUTE_HOST)) {
 		r = hostcall(HC_SYSCALL, nr, f->rdi, f->rsi, f->rdx, f->r10, f->r8, f->r9);

@@ -24,9 +24,15 @@ export const MAX_MEMORY = 64 * GIB;
  * Writes the page tables into guest RAM at `PT_ADDR`; returns CR3. Of the
  * guest kernel's pages below `USER_MIN`, only its code (up to `codeEnd`)
  * is executable, so a jump there from user code (e.g. a rewritten
- * `call *%rax` with a wild number) faults instead of running data.
+ * `call *%rax` with a wild number) faults instead of running data; with
+ * `stubs`, so is the area where the guest kernel writes rewritten sites'
+ * stubs (--rewrite=stub).
  */
-export function buildPageTables(mem: GuestMemory, codeEnd: number = ABI.KSTACK_TOP): bigint {
+export function buildPageTables(
+  mem: GuestMemory,
+  codeEnd: number = ABI.KSTACK_TOP,
+  stubs = false,
+): bigint {
   const v = mem.view;
   const pml4 = ABI.PT_ADDR;
   const pdpt = pml4 + 0x1000;
@@ -59,7 +65,8 @@ export function buildPageTables(mem: GuestMemory, codeEnd: number = ABI.KSTACK_T
   page(ABI.DOORBELL_ADDR, BigInt(ABI.DOORBELL_GPA), P | RW | US | NX);
   // The guest kernel's image and stack, run at the application's level.
   for (let a = ABI.KERNEL_ADDR; a < ABI.KSTACK_TOP; a += ABI.PAGE_SIZE) {
-    page(a, BigInt(a), P | RW | US | (a >= codeEnd ? NX : 0n));
+    const code = a < codeEnd || (stubs && a >= ABI.STUB_ADDR && a < ABI.STUB_END);
+    page(a, BigInt(a), P | RW | US | (code ? 0n : NX));
   }
   return BigInt(pml4);
 }

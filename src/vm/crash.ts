@@ -23,6 +23,7 @@ import { physOf } from "./percpu.ts";
 import { SI, type SigInfo } from "../syscalls/signal.ts";
 import { fileAt, guestRegions, readGuestElf } from "./program.ts";
 import { badRewrittenCall } from "./rewrite.ts";
+import { stubSyscall, userRip } from "./stubs.ts";
 import { regionAt } from "./hostcall.ts";
 import { enterFaultHandler } from "./deliver.ts";
 import { liveRegs } from "./machine.ts";
@@ -45,7 +46,10 @@ export function onException(g: Guest, vector: number): CrashReport | undefined {
     errorCode = Number(mem.view.getBigUint64(at(frame), true));
     frame += 8;
   }
-  const rip = Number(mem.view.getBigUint64(at(frame), true));
+  const cpuRip = Number(mem.view.getBigUint64(at(frame), true));
+  // In a stub's copy of a site's instruction (--rewrite=stub): as if at the site.
+  const rip = g.stubs ? userRip(mem, cpuRip) : cpuRip;
+  if (rip !== cpuRip) mem.view.setBigUint64(at(frame), BigInt(rip), true);
   const rsp = Number(mem.view.getBigUint64(at(frame + 24), true));
   const sregs = new Uint8Array(LAYOUTS.kvm_sregs.size);
   g.vcpu!.getSregs(sregs);
@@ -56,6 +60,8 @@ export function onException(g: Guest, vector: number): CrashReport | undefined {
     errorCode &= ~1;
   }
   if (g.rewrite && badRewrittenCall(g, vector, errorCode, frame, live)) return undefined;
+  // A jump onto a rewritten site's ud2 (--rewrite=stub): that syscall.
+  if (vector === 6 && g.stubs && stubSyscall(g, frame, live)) return undefined;
   if (rip >= ABI.USER_MIN && enterFaultHandler(g, vector, errorCode, cr2, frame, live)) {
     return undefined;
   }

@@ -63,6 +63,7 @@ function forkFrom(g: Guest, parent: Guest, cpu: Cpu, pid: number, spec: CloneSpe
   g.objects = parent.objects;
   g.sites = parent.sites;
   g.libSites = parent.libSites;
+  g.codeFiles = parent.codeFiles;
   g.warned = parent.warned; // an unsupported syscall is named once per run
   g.exitless = false;
   g.scheduled = true;
@@ -221,7 +222,11 @@ export function holdForVfork(g: Guest): void {
  */
 export function releaseVfork(g: Guest, child: Guest, tid: number, pid: number): void {
   const threads = g.threads!;
-  if (threads.count === 1) g.mem!.copyFrom(child.mem!, ABI.USER_MIN, g.machine!.stackTop);
+  if (threads.count === 1) {
+    g.mem!.copyFrom(child.mem!, ABI.USER_MIN, g.machine!.stackTop);
+    // Sites it rewrote (--rewrite=stub) jump to stubs it wrote: those too.
+    if (g.stubs) g.mem!.copyFrom(child.mem!, ABI.STUB_ADDR, ABI.STUB_END);
+  }
   if (g.held) {
     g.held = false;
     if (threads.main.alive && !g.process!.ended) threads.startMain();

@@ -42,6 +42,8 @@ import {
   setPolling,
 } from "./transport.ts";
 import { deliverAsync } from "./deliver.ts";
+import { resolveRewrite, type RewriteMode } from "./rewrite.ts";
+import { stubCounts } from "./stubs.ts";
 import { type GuestProcess, writeRoutes } from "./setup.ts";
 
 const SIGALRM_HOST = 14, SIGEV_THREAD_ID = 4, CLOCK_MONOTONIC = 1;
@@ -125,10 +127,21 @@ export class Guest implements Disposable {
     return this.#xsave ??= new Uint8Array(LAYOUTS.kvm_xsave.size);
   }
   #xsave?: Uint8Array;
-  /** --rewrite=lazy or static. */
+  /** The rewriting this image uses (`auto` resolved: rewrite.ts). */
+  rewriteMode: RewriteMode;
+  /** --rewrite=lazy or static: page 0 holds the zpoline trampoline. */
   rewrite = false;
   /** --rewrite=lazy. */
   lazy = false;
+  /** --rewrite=stub: sites become jumps to stubs, once the host agrees (HC_REWRITE). */
+  stubs = false;
+  /** --rewrite=stub: HC_REWRITE questions answered, and the host's time on them (ms). */
+  rewriteAsked = 0;
+  rewriteMs = 0;
+  /** --rewrite=stub: jumps onto a rewritten site's `ud2` served as its syscall. */
+  stubTraps = 0;
+  /** --rewrite=stub: libraries' files by guest path (null: unreadable), shared by the run. */
+  codeFiles = new Map<string, { elf: ElfFile; bytes: Uint8Array } | null>();
   /** --rewrite=static: finds a file's syscall sites. */
   sites?: (bytes: Uint8Array, elf: ElfFile) => number[];
   /** `syscall` sites patched before boot (--rewrite=static). */
@@ -184,9 +197,11 @@ export class Guest implements Disposable {
     this.diag = options.onDiagnostic ?? stderr;
     this.trace = options.trace === true ? stderr : options.trace || undefined;
     this.timeout = options.timeout;
-    this.rewrite = options.rewrite === "lazy" || options.rewrite === "static";
-    this.lazy = options.rewrite === "lazy";
     const platform = options.platform ?? detectPlatform();
+    this.rewriteMode = resolveRewrite(options.rewrite, platform).mode;
+    this.rewrite = this.rewriteMode === "lazy" || this.rewriteMode === "static";
+    this.lazy = this.rewriteMode === "lazy";
+    this.stubs = this.rewriteMode === "stub";
     const hostCalls = options.hostCalls ?? defaultHostCalls(platform);
     this.exitless = hostCalls === "exitless";
     this.adaptive = hostCalls === "auto";
@@ -528,6 +543,15 @@ export class Guest implements Disposable {
       this.machine!.vm!.counters(base?.vm),
     );
     this.stats.kvm = Object.fromEntries(Object.entries(kvm).filter(([, n]) => n !== 0));
+    this.stats.rewrite = this.stubs
+      ? {
+        mode: this.rewriteMode,
+        ...stubCounts(this.mem!),
+        asked: this.rewriteAsked,
+        askedMs: Math.round(this.rewriteMs * 100) / 100,
+        ud2: this.stubTraps,
+      }
+      : { mode: this.rewriteMode, sites: this.rewrittenSites };
     if (crash && !quiet) this.diag(formatCrash(crash));
     if (this.timedOut && !quiet) {
       this.diag(`hermitux: timed out after ${this.timeout} s; guest stopped`);

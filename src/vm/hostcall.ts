@@ -24,7 +24,7 @@ import { CTL } from "./wire.ts";
 import { WouldBlock } from "../syscalls/thread.ts";
 import { DOORBELL_ONLY } from "./exitless.ts";
 import { monotonicNs } from "../syscalls/signal.ts";
-import { type GuestRegion, guestRegions } from "./program.ts";
+import { type GuestRegion, guestRegionAt } from "./program.ts";
 import {
   afterSyscall,
   deliverAsync,
@@ -34,6 +34,7 @@ import {
   sigreturnExitless,
 } from "./deliver.ts";
 import { internalError, onException } from "./crash.ts";
+import { serveRewrite } from "./stubs.ts";
 import type { Guest } from "./guest.ts";
 import { bufferAddress, hostSyscall } from "../syscalls/host.ts";
 
@@ -116,7 +117,13 @@ export function hostCall(g: Guest, polled = false): boolean {
       v.setUint32(hc + HOSTCALL.ack, seq, true);
     }
   }
-  const anyKind = [ABI.HC_CLOCK, ABI.HC_TRACE, ABI.HC_PROT, ABI.HC_SIGNAL] as number[];
+  const anyKind = [
+    ABI.HC_CLOCK,
+    ABI.HC_TRACE,
+    ABI.HC_PROT,
+    ABI.HC_SIGNAL,
+    ABI.HC_REWRITE,
+  ] as number[];
   if (polled && !anyKind.includes(kind)) {
     if (kind !== ABI.HC_SYSCALL || DOORBELL_ONLY.has(nr)) return false;
     if (nr === NR_RT_SIGRETURN && !sigreturnExitless(g)) return false;
@@ -211,6 +218,12 @@ export function hostCall(g: Guest, polled = false): boolean {
     case ABI.HC_PROT:
       protect(g, args[0], args[1], Number(args[2]));
       break;
+    case ABI.HC_REWRITE: {
+      const t0 = performance.now();
+      ret = g.stubs ? BigInt(serveRewrite(g, Number(args[0]))) : 0n;
+      g.rewriteMs += performance.now() - t0;
+      break;
+    }
     default:
       g.diag(`hermitux: guest kernel reported an impossible state (${kind}/${args[0]})`);
       g.process!.exit(0, SIG.SIGKILL);
@@ -248,7 +261,5 @@ export function protFull(g: Guest): void {
 
 /** The guest kernel's mapping holding `addr` (mmap, not brk or the stack), if any. */
 export function regionAt(g: Guest, addr: number): GuestRegion | undefined {
-  for (const r of guestRegions(g.mem!, g.kernel!.mm)) {
-    if (r.start <= addr && addr < r.end) return r;
-  }
+  return guestRegionAt(g.mem!, g.kernel!.mm, addr);
 }

@@ -77,15 +77,20 @@ export interface BootOptions {
   /** The KVM device (default `/dev/kvm`). */
   kvmDevice?: string;
   /**
-   * Syscall rewriting: `"lazy"` turns each `syscall` instruction into
-   * `call *%rax` the first time it runs (entering the guest kernel through
-   * a trampoline at page 0, with no trap); `"off"` (default) leaves code
-   * alone; `"static"` rewrites every `syscall` a linear sweep finds in the
+   * Syscall rewriting (docs/REWRITING.md). `"stub"`: a `mov $NR, %eax;
+   * syscall` (b8 imm32 0f 05, the usual libc wrapper) that traps becomes
+   * a jmp to a stub into the guest kernel and a `ud2` once the host has
+   * proved from the code's unwind tables or symbols that the mov is a whole
+   * instruction; other sites keep trapping; page 0 stays unmapped, so a
+   * NULL read faults as on Linux. `"lazy"` turns each `syscall` into `call
+   * *%rax` the first time it runs, entering through a trampoline at page 0;
+   * `"static"` does the same to every `syscall` a linear sweep finds in the
    * executable and its interpreter before boot, and in each library as ld.so
-   * maps its text. With rewriting, page 0 is mapped, so a NULL read no
-   * longer faults.
+   * maps its text; with either, page 0 is mapped, so a NULL read no longer
+   * faults. `"off"` leaves code alone. `"auto"` (default): `"stub"` on
+   * kvm_pvm, where a trap costs microseconds, `"off"` on hardware KVM.
    */
-  rewrite?: "off" | "lazy" | "static";
+  rewrite?: "auto" | "off" | "stub" | "lazy" | "static";
   /**
    * How host calls reach the host: `"exitless"` (vCPUs run on their own
    * host threads; while the main thread polls, most calls are served with
@@ -144,6 +149,24 @@ export interface RunStats {
    * `pages_4k` and `pages_2m`. Counters that stayed zero are left out.
    */
   kvm: Record<string, number>;
+  /**
+   * Syscall rewriting: the mode used (`auto` resolved) and the sites it
+   * rewrote. With `"stub"` also: `traps`, syscalls that still trapped (a
+   * site's first run, or a site left as it was); `asked`, sites the guest
+   * kernel asked the host about, and `askedMs`, the host's time deciding;
+   * `other`, trapped sites it could not ask about (the instruction before
+   * would cross into another page); and `ud2`, jumps onto a rewritten
+   * site's `ud2` served as its syscall.
+   */
+  rewrite?: {
+    mode: string;
+    sites: number;
+    traps?: number;
+    asked?: number;
+    askedMs?: number;
+    other?: number;
+    ud2?: number;
+  };
 }
 
 /** One guest process of a run, all its images (execve) together. */

@@ -86,6 +86,8 @@ export function shebang(options: BootOptions, bytes: Uint8Array): BootOptions {
 export interface MappedObject {
   elf: ElfFile;
   base: number;
+  /** The file's bytes, for syscall rewriting (rewrite.ts). */
+  bytes?: Uint8Array;
   /** Its guest path, for /proc/self/maps. */
   path: string;
 }
@@ -190,6 +192,32 @@ export function* guestRegions(
     const start = Number(v.getBigUint64(at + REGION.start, true));
     yield { start, end: Number(v.getBigUint64(at + REGION.end, true)), at };
   }
+}
+
+/**
+ * The mapping of the guest kernel's list that holds `addr` (not a hole),
+ * found by binary search: the list is sorted by start and disjoint.
+ */
+export function guestRegionAt(
+  mem: GuestMemory,
+  mm: { regions: number; nregions: number },
+  addr: number,
+): GuestRegion | undefined {
+  const v = mem.view,
+    start = (i: number) =>
+      Number(v.getBigUint64(mm.regions + i * REGION.size + REGION.start, true));
+  let lo = 0, hi = Math.min(v.getInt32(mm.nregions, true), 4096) - 1, found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    if (start(mid) <= addr) {
+      found = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  if (found < 0) return undefined;
+  const at = mm.regions + found * REGION.size;
+  const end = Number(v.getBigUint64(at + REGION.end, true));
+  return addr < end && !v.getUint8(at + REGION.hole) ? { start: start(found), end, at } : undefined;
 }
 
 /** The newest file mapping holding `addr`, if any. */

@@ -169,6 +169,7 @@ export function execImage(
   const vm = new Guest({ ...options, path: guestPath }, g.table);
   vm.sites = g.sites;
   vm.libSites = g.libSites;
+  vm.codeFiles = g.codeFiles;
   vm.warned = g.warned; // an unsupported syscall is named once per run
   try {
     setupImage(vm, vm.options, elf, bytes, g.kernel!, init);
@@ -215,7 +216,7 @@ export function setupImage(
   const image = loadExecutable(elf, bytes, mem, mmapMax);
   g.base = image.base;
   const objects: MappedObject[] = g.objects = [
-    { elf, base: image.base, path: options.path },
+    { elf, base: image.base, path: options.path, bytes },
   ];
   let interpBase = 0, entry = image.entry;
   let interpObj: { elf: ElfFile; bytes: Uint8Array } | undefined;
@@ -230,7 +231,12 @@ export function setupImage(
     entry = placed.entry;
     // One guard page, then the mmap area grows down from below the loader.
     mmapMax = placed.start - ABI.PAGE_SIZE;
-    objects.push({ elf: interp.elf, base: placed.base, path: interp.guestPath });
+    objects.push({
+      elf: interp.elf,
+      base: placed.base,
+      path: interp.guestPath,
+      bytes: interp.bytes,
+    });
   }
   if (g.sites) {
     patchSites(g, mem, bytes, elf, image.base);
@@ -300,7 +306,7 @@ export function setupImage(
   });
   const codeEnd = ABI.KERNEL_ADDR +
     Math.ceil(kernel.bytes.length / ABI.PAGE_SIZE) * ABI.PAGE_SIZE;
-  const cr3 = g.cr3 = buildPageTables(mem, codeEnd);
+  const cr3 = g.cr3 = buildPageTables(mem, codeEnd, g.stubs);
   g.prot = new PageProtections(
     mem,
     cr3,
@@ -492,7 +498,10 @@ export function writeBootInfo(
   put(BOOT_INFO.uid, b.uid);
   put(BOOT_INFO.gid, b.gid);
   put(BOOT_INFO.trace, g.trace ? 1 : 0);
-  put(BOOT_INFO.rewrite, g.lazy ? ABI.REWRITE_LAZY : ABI.REWRITE_OFF);
+  put(
+    BOOT_INFO.rewrite,
+    g.stubs ? ABI.REWRITE_STUB : g.lazy ? ABI.REWRITE_LAZY : ABI.REWRITE_OFF,
+  );
   mem.bytes.set(hostUtsname(), base + BOOT_INFO.uts);
   writeRoutes(g, mem);
 }

@@ -29,7 +29,7 @@ async function inVm(
   args: string[] = [],
   stdin = "",
   env = {},
-  rewrite: "off" | "lazy" | "static" = "off",
+  rewrite: "off" | "stub" | "lazy" | "static" = "off",
   hostCalls?: "exit" | "exitless",
   dir?: string,
 ) {
@@ -139,6 +139,18 @@ for (const tc of toolchains) {
         const vm = await inVm(bin, [], "", {}, mode);
         equal(vm.outcome.stdout, native.stdout.replace("site 0f 05", "site ff d0"), mode);
       }
+    },
+  );
+
+  Deno.test(
+    { name: `[${platform}] ${tc}: syscall rewriting without page 0 (stub)`, ignore: !built },
+    async () => {
+      const bin = await fixture("stub_site", tc);
+      const native = await runNative(bin);
+      const vm = await inVm(bin, [], "", {}, "stub");
+      equal(vm.outcome.stdout, native.stdout);
+      match(vm.outcome.stderr, /^rewritten site yes .* genuine ud2$/m);
+      equal(vm.result.stats.rewrite?.ud2, 5);
     },
   );
 
