@@ -14,7 +14,9 @@ import { libc, OsError } from "../kvm/libc.ts";
 import { noteRead } from "../loader/relro.ts";
 import { PLAIN_CODE } from "../runner/code.ts";
 import type { SyscallRegistry } from "../syscalls/registry.ts";
-import { defaultRegistry } from "../syscalls/mod.ts";
+import { stdioModule } from "../syscalls/stdio.ts";
+import { fsModule } from "../syscalls/fs.ts";
+import { netModule } from "../net/sockets.ts";
 import { softLimit } from "../syscalls/limits.ts";
 import type { FdTable } from "../syscalls/fdtable.ts";
 import { physOf } from "./percpu.ts";
@@ -83,15 +85,28 @@ function serveFunction(): (s: Deno.PointerValue, max: number) => number {
   return serveFn;
 }
 
-let builtIn: Map<number, unknown> | undefined;
+/**
+ * The handlers whose work C does, as the modules had them when this module
+ * loaded: a registry (or a patched module) serving one of these calls with
+ * anything else keeps it in TypeScript.
+ */
+const BUILT_IN: ReadonlyMap<number, unknown> = new Map(
+  CALLS.map(([name, nr]) => {
+    const m = name === "pread64" || name === "pwrite64"
+      ? fsModule
+      : name === "recvfrom" || name === "sendto"
+      ? netModule
+      : stdioModule;
+    return [nr, m.handlers[name]];
+  }),
+);
 
 /** Which of C's calls `registry` still serves with hermitux's own handler. */
 function callMask(registry: SyscallRegistry): number {
-  builtIn ??= new Map(CALLS.map(([, nr]) => [nr, defaultRegistry().handler(nr)]));
   let mask = 0;
   CALLS.forEach(([, nr], i) => {
     const h = registry.handler(nr);
-    if (h && h === builtIn!.get(nr) && !registry.isOverridden(nr)) mask |= 1 << i;
+    if (h && h === BUILT_IN.get(nr) && !registry.isOverridden(nr)) mask |= 1 << i;
   });
   return mask;
 }
@@ -121,7 +136,7 @@ export class PlainServer {
     v.setBigUint64(PLAIN.door, guest.threads!.doorAddress, true);
     const khz = guest.vcpu?.tscKhz() || 2_000_000;
     v.setUint32(PLAIN.spin, Math.min(0xffffffff, Math.round(khz * SPIN_US / 1000)), true);
-    this.#calls = guest.trace || Deno.env.get("PLAIN_OFF") ? 0 : callMask(guest.registry);
+    this.#calls = guest.trace ? 0 : callMask(guest.registry);
     serveFunction();
   }
 
