@@ -4,7 +4,21 @@
 import { boot } from "../../mod.ts";
 import { libc } from "../../src/kvm/libc.ts";
 
-function hostCounts(): { threads: number; fds: number; rssKiB: number } {
+/** The host's threads by name (comm), for a failure to say which stayed. */
+function threadNames(): string {
+  const names: Record<string, number> = {};
+  for (const t of Deno.readDirSync("/proc/self/task")) {
+    try {
+      const comm = Deno.readTextFileSync(`/proc/self/task/${t.name}/comm`).trim();
+      names[comm] = (names[comm] ?? 0) + 1;
+    } catch {
+      // gone while listed
+    }
+  }
+  return Object.entries(names).map(([n, c]) => `${n} ×${c}`).join(", ");
+}
+
+function hostCounts(): { threads: number; fds: number; rssKiB: number; names: string } {
   // JS garbage is not what this looks for: collect it first (--expose-gc).
   (globalThis as { gc?: () => void }).gc?.();
   const status = Deno.readTextFileSync("/proc/self/status");
@@ -12,6 +26,7 @@ function hostCounts(): { threads: number; fds: number; rssKiB: number } {
     threads: Number(/^Threads:\s+(\d+)/m.exec(status)![1]),
     fds: [...Deno.readDirSync("/proc/self/fd")].length,
     rssKiB: Number(/^VmRSS:\s+(\d+)/m.exec(status)![1]),
+    names: threadNames(),
   };
 }
 
@@ -22,9 +37,11 @@ const bin = Deno.args[0];
     const run = async (n: number) => {
       const r = await boot({ path: bin, args: [String(n)], stdio: [0, devNull, 2] });
       if (r.status !== 0) throw new Error(`churn exited ${r.status}`);
-      // Terminated workers' threads (and their fds) take a moment to go.
+      // Terminated workers' threads (and their fds) take a moment to go; an
+      // idle thread of Deno's blocking pool (tokio) lingers for 10 s, so a
+      // count above the base is given 12 s to settle before it counts.
       let last = hostCounts();
-      for (let i = 0; i < 50; i++) {
+      for (let i = 0; i < 240; i++) {
         await new Promise((ok) => setTimeout(ok, 50));
         const now = hostCounts();
         if (now.threads <= base && now.threads === last.threads && now.fds === last.fds) break;
