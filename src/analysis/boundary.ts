@@ -296,14 +296,47 @@ function isNop(b: Uint8Array, at: number, len: number): boolean {
   return b[i] === 0x0f && b[i + 1] === 0x1f && ((b[i + 2] >> 3) & 7) === 0;
 }
 
-/** Whether control never falls through the instruction at `b[at]`: ret, jmp, ud2. */
+/** Whether control never falls through the instruction at `b[at]`: ret, jmp, ud2, hlt, int3. */
 function endsFlow(b: Uint8Array, at: number, len: number): boolean {
   const op = b[at];
-  if (len === 1 && op === 0xc3) return true;
+  if (len === 1 && (op === 0xc3 || op === 0xf4 || op === 0xcc)) return true;
   if ((len === 3 && op === 0xc2) || (len === 5 && op === 0xe9) || (len === 2 && op === 0xeb)) {
     return true;
   }
   return len === 2 && op === 0x0f && b[at + 1] === 0x0b;
+}
+
+/**
+ * Functions that never return, by the names the C library and the
+ * compiler's runtime give them: a call to one is where a function's code
+ * ends (`call __stack_chk_fail` is the last instruction of every function
+ * built with a stack protector).
+ */
+const NORETURN = new Set([
+  "__stack_chk_fail",
+  "__stack_chk_fail_local",
+  "abort",
+  "exit",
+  "_exit",
+  "_Exit",
+  "__assert_fail",
+  "__chk_fail",
+  "__fortify_fail",
+  "__libc_fatal",
+]);
+
+/** Whether `b[at]` is a direct call to a function {@linkcode NORETURN} names. */
+function noReturnCall(
+  b: Uint8Array,
+  elf: ElfFile,
+  at: number,
+  len: number,
+  toLink: (off: number) => number,
+): boolean {
+  const t = b[at] === 0xe8 && len === 5 ? branchTarget(b, at, len) : -1;
+  if (t < 0) return false;
+  const target = toLink(t);
+  return elf.symbols.some((s) => s.value === target && NORETURN.has(s.name));
 }
 
 /** The target of a direct jump, conditional jump or call at `b[at]` (file offsets), or -1. */
@@ -349,7 +382,7 @@ export function siteShape(bytes: Uint8Array, elf: ElfFile, site: number): SiteSh
   if (len === 5) return { fn, len, pads: [] };
   // The rest of the function: padding that never runs, and where jumps land.
   const runs: [number, number][] = [], targets: number[] = [];
-  let prevEnds = false, run = -1;
+  let prevEnds = false, run = -1, last = -1;
   for (at = base; at < end;) {
     const n = insnLength(bytes, at, end);
     if (n < 0) break;
@@ -359,10 +392,27 @@ export function siteShape(bytes: Uint8Array, elf: ElfFile, site: number): SiteSh
       runs.push([run, at]);
       run = -1;
     }
-    if (!nop) prevEnds = endsFlow(bytes, at, n);
+    if (!nop) prevEnds = endsFlow(bytes, at, n) || noReturnCall(bytes, elf, at, n, toLink);
     const t = branchTarget(bytes, at, n);
     if (t >= 0) targets.push(t);
-    at += n;
+    last = at += n;
+  }
+  if (run >= 0) runs.push([run, end]);
+  // Past the function's end, up to the next 16-byte boundary: the linker's
+  // alignment of the next function, nops no function's table or symbol
+  // holds. Dead when the function's code ends in a ret, jmp or call that
+  // never returns (musl's `syscall()`: its one site follows a 4-byte mov).
+  if (last === end && prevEnds) {
+    let gapEnd = end;
+    while (gapEnd < bytes.length && (toLink(gapEnd) & 15) !== 0) {
+      const n = insnLength(bytes, gapEnd, bytes.length);
+      if (n < 0 || !isNop(bytes, gapEnd, n)) break;
+      gapEnd += n;
+    }
+    let gap = gapEnd - end >= 5 && (toLink(gapEnd) & 15) === 0 &&
+      offsetOf(elf, toLink(gapEnd - 1)) === gapEnd - 1;
+    for (let p = end; gap && p < gapEnd; p++) gap = !functionAround(bytes, elf, toLink(p), 1);
+    if (gap) runs.push([end, gapEnd]);
   }
   const from = before + 2; // where the short jump's rel8 counts from
   const pads: number[] = [];

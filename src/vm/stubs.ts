@@ -144,7 +144,11 @@ export function serveRewrite(g: Guest, site: number): number {
   if (anyAlign && (g.threads?.count ?? 1) !== 1) return 0;
   // Padding still as the file has it (another site may have taken a slot).
   const f = file.bytes, d = shift(file, site);
+  // It may lie just past the function (alignment before the next one): still in this file's code.
   const pad = shape.pads.map((p) => p + file.bias).find((p) => {
+    if (p + 5 > file.hi || mem.overlays.list.some((o) => o.start < p + 5 && p < o.end)) {
+      return false;
+    }
     for (let k = 0; k < 5; k++) if (b[p + k] !== f[p + k - d]) return false;
     return true;
   });
