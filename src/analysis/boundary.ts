@@ -335,8 +335,18 @@ function noReturnCall(
 ): boolean {
   const t = b[at] === 0xe8 && len === 5 ? branchTarget(b, at, len) : -1;
   if (t < 0) return false;
-  const target = toLink(t);
-  return elf.symbols.some((s) => s.value === target && NORETURN.has(s.name));
+  // Sorted by address: the first at or past the target, then its aliases.
+  const target = toLink(t), syms = elf.symbols;
+  let lo = 0, hi = syms.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (syms[mid].value < target) lo = mid + 1;
+    else hi = mid;
+  }
+  for (let i = lo; i < syms.length && syms[i].value === target; i++) {
+    if (NORETURN.has(syms[i].name)) return true;
+  }
+  return false;
 }
 
 /** The target of a direct jump, conditional jump or call at `b[at]` (file offsets), or -1. */
@@ -382,7 +392,7 @@ export function siteShape(bytes: Uint8Array, elf: ElfFile, site: number): SiteSh
   if (len === 5) return { fn, len, pads: [] };
   // The rest of the function: padding that never runs, and where jumps land.
   const runs: [number, number][] = [], targets: number[] = [];
-  let prevEnds = false, run = -1, last = -1;
+  let prevEnds = false, run = -1, last = -1, lastAt = -1;
   for (at = base; at < end;) {
     const n = insnLength(bytes, at, end);
     if (n < 0) break;
@@ -392,17 +402,31 @@ export function siteShape(bytes: Uint8Array, elf: ElfFile, site: number): SiteSh
       runs.push([run, at]);
       run = -1;
     }
-    if (!nop) prevEnds = endsFlow(bytes, at, n) || noReturnCall(bytes, elf, at, n, toLink);
+    if (!nop) {
+      prevEnds = endsFlow(bytes, at, n);
+      lastAt = at;
+    }
     const t = branchTarget(bytes, at, n);
     if (t >= 0) targets.push(t);
     last = at += n;
   }
   if (run >= 0) runs.push([run, end]);
-  // Past the function's end, up to the next 16-byte boundary: the linker's
-  // alignment of the next function, nops no function's table or symbol
-  // holds. Dead when the function's code ends in a ret, jmp or call that
-  // never returns (musl's `syscall()`: its one site follows a 4-byte mov).
-  if (last === end && prevEnds) {
+  const from = before + 2; // where the short jump's rel8 counts from
+  const pads: number[] = [];
+  const slots = (s: number, e: number) => {
+    if (targets.some((t) => t >= s && t < e)) return;
+    for (let p = s; p + 5 <= e; p += 5) {
+      if (p - from >= -128 && p - from <= 127) pads.push(toLink(p));
+    }
+  };
+  for (const [s, e] of runs) slots(s, e);
+  // None inside: past the function's end, up to the next 16-byte boundary,
+  // the linker's alignment of the next function, nops no function's table
+  // or symbol holds. Dead when the function's code ends in a ret, jmp or
+  // call that never returns (musl's `syscall()`: its one site follows a
+  // 4-byte mov). Looked at last: the symbols cost milliseconds to read the
+  // first time for a library.
+  if (!pads.length && last === end) {
     let gapEnd = end;
     while (gapEnd < bytes.length && (toLink(gapEnd) & 15) !== 0) {
       const n = insnLength(bytes, gapEnd, bytes.length);
@@ -410,17 +434,10 @@ export function siteShape(bytes: Uint8Array, elf: ElfFile, site: number): SiteSh
       gapEnd += n;
     }
     let gap = gapEnd - end >= 5 && (toLink(gapEnd) & 15) === 0 &&
-      offsetOf(elf, toLink(gapEnd - 1)) === gapEnd - 1;
+      offsetOf(elf, toLink(gapEnd - 1)) === gapEnd - 1 && end - from <= 127;
+    gap &&= prevEnds || (lastAt >= 0 && noReturnCall(bytes, elf, lastAt, end - lastAt, toLink));
     for (let p = end; gap && p < gapEnd; p++) gap = !functionAround(bytes, elf, toLink(p), 1);
-    if (gap) runs.push([end, gapEnd]);
-  }
-  const from = before + 2; // where the short jump's rel8 counts from
-  const pads: number[] = [];
-  for (const [s, e] of runs) {
-    if (targets.some((t) => t >= s && t < e)) continue;
-    for (let p = s; p + 5 <= e; p += 5) {
-      if (p - from >= -128 && p - from <= 127) pads.push(toLink(p));
-    }
+    if (gap) slots(end, gapEnd);
   }
   pads.sort((a, b) => Math.abs(a - site) - Math.abs(b - site));
   return pads.length ? { fn, len, pads } : undefined;
