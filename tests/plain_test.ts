@@ -23,9 +23,11 @@ for (const tc of ["musl-static", "glibc-static", "glibc-dynamic"] as Toolchain[]
     deepStrictEqual(fast.out, native);
     deepStrictEqual(slow.out, native);
     equal(native.code, 0);
-    // Most of the 4,000 reads and writes of /dev/null went through C (while
-    // the poller sleeps, TypeScript serves the kicked request)...
-    ok(fast.stats.plainCalls > 1000, `plainCalls ${fast.stats.plainCalls}`);
+    // Many of the 4,000 reads and writes of /dev/null went through C: all but
+    // a few on a quiet machine; under load (CI ran 872 with every call
+    // trapping) TypeScript serves those the poller finds while it is not in
+    // C, and those a vCPU rang the doorbell for after its 10 ms wait...
+    ok(fast.stats.plainCalls > 400, `plainCalls ${fast.stats.plainCalls}`);
     equal(slow.stats.plainCalls, 0);
     // ...and are counted as the same syscalls either way.
     for (const name of ["read", "write", "pread64", "pwrite64", "readv", "writev", "lseek"]) {
