@@ -334,19 +334,8 @@ function noReturnCall(
   toLink: (off: number) => number,
 ): boolean {
   const t = b[at] === 0xe8 && len === 5 ? branchTarget(b, at, len) : -1;
-  if (t < 0) return false;
-  // Sorted by address: the first at or past the target, then its aliases.
-  const target = toLink(t), syms = elf.symbols;
-  let lo = 0, hi = syms.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (syms[mid].value < target) lo = mid + 1;
-    else hi = mid;
-  }
-  for (let i = lo; i < syms.length && syms[i].value === target; i++) {
-    if (NORETURN.has(syms[i].name)) return true;
-  }
-  return false;
+  const callee = t < 0 ? undefined : elf.symbolize(toLink(t));
+  return callee?.offset === 0 && NORETURN.has(callee.name);
 }
 
 /** The target of a direct jump, conditional jump or call at `b[at]` (file offsets), or -1. */
@@ -392,7 +381,7 @@ export function siteShape(bytes: Uint8Array, elf: ElfFile, site: number): SiteSh
   if (len === 5) return { fn, len, pads: [] };
   // The rest of the function: padding that never runs, and where jumps land.
   const runs: [number, number][] = [], targets: number[] = [];
-  let prevEnds = false, run = -1, last = -1, lastAt = -1;
+  let prevEnds = false, run = -1, lastAt = -1;
   for (at = base; at < end;) {
     const n = insnLength(bytes, at, end);
     if (n < 0) break;
@@ -408,7 +397,7 @@ export function siteShape(bytes: Uint8Array, elf: ElfFile, site: number): SiteSh
     }
     const t = branchTarget(bytes, at, n);
     if (t >= 0) targets.push(t);
-    last = at += n;
+    at += n;
   }
   if (run >= 0) runs.push([run, end]);
   const from = before + 2; // where the short jump's rel8 counts from
@@ -426,7 +415,7 @@ export function siteShape(bytes: Uint8Array, elf: ElfFile, site: number): SiteSh
   // call that never returns (musl's `syscall()`: its one site follows a
   // 4-byte mov). Looked at last: the symbols cost milliseconds to read the
   // first time for a library.
-  if (!pads.length && last === end) {
+  if (!pads.length && at === end) {
     let gapEnd = end;
     while (gapEnd < bytes.length && (toLink(gapEnd) & 15) !== 0) {
       const n = insnLength(bytes, gapEnd, bytes.length);
