@@ -132,6 +132,17 @@ for (const tc of BUILDS) {
     match(out.stdout, /^parent: atfork 'prepare parent ', spinner still runs 1$/m);
   });
 
+  Deno.test(`${tc}: fork beside a thread inside mmap: the child gets no half-done mm state`, async () => {
+    // Without fork holding the guest kernel's mm lock, the first child
+    // whose copy caught it held spun in its own mmap until --timeout.
+    const out = await sameC(await fixture("proc_fork_mm", tc));
+    equal(out.code, 0);
+    match(
+      out.stdout,
+      /^60 forks beside a mapping thread: 60 children mapped memory and exited 0$/m,
+    );
+  });
+
   Deno.test(`${tc}: a fork bomb meets --max-procs 16 with EAGAIN; every child is reaped`, async () => {
     const bin = await fixture("proc_forkbomb", tc);
     // Natively RLIMIT_NPROC does the same, but root is exempt from it: the

@@ -119,6 +119,7 @@ export const IMAGE_HEADER = {
   sig_return: 112,
   sig_resume: 120,
   stub_entry: 128,
+  mm_lock: 136,
 } as const;
 
 /** Offsets in `struct percpu` (at `PERCPU_ADDR` in each vCPU's view). */

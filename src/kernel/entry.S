@@ -27,6 +27,7 @@ header:
 	.quad sig_return
 	.quad sig_resume
 	.quad stub_entry     /* a rewritten site's stub jumps here (stub.c) */
+	.quad mm_lock        /* mm.c's lock: fork's copy holds it, as Linux's mmap lock */
 
 	.text
 	/* First guest instruction: rdi = &boot_info, rsp = KSTACK_TOP. */

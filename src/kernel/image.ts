@@ -13,8 +13,11 @@ export interface KernelImage extends KernelEntries {
   bytes: Uint8Array;
   /** End of the zero-initialised data that follows the image. */
   bssEnd: number;
-  /** Addresses of the guest kernel's mapping list and program break (for /proc/self/maps). */
-  mm: { regions: number; nregions: number; brkStart: number; brkCur: number };
+  /**
+   * Addresses of the guest kernel's mapping list and program break (for
+   * /proc/self/maps), and of the lock its mm calls hold (fork's copy takes it).
+   */
+  mm: { regions: number; nregions: number; brkStart: number; brkCur: number; lock: number };
   /** Where a new thread's vCPU starts: the syscall return path, on a frame the host built. */
   syscallReturn: number;
   /** Where page 0's trampoline jumps (syscall sites rewritten as `call *%rax`). */
@@ -57,7 +60,7 @@ async function read(): Promise<KernelImage> {
   const [bytes, vdso] = await Promise.all([load("./kernel.bin"), load("./vdso/vdso.so")]);
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const at = (off: number) => Number(v.getBigUint64(off, true));
-  if (bytes.length < 48 || v.getBigUint64(IMAGE_HEADER.magic, true) !== BOOT_MAGIC) {
+  if (bytes.length < 144 || v.getBigUint64(IMAGE_HEADER.magic, true) !== BOOT_MAGIC) {
     throw new Error(`${url}: not a hermitux kernel image (run 'deno task kernel')`);
   }
   const image = {
@@ -71,6 +74,7 @@ async function read(): Promise<KernelImage> {
       nregions: at(IMAGE_HEADER.nregions),
       brkStart: at(IMAGE_HEADER.brk_start),
       brkCur: at(IMAGE_HEADER.brk_cur),
+      lock: at(IMAGE_HEADER.mm_lock),
     },
     syscallReturn: at(IMAGE_HEADER.syscall_return),
     zpolineEntry: at(IMAGE_HEADER.zpoline_entry),

@@ -521,7 +521,7 @@ static long do_madvise(u64 addr, u64 len, u64 advice, u64 d, u64 e, u64 f)
  * break: each call holds one lock. A file mapping's host call happens with
  * it held, which only makes other vCPUs' mm calls wait for it.
  */
-static volatile int mm_lock;
+volatile int mm_lock; /* the host takes it too, to copy memory for fork */
 
 #define LOCKED(name)                                                  \
 	long sys_##name(u64 a, u64 b, u64 c, u64 d, u64 e, u64 f)     \

@@ -31,7 +31,7 @@ import { closeEventfd, drainEventfd, makeEventfd } from "../vm/wake.ts";
 import { type Cpu, waitWatched } from "../vm/threads.ts";
 import type { ProcessStats, RunResult } from "../vm/options.ts";
 import type { Guest } from "../vm/guest.ts";
-import { forkGuest, holdForVfork, releaseVfork } from "../vm/fork.ts";
+import { forkGuest, holdForVfork, lockMm, releaseVfork } from "../vm/fork.ts";
 import { execImage } from "../vm/setup.ts";
 import { MachinePool } from "../vm/machine.ts";
 import type { Grants } from "../syscalls/grants.ts";
@@ -394,12 +394,20 @@ export class ProcessTable {
     let live = 0;
     for (const q of this.#procs.values()) if (q.status === undefined) live++;
     if (live >= this.maxProcesses) throw new SyscallError(E.EAGAIN);
-    const pid = this.allocId();
-    this.#goMulti();
-    const vfork = (spec.flags & CLONE_VFORK) !== 0n;
-    const tid = currentTid(parent);
-    if (vfork) holdForVfork(parent.vm);
-    const vm = forkGuest(parent.vm, pid, spec);
+    // No other thread may be inside mmap & co. while the memory is copied.
+    const unlockMm = lockMm(parent.vm);
+    if (!unlockMm) return 0; // runs again in a moment (parked)
+    let vm: Guest, pid: number, vfork: boolean, tid: number;
+    try {
+      pid = this.allocId();
+      this.#goMulti();
+      vfork = (spec.flags & CLONE_VFORK) !== 0n;
+      tid = currentTid(parent);
+      if (vfork) holdForVfork(parent.vm);
+      vm = forkGuest(parent.vm, pid, spec);
+    } finally {
+      unlockMm();
+    }
     const child: Proc = {
       pid,
       ppid: parent.pid,

@@ -27,6 +27,8 @@ import { patchMapping } from "./rewrite.ts";
 import { pastEnd } from "./hostcall.ts";
 import { SYSCALL_FRAME, SYSCALL_FRAME_ADDR } from "./deliver.ts";
 import { Guest } from "./guest.ts";
+import { E, SyscallError } from "../syscalls/errno.ts";
+import { monotonicNs } from "../syscalls/signal.ts";
 
 const MSR_FS_BASE = 0xc0000100, MSR_GS_BASE = 0xc0000101, MSR_TSC = 0x10;
 const NR_MEMFD_CREATE = 319, NR_FTRUNCATE = 77, NR_PWRITE64 = 18, NR_CLOSE = 3, MFD_CLOEXEC = 1;
@@ -72,6 +74,8 @@ function forkFrom(g: Guest, parent: Guest, cpu: Cpu, pid: number, spec: CloneSpe
   g.cr3 = parent.cr3;
   const mem = createMachine(g, parent.mem!.size, true), v = mem.view;
   mem.copyFrom(parent.mem!, 0, mem.size, g.machine!.reused);
+  // The parent held the mm lock for the copy (lockMm); the child's is free.
+  Atomics.store(mmLock(mem, g.kernel!.mm.lock), 0, 0);
   // MAP_SHARED memory stays shared: the child gets the same host pages.
   shareAnonymous(parent);
   mem.overlays.inherit(parent.mem!.overlays);
@@ -194,6 +198,45 @@ export function setupChild(g: Guest, child: Cpu, parent: Cpu, spec: CloneSpec, t
   const put32 = (addr: bigint) => v.setUint32(mem.check(addr, 4), tid, true);
   if (spec.flags & CLONE.PARENT_SETTID) put32(spec.parentTid);
   if (spec.flags & CLONE.CHILD_SETTID) put32(spec.childTid);
+}
+
+/**
+ * Takes the guest kernel's mm lock for fork's copy, as Linux's fork holds
+ * the parent's mmap lock. Other threads run on while the memory is copied:
+ * one inside mmap, munmap, brk & co. would leave the child a half-changed
+ * region list and a lock that nobody there releases (its next mmap would
+ * spin for ever). Returns the release, or undefined when another thread
+ * holds the lock: then the call has been set to run again shortly (a
+ * thread on the main host thread waits here instead, serving the others).
+ * @internal
+ */
+export function lockMm(g: Guest): (() => void) | undefined {
+  const word = mmLock(g.mem!, g.kernel!.mm.lock);
+  const take = () => Atomics.compareExchange(word, 0, 0, 1) === 0;
+  const release = () => void Atomics.store(word, 0, 0);
+  const t = g.threads!;
+  // Alone, nobody else can hold it: a set word is the program's own doing.
+  if (take() || t.count <= 1) return release;
+  if (t.polled) throw new WouldBlock();
+  if (t.onMain) {
+    while (!take()) {
+      if (g.process!.ended) throw new SyscallError(E.EINTR);
+      g.idle(monotonicNs() + MM_RETRY_NS);
+    }
+    return release;
+  }
+  const tid = t.current;
+  t.park(monotonicNs() + MM_RETRY_NS, () => t.restart(tid), () => t.restart(tid));
+  return undefined;
+}
+
+/** How long fork waits before it looks at a held mm lock again. */
+const MM_RETRY_NS = 200_000n;
+
+/** The mm lock's word in `mem` (at a kernel image address, inside guest RAM). */
+function mmLock(mem: GuestMemory, at: number): Int32Array {
+  if (at < 0 || at + 4 > mem.size || at % 4) throw new Error("mm lock outside guest memory");
+  return new Int32Array(mem.bytes.buffer, mem.bytes.byteOffset + at, 1);
 }
 
 /**
