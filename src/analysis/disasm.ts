@@ -17,7 +17,7 @@ import {
   OpAccess,
   OpKind,
   Register,
-} from "iced-x86";
+} from "npm:iced-x86@1.21.0";
 
 /** Bytes of code at a link-time address. */
 export interface CodeRange {
