@@ -68,6 +68,13 @@ export { GrantError, type NetGrant } from "./src/net/policy.ts";
 export { detectPlatform, guestCpl, type Platform } from "./src/kvm/platform.ts";
 export { defaultHostCalls, type HostCalls, hostCallsReason } from "./src/vm/exitless.ts";
 export { VERSION } from "./src/version.ts";
+export {
+  DEFAULT_HZ,
+  flameGraph,
+  type FlameGraphOptions,
+  Profile,
+  type ProfileOptions,
+} from "./src/profile/mod.ts";
 export { supportMarkdown, type SupportRow, supportTable } from "./src/syscalls/support.ts";
 export {
   type Analysis,

@@ -5,6 +5,8 @@
  * instruction does to the general registers, for the backward data flow.
  * @module
  */
+// Inline, not a bare name from deno.json's imports: a script elsewhere that
+// imports this checkout's mod.ts by path has no such map (tests/package_test.ts).
 import {
   ConditionCode,
   Decoder,
@@ -17,6 +19,7 @@ import {
   OpAccess,
   OpKind,
   Register,
+  // deno-lint-ignore no-import-prefix
 } from "npm:iced-x86@1.21.0";
 
 /** Bytes of code at a link-time address. */

@@ -23,6 +23,7 @@ import { readAllowList, specializedRegistry } from "../syscalls/specialize.ts";
 import { GrantError, resolveNetGrant } from "../net/policy.ts";
 import { normalize } from "../vfs/path.ts";
 import { defaultEtc } from "./etc.ts";
+import { DEFAULT_PROFILE, writeProfile } from "./profile.ts";
 
 const USAGE = `hermitux ${VERSION}: run a Linux x86-64 executable in a KVM micro-VM
 
@@ -57,6 +58,11 @@ Options for run:
   --max-file-size SIZE
                      largest file a write may make, e.g. 10M (RLIMIT_FSIZE:
                      EFBIG and SIGXFSZ past it; default: no limit)
+  --profile[=FILE.svg]
+                     sample every thread's call stack (99 times a second) and
+                     write a flame graph to FILE.svg (default hermitux-profile.svg)
+                     and the folded stacks beside it (FILE.folded)
+  --profile-hz N     sample N times a second instead (implies --profile)
   --trace            print every syscall to stderr, strace-style
   --stats            print boot time, exits and host calls to stderr at the end
                      (with several processes, a line for each and the totals)
@@ -178,6 +184,7 @@ const VALUE_OPTIONS = new Set([
   "rewrite",
   "host-calls",
   "allow-syscalls",
+  "profile-hz",
 ]);
 
 /** The system directories the CLI shows read-only by default (and an /etc: etc.ts). */
@@ -310,8 +317,14 @@ export async function main(
   // --allow-net and --allow-env take a value only after "=" (as Deno's).
   const options: string[] = [];
   const grants: { net?: boolean | string[]; env?: boolean | string[] } = {};
+  let profileFile: string | undefined; // --profile[=FILE.svg], a value only after "=" too
   for (let i = 0; i < binAt; i++) {
     const a = rest[i], m = /^--allow-(net|env)(?:=(.*))?$/.exec(a);
+    const prof = /^--profile(?:=(.*))?$/.exec(a);
+    if (prof) {
+      profileFile = prof[1] || DEFAULT_PROFILE;
+      continue;
+    }
     if (!m) {
       options.push(a);
       if (VALUE_OPTIONS.has(a.replace(/^--?/, "")) && i + 1 < binAt) options.push(rest[++i]);
@@ -346,6 +359,7 @@ export async function main(
       "allow-syscalls": { type: "string" },
       specialize: { type: "boolean" },
       strict: { type: "boolean" },
+      "profile-hz": { type: "string" },
       help: { type: "boolean", short: "h" },
     });
   } catch (e) {
@@ -373,7 +387,7 @@ export async function main(
     return fail((e as Error).message);
   }
   let memory: number | undefined, timeout: number | undefined, mounts: MountSpec[];
-  let maxProcesses: number | undefined;
+  let maxProcesses: number | undefined, hz: number | undefined;
   const limits: { maxThreads?: number; maxFds?: number; cpuTime?: number; maxFileSize?: number } =
     {};
   try {
@@ -412,6 +426,13 @@ export async function main(
     if (values.timeout) {
       timeout = Number(values.timeout);
       if (!(timeout > 0)) throw new Error(`bad --timeout '${values.timeout}'`);
+    }
+    if (values["profile-hz"] !== undefined) {
+      hz = Number(values["profile-hz"]);
+      if (!/^\d+$/.test(values["profile-hz"]) || hz < 1 || hz > 10_000) {
+        throw new Error(`bad --profile-hz '${values["profile-hz"]}' (1 to 10000)`);
+      }
+      profileFile ??= DEFAULT_PROFILE;
     }
   } catch (e) {
     return fail(`hermitux: ${(e as Error).message}`);
@@ -475,6 +496,7 @@ export async function main(
       registry,
       mounts,
       cwd: values.workdir ? resolve(cwd, values.workdir) : cwd,
+      profile: profileFile ? { hz } : undefined,
     });
     let result;
     try {
@@ -482,6 +504,9 @@ export async function main(
     } finally {
       if (opts.exits) keepSpareMemory(false);
       vm.dispose();
+    }
+    if (profileFile && result.profile) {
+      console.error(writeProfile(result.profile, resolve(cwd, profileFile), bin));
     }
     if (values.stats || values.verbose) {
       console.error(`hermitux: stats ${JSON.stringify(result.stats)}`);

@@ -13,6 +13,7 @@
  * watch. `execve` replaces a process's VM by a new one in place (same pid).
  * @module
  */
+import type { Profile } from "../profile/profile.ts";
 import { E, SyscallError } from "../syscalls/errno.ts";
 import { hostSyscall } from "../syscalls/host.ts";
 import { monotonicNs, SI, SIG_IGN, type SigInfo, SIGNO } from "../syscalls/signal.ts";
@@ -120,6 +121,8 @@ export class ProcessTable {
   readonly maxProcesses: number;
   /** Machines of ended processes, for the next fork or execve (src/vm/machine.ts). */
   readonly machines: MachinePool = new MachinePool();
+  /** The run's profile, when it is profiled (BootOptions.profile): every process samples into it. */
+  profile?: Profile;
 
   /** What the run was granted (network, limits): every process's. */
   readonly grants: Grants;
@@ -206,6 +209,7 @@ export class ProcessTable {
       }
       result = root.vm.finish();
       addImage(root.stats, result);
+      root.vm.flushProfile();
     } finally {
       for (const p of this.#procs.values()) {
         if (p.vm === this.#first) continue;
@@ -220,6 +224,7 @@ export class ProcessTable {
       this.#wakeFd = -1;
     }
     result.processes = this.#started;
+    if (this.profile) result.profile = this.profile;
     result.perProcess = [root.stats, ...this.#ended.sort((a, b) => a.pid - b.pid)];
     return result;
   }

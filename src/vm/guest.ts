@@ -45,6 +45,7 @@ import { deliverAsync } from "./deliver.ts";
 import { resolveRewrite, type RewriteMode } from "./rewrite.ts";
 import { stubCounts } from "./stubs.ts";
 import { type GuestProcess, writeRoutes } from "./setup.ts";
+import type { Sampler } from "../profile/sampler.ts";
 
 const SIGALRM_HOST = 14, SIGEV_THREAD_ID = 4, CLOCK_MONOTONIC = 1;
 
@@ -186,6 +187,8 @@ export class Guest implements Disposable {
   launched = false;
   /** The image execve put in this one's place. */
   replacement?: Guest;
+  /** Its profile sampler, in a profiled run (BootOptions.profile). */
+  sampler?: Sampler;
   #disposed = false;
 
   /** An image of a process of `table`, not yet set up (setup.ts, fork.ts). */
@@ -321,6 +324,7 @@ export class Guest implements Disposable {
   begin(deadline?: bigint): void {
     this.tRun = performance.now();
     this.stats.bootMs = this.tRun - this.t0;
+    if (this.sampler) this.sig.armHost(undefined, true); // its first tick
     if (deadline !== undefined) {
       this.sig.runDeadline = deadline;
       this.sig.armHost();
@@ -610,10 +614,21 @@ export class Guest implements Disposable {
   onTimer(): void {
     const sig = this.sig, now = monotonicNs();
     sig.retryAt = 0n;
+    if (this.sampler) this.sampler.timerStop = true;
     sig.fireTimers(now);
+    if (this.sampler) this.sampler.timerStop = false;
     if (sig.timedOut) return;
     if (sig.next()) deliverAsync(this);
     sig.armHost(now, true);
+  }
+
+  /** Names this process's profile samples and adds them to the run's profile (once each). */
+  flushProfile(): void {
+    try {
+      this.sampler?.flush();
+    } catch (e) {
+      this.diag(`hermitux: profile: samples of pid ${this.pid} lost: ${(e as Error).message}`);
+    }
   }
 
   /**
@@ -625,6 +640,7 @@ export class Guest implements Disposable {
     this.#disposed = true;
     if (this.timerId !== undefined) hostSyscall(NR_TIMER_DELETE, this.timerId);
     this.threads?.stopAll();
+    this.flushProfile();
     // A runner still running (stuck past stopAll's wait) may write it yet.
     const done = this.threads?.runnersDone() ?? true;
     if (done) closeEventfd(this.wakeFd);

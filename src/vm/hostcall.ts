@@ -55,7 +55,11 @@ export function serveExit(g: Guest, cpu: Cpu): void {
   g.asThread(cpu, () => {
     const p = g.process!;
     if (cpu.ctl && Atomics.exchange(cpu.ctl, CTL.intr, 0) === 2) {
-      // Kicked out of KVM_RUN for a signal, not an exit.
+      // Kicked out of KVM_RUN for a signal or a profile sample, not an exit.
+      if (cpu.sample) {
+        cpu.sample = false;
+        g.sampler?.sampleLive(cpu);
+      }
       deliverAsync(g);
       return;
     }
@@ -154,6 +158,7 @@ export function hostCall(g: Guest, polled = false): boolean {
       }
       g.stats.hostCalls++;
       g.stats.syscalls[name] = count + 1;
+      g.sampler?.afterCall(cpu, name);
       if (timed) {
         const ms = (performance.now() - t0) * (count < 64 ? 1 : 16);
         g.stats.syscallMs[name] = (g.stats.syscallMs[name] ?? 0) + ms;

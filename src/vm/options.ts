@@ -8,6 +8,7 @@ import type { MountSpec } from "../vfs/mounts.ts";
 import type { Platform } from "../kvm/platform.ts";
 import type { CrashReport } from "./fault.ts";
 import type { HostCalls } from "./exitless.ts";
+import type { Profile, ProfileOptions } from "../profile/profile.ts";
 
 /** How to boot a program. */
 export interface BootOptions {
@@ -109,6 +110,12 @@ export interface BootOptions {
    * 256): past it fork fails with EAGAIN, as under RLIMIT_NPROC.
    */
   maxProcesses?: number;
+  /**
+   * Samples every vCPU's call stack `hz` times a second (default 99) into
+   * `RunResult.profile` (folded stacks; `flameGraph` draws them). `true`:
+   * the defaults. See docs/PROFILING.md.
+   */
+  profile?: boolean | ProfileOptions;
 }
 
 /** Counters and timings of a run. */
@@ -197,6 +204,8 @@ export interface ProcessStats {
 export interface RunResult {
   /** Exit status as a shell shows it: the code, or 128 + signal. */
   status: number;
+  /** The stacks sampled, in a profiled run (`BootOptions.profile`). */
+  profile?: Profile;
   /** The guest's exit code, when it exited. */
   exitCode?: number;
   /** The signal that killed the guest, if one did. */

@@ -7,6 +7,7 @@
  * failure (ENOENT, ENOEXEC, no memory) leaves the caller running as on Linux.
  * @module
  */
+import { Sampler } from "../profile/sampler.ts";
 import { ABI, BOOT_INFO, BOOT_MAGIC, PERCPU } from "../kernel/abi.ts";
 import { type kernelImage, vdsoStart } from "../kernel/image.ts";
 import { closeEventfd, makeEventfd } from "./wake.ts";
@@ -423,6 +424,7 @@ export function makeProcess(
     armTimer: (ns) => g.armHostTimer(ns),
   });
   attachSignals(g.process, g.sig);
+  if (g.table.profile) g.sampler = new Sampler(g, g.table.profile);
 }
 
 /** The guest's threads, starting with `main` (on a runner of its own with `onRunner`). */

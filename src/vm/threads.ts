@@ -53,6 +53,8 @@ export interface Cpu {
   hostTid?: number;
   /** Its host thread's CPU time (ns) less that of the guest thread it runs (see cpuTime). */
   cpuBase?: bigint;
+  /** Kicked for the profiler: its stack is read when the kick's exit is served. */
+  sample?: boolean;
 }
 
 /** What the VM does for the thread machinery. */

@@ -9,6 +9,7 @@
  * loop that serves them all once there are several).
  * @module
  */
+import { Profile } from "../profile/profile.ts";
 import { kernelImage } from "../kernel/image.ts";
 import { ElfError, parseElf } from "../loader/elf.ts";
 import { ProcessTable } from "../process/table.ts";
@@ -64,6 +65,9 @@ export class Vm implements Disposable, AsyncDisposable {
       throw e;
     }
     const table = new ProcessTable(Deno.pid, options.maxProcesses, grants);
+    if (options.profile) {
+      table.profile = new Profile(options.profile === true ? {} : options.profile);
+    }
     options = { ...options, env: guestEnv(options) };
     const guest = new Guest(options, table);
     guest.mounts = mounts; // setupImage keeps them (the guest disposes of them)
