@@ -6,7 +6,8 @@ import { fixture, runHermitux, type Toolchain } from "./fixtures.ts";
 import { analyzeBinary } from "../src/analysis/analyze.ts";
 import { type CodeObject, Resolver, type SiteResult } from "../src/analysis/dataflow.ts";
 import { Disassembly } from "../src/analysis/disasm.ts";
-import { ElfError, parseElf, readDynamic } from "../src/loader/elf.ts";
+import { ElfError, parseElf } from "../src/loader/elf.ts";
+import { readDynamic } from "../src/loader/sections.ts";
 import { MountTable } from "../src/vfs/mounts.ts";
 import type { Analysis } from "../src/analysis/analyze.ts";
 

@@ -6,18 +6,8 @@
  * the input of syscall specialization.
  * @module
  */
-import {
-  type ElfFile,
-  PF_X,
-  PT_LOAD,
-  readSections,
-  readSymbolTable,
-  SHF_EXECINSTR,
-  SHT_DYNSYM,
-  SHT_SYMTAB,
-  STT_FUNC,
-  STT_GNU_IFUNC,
-} from "../loader/elf.ts";
+import { type ElfFile, PF_X, PT_LOAD, SHT_DYNSYM, SHT_SYMTAB, STT_FUNC } from "../loader/elf.ts";
+import { readSections, readSymbolTable, SHF_EXECINSTR, STT_GNU_IFUNC } from "../loader/sections.ts";
 import { syscallName } from "../syscalls/table.ts";
 import { type CodeRange, Disassembly, Kind } from "./disasm.ts";
 import { type CodeObject, Resolver, type SiteResult } from "./dataflow.ts";

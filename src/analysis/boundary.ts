@@ -11,7 +11,8 @@
  * linker wrote about where code starts; nothing here guesses one.
  * @module
  */
-import { type ElfFile, PT_GNU_EH_FRAME, PT_LOAD, readSections, STT_FUNC } from "../loader/elf.ts";
+import { type ElfFile, PT_GNU_EH_FRAME, PT_LOAD, STT_FUNC } from "../loader/elf.ts";
+import { readSections } from "../loader/sections.ts";
 import { insnLength, relocatable } from "./x86len.ts";
 
 /** A function's code: link-time addresses [start, end). */

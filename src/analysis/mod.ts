@@ -45,14 +45,8 @@ export {
 } from "./disasm.ts";
 export { formatAnalysis } from "./format.ts";
 // Types the API above refers to, so that this module documents on its own.
-export type {
-  ElfDynamic,
-  ElfFile,
-  ElfSegment,
-  ElfSymbol,
-  ElfSymbolEntry,
-  ElfSymbolReloc,
-} from "../loader/elf.ts";
+export type { ElfFile, ElfSegment, ElfSymbol } from "../loader/elf.ts";
+export type { ElfDynamic, ElfSymbolEntry, ElfSymbolReloc } from "../loader/sections.ts";
 export type { Mount, MountSpec, MountTable, Resolved } from "../vfs/mounts.ts";
 export {
   DEFAULT_LIBRARY_DIRS,

@@ -8,7 +8,8 @@
  * @module
  */
 import { dirname, resolve } from "node:path";
-import { type ElfDynamic, ElfError, type ElfFile, parseElf, readDynamic } from "../loader/elf.ts";
+import { ElfError, type ElfFile, parseElf } from "../loader/elf.ts";
+import { type ElfDynamic, readDynamic } from "../loader/sections.ts";
 import { type MountTable, openBeneath } from "../vfs/mounts.ts";
 import { hostSyscall } from "../syscalls/host.ts";
 import { SyscallError } from "../syscalls/errno.ts";
