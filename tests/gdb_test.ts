@@ -16,11 +16,11 @@ import { G_PACKET_BYTES } from "../src/gdb/regs.ts";
 const ROOT = new URL("../", import.meta.url).pathname;
 const decoder = new TextDecoder();
 
-/** tests/c/gdb_target.c built with `tc`, at -O0 so that lines step as written. */
-async function target(tc: Toolchain): Promise<string> {
+/** tests/c/NAME.c built with `tc`, at -O0 so that lines step as written. */
+async function target(tc: Toolchain, name = "gdb_target"): Promise<string> {
   const { cc, flags } = TOOLCHAINS[tc];
-  const source = await Deno.readTextFile(`${ROOT}tests/c/gdb_target.c`);
-  return compileC(`gdb_target-${tc}`, source, cc, [...flags, "-O0"]);
+  const source = await Deno.readTextFile(`${ROOT}tests/c/${name}.c`);
+  return compileC(`${name}-${tc}`, source, cc, [...flags, "-O0", "-pthread"]);
 }
 
 /** A guest started with --gdb 0: the port it listens on, and how it ends. */
@@ -188,6 +188,29 @@ Deno.test("gdb: kill ends the run (status 137), detach lets it finish", async ()
   match(detached.gdb, /Inferior 1 \(Remote target\) detached/);
   equal(detached.vm.stdout, "gdb sees this string 5\n");
   equal(detached.vm.code, 7);
+});
+
+Deno.test("gdb: info threads on a 4-thread program shows each thread's own frame", async () => {
+  const bin = await target("glibc-dynamic", "gdb_threads");
+  const { gdb, vm } = await debug(bin, [
+    "break worker_point",
+    "continue",
+    "info threads",
+    "bt",
+    "delete",
+    "continue",
+  ]);
+  match(gdb, /Thread \d+ hit Breakpoint 1, worker_point \(id=\d\)/);
+  const rows = [...gdb.matchAll(/^[* ] +(\d) +Thread (\d+)[^\n]*/gm)];
+  equal(rows.length, 4, gdb);
+  equal(new Set(rows.map((r) => r[2])).size, 4);
+  // The stopped thread is in worker_point; main (thread 1) is elsewhere, in its barrier.
+  match(rows.find((r) => r[0].startsWith("*"))![0], /worker_point/);
+  ok(!/worker_point/.test(rows.find((r) => r[1] === "1")![0]), gdb);
+  match(gdb, /#1 +0x[0-9a-f]+ in worker \(arg=/);
+  match(gdb, /exited normally/);
+  equal(vm.stdout, "hits 3\n");
+  equal(vm.code, 0);
 });
 
 Deno.test("gdb: bad packets get errors, never a host crash", async () => {

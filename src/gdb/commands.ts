@@ -16,6 +16,7 @@ import {
   writeRegister,
 } from "./regs.ts";
 import type { StoppedThread } from "./target.ts";
+import type { RegisterFile } from "./regs.ts";
 
 /** How the stopped guest goes on. */
 export type Resume =
@@ -38,6 +39,10 @@ export interface Outcome {
 export interface Session {
   /** The thread that stopped. */
   stop: StoppedThread;
+  /** The thread `Hg` chose for register access (0: the one that stopped). */
+  selected: number;
+  /** Another thread's registers (read only), or undefined if they cannot be read. */
+  registersOf(tid: number): RegisterFile | undefined;
   /** Live thread ids of the process. */
   threads(): number[];
   /** The process id. */
@@ -93,16 +98,19 @@ export function handlePacket(s: Session, raw: Uint8Array): Outcome {
   switch (head) {
     case "?":
       return { reply: s.stopReply() };
-    case "g":
-      return { reply: allRegistersHex(s.stop.regs) };
+    case "g": {
+      const file = registers(s);
+      return { reply: file ? allRegistersHex(file) : "E01" };
+    }
     case "G":
-      return { reply: writeAll(s, body) };
+      return { reply: other(s) ? "E01" : writeAll(s, body) };
     case "p": {
-      const n = parseHexNumber(body);
-      const hex = n === undefined ? undefined : registerHex(s.stop.regs, Number(n));
+      const n = parseHexNumber(body), file = registers(s);
+      const hex = n === undefined || !file ? undefined : registerHex(file, Number(n));
       return { reply: hex ?? "E01" };
     }
     case "P": {
+      if (other(s)) return { reply: "E01" }; // only the stopped thread's registers change
       const m = /^([0-9a-fA-F]+)=([0-9a-fA-F]*)$/.exec(body);
       const bytes = m ? fromHex(m[2]) : undefined;
       if (!m || !bytes) return { reply: "E01" };
@@ -145,7 +153,7 @@ export function handlePacket(s: Session, raw: Uint8Array): Outcome {
     case "z":
       return breakpoint(s, head === "Z", body);
     case "H":
-      return { reply: /^[gc](-1|0|[0-9a-fA-F]+)$/.test(body) ? "OK" : "E01" };
+      return { reply: selectThread(s, body) };
     case "T": {
       const tid = parseHexNumber(body);
       return { reply: tid !== undefined && s.threads().includes(Number(tid)) ? "OK" : "E01" };
@@ -162,6 +170,25 @@ export function handlePacket(s: Session, raw: Uint8Array): Outcome {
     default:
       return { reply: "" };
   }
+}
+
+/** Whether `Hg` chose a thread other than the one that stopped. */
+function other(s: Session): boolean {
+  return s.selected !== 0 && s.selected !== s.stop.tid;
+}
+
+function registers(s: Session): RegisterFile | undefined {
+  return other(s) ? s.registersOf(s.selected) : s.stop.regs;
+}
+
+function selectThread(s: Session, body: string): string {
+  const m = /^([gc])(-1|0|[0-9a-fA-F]+)$/.exec(body);
+  if (!m) return "E01";
+  if (m[1] === "c") return "OK"; // every thread resumes together
+  const tid = m[2] === "-1" ? 0 : parseInt(m[2], 16);
+  if (tid !== 0 && !s.threads().includes(tid)) return "E01";
+  s.selected = tid;
+  return "OK";
 }
 
 function writeAll(s: Session, hex: string): string {

@@ -16,7 +16,7 @@ import { ABI, BOOT_INFO } from "../kernel/abi.ts";
 import { R } from "../vm/sigframe.ts";
 import { framePacket, PacketParser } from "./packet.ts";
 import { handlePacket, type Resume, type Session } from "./commands.ts";
-import { Breakpoints, StoppedThread, TF } from "./target.ts";
+import { Breakpoints, stopOthers, StoppedThread, TF, threadRegisters } from "./target.ts";
 import { targetXml } from "./regs.ts";
 import { GdbSocket, type ListenAddress, parseListenAddress } from "./socket.ts";
 
@@ -52,6 +52,8 @@ export class GdbStub implements DebugHook {
   /** The entry's `int3` (before the first stop) and the byte it hides. */
   #entry?: { addr: number; orig: number };
   #auxv: Uint8Array = new Uint8Array(0);
+  /** Addresses of breakpoints gdb has removed (an int3 hit there meanwhile is not the program's). */
+  readonly #removed = new Set<number>();
   #execPath = "";
   #stepping = false;
   #attached = true;
@@ -91,8 +93,16 @@ export class GdbStub implements DebugHook {
    * @internal
    */
   exception(g: Guest, vector: number, frame: number, live: DataView): boolean {
-    if (!this.#attached || g !== this.#guest) return false;
+    if (g !== this.#guest) return false;
     const stop = new StoppedThread(g, vector, frame, live);
+    if (!this.#attached) {
+      // After detach: an int3 of gdb's that another thread hit meanwhile runs as the program's code.
+      const at = Number(stop.rip) - 1;
+      if (vector !== 3 || !this.#removed.has(at) || g.mem!.bytes[at] === 0xcc) return false;
+      stop.rip = BigInt(at);
+      stop.resume(false, live);
+      return true;
+    }
     if (vector === 1 && this.#stepping && stop.rip < BigInt(ABI.USER_MIN)) {
       // A stepped `syscall` traps at the guest kernel's entry (TF was set
       // when it began; SFMASK has cleared it since): the kernel runs on
@@ -118,6 +128,12 @@ export class GdbStub implements DebugHook {
         stop.rip = BigInt(at);
         swbreak = true;
         fault = false;
+      } else if (this.#removed.has(at) && g.mem!.bytes[at] !== 0xcc) {
+        // Another thread hit a breakpoint gdb has taken away since (its
+        // exit waited while gdb was served): it runs the instruction now there.
+        stop.rip = BigInt(at);
+        stop.resume(false, live);
+        return true;
       }
     } else if (vector === 1 && this.#stepping) {
       fault = false;
@@ -125,6 +141,7 @@ export class GdbStub implements DebugHook {
     if (this.#stepping && rflags & TF) stop.regs.gprs[R.rflags] = rflags & ~TF;
     this.#stepping = false;
     if (first) this.#socket.accept();
+    stopOthers(g);
     const reply = this.#stopReply(stop, signal, swbreak);
     if (!first) this.#send(reply);
     const resume = this.#serve(stop, reply);
@@ -167,6 +184,7 @@ export class GdbStub implements DebugHook {
   }
 
   #finishSession(g: Guest): void {
+    for (const a of this.#bps.addresses) this.#removed.add(a);
     this.#bps.clear(g.mem!);
     this.#attached = false;
     this.#socket.close();
@@ -187,11 +205,17 @@ export class GdbStub implements DebugHook {
     const g = this.#guest!;
     const session: Session = {
       stop,
+      selected: 0,
+      registersOf: (tid) => threadRegisters(g, tid),
       pid: g.pid,
       threads: () => g.threads?.cpus.filter((c) => c.alive).map((c) => c.tid) ?? [g.pid],
       readMemory: (a, n) => this.#bps.read(g.mem!, a, n),
       writeMemory: (a, d) => this.#bps.write(g.mem!, a, d),
-      breakpoint: (a, on) => on ? this.#bps.insert(g.mem!, a) : this.#bps.remove(g.mem!, a),
+      breakpoint: (a, on) => {
+        if (on) return this.#bps.insert(g.mem!, a);
+        if (this.#bps.has(a)) this.#removed.add(a);
+        return this.#bps.remove(g.mem!, a);
+      },
       document: (object, annex) => this.#document(object, annex),
       stopReply: () => reply,
       noAck: this.#noAck,

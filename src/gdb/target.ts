@@ -14,8 +14,13 @@
 import { LAYOUTS } from "../kvm/structs.ts";
 import type { GuestMemory } from "../vm/memory.ts";
 import { physOf } from "../vm/percpu.ts";
-import { setRegs } from "../vm/machine.ts";
+import { liveRegs, setRegs } from "../vm/machine.ts";
 import { R } from "../vm/sigframe.ts";
+import { SYSCALL_FRAME, SYSCALL_FRAME_ADDR } from "../vm/deliver.ts";
+import { CTL, WSTATE } from "../vm/wire.ts";
+import { ABI } from "../kernel/abi.ts";
+import { SEL } from "../vm/cpu.ts";
+import type { Cpu } from "../vm/threads.ts";
 import type { Guest } from "../vm/guest.ts";
 import type { RegisterFile } from "./regs.ts";
 
@@ -134,6 +139,73 @@ export class StoppedThread {
       g.vcpu!.setSregs(sregs);
     }
   }
+}
+
+/** How long a kicked thread may take to leave KVM_RUN (ms). */
+const STOP_WAIT_MS = 2000;
+
+/**
+ * All-stop: every other thread of `g` still in KVM_RUN is kicked out (as
+ * for job control: its exit then waits, unserved, until the run loop goes
+ * on after gdb resumes the guest). Threads parked in a host call stay as
+ * they are: they run no guest code.
+ */
+export function stopOthers(g: Guest): void {
+  const t = g.threads;
+  if (!t || t.cpus.length < 2) return;
+  const running = t.cpus.filter((c) =>
+    c !== t.serving && c.alive && c.runner && !c.busy && !c.parked
+  );
+  for (const c of running) t.interrupt(c);
+  const until = performance.now() + STOP_WAIT_MS;
+  for (const c of running) {
+    while (Atomics.load(c.ctl!, CTL.state) === WSTATE.RUN && performance.now() < until) {
+      // A kick lands in microseconds.
+    }
+  }
+}
+
+/**
+ * The registers of a thread other than the one that stopped, read only:
+ * where its vCPU stands in user code, its registers; in the guest kernel
+ * (a syscall, maybe parked in the host), the user context its syscall
+ * entry saved. Undefined if the thread is gone or still running.
+ */
+export function threadRegisters(g: Guest, tid: number): RegisterFile | undefined {
+  const cpu = g.threads?.cpus.find((c) => c.alive && c.tid === tid);
+  if (!cpu || (cpu.runner && Atomics.load(cpu.ctl!, CTL.state) === WSTATE.RUN)) return undefined;
+  const mem = g.mem!, live = liveRegs(cpu.vcpu, cpu.runView);
+  const gprs = new BigUint64Array(18);
+  for (let i = 0; i < 18; i++) gprs[i] = live.getBigUint64(i * 8, true);
+  if (cpu.parked || gprs[R.rip] < BigInt(ABI.USER_MIN)) {
+    const frame = physOf(mem, cpu.id, SYSCALL_FRAME_ADDR);
+    SYSCALL_FRAME.forEach((r, i) => gprs[r] = mem.view.getBigUint64(frame + i * 8, true));
+    gprs[R.rip] = gprs[R.rcx];
+    gprs[R.rflags] = gprs[R.r11];
+  }
+  return { gprs, segs: userSegs(), ...bases(cpu), fpu: fpuOf(cpu) };
+}
+
+function userSegs(): RegisterFile["segs"] {
+  const ds = SEL.USER_DS;
+  return { cs: SEL.USER_CS, ss: ds, ds, es: ds, fs: ds, gs: ds };
+}
+
+function bases(cpu: Cpu): { fsBase: bigint; gsBase: bigint } {
+  const sregs = new Uint8Array(LAYOUTS.kvm_sregs.size);
+  cpu.vcpu.getSregs(sregs);
+  const sv = new DataView(sregs.buffer), f = LAYOUTS.kvm_sregs.fields;
+  const base = LAYOUTS.kvm_segment.fields.base;
+  return {
+    fsBase: sv.getBigUint64(f.fs + base, true),
+    gsBase: sv.getBigUint64(f.gs + base, true),
+  };
+}
+
+function fpuOf(cpu: Cpu): Uint8Array {
+  const fpu = new Uint8Array(LAYOUTS.kvm_fpu.size);
+  cpu.vcpu.getFpu(fpu);
+  return fpu;
 }
 
 /** Software breakpoints: `int3` bytes in guest memory and the bytes they hide. */
