@@ -144,6 +144,27 @@ Deno.test("gdb: step, next and finish", async () => {
   equal(vm.code, 7);
 });
 
+Deno.test("gdb: a software watchpoint, SSE registers read and written", async () => {
+  const bin = await target("glibc-static");
+  const { gdb, vm } = await debug(bin, [
+    "break middle",
+    "continue",
+    "set can-use-hw-watchpoints 0",
+    "watch sink",
+    "continue",
+    "info registers mxcsr",
+    "set $xmm1.v2_int64[0] = 77",
+    "p $xmm1.v2_int64[0]",
+    "delete",
+    "continue",
+  ]);
+  match(gdb, /Old value = 0\nNew value = 2\n/);
+  match(gdb, /mxcsr +0x1f80/);
+  match(gdb, /\$1 = 77/);
+  match(gdb, /exited with code 07/);
+  equal(vm.stdout, "gdb sees this string 5\n");
+});
+
 Deno.test("gdb: stepi over a syscall instruction lands right after it", async () => {
   const bin = await target("glibc-static");
   const { gdb, vm } = await debug(bin, [

@@ -21,6 +21,7 @@ import { CTL, WSTATE } from "../vm/wire.ts";
 import { ABI } from "../kernel/abi.ts";
 import { SEL } from "../vm/cpu.ts";
 import type { Cpu } from "../vm/threads.ts";
+import type { VcpuFd } from "../kvm/ioctls.ts";
 import type { Guest } from "../vm/guest.ts";
 import type { RegisterFile } from "./regs.ts";
 
@@ -67,8 +68,7 @@ export class StoppedThread {
     g.vcpu!.getSregs(sregs);
     const sv = new DataView(sregs.buffer), f = LAYOUTS.kvm_sregs.fields;
     const sel = (at: number) => sv.getUint16(at + LAYOUTS.kvm_segment.fields.selector, true);
-    const fpu = new Uint8Array(LAYOUTS.kvm_fpu.size);
-    g.vcpu!.getFpu(fpu);
+    const fpu = readFpu(g.vcpu!);
     this.regs = {
       gprs,
       segs: {
@@ -129,7 +129,7 @@ export class StoppedThread {
     next[R.rsp] = BigInt(this.#frame);
     for (let i = 0; i < 18; i++) live.setBigUint64(i * 8, next[i], true);
     setRegs(g.vcpu!, g.runView!, next);
-    if (this.#fpuDirty) g.vcpu!.setFpu(this.regs.fpu);
+    if (this.#fpuDirty) writeFpu(g.vcpu!, this.regs.fpu);
     if (this.#segsDirty) {
       const sregs = new Uint8Array(LAYOUTS.kvm_sregs.size);
       g.vcpu!.getSregs(sregs);
@@ -203,9 +203,44 @@ function bases(cpu: Cpu): { fsBase: bigint; gsBase: bigint } {
 }
 
 function fpuOf(cpu: Cpu): Uint8Array {
-  const fpu = new Uint8Array(LAYOUTS.kvm_fpu.size);
-  cpu.vcpu.getFpu(fpu);
+  return readFpu(cpu.vcpu);
+}
+
+/**
+ * Where each `struct kvm_fpu` field (the layout {@linkcode RegisterFile.fpu}
+ * keeps) sits in the XSAVE image's legacy area: [kvm_fpu offset, XSAVE
+ * offset, bytes]. KVM_GET_FPU leaves MXCSR 0 on kvm_pvm, so the x87/SSE
+ * state is read and written through KVM_GET/SET_XSAVE.
+ */
+const FPU_IN_XSAVE: readonly [number, number, number][] = (() => {
+  const f = LAYOUTS.kvm_fpu.fields;
+  return [
+    [f.fpr, 32, 128],
+    [f.fcw, 0, 2],
+    [f.fsw, 2, 2],
+    [f.ftwx, 4, 1],
+    [f.last_opcode, 6, 2],
+    [f.last_ip, 8, 8],
+    [f.last_dp, 16, 8],
+    [f.xmm, 160, 256],
+    [f.mxcsr, 24, 4],
+  ];
+})(); // deno-fmt-ignore
+
+/** The vCPU's x87/SSE state in `struct kvm_fpu` layout. */
+function readFpu(vcpu: VcpuFd): Uint8Array {
+  const xsave = new Uint8Array(LAYOUTS.kvm_xsave.size), fpu = new Uint8Array(LAYOUTS.kvm_fpu.size);
+  vcpu.getXsave(xsave);
+  for (const [to, from, n] of FPU_IN_XSAVE) fpu.set(xsave.subarray(from, from + n), to);
   return fpu;
+}
+
+/** Sets the vCPU's x87/SSE state from `fpu` (`struct kvm_fpu` layout); the rest of XSAVE stays. */
+function writeFpu(vcpu: VcpuFd, fpu: Uint8Array): void {
+  const xsave = new Uint8Array(LAYOUTS.kvm_xsave.size);
+  vcpu.getXsave(xsave);
+  for (const [from, to, n] of FPU_IN_XSAVE) xsave.set(fpu.subarray(from, from + n), to);
+  vcpu.setXsave(xsave);
 }
 
 /** Software breakpoints: `int3` bytes in guest memory and the bytes they hide. */

@@ -32,7 +32,6 @@ export const KVM = {
   GET_XSAVE: 0x9000aea4,
   SET_XSAVE: 0x5000aea5,
   GET_STATS_FD: 0xaece,
-  GET_FPU: 0x81a0ae8c,
   IOEVENTFD: 0x4040ae79,
 } as const;
 
@@ -309,11 +308,6 @@ export class VcpuFd {
   /** `KVM_SET_FPU` from a `struct kvm_fpu` buffer. */
   setFpu(buf: Uint8Array): void {
     this.#ioctl(KVM.SET_FPU, buf, "KVM_SET_FPU");
-  }
-
-  /** `KVM_GET_FPU` into a `struct kvm_fpu` buffer (x87, SSE and MXCSR). */
-  getFpu(buf: Uint8Array): void {
-    this.#ioctl(KVM.GET_FPU, buf, "KVM_GET_FPU");
   }
 
   /** `KVM_GET_XSAVE` into a `struct kvm_xsave` buffer (the XSAVE image, standard format). */
