@@ -24,6 +24,7 @@ import { GrantError, resolveNetGrant } from "../net/policy.ts";
 import { normalize } from "../vfs/path.ts";
 import { defaultEtc } from "./etc.ts";
 import { DEFAULT_PROFILE, writeProfile } from "./profile.ts";
+import { parseListenAddress } from "../gdb/mod.ts";
 
 const USAGE = `hermitux ${VERSION}: run a Linux x86-64 executable in a KVM micro-VM
 
@@ -97,6 +98,10 @@ Options for run:
                      exit until the program has made 64, then exitless.
                      Default: exitless on kvm_pvm with 4 or more CPUs, auto
                      with 2 or 3, else exit; HERMITUX_HOST_CALLS sets it.
+  --gdb [HOST:]PORT  serve gdb's remote protocol on HOST:PORT (127.0.0.1 unless
+                     given; port 0: any free one, printed): the guest stops
+                     before its first instruction until gdb connects
+                     (target remote :PORT); docs/GDB.md
   --no-default-mounts
                      mount nothing but --mount. By default the current directory
                      is mounted READ-WRITE at its own path (the guest may change
@@ -185,6 +190,7 @@ const VALUE_OPTIONS = new Set([
   "host-calls",
   "allow-syscalls",
   "profile-hz",
+  "gdb",
 ]);
 
 /** The system directories the CLI shows read-only by default (and an /etc: etc.ts). */
@@ -360,6 +366,7 @@ export async function main(
       specialize: { type: "boolean" },
       strict: { type: "boolean" },
       "profile-hz": { type: "string" },
+      gdb: { type: "string" },
       help: { type: "boolean", short: "h" },
     });
   } catch (e) {
@@ -448,6 +455,16 @@ export async function main(
   ) {
     return fail(`hermitux: bad --host-calls '${hostCalls}' (use auto, exit or exitless)`);
   }
+  let gdb: string | undefined;
+  if (values.gdb !== undefined) {
+    try {
+      gdb = `${parseListenAddress(values.gdb).host ?? "127.0.0.1"}:${
+        parseListenAddress(values.gdb).port
+      }`;
+    } catch (e) {
+      return fail(`hermitux: ${(e as Error).message}`);
+    }
+  }
   // Found as the guest would: through its mounts (boot reads it there too).
   const path = bin.includes("/") ? resolve(cwd, bin) : findInPath(bin, cwd, mounts);
   let registry: SyscallRegistry | undefined;
@@ -495,6 +512,7 @@ export async function main(
       hostCalls,
       registry,
       mounts,
+      gdb,
       cwd: values.workdir ? resolve(cwd, values.workdir) : cwd,
       profile: profileFile ? { hz } : undefined,
     });

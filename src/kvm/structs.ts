@@ -85,7 +85,20 @@ export const LAYOUTS = {
       interrupt_bitmap: 280,
     }, // deno-fmt-ignore
   },
-  kvm_fpu: { size: 416, fields: { fcw: 128, fsw: 130, ftwx: 132, mxcsr: 408 } },
+  kvm_fpu: {
+    size: 416,
+    fields: {
+      fpr: 0,
+      fcw: 128,
+      fsw: 130,
+      ftwx: 132,
+      last_opcode: 134,
+      last_ip: 136,
+      last_dp: 144,
+      xmm: 152,
+      mxcsr: 408,
+    },
+  },
   kvm_xsave: { size: 4096, fields: { region: 0 } },
   kvm_xcr: { size: 16, fields: { xcr: 0, value: 8 } },
   kvm_xcrs: { size: 392, fields: { nr_xcrs: 0, flags: 4, xcrs: 8 } },

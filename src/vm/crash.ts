@@ -62,6 +62,8 @@ export function onException(g: Guest, vector: number): CrashReport | undefined {
   if (g.rewrite && badRewrittenCall(g, vector, errorCode, frame, live)) return undefined;
   // A jump onto a rewritten site's ud2 (--rewrite=stub): that syscall.
   if (vector === 6 && g.stubs && stubSyscall(g, frame, live)) return undefined;
+  // Under gdb: a breakpoint, a step, or the fault shown to gdb first (src/gdb).
+  if (g.debugger?.exception(g, vector, frame, live)) return undefined;
   if (rip >= ABI.USER_MIN && enterFaultHandler(g, vector, errorCode, cr2, frame, live)) {
     return undefined;
   }

@@ -46,6 +46,7 @@ import { resolveRewrite, type RewriteMode } from "./rewrite.ts";
 import { stubCounts } from "./stubs.ts";
 import { type GuestProcess, writeRoutes } from "./setup.ts";
 import type { Sampler } from "../profile/sampler.ts";
+import type { DebugHook } from "../gdb/mod.ts";
 
 const SIGALRM_HOST = 14, SIGEV_THREAD_ID = 4, CLOCK_MONOTONIC = 1;
 
@@ -167,6 +168,8 @@ export class Guest implements Disposable {
   timerArmed = false;
   /** The host POSIX timer, once made. */
   timerId?: number;
+  /** A debugger (gdb's stub) that sees this image's exceptions first. */
+  debugger?: DebugHook;
   /** The crash that ended the process, if one did. */
   crash?: CrashReport;
   /** When this image was made, and when it started running (performance.now()). */

@@ -106,6 +106,15 @@ export interface BootOptions {
   /** The guest's working directory (default "/"). */
   cwd?: string;
   /**
+   * Serve gdb's remote protocol (`target remote HOST:PORT`): `"[HOST:]PORT"`
+   * or `{ host, port }`, on 127.0.0.1 unless a host is given (port 0 picks a
+   * free one; the port is said through `onDiagnostic`). The guest stops
+   * before its first instruction until gdb connects. Unless asked
+   * otherwise, host calls go by exit and syscall sites are not rewritten
+   * (docs/GDB.md).
+   */
+  gdb?: string | { host?: string; port: number };
+  /**
    * At most this many guest processes at once, zombies included (default
    * 256): past it fork fails with EAGAIN, as under RLIMIT_NPROC.
    */

@@ -23,6 +23,7 @@ import { setupImage } from "./setup.ts";
 import type { Grants } from "../syscalls/grants.ts";
 import { limitGrants } from "../syscalls/limits.ts";
 import { NetPolicy } from "../net/policy.ts";
+import { GdbStub } from "../gdb/mod.ts";
 
 export type { BootOptions, ProcessStats, RunResult, RunStats } from "./options.ts";
 
@@ -30,10 +31,12 @@ export type { BootOptions, ProcessStats, RunResult, RunStats } from "./options.t
 export class Vm implements Disposable, AsyncDisposable {
   #guest: Guest;
   #table: ProcessTable;
+  #gdb?: GdbStub;
 
-  private constructor(guest: Guest, table: ProcessTable) {
+  private constructor(guest: Guest, table: ProcessTable, gdb?: GdbStub) {
     this.#guest = guest;
     this.#table = table;
+    this.#gdb = gdb;
   }
 
   /**
@@ -69,6 +72,18 @@ export class Vm implements Disposable, AsyncDisposable {
       table.profile = new Profile(options.profile === true ? {} : options.profile);
     }
     options = { ...options, env: guestEnv(options) };
+    let gdb: GdbStub | undefined;
+    if (options.gdb !== undefined) {
+      // Single steps and breakpoints want plain syscall sites and vCPU 0 on this thread.
+      options.rewrite = !options.rewrite || options.rewrite === "auto" ? "off" : options.rewrite;
+      options.hostCalls = options.hostCalls === "exitless" ? "exitless" : "exit";
+      try {
+        gdb = new GdbStub(options.gdb, options.onDiagnostic ?? stderrLine);
+      } catch (e) {
+        mounts.close();
+        throw new Error(`hermitux: gdb: ${(e as Error).message}`);
+      }
+    }
     const guest = new Guest(options, table);
     guest.mounts = mounts; // setupImage keeps them (the guest disposes of them)
     if (options.rewrite === "static") {
@@ -76,12 +91,17 @@ export class Vm implements Disposable, AsyncDisposable {
     }
     try {
       setupImage(guest, options, elf, bytes, kernel);
+      if (gdb) {
+        gdb.arm(guest, options.path);
+        guest.debugger = gdb;
+      }
     } catch (e) {
+      gdb?.close();
       guest.dispose();
       throw e;
     }
     attachProcesses(guest.process!, table.hostFor(table.addRoot(guest, Deno.ppid)));
-    return new Vm(guest, table);
+    return new Vm(guest, table, gdb);
   }
 
   /** `syscall` sites patched before boot (--rewrite=static). */
@@ -96,7 +116,14 @@ export class Vm implements Disposable, AsyncDisposable {
   run(): RunResult {
     const timeout = this.#guest.timeout;
     const deadline = timeout ? monotonicNs() + BigInt(Math.round(timeout * 1e9)) : undefined;
-    return this.#table.run(deadline);
+    const result = this.#table.run(deadline);
+    this.#gdb?.ended(result);
+    return result;
+  }
+
+  /** The port the gdb stub listens on (`BootOptions.gdb`), if there is one. */
+  get gdbPort(): number | undefined {
+    return this.#gdb?.port;
   }
 
   /**
@@ -105,6 +132,7 @@ export class Vm implements Disposable, AsyncDisposable {
    * on a worker thread; `await using` waits for it. Safe to call twice.
    */
   dispose(): void {
+    this.#gdb?.close();
     this.#guest.dispose();
   }
 
@@ -121,6 +149,10 @@ export class Vm implements Disposable, AsyncDisposable {
     this.dispose();
     await this.#guest.machine?.teardown;
   }
+}
+
+function stderrLine(m: string): void {
+  Deno.stderr.writeSync(new TextEncoder().encode(m + "\n"));
 }
 
 /** What the run is granted: the network (names resolved now) and the limits. */

@@ -1,0 +1,292 @@
+// The gdb stub (src/gdb) driven by Debian's gdb in batch mode against
+// `hermitux run --gdb 0`: breakpoints, backtraces (through libc in a
+// dynamic program), registers, memory, step/next/finish, stepping over a
+// syscall, a SIGSEGV, kill and detach; and the protocol fed bad packets.
+import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
+import { compileC, hermituxCommand, type Outcome, type Toolchain, TOOLCHAINS } from "./fixtures.ts";
+import {
+  escapeBinary,
+  expandRle,
+  framePacket,
+  PacketParser,
+  unescapeBinary,
+} from "../src/gdb/packet.ts";
+import { G_PACKET_BYTES } from "../src/gdb/regs.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const decoder = new TextDecoder();
+
+/** tests/c/NAME.c built with `tc`, at -O0 so that lines step as written. */
+async function target(tc: Toolchain, name = "gdb_target"): Promise<string> {
+  const { cc, flags } = TOOLCHAINS[tc];
+  const source = await Deno.readTextFile(`${ROOT}tests/c/${name}.c`);
+  return compileC(`${name}-${tc}`, source, cc, [...flags, "-O0", "-pthread"]);
+}
+
+/** A guest started with --gdb 0: the port it listens on, and how it ends. */
+async function startDebuggee(bin: string, args: string[] = []) {
+  const c = hermituxCommand(bin, args, { flags: ["--gdb", "0"] });
+  const child = new Deno.Command(c.cmd, {
+    args: c.args,
+    env: c.env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let stderr = "";
+  const { promise: port, resolve: found } = Promise.withResolvers<number>();
+  const errDone = (async () => {
+    for await (const chunk of child.stderr) {
+      stderr += decoder.decode(chunk);
+      const m = /hermitux: gdb: listening on 127\.0\.0\.1:(\d+)/.exec(stderr);
+      if (m) found(Number(m[1]));
+    }
+    found(0);
+  })();
+  const out = new Response(child.stdout).text();
+  const done = (async (): Promise<Outcome> => {
+    const [status, stdout] = await Promise.all([child.status, out, errDone]).then((
+      [s, o],
+    ) => [s, o] as const);
+    return { stdout, stderr, code: status.code };
+  })();
+  return { port: await port, done };
+}
+
+/** Runs gdb in batch mode on `bin` under hermitux with the commands `ex`. */
+async function debug(
+  bin: string,
+  ex: string[],
+  args: string[] = [],
+): Promise<{ gdb: string; vm: Outcome }> {
+  const { port, done } = await startDebuggee(bin, args);
+  ok(port > 0, "no 'listening' line");
+  const r = await new Deno.Command("gdb", {
+    args: [
+      "-batch",
+      "-nx",
+      "-ex",
+      "set sysroot /",
+      "-ex",
+      "set confirm off",
+      "-ex",
+      `target remote 127.0.0.1:${port}`,
+      ...ex.flatMap((e) => ["-ex", e]),
+      bin,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(240_000),
+  }).output();
+  const gdb = decoder.decode(r.stdout) + decoder.decode(r.stderr);
+  return { gdb, vm: await done };
+}
+
+for (const tc of ["glibc-dynamic", "glibc-static", "musl-static"] as const) {
+  Deno.test(`gdb (${tc}): break, bt, info registers, x/s, continue to the end`, async () => {
+    const bin = await target(tc);
+    const { gdb, vm } = await debug(bin, [
+      "break leaf",
+      "continue",
+      "bt",
+      "info registers rip",
+      "x/s message",
+      "delete",
+      "break compare",
+      "continue",
+      "bt",
+      "info sharedlibrary",
+      "delete",
+      "continue",
+    ]);
+    match(gdb, /Breakpoint 1, leaf \(x=2\)/);
+    match(
+      gdb,
+      /#0 +leaf \(x=2\)[^\n]*\n#1 +0x[0-9a-f]+ in middle \(x=1\)[^\n]*\n#2 +0x[0-9a-f]+ in main /,
+    );
+    match(gdb, /rip +0x[0-9a-f]+ +0x[0-9a-f]+ <leaf\+\d+>/);
+    match(gdb, /0x[0-9a-f]+:\s+"gdb sees this string"/);
+    match(gdb, /Breakpoint 2, compare \(a=/);
+    // Up from the callback into libc's qsort (through it to main where libc has unwind tables).
+    match(gdb, /#0 +compare \([^\n]*\n#1 +0x[0-9a-f]+ in /);
+    if (tc !== "musl-static") match(gdb, /#0 +compare \([^]*\n#\d+ +0x[0-9a-f]+ in main /);
+    if (tc === "glibc-dynamic") {
+      match(gdb, /#1 +0x[0-9a-f]+ in [^\n]*(msort|qsort|libc\.so\.6)/);
+      match(gdb, /0x[0-9a-f]+ +0x[0-9a-f]+ +Yes[^\n]* \/lib\/x86_64-linux-gnu\/libc\.so\.6/);
+    }
+    match(gdb, /exited with code 07/);
+    equal(vm.stdout, "gdb sees this string 5\n");
+    equal(vm.code, 7);
+  });
+}
+
+Deno.test("gdb: step, next and finish", async () => {
+  const bin = await target("glibc-dynamic");
+  const { gdb, vm } = await debug(bin, [
+    "break middle",
+    "continue",
+    "step",
+    "next",
+    "finish",
+    "next",
+    "continue",
+  ]);
+  match(gdb, /Breakpoint 1, middle \(x=1\)/);
+  match(gdb, /\nleaf \(x=2\) at [^\n]*gdb_target[^\n]*\.c:\d+\n/); // step: into leaf
+  match(gdb, /\n14\s+return x \* 2;/); // next, in leaf
+  match(gdb, /in middle \(x=1\)[^\n]*\n[^\n]*\nValue returned/); // finish: back in middle
+  match(gdb, /Value returned is \$1 = 4/);
+  match(gdb, /\n19\s+return y \+ 1;/); // next, in middle
+  match(gdb, /exited with code 07/);
+  equal(vm.stdout, "gdb sees this string 5\n");
+  equal(vm.code, 7);
+});
+
+Deno.test("gdb: a software watchpoint, SSE registers read and written", async () => {
+  const bin = await target("glibc-static");
+  const { gdb, vm } = await debug(bin, [
+    "break middle",
+    "continue",
+    "set can-use-hw-watchpoints 0",
+    "watch sink",
+    "continue",
+    "info registers mxcsr",
+    "set $xmm1.v2_int64[0] = 77",
+    "p $xmm1.v2_int64[0]",
+    "delete",
+    "continue",
+  ]);
+  match(gdb, /Old value = 0\nNew value = 2\n/);
+  match(gdb, /mxcsr +0x1f80/);
+  match(gdb, /\$1 = 77/);
+  match(gdb, /exited with code 07/);
+  equal(vm.stdout, "gdb sees this string 5\n");
+});
+
+Deno.test("gdb: stepi over a syscall instruction lands right after it", async () => {
+  const bin = await target("glibc-static");
+  const { gdb, vm } = await debug(bin, [
+    "break write",
+    "continue",
+    "display/i $pc",
+    ...Array(12).fill("stepi"),
+    "delete",
+    "continue",
+  ]);
+  const pcs = [...gdb.matchAll(/=> (0x[0-9a-f]+)[^\n]*:\s+(\S+)/g)].map((m) =>
+    [
+      Number(m[1]),
+      m[2],
+    ] as const
+  );
+  const at = pcs.findIndex(([, insn]) => insn === "syscall");
+  ok(at >= 0 && at + 1 < pcs.length, `no syscall stepped over in:\n${gdb}`);
+  equal(pcs[at + 1][0], pcs[at][0] + 2);
+  match(gdb, /exited with code 07/);
+  equal(vm.stdout, "gdb sees this string 5\n");
+});
+
+Deno.test("gdb: a SIGSEGV stops in gdb first, then the crash report and status 139", async () => {
+  const bin = await target("glibc-dynamic");
+  const { gdb, vm } = await debug(bin, ["continue", "bt", "continue"], ["crash"]);
+  match(gdb, /Program received signal SIGSEGV, Segmentation fault\.\ncrash \(\)/);
+  match(gdb, /#1 +0x[0-9a-f]+ in main /);
+  match(gdb, /Program terminated with signal SIGSEGV/);
+  match(vm.stderr, /hermitux: guest killed by SIGSEGV: page fault: write at unmapped address 0x8/);
+  equal(vm.code, 139);
+});
+
+Deno.test("gdb: kill ends the run (status 137), detach lets it finish", async () => {
+  const bin = await target("glibc-dynamic");
+  const killed = await debug(bin, ["break leaf", "continue", "kill"]);
+  match(killed.gdb, /Breakpoint 1, leaf/);
+  equal(killed.vm.stdout, "");
+  equal(killed.vm.code, 137);
+  const detached = await debug(bin, ["break leaf", "continue", "detach"]);
+  match(detached.gdb, /Breakpoint 1, leaf/);
+  match(detached.gdb, /Inferior 1 \(Remote target\) detached/);
+  equal(detached.vm.stdout, "gdb sees this string 5\n");
+  equal(detached.vm.code, 7);
+});
+
+Deno.test("gdb: info threads on a 4-thread program shows each thread's own frame", async () => {
+  const bin = await target("glibc-dynamic", "gdb_threads");
+  const { gdb, vm } = await debug(bin, [
+    "break worker_point",
+    "continue",
+    "info threads",
+    "bt",
+    "delete",
+    "continue",
+  ]);
+  match(gdb, /Thread \d+ hit Breakpoint 1, worker_point \(id=\d\)/);
+  const rows = [...gdb.matchAll(/^[* ] +(\d) +Thread (\d+)[^\n]*/gm)];
+  equal(rows.length, 4, gdb);
+  equal(new Set(rows.map((r) => r[2])).size, 4);
+  // The stopped thread is in worker_point; main (thread 1) is elsewhere, in its barrier.
+  match(rows.find((r) => r[0].startsWith("*"))![0], /worker_point/);
+  ok(!/worker_point/.test(rows.find((r) => r[1] === "1")![0]), gdb);
+  match(gdb, /#1 +0x[0-9a-f]+ in worker \(arg=/);
+  match(gdb, /exited normally/);
+  equal(vm.stdout, "hits 3\n");
+  equal(vm.code, 0);
+});
+
+Deno.test("gdb: bad packets get errors, never a host crash", async () => {
+  const bin = await target("glibc-static");
+  const { port, done } = await startDebuggee(bin);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  let got = "";
+  const buf = new Uint8Array(65536);
+  const read = async (want: RegExp) => {
+    while (!want.test(got)) {
+      const n = await conn.read(buf);
+      if (n === null) throw new Error(`connection closed; got ${JSON.stringify(got)}`);
+      got += decoder.decode(buf.subarray(0, n));
+    }
+    const m = want.exec(got)!;
+    got = got.slice(m.index + m[0].length);
+    return m;
+  };
+  const ask = async (payload: string) => {
+    await conn.write(framePacket(payload));
+    return (await read(/\$([^#]*)#[0-9a-f]{2}/))[1];
+  };
+  await conn.write(new TextEncoder().encode("garbage$zz#00")); // a bad checksum: '-'
+  await read(/-/);
+  equal(await ask("m0,8"), "E14"); // below user memory
+  equal(await ask("mffffffffffffff00,100"), "E14");
+  equal(await ask("mzz"), "E01");
+  equal(await ask("Z0,10,1"), "E14");
+  equal(await ask("p9999"), "E01");
+  equal(await ask("P10=00"), "E01"); // rip needs 8 bytes
+  equal(await ask("M200000,4:zz"), "E01");
+  equal(await ask("qNoSuchThing"), "");
+  equal((await ask("g")).length, 2 * G_PACKET_BYTES);
+  match(await ask("qXfer:features:read:target.xml:0,4000"), /^m<\?xml[^]*i386:x86-64/);
+  equal(await ask("qXfer:nothing:read::0,10"), "E00");
+  equal(await ask("vKill;1"), "OK");
+  conn.close();
+  const vm = await done;
+  equal(vm.code, 137);
+});
+
+Deno.test("gdb packets: checksums, escapes, run-length encoding, a split stream", () => {
+  const enc = (t: string) => new TextEncoder().encode(t);
+  equal(decoder.decode(framePacket("OK")), "$OK#9a");
+  const binary = new Uint8Array([0x24, 0x23, 0x7d, 0x2a, 0, 0xff]);
+  deepStrictEqual(unescapeBinary(escapeBinary(binary)), binary);
+  equal(decoder.decode(escapeBinary(binary)).includes("$"), false);
+  deepStrictEqual(expandRle(enc("0* ")), enc("0000")); // ' ' is 32: three more
+  const p = new PacketParser();
+  const stream = enc("+$g#67\x03$m0,4#fd$qC#00");
+  for (const b of stream) p.push(new Uint8Array([b])); // byte by byte
+  deepStrictEqual(p.next(), { kind: "ack", ok: true });
+  deepStrictEqual(p.next(), { kind: "packet", payload: enc("g") });
+  deepStrictEqual(p.next(), { kind: "interrupt" });
+  deepStrictEqual(p.next(), { kind: "packet", payload: enc("m0,4") });
+  deepStrictEqual(p.next(), { kind: "bad" }); // wrong checksum
+  equal(p.next(), undefined);
+});
