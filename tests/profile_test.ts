@@ -38,11 +38,15 @@ function leafCount(folded: string, fn: string): number {
   return n;
 }
 
-function assertThreeToOne(folded: string): void {
+/** hot_a's samples are 3× hot_b's, ± `tolerance`. */
+function assertThreeToOne(folded: string, tolerance = 0.1): void {
   const a = leafCount(folded, "hot_a"), b = leafCount(folded, "hot_b");
   ok(b > 50, `too few samples of hot_b (${b}):\n${folded}`);
-  const ratio = a / b;
-  ok(ratio >= 2.7 && ratio <= 3.3, `hot_a:hot_b = ${a}:${b} = ${ratio.toFixed(2)}, not 3 ±10%`);
+  const ratio = a / b, pct = tolerance * 100;
+  ok(
+    ratio >= 3 * (1 - tolerance) && ratio <= 3 * (1 + tolerance),
+    `hot_a:hot_b = ${a}:${b} = ${ratio.toFixed(2)}, not 3 ±${pct}%`,
+  );
 }
 
 Deno.test("--profile: 3:1 hot functions, whole stacks, [host] write, a flame graph", async () => {
@@ -70,13 +74,15 @@ Deno.test("--profile: 3:1 hot functions, whole stacks, [host] write, a flame gra
 
 Deno.test("BootOptions.profile, exitless: each sample kicks a runner's vCPU out", async () => {
   const bin = await hot("musl-static", []); // no frame pointers: leaves are named all the same
-  const r = await boot({ path: bin, args: ["300"], profile: { hz: 1999 }, hostCalls: "exitless" });
+  const r = await boot({ path: bin, args: ["500"], profile: { hz: 1999 }, hostCalls: "exitless" });
   equal(r.status, 0);
   ok(
     r.profile && r.profile.hz === 1999 && r.profile.samples > 200,
     `${r.profile?.samples} samples`,
   );
-  assertThreeToOne(r.profile.folded());
+  // The exitless loop ticks late under load (~250 a second of the 1,999
+  // asked here): fewer samples, a wider band (3 sigma of ~1,000 samples).
+  assertThreeToOne(r.profile.folded(), 0.2);
 });
 
 Deno.test("flameGraph: boxes as wide as their share, names escaped, empty input", () => {
