@@ -68,6 +68,7 @@ export { GrantError, type NetGrant } from "./src/net/policy.ts";
 export { detectPlatform, guestCpl, type Platform } from "./src/kvm/platform.ts";
 export { defaultHostCalls, type HostCalls, hostCallsReason } from "./src/vm/exitless.ts";
 export { VERSION } from "./src/version.ts";
+export type { StdioInput, StdioOutput } from "./src/vm/stdio.ts";
 export {
   DEFAULT_HZ,
   flameGraph,

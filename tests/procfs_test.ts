@@ -6,6 +6,7 @@
 // background job and itself with the pids and parents the shell knows.
 import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
 import { fixture, type Outcome, runHermitux, runNative, type Toolchain } from "./fixtures.ts";
+import { boot } from "../mod.ts";
 
 const BUILDS: Toolchain[] = ["glibc-dynamic", "glibc-static", "musl-static"];
 
@@ -175,3 +176,25 @@ for (const tc of BUILDS) {
     equal(vm.stdout, "stat exe 0, argv[0] 0, the same file 1\n");
   });
 }
+
+Deno.test("execve through /proc is the guest's /proc, even under a mount of the host's /", async () => {
+  // The host's /proc/self/exe is Deno itself: busybox's applets re-exec
+  // /proc/self/exe, which ran the host's Deno in the guest before.
+  const run = async (script: string) => {
+    const r = await boot({
+      path: "/bin/busybox",
+      args: ["sh", "-c", script],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      mounts: [{ host: "/", guest: "/", readOnly: true }],
+    });
+    const text = (b?: Uint8Array) => new TextDecoder().decode(b);
+    return { status: r.status, out: text(r.stdout), err: text(r.stderr) };
+  };
+  // busybox runs an applet in a pipeline by execve("/proc/self/exe", ["cat", ...]).
+  deepStrictEqual(await run("echo via-proc | cat"), { status: 0, out: "via-proc\n", err: "" });
+  const denied = await run("/proc/self/status");
+  equal(denied.status, 126);
+  match(denied.err, /Permission denied/);
+});

@@ -13,6 +13,7 @@
  * watch. `execve` replaces a process's VM by a new one in place (same pid).
  * @module
  */
+import { readCapture, type Stdio } from "../vm/stdio.ts";
 import type { Profile } from "../profile/profile.ts";
 import { E, SyscallError } from "../syscalls/errno.ts";
 import { hostSyscall } from "../syscalls/host.ts";
@@ -121,6 +122,8 @@ export class ProcessTable {
   readonly maxProcesses: number;
   /** Machines of ended processes, for the next fork or execve (src/vm/machine.ts). */
   readonly machines: MachinePool = new MachinePool();
+  /** The first process's standard streams (the piped ones are read when the run ends). */
+  stdio?: Stdio;
   /** The run's profile, when it is profiled (BootOptions.profile): every process samples into it. */
   profile?: Profile;
 
@@ -224,6 +227,10 @@ export class ProcessTable {
       this.#wakeFd = -1;
     }
     result.processes = this.#started;
+    const c = this.stdio?.captures;
+    if (c?.stdout !== undefined) result.stdout = readCapture(c.stdout);
+    if (c?.stderr !== undefined) result.stderr = readCapture(c.stderr);
+    if (c) this.stdio!.captures = {};
     if (this.profile) result.profile = this.profile;
     result.perProcess = [root.stats, ...this.#ended.sort((a, b) => a.pid - b.pid)];
     return result;

@@ -36,7 +36,7 @@ import {
   threads,
   tidOf,
 } from "./procinfo.ts";
-import { components, pathToCString } from "../vfs/path.ts";
+import { components, normalize, pathToCString } from "../vfs/path.ts";
 import { openBeneath } from "../vfs/mounts.ts";
 
 const NR_OPEN = 2, NR_CLOSE = 3, NR_FSTAT = 5, NR_LSEEK = 8, NR_PWRITE64 = 18, NR_FCNTL = 72;
@@ -135,6 +135,26 @@ export function procPath(p: Process, abs: string, follow: boolean): string | und
     return rest.length ? `${base === "/" ? "" : base}/${rest.join("/")}` : base;
   }
   return "/" + out.join("/");
+}
+
+/**
+ * What execve runs for `path` (relative to the cwd): a path through /proc
+ * is this procfs's, never the host's /proc under a mount of "/" (whose
+ * /proc/self/exe is the host's Deno): /proc/PID/exe leads to that
+ * process's program, a cwd or root link to the guest path it names, and
+ * anything else in /proc is EACCES, as a file without execute permission.
+ * Other paths come back as they are.
+ */
+export function execTarget(p: Process, path: string): string {
+  const abs = normalize(path.startsWith("/") ? path : `${p.cwd}/${path}`);
+  if (!isProcPath(abs)) return path;
+  const r = procPath(p, abs, true) ?? abs;
+  if (!isProcPath(r)) return r;
+  const m = /^\/proc\/([1-9][0-9]*)(?:\/task\/[1-9][0-9]*)?\/exe$/.exec(r);
+  if (!m) throw new SyscallError(E.EACCES);
+  const task = findTask(p, Number(m[1]));
+  if (!task || task.proc.status !== undefined) throw new SyscallError(E.ENOENT);
+  return task.proc.process.exePath;
 }
 
 /** The node `guest` names; `follow`: whether a link as its last component is followed. */

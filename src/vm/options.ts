@@ -9,6 +9,7 @@ import type { Platform } from "../kvm/platform.ts";
 import type { CrashReport } from "./fault.ts";
 import type { HostCalls } from "./exitless.ts";
 import type { Profile, ProfileOptions } from "../profile/profile.ts";
+import type { StdioInput, StdioOutput } from "./stdio.ts";
 
 /** How to boot a program. */
 export interface BootOptions {
@@ -71,8 +72,21 @@ export interface BootOptions {
   trace?: boolean | ((line: string) => void);
   /** The syscall handlers (default: `defaultRegistry()`). */
   registry?: SyscallRegistry;
-  /** Host fds that become the guest's 0, 1 and 2 (default 0, 1, 2). */
+  /** Host fds that become the guest's 0, 1 and 2 (default 0, 1, 2); the three below override. */
   stdio?: [number, number, number];
+  /**
+   * The guest's stdin, as `Deno.Command` has it: `"inherit"` (default),
+   * `"null"`, a host fd, or the bytes it reads, then end of file.
+   */
+  stdin?: StdioInput;
+  /**
+   * The guest's stdout: `"inherit"` (default), `"null"`, a host fd, or
+   * `"piped"`: collected into `RunResult.stdout` (a memfd: the guest
+   * writes a regular file that never fills, so it never waits for a reader).
+   */
+  stdout?: StdioOutput;
+  /** The guest's stderr, as `stdout` (`RunResult.stderr` when piped). */
+  stderr?: StdioOutput;
   /** Where diagnostics go (unsupported syscalls, crash reports); default stderr. */
   onDiagnostic?: (message: string) => void;
   /** The KVM device (default `/dev/kvm`). */
@@ -213,6 +227,10 @@ export interface ProcessStats {
 export interface RunResult {
   /** Exit status as a shell shows it: the code, or 128 + signal. */
   status: number;
+  /** What the guest wrote to stdout, when `BootOptions.stdout` is `"piped"`. */
+  stdout?: Uint8Array;
+  /** What the guest wrote to stderr, when `BootOptions.stderr` is `"piped"`. */
+  stderr?: Uint8Array;
   /** The stacks sampled, in a profiled run (`BootOptions.profile`). */
   profile?: Profile;
   /** The guest's exit code, when it exited. */

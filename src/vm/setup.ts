@@ -7,6 +7,8 @@
  * failure (ENOENT, ENOEXEC, no memory) leaves the caller running as on Linux.
  * @module
  */
+import { execTarget } from "../syscalls/procfs.ts";
+import { openStdio } from "./stdio.ts";
 import { Sampler } from "../profile/sampler.ts";
 import { ABI, BOOT_INFO, BOOT_MAGIC, PERCPU } from "../kernel/abi.ts";
 import { type kernelImage, vdsoStart } from "../kernel/image.ts";
@@ -132,6 +134,7 @@ export function execImage(
   scheduled: boolean,
 ): Guest {
   const p = g.process!, mounts = g.mounts!;
+  path = execTarget(p, path); // /proc is ours, not a host mount's
   let { bytes, guestPath } = readExecutable(mounts, path, p.cwd);
   let options: BootOptions = { ...g.options, path, args: argv.slice(1), argv0: undefined };
   for (let depth = 0; bytes[0] === 0x23 && bytes[1] === 0x21; depth++) {
@@ -291,9 +294,12 @@ export function setupImage(
     }
     mem.view.setBigUint64(ABI.PERCPU_ADDR + PERCPU.sigmask, init.mask, true);
   } else {
-    const stdio = options.stdio ?? [0, 1, 2];
+    const stdio = openStdio(options);
+    g.table.stdio = stdio;
     const fds = proc.fds;
-    stdio.forEach((hostFd, fd) => fds.set(fd, new OpenFile(hostFd, { owned: false })));
+    stdio.fds.forEach((hostFd, fd) =>
+      fds.set(fd, new OpenFile(hostFd, { owned: stdio.owned[fd] }))
+    );
   }
 
   writeBootInfo(g, mem, {

@@ -9,6 +9,7 @@
  * loop that serves them all once there are several).
  * @module
  */
+import { closeCaptures } from "./stdio.ts";
 import { Profile } from "../profile/profile.ts";
 import { kernelImage } from "../kernel/image.ts";
 import { ElfError, parseElf } from "../loader/elf.ts";
@@ -134,6 +135,7 @@ export class Vm implements Disposable, AsyncDisposable {
   dispose(): void {
     this.#gdb?.close();
     this.#guest.dispose();
+    if (this.#table.stdio) closeCaptures(this.#table.stdio); // not read: run() was not called
   }
 
   /** Same as {@linkcode Vm.dispose}. */

@@ -1,0 +1,72 @@
+// BootOptions.stdin/stdout/stderr, as Deno.Command names them: piped output
+// comes back in RunResult (from every process of the run), stdin from bytes,
+// "null", host fds; nothing is left open afterwards.
+import { deepStrictEqual, equal, ok, rejects } from "node:assert/strict";
+import { boot } from "../mod.ts";
+import { fixture } from "./fixtures.ts";
+
+const text = (b?: Uint8Array) => b === undefined ? undefined : new TextDecoder().decode(b);
+const BUSYBOX = "/bin/busybox";
+
+Deno.test("stdout and stderr piped, stdin from bytes", async () => {
+  const cat = await fixture("cat", "musl-static");
+  const r = await boot({
+    path: cat,
+    stdin: new TextEncoder().encode("line one\nline two\n"),
+    stdout: "piped",
+    stderr: "piped",
+  });
+  equal(r.status, 0);
+  equal(text(r.stdout), "line one\nline two\n");
+  equal(text(r.stderr), "18 bytes\n");
+  const bytes = new Uint8Array(300_000).map((_, i) => i % 251); // past any pipe's 64 KiB
+  const big = await boot({ path: cat, stdin: bytes, stdout: "piped", stderr: "null" });
+  deepStrictEqual(big.stdout, bytes);
+  equal(big.stderr, undefined);
+});
+
+Deno.test("every process of the run writes into the piped stdout, in order", async () => {
+  const r = await boot({
+    path: BUSYBOX,
+    args: ["sh", "-c", "echo a; (echo b); echo c | cat; echo err >&2; exit 3"],
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+    mounts: [{ host: "/", guest: "/", readOnly: true }], // busybox execs itself for the pipeline
+  });
+  equal(r.status, 3);
+  equal(text(r.stdout), "a\nb\nc\n");
+  equal(text(r.stderr), "err\n");
+});
+
+Deno.test("a host fd; a bad spec is a TypeError; no fd is left open", async () => {
+  const hello = await fixture("hello", "musl-static");
+  const before = [...Deno.readDirSync("/proc/self/fd")].length;
+  for (let i = 0; i < 20; i++) {
+    const r = await boot({
+      path: hello,
+      stdout: "piped",
+      stderr: "piped",
+      stdin: new Uint8Array(1),
+    });
+    equal(text(r.stdout), "hello, world\n");
+  }
+  const file = await Deno.makeTempFile();
+  try {
+    using f = await Deno.open(file, { write: true });
+    // Deno 2 has no raw fds: /proc/self/fd names the one just opened.
+    const fd = Number(
+      [...Deno.readDirSync("/proc/self/fd")].map((e) => e.name)
+        .find((n) => Deno.readLinkSync(`/proc/self/fd/${n}`) === file),
+    );
+    ok(fd > 2);
+    equal((await boot({ path: hello, stdout: fd })).status, 0);
+    f.close();
+    equal(await Deno.readTextFile(file), "hello, world\n");
+  } finally {
+    await Deno.remove(file);
+  }
+  await rejects(() => boot({ path: hello, stdout: "loud" as "piped" }), TypeError);
+  await rejects(() => boot({ path: hello, stdin: "piped" as "null" }), TypeError);
+  equal([...Deno.readDirSync("/proc/self/fd")].length, before);
+});
