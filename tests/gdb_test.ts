@@ -290,3 +290,18 @@ Deno.test("gdb packets: checksums, escapes, run-length encoding, a split stream"
   deepStrictEqual(p.next(), { kind: "bad" }); // wrong checksum
   equal(p.next(), undefined);
 });
+
+Deno.test("gdb: a forked child runs past the parent's breakpoints; vfork copies keep them", async () => {
+  for (const tc of ["glibc-static", "musl-static"] as const) {
+    const bin = await target(tc, "gdb_fork");
+    const { gdb, vm } = await debug(bin, ["break work", "continue", "bt", "continue"]);
+    // The child ran work() without a stop (an int3 left there killed it with SIGTRAP).
+    match(
+      vm.stdout,
+      /^child: 41\nchild status 0 signaled 0\nvfork child status 5\nparent: 3\n$/,
+      `${tc}: ${vm.stderr}`,
+    );
+    match(gdb, /Breakpoint 1, (0x[0-9a-f]+ in )?work \(x=1\)/, tc);
+    equal(vm.code, 0);
+  }
+});

@@ -16,7 +16,8 @@ import { ABI, BOOT_INFO } from "../kernel/abi.ts";
 import { R } from "../vm/sigframe.ts";
 import { framePacket, PacketParser } from "./packet.ts";
 import { handlePacket, type Resume, type Session } from "./commands.ts";
-import { Breakpoints, stopOthers, StoppedThread, TF, threadRegisters } from "./target.ts";
+import { Breakpoints, INT3, stopOthers, StoppedThread, TF, threadRegisters } from "./target.ts";
+import type { GuestMemory } from "../vm/memory.ts";
 import { targetXml } from "./regs.ts";
 import { GdbSocket, type ListenAddress, parseListenAddress } from "./socket.ts";
 
@@ -34,6 +35,19 @@ export interface DebugHook {
    * @internal
    */
   exception(g: Guest, vector: number, frame: number, live: DataView): boolean;
+  /**
+   * Fork copied the debugged process's memory into `child`, which gdb does
+   * not follow: the child gets the bytes the breakpoints hide (an `int3`
+   * left there would kill it with SIGTRAP).
+   * @internal
+   */
+  forked(child: GuestMemory): void;
+  /**
+   * A vfork child's memory was copied back over the debugged process's
+   * (`mem`): its breakpoints go back in.
+   * @internal
+   */
+  rearm(mem: GuestMemory): void;
 }
 
 /** How a run ended, for gdb's last reply. */
@@ -92,6 +106,17 @@ export class GdbStub implements DebugHook {
    * See {@linkcode DebugHook.exception}.
    * @internal
    */
+  forked(child: GuestMemory): void {
+    const hidden = [...this.#bps.hidden()];
+    if (this.#entry) hidden.push([this.#entry.addr, this.#entry.orig]);
+    for (const [addr, orig] of hidden) if (child.bytes[addr] === INT3) child.bytes[addr] = orig;
+  }
+
+  rearm(mem: GuestMemory): void {
+    for (const [addr] of this.#bps.hidden()) mem.bytes[addr] = INT3;
+    if (this.#entry) mem.bytes[this.#entry.addr] = INT3;
+  }
+
   exception(g: Guest, vector: number, frame: number, live: DataView): boolean {
     if (g !== this.#guest) return false;
     const stop = new StoppedThread(g, vector, frame, live);

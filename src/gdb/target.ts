@@ -27,7 +27,8 @@ import type { RegisterFile } from "./regs.ts";
 
 /** rflags.TF: trap after the next instruction. */
 export const TF = 0x100n;
-const INT3 = 0xcc;
+/** The `int3` opcode. */
+export const INT3 = 0xcc;
 
 /** A thread stopped in an exception stub, and its registers as gdb sees them. */
 export class StoppedThread {
@@ -246,6 +247,11 @@ function writeFpu(vcpu: VcpuFd, fpu: Uint8Array): void {
 /** Software breakpoints: `int3` bytes in guest memory and the bytes they hide. */
 export class Breakpoints {
   #saved = new Map<number, number>();
+
+  /** Each breakpoint's address and the byte its `int3` hides. */
+  hidden(): IterableIterator<[number, number]> {
+    return this.#saved.entries();
+  }
 
   /** Addresses with a breakpoint. */
   get addresses(): number[] {

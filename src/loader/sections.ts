@@ -11,7 +11,6 @@ import {
   PT_LOAD,
   Reader,
   SHT_DYNSYM,
-  SHT_SYMTAB,
   STT_FUNC,
 } from "./elf.ts";
 
@@ -178,7 +177,7 @@ function readSymbolEntries(
  *
  * @param bytes The whole file.
  * @param sections Its sections, from {@linkcode readSections}.
- * @param type {@linkcode SHT_SYMTAB} or {@linkcode SHT_DYNSYM}.
+ * @param type `SHT_SYMTAB` (2) or {@linkcode SHT_DYNSYM}.
  * @returns The entries, index 0 included.
  */
 export function readSymbolTable(

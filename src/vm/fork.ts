@@ -76,6 +76,7 @@ function forkFrom(g: Guest, parent: Guest, cpu: Cpu, pid: number, spec: CloneSpe
   mem.copyFrom(parent.mem!, 0, mem.size, g.machine!.reused);
   // The parent held the mm lock for the copy (lockMm); the child's is free.
   Atomics.store(mmLock(mem, g.kernel!.mm.lock), 0, 0);
+  parent.debugger?.forked(mem); // gdb follows the parent: no int3 in the child
   // MAP_SHARED memory stays shared: the child gets the same host pages.
   shareAnonymous(parent);
   mem.overlays.inherit(parent.mem!.overlays);
@@ -269,6 +270,7 @@ export function releaseVfork(g: Guest, child: Guest, tid: number, pid: number): 
     g.mem!.copyFrom(child.mem!, ABI.USER_MIN, g.machine!.stackTop);
     // Sites it rewrote (--rewrite=stub) jump to stubs it wrote: those too.
     if (g.stubs) g.mem!.copyFrom(child.mem!, ABI.STUB_ADDR, ABI.STUB_END);
+    g.debugger?.rearm(g.mem!); // the child's copy had gdb's breakpoints taken out
   }
   if (g.held) {
     g.held = false;
