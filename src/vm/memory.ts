@@ -14,6 +14,10 @@ import { Overlays } from "./shared.ts";
 const PROT_RW = 3, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20, MAP_NORESERVE = 0x4000;
 const MADV_DONTNEED = 4, MADV_HUGEPAGE = 14, MADV_NOHUGEPAGE = 15, MADV_POPULATE_WRITE = 23;
 const HUGE = 2 * 1024 * 1024;
+/** The page vectors of the last fork's copy (see copyFrom). */
+let forkPages: [Uint8Array, Uint8Array] | undefined;
+/** mincore's resident bit of four pages, as a little-endian word sees them. */
+const RESIDENT4 = 0x01010101;
 // One ArrayBuffer views all of RAM; Deno's views stop at 2 GiB.
 const MAX_VIEW = 2 * 1024 * 1024 * 1024;
 /**
@@ -357,7 +361,11 @@ export class GuestMemory {
     if (from.size !== this.size) throw new RangeError("fork: guest memory sizes differ");
     if (start === 0) this.userEnd = from.userEnd;
     const n = (end - start) / 4096, len = BigInt(end - start);
-    const pages = new Uint8Array(n), mine = stale ? new Uint8Array(n) : undefined;
+    // mincore's vectors, kept between forks: a fresh 256 KiB each (1 GiB of
+    // RAM) cost 0.3 ms to allocate, as much as mincore itself.
+    if ((forkPages?.length ?? 0) < n) forkPages = [new Uint8Array(n), new Uint8Array(n)];
+    const pages = forkPages![0].subarray(0, n),
+      mine = stale ? forkPages![1].subarray(0, n) : undefined;
     if (
       hostHasSwap() || libc().mincore(from.host + BigInt(start), len, pages) !== 0 ||
       (mine && libc().mincore(this.host + BigInt(start), len, mine) !== 0)
@@ -373,7 +381,17 @@ export class GuestMemory {
         mine?.fill(0, (a - start) / 4096, (b - start) / 4096);
       }
     }
+    // Untouched memory (most of it) is skipped four pages a word at a time.
+    const fromWords = new Uint32Array(pages.buffer, 0, n >> 2);
+    const mineWords = mine && new Uint32Array(mine.buffer, 0, n >> 2);
     for (let i = 0; i < n;) {
+      if ((i & 3) === 0 && i + 4 <= n) {
+        const w = i >> 2;
+        if (!(fromWords[w] & RESIDENT4) && !(mineWords && mineWords[w] & RESIDENT4)) {
+          i += 4;
+          continue;
+        }
+      }
       const copy = (pages[i] & 1) !== 0;
       if (!copy && !(mine && mine[i] & 1)) {
         i++;
