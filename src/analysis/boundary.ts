@@ -352,6 +352,49 @@ function branchTarget(b: Uint8Array, at: number, len: number): number {
 }
 
 /**
+ * Decodes `fn` from its start up to link-time `site`: where the function
+ * and the instruction before the `syscall` there lie in the file, if that
+ * instruction is whole, 2 to 5 bytes long and able to run elsewhere.
+ */
+function walkTo(
+  bytes: Uint8Array,
+  elf: ElfFile,
+  fn: CodeSpan,
+  site: number,
+): { base: number; end: number; before: number; len: number } | undefined {
+  const base = offsetOf(elf, fn.start);
+  // The whole function must lie in one segment's file bytes.
+  if (base < 0 || offsetOf(elf, fn.end - 1) !== base + fn.end - 1 - fn.start) return undefined;
+  if (site <= fn.start) return undefined;
+  const target = base + (site - fn.start), end = base + (fn.end - fn.start);
+  let at = base, before = -1;
+  while (at < target) {
+    const n = insnLength(bytes, at, end);
+    if (n < 0) return undefined;
+    before = at;
+    at += n;
+  }
+  const len = at - before;
+  if (at !== target || bytes[at] !== 0x0f || bytes[at + 1] !== 0x05) return undefined;
+  if (len < 2 || len > 5 || !relocatable(bytes, before, len)) return undefined;
+  return { base, end, before, len };
+}
+
+/**
+ * Whether `shape` (remembered from an earlier run) still holds for the
+ * `syscall` at link-time `site`: decoding from its function's start
+ * reaches the site, and the instruction before it has `shape.len` bytes.
+ */
+export function shapeHolds(
+  bytes: Uint8Array,
+  elf: ElfFile,
+  site: number,
+  shape: SiteShape,
+): boolean {
+  return walkTo(bytes, elf, shape.fn, site)?.len === shape.len;
+}
+
+/**
  * Whether and how the `syscall` at link-time `site` of `elf` can be
  * rewritten: the instruction right before it must be whole (decoding the
  * file's bytes from the start of the function that holds both reaches it
@@ -364,20 +407,10 @@ function branchTarget(b: Uint8Array, at: number, len: number): number {
 export function siteShape(bytes: Uint8Array, elf: ElfFile, site: number): SiteShape | undefined {
   const fn = functionAround(bytes, elf, site - 2, 4);
   if (!fn) return undefined;
-  const base = offsetOf(elf, fn.start);
-  // The whole function must lie in one segment's file bytes.
-  if (base < 0 || offsetOf(elf, fn.end - 1) !== base + fn.end - 1 - fn.start) return undefined;
-  const target = base + (site - fn.start), end = base + (fn.end - fn.start);
-  let at = base, before = -1;
-  while (at < target) {
-    const n = insnLength(bytes, at, end);
-    if (n < 0) return undefined;
-    before = at;
-    at += n;
-  }
-  const len = at - before;
-  if (at !== target || bytes[at] !== 0x0f || bytes[at + 1] !== 0x05) return undefined;
-  if (len < 2 || len > 5 || !relocatable(bytes, before, len)) return undefined;
+  const walked = walkTo(bytes, elf, fn, site);
+  if (!walked) return undefined;
+  const { base, end, before, len } = walked;
+  let at: number;
   const toLink = (off: number) => off - base + fn.start;
   if (len === 5) return { fn, len, pads: [] };
   // The rest of the function: padding that never runs, and where jumps land.

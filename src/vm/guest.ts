@@ -6,6 +6,7 @@
  * the other files of this folder are the work each step does.
  * @module
  */
+import { saveSiteShapes } from "../analysis/shapecache.ts";
 import { ABI, BOOT_INFO, HOSTCALL } from "../kernel/abi.ts";
 import type { KernelImage } from "../kernel/image.ts";
 import { addKvmStats } from "../kvm/stats.ts";
@@ -644,6 +645,7 @@ export class Guest implements Disposable {
     if (this.timerId !== undefined) hostSyscall(NR_TIMER_DELETE, this.timerId);
     this.threads?.stopAll();
     this.flushProfile();
+    if (this.stubs) saveSiteShapes(); // what the rewriter learned, for the next run
     // A runner still running (stuck past stopAll's wait) may write it yet.
     const done = this.threads?.runnersDone() ?? true;
     if (done) closeEventfd(this.wakeFd);

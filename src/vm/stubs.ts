@@ -14,7 +14,7 @@
  */
 import { ABI, REGION } from "../kernel/abi.ts";
 import { type ElfFile, PF_X, PT_LOAD } from "../loader/elf.ts";
-import { siteShape } from "../analysis/boundary.ts";
+import { cachedSiteShape } from "../analysis/shapecache.ts";
 import { fileMappings } from "../syscalls/mm.ts";
 import type { GuestMemory } from "./memory.ts";
 import { physOf } from "./percpu.ts";
@@ -132,7 +132,7 @@ export function serveRewrite(g: Guest, site: number): number {
   if (b[site] !== 0x0f || b[site + 1] !== 0x05 || site + 2 > 0xffffffff) return 0;
   const file = codeFileAt(g, site);
   if (!file) return 0;
-  const shape = siteShape(file.bytes, file.elf, site - file.bias);
+  const shape = cachedSiteShape(file.bytes, file.elf, site - file.bias);
   if (!shape) return 0;
   const lo = shape.fn.start + file.bias, hi = shape.fn.end + file.bias;
   if (lo < file.lo || hi > file.hi) return 0;
