@@ -6,6 +6,7 @@
 import { equal, match, ok } from "node:assert/strict";
 import {
   compileC,
+  fixture,
   inTempDir,
   runHermitux,
   runNative,
@@ -83,6 +84,23 @@ Deno.test("BootOptions.profile, exitless: each sample kicks a runner's vCPU out"
   // The exitless loop ticks late under load (~250 a second of the 1,999
   // asked here): fewer samples, a wider band (3 sigma of ~1,000 samples).
   assertThreeToOne(r.profile.folded(), 0.2);
+});
+
+Deno.test("stacks unwound through .eh_frame: main -> libc's qsort -> the comparison", async () => {
+  // glibc's qsort has no frame pointers: only its unwind table leads back to main.
+  const bin = await fixture("prof_qsort", "glibc-dynamic");
+  await inTempDir(async (dir) => {
+    const [native, vm] = await Promise.all([
+      runNative(bin, ["20"]),
+      runHermitux(bin, ["20"], { flags: [`--profile=${dir}/q.svg`, "--profile-hz", "499"] }),
+    ]);
+    equal(vm.stdout, native.stdout);
+    const folded = await Deno.readTextFile(`${dir}/q.folded`);
+    match(
+      folded,
+      /^prof_qsort-[^;]*;_start;__libc_start_main;(?:[^;]+;)*main;qsort(?:_r)?(?:;[^;]+)*;cmp_slow \d+$/m,
+    );
+  }, "profile");
 });
 
 Deno.test("flameGraph: boxes as wide as their share, names escaped, empty input", () => {

@@ -6,11 +6,10 @@
  * itself is read when the host timer stops it; a thread in a host call is
  * sampled as `[host] NAME` on top of its user stack, read from its syscall
  * frame. Parked threads (blocked in a call) are off the CPU: not sampled,
- * as `perf record` would not. Stacks follow the frame-pointer chain (code
- * built with -fno-omit-frame-pointer gives whole stacks; other code gives
- * its leaf and what chain there is). Addresses are kept raw and named
- * once, from the program's and its libraries' symbols, when the process
- * ends ({@linkcode Sampler.flush}).
+ * as `perf record` would not. A sample keeps the registers and a copy of
+ * the stack; stacks are unwound by the objects' `.eh_frame` (unwind.ts),
+ * else the rbp chain, and named from the program's and its libraries'
+ * symbols when the process's code is looked at ({@linkcode Sampler.flush}).
  * @module
  */
 import { ABI, HOSTCALL } from "../kernel/abi.ts";
@@ -32,22 +31,27 @@ import { comm } from "../syscalls/process.ts";
 import type { LoadedObject } from "../vm/fault.ts";
 import { PT_LOAD } from "../loader/elf.ts";
 import type { GuestMemory } from "../vm/memory.ts";
+import { type FrameRule, frameRuleAt } from "./unwind.ts";
 
 /** Deepest stack followed. */
 const MAX_DEPTH = 128;
-/** How far above the stack pointer a frame may be (a thread's stack is at most this). */
-const MAX_STACK = 64 * 1024 * 1024;
-const PF_X = 1;
+/** Bytes of stack copied at each sample (deeper frames are not followed). */
+const STACK_COPY = 16 * 1024;
+/** Samples kept raw before they are unwound and counted (~16 KiB each). */
+const DRAIN_AT = 2048;
+const PF_X = 1, RBP_DWARF = 6;
 
 /**
- * One sample: return addresses innermost first (the first is the pc), a
- * host call's name, and the word at the stack pointer (a leaf function
- * that set up no frame has its return address there).
+ * One sample as taken: the pc (0: not in user code), stack and frame
+ * pointers, a copy of the stack from the stack pointer up, and a host
+ * call's name; unwound when the process's code is looked at (flush).
  */
 interface RawSample {
-  pcs: number[];
+  pc: number;
+  sp: number;
+  fp: number;
+  stack?: Uint8Array;
   host?: string;
-  top?: number;
 }
 
 /** A process's sampler; made for each process of a profiled run. */
@@ -131,9 +135,7 @@ export class Sampler {
       return;
     }
     const pc = rip < ABI.USER_MIN ? userRip(mem, rip) : rip;
-    const sp = reg("rsp");
-    const top = sp >= 0 && sp + 8 <= mem.size ? Number(mem.u64(sp)) : undefined;
-    this.#raw.push({ pcs: this.#walk(pc, reg("rbp"), sp), top });
+    this.#keep({ pc, sp: reg("rsp"), fp: reg("rbp"), stack: this.#stack(reg("rsp")) });
   }
 
   /**
@@ -150,33 +152,35 @@ export class Sampler {
       const hc = physOf(mem, cpu.id, ABI.HOSTCALL_ADDR);
       name = syscallName(inKernel ? at(R.rax) : v.getUint32(hc + HOSTCALL.nr, true));
     }
-    name = `${name in GUEST_SYSCALLS ? "[kernel]" : "[host]"} ${name}`;
-    if (rip < ABI.USER_MIN) {
-      this.#raw.push({ pcs: [], host: name });
-      return;
-    }
+    const host = `${name in GUEST_SYSCALLS ? "[kernel]" : "[host]"} ${name}`;
     // rcx is the return address: the pc of the call is the byte before it.
-    this.#raw.push({ pcs: this.#walk(rip - 1, at(R.rbp), at(R.rsp)), host: name });
+    if (rip < ABI.USER_MIN) this.#keep({ pc: 0, sp: 0, fp: 0, host });
+    else {this.#keep({
+        pc: rip - 1,
+        sp: at(R.rsp),
+        fp: at(R.rbp),
+        stack: this.#stack(at(R.rsp)),
+        host,
+      });}
   }
 
-  /** The pc and the frame-pointer chain's return addresses (each less one: inside the call). */
-  #walk(pc: number, fp: number, sp: number): number[] {
-    const mem = this.#g.mem!, out = [pc];
-    for (let i = 0; i < MAX_DEPTH; i++) {
-      if (fp < sp || fp % 8 || fp - sp > MAX_STACK || fp + 16 > mem.size) break;
-      const next = Number(mem.u64(fp)), ret = Number(mem.u64(fp + 8));
-      if (ret < ABI.USER_MIN) break;
-      out.push(ret - 1);
-      if (next <= fp) break;
-      sp = fp;
-      fp = next;
-    }
-    return out;
+  /** A copy of the stack from `sp` up (unwound later, when its code is known). */
+  #stack(sp: number): Uint8Array | undefined {
+    const mem = this.#g.mem!;
+    if (!(sp >= ABI.USER_MIN && sp < mem.userEnd)) return undefined;
+    return mem.bytes.slice(sp, Math.min(sp + STACK_COPY, mem.userEnd));
+  }
+
+  #keep(s: RawSample): void {
+    this.#raw.push(s);
+    // Bounded memory: every so many samples are named and counted now.
+    if (this.#raw.length >= DRAIN_AT) this.flush();
   }
 
   /**
    * Names the samples taken so far (the program's, the interpreter's, the
-   * vDSO's and the mapped libraries' symbols) and adds them to the profile.
+   * vDSO's and the mapped libraries' symbols; stacks unwound by their
+   * `.eh_frame`, else the rbp chain) and adds them to the profile.
    */
   flush(): void {
     if (!this.#raw.length) return;
@@ -184,32 +188,84 @@ export class Sampler {
     this.#raw = [];
     const objects = symbolizer(g).objects;
     const name = new TextDecoder().decode(comm(g.process!)).replace(/\0.*$/s, "");
-    const cache = new Map<number, string | undefined>();
+    const names = new Map<number, string | undefined>();
     const frameOf = (pc: number, leaf: boolean) => {
-      if (!cache.has(pc)) cache.set(pc, nameAt(objects, pc, leaf));
-      return cache.get(pc);
+      const key = leaf ? -pc - 1 : pc;
+      if (!names.has(key)) names.set(key, nameAt(objects, pc, leaf));
+      return names.get(key);
     };
-    const mem = g.mem!;
+    const rules = new Map<number, FrameRule | undefined>();
+    const ruleAt = (pc: number) => {
+      if (!rules.has(pc)) {
+        const o = codeObject(objects, pc);
+        rules.set(pc, o?.bytes ? frameRuleAt(o.bytes, o.elf, pc - o.base) : undefined);
+      }
+      return rules.get(pc);
+    };
     for (const s of raw) {
       const frames: string[] = [];
-      // A return address outside any code ends the chain (rbp held data).
-      for (let i = 0; i < s.pcs.length; i++) {
-        const f = frameOf(s.pcs[i], i === 0);
-        if (f === undefined) break;
+      const inCode = (pc: number) => codeObject(objects, pc) !== undefined;
+      const pcs = s.pc ? unwind(s, ruleAt, inCode, g.mem!) : [];
+      for (let i = 0; i < pcs.length; i++) {
+        const f = frameOf(pcs[i], i === 0);
+        if (f === undefined) break; // a return address outside any code: rbp held data
         frames.push(f);
-        // A leaf without a frame of its own: its caller is at the stack
-        // pointer, not in the chain (whose first return skips it).
-        const top = s.top;
-        if (
-          i === 0 && top !== undefined && top - 1 !== s.pcs[1] && afterCall(mem, top) &&
-          frameOf(top - 1, false) !== undefined && frameOf(top - 1, false) !== f
-        ) frames.push(frameOf(top - 1, false)!);
       }
       frames.reverse();
       if (s.host) frames.push(s.host);
       this.#profile.add([name || "?", ...frames]);
     }
   }
+}
+
+/**
+ * The pcs of `s`'s stack, innermost first (the callers' as return address
+ * less one: inside the call): each frame by its `.eh_frame` rule, else
+ * by the rbp chain, reading only the sample's copy of the stack.
+ */
+function unwind(
+  s: RawSample,
+  ruleAt: (pc: number) => FrameRule | undefined,
+  inCode: (pc: number) => boolean,
+  mem: GuestMemory,
+): number[] {
+  const stack = s.stack, base = s.sp;
+  const read = (addr: number) => {
+    const off = addr - base;
+    if (!stack || off < 0 || off + 8 > stack.length || off % 8) return undefined;
+    return Number(new DataView(stack.buffer, stack.byteOffset + off, 8).getBigUint64(0, true));
+  };
+  const out = [s.pc];
+  let pc = s.pc, sp = s.sp, fp = s.fp;
+  for (let depth = 0; depth < MAX_DEPTH; depth++) {
+    const rule = ruleAt(pc);
+    let cfa: number, ra: number | undefined, next: number | undefined;
+    if (rule) {
+      cfa = (rule.cfaReg === RBP_DWARF ? fp : sp) + rule.cfaOffset;
+      ra = read(cfa + rule.raOffset);
+      next = rule.rbpOffset === undefined ? fp : read(cfa + rule.rbpOffset);
+    } else {
+      // A leaf with no frame of its own (and no unwind entry) has its
+      // caller at the stack pointer; otherwise follow rbp.
+      const top = depth === 0 ? read(sp) : undefined;
+      if (top !== undefined && top >= ABI.USER_MIN && afterCall(mem, top) && inCode(top - 1)) {
+        cfa = sp + 8;
+        ra = top;
+        next = fp;
+      } else {
+        if (fp < sp || fp % 8) break;
+        cfa = fp + 16;
+        ra = read(fp + 8);
+        next = read(fp);
+      }
+    }
+    if (ra === undefined || next === undefined || ra < ABI.USER_MIN || cfa <= sp) break;
+    out.push(ra - 1);
+    pc = ra - 1;
+    sp = cfa;
+    fp = next;
+  }
+  return out;
 }
 
 /** Whether the bytes before `ret` in guest memory end with a call instruction. */
@@ -221,18 +277,23 @@ function afterCall(mem: GuestMemory, ret: number): boolean {
   return false;
 }
 
+/** The loaded object whose executable segment holds `pc`. */
+function codeObject(objects: readonly LoadedObject[], pc: number): LoadedObject | undefined {
+  return objects.find((o) =>
+    o.elf.segments.some((s) =>
+      s.type === PT_LOAD && (s.flags & PF_X) && pc >= o.base + s.vaddr &&
+      pc < o.base + s.vaddr + s.memsz
+    )
+  );
+}
+
 /**
  * The function at `pc` in the loaded objects, `[OBJECT]` where it has no
  * symbol; a leaf outside them is `[unknown]`, a return address outside
  * them ends the chain (undefined).
  */
 function nameAt(objects: readonly LoadedObject[], pc: number, leaf: boolean): string | undefined {
-  const o = objects.find((o) =>
-    o.elf.segments.some((s) =>
-      s.type === PT_LOAD && (s.flags & PF_X) && pc >= o.base + s.vaddr &&
-      pc < o.base + s.vaddr + s.memsz
-    )
-  );
+  const o = codeObject(objects, pc);
   if (!o) return leaf ? "[unknown]" : undefined;
   const hit = o.elf.symbolize(pc - o.base);
   if (hit) return hit.name;

@@ -140,24 +140,27 @@ export function symbolizer(g: Guest): Symbolizer {
     elf: o.elf,
     base: o.base,
     name: i ? o.path.slice(o.path.lastIndexOf("/") + 1) : undefined,
+    bytes: o.bytes,
   }));
   // The vDSO (stripped: its dynamic symbols name its functions).
   if (g.kernel && g.machine) {
     vdsoElf ??= parseElf(g.kernel.vdso, "[vdso]");
-    out.push({ elf: vdsoElf, base: vdsoStart(g.machine.stackTop, g.kernel), name: "[vdso]" });
+    const base = vdsoStart(g.machine.stackTop, g.kernel);
+    out.push({ elf: vdsoElf, base, name: "[vdso]", bytes: g.kernel.vdso });
   }
   const p = g.process;
   if (!p) return { objects: out };
-  const seen = new Set<string>(), files = new Map<string, ElfFile | undefined>();
+  const seen = new Set<string>();
+  const files = new Map<string, { elf: ElfFile; bytes: Uint8Array } | undefined>();
   const read = (path: string) => {
     if (!files.has(path)) {
       try {
-        files.set(path, readGuestElf(p.mounts, path, "/").elf);
+        files.set(path, readGuestElf(p.mounts, path, "/"));
       } catch {
         files.set(path, undefined); // not an ELF file we can read: no symbols from it
       }
     }
-    return files.get(path);
+    return files.get(path)?.elf;
   };
   for (const r of guestRegions(g.mem!, g.kernel!.mm)) {
     if (!g.mem!.view.getUint8(r.at + REGION.file)) continue;
@@ -173,7 +176,12 @@ export function symbolizer(g: Guest): Symbolizer {
     const base = r.start + (seg.offset & ~0xfff) - offset - (seg.vaddr & ~0xfff);
     if (seen.has(`${f.path}@${base}`)) continue;
     seen.add(`${f.path}@${base}`);
-    out.push({ elf, base, name: f.path.slice(f.path.lastIndexOf("/") + 1) });
+    out.push({
+      elf,
+      base,
+      name: f.path.slice(f.path.lastIndexOf("/") + 1),
+      bytes: files.get(f.path)?.bytes,
+    });
   }
   return { objects: out };
 }

@@ -70,6 +70,8 @@ export interface LoadedObject {
   base: number;
   /** Its name in reports, for objects other than the program. */
   name?: string;
+  /** The file's bytes, when read (for its unwind tables). */
+  bytes?: Uint8Array;
 }
 
 /** The loaded objects, for symbols and code ranges: the program first. */
