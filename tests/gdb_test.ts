@@ -273,6 +273,45 @@ Deno.test("gdb: bad packets get errors, never a host crash", async () => {
   equal(vm.code, 137);
 });
 
+Deno.test("gdb: Ctrl-C while the guest runs stops it with SIGINT, where it was", async () => {
+  // gdb's batch mode does not wait for an interrupted target: the protocol by hand.
+  const bin = await target("glibc-static", "gdb_spin");
+  const { port, done } = await startDebuggee(bin);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  let got = "";
+  const buf = new Uint8Array(65536);
+  const read = async (want: RegExp) => {
+    while (!want.test(got)) {
+      const n = await conn.read(buf);
+      if (n === null) throw new Error(`connection closed; got ${JSON.stringify(got)}`);
+      got += decoder.decode(buf.subarray(0, n));
+    }
+    const m = want.exec(got)!;
+    got = got.slice(m.index + m[0].length);
+    return m[1];
+  };
+  const packet = /\$([^#]*)#[0-9a-f]{2}/;
+  await conn.write(framePacket("?"));
+  match(await read(packet), /^T05/); // stopped at the first instruction
+  await conn.write(framePacket("vCont;c"));
+  await new Promise((r) => setTimeout(r, 1500)); // it spins meanwhile
+  await conn.write(new Uint8Array([0x03]));
+  match(await read(packet), /^T02/); // SIGINT
+  const rip = await (async () => {
+    await conn.write(framePacket("p10"));
+    return BigInt("0x" + ((await read(packet)).match(/../g) ?? []).reverse().join(""));
+  })();
+  const nm = await new Deno.Command("nm", { args: [bin], stdout: "piped" }).output();
+  const spin = BigInt("0x" + /^([0-9a-f]+) T spin$/m.exec(decoder.decode(nm.stdout))![1]);
+  ok(rip >= spin && rip < spin + 64n, `rip 0x${rip.toString(16)} is not in spin()`);
+  await conn.write(framePacket("vKill;1"));
+  await read(packet);
+  conn.close();
+  const vm = await done;
+  equal(vm.code, 137);
+  equal(vm.stdout, "spinning\n");
+});
+
 Deno.test("gdb packets: checksums, escapes, run-length encoding, a split stream", () => {
   const enc = (t: string) => new TextEncoder().encode(t);
   equal(decoder.decode(framePacket("OK")), "$OK#9a");

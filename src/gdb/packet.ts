@@ -135,6 +135,11 @@ export class PacketParser {
     return this.#items.shift();
   }
 
+  /** Puts `items` back in front, in order (taken with {@linkcode next} and not used yet). */
+  unshift(items: Incoming[]): void {
+    this.#items.unshift(...items);
+  }
+
   #byte(b: number): void {
     switch (this.#state) {
       case 0:

@@ -17,6 +17,11 @@ import { R } from "../vm/sigframe.ts";
 import { framePacket, PacketParser } from "./packet.ts";
 import { handlePacket, type Resume, type Session } from "./commands.ts";
 import { Breakpoints, INT3, stopOthers, StoppedThread, TF, threadRegisters } from "./target.ts";
+import { liveRegs, setRegs } from "../vm/machine.ts";
+
+/** How often the socket is looked at for gdb's Ctrl-C while the guest runs. */
+const INTERRUPT_POLL_NS = 50_000_000n;
+const NEVER = 0x7fffffffffffffffn;
 import type { GuestMemory } from "../vm/memory.ts";
 import { targetXml } from "./regs.ts";
 import { GdbSocket, type ListenAddress, parseListenAddress } from "./socket.ts";
@@ -74,6 +79,10 @@ export class GdbStub implements DebugHook {
   #killed = false;
   #noAck = false;
   #guest?: Guest;
+  /** gdb sent its interrupt byte (Ctrl-C) while the guest ran: the next trap stops with SIGINT. */
+  #interrupted = false;
+  /** When the socket is next looked at for that byte, while the guest runs (monotonic ns). */
+  #pollAt = 0n;
 
   /** Listens on `addr` (`[HOST:]PORT` or an object) and says where on `diag`. */
   constructor(addr: ListenAddress | string, diag: (line: string) => void) {
@@ -100,6 +109,47 @@ export class GdbStub implements DebugHook {
     mem.bytes[at] = 0xcc;
     this.#execPath = execPath;
     this.#guest = g;
+    // While the guest runs, gdb's Ctrl-C is looked for a few times a second
+    // (the guest's timers wake the main thread for it: the host timer).
+    g.sig.watches.add({
+      due: () => this.#attached ? this.#pollAt : NEVER,
+      fire: (now) => {
+        this.#pollAt = now + INTERRUPT_POLL_NS;
+        this.#checkInterrupt(g);
+      },
+    });
+  }
+
+  /**
+   * Takes what gdb sent while the guest ran; on its interrupt byte, sets
+   * the trap flag on vCPU 0 (when the host timer has stopped it: its
+   * registers are out of KVM_RUN), so that it stops at its next
+   * instruction and gdb hears SIGINT, as gdbserver reports a Ctrl-C.
+   */
+  #checkInterrupt(g: Guest): void {
+    if (!this.#socket.readable()) return;
+    const bytes = this.#socket.read();
+    if (bytes.length === 0) {
+      // gdb has gone: as gdbserver, the program does not outlive it.
+      this.#attached = false;
+      g.process!.exit(0, SIGNO.SIGKILL);
+      return;
+    }
+    this.#parser.push(bytes);
+    const kept = [];
+    for (let item = this.#parser.next(); item; item = this.#parser.next()) {
+      if (item.kind === "interrupt") this.#interrupted = true;
+      else kept.push(item);
+    }
+    this.#parser.unshift(kept);
+    if (!this.#interrupted || !g.timerStop || g.process!.ended) return;
+    const cpu = g.threads!.main;
+    if (cpu.runner || !cpu.alive) return;
+    const live = liveRegs(cpu.vcpu, cpu.runView);
+    const regs = new BigUint64Array(18);
+    for (let i = 0; i < 18; i++) regs[i] = live.getBigUint64(i * 8, true);
+    regs[R.rflags] |= TF;
+    setRegs(cpu.vcpu, cpu.runView, regs);
   }
 
   /**
@@ -163,11 +213,19 @@ export class GdbStub implements DebugHook {
     } else if (vector === 1 && this.#stepping) {
       fault = false;
     }
+    let reported = signal;
+    if (vector === 1 && this.#interrupted) {
+      // The trap flag our Ctrl-C set: a stop with SIGINT, not a fault.
+      this.#interrupted = false;
+      if (!this.#stepping) stop.regs.gprs[R.rflags] &= ~TF;
+      fault = false;
+      reported = SIGNO.SIGINT;
+    }
     if (this.#stepping && rflags & TF) stop.regs.gprs[R.rflags] = rflags & ~TF;
     this.#stepping = false;
     if (first) this.#socket.accept();
     stopOthers(g);
-    const reply = this.#stopReply(stop, signal, swbreak);
+    const reply = this.#stopReply(stop, reported, swbreak);
     if (!first) this.#send(reply);
     const resume = this.#serve(stop, reply);
     switch (resume.kind) {

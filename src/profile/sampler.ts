@@ -61,8 +61,6 @@ export class Sampler {
   #next: bigint;
   #slot: bigint;
   #raw: RawSample[] = [];
-  /** Set while the host timer has stopped the vCPU the main thread runs. */
-  timerStop = false;
 
   /** Starts sampling `g` into `profile` (its ticks come through `g.sig`'s watches). */
   constructor(g: Guest, profile: Profile) {
@@ -80,7 +78,7 @@ export class Sampler {
       if (!cpu.alive || cpu.parked || !cpu.tid) continue;
       if (!cpu.runner) {
         // The main thread's own vCPU: stopped only when the host timer got it out.
-        if (this.timerStop) g.asThread(cpu, () => this.sampleLive(cpu));
+        if (g.timerStop) g.asThread(cpu, () => this.sampleLive(cpu));
         continue;
       }
       const state = Atomics.load(cpu.ctl!, CTL.state);

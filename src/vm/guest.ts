@@ -193,6 +193,11 @@ export class Guest implements Disposable {
   replacement?: Guest;
   /** Its profile sampler, in a profiled run (BootOptions.profile). */
   sampler?: Sampler;
+  /**
+   * Set while the host timer has stopped vCPU 0 on the main thread (its
+   * timers fire then): its registers may be read and set.
+   */
+  timerStop = false;
   #disposed = false;
 
   /** An image of a process of `table`, not yet set up (setup.ts, fork.ts). */
@@ -618,9 +623,9 @@ export class Guest implements Disposable {
   onTimer(): void {
     const sig = this.sig, now = monotonicNs();
     sig.retryAt = 0n;
-    if (this.sampler) this.sampler.timerStop = true;
+    this.timerStop = true;
     sig.fireTimers(now);
-    if (this.sampler) this.sampler.timerStop = false;
+    this.timerStop = false;
     if (sig.timedOut) return;
     if (sig.next()) deliverAsync(this);
     sig.armHost(now, true);
