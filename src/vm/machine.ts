@@ -5,6 +5,7 @@
  * syscalls; {@linkcode Guest} (guest.ts) runs a process on it.
  * @module
  */
+import { type FlushPage, flushPage, freeFlushPage, SlotFlush } from "../runner/slots.ts";
 import { CAP, Kvm, type VcpuFd, type VmFd } from "../kvm/ioctls.ts";
 import { libc } from "../kvm/libc.ts";
 import { LAYOUTS } from "../kvm/structs.ts";
@@ -54,6 +55,9 @@ export class Machine {
   device?: string;
   #runs: Deno.PointerObject[] = [];
   #disposed = false;
+  /** A slot flush under way on another thread (flushLater), and the page of its request. */
+  #flush?: SlotFlush;
+  #flushPage?: FlushPage;
 
   private constructor(
     readonly kvm: Kvm,
@@ -126,17 +130,38 @@ export class Machine {
    * or clears what the old process left ({@linkcode GuestMemory.copyFrom}).
    */
   recycle(zero: boolean): void {
-    const size = BigInt(this.mem.size);
-    this.vm.setUserMemoryRegion(0, 0n, 0n, this.mem.host);
-    this.mem.overlays.clear(); // the old process's shared pages are not the next one's
-    if (zero) this.mem.clear();
-    this.vm.setUserMemoryRegion(0, 0n, size, this.mem.host);
+    if (this.#flush) {
+      // Begun when the machine was kept (flushLater): done by now, as a rule.
+      const f = this.#flush;
+      this.#flush = undefined;
+      f.wait();
+      if (zero) this.mem.clear();
+    } else {
+      const size = BigInt(this.mem.size);
+      this.vm.setUserMemoryRegion(0, 0n, 0n, this.mem.host);
+      this.mem.overlays.clear(); // the old process's shared pages are not the next one's
+      if (zero) this.mem.clear();
+      this.vm.setUserMemoryRegion(0, 0n, size, this.mem.host);
+    }
     this.runView.setUint8(LAYOUTS.kvm_run.fields.immediate_exit, 0);
     this.runView.setBigUint64(LAYOUTS.kvm_run.fields.kvm_dirty_regs, 0n, true);
     // Its ioctls went through the old process's runner thread, now gone.
     this.vcpu.via = undefined;
     this.reused = true;
     this.kvmBase = { vm: this.vm.counters(), vcpu: this.vcpu.counters() };
+  }
+
+  /**
+   * Starts what {@linkcode recycle} needs on a host thread of its own, as
+   * the machine is kept for a later process of the run: its memory slot
+   * deleted and added again (slots.c), which the next fork or execve then
+   * finds done rather than waiting out KVM's grace periods itself.
+   */
+  flushLater(): void {
+    if (this.#flush) return;
+    this.mem.overlays.clear(); // the old process's shared pages are not the next one's
+    this.#flushPage ??= flushPage();
+    this.#flush = new SlotFlush(this.#flushPage, this.vm.fd, this.mem.host, this.mem.size);
   }
 
   /**
@@ -172,6 +197,12 @@ export class Machine {
   dispose(runnersDone: boolean, vcpus: VcpuFd[] = []): void {
     if (this.#disposed) return;
     this.#disposed = true;
+    // Its ioctls must have returned before the VM fd closes (or is reused).
+    try {
+      this.#flush?.wait();
+    } catch { /* the VM goes anyway */ }
+    this.#flush = undefined;
+    if (this.#flushPage) freeFlushPage(this.#flushPage);
     libc().munmap(this.run, BigInt(this.runSize));
     for (const run of this.#runs) libc().munmap(run, BigInt(this.runSize));
     for (const vcpu of vcpus) vcpu.close();
@@ -230,9 +261,14 @@ export class MachinePool {
     }
   }
 
-  /** Keeps `m` for a later process, or disposes of it when full or closed. */
+  /** Keeps `m` for a later process (its slot flush begun), or disposes of it when full or closed. */
   give(m: Machine): void {
     if (this.#closed || this.#free.length >= this.max) return m.dispose(true);
+    try {
+      m.flushLater();
+    } catch {
+      return m.dispose(true);
+    }
     this.#free.push(m);
   }
 

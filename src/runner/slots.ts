@@ -1,0 +1,83 @@
+/**
+ * A VM's memory slot deleted and added again on a host thread of its own
+ * (slots.c, run as a nonblocking FFI call): what readies a kept machine
+ * for the run's next process without the main thread waiting out KVM's
+ * SRCU grace periods (0.4 ms idle, tens of ms on a loaded host).
+ * @module
+ */
+import { LAYOUTS } from "../kvm/structs.ts";
+import { futexWait, sharedPage } from "./mod.ts";
+import { SLOTS_CODE } from "./code.ts";
+import { libc, OsError } from "../kvm/libc.ts";
+
+/** Byte offsets in `struct flush` (slots.c). */
+const FLUSH = { vmfd: 0, done: 4, err: 8, del: 16, add: 48 } as const;
+
+const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20;
+const DEF = { parameters: ["pointer"], result: "i64", nonblocking: true } as const;
+
+let flushFn: Deno.UnsafeFnPointer<typeof DEF> | undefined;
+
+function flushFunction(): Deno.UnsafeFnPointer<typeof DEF> {
+  if (!flushFn) {
+    const bytes = Uint8Array.from(atob(SLOTS_CODE), (c) => c.charCodeAt(0));
+    const p = libc().mmap(null, 4096n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n);
+    if (!p || Deno.UnsafePointer.value(p) === 0xffffffffffffffffn) throw new OsError("mmap", 12);
+    new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(p, bytes.length)).set(bytes);
+    libc().mprotect(p, 4096n, PROT_READ | PROT_EXEC);
+    flushFn = new Deno.UnsafeFnPointer(p as Deno.PointerObject<typeof DEF>, DEF);
+  }
+  return flushFn;
+}
+
+/** A page for {@linkcode SlotFlush}'s request, reused by one machine's flushes. */
+export type FlushPage = ReturnType<typeof sharedPage>;
+
+/** A page for a machine's flushes (unmap it with {@linkcode freeFlushPage}). */
+export function flushPage(): FlushPage {
+  return sharedPage();
+}
+
+/** Unmaps a flush page (no flush may be under way on it). */
+export function freeFlushPage(page: FlushPage): void {
+  libc().munmap(Deno.UnsafePointer.create(page.addr), 4096n);
+}
+
+/** One VM's slot 0 re-registered in the background: started, then waited for. */
+export class SlotFlush {
+  readonly #page: FlushPage;
+
+  /**
+   * Starts deleting slot 0 of VM `vmfd` and adding it again as `size`
+   * bytes of host memory at `host`, guest-physical 0 up; the request
+   * goes in `page`, which must stay mapped until {@linkcode wait}.
+   */
+  constructor(page: FlushPage, vmfd: number, host: bigint, size: number) {
+    this.#page = page;
+    page.view.setInt32(FLUSH.done, 0, true);
+    const v = this.#page.view, f = LAYOUTS.kvm_userspace_memory_region.fields;
+    v.setInt32(FLUSH.vmfd, vmfd, true);
+    for (const [at, len] of [[FLUSH.del, 0n], [FLUSH.add, BigInt(size)]] as const) {
+      v.setUint32(at + f.slot, 0, true);
+      v.setBigUint64(at + f.guest_phys_addr, 0n, true);
+      v.setBigUint64(at + f.memory_size, len, true);
+      v.setBigUint64(at + f.userspace_addr, host, true);
+    }
+    const ptr = Deno.UnsafePointer.create(this.#page.addr);
+    // Its result is read from the page (the promise settles only when the
+    // event loop runs, which a synchronous run does not let it).
+    flushFunction().call(ptr).catch(() => {});
+  }
+
+  /** Whether both calls have returned. */
+  get done(): boolean {
+    return Atomics.load(this.#page.words, FLUSH.done / 4) === 1;
+  }
+
+  /** Waits until both calls have returned; throws if one failed. */
+  wait(): void {
+    while (!this.done) futexWait(this.#page.addr + BigInt(FLUSH.done), 0, 100);
+    const err = Number(this.#page.view.getBigInt64(FLUSH.err, true));
+    if (err < 0) throw new OsError("KVM_SET_USER_MEMORY_REGION", -err);
+  }
+}
