@@ -118,6 +118,8 @@ export interface BootOptions {
   platform?: Platform;
   /** What the guest sees of the host's files (default: nothing). */
   mounts?: MountSpec[];
+  /** The guest's host name, uname's nodename (default "hermitux"). */
+  hostname?: string;
   /** The guest's working directory (default "/"). */
   cwd?: string;
   /**
