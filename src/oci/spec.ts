@@ -1,0 +1,181 @@
+/**
+ * An OCI bundle's `config.json` (the runtime spec's container
+ * configuration) as hermitux boots it: what maps onto {@linkcode BootOptions}
+ * (root, mounts, process, rlimits, hostname, annotations) and what is
+ * accepted but not enforced (namespaces, cgroups, seccomp, capabilities:
+ * the VM is the boundary; SECURITY.md). See docs/OCI.md.
+ * @module
+ */
+import type { BootOptions } from "../vm/options.ts";
+import { MEMORY, type MountSpec } from "../vfs/mounts.ts";
+import { findInPath, parseSize } from "../cli/main.ts";
+import { normalize } from "../vfs/path.ts";
+
+/** The parts of an OCI `config.json` hermitux reads (others are ignored). */
+export interface OciSpec {
+  /** The runtime spec's version the bundle was written for. */
+  ociVersion?: string;
+  /** The container's first process. */
+  process?: {
+    terminal?: boolean;
+    user?: { uid?: number; gid?: number; additionalGids?: number[] };
+    args?: string[];
+    env?: string[];
+    cwd?: string;
+    rlimits?: { type: string; hard: number; soft: number }[];
+    consoleSize?: { height: number; width: number };
+  };
+  /** The root file system, relative to the bundle unless absolute. */
+  root?: { path: string; readonly?: boolean };
+  /** The guest's host name (uname's nodename). */
+  hostname?: string;
+  /** Mounts, in order. */
+  mounts?: { destination: string; type?: string; source?: string; options?: string[] }[];
+  /** Free-form annotations: `dev.hermitux.*` set hermitux's grants. */
+  annotations?: Record<string, string>;
+}
+
+/** A configuration hermitux cannot run, with a message for the user. */
+export class SpecError extends Error {}
+
+/** Annotation: the network grant, as `--allow-net` takes it (`"true"`: every address). */
+export const ALLOW_NET = "dev.hermitux.allow-net";
+/** Annotation: guest RAM per process, e.g. `"512M"`. */
+export const MEMORY_SIZE = "dev.hermitux.memory";
+
+/** Mount types the guest provides itself (its own /proc) or that mean nothing in a VM. */
+const SKIPPED = new Set(["proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2", "securityfs"]);
+
+/** The default PATH a program name is looked up in when the config's environment has none. */
+const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** Reads and checks `BUNDLE/config.json`. */
+export function readSpec(bundle: string): OciSpec {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(`${bundle}/config.json`);
+  } catch (e) {
+    throw new SpecError(`cannot read ${bundle}/config.json: ${(e as Error).message}`);
+  }
+  let spec: OciSpec;
+  try {
+    spec = JSON.parse(text);
+  } catch (e) {
+    throw new SpecError(`${bundle}/config.json: ${(e as Error).message}`);
+  }
+  if (typeof spec !== "object" || spec === null) {
+    throw new SpecError(`${bundle}/config.json: not an object`);
+  }
+  if (!spec.root?.path) throw new SpecError("config.json: root.path is missing");
+  const args = spec.process?.args;
+  if (!Array.isArray(args) || args.length === 0 || typeof args[0] !== "string") {
+    throw new SpecError("config.json: process.args must name a program");
+  }
+  return spec;
+}
+
+/** A path of the bundle: absolute as it is, else relative to the bundle. */
+function inBundle(bundle: string, path: string): string {
+  return path.startsWith("/") ? path : `${bundle}/${path}`;
+}
+
+/** An rlimit value: undefined for none (RLIM_INFINITY, or past what a double holds exactly). */
+function limit(v: number | undefined): number | undefined {
+  return typeof v === "number" && v >= 0 && v < 2 ** 53 ? v : undefined;
+}
+
+/** What {@linkcode bootOptions} made of a spec. */
+export interface Mapped {
+  /** The options to boot the container's process with. */
+  options: BootOptions;
+  /** Parts of the spec hermitux skipped, one line each (said on stderr at create). */
+  warnings: string[];
+}
+
+/**
+ * The boot options of the container `spec` describes in `bundle` (an
+ * absolute path): its root file system at the guest's `/`, its mounts,
+ * process, limits and grants.
+ */
+export function bootOptions(bundle: string, spec: OciSpec): Mapped {
+  const warnings: string[] = [];
+  const proc = spec.process ?? {};
+  const rootfs = inBundle(bundle, spec.root!.path);
+  try {
+    if (!Deno.statSync(rootfs).isDirectory) throw new Error("not a directory");
+  } catch (e) {
+    throw new SpecError(`root.path ${rootfs}: ${(e as Error).message}`);
+  }
+  const mounts: MountSpec[] = [{
+    host: rootfs,
+    guest: "/",
+    readOnly: spec.root!.readonly ?? false,
+  }];
+  for (const m of spec.mounts ?? []) {
+    if (typeof m.destination !== "string" || !m.destination.startsWith("/")) {
+      throw new SpecError(`mount destination '${m.destination}' must be absolute`);
+    }
+    const options = m.options ?? [];
+    const readOnly = options.includes("ro");
+    const bind = m.type === "bind" || options.includes("bind") || options.includes("rbind");
+    if (bind) {
+      if (!m.source) throw new SpecError(`bind mount at ${m.destination} has no source`);
+      const host = inBundle(bundle, m.source);
+      let st;
+      try {
+        st = Deno.statSync(host);
+      } catch (e) {
+        throw new SpecError(`bind mount source ${host}: ${(e as Error).message}`);
+      }
+      if (!st.isDirectory) {
+        // hermitux mounts directories; a file alone would need one of its own.
+        warnings.push(`bind mount of file ${host} at ${m.destination} skipped (not supported)`);
+        continue;
+      }
+      mounts.push({ host, guest: m.destination, readOnly });
+    } else if (m.type === "tmpfs") {
+      mounts.push({ host: MEMORY, guest: m.destination, readOnly });
+    } else if (!SKIPPED.has(m.type ?? "")) {
+      warnings.push(`mount of type ${m.type} at ${m.destination} skipped (not supported)`);
+    }
+  }
+  const env: Record<string, string> = {};
+  for (const e of proc.env ?? []) {
+    const eq = e.indexOf("=");
+    if (eq > 0) env[e.slice(0, eq)] = e.slice(eq + 1);
+  }
+  const cwd = normalize(proc.cwd || "/");
+  if (!cwd.startsWith("/")) throw new SpecError(`process.cwd '${proc.cwd}' must be absolute`);
+  const [bin, ...args] = proc.args!;
+  // Found as the container's execve would: in its PATH, through its mounts.
+  const path = bin.includes("/")
+    ? normalize(bin.startsWith("/") ? bin : `${cwd}/${bin}`)
+    : findInPath(bin, cwd, mounts, env.PATH ?? DEFAULT_PATH);
+  const options: BootOptions = { path, argv0: bin, args, env, cwd, mounts };
+  for (const r of proc.rlimits ?? []) {
+    const soft = limit(r.soft);
+    if (soft === undefined) continue;
+    if (r.type === "RLIMIT_NOFILE") options.maxFds = Math.max(soft, 3);
+    else if (r.type === "RLIMIT_NPROC") options.maxThreads = Math.max(soft, 1);
+    else if (r.type === "RLIMIT_CPU") options.cpuTime = Math.max(soft, 1);
+    else if (r.type === "RLIMIT_FSIZE") options.maxFileSize = soft;
+  }
+  if (spec.hostname) options.hostname = spec.hostname;
+  const a = spec.annotations ?? {};
+  const net = a[ALLOW_NET]?.trim();
+  if (net) {
+    options.allowNet = net === "true"
+      ? true
+      : net === "false"
+      ? undefined
+      : net.split(",").map((x) => x.trim()).filter((x) => x);
+  }
+  if (a[MEMORY_SIZE]) {
+    try {
+      options.memory = parseSize(a[MEMORY_SIZE]);
+    } catch (e) {
+      throw new SpecError(`annotation ${MEMORY_SIZE}: ${(e as Error).message}`);
+    }
+  }
+  return { options, warnings };
+}
