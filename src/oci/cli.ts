@@ -116,7 +116,8 @@ async function create(c: Context, args: string[]): Promise<number> {
   // Checked here too, so a bad config fails with its message before anything starts.
   const spec = readSpec(bundle);
   const { options } = bootOptions(bundle, spec);
-  if (spec.process?.terminal && typeof consoleSocket !== "string") {
+  const tty = spec.process?.terminal ?? false;
+  if (tty && typeof consoleSocket !== "string") {
     throw new RuntimeError(
       "cannot allocate tty if runc will detach without setting console socket",
     );
@@ -156,9 +157,11 @@ async function create(c: Context, args: string[]): Promise<number> {
       JSON.stringify(h),
     ],
     cwd: bundle,
-    stdin: "inherit",
-    stdout: "inherit",
-    stderr: "inherit",
+    // With a terminal the container's stdio is the pty: the holder keeps
+    // none of ours (the shim reads create's output to its end).
+    stdin: tty ? "null" : "inherit",
+    stdout: tty ? "null" : "inherit",
+    stderr: tty ? "null" : "inherit",
   }).spawn();
   const reply = (async () => {
     const conn = await listener.accept();
