@@ -8,9 +8,8 @@
  * @module
  */
 import { VERSION } from "../version.ts";
-import { SIGNAL_NAMES } from "../vm/fault.ts";
 import { type Logger, makeLogger } from "./log.ts";
-import { bootOptions, readSpec, SpecError } from "./spec.ts";
+import { inBundle, readSpec, SpecError } from "./config.ts";
 import {
   alive,
   checkId,
@@ -25,7 +24,45 @@ import {
   startTimeOf,
   statusOf,
 } from "./state.ts";
-import { holder, type HolderArgs } from "./holder.ts";
+// Only the holder loads the VM (src/oci/holder.ts, imported on demand):
+// the other commands start in a few tens of ms.
+import type { HolderArgs } from "./holder.ts";
+
+/** Linux's standard signal names by number (x86-64). */
+const SIGNAL_NAMES: readonly string[] = [
+  "",
+  "SIGHUP",
+  "SIGINT",
+  "SIGQUIT",
+  "SIGILL",
+  "SIGTRAP",
+  "SIGABRT",
+  "SIGBUS",
+  "SIGFPE",
+  "SIGKILL",
+  "SIGUSR1",
+  "SIGSEGV",
+  "SIGUSR2",
+  "SIGPIPE",
+  "SIGALRM",
+  "SIGTERM",
+  "SIGSTKFLT",
+  "SIGCHLD",
+  "SIGCONT",
+  "SIGSTOP",
+  "SIGTSTP",
+  "SIGTTIN",
+  "SIGTTOU",
+  "SIGURG",
+  "SIGXCPU",
+  "SIGXFSZ",
+  "SIGVTALRM",
+  "SIGPROF",
+  "SIGWINCH",
+  "SIGIO",
+  "SIGPWR",
+  "SIGSYS",
+];
 
 const USAGE = `hermitux-oci ${VERSION}: an OCI runtime (runc's command line) on hermitux VMs
 
@@ -57,7 +94,8 @@ export function parseSignal(s: string): number {
     if (n >= 1 && n <= 64) return n;
   } else {
     const name = s.toUpperCase().startsWith("SIG") ? s.toUpperCase() : `SIG${s.toUpperCase()}`;
-    for (const [n, v] of Object.entries(SIGNAL_NAMES)) if (v === name) return Number(n);
+    const n = SIGNAL_NAMES.indexOf(name === "SIGIOT" ? "SIGABRT" : name);
+    if (n > 0) return n;
   }
   throw new RuntimeError(`unknown signal "${s}"`);
 }
@@ -113,9 +151,8 @@ async function create(c: Context, args: string[]): Promise<number> {
   const bundle = abs(c.cwd, String(flags.get("bundle") ?? flags.get("b") ?? c.cwd));
   const pidFile = flags.get("pid-file");
   const consoleSocket = flags.get("console-socket");
-  // Checked here too, so a bad config fails with its message before anything starts.
+  // Read here for the terminal; the holder maps the rest, and says what it cannot run.
   const spec = readSpec(bundle);
-  const { options } = bootOptions(bundle, spec);
   const tty = spec.process?.terminal ?? false;
   if (tty && typeof consoleSocket !== "string") {
     throw new RuntimeError(
@@ -150,8 +187,7 @@ async function create(c: Context, args: string[]): Promise<number> {
       "--quiet",
       "--config",
       new URL("deno.json", CHECKOUT).pathname,
-      new URL("cli.ts", CHECKOUT).pathname,
-      "oci",
+      new URL("src/oci/main.ts", CHECKOUT).pathname,
       ...global,
       "init",
       JSON.stringify(h),
@@ -195,7 +231,7 @@ async function create(c: Context, args: string[]): Promise<number> {
     pid: child.pid,
     startTime: startTimeOf(child.pid),
     bundle,
-    rootfs: options.mounts![0].host,
+    rootfs: inBundle(bundle, spec.root!.path),
     created: new Date().toISOString(),
     annotations: spec.annotations ?? {},
   };
@@ -250,7 +286,7 @@ function kill(c: Context, args: string[]): number {
   const r = load(c.root, id);
   if (!alive(r)) throw new RuntimeError("container not running");
   const name = SIGNAL_NAMES[signo] as Deno.Signal | undefined;
-  if (!name) throw new RuntimeError(`cannot send signal ${signo}`);
+  if (!name || name === "SIGSTKFLT") throw new RuntimeError(`cannot send signal ${signo}`);
   Deno.kill(r.pid, name);
   return 0;
 }
@@ -404,8 +440,10 @@ export async function ociMain(args: string[], cwd: string): Promise<number> {
         return list(c, cargs);
       case "features":
         return features();
-      case "init":
+      case "init": {
+        const { holder } = await import("./holder.ts");
         return await holder(JSON.parse(cargs[0]) as HolderArgs, c.log);
+      }
       case "exec":
       case "pause":
       case "resume":

@@ -48,7 +48,10 @@ export async function holder(a: HolderArgs, log: Logger): Promise<never> {
   let vm: Vm | undefined, signals: HostSignals | undefined, listener: Deno.UnixListener | undefined;
   const sock = startSocket(a.root, a.id);
   try {
-    signals = await HostSignals.start();
+    // The Worker starts while the VM boots: the run asks it only once it runs.
+    const starting = HostSignals.start().then((s) => signals = s);
+    starting.catch(() => {}); // awaited below, after the boot
+    const relay = { take: () => signals?.take() ?? [] };
     const spec = readSpec(a.bundle);
     const { options, warnings } = bootOptions(a.bundle, spec);
     for (const w of warnings) log.warn(w);
@@ -57,7 +60,8 @@ export async function holder(a: HolderArgs, log: Logger): Promise<never> {
       const slave = openConsole(a.consoleSocket, spec.process.consoleSize);
       options.stdio = [slave, slave, slave];
     }
-    vm = await Vm.create({ ...options, signals });
+    vm = await Vm.create({ ...options, signals: relay });
+    await starting;
     listener = Deno.listen({ transport: "unix", path: sock });
     await tell(a.notify, { ok: true });
   } catch (e) {

@@ -10,74 +10,15 @@ import type { BootOptions } from "../vm/options.ts";
 import { MEMORY, type MountSpec } from "../vfs/mounts.ts";
 import { findInPath, parseSize } from "../cli/main.ts";
 import { normalize } from "../vfs/path.ts";
+import { ALLOW_NET, inBundle, MEMORY_SIZE, type OciSpec, SpecError } from "./config.ts";
 
-/** The parts of an OCI `config.json` hermitux reads (others are ignored). */
-export interface OciSpec {
-  /** The runtime spec's version the bundle was written for. */
-  ociVersion?: string;
-  /** The container's first process. */
-  process?: {
-    terminal?: boolean;
-    user?: { uid?: number; gid?: number; additionalGids?: number[] };
-    args?: string[];
-    env?: string[];
-    cwd?: string;
-    rlimits?: { type: string; hard: number; soft: number }[];
-    consoleSize?: { height: number; width: number };
-  };
-  /** The root file system, relative to the bundle unless absolute. */
-  root?: { path: string; readonly?: boolean };
-  /** The guest's host name (uname's nodename). */
-  hostname?: string;
-  /** Mounts, in order. */
-  mounts?: { destination: string; type?: string; source?: string; options?: string[] }[];
-  /** Free-form annotations: `dev.hermitux.*` set hermitux's grants. */
-  annotations?: Record<string, string>;
-}
-
-/** A configuration hermitux cannot run, with a message for the user. */
-export class SpecError extends Error {}
-
-/** Annotation: the network grant, as `--allow-net` takes it (`"true"`: every address). */
-export const ALLOW_NET = "dev.hermitux.allow-net";
-/** Annotation: guest RAM per process, e.g. `"512M"`. */
-export const MEMORY_SIZE = "dev.hermitux.memory";
+export { readSpec, SpecError } from "./config.ts";
 
 /** Mount types the guest provides itself (its own /proc) or that mean nothing in a VM. */
 const SKIPPED = new Set(["proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2", "securityfs"]);
 
 /** The default PATH a program name is looked up in when the config's environment has none. */
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/** Reads and checks `BUNDLE/config.json`. */
-export function readSpec(bundle: string): OciSpec {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(`${bundle}/config.json`);
-  } catch (e) {
-    throw new SpecError(`cannot read ${bundle}/config.json: ${(e as Error).message}`);
-  }
-  let spec: OciSpec;
-  try {
-    spec = JSON.parse(text);
-  } catch (e) {
-    throw new SpecError(`${bundle}/config.json: ${(e as Error).message}`);
-  }
-  if (typeof spec !== "object" || spec === null) {
-    throw new SpecError(`${bundle}/config.json: not an object`);
-  }
-  if (!spec.root?.path) throw new SpecError("config.json: root.path is missing");
-  const args = spec.process?.args;
-  if (!Array.isArray(args) || args.length === 0 || typeof args[0] !== "string") {
-    throw new SpecError("config.json: process.args must name a program");
-  }
-  return spec;
-}
-
-/** A path of the bundle: absolute as it is, else relative to the bundle. */
-function inBundle(bundle: string, path: string): string {
-  return path.startsWith("/") ? path : `${bundle}/${path}`;
-}
 
 /** An rlimit value: undefined for none (RLIM_INFINITY, or past what a double holds exactly). */
 function limit(v: number | undefined): number | undefined {
