@@ -203,6 +203,11 @@ Deno.test("misuse: a duplicate create, unknown ids, a bad bundle", async () => {
     const bad = await oci(root, "create", "--bundle", `${dir}/none`, "x");
     equal(bad.code, 1);
     match(bad.stderr, /config\.json/);
+    const noProg = bundle(dir, { process: { args: ["nosuch"] } });
+    const np = await oci(root, "create", "--bundle", noProg, "np");
+    equal(np.code, 1);
+    match(np.stderr, /exec: "nosuch": executable file not found in \$PATH/);
+    equal((await oci(root, "state", "np")).code, 1, "nothing left of it");
     const badId = await oci(root, "state", "../x");
     equal(badId.code, 1);
     match(badId.stderr, /invalid container id/);

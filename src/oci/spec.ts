@@ -89,9 +89,16 @@ export function bootOptions(bundle: string, spec: OciSpec): Mapped {
   if (!cwd.startsWith("/")) throw new SpecError(`process.cwd '${proc.cwd}' must be absolute`);
   const [bin, ...args] = proc.args!;
   // Found as the container's execve would: in its PATH, through its mounts.
+  const search = env.PATH ?? DEFAULT_PATH;
   const path = bin.includes("/")
     ? normalize(bin.startsWith("/") ? bin : `${cwd}/${bin}`)
-    : findInPath(bin, cwd, mounts, env.PATH ?? DEFAULT_PATH);
+    : findInPath(bin, cwd, mounts, search);
+  // findInPath falls back on the working directory, which PATH may not name.
+  const dirs = search.split(":").filter((d) => d)
+    .map((d) => normalize(d.startsWith("/") ? d : `${cwd}/${d}`));
+  if (!bin.includes("/") && !dirs.includes(path.slice(0, path.lastIndexOf("/")) || "/")) {
+    throw new SpecError(`exec: "${bin}": executable file not found in $PATH`);
+  }
   const options: BootOptions = { path, argv0: bin, args, env, cwd, mounts };
   for (const r of proc.rlimits ?? []) {
     const soft = limit(r.soft);
