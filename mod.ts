@@ -69,6 +69,7 @@ export { detectPlatform, guestCpl, type Platform } from "./src/kvm/platform.ts";
 export { defaultHostCalls, type HostCalls, hostCallsReason } from "./src/vm/exitless.ts";
 export { VERSION } from "./src/version.ts";
 export type { StdioInput, StdioOutput } from "./src/vm/stdio.ts";
+export { FORWARDED, HostSignals, type SignalSource } from "./src/vm/hostsignals.ts";
 export {
   DEFAULT_HZ,
   flameGraph,

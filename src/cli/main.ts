@@ -31,6 +31,8 @@ const USAGE = `hermitux ${VERSION}: run a Linux x86-64 executable in a KVM micro
 Usage:
   hermitux run [options] BIN [ARGS...]
   hermitux analyze [--json] [options] BIN   (see hermitux analyze --help)
+  hermitux oci [global options] COMMAND ID  an OCI runtime, runc's command line
+                                            (hermitux oci --help, docs/OCI.md)
   hermitux --help | --version
 
 Options for run:
@@ -262,11 +264,17 @@ function executable(path: string, mounts: MountTable): boolean {
  * A BIN without a slash is looked up in PATH, as a shell does, each
  * directory through the guest's mounts when one holds it (then in the
  * current directory, for compatibility with `hermitux run prog`).
+ * `searchPath` is the PATH to search (default: this process's).
  */
-export function findInPath(bin: string, cwd: string, mounts: MountSpec[] = []): string {
+export function findInPath(
+  bin: string,
+  cwd: string,
+  mounts: MountSpec[] = [],
+  searchPath: string = Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin",
+): string {
   const table = new MountTable(mounts.filter((m) => m.host !== MEMORY));
   try {
-    for (const dir of (Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin").split(":")) {
+    for (const dir of searchPath.split(":")) {
       if (!dir) continue;
       const candidate = resolve(cwd, dir, bin);
       if (executable(candidate, table)) return candidate;
@@ -310,6 +318,11 @@ export async function main(
     // Loaded on demand: the disassembler is not needed to run a program.
     const { analyzeCommand } = await import("./analyze.ts");
     return analyzeCommand(args.slice(1), cwd);
+  }
+  if (args[0] === "oci") {
+    // The OCI runtime (bin/hermitux-oci): loaded on demand as analyze is.
+    const { ociMain } = await import("../oci/cli.ts");
+    return ociMain(args.slice(1), cwd);
   }
   if (args[0] !== "run") return fail(`hermitux: unknown command '${args[0]}'\n\n${USAGE}`);
   // Options end at BIN: everything after it belongs to the guest.

@@ -39,6 +39,7 @@ import { MachinePool } from "../vm/machine.ts";
 import type { Grants } from "../syscalls/grants.ts";
 import { limitGrants } from "../syscalls/limits.ts";
 import { NetPolicy } from "../net/policy.ts";
+import { POLL_MS, type SignalSource } from "../vm/hostsignals.ts";
 
 const NR_GETPGID = 121, NR_GETSID = 124;
 /** waitid's si_code values. */
@@ -126,6 +127,8 @@ export class ProcessTable {
   stdio?: Stdio;
   /** The run's profile, when it is profiled (BootOptions.profile): every process samples into it. */
   profile?: Profile;
+  /** Signals from outside the run for its first process (BootOptions.signals). */
+  signals?: SignalSource;
 
   /** What the run was granted (network, limits): every process's. */
   readonly grants: Grants;
@@ -195,6 +198,7 @@ export class ProcessTable {
    */
   run(deadline?: bigint): RunResult {
     const root = this.#root;
+    this.#watchSignals(root.vm);
     root.vm.begin(deadline);
     let result: RunResult | undefined;
     try {
@@ -234,6 +238,36 @@ export class ProcessTable {
     if (this.profile) result.profile = this.profile;
     result.perProcess = [root.stats, ...this.#ended.sort((a, b) => a.pid - b.pid)];
     return result;
+  }
+
+  /**
+   * Looks at {@linkcode signals} every POLL_MS ms with the first process's
+   * timers (image `vm` of it): each signal is raised in it as a kill from
+   * outside the guest.
+   */
+  #watchSignals(vm: Guest): void {
+    const source = this.signals;
+    if (!source) return;
+    const every = BigInt(POLL_MS) * 1_000_000n;
+    const watch = { next: monotonicNs() + every };
+    vm.sig.watches.add({
+      due: () => watch.next,
+      fire: (now) => {
+        watch.next = now + every;
+        for (const signo of source.take()) this.#fromOutside(signo);
+      },
+    });
+    vm.sig.armHost(undefined, true);
+  }
+
+  /** A signal from outside the run for its first process, as kill(2) from outside the guest. */
+  #fromOutside(signo: number): void {
+    const root = this.#root;
+    if (root.status !== undefined || root.vm.ended) return;
+    if (signo === SIGNO.SIGCONT || signo === SIGNO.SIGKILL) {
+      this.#continue(root, signo === SIGNO.SIGKILL);
+    }
+    root.vm.raise({ signo, code: SI.USER, pid: 0, uid: 0 });
   }
 
   /** Makes the run one of several processes: every vCPU on a runner, one wake eventfd. */
@@ -290,6 +324,7 @@ export class ProcessTable {
     p.stats.command = newStats(0, 0, next).command;
     this.#releaseVfork(p, old);
     if (old !== this.#first) old.dispose();
+    if (p === this.#root) this.#watchSignals(next);
     next.begin(deadline);
     if (this.#multi) next.schedule(this.#wakeFd);
   }

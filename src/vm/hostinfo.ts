@@ -6,6 +6,7 @@
 import { libc } from "../kvm/libc.ts";
 
 let utsname: Uint8Array | undefined;
+const named = new Map<string, Uint8Array>();
 let auxv: Map<number, bigint> | undefined;
 let alarmListener: (() => void) | undefined;
 
@@ -38,13 +39,21 @@ export function hostAuxv(): Map<number, bigint> {
   return auxv;
 }
 
-/** The host's uname, with "hermitux" as the node name. */
-export function hostUtsname(): Uint8Array {
+/**
+ * The host's uname, with `nodename` (default "hermitux"; at most 64 bytes
+ * kept) as the node name.
+ */
+export function hostUtsname(nodename = "hermitux"): Uint8Array {
   if (!utsname) {
     utsname = new Uint8Array(6 * 65);
     libc().uname(utsname);
-    utsname.fill(0, 65, 130);
-    utsname.set(new TextEncoder().encode("hermitux"), 65);
   }
-  return utsname;
+  let out = named.get(nodename);
+  if (!out) {
+    out = utsname.slice();
+    out.fill(0, 65, 130);
+    out.set(new TextEncoder().encode(nodename).subarray(0, 64), 65);
+    named.set(nodename, out);
+  }
+  return out;
 }

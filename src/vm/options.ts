@@ -10,6 +10,7 @@ import type { CrashReport } from "./fault.ts";
 import type { HostCalls } from "./exitless.ts";
 import type { Profile, ProfileOptions } from "../profile/profile.ts";
 import type { StdioInput, StdioOutput } from "./stdio.ts";
+import type { SignalSource } from "./hostsignals.ts";
 
 /** How to boot a program. */
 export interface BootOptions {
@@ -117,6 +118,8 @@ export interface BootOptions {
   platform?: Platform;
   /** What the guest sees of the host's files (default: nothing). */
   mounts?: MountSpec[];
+  /** The guest's host name, uname's nodename (default "hermitux"). */
+  hostname?: string;
   /** The guest's working directory (default "/"). */
   cwd?: string;
   /**
@@ -139,6 +142,13 @@ export interface BootOptions {
    * the defaults. See docs/PROFILING.md.
    */
   profile?: boolean | ProfileOptions;
+  /**
+   * Signals from outside the run, raised in its first process as a `kill`
+   * from outside the guest (`si_pid` 0): looked at every 50 ms while it
+   * runs. `HostSignals` (src/vm/hostsignals.ts) gives those sent to this
+   * host process (what the OCI runtime uses).
+   */
+  signals?: SignalSource;
 }
 
 /** Counters and timings of a run. */

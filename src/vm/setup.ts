@@ -510,7 +510,7 @@ export function writeBootInfo(
     BOOT_INFO.rewrite,
     g.stubs ? ABI.REWRITE_STUB : g.lazy ? ABI.REWRITE_LAZY : ABI.REWRITE_OFF,
   );
-  mem.bytes.set(hostUtsname(), base + BOOT_INFO.uts);
+  mem.bytes.set(hostUtsname(g.options.hostname), base + BOOT_INFO.uts);
   writeRoutes(g, mem);
 }
 

@@ -69,6 +69,7 @@ export class Vm implements Disposable, AsyncDisposable {
       throw e;
     }
     const table = new ProcessTable(Deno.pid, options.maxProcesses, grants);
+    table.signals = options.signals;
     if (options.profile) {
       table.profile = new Profile(options.profile === true ? {} : options.profile);
     }

@@ -1,0 +1,152 @@
+// A private containerd for the OCI tests and bench/oci.ts: its own socket,
+// root and state under a temporary directory (the host's containerd, if
+// any, is not touched), and a busybox image built offline with umoci
+// (Debian's static busybox and its applets as symlinks) and imported.
+
+const decoder = new TextDecoder();
+
+/** The checkout's runtime, as containerd calls it. */
+export const RUNTIME = new URL("../../bin/hermitux-oci", import.meta.url).pathname;
+
+/** The image the helpers build. */
+export const IMAGE = "hermitux.test/busybox:latest";
+
+/** Why containerd cannot run here, or undefined when it can (root, the tools installed). */
+export function missing(): string | undefined {
+  if (Deno.uid() !== 0) return "not root";
+  for (const tool of ["containerd", "ctr", "umoci"]) {
+    const r = new Deno.Command("sh", { args: ["-c", `command -v ${tool}`] }).outputSync();
+    if (!r.success) return `${tool} is not installed (tests/setup.sh installs it with apt)`;
+  }
+  return undefined;
+}
+
+/** Runs a command; throws with its stderr when it fails. */
+export async function sh(cmd: string, args: string[], cwd?: string): Promise<string> {
+  const r = await new Deno.Command(cmd, { args, cwd, stdin: "null" }).output();
+  if (!r.success) {
+    throw new Error(`${cmd} ${args.join(" ")}: ${r.code}: ${decoder.decode(r.stderr)}`);
+  }
+  return decoder.decode(r.stdout);
+}
+
+/** A containerd of our own. */
+export interface Containerd extends AsyncDisposable {
+  /** Its socket (ctr -a). */
+  socket: string;
+  /** `ctr -a SOCKET ARGS`: status and output, stdout and stderr apart. */
+  ctr(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }>;
+}
+
+/** Starts containerd under `dir` and waits until it answers. */
+export async function startContainerd(dir: string): Promise<Containerd> {
+  const socket = `${dir}/containerd.sock`;
+  Deno.writeTextFileSync(
+    `${dir}/config.toml`,
+    [
+      "version = 2",
+      `root = "${dir}/root"`,
+      `state = "${dir}/state"`,
+      "[grpc]",
+      `  address = "${socket}"`,
+      "[ttrpc]",
+      `  address = "${socket}.ttrpc"`,
+      "[debug]",
+      '  address = ""',
+      "[metrics]",
+      '  address = ""',
+      '[plugins."io.containerd.grpc.v1.cri"]',
+      "  disable_tcp_service = true",
+    ].join("\n") + "\n",
+  );
+  const daemon = new Deno.Command("containerd", {
+    args: ["--config", `${dir}/config.toml`],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  // Its log goes to a file, so a full pipe never stalls it.
+  const log = Deno.openSync(`${dir}/containerd.log`, { write: true, create: true });
+  const logged = daemon.stderr.pipeTo(log.writable).catch(() => {});
+  const ctr: Containerd["ctr"] = async (args, stdin) => {
+    // A hung container fails its test instead of hanging the run.
+    const child = new Deno.Command("timeout", {
+      args: ["300", "ctr", "-a", socket, ...args],
+      stdin: stdin === undefined ? "null" : "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    if (stdin !== undefined) {
+      const w = child.stdin.getWriter();
+      await w.write(new TextEncoder().encode(stdin));
+      await w.close();
+    }
+    const r = await child.output();
+    return { code: r.code, stdout: decoder.decode(r.stdout), stderr: decoder.decode(r.stderr) };
+  };
+  for (let i = 0;; i++) {
+    if ((await ctr(["version"])).code === 0) break;
+    if (i === 300) {
+      daemon.kill("SIGKILL");
+      throw new Error(
+        `containerd did not start: ${Deno.readTextFileSync(`${dir}/containerd.log`)}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    socket,
+    ctr,
+    async [Symbol.asyncDispose]() {
+      daemon.kill("SIGTERM");
+      await daemon.status;
+      await logged;
+    },
+  };
+}
+
+/**
+ * Builds the busybox image offline in `dir` (umoci: an empty image, a
+ * rootfs layer with /bin/busybox and applet links, a config with `cmd`,
+ * `env` and the working directory) and imports it as {@linkcode IMAGE}.
+ */
+export async function importBusybox(c: Containerd, dir: string): Promise<void> {
+  const layout = `${dir}/layout`, bundle = `${dir}/unpacked`;
+  await sh("umoci", ["init", "--layout", layout]);
+  await sh("umoci", ["new", "--image", `${layout}:latest`]);
+  await sh("umoci", ["unpack", "--rootless", "--image", `${layout}:latest`, bundle]);
+  const rootfs = `${bundle}/rootfs`;
+  for (const d of ["bin", "tmp", "etc", "work"]) {
+    Deno.mkdirSync(`${rootfs}/${d}`, { recursive: true });
+  }
+  Deno.copyFileSync("/bin/busybox", `${rootfs}/bin/busybox`);
+  Deno.chmodSync(`${rootfs}/bin/busybox`, 0o755);
+  const applets = ["sh", "echo", "cat", "ls", "sleep", "env", "pwd", "tr", "wc", "touch", "true"];
+  for (const a of applets) Deno.symlinkSync("busybox", `${rootfs}/bin/${a}`);
+  Deno.writeTextFileSync(`${rootfs}/etc/motd`, "from the image\n");
+  await sh("umoci", ["repack", "--image", `${layout}:latest`, bundle]);
+  await sh("umoci", [
+    "config",
+    "--image",
+    `${layout}:latest`,
+    "--config.cmd",
+    "echo",
+    "--config.cmd",
+    "hi",
+    "--config.env",
+    "PATH=/bin",
+    "--config.env",
+    "GREETING=from-image",
+    "--config.workingdir",
+    "/work",
+  ]);
+  await sh("tar", ["-C", layout, "-cf", `${dir}/image.tar`, "."]);
+  const r = await c.ctr([
+    "image",
+    "import",
+    "--base-name",
+    IMAGE.split(":")[0],
+    `${dir}/image.tar`,
+  ]);
+  if (r.code !== 0) throw new Error(`ctr image import: ${r.stderr}`);
+}

@@ -1,0 +1,75 @@
+// Real containerd (Debian's 1.6, from tests/setup.sh) running a busybox
+// image built offline with umoci, with bin/hermitux-oci as its runc
+// (`ctr run --runc-binary`): output, exit status, a pipeline, the image's
+// environment and working directory, `ctr task kill`, a bind mount, a
+// read-only root. containerd runs on a private socket, root and state
+// directory. Skipped where containerd, ctr or umoci is missing or we are
+// not root (docs/OCI.md).
+import { equal, match, notEqual } from "node:assert/strict";
+import { IMAGE, importBusybox, missing, RUNTIME, startContainerd } from "./oci/containerd.ts";
+
+const why = missing();
+if (why) console.error(`oci_containerd_test: skipped: ${why}`);
+
+Deno.test({
+  name: "containerd runs busybox images on hermitux (ctr run --runc-binary)",
+  ignore: why !== undefined,
+  async fn(t) {
+    const dir = await Deno.makeTempDir({ prefix: "hermitux-containerd-" });
+    try {
+      await using c = await startContainerd(dir);
+      await importBusybox(c, dir);
+      let n = 0;
+      const run = (flags: string[], cmd: string[] = []) =>
+        c.ctr(["run", "--rm", "--runc-binary", RUNTIME, ...flags, IMAGE, `h${n++}`, ...cmd]);
+
+      await t.step("the image's command: echo hi", async () => {
+        const r = await run([]);
+        equal(r.stdout, "hi\n", r.stderr);
+        equal(r.code, 0);
+      });
+      await t.step("an exit status comes back (7)", async () => {
+        equal((await run([], ["sh", "-c", "exit 7"])).code, 7);
+      });
+      await t.step("a shell pipeline", async () => {
+        const r = await run([], ["sh", "-c", "echo hello world | tr a-z A-Z | wc -c; echo $$"]);
+        equal(r.stdout.split("\n")[0].trim(), "12", r.stderr);
+      });
+      await t.step("environment and working directory from the image, and --env", async () => {
+        const r = await run(["--env", "EXTRA=1"], ["sh", "-c", "echo $GREETING $EXTRA $(pwd)"]);
+        equal(r.stdout, "from-image 1 /work\n", r.stderr);
+      });
+      await t.step("ctr task kill (SIGTERM) ends a sleeping container: 143", async () => {
+        const id = `h${n++}`;
+        const running = c.ctr(["run", "--rm", "--runc-binary", RUNTIME, IMAGE, id, "sleep", "100"]);
+        for (let i = 0;; i++) {
+          const ls = await c.ctr(["task", "ls"]);
+          if (new RegExp(`^${id}\\s+\\d+\\s+RUNNING`, "m").test(ls.stdout)) break;
+          if (i === 600) throw new Error(`${id} never ran: ${ls.stdout}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        equal((await c.ctr(["task", "kill", id])).code, 0);
+        equal((await running).code, 143);
+      });
+      await t.step("a read-only bind mount", async () => {
+        const host = `${dir}/shared`;
+        Deno.mkdirSync(host);
+        Deno.writeTextFileSync(`${host}/note`, "from the host\n");
+        const r = await run(
+          ["--mount", `type=bind,src=${host},dst=/mnt,options=rbind:ro`],
+          ["sh", "-c", "cat /mnt/note; touch /mnt/x || echo refused"],
+        );
+        match(r.stdout, /^from the host\nrefused\n$/);
+        equal([...Deno.readDirSync(host)].length, 1);
+      });
+      await t.step("a read-only root refuses a write", async () => {
+        const r = await run(["--read-only"], ["sh", "-c", "touch /work/x"]);
+        notEqual(r.code, 0);
+        match(r.stderr + r.stdout, /Read-only file system/);
+        equal((await run([], ["sh", "-c", "touch /work/x && echo wrote"])).stdout, "wrote\n");
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
