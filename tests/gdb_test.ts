@@ -234,9 +234,11 @@ Deno.test("gdb: info threads on a 4-thread program shows each thread's own frame
   equal(vm.code, 0);
 });
 
-Deno.test("gdb: bad packets get errors, never a host crash", async () => {
-  const bin = await target("glibc-static");
-  const { port, done } = await startDebuggee(bin);
+/** A packet in what the stub sends: its payload is group 1. */
+const PACKET = /\$([^#]*)#[0-9a-f]{2}/;
+
+/** A raw protocol connection to the stub on `port`: read up to a pattern, ask and take the reply. */
+async function rawClient(port: number) {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   let got = "";
   const buf = new Uint8Array(65536);
@@ -252,8 +254,15 @@ Deno.test("gdb: bad packets get errors, never a host crash", async () => {
   };
   const ask = async (payload: string) => {
     await conn.write(framePacket(payload));
-    return (await read(/\$([^#]*)#[0-9a-f]{2}/))[1];
+    return (await read(PACKET))[1];
   };
+  return { conn, read, ask };
+}
+
+Deno.test("gdb: bad packets get errors, never a host crash", async () => {
+  const bin = await target("glibc-static");
+  const { port, done } = await startDebuggee(bin);
+  const { conn, read, ask } = await rawClient(port);
   await conn.write(new TextEncoder().encode("garbage$zz#00")); // a bad checksum: '-'
   await read(/-/);
   equal(await ask("m0,8"), "E14"); // below user memory
@@ -277,35 +286,17 @@ Deno.test("gdb: Ctrl-C while the guest runs stops it with SIGINT, where it was",
   // gdb's batch mode does not wait for an interrupted target: the protocol by hand.
   const bin = await target("glibc-static", "gdb_spin");
   const { port, done } = await startDebuggee(bin);
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  let got = "";
-  const buf = new Uint8Array(65536);
-  const read = async (want: RegExp) => {
-    while (!want.test(got)) {
-      const n = await conn.read(buf);
-      if (n === null) throw new Error(`connection closed; got ${JSON.stringify(got)}`);
-      got += decoder.decode(buf.subarray(0, n));
-    }
-    const m = want.exec(got)!;
-    got = got.slice(m.index + m[0].length);
-    return m[1];
-  };
-  const packet = /\$([^#]*)#[0-9a-f]{2}/;
-  await conn.write(framePacket("?"));
-  match(await read(packet), /^T05/); // stopped at the first instruction
+  const { conn, read, ask } = await rawClient(port);
+  match(await ask("?"), /^T05/); // stopped at the first instruction
   await conn.write(framePacket("vCont;c"));
   await new Promise((r) => setTimeout(r, 1500)); // it spins meanwhile
   await conn.write(new Uint8Array([0x03]));
-  match(await read(packet), /^T02/); // SIGINT
-  const rip = await (async () => {
-    await conn.write(framePacket("p10"));
-    return BigInt("0x" + ((await read(packet)).match(/../g) ?? []).reverse().join(""));
-  })();
+  match((await read(PACKET))[1], /^T02/); // SIGINT
+  const rip = BigInt("0x" + ((await ask("p10")).match(/../g) ?? []).reverse().join(""));
   const nm = await new Deno.Command("nm", { args: [bin], stdout: "piped" }).output();
   const spin = BigInt("0x" + /^([0-9a-f]+) T spin$/m.exec(decoder.decode(nm.stdout))![1]);
   ok(rip >= spin && rip < spin + 64n, `rip 0x${rip.toString(16)} is not in spin()`);
-  await conn.write(framePacket("vKill;1"));
-  await read(packet);
+  await ask("vKill;1");
   conn.close();
   const vm = await done;
   equal(vm.code, 137);

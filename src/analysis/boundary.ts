@@ -11,8 +11,9 @@
  * linker wrote about where code starts; nothing here guesses one.
  * @module
  */
-import { type ElfFile, PT_GNU_EH_FRAME, PT_LOAD, STT_FUNC } from "../loader/elf.ts";
+import { type ElfFile, PT_GNU_EH_FRAME, STT_FUNC } from "../loader/elf.ts";
 import { readSections } from "../loader/sections.ts";
+import { Cursor, offsetOf } from "../loader/dwarf.ts";
 import { insnLength, relocatable } from "./x86len.ts";
 
 /** A function's code: link-time addresses [start, end). */
@@ -68,74 +69,6 @@ function lastAtOrBelow(a: Float64Array, x: number): number {
     } else hi = mid - 1;
   }
   return found;
-}
-
-/** A bounds-checked little-endian cursor over the file. */
-class Cursor {
-  readonly v: DataView;
-  constructor(readonly bytes: Uint8Array, public pos: number) {
-    this.v = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
-  }
-  need(n: number): void {
-    if (this.pos < 0 || this.pos + n > this.bytes.length) throw new RangeError("eh_frame");
-  }
-  u8(): number {
-    this.need(1);
-    return this.bytes[this.pos++];
-  }
-  u32(): number {
-    this.need(4);
-    const x = this.v.getUint32(this.pos, true);
-    this.pos += 4;
-    return x;
-  }
-  uleb(): number {
-    let x = 0, shift = 0, b;
-    do {
-      b = this.u8();
-      if (shift < 49) x += (b & 0x7f) * 2 ** shift;
-      shift += 7;
-    } while (b & 0x80);
-    return x;
-  }
-  /** A DW_EH_PE_* value: its format only (the application is the caller's). */
-  encoded(enc: number): number {
-    this.need(0);
-    switch (enc & 0x0f) {
-      case 0x00:
-      case 0x04:
-      case 0x0c: { // absptr, udata8, sdata8
-        this.need(8);
-        const x = Number(this.v.getBigInt64(this.pos, true));
-        this.pos += 8;
-        return x;
-      }
-      case 0x02:
-        this.need(2);
-        return this.v.getUint16((this.pos += 2) - 2, true);
-      case 0x0a:
-        this.need(2);
-        return this.v.getInt16((this.pos += 2) - 2, true);
-      case 0x03:
-        return this.u32();
-      case 0x0b:
-        this.need(4);
-        return this.v.getInt32((this.pos += 4) - 4, true);
-      case 0x01:
-        return this.uleb();
-    }
-    throw new RangeError("eh_frame encoding");
-  }
-}
-
-/** File offset of link-time `vaddr` in a PT_LOAD segment, or -1. */
-function offsetOf(elf: ElfFile, vaddr: number): number {
-  for (const s of elf.segments) {
-    if (s.type === PT_LOAD && vaddr >= s.vaddr && vaddr < s.vaddr + s.filesz) {
-      return s.offset + vaddr - s.vaddr;
-    }
-  }
-  return -1;
 }
 
 /** The FDE pointer encoding ('R') a CIE gives its FDEs (absptr without one). */

@@ -8,7 +8,7 @@
  * x87/SSE state (KVM_GET_FPU).
  * @module
  */
-import { LAYOUTS, type RegName } from "../kvm/structs.ts";
+import { LAYOUTS, REG_NAMES, type RegName } from "../kvm/structs.ts";
 import { leHex } from "./packet.ts";
 
 /** What one stopped thread's registers are, as the target reads and writes them. */
@@ -98,28 +98,8 @@ export const REGISTERS: readonly RegisterInfo[] = [
   { name: "gs_base", bytes: 8, source: { base: "gsBase" } },
 ];
 
-const GPR_INDEX: Record<RegName, number> = Object.fromEntries(
-  ([
-    "rax",
-    "rbx",
-    "rcx",
-    "rdx",
-    "rsi",
-    "rdi",
-    "rsp",
-    "rbp",
-    "r8",
-    "r9",
-    "r10",
-    "r11",
-    "r12",
-    "r13",
-    "r14",
-    "r15",
-    "rip",
-    "rflags",
-  ] as RegName[]).map((n, i) => [n, i]),
-) as Record<RegName, number>; // deno-fmt-ignore
+/** Index in `struct kvm_regs` of each general register gdb names. */
+const GPR_INDEX = Object.fromEntries(REG_NAMES.map((n, i) => [n, i])) as Record<RegName, number>;
 
 /** The full x87 tag word (2 bits a register) from KVM's abridged one (a bit a register). */
 function fullTag(fpu: Uint8Array): number {

@@ -21,16 +21,7 @@ struct flush {
 	unsigned char add[32];  /* 48: the same slot again, whole */
 };
 
-static inline long sys(long nr, long a, long b, long c, long d)
-{
-	register long r10 __asm__("r10") = d;
-	long ret;
-	__asm__ volatile("syscall"
-			 : "=a"(ret)
-			 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10)
-			 : "rcx", "r11", "memory");
-	return ret;
-}
+#include "sys.h"
 
 __attribute__((section(".text.entry")))
 long flush(struct flush *f)
