@@ -125,6 +125,8 @@ export class ProcessTable {
   readonly machines: MachinePool = new MachinePool();
   /** The first process's standard streams (the piped ones are read when the run ends). */
   stdio?: Stdio;
+  /** State the run's processes share (ProcessHost.shared). */
+  readonly shared = new Map<string, unknown>();
   /** The run's profile, when it is profiled (BootOptions.profile): every process samples into it. */
   profile?: Profile;
   /** Signals from outside the run for its first process (BootOptions.signals). */
@@ -676,6 +678,9 @@ class Host implements ProcessHost {
   }
   getsid(pid: number): number {
     return this.table.idOf(this.proc, pid, "sid");
+  }
+  get shared(): Map<string, unknown> {
+    return this.table.shared;
   }
   setsid(): number {
     return this.table.setsid(this.proc);

@@ -107,6 +107,8 @@ export interface ProcessHost {
   signal(pid: number, info: SigInfo): number;
   /** Threads alive in the run, all processes together (RLIMIT_NPROC counts them). */
   tasks(): number;
+  /** State the run's processes share (a terminal's foreground group: tty.ts), by key. */
+  readonly shared: Map<string, unknown>;
   /** What the run was granted (network, limits). */
   readonly grants: Grants;
 }

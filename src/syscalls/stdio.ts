@@ -3,6 +3,7 @@
  * Data moves between the host fd and guest memory directly, no copies.
  * @module
  */
+import { TTY_GROUP_IOCTLS, ttyGroupIoctl } from "./tty.ts";
 import { E, SyscallError } from "./errno.ts";
 import { noteRead } from "../loader/relro.ts";
 import { bufferAddress, HOST_NR, hostSyscall } from "./host.ts";
@@ -26,7 +27,6 @@ const IOCTLS: Record<number, number> = {
   0x5413: 8, // TIOCGWINSZ
   0x5414: 8, // TIOCSWINSZ
   0x541b: 4, // FIONREAD
-  0x540f: 4, // TIOCGPGRP
   0x5421: 4, // FIONBIO (libuv's way to make an fd non-blocking)
 };
 const FIONCLEX = 0x5450, FIOCLEX = 0x5451;
@@ -312,7 +312,7 @@ export const stdioModule: SyscallModule = {
   name: "stdio",
   partial: {
     ioctl:
-      "terminal requests TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, TIOCSWINSZ and TIOCGPGRP, " +
+      "terminal requests TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, TIOCSWINSZ, and TIOCGPGRP, TIOCSPGRP and TIOCGSID (a foreground group of the guest's own: tty.ts), " +
       "and FIONREAD, FIONBIO, FIOCLEX and FIONCLEX; others ENOTTY",
   },
 
@@ -333,6 +333,7 @@ export const stdioModule: SyscallModule = {
         p.fds.setCloexec(fd, r === FIOCLEX);
         return 0;
       }
+      if (TTY_GROUP_IOCTLS.has(r)) return ttyGroupIoctl(p, file, r, arg);
       const size = IOCTLS[r];
       if (size === undefined) throw new SyscallError(E.ENOTTY);
       return hostSyscall(HOST_NR.ioctl, file.hostFd, req, p.mem.hostAddress(arg, size));
