@@ -82,8 +82,9 @@ Deno.test("BootOptions.profile, exitless: each sample kicks a runner's vCPU out"
     `${r.profile?.samples} samples`,
   );
   // The exitless loop ticks late under load (~250 a second of the 1,999
-  // asked here): fewer samples, a wider band (3 sigma of ~1,000 samples).
-  assertThreeToOne(r.profile.folded(), 0.2);
+  // asked here, fewer with the test run's other work): fewer samples, so a
+  // wider band (3 sigma of ~400 samples); the CLI test above holds 10 %.
+  assertThreeToOne(r.profile.folded(), 0.3);
 });
 
 Deno.test("stacks unwound through .eh_frame: main -> libc's qsort -> the comparison", async () => {

@@ -23,8 +23,6 @@ import { readAllowList, specializedRegistry } from "../syscalls/specialize.ts";
 import { GrantError, resolveNetGrant } from "../net/policy.ts";
 import { normalize } from "../vfs/path.ts";
 import { defaultEtc } from "./etc.ts";
-import { DEFAULT_PROFILE, writeProfile } from "./profile.ts";
-import { parseListenAddress } from "../gdb/mod.ts";
 
 const USAGE = `hermitux ${VERSION}: run a Linux x86-64 executable in a KVM micro-VM
 
@@ -176,6 +174,9 @@ export function parseSize(s: string): number {
 }
 
 /** Options that take a value (the next argument unless written --opt=value). */
+/** Where `--profile` with no file writes, in the caller's directory. */
+const DEFAULT_PROFILE = "hermitux-profile.svg";
+
 const VALUE_OPTIONS = new Set([
   "mem",
   "env",
@@ -471,9 +472,10 @@ export async function main(
   let gdb: string | undefined;
   if (values.gdb !== undefined) {
     try {
-      gdb = `${parseListenAddress(values.gdb).host ?? "127.0.0.1"}:${
-        parseListenAddress(values.gdb).port
-      }`;
+      // Loaded only when asked for: a plain run need not pay for the module.
+      const { parseListenAddress } = await import("../gdb/socket.ts");
+      const at = parseListenAddress(values.gdb);
+      gdb = `${at.host ?? "127.0.0.1"}:${at.port}`;
     } catch (e) {
       return fail(`hermitux: ${(e as Error).message}`);
     }
@@ -537,6 +539,7 @@ export async function main(
       vm.dispose();
     }
     if (profileFile && result.profile) {
+      const { writeProfile } = await import("./profile.ts");
       console.error(writeProfile(result.profile, resolve(cwd, profileFile), bin));
     }
     if (values.stats || values.verbose) {

@@ -6,9 +6,6 @@
 import type { Profile } from "../profile/profile.ts";
 import { flameGraph } from "../profile/flamegraph.ts";
 
-/** Where `--profile` with no file writes, in the caller's directory. */
-export const DEFAULT_PROFILE = "hermitux-profile.svg";
-
 /**
  * Writes `FILE` (an SVG flame graph) and the folded stacks beside it
  * (`FILE` less `.svg`, plus `.folded`); returns the line that says so.

@@ -13,6 +13,7 @@
  * watch. `execve` replaces a process's VM by a new one in place (same pid).
  * @module
  */
+import type { Sampler } from "../profile/sampler.ts";
 import { readCapture, type Stdio } from "../vm/stdio.ts";
 import type { Profile } from "../profile/profile.ts";
 import { E, SyscallError } from "../syscalls/errno.ts";
@@ -129,6 +130,8 @@ export class ProcessTable {
   readonly shared = new Map<string, unknown>();
   /** The run's profile, when it is profiled (BootOptions.profile): every process samples into it. */
   profile?: Profile;
+  /** Makes a process's sampler for that profile (the module is loaded only for a profiled run). */
+  sampler?: (g: Guest) => Sampler;
   /** Signals from outside the run for its first process (BootOptions.signals). */
   signals?: SignalSource;
 

@@ -9,7 +9,6 @@
  */
 import { execTarget } from "../syscalls/procfs.ts";
 import { openStdio } from "./stdio.ts";
-import { Sampler } from "../profile/sampler.ts";
 import { ABI, BOOT_INFO, BOOT_MAGIC, PERCPU } from "../kernel/abi.ts";
 import { type kernelImage, vdsoStart } from "../kernel/image.ts";
 import { closeEventfd, makeEventfd } from "./wake.ts";
@@ -430,7 +429,7 @@ export function makeProcess(
     armTimer: (ns) => g.armHostTimer(ns),
   });
   attachSignals(g.process, g.sig);
-  if (g.table.profile) g.sampler = new Sampler(g, g.table.profile);
+  g.sampler = g.table.sampler?.(g);
 }
 
 /** The guest's threads, starting with `main` (on a runner of its own with `onRunner`). */

@@ -10,7 +10,6 @@
  * @module
  */
 import { closeCaptures } from "./stdio.ts";
-import { Profile } from "../profile/profile.ts";
 import { kernelImage } from "../kernel/image.ts";
 import { ElfError, parseElf } from "../loader/elf.ts";
 import { ProcessTable } from "../process/table.ts";
@@ -24,7 +23,7 @@ import { setupImage } from "./setup.ts";
 import type { Grants } from "../syscalls/grants.ts";
 import { limitGrants } from "../syscalls/limits.ts";
 import { NetPolicy } from "../net/policy.ts";
-import { GdbStub } from "../gdb/mod.ts";
+import type { GdbStub } from "../gdb/stub.ts";
 
 export type { BootOptions, ProcessStats, RunResult, RunStats } from "./options.ts";
 
@@ -71,7 +70,14 @@ export class Vm implements Disposable, AsyncDisposable {
     const table = new ProcessTable(Deno.pid, options.maxProcesses, grants);
     table.signals = options.signals;
     if (options.profile) {
-      table.profile = new Profile(options.profile === true ? {} : options.profile);
+      // Loaded only for a profiled run, as gdb's stub below.
+      const [{ Profile }, { Sampler }] = await Promise.all([
+        import("../profile/profile.ts"),
+        import("../profile/sampler.ts"),
+      ]);
+      const profile = new Profile(options.profile === true ? {} : options.profile);
+      table.profile = profile;
+      table.sampler = (g) => new Sampler(g, profile);
     }
     options = { ...options, env: guestEnv(options) };
     let gdb: GdbStub | undefined;
@@ -80,6 +86,7 @@ export class Vm implements Disposable, AsyncDisposable {
       options.rewrite = !options.rewrite || options.rewrite === "auto" ? "off" : options.rewrite;
       options.hostCalls = options.hostCalls === "exitless" ? "exitless" : "exit";
       try {
+        const { GdbStub } = await import("../gdb/stub.ts");
         gdb = new GdbStub(options.gdb, options.onDiagnostic ?? stderrLine);
       } catch (e) {
         mounts.close();
