@@ -1,0 +1,111 @@
+/**
+ * Builds the npm package `@hermitux/core` into npm/ (see docs/NPM.md): the
+ * library and the CLI compiled by tsc to ES modules in npm/dist (the
+ * checkout's layout: dist/mod.js, dist/src/…, dist/npm/node.js), with the
+ * `Deno` shim for Node (npm/shim, FFI on koffi) installed by its entry
+ * points, the guest kernel and vDSO beside them, and npm/package.json.
+ *
+ * ```sh
+ * ./tools/deno run -A tools/build_npm.ts   # or: deno task npm
+ * cd npm && npm pack
+ * ```
+ * @module
+ */
+import { VERSION } from "../src/version.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const NPM = `${ROOT}npm/`;
+const STAGE = `${NPM}.stage/`;
+const DIST = `${NPM}dist/`;
+
+/** The package's runtime dependencies, pinned: the FFI and the disassembler. */
+const DEPENDENCIES = { koffi: "2.16.3", "iced-x86": "1.21.0" };
+
+/** Files the code reads next to its modules (`new URL(…, import.meta.url)`). */
+const ASSETS = ["src/kernel/kernel.bin", "src/kernel/vdso/vdso.so", "src/kernel/kernel.map"];
+
+function copy(from: string, to: string, edit?: (text: string) => string): void {
+  Deno.mkdirSync(to.slice(0, to.lastIndexOf("/")), { recursive: true });
+  if (edit) Deno.writeTextFileSync(to, edit(Deno.readTextFileSync(from)));
+  else Deno.copyFileSync(from, to);
+}
+
+function* tsFiles(dir: string, rel = ""): Generator<string> {
+  for (const e of Deno.readDirSync(`${dir}${rel}`)) {
+    const p = `${rel}${e.name}`;
+    if (e.isDirectory && !e.name.startsWith(".") && e.name !== "dist") yield* tsFiles(dir, `${p}/`);
+    else if (e.name.endsWith(".ts")) yield p;
+  }
+}
+
+/** `npm:NAME@VERSION` specifiers become bare `NAME`, as Node resolves them. */
+function bareSpecifiers(text: string): string {
+  return text.replace(/(["'])npm:((?:@[^/"']+\/)?[^@"']+)@[^"']*\1/g, "$1$2$1");
+}
+
+const TSCONFIG = {
+  compilerOptions: {
+    target: "ES2022",
+    module: "ESNext",
+    moduleResolution: "Bundler",
+    rewriteRelativeImportExtensions: true,
+    allowImportingTsExtensions: true,
+    // Deno type-checks this code; here the `Deno` namespace is the shim's, at run time.
+    noCheck: true,
+    skipLibCheck: true,
+    esModuleInterop: true,
+    verbatimModuleSyntax: false,
+    types: ["node"],
+    typeRoots: [`${ROOT}node_modules/@types`],
+    rootDir: ".",
+    outDir: DIST,
+    declaration: false,
+    removeComments: false,
+    newLine: "lf",
+  },
+  include: ["**/*.ts"],
+};
+
+/** Builds the package; returns npm/'s path. */
+export async function buildNpm(): Promise<string> {
+  for (const d of [STAGE, DIST]) await Deno.remove(d, { recursive: true }).catch(() => {});
+  Deno.mkdirSync(STAGE, { recursive: true });
+  copy(`${ROOT}mod.ts`, `${STAGE}mod.ts`, bareSpecifiers);
+  copy(`${ROOT}cli.ts`, `${STAGE}cli.ts`, bareSpecifiers);
+  for (const f of tsFiles(`${ROOT}src/`)) {
+    copy(`${ROOT}src/${f}`, `${STAGE}src/${f}`, bareSpecifiers);
+  }
+  // The Node entry points and the shim, where they are in the checkout (npm/).
+  for (const f of tsFiles(NPM)) copy(`${NPM}${f}`, `${STAGE}npm/${f}`);
+  Deno.writeTextFileSync(`${STAGE}tsconfig.json`, JSON.stringify(TSCONFIG, null, 2));
+  const tsc = await new Deno.Command("node", {
+    args: [`${ROOT}node_modules/typescript/bin/tsc`, "-p", `${STAGE}tsconfig.json`],
+    cwd: STAGE,
+  }).output();
+  const out = new TextDecoder().decode(tsc.stdout) + new TextDecoder().decode(tsc.stderr);
+  if (!tsc.success) throw new Error(`tsc failed:\n${out}`);
+  for (const a of ASSETS) copy(`${ROOT}${a}`, `${DIST}${a}`);
+  Deno.chmodSync(`${DIST}npm/bin/hermitux.js`, 0o755);
+  copy(`${ROOT}LICENSE`, `${NPM}LICENSE`);
+  const pkg = {
+    name: "@hermitux/core",
+    version: VERSION,
+    description: "Run unmodified Linux x86-64 executables in a KVM micro-VM, from Node",
+    license: "MIT",
+    type: "module",
+    exports: { ".": "./dist/npm/node.js", "./cli": "./dist/npm/node_cli.js" },
+    bin: { hermitux: "dist/npm/bin/hermitux.js" },
+    files: ["dist/", "LICENSE", "README.md"],
+    engines: { node: ">=20" },
+    os: ["linux"],
+    cpu: ["x64"],
+    dependencies: DEPENDENCIES,
+  };
+  Deno.writeTextFileSync(`${NPM}package.json`, JSON.stringify(pkg, null, 2) + "\n");
+  Deno.removeSync(STAGE, { recursive: true });
+  return NPM;
+}
+
+if (import.meta.main) {
+  console.log(`built ${await buildNpm()}`);
+}
