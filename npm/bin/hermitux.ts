@@ -4,7 +4,8 @@
  * on the `Deno` shim, ending with its exit status.
  * @module
  */
-import process from "node:process";
+// deno-lint-ignore no-process-global
+const process = globalThis.process; // not node:process: see shim/runtime.ts
 import "../shim/install.ts";
 import { main } from "../../cli.ts";
 

@@ -8,7 +8,8 @@
  * @module
  */
 import * as os from "node:os";
-import process from "node:process";
+// deno-lint-ignore no-process-global
+const process = globalThis.process; // not node:process: see shim/runtime.ts
 import * as ffi from "./ffi.ts";
 import { runtime } from "./runtime.ts";
 

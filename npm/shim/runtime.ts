@@ -8,7 +8,10 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import process from "node:process";
+// Not `import process from "node:process"`: Node's ES module of it reads every
+// property, `process.stdout` too, which puts a piped stdout in O_NONBLOCK, and
+// a guest writing to the inherited fd would then get EAGAIN.
+const process = (globalThis as unknown as { process: typeof import("node:process") }).process;
 
 /** `Deno.errors`: the classes Node's error codes become. */
 export const errors = {
