@@ -15,8 +15,6 @@ import { VERSION } from "../src/version.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const NPM = `${ROOT}npm/`;
-const STAGE = `${NPM}.stage/`;
-const DIST = `${NPM}dist/`;
 
 /** The package's runtime dependencies, pinned: the FFI and the disassembler. */
 const DEPENDENCIES = { koffi: "2.16.3", "iced-x86": "1.21.0" };
@@ -43,7 +41,7 @@ function bareSpecifiers(text: string): string {
   return text.replace(/(["'])npm:((?:@[^/"']+\/)?[^@"']+)@[^"']*\1/g, "$1$2$1");
 }
 
-const TSCONFIG = {
+const tsconfig = (dist: string) => ({
   compilerOptions: {
     target: "ES2022",
     module: "ESNext",
@@ -58,16 +56,21 @@ const TSCONFIG = {
     types: ["node"],
     typeRoots: [`${ROOT}node_modules/@types`],
     rootDir: ".",
-    outDir: DIST,
+    outDir: dist,
     declaration: false,
     removeComments: false,
     newLine: "lf",
   },
   include: ["**/*.ts"],
-};
+});
 
-/** Builds the package; returns npm/'s path. */
-export async function buildNpm(): Promise<string> {
+/**
+ * Builds the package into `out` (default: the checkout's npm/, beside its
+ * sources; a test builds elsewhere) and returns it: `npm pack` there packs it.
+ */
+export async function buildNpm(out: string = NPM): Promise<string> {
+  if (!out.endsWith("/")) out += "/";
+  const STAGE = `${out}.stage/`, DIST = `${out}dist/`;
   for (const d of [STAGE, DIST]) await Deno.remove(d, { recursive: true }).catch(() => {});
   Deno.mkdirSync(STAGE, { recursive: true });
   copy(`${ROOT}mod.ts`, `${STAGE}mod.ts`, bareSpecifiers);
@@ -77,16 +80,17 @@ export async function buildNpm(): Promise<string> {
   }
   // The Node entry points and the shim, where they are in the checkout (npm/).
   for (const f of tsFiles(NPM)) copy(`${NPM}${f}`, `${STAGE}npm/${f}`);
-  Deno.writeTextFileSync(`${STAGE}tsconfig.json`, JSON.stringify(TSCONFIG, null, 2));
+  Deno.writeTextFileSync(`${STAGE}tsconfig.json`, JSON.stringify(tsconfig(DIST), null, 2));
   const tsc = await new Deno.Command("node", {
     args: [`${ROOT}node_modules/typescript/bin/tsc`, "-p", `${STAGE}tsconfig.json`],
     cwd: STAGE,
   }).output();
-  const out = new TextDecoder().decode(tsc.stdout) + new TextDecoder().decode(tsc.stderr);
-  if (!tsc.success) throw new Error(`tsc failed:\n${out}`);
+  const said = new TextDecoder().decode(tsc.stdout) + new TextDecoder().decode(tsc.stderr);
+  if (!tsc.success) throw new Error(`tsc failed:\n${said}`);
   for (const a of ASSETS) copy(`${ROOT}${a}`, `${DIST}${a}`);
   Deno.chmodSync(`${DIST}npm/bin/hermitux.js`, 0o755);
-  copy(`${ROOT}LICENSE`, `${NPM}LICENSE`);
+  copy(`${ROOT}LICENSE`, `${out}LICENSE`);
+  if (out !== NPM) copy(`${NPM}README.md`, `${out}README.md`);
   const pkg = {
     name: "@hermitux/core",
     version: VERSION,
@@ -101,9 +105,9 @@ export async function buildNpm(): Promise<string> {
     cpu: ["x64"],
     dependencies: DEPENDENCIES,
   };
-  Deno.writeTextFileSync(`${NPM}package.json`, JSON.stringify(pkg, null, 2) + "\n");
+  Deno.writeTextFileSync(`${out}package.json`, JSON.stringify(pkg, null, 2) + "\n");
   Deno.removeSync(STAGE, { recursive: true });
-  return NPM;
+  return out;
 }
 
 if (import.meta.main) {
