@@ -1,7 +1,8 @@
 // The npm package under Node, as a user gets it: tools/build_npm.ts builds
 // it, `npm pack` packs it, the tarball is installed into a fresh directory,
 // and there Node runs a hello and python3 through `import { boot } from
-// "@hermitux/core"`, and `npx hermitux run` works. The tarball is cached by
+// "@hermitux/core"`, `npx hermitux run` works, and its declarations
+// type-check. The tarball is cached by
 // the content of what goes into it; npm's own cache makes the install of
 // koffi and iced-x86 offline after the first run. Skipped (with a message)
 // when neither the registry nor npm's cache has them.
@@ -145,5 +146,21 @@ Deno.test("npm package: boot() and npx hermitux under Node", async () => {
       "exit 7",
     ], dir);
     equal(s.code, 7, s.stderr);
+
+    // Its declarations type-check in a strict TypeScript project (the checkout's tsc).
+    await Deno.writeTextFile(
+      `${dir}/typed.ts`,
+      `import { boot, type RunResult } from "@hermitux/core";\n` +
+        `import { main } from "@hermitux/core/cli";\n` +
+        `const r: RunResult = await boot({ path: "/x", stdout: "piped" });\n` +
+        `const status: number = r.status;\n` +
+        `export const used = [status, main];\n`,
+    );
+    const t = await run("node", [
+      `${ROOT}node_modules/typescript/bin/tsc`,
+      ...["--noEmit", "--strict", "--module", "nodenext", "--target", "es2022"],
+      ...["--typeRoots", `${ROOT}node_modules/@types`, "--types", "node", "typed.ts"],
+    ], dir);
+    equal(t.code, 0, t.stdout + t.stderr);
   }, "npm");
 });

@@ -36,6 +36,26 @@ function* tsFiles(dir: string, rel = ""): Generator<string> {
   }
 }
 
+/**
+ * The `Deno` types the emitted declarations name (a pointer, a library), for
+ * TypeScript users on Node: what the shim gives in their place.
+ */
+const DENO_TYPES =
+  `/** The few \`Deno\` types hermitux's declarations name, as the Node shim has them. */
+declare namespace Deno {
+  /** A native pointer: koffi's pointer value under the shim. */
+  type PointerObject<_T = unknown> = object;
+  /** A native pointer, or null for NULL. */
+  type PointerValue<T = unknown> = PointerObject<T> | null;
+  /** An opened library's bound functions. */
+  interface DynamicLibrary<S> {
+    // deno-lint-ignore no-explicit-any
+    readonly symbols: { [K in keyof S]: (...args: any[]) => any };
+    close(): void;
+  }
+}
+`;
+
 /** `npm:NAME@VERSION` specifiers become bare `NAME`, as Node resolves them. */
 function bareSpecifiers(text: string): string {
   return text.replace(/(["'])npm:((?:@[^/"']+\/)?[^@"']+)@[^"']*\1/g, "$1$2$1");
@@ -57,7 +77,7 @@ const tsconfig = (dist: string) => ({
     typeRoots: [`${ROOT}node_modules/@types`],
     rootDir: ".",
     outDir: dist,
-    declaration: false,
+    declaration: true,
     removeComments: false,
     newLine: "lf",
   },
@@ -87,6 +107,14 @@ export async function buildNpm(out: string = NPM): Promise<string> {
   }).output();
   const said = new TextDecoder().decode(tsc.stdout) + new TextDecoder().decode(tsc.stderr);
   if (!tsc.success) throw new Error(`tsc failed:\n${said}`);
+  Deno.writeTextFileSync(`${DIST}npm/deno_types.d.ts`, DENO_TYPES);
+  for (const entry of ["node", "node_cli"]) {
+    const d = `${DIST}npm/${entry}.d.ts`;
+    Deno.writeTextFileSync(
+      d,
+      `/// <reference path="./deno_types.d.ts" />\n${Deno.readTextFileSync(d)}`,
+    );
+  }
   for (const a of ASSETS) copy(`${ROOT}${a}`, `${DIST}${a}`);
   Deno.chmodSync(`${DIST}npm/bin/hermitux.js`, 0o755);
   copy(`${ROOT}LICENSE`, `${out}LICENSE`);
@@ -97,7 +125,10 @@ export async function buildNpm(out: string = NPM): Promise<string> {
     description: "Run unmodified Linux x86-64 executables in a KVM micro-VM, from Node",
     license: "MIT",
     type: "module",
-    exports: { ".": "./dist/npm/node.js", "./cli": "./dist/npm/node_cli.js" },
+    exports: {
+      ".": { types: "./dist/npm/node.d.ts", default: "./dist/npm/node.js" },
+      "./cli": { types: "./dist/npm/node_cli.d.ts", default: "./dist/npm/node_cli.js" },
+    },
     bin: { hermitux: "dist/npm/bin/hermitux.js" },
     files: ["dist/", "LICENSE", "README.md"],
     engines: { node: ">=20" },
