@@ -75,6 +75,7 @@ const NETWORK = /ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNREFUSED|ECONNRESET|ENETUNREA
 
 Deno.test("npm package: boot() and npx hermitux under Node", async () => {
   const hello = await fixture("hello", "musl-static");
+  const cat = await fixture("cat", "musl-static");
   const tgz = await tarball();
   await inTempDir(async (dir) => {
     await Deno.writeTextFile(
@@ -111,6 +112,20 @@ Deno.test("npm package: boot() and npx hermitux under Node", async () => {
     const h = await run("node", ["hello.js"], dir);
     equal(h.code, 0, h.stderr);
     equal(h.stdout, "hello, world\nstatus 0 string\n");
+
+    // A script that printed first (Node's process.stdout on a pipe) and a guest writing
+    // 300,000 bytes to the inherited pipe, read late: the guest's writes wait, as natively.
+    await Deno.writeTextFile(
+      `${dir}/cat.js`,
+      `import { boot } from "@hermitux/core";\n` +
+        `console.log("first");\n` +
+        `const r = await boot({ path: ${JSON.stringify(cat)}, stdin: new Uint8Array(300000) });\n` +
+        `console.error("status", r.status);\n`,
+    );
+    const slow = await run("sh", ["-c", "node cat.js | (sleep 1; wc -c)"], dir);
+    equal(slow.code, 0, slow.stderr);
+    equal(slow.stdout.trim(), "300006");
+    match(slow.stderr, /300000 bytes\nstatus 0\n$/);
 
     // python3 with the host's / mounted read-only, its stdout piped back to the script.
     await Deno.writeTextFile(

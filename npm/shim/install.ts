@@ -19,7 +19,37 @@ symbols.dispose ??= Symbol("Symbol.dispose");
 symbols.asyncDispose ??= Symbol("Symbol.asyncDispose");
 g.navigator ??= { hardwareConcurrency: os.availableParallelism() };
 
+/**
+ * Node's `process.stdout` on a pipe puts the pipe in O_NONBLOCK, for every
+ * process that shares it: a guest inheriting the fd would get EAGAIN once
+ * the pipe is full, where natively (and under Deno) its write waits. The
+ * streams are made blocking as they are created (libuv's
+ * `uv_stream_set_blocking`: Node's writes to them complete synchronously, as
+ * they do on a pipe anyway). stdin is left alone: Node reads it in its loop.
+ */
+function blockingStdio(): void {
+  for (const name of ["stdout", "stderr"] as const) {
+    const d = Object.getOwnPropertyDescriptor(process, name);
+    if (!d?.get || !d.configurable) continue;
+    const get = d.get;
+    let done = false;
+    Object.defineProperty(process, name, {
+      configurable: true,
+      enumerable: d.enumerable,
+      get() {
+        const stream = get.call(process);
+        if (!done) {
+          done = true;
+          stream?._handle?.setBlocking?.(true);
+        }
+        return stream;
+      },
+    });
+  }
+}
+
 if (!("Deno" in g)) {
+  blockingStdio();
   g.Deno = {
     ...runtime,
     dlopen: ffi.dlopen,
