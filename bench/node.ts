@@ -1,8 +1,9 @@
 // hermitux under Node (the npm build: Deno shim, FFI on koffi) against
-// Deno, same machine, same static hello: the in-process `boot()` → exit
+// Deno, same machine: the in-process `boot()` → exit of a static hello
 // (median of NODE_BENCH_BOOTS boots after 20 untimed, in one process per
-// runtime) and the whole CLI process (`hermitux run hello`, median of
-// NODE_BENCH_CLI_RUNS runs, the runtimes alternating).
+// runtime) and the whole CLI process (`hermitux run` of the hello and of
+// `python3 -c pass`, medians of NODE_BENCH_CLI_RUNS runs, the runtimes
+// alternating).
 //
 //   ./tools/deno task npm && ./tools/deno run -A bench/node.ts
 import { fixture } from "../tests/fixtures.ts";
@@ -64,22 +65,24 @@ const bootNode = await inProcess(node, [
   hello,
   `${BOOTS}`,
 ]);
-const cliDeno: number[] = [], cliNode: number[] = [];
+const PROGRAMS = [["static hello", hello], ["python3 -c pass", "/usr/bin/python3", "-c", "pass"]];
+const cli = PROGRAMS.map(() => ({ deno: [] as number[], node: [] as number[] }));
 for (let i = 0; i <= CLI_RUNS; i++) {
-  const d = await wall(deno, ["run", "-A", "--quiet", `${ROOT}cli.ts`, "run", hello]);
-  const n = await wall(node, [NODE_CLI, "run", hello]);
-  if (i > 0) cliDeno.push(d), cliNode.push(n); // the first pair warms the page cache
+  for (const [k, [, ...prog]] of PROGRAMS.entries()) {
+    const d = await wall(deno, ["run", "-A", "--quiet", `${ROOT}cli.ts`, "run", ...prog]);
+    const n = await wall(node, [NODE_CLI, "run", ...prog]);
+    if (i > 0) cli[k].deno.push(d), cli[k].node.push(n); // the first round warms the page cache
+  }
 }
 await Deno.remove(script);
 const load = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
-console.log(`static hello, median ms (load ${load}; node ${node})`);
+console.log(`median ms (load ${load}; node ${node})`);
 console.log(`| measure | Deno | Node |`);
 console.log(`| --- | ---: | ---: |`);
 console.log(
   `| in-process boot() → exit (${BOOTS}) | ${bootDeno.toFixed(2)} | ${bootNode.toFixed(2)} |`,
 );
-console.log(
-  `| whole CLI process (${CLI_RUNS}) | ${median(cliDeno).toFixed(1)} | ${
-    median(cliNode).toFixed(1)
-  } |`,
-);
+for (const [k, [name]] of PROGRAMS.entries()) {
+  const [d, n] = [median(cli[k].deno), median(cli[k].node)];
+  console.log(`| whole CLI process, ${name} (${CLI_RUNS}) | ${d.toFixed(1)} | ${n.toFixed(1)} |`);
+}
