@@ -134,13 +134,15 @@ export function hermituxCommand(
   // A guest that hangs fails its test instead of outliving the run (a
   // killed test process leaves its children behind, spinning exitless).
   const timeout = o.flags?.some((f) => f.startsWith("--timeout")) ? [] : ["--timeout", "300"];
+  // HERMITUX_TEST_NODE=/path/to/node: the npm build's CLI under Node (deno task npm first).
+  const node = Deno.env.get("HERMITUX_TEST_NODE");
+  const cli = node
+    ? { cmd: node, args: [`${ROOT}npm/dist/npm/bin/hermitux.js`] }
+    : { cmd: Deno.execPath(), args: ["run", "-A", "--quiet", `${ROOT}cli.ts`] };
   return {
-    cmd: Deno.execPath(),
+    cmd: cli.cmd,
     args: [
-      "run",
-      "-A",
-      "--quiet",
-      `${ROOT}cli.ts`,
+      ...cli.args,
       "run",
       ...timeout,
       ...envFlags,
