@@ -2,11 +2,20 @@
 // image built offline with umoci, with bin/hermitux-oci as its runc
 // (`ctr run --runc-binary`): output, exit status, a pipeline, the image's
 // environment and working directory, `ctr task kill`, a bind mount, a
-// read-only root. containerd runs on a private socket, root and state
+// read-only root; a python3 image (Debian's python3 and the modules a
+// script loads). containerd runs on a private socket, root and state
 // directory. Skipped where containerd, ctr or umoci is missing or we are
 // not root (docs/OCI.md).
 import { equal, match, notEqual } from "node:assert/strict";
-import { IMAGE, importBusybox, missing, RUNTIME, startContainerd } from "./oci/containerd.ts";
+import {
+  IMAGE,
+  importBusybox,
+  importPython,
+  missing,
+  PYTHON_IMAGE,
+  RUNTIME,
+  startContainerd,
+} from "./oci/containerd.ts";
 
 const why = missing();
 if (why) console.error(`oci_containerd_test: skipped: ${why}`);
@@ -62,6 +71,28 @@ Deno.test({
         match(r.stdout, /^from the host\nrefused\n$/);
         equal([...Deno.readDirSync(host)].length, 1);
       });
+      await t.step(
+        "a python3 image: python3 -c, its standard modules, a pipe to a child",
+        async () => {
+          const script = "import json, subprocess\n" +
+            "r = subprocess.run(['python3', '-c', 'print(6 * 7)'], capture_output=True, text=True)\n" +
+            "print(json.dumps({'answer': int(r.stdout)}))";
+          await importPython(c, dir, script);
+          const r = await c.ctr([
+            "run",
+            "--rm",
+            "--runc-binary",
+            RUNTIME,
+            PYTHON_IMAGE,
+            `h${n++}`,
+            "python3",
+            "-c",
+            script,
+          ]);
+          equal(r.stdout, '{"answer": 42}\n', r.stderr);
+          equal(r.code, 0);
+        },
+      );
       await t.step("a read-only root refuses a write", async () => {
         const r = await run(["--read-only"], ["sh", "-c", "touch /work/x"]);
         notEqual(r.code, 0);

@@ -150,3 +150,90 @@ export async function importBusybox(c: Containerd, dir: string): Promise<void> {
   ]);
   if (r.code !== 0) throw new Error(`ctr image import: ${r.stderr}`);
 }
+
+/** The python3 image {@linkcode importPython} builds. */
+export const PYTHON_IMAGE = "hermitux.test/python:latest";
+
+/** What python3 runs `script` with on the host: its file, its libraries and every module it loads. */
+async function pythonFiles(script: string): Promise<string[]> {
+  // Debian's python3 (a PATH may name another one first: pyenv).
+  const r = await new Deno.Command("/usr/bin/python3", {
+    args: [
+      "-c",
+      `${script}\nimport sys, os\nfor m in list(sys.modules.values()):\n` +
+      `  f = getattr(m, "__file__", None)\n  if f: print(os.path.realpath(f), file=sys.stderr)\n` +
+      `print(os.path.realpath(sys.executable), file=sys.stderr)`,
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  const files = new TextDecoder().decode(r.stderr).trim().split("\n");
+  const ldd = new TextDecoder().decode(
+    (await new Deno.Command("ldd", { args: [files.at(-1)!], stdout: "piped" }).output()).stdout,
+  );
+  const libs = [...ldd.matchAll(/(\/\S+) \(0x/g)].map((m) => m[1]);
+  return [...new Set([...files, ...libs])];
+}
+
+/**
+ * Builds a Debian-like python3 image offline in `dir`: the host's python3,
+ * the libraries it links and the standard modules `script` loads (with
+ * their compiled caches), at their own paths, `/usr/bin/python3` a link to
+ * the binary; imported as {@linkcode PYTHON_IMAGE}.
+ */
+export async function importPython(c: Containerd, dir: string, script: string): Promise<void> {
+  const layout = `${dir}/pylayout`, bundle = `${dir}/pyunpacked`;
+  await sh("umoci", ["init", "--layout", layout]);
+  await sh("umoci", ["new", "--image", `${layout}:latest`]);
+  await sh("umoci", ["unpack", "--rootless", "--image", `${layout}:latest`, bundle]);
+  const rootfs = `${bundle}/rootfs`;
+  const copy = (file: string) => {
+    const to = `${rootfs}${file}`;
+    Deno.mkdirSync(to.slice(0, to.lastIndexOf("/")), { recursive: true });
+    Deno.copyFileSync(file, to);
+  };
+  for (const f of await pythonFiles(script)) {
+    copy(f);
+    // The module's compiled cache, where Python looks for it: it starts faster.
+    const m = /^(.*)\/([^/]+)\.py$/.exec(f);
+    if (!m) continue;
+    let cached: Deno.DirEntry[] = [];
+    try {
+      cached = [...Deno.readDirSync(`${m[1]}/__pycache__`)];
+    } catch { /* none (sitecustomize in /etc) */ }
+    for (const e of cached) {
+      if (e.name.startsWith(`${m[2]}.`)) copy(`${m[1]}/__pycache__/${e.name}`);
+    }
+  }
+  // ld.so where the binary names it, and python3 on PATH.
+  const link = (target: string, at: string) => {
+    try {
+      Deno.lstatSync(`${rootfs}${at}`);
+    } catch {
+      Deno.mkdirSync(`${rootfs}${at.slice(0, at.lastIndexOf("/"))}`, { recursive: true });
+      Deno.symlinkSync(target, `${rootfs}${at}`);
+    }
+  };
+  link("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2");
+  link(Deno.realPathSync("/usr/bin/python3"), "/usr/bin/python3");
+  Deno.mkdirSync(`${rootfs}/tmp`);
+  await sh("umoci", ["repack", "--image", `${layout}:latest`, bundle]);
+  await sh("umoci", [
+    "config",
+    "--image",
+    `${layout}:latest`,
+    "--config.cmd",
+    "python3",
+    "--config.env",
+    "PATH=/usr/bin",
+  ]);
+  await sh("tar", ["-C", layout, "-cf", `${dir}/pyimage.tar`, "."]);
+  const r = await c.ctr([
+    "image",
+    "import",
+    "--base-name",
+    PYTHON_IMAGE.split(":")[0],
+    `${dir}/pyimage.tar`,
+  ]);
+  if (r.code !== 0) throw new Error(`ctr image import: ${r.stderr}`);
+}
