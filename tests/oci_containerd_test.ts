@@ -60,6 +60,30 @@ Deno.test({
         equal((await c.ctr(["task", "kill", id])).code, 0);
         equal((await running).code, 143);
       });
+      await t.step("ctr task exec: a second process in a running container", async () => {
+        const id = `h${n++}`;
+        const running = c.ctr(["run", "--rm", "--runc-binary", RUNTIME, IMAGE, id, "sleep", "100"]);
+        for (let i = 0;; i++) {
+          const ls = await c.ctr(["task", "ls"]);
+          if (new RegExp(`^${id}\\s+\\d+\\s+RUNNING`, "m").test(ls.stdout)) break;
+          if (i === 600) throw new Error(`${id} never ran: ${ls.stdout}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        const r = await c.ctr([
+          "task",
+          "exec",
+          "--exec-id",
+          "e1",
+          id,
+          "sh",
+          "-c",
+          "echo from exec in $(pwd) with $GREETING; cat /etc/motd; exit 5",
+        ]);
+        equal(r.stdout, "from exec in /work with from-image\nfrom the image\n", r.stderr);
+        equal(r.code, 5);
+        equal((await c.ctr(["task", "kill", id])).code, 0);
+        equal((await running).code, 143);
+      });
       await t.step("a read-only bind mount", async () => {
         const host = `${dir}/shared`;
         Deno.mkdirSync(host);

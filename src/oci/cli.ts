@@ -27,6 +27,7 @@ import {
 // Only the holder loads the VM (src/oci/holder.ts, imported on demand):
 // the other commands start in a few tens of ms.
 import type { HolderArgs } from "./holder.ts";
+import { execIn, spawnHolder } from "./exec.ts";
 
 /** Linux's standard signal names by number (x86-64). */
 const SIGNAL_NAMES: readonly string[] = [
@@ -78,6 +79,9 @@ Commands:
   create ID --bundle DIR [--pid-file FILE] [--console-socket SOCK]
                       boot the container's first process, stopped before it runs
   start ID            let it run
+  exec [--process FILE | --tty --cwd DIR --env K=V… ] [--detach] [--pid-file FILE]
+       [--console-socket SOCK] ID [COMMAND…]
+                      a new process in a running container (a holder and VMs of its own)
   state ID            its OCI state (JSON)
   kill ID [SIGNAL]    signal it (default SIGTERM; --all accepted)
   delete ID           forget a stopped container (--force: kill it first)
@@ -123,9 +127,6 @@ function parse(
   return { flags, rest };
 }
 
-/** The runtime's root checkout: cli.ts and deno.json, for the holder's command line. */
-const CHECKOUT = new URL("../../", import.meta.url);
-
 /** What a command needs besides its arguments. */
 interface Context {
   root: string;
@@ -170,7 +171,6 @@ async function create(c: Context, args: string[]): Promise<number> {
     throw e;
   }
   const notify = `${dir}/notify.sock`;
-  const listener = Deno.listen({ transport: "unix", path: notify });
   const h: HolderArgs = {
     root: c.root,
     id,
@@ -178,53 +178,12 @@ async function create(c: Context, args: string[]): Promise<number> {
     notify,
     consoleSocket: typeof consoleSocket === "string" ? abs(c.cwd, consoleSocket) : undefined,
   };
-  const global = ["--root", c.root, "--log-format", c.logFormat];
-  if (c.logFile) global.push("--log", c.logFile);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--quiet",
-      "--config",
-      new URL("deno.json", CHECKOUT).pathname,
-      new URL("src/oci/main.ts", CHECKOUT).pathname,
-      ...global,
-      "init",
-      JSON.stringify(h),
-    ],
-    cwd: bundle,
-    // With a terminal the container's stdio is the pty: the holder keeps
-    // none of ours (the shim reads create's output to its end).
-    stdin: tty ? "null" : "inherit",
-    stdout: tty ? "null" : "inherit",
-    stderr: tty ? "null" : "inherit",
-  }).spawn();
-  const reply = (async () => {
-    const conn = await listener.accept();
-    let text = "";
-    const buf = new Uint8Array(4096);
-    for (;;) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      text += new TextDecoder().decode(buf.subarray(0, n));
-    }
-    conn.close();
-    return JSON.parse(text) as { ok?: boolean; error?: string };
-  })();
-  const r: { ok?: boolean; error?: string } = await Promise.race([
-    reply,
-    child.status.then((s) => ({ error: `container init exited with status ${s.code}` })),
-  ]);
-  listener.close();
+  let child: Deno.ChildProcess;
   try {
-    Deno.removeSync(notify);
-  } catch { /* the listener's close removed it */ }
-  if (!r.ok) {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* gone */ }
+    child = await spawnHolder(c, h, bundle, tty);
+  } catch (e) {
     Deno.removeSync(dir, { recursive: true });
-    throw new RuntimeError(r.error ?? "container init failed");
+    throw e;
   }
   const record: ContainerRecord = {
     id,
@@ -445,6 +404,7 @@ export async function ociMain(args: string[], cwd: string): Promise<number> {
         return await holder(JSON.parse(cargs[0]) as HolderArgs, c.log);
       }
       case "exec":
+        return await execIn(c, cargs);
       case "pause":
       case "resume":
       case "update":

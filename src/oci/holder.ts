@@ -30,6 +30,11 @@ export interface HolderArgs {
   notify: string;
   /** `--console-socket`: where the pty master goes when `process.terminal`. */
   consoleSocket?: string;
+  /**
+   * For `exec`: the process to run in place of the bundle's, at once
+   * (there is no `start` for an exec'd process).
+   */
+  process?: Record<string, unknown>;
 }
 
 const SIGWINCH = 28;
@@ -53,6 +58,7 @@ export async function holder(a: HolderArgs, log: Logger): Promise<never> {
     starting.catch(() => {}); // awaited below, after the boot
     const relay = { take: () => signals?.take() ?? [] };
     const spec = readSpec(a.bundle);
+    if (a.process) spec.process = a.process as typeof spec.process;
     const { options, warnings } = bootOptions(a.bundle, spec);
     for (const w of warnings) log.warn(w);
     if (spec.process?.terminal) {
@@ -62,7 +68,8 @@ export async function holder(a: HolderArgs, log: Logger): Promise<never> {
     }
     vm = await Vm.create({ ...options, signals: relay });
     await starting;
-    listener = Deno.listen({ transport: "unix", path: sock });
+    // An exec'd process runs at once: no start.sock (the container has its own).
+    if (!a.process) listener = Deno.listen({ transport: "unix", path: sock });
     await tell(a.notify, { ok: true });
   } catch (e) {
     const message = (e as Error).message.replace(/^hermitux: /, "");
@@ -72,6 +79,7 @@ export async function holder(a: HolderArgs, log: Logger): Promise<never> {
     log.error(message);
     Deno.exit(1);
   }
+  if (a.process) return run(vm!, signals!, log);
   // Until start: a signal that would end a process ends this one.
   const early = setInterval(() => {
     const fatal = signals!.take().find((n) => n !== SIGWINCH);
@@ -98,16 +106,21 @@ export async function holder(a: HolderArgs, log: Logger): Promise<never> {
     break;
   }
   clearInterval(early);
+  return run(vm!, signals!, log);
+}
+
+/** Runs the VM to its end on this thread; exits with its status. */
+function run(vm: Vm, signals: HostSignals, log: Logger): never {
   let status: number;
   try {
-    const r = vm!.run();
+    const r = vm.run();
     status = r.timedOut ? 124 : r.status;
   } catch (e) {
     log.error(`internal error: ${(e as Error).stack ?? e}`);
     status = 70;
   }
   keepSpareMemory(false);
-  vm!.dispose();
-  signals!.close();
+  vm.dispose();
+  signals.close();
   Deno.exit(status);
 }
