@@ -257,6 +257,8 @@ export PATH=/bin
 mount -t devtmpfs devtmpfs /dev
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+# Loopback up: a test talks to a server in the guest (gdb to --gdb's stub).
+ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 exec </dev/null >/dev/console 2>&1
 # The command's bytes should reach the host as written, without the \r that
 # the serial line discipline would add before each \n.

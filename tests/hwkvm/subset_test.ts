@@ -219,3 +219,80 @@ Deno.test(
     equal(r.code, 0);
   },
 );
+
+Deno.test(`[${platform}] piped stdout and stdin from bytes (BootOptions.stdout/stdin)`, async () => {
+  const cat = await fixture("cat", "musl-static");
+  const r = await boot({
+    path: cat,
+    stdin: new TextEncoder().encode("through the VM\n"),
+    stdout: "piped",
+    stderr: "piped",
+  });
+  equal(r.status, 0);
+  equal(new TextDecoder().decode(r.stdout), "through the VM\n");
+  equal(new TextDecoder().decode(r.stderr), "15 bytes\n");
+});
+
+Deno.test(`[${platform}] the profiler samples a running guest (BootOptions.profile)`, async () => {
+  const src = await Deno.readTextFile(`${ROOT}tests/c/prof_hot.c`);
+  const bin = await compileC("prof_hot-hw", src, "musl-gcc", ["-static"]);
+  const r = await boot({ path: bin, args: ["20"], profile: { hz: 499 }, stdout: "null" });
+  equal(r.status, 0);
+  const folded = r.profile!.folded();
+  ok(r.profile!.samples > 0, "no samples");
+  match(folded, /;hot_a[^; ]* \d+$/m);
+});
+
+Deno.test(`[${platform}] gdb: a breakpoint, a backtrace, the run's end`, async () => {
+  const src = await Deno.readTextFile(`${ROOT}tests/c/gdb_target.c`);
+  const bin = await compileC("gdb_target-hw", src, "gcc", ["-static", "-O0", "-pthread"]);
+  const vm = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", `${ROOT}cli.ts`, "run", "--gdb", "0", bin],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = vm.stderr.getReader();
+  let err = "";
+  let port = 0;
+  while (!port) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    err += new TextDecoder().decode(value);
+    port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(err)?.[1] ?? 0);
+  }
+  ok(port, err);
+  const g = await new Deno.Command("gdb", {
+    args: [
+      "-batch",
+      "-nx",
+      "-ex",
+      "set sysroot /",
+      "-ex",
+      "set confirm off",
+      "-ex",
+      `target remote 127.0.0.1:${port}`,
+      "-ex",
+      "break leaf",
+      "-ex",
+      "continue",
+      "-ex",
+      "bt",
+      "-ex",
+      "delete",
+      "-ex",
+      "continue",
+      bin,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const out = new TextDecoder().decode(g.stdout) + new TextDecoder().decode(g.stderr);
+  match(out, /Breakpoint 1, leaf \(x=2\)/);
+  match(out, /#1 +0x[0-9a-f]+ in middle \(x=1\)[^\n]*\n#2 +0x[0-9a-f]+ in main /);
+  match(out, /exited with code 07/);
+  reader.releaseLock();
+  const [status] = await Promise.all([vm.status, vm.stdout.cancel(), vm.stderr.cancel()]);
+  equal(status.code, 7, out);
+});
