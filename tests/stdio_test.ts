@@ -2,8 +2,8 @@
 // comes back in RunResult (from every process of the run), stdin from bytes,
 // "null", host fds; nothing is left open afterwards.
 import { deepStrictEqual, equal, ok, rejects } from "node:assert/strict";
-import { boot } from "../mod.ts";
-import { fixture } from "./fixtures.ts";
+import { boot, Vm } from "../mod.ts";
+import { compileC, fixture } from "./fixtures.ts";
 
 const text = (b?: Uint8Array) => b === undefined ? undefined : new TextDecoder().decode(b);
 const BUSYBOX = "/bin/busybox";
@@ -87,4 +87,52 @@ Deno.test("a host fd; a bad spec is a TypeError; no fd is left open", async () =
   // KVM's teardown of a VM closes its fds on a worker thread, later: settled first.
   const after = await settledFds();
   ok(after <= before, `${after} fds open after the boots, ${before} before`);
+});
+
+Deno.test("signal: an AbortSignal stops a running guest (status 137), computing or asleep", async () => {
+  const spin = await compileC(
+    "spin-forever",
+    "int main(void) { volatile unsigned long n = 0; for (;;) n++; }",
+    "musl-gcc",
+    ["-static"],
+  );
+  for (const [path, args] of [[spin, []], [BUSYBOX, ["sleep", "100"]]] as const) {
+    const t0 = performance.now();
+    const r = await boot({ path, args: [...args], signal: AbortSignal.timeout(300) });
+    equal(r.status, 137);
+    equal(r.signal, 9);
+    ok(performance.now() - t0 < 20_000, "stopped in time");
+  }
+  // Aborted already: it never runs far.
+  const ac = new AbortController();
+  ac.abort();
+  equal((await boot({ path: spin, signal: ac.signal })).status, 137);
+});
+
+Deno.test("Vm.stdout streams while the guest runs; RunResult still has it all", async () => {
+  await using vm = await Vm.create({
+    path: BUSYBOX,
+    args: ["sh", "-c", "echo first; sleep 1; echo second; echo err >&2"],
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+    mounts: [{ host: "/", guest: "/", readOnly: true }],
+  });
+  const reader = vm.stdout!.getReader();
+  let ended = false;
+  const run = vm.runAsync().then((r) => {
+    ended = true;
+    return r;
+  });
+  const first = await reader.read();
+  equal(text(first.value), "first\n");
+  equal(ended, false); // it came while the guest still ran (asleep for a second)
+  let rest = "";
+  for (let c = await reader.read(); !c.done; c = await reader.read()) rest += text(c.value);
+  equal(rest, "second\n");
+  const r = await run;
+  equal(r.status, 0);
+  equal(text(r.stdout), "first\nsecond\n");
+  equal(text(r.stderr), "err\n");
+  equal(await new Response(vm.stderr).text(), "err\n");
 });

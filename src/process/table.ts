@@ -106,6 +106,27 @@ function addImage(to: ProcessStats, r: RunResult): void {
   for (const [k, n] of Object.entries(s.syscalls)) to.syscalls[k] = (to.syscalls[k] ?? 0) + n;
 }
 
+/** Images whose timers wake the main thread for the current slice's end, and when it is. */
+const yieldWatched = new WeakMap<Guest, { at: bigint }>();
+
+/**
+ * Arms the host timer of image `vm` for `yieldAt` (performance.now() ms),
+ * so that a vCPU the main thread runs leaves KVM_RUN then.
+ */
+function armYield(vm: Guest, yieldAt: number): void {
+  const at = monotonicNs() + BigInt(Math.max(0, Math.round((yieldAt - performance.now()) * 1e6)));
+  let w = yieldWatched.get(vm);
+  if (!w) {
+    const watch = { at };
+    yieldWatched.set(vm, w = watch);
+    vm.sig.watches.add({ due: () => watch.at, fire: () => void (watch.at = NEVER_NS) });
+  }
+  w.at = at;
+  vm.sig.armHost(undefined, true);
+}
+
+const NEVER_NS = 0x7fffffffffffffffn;
+
 /** The guest processes of one run, and the loop that serves them. */
 export class ProcessTable {
   readonly #procs = new Map<number, Proc>();
@@ -126,6 +147,9 @@ export class ProcessTable {
   readonly machines: MachinePool = new MachinePool();
   /** The first process's standard streams (the piped ones are read when the run ends). */
   stdio?: Stdio;
+  #begun = false;
+  /** When the current slice ends (performance.now() ms; 0: run to the end). */
+  #yieldAt = 0;
   /** State the run's processes share (ProcessHost.shared). */
   readonly shared = new Map<string, unknown>();
   /** The run's profile, when it is profiled (BootOptions.profile): every process samples into it. */
@@ -202,10 +226,31 @@ export class ProcessTable {
    * children with it). The first process's result, with the count of processes.
    */
   run(deadline?: bigint): RunResult {
+    return this.runSlice(deadline, 0)!;
+  }
+
+  /**
+   * {@linkcode run}, in slices: with `yieldAt` (performance.now() ms; 0:
+   * never) the loops give way once it has passed (within ~50 ms) and this
+   * returns undefined, everything left as it was: the runner threads go
+   * on running their guests, whose calls wait to be served until the next
+   * slice. So an async caller lets the event loop run between slices
+   * (Vm.runAsync: an AbortSignal, output streams).
+   */
+  runSlice(deadline: bigint | undefined, yieldAt: number): RunResult | undefined {
     const root = this.#root;
-    this.#watchSignals(root.vm);
-    root.vm.begin(deadline);
-    let result: RunResult | undefined;
+    if (!this.#begun) {
+      this.#begun = true;
+      this.#watchSignals(root.vm);
+      root.vm.begin(deadline);
+      // Sliced, every vCPU goes on a runner from the start, as with several
+      // processes: a call that blocks (a sleep, a read) then parks its
+      // thread instead of holding the main one, which must give way.
+      if (yieldAt) this.#goMulti();
+    }
+    this.#yieldAt = yieldAt;
+    if (yieldAt) armYield(root.vm, yieldAt);
+    let result: RunResult | undefined, paused = false;
     try {
       for (;;) {
         if (!this.#multi) {
@@ -214,27 +259,54 @@ export class ProcessTable {
             this.#swap(root, deadline);
             continue;
           }
-          if (!this.#multi) break;
+          if (!this.#multi) {
+            paused = !root.vm.ended && this.yieldDue();
+            break;
+          }
         }
         this.#serveAll(deadline);
+        paused = root.status === undefined; // only a slice's end leaves it running
         break;
       }
+      if (paused) return undefined;
       result = root.vm.finish();
       addImage(root.stats, result);
       root.vm.flushProfile();
     } finally {
-      for (const p of this.#procs.values()) {
-        if (p.vm === this.#first) continue;
-        if (p !== root && p.status === undefined) {
-          addImage(p.stats, p.vm.finish(true));
-          this.#ended.push(p.stats);
-        }
-        p.vm.dispose();
-      }
-      this.machines.dispose();
-      if (this.#wakeFd >= 0) closeEventfd(this.#wakeFd);
-      this.#wakeFd = -1;
+      if (!paused) this.#end();
     }
+    return this.#result(result!);
+  }
+
+  /** Whether a slice's time is up ({@linkcode runSlice}). */
+  yieldDue(): boolean {
+    return this.#yieldAt !== 0 && performance.now() >= this.#yieldAt;
+  }
+
+  /** Kills the first process (and so the run) as SIGKILL from outside (an AbortSignal). */
+  abort(): void {
+    this.#fromOutside(SIGNO.SIGKILL);
+  }
+
+  /** The run is over: every other process ends, every VM and machine is freed. */
+  #end(): void {
+    const root = this.#root;
+    for (const p of this.#procs.values()) {
+      if (p.vm === this.#first) continue;
+      if (p !== root && p.status === undefined) {
+        addImage(p.stats, p.vm.finish(true));
+        this.#ended.push(p.stats);
+      }
+      p.vm.dispose();
+    }
+    this.machines.dispose();
+    if (this.#wakeFd >= 0) closeEventfd(this.#wakeFd);
+    this.#wakeFd = -1;
+  }
+
+  /** The first process's result, with what the run as a whole adds to it. */
+  #result(result: RunResult): RunResult {
+    const root = this.#root;
     result.processes = this.#started;
     const c = this.stdio?.captures;
     if (c?.stdout !== undefined) result.stdout = readCapture(c.stdout);
@@ -293,7 +365,7 @@ export class ProcessTable {
     const root = this.#root;
     for (const p of this.#procs.values()) if (p.status === undefined) p.vm.schedule(this.#wakeFd);
     const watches: Cpu[] = [];
-    while (root.status === undefined) {
+    while (root.status === undefined && !this.yieldDue()) {
       let work = 0;
       for (const p of [...this.#procs.values()]) {
         if (p.status !== undefined || p.stopped) continue; // a stopped one's exits wait

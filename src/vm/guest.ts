@@ -6,6 +6,7 @@
  * the other files of this folder are the work each step does.
  * @module
  */
+import type { PlainServer } from "./plain.ts";
 import { saveSiteShapes } from "../analysis/shapecache.ts";
 import { ABI, BOOT_INFO, HOSTCALL } from "../kernel/abi.ts";
 import type { KernelImage } from "../kernel/image.ts";
@@ -191,6 +192,8 @@ export class Guest implements Disposable {
   launched = false;
   /** The image execve put in this one's place. */
   replacement?: Guest;
+  /** The exitless loop's C server of plain calls, kept between slices of a run (transport.ts). */
+  plain?: PlainServer;
   /** Its profile sampler, in a profiled run (BootOptions.profile). */
   sampler?: Sampler;
   /**
@@ -355,7 +358,7 @@ export class Guest implements Disposable {
     const vcpu = this.vcpu!, view = this.runView!, p = this.process!, sig = this.sig;
     const threads = this.threads!, main = threads.main;
     if (this.exitless) return runExitless(this);
-    while (!p.ended && !this.handoff) {
+    while (!p.ended && !this.handoff && !this.table.yieldDue()) {
       if (!main.alive) {
         // The first thread has exited; the others go on.
         this.idle(threads.nextDeadline() ?? monotonicNs() + 50_000_000n);

@@ -149,6 +149,12 @@ export interface BootOptions {
    * host process (what the OCI runtime uses).
    */
   signals?: SignalSource;
+  /**
+   * Stops the run when aborted: `boot()` then runs it in slices with the
+   * event loop let run between them (Vm.runAsync), and an abort kills the
+   * first process as SIGKILL from outside would (status 137).
+   */
+  signal?: AbortSignal;
 }
 
 /** Counters and timings of a run. */

@@ -67,16 +67,25 @@ export function setPolling(g: Guest, on: boolean, asleep = false): void {
  * any, when guests ring the doorbell instead.
  */
 export function runExitless(g: Guest): void {
-  // Plain calls are served in C (plain.ts), the rest here.
-  const plain = new PlainServer(g);
-  setPolling(g, true);
-  g.threads!.startMain();
+  // Plain calls are served in C (plain.ts), the rest here. A slice's end
+  // (ProcessTable.runSlice) leaves it all as it is, for the next slice.
+  let plain = g.plain;
+  if (!plain) {
+    plain = g.plain = new PlainServer(g);
+    setPolling(g, true);
+    g.threads!.startMain();
+  } else setPolling(g, true); // a slice begins where the last one stopped
+  let paused = false;
   try {
     loop(g, plain);
+    paused = !g.process!.ended && !g.handoff;
   } finally {
-    plain.dispose();
+    if (!paused) {
+      plain.dispose();
+      g.plain = undefined;
+    }
   }
-  setPolling(g, false);
+  if (!paused) setPolling(g, false);
 }
 
 function loop(g: Guest, plain: PlainServer): void {
@@ -86,7 +95,7 @@ function loop(g: Guest, plain: PlainServer): void {
   // 64 calls served.
   const CHECK = 1024;
   let idle = 0, served = 0, door = threads.door, recent = true, last = 0, polling = true;
-  while (!p.ended && !g.handoff) {
+  while (!p.ended && !g.handoff && !g.table.yieldDue()) {
     if (!polling) {
       // Asleep until a runner exits (a doorbell, a fault) or a timer is due;
       // only a guest's call (not a timer) starts a polling window again.

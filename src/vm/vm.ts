@@ -9,6 +9,7 @@
  * loop that serves them all once there are several).
  * @module
  */
+import { OutputStream } from "./streams.ts";
 import { closeCaptures } from "./stdio.ts";
 import { kernelImage } from "../kernel/image.ts";
 import { ElfError, parseElf } from "../loader/elf.ts";
@@ -32,6 +33,8 @@ export class Vm implements Disposable, AsyncDisposable {
   #guest: Guest;
   #table: ProcessTable;
   #gdb?: GdbStub;
+  #out?: OutputStream;
+  #err?: OutputStream;
 
   private constructor(guest: Guest, table: ProcessTable, gdb?: GdbStub) {
     this.#guest = guest;
@@ -130,6 +133,56 @@ export class Vm implements Disposable, AsyncDisposable {
     return result;
   }
 
+  /**
+   * Runs the guest to its end as {@linkcode run} does, but in slices of a
+   * few ms with the event loop let run between them: `signal` can stop it
+   * (the first process is killed, as by SIGKILL from outside: status 137),
+   * and {@linkcode stdout} and {@linkcode stderr} stream while it runs.
+   */
+  async runAsync(options: { signal?: AbortSignal } = {}): Promise<RunResult> {
+    const timeout = this.#guest.timeout;
+    const deadline = timeout ? monotonicNs() + BigInt(Math.round(timeout * 1e9)) : undefined;
+    const signal = options.signal;
+    let aborted = false;
+    const abort = () => {
+      if (!aborted) this.#table.abort();
+      aborted = true;
+    };
+    if (signal?.aborted) abort();
+    // Piped output streams from the start, read or not (whole in the result too).
+    void this.stdout, void this.stderr;
+    for (;;) {
+      const result = this.#table.runSlice(deadline, performance.now() + SLICE_MS);
+      if (result) {
+        this.#gdb?.ended(result);
+        this.#out?.end(result.stdout);
+        this.#err?.end(result.stderr);
+        return result;
+      }
+      this.#out?.pump();
+      this.#err?.pump();
+      // A macrotask: timers, I/O and whatever aborts the signal get their turn.
+      await new Promise((res) => setTimeout(res, 0));
+      if (signal?.aborted) abort();
+    }
+  }
+
+  /** What the guest writes to its stdout, as it runs (`BootOptions.stdout: "piped"`, {@linkcode runAsync}). */
+  get stdout(): ReadableStream<Uint8Array> | undefined {
+    const c = this.#table.stdio?.captures;
+    if (c?.stdout === undefined && !this.#out) return undefined;
+    this.#out ??= new OutputStream(() => this.#table.stdio?.captures.stdout);
+    return this.#out.readable;
+  }
+
+  /** What the guest writes to its stderr, as {@linkcode stdout}. */
+  get stderr(): ReadableStream<Uint8Array> | undefined {
+    const c = this.#table.stdio?.captures;
+    if (c?.stderr === undefined && !this.#err) return undefined;
+    this.#err ??= new OutputStream(() => this.#table.stdio?.captures.stderr);
+    return this.#err.readable;
+  }
+
   /** The port the gdb stub listens on (`BootOptions.gdb`), if there is one. */
   get gdbPort(): number | undefined {
     return this.#gdb?.port;
@@ -194,5 +247,8 @@ export function guestEnv(options: BootOptions): Record<string, string> {
 /** Boots `options.path`, runs it to the end and frees the VM. */
 export async function boot(options: BootOptions): Promise<RunResult> {
   using vm = await Vm.create(options);
-  return vm.run();
+  return options.signal ? await vm.runAsync({ signal: options.signal }) : vm.run();
 }
+
+/** How long an async run's slice lasts before the event loop gets its turn (ms). */
+const SLICE_MS = 20;
