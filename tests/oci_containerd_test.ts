@@ -29,6 +29,15 @@ Deno.test({
       await using c = await startContainerd(dir);
       await importBusybox(c, dir);
       let n = 0;
+      /** Waits until `ctr task ls` shows container `id` running. */
+      const waitRunning = async (id: string) => {
+        for (let i = 0;; i++) {
+          const ls = await c.ctr(["task", "ls"]);
+          if (new RegExp(`^${id}\\s+\\d+\\s+RUNNING`, "m").test(ls.stdout)) return;
+          if (i === 600) throw new Error(`${id} never ran: ${ls.stdout}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      };
       const run = (flags: string[], cmd: string[] = []) =>
         c.ctr(["run", "--rm", "--runc-binary", RUNTIME, ...flags, IMAGE, `h${n++}`, ...cmd]);
 
@@ -51,24 +60,14 @@ Deno.test({
       await t.step("ctr task kill (SIGTERM) ends a sleeping container: 143", async () => {
         const id = `h${n++}`;
         const running = c.ctr(["run", "--rm", "--runc-binary", RUNTIME, IMAGE, id, "sleep", "100"]);
-        for (let i = 0;; i++) {
-          const ls = await c.ctr(["task", "ls"]);
-          if (new RegExp(`^${id}\\s+\\d+\\s+RUNNING`, "m").test(ls.stdout)) break;
-          if (i === 600) throw new Error(`${id} never ran: ${ls.stdout}`);
-          await new Promise((r) => setTimeout(r, 100));
-        }
+        await waitRunning(id);
         equal((await c.ctr(["task", "kill", id])).code, 0);
         equal((await running).code, 143);
       });
       await t.step("ctr task exec: a second process in a running container", async () => {
         const id = `h${n++}`;
         const running = c.ctr(["run", "--rm", "--runc-binary", RUNTIME, IMAGE, id, "sleep", "100"]);
-        for (let i = 0;; i++) {
-          const ls = await c.ctr(["task", "ls"]);
-          if (new RegExp(`^${id}\\s+\\d+\\s+RUNNING`, "m").test(ls.stdout)) break;
-          if (i === 600) throw new Error(`${id} never ran: ${ls.stdout}`);
-          await new Promise((r) => setTimeout(r, 100));
-        }
+        await waitRunning(id);
         const r = await c.ctr([
           "task",
           "exec",

@@ -111,24 +111,16 @@ export async function startContainerd(dir: string): Promise<Containerd> {
  * `env` and the working directory) and imports it as {@linkcode IMAGE}.
  */
 export async function importBusybox(c: Containerd, dir: string): Promise<void> {
-  const layout = `${dir}/layout`, bundle = `${dir}/unpacked`;
-  await sh("umoci", ["init", "--layout", layout]);
-  await sh("umoci", ["new", "--image", `${layout}:latest`]);
-  await sh("umoci", ["unpack", "--rootless", "--image", `${layout}:latest`, bundle]);
-  const rootfs = `${bundle}/rootfs`;
-  for (const d of ["bin", "tmp", "etc", "work"]) {
-    Deno.mkdirSync(`${rootfs}/${d}`, { recursive: true });
-  }
-  Deno.copyFileSync("/bin/busybox", `${rootfs}/bin/busybox`);
-  Deno.chmodSync(`${rootfs}/bin/busybox`, 0o755);
-  const applets = ["sh", "echo", "cat", "ls", "sleep", "env", "pwd", "tr", "wc", "touch", "true"];
-  for (const a of applets) Deno.symlinkSync("busybox", `${rootfs}/bin/${a}`);
-  Deno.writeTextFileSync(`${rootfs}/etc/motd`, "from the image\n");
-  await sh("umoci", ["repack", "--image", `${layout}:latest`, bundle]);
-  await sh("umoci", [
-    "config",
-    "--image",
-    `${layout}:latest`,
+  await buildImage(c, dir, IMAGE, (rootfs) => {
+    for (const d of ["bin", "tmp", "etc", "work"]) {
+      Deno.mkdirSync(`${rootfs}/${d}`, { recursive: true });
+    }
+    Deno.copyFileSync("/bin/busybox", `${rootfs}/bin/busybox`);
+    Deno.chmodSync(`${rootfs}/bin/busybox`, 0o755);
+    const applets = ["sh", "echo", "cat", "ls", "sleep", "env", "pwd", "tr", "wc", "touch", "true"];
+    for (const a of applets) Deno.symlinkSync("busybox", `${rootfs}/bin/${a}`);
+    Deno.writeTextFileSync(`${rootfs}/etc/motd`, "from the image\n");
+  }, [
     "--config.cmd",
     "echo",
     "--config.cmd",
@@ -140,13 +132,35 @@ export async function importBusybox(c: Containerd, dir: string): Promise<void> {
     "--config.workingdir",
     "/work",
   ]);
-  await sh("tar", ["-C", layout, "-cf", `${dir}/image.tar`, "."]);
+}
+
+/**
+ * An image built offline in `dir` with umoci (an empty image, a rootfs
+ * layer `fill` writes, a config with the `config` flags), imported into
+ * containerd as `image`.
+ */
+async function buildImage(
+  c: Containerd,
+  dir: string,
+  image: string,
+  fill: (rootfs: string) => void | Promise<void>,
+  config: string[],
+): Promise<void> {
+  const name = image.replace(/[^a-z0-9]+/g, "-");
+  const layout = `${dir}/${name}-layout`, bundle = `${dir}/${name}-unpacked`;
+  await sh("umoci", ["init", "--layout", layout]);
+  await sh("umoci", ["new", "--image", `${layout}:latest`]);
+  await sh("umoci", ["unpack", "--rootless", "--image", `${layout}:latest`, bundle]);
+  await fill(`${bundle}/rootfs`);
+  await sh("umoci", ["repack", "--image", `${layout}:latest`, bundle]);
+  await sh("umoci", ["config", "--image", `${layout}:latest`, ...config]);
+  await sh("tar", ["-C", layout, "-cf", `${dir}/${name}.tar`, "."]);
   const r = await c.ctr([
     "image",
     "import",
     "--base-name",
-    IMAGE.split(":")[0],
-    `${dir}/image.tar`,
+    image.split(":")[0],
+    `${dir}/${name}.tar`,
   ]);
   if (r.code !== 0) throw new Error(`ctr image import: ${r.stderr}`);
 }
@@ -182,58 +196,37 @@ async function pythonFiles(script: string): Promise<string[]> {
  * the binary; imported as {@linkcode PYTHON_IMAGE}.
  */
 export async function importPython(c: Containerd, dir: string, script: string): Promise<void> {
-  const layout = `${dir}/pylayout`, bundle = `${dir}/pyunpacked`;
-  await sh("umoci", ["init", "--layout", layout]);
-  await sh("umoci", ["new", "--image", `${layout}:latest`]);
-  await sh("umoci", ["unpack", "--rootless", "--image", `${layout}:latest`, bundle]);
-  const rootfs = `${bundle}/rootfs`;
-  const copy = (file: string) => {
-    const to = `${rootfs}${file}`;
-    Deno.mkdirSync(to.slice(0, to.lastIndexOf("/")), { recursive: true });
-    Deno.copyFileSync(file, to);
-  };
-  for (const f of await pythonFiles(script)) {
-    copy(f);
-    // The module's compiled cache, where Python looks for it: it starts faster.
-    const m = /^(.*)\/([^/]+)\.py$/.exec(f);
-    if (!m) continue;
-    let cached: Deno.DirEntry[] = [];
-    try {
-      cached = [...Deno.readDirSync(`${m[1]}/__pycache__`)];
-    } catch { /* none (sitecustomize in /etc) */ }
-    for (const e of cached) {
-      if (e.name.startsWith(`${m[2]}.`)) copy(`${m[1]}/__pycache__/${e.name}`);
+  const files = await pythonFiles(script);
+  await buildImage(c, dir, PYTHON_IMAGE, (rootfs) => {
+    const copy = (file: string) => {
+      const to = `${rootfs}${file}`;
+      Deno.mkdirSync(to.slice(0, to.lastIndexOf("/")), { recursive: true });
+      Deno.copyFileSync(file, to);
+    };
+    for (const f of files) {
+      copy(f);
+      // The module's compiled cache, where Python looks for it: it starts faster.
+      const m = /^(.*)\/([^/]+)\.py$/.exec(f);
+      if (!m) continue;
+      let cached: Deno.DirEntry[] = [];
+      try {
+        cached = [...Deno.readDirSync(`${m[1]}/__pycache__`)];
+      } catch { /* none (sitecustomize in /etc) */ }
+      for (const e of cached) {
+        if (e.name.startsWith(`${m[2]}.`)) copy(`${m[1]}/__pycache__/${e.name}`);
+      }
     }
-  }
-  // ld.so where the binary names it, and python3 on PATH.
-  const link = (target: string, at: string) => {
-    try {
-      Deno.lstatSync(`${rootfs}${at}`);
-    } catch {
-      Deno.mkdirSync(`${rootfs}${at.slice(0, at.lastIndexOf("/"))}`, { recursive: true });
-      Deno.symlinkSync(target, `${rootfs}${at}`);
-    }
-  };
-  link("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2");
-  link(Deno.realPathSync("/usr/bin/python3"), "/usr/bin/python3");
-  Deno.mkdirSync(`${rootfs}/tmp`);
-  await sh("umoci", ["repack", "--image", `${layout}:latest`, bundle]);
-  await sh("umoci", [
-    "config",
-    "--image",
-    `${layout}:latest`,
-    "--config.cmd",
-    "python3",
-    "--config.env",
-    "PATH=/usr/bin",
-  ]);
-  await sh("tar", ["-C", layout, "-cf", `${dir}/pyimage.tar`, "."]);
-  const r = await c.ctr([
-    "image",
-    "import",
-    "--base-name",
-    PYTHON_IMAGE.split(":")[0],
-    `${dir}/pyimage.tar`,
-  ]);
-  if (r.code !== 0) throw new Error(`ctr image import: ${r.stderr}`);
+    // ld.so where the binary names it, and python3 on PATH.
+    const link = (target: string, at: string) => {
+      try {
+        Deno.lstatSync(`${rootfs}${at}`);
+      } catch {
+        Deno.mkdirSync(`${rootfs}${at.slice(0, at.lastIndexOf("/"))}`, { recursive: true });
+        Deno.symlinkSync(target, `${rootfs}${at}`);
+      }
+    };
+    link("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2");
+    link(Deno.realPathSync("/usr/bin/python3"), "/usr/bin/python3");
+    Deno.mkdirSync(`${rootfs}/tmp`);
+  }, ["--config.cmd", "python3", "--config.env", "PATH=/usr/bin"]);
 }
