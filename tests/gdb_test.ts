@@ -3,7 +3,8 @@
 // dynamic program), registers, memory, step/next/finish, stepping over a
 // syscall, a SIGSEGV, kill and detach; and the protocol fed bad packets.
 import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
-import { compileC, hermituxCommand, type Outcome, type Toolchain, TOOLCHAINS } from "./fixtures.ts";
+import { compileC, type Toolchain, TOOLCHAINS } from "./fixtures.ts";
+import { debug, startDebuggee } from "./gdb_run.ts";
 import {
   escapeBinary,
   expandRle,
@@ -21,67 +22,6 @@ async function target(tc: Toolchain, name = "gdb_target"): Promise<string> {
   const { cc, flags } = TOOLCHAINS[tc];
   const source = await Deno.readTextFile(`${ROOT}tests/c/${name}.c`);
   return compileC(`${name}-${tc}`, source, cc, [...flags, "-O0", "-pthread"]);
-}
-
-/** A guest started with --gdb 0: the port it listens on, and how it ends. */
-async function startDebuggee(bin: string, args: string[] = []) {
-  const c = hermituxCommand(bin, args, { flags: ["--gdb", "0"] });
-  const child = new Deno.Command(c.cmd, {
-    args: c.args,
-    env: c.env,
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let stderr = "";
-  const { promise: port, resolve: found } = Promise.withResolvers<number>();
-  const errDone = (async () => {
-    for await (const chunk of child.stderr) {
-      stderr += decoder.decode(chunk);
-      const m = /hermitux: gdb: listening on 127\.0\.0\.1:(\d+)/.exec(stderr);
-      if (m) found(Number(m[1]));
-    }
-    found(0);
-  })();
-  const out = new Response(child.stdout).text();
-  const done = (async (): Promise<Outcome> => {
-    const [status, stdout] = await Promise.all([child.status, out, errDone]).then((
-      [s, o],
-    ) => [s, o] as const);
-    return { stdout, stderr, code: status.code };
-  })();
-  return { port: await port, done };
-}
-
-/** Runs gdb in batch mode on `bin` under hermitux with the commands `ex`. */
-async function debug(
-  bin: string,
-  ex: string[],
-  args: string[] = [],
-): Promise<{ gdb: string; vm: Outcome }> {
-  const { port, done } = await startDebuggee(bin, args);
-  ok(port > 0, "no 'listening' line");
-  const r = await new Deno.Command("gdb", {
-    args: [
-      "-batch",
-      "-nx",
-      "-ex",
-      "set sysroot /",
-      "-ex",
-      "set confirm off",
-      "-ex",
-      `target remote 127.0.0.1:${port}`,
-      ...ex.flatMap((e) => ["-ex", e]),
-      bin,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(240_000),
-  }).output();
-  const gdb = decoder.decode(r.stdout) + decoder.decode(r.stderr);
-  return { gdb, vm: await done };
 }
 
 for (const tc of ["glibc-dynamic", "glibc-static", "musl-static"] as const) {

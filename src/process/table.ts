@@ -13,6 +13,8 @@
  * watch. `execve` replaces a process's VM by a new one in place (same pid).
  * @module
  */
+import { Host } from "./host.ts";
+import { addImage, newStats } from "./stats.ts";
 import type { Sampler } from "../profile/sampler.ts";
 import { readCapture, type Stdio } from "../vm/stdio.ts";
 import type { Profile } from "../profile/profile.ts";
@@ -23,7 +25,6 @@ import type { CloneSpec, ThreadHost } from "../syscalls/thread.ts";
 import {
   attachProcesses,
   type ProcessHost,
-  type ProcInfo,
   type WaitMatch,
   type WaitOptions,
 } from "../syscalls/procs.ts";
@@ -75,35 +76,6 @@ export interface Proc {
   report?: { continued: boolean; sig: number };
   /** When it started (host CLOCK_BOOTTIME ns), for /proc. */
   started: bigint;
-}
-
-/** A process's counters before its first image ends. */
-function newStats(pid: number, ppid: number, vm: Guest): ProcessStats {
-  const command = vm.process!.argv.join(" ");
-  return {
-    pid,
-    ppid,
-    command: command.length > 60 ? command.slice(0, 57) + "..." : command,
-    status: 0,
-    images: 0,
-    runMs: 0,
-    exits: 0,
-    hostCalls: 0,
-    exitless: 0,
-    syscalls: {},
-  };
-}
-
-/** Adds an ended image's result to its process's counters. */
-function addImage(to: ProcessStats, r: RunResult): void {
-  const s = r.stats;
-  to.status = r.status;
-  to.images++;
-  to.runMs += s.runMs;
-  to.exits += s.exits;
-  to.hostCalls += s.hostCalls;
-  to.exitless += s.exitless;
-  for (const [k, n] of Object.entries(s.syscalls)) to.syscalls[k] = (to.syscalls[k] ?? 0) + n;
 }
 
 /** Images whose timers wake the main thread for the current slice's end, and when it is. */
@@ -719,71 +691,5 @@ function matches(c: Proc, m: WaitMatch): boolean {
       return c.pid === m.id;
     case "pgid":
       return c.pgid === m.id;
-  }
-}
-
-/** What one process's syscalls reach of the table. */
-class Host implements ProcessHost {
-  constructor(readonly table: ProcessTable, readonly proc: Proc) {}
-  get pid(): number {
-    return this.proc.pid;
-  }
-  fork(spec: CloneSpec): number {
-    return this.table.fork(this.proc, spec);
-  }
-  exec(path: string, argv: string[], envp: string[]): void {
-    this.table.exec(this.proc, path, argv, envp);
-  }
-  wait(
-    threads: ThreadHost,
-    match: WaitMatch,
-    opts: WaitOptions,
-    reply: (pid: number, info: Uint8Array, status: number) => bigint,
-  ): bigint {
-    return this.table.wait(this.proc, threads, match, opts, reply);
-  }
-  kill(pid: number, sig: number): number {
-    return this.table.kill(this.proc, pid, sig);
-  }
-  setpgid(pid: number, pgid: number): number {
-    return this.table.setpgid(this.proc, pid, pgid);
-  }
-  getpgid(pid: number): number {
-    return this.table.idOf(this.proc, pid, "pgid");
-  }
-  getsid(pid: number): number {
-    return this.table.idOf(this.proc, pid, "sid");
-  }
-  get shared(): Map<string, unknown> {
-    return this.table.shared;
-  }
-  setsid(): number {
-    return this.table.setsid(this.proc);
-  }
-  processes(): ProcInfo[] {
-    const all = this.table.all();
-    return all.map((q) => ({
-      pid: q.pid,
-      ppid: q.ppid,
-      pgid: q.pgid,
-      sid: q.sid,
-      process: q.vm.process!,
-      status: q.status,
-      started: q.started,
-      vforkWait: all.some((c) => c.vforkOf?.parent === q && c.status === undefined),
-      stopped: q.stopped === true,
-    }));
-  }
-  watchEnd(pid: number, onEnd: () => void): () => void {
-    return this.table.watchEnd(pid, onEnd);
-  }
-  signal(pid: number, info: SigInfo): number {
-    return this.table.signal(pid, info);
-  }
-  tasks(): number {
-    return this.table.tasks();
-  }
-  get grants(): Grants {
-    return this.table.grants;
   }
 }

@@ -17,6 +17,7 @@ export class OutputStream {
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   #offset = 0;
   #closed = false;
+  #buf = new Uint8Array(65536);
 
   /** A stream of what is written to host fd `fd` (a memfd, read from its start). */
   constructor(readonly fd: () => number | undefined) {
@@ -27,7 +28,7 @@ export class OutputStream {
   pump(): void {
     const fd = this.fd();
     if (this.#closed || fd === undefined) return;
-    const buf = new Uint8Array(65536);
+    const buf = this.#buf;
     for (;;) {
       const n = Number(hostSyscall(NR_PREAD64, fd, bufferAddress(buf), buf.length, this.#offset));
       if (n <= 0) return;

@@ -7,6 +7,7 @@ import { boot, detectPlatform, type RunResult } from "../../mod.ts";
 import { libc } from "../../src/kvm/libc.ts";
 import { compileC, fixture, runNative, type Toolchain } from "../fixtures.ts";
 import { benchBinary } from "../../bench/common.ts";
+import { debug } from "../gdb_run.ts";
 
 const O_RDWR = 2, O_CREAT = 0o100, O_TRUNC = 0o1000, O_CLOEXEC = 0x80000;
 
@@ -246,53 +247,9 @@ Deno.test(`[${platform}] the profiler samples a running guest (BootOptions.profi
 Deno.test(`[${platform}] gdb: a breakpoint, a backtrace, the run's end`, async () => {
   const src = await Deno.readTextFile(`${ROOT}tests/c/gdb_target.c`);
   const bin = await compileC("gdb_target-hw", src, "gcc", ["-static", "-O0", "-pthread"]);
-  const vm = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", `${ROOT}cli.ts`, "run", "--gdb", "0", bin],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const reader = vm.stderr.getReader();
-  let err = "";
-  let port = 0;
-  while (!port) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    err += new TextDecoder().decode(value);
-    port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(err)?.[1] ?? 0);
-  }
-  ok(port, err);
-  const g = await new Deno.Command("gdb", {
-    args: [
-      "-batch",
-      "-nx",
-      "-ex",
-      "set sysroot /",
-      "-ex",
-      "set confirm off",
-      "-ex",
-      `target remote 127.0.0.1:${port}`,
-      "-ex",
-      "break leaf",
-      "-ex",
-      "continue",
-      "-ex",
-      "bt",
-      "-ex",
-      "delete",
-      "-ex",
-      "continue",
-      bin,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const out = new TextDecoder().decode(g.stdout) + new TextDecoder().decode(g.stderr);
-  match(out, /Breakpoint 1, leaf \(x=2\)/);
-  match(out, /#1 +0x[0-9a-f]+ in middle \(x=1\)[^\n]*\n#2 +0x[0-9a-f]+ in main /);
-  match(out, /exited with code 07/);
-  reader.releaseLock();
-  const [status] = await Promise.all([vm.status, vm.stdout.cancel(), vm.stderr.cancel()]);
-  equal(status.code, 7, out);
+  const { gdb, vm } = await debug(bin, ["break leaf", "continue", "bt", "delete", "continue"]);
+  match(gdb, /Breakpoint 1, leaf \(x=2\)/);
+  match(gdb, /#1 +0x[0-9a-f]+ in middle \(x=1\)[^\n]*\n#2 +0x[0-9a-f]+ in main /);
+  match(gdb, /exited with code 07/);
+  equal(vm.code, 7, gdb);
 });
