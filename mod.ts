@@ -28,6 +28,7 @@ export { formatCrash, SIGNAL_NAMES } from "./src/vm/fault.ts";
 export { GuestMemory, keepSpareMemory, spareMemoryReady } from "./src/vm/memory.ts";
 export { dropSpareMemory } from "./src/vm/machine.ts";
 export { type Overlay, Overlays } from "./src/vm/shared.ts";
+export { type FaultOutcome, type HighAccess, HighMemory, type PoolSpec } from "./src/vm/high.ts";
 export {
   DEFAULT_MODULES,
   defaultRegistry,

@@ -70,6 +70,8 @@
                                no, else the stub the host wrote (| 1: write the
                                jump however aligned), that instruction's length
                                << 32, a short jump's rel8 << 40 (stub.c) */
+#define HC_MOVE          8  /* mremap above RAM: move the pages of [arg[0], arg[0] +
+                               arg[2]) to arg[1] (ret 0), or ret < 0: copy them */
 #define PROT_RESET       0x100 /* default again (past a file's end stays so) */
 #define PROT_UNMAP       0x200 /* default again: the mapping is gone */
 #define HC_POSTED        0x100 /* or'ed into kind on a doorbell for a request
@@ -106,6 +108,8 @@ struct boot_info {
 	unsigned long spin_ticks;   /* how long a posted request waits for the poller (TSC) */
 	char uts[6][65];            /* struct new_utsname, as uname(2) returns it */
 	unsigned char route[NR_SYSCALLS];
+	unsigned long high_min;     /* [high_min, high_max): address space beyond RAM, */
+	unsigned long high_max;     /* backed by the host on first touch (0: none) */
 };
 
 /* At SIGACTIONS_ADDR, shared by all threads: Linux's struct sigaction for

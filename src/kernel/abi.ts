@@ -54,6 +54,7 @@ export const ABI = {
   HC_SIGNAL: 5,
   HC_PROT: 6,
   HC_REWRITE: 7,
+  HC_MOVE: 8,
   PROT_RESET: 0x100,
   PROT_UNMAP: 0x200,
   HC_POSTED: 0x100,
@@ -67,7 +68,7 @@ export const BOOT_MAGIC = 0x787574696d726568n;
 
 /** Offsets in `struct boot_info`. */
 export const BOOT_INFO = {
-  size: 1032,
+  size: 1048,
   magic: 0,
   entry: 8,
   user_sp: 16,
@@ -86,6 +87,8 @@ export const BOOT_INFO = {
   spin_ticks: 120,
   uts: 128,
   route: 518,
+  high_min: 1032,
+  high_max: 1040,
 } as const;
 
 /** Offsets in `struct hostcall`. */

@@ -34,6 +34,7 @@ long hostcall(u64 kind, u64 nr, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5);
 void *memset(void *d, int c, size_t n);
 void *memcpy(void *d, const void *s, size_t n);
 int user_ok(u64 addr, u64 len);
+int in_high(u64 addr, u64 len);
 
 /* stub.c: --rewrite=stub */
 void stub_site(struct frame *f);

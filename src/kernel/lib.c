@@ -16,7 +16,15 @@ void *memcpy(void *d, const void *s, size_t n)
 }
 
 /* A user buffer must lie in user memory: never in the kernel's pages. */
+/* Whether [addr, addr + len) lies in the address space above RAM. */
+int in_high(u64 addr, u64 len)
+{
+	return BOOT->high_max && addr >= BOOT->high_min && addr + len >= addr &&
+	       addr + len <= BOOT->high_max;
+}
+
 int user_ok(u64 addr, u64 len)
 {
-	return addr >= USER_MIN && addr + len >= addr && addr + len <= BOOT->mem_size;
+	return (addr >= USER_MIN && addr + len >= addr && addr + len <= BOOT->mem_size) ||
+	       in_high(addr, len);
 }

@@ -13,12 +13,16 @@
 #define MAP_SHARED    0x01
 #define MAP_FIXED     0x10
 #define MAP_ANONYMOUS 0x20
+#define MAP_NORESERVE 0x4000
 #define MAP_FIXED_NOREPLACE 0x100000
 #define EEXIST        17
 #define MREMAP_MAYMOVE 1
 #define MREMAP_FIXED  2
 #define MADV_DONTNEED 4
 #define MAX_REGIONS   4096
+/* Reservations this large go above RAM first, as Linux's would stay
+ * untouched: RAM's own address space is kept for what programs use. */
+#define HIGH_FIRST    (64UL << 20)
 
 /* Global: the image header points the host at them for /proc/self/maps. */
 struct region regions[MAX_REGIONS]; /* sorted by start, disjoint */
@@ -114,7 +118,8 @@ static int unmap_range(u64 lo, u64 hi, int refill)
 			hostcall(HC_SYSCALL, 11, s, e - s, 0, 0, 0, 0); /* munmap: write back */
 		if (r->ptes)
 			set_ptes(s, e, PROT_UNMAP);
-		if (r->written && !refill)
+		/* Above RAM the host drops the pages at PROT_UNMAP. */
+		if (r->written && !refill && !in_high(s, e - s))
 			zero_range(s, e, 0);
 		if (r->start < s && r->end > e) {
 			if (insert_at(i + 1, e, r->end, r->written, r->shared, r->prot, r->ptes, r->hole,
@@ -216,6 +221,43 @@ static u64 find_gap(u64 len, u64 floor, int relro, u64 phase)
 	return 0;
 }
 
+/*
+ * The highest start for len bytes in the address space above RAM, or 0.
+ * Starts of mappings of 2 MiB or more are 2 MiB-aligned, so the host can
+ * back them with whole huge pages.
+ */
+static u64 find_high_gap(u64 len)
+{
+	u64 lo = BOOT->high_min, top = BOOT->high_max;
+
+	if (!top || len > top - lo)
+		return 0;
+	for (int i = nregions - 1; i >= -1; i--) {
+		u64 bottom = i >= 0 ? regions[i].end : lo;
+
+		if (bottom < lo)
+			bottom = lo;
+		if (top >= bottom + len) {
+			u64 at = top - len;
+
+			if (len >= HUGE && (at & ~(HUGE - 1)) >= bottom)
+				at &= ~(HUGE - 1);
+			return at;
+		}
+		if (i >= 0 && regions[i].start < top)
+			top = regions[i].start;
+		if (top <= lo)
+			return 0;
+	}
+	return 0;
+}
+
+/* Whether [a, a + len) may be mapped: below the mmap area's top, or above RAM. */
+static int room(u64 a, u64 len)
+{
+	return in_high(a, len) || (user_ok(a, len) && a + len <= BOOT->mmap_max);
+}
+
 /* The host's hint for a library mapped whole through fd (abi.h). */
 static int relro_phase(u64 fd, u64 len, u64 *phase)
 {
@@ -235,7 +277,7 @@ static int relro_phase(u64 fd, u64 len, u64 *phase)
 static long do_mmap(u64 addr, u64 len, u64 prot, u64 flags, u64 fd, u64 off)
 {
 	u64 floor = brk_high > BOOT->mmap_min ? brk_high : BOOT->mmap_min;
-	int file = !(flags & MAP_ANONYMOUS);
+	int file = !(flags & MAP_ANONYMOUS), shared = (flags & MAP_SHARED) != 0, high = 0;
 	u64 start;
 	long r;
 
@@ -244,14 +286,25 @@ static long do_mmap(u64 addr, u64 len, u64 prot, u64 flags, u64 fd, u64 off)
 	len = PAGE_UP(len);
 	if (!len)
 		return -ENOMEM;
+	/* Linux's heuristic overcommit: private writable memory it would have
+	 * to account is refused past all of RAM in one go; reservations
+	 * (PROT_NONE, MAP_NORESERVE) are not counted. */
+	if (!file && !shared && (prot & PROT_WRITE) && !(flags & MAP_NORESERVE) &&
+	    len > BOOT->mem_size)
+		return -ENOMEM;
 	if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
-		if (!user_ok(addr, len) || addr + len > BOOT->mmap_max)
+		/* Shared pages are host mappings laid over RAM: not above it. */
+		high = in_high(addr, len);
+		if (high ? shared : !room(addr, len))
 			return -ENOMEM;
 		if ((flags & MAP_FIXED_NOREPLACE) && overlaps(addr, addr + len))
 			return -EEXIST;
 		if (unmap_range(addr, addr + len, file))
 			return -ENOMEM;
 		start = addr;
+	} else if (addr && !shared && in_high(addr, len) && !overlaps(addr, addr + len)) {
+		start = addr;
+		high = 1;
 	} else if (addr && addr >= floor && addr + len <= BOOT->mmap_max &&
 		   addr + len > addr && !overlaps(addr, addr + len)) {
 		if (unmap_range(addr, addr + len, 0)) /* holes only */
@@ -261,6 +314,9 @@ static long do_mmap(u64 addr, u64 len, u64 prot, u64 flags, u64 fd, u64 off)
 		u64 phase;
 
 		start = 0;
+		if (!file && !shared && len >= HIGH_FIRST &&
+		    (!(prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) || (flags & MAP_NORESERVE)))
+			start = find_high_gap(len);
 		if (file && relro_phase(fd, len, &phase)) {
 			start = find_gap(len, floor, 1, phase);
 			/* The rest of RELRO's 2 MiB page stays free: what was
@@ -277,14 +333,23 @@ static long do_mmap(u64 addr, u64 len, u64 prot, u64 flags, u64 fd, u64 off)
 		}
 		if (!start)
 			start = find_gap(len, floor, 0, 0);
+		if (!start && !shared)
+			start = find_high_gap(len);
 		if (!start)
 			return -ENOMEM;
+		high = in_high(start, len);
 	}
 	/* shared: 1 for a file's MAP_SHARED, 2 for anonymous MAP_SHARED (which
 	 * the host shares with a child at fork: it must hear of its munmap). */
 	if (add_region(start, start + len, file || (prot & PROT_WRITE) != 0,
 		       (flags & MAP_SHARED) ? (file ? 1 : 2) : 0, prot, file))
 		return -ENOMEM;
+	/* Above RAM the host backs what the mapping allows, at first touch
+	 * (and the file's bytes, which it writes in next). */
+	if (high) {
+		set_ptes(start, start + len, prot);
+		region_at(start)->ptes = 1;
+	}
 	if (file) {
 		r = hostcall(HC_SYSCALL, 9, start, len, prot, flags | MAP_FIXED, fd, off); /* mmap */
 		if (r < 0) {
@@ -298,7 +363,7 @@ static long do_mmap(u64 addr, u64 len, u64 prot, u64 flags, u64 fd, u64 off)
 	 * enforcing that split every 2 MiB page of every library into 4 KiB
 	 * ones (python3's start-up: 82 -> 107 ms). mprotect's PROT_READ
 	 * (RELRO) is enforced, as are anonymous read-only mappings. */
-	if (!(prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) || (!file && restricted(prot))) {
+	if (!high && (!(prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) || (!file && restricted(prot)))) {
 		set_ptes(start, start + len, prot);
 		region_at(start)->ptes = 1;
 	}
@@ -445,6 +510,7 @@ static long do_mremap(u64 old, u64 old_len, u64 new_len, u64 flags, u64 new_addr
 	u8 prot = r ? r->prot : 0;
 	u64 floor = brk_high > BOOT->mmap_min ? brk_high : BOOT->mmap_min;
 	u64 to;
+	u8 ptes;
 
 	if ((old & (PAGE_SIZE - 1)) || !new_len || (flags & ~(u64)(MREMAP_MAYMOVE | MREMAP_FIXED)) ||
 	    ((flags & MREMAP_FIXED) && !(flags & MREMAP_MAYMOVE)))
@@ -464,7 +530,7 @@ static long do_mremap(u64 old, u64 old_len, u64 new_len, u64 flags, u64 new_addr
 			unmap_range(old + new_len, old + old_len, 0);
 			return old;
 		}
-		if (old + new_len <= BOOT->mmap_max && !overlaps(old + old_len, old + new_len) &&
+		if (room(old, new_len) && !overlaps(old + old_len, old + new_len) &&
 		    !unmap_range(old + old_len, old + new_len, 0) /* holes only */) {
 			r = region_at(old);
 			if (r->ptes && r->end < old + new_len)
@@ -475,23 +541,35 @@ static long do_mremap(u64 old, u64 old_len, u64 new_len, u64 flags, u64 new_addr
 		}
 		if (!(flags & MREMAP_MAYMOVE))
 			return -ENOMEM;
-		to = find_gap(new_len, floor, 0, 0);
+		to = in_high(old, old_len) ? find_high_gap(new_len) : 0;
+		if (!to)
+			to = find_gap(new_len, floor, 0, 0);
+		if (!to)
+			to = find_high_gap(new_len);
 		if (!to)
 			return -ENOMEM;
 	} else {
 		to = new_addr;
-		if ((to & (PAGE_SIZE - 1)) || !user_ok(to, new_len) || to + new_len > BOOT->mmap_max ||
+		if ((to & (PAGE_SIZE - 1)) || !room(to, new_len) ||
 		    (to < old + old_len && old < to + new_len))
 			return -EINVAL;
 		unmap_range(to, to + new_len, 0);
 	}
+	ptes = r->ptes; /* add_region moves the array under r */
 	if (add_region(to, to + new_len, 1, 0, prot, 0))
 		return -ENOMEM;
-	if (r->ptes) /* so that it can be read */
+	if (in_high(to, new_len)) {
+		set_ptes(to, to + new_len, prot);
+		region_at(to)->ptes = 1;
+	}
+	if (ptes) /* so that it can be read */
 		set_ptes(old, old + old_len, PROT_RESET);
-	memcpy((void *)to, (void *)old, old_len < new_len ? old_len : new_len);
+	/* Above RAM the host moves the pages it backs: a copy would touch all. */
+	if (!in_high(old, old_len) || !in_high(to, new_len) ||
+	    hostcall(HC_MOVE, 0, old, to, old_len < new_len ? old_len : new_len, 0, 0, 0))
+		memcpy((void *)to, (void *)old, old_len < new_len ? old_len : new_len);
 	unmap_range(old, old + old_len, 0);
-	if (restricted(prot)) {
+	if (restricted(prot) && !in_high(to, new_len)) {
 		set_ptes(to, to + new_len, prot);
 		region_at(to)->ptes = 1;
 	}

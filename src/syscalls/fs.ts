@@ -82,11 +82,7 @@ const int = (v: bigint) => Number(BigInt.asIntN(32, v));
 
 /** A guest path argument, binary-safe. */
 export function pathArg(p: Process, addr: bigint): string {
-  const start = p.mem.check(addr, 1);
-  const end = Math.min(p.mem.size, start + PATH_MAX);
-  const nul = p.mem.bytes.subarray(start, end).indexOf(0);
-  if (nul < 0) throw new SyscallError(end === p.mem.size ? E.EFAULT : E.ENAMETOOLONG);
-  return bytesToPath(p.mem.bytes.subarray(start, start + nul));
+  return bytesToPath(p.mem.cBytes(addr, PATH_MAX));
 }
 
 /** The guest directory a *at syscall's dirfd names. */

@@ -63,10 +63,7 @@ function onPath(
 
 /** An attribute name argument, length-checked as Linux does. */
 function nameArg(p: Process, addr: bigint): bigint {
-  const start = p.mem.check(addr, 1);
-  const end = Math.min(p.mem.size, start + XATTR_NAME_MAX + 1);
-  const nul = p.mem.bytes.subarray(start, end).indexOf(0);
-  if (nul < 0) throw new SyscallError(end === p.mem.size ? E.EFAULT : E.ERANGE);
+  const nul = p.mem.cBytes(addr, XATTR_NAME_MAX + 1, E.ERANGE).length;
   if (nul === 0) throw new SyscallError(E.ERANGE);
   return p.mem.hostAddress(addr, nul + 1);
 }

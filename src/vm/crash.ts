@@ -26,7 +26,7 @@ import { badRewrittenCall } from "./rewrite.ts";
 import { stubSyscall, userRip } from "./stubs.ts";
 import { regionAt } from "./hostcall.ts";
 import { enterFaultHandler } from "./deliver.ts";
-import { liveRegs } from "./machine.ts";
+import { liveRegs, setRegs } from "./machine.ts";
 import type { Guest } from "./guest.ts";
 
 /**
@@ -54,6 +54,12 @@ export function onException(g: Guest, vector: number): CrashReport | undefined {
   const sregs = new Uint8Array(LAYOUTS.kvm_sregs.size);
   g.vcpu!.getSregs(sregs);
   const cr2 = Number(new DataView(sregs.buffer).getBigUint64(LAYOUTS.kvm_sregs.fields.cr2, true));
+  // Above RAM: a first touch, backed now (high.ts), or past what --mem allows.
+  if (vector === 14 && g.mem?.high?.holds(cr2)) {
+    const outcome = g.mem.high.fault(cr2, errorCode);
+    if (outcome === "mapped") return retry(g, live, frame);
+    if (outcome === "out of memory") return outOfMemory(g, rip, rsp, cr2);
+  }
   // With rewriting, page 0 holds the trampoline: to data it is still "not
   // there" (a write faults as on an unmapped page; a read cannot fault).
   if (g.rewrite && vector === 14 && cr2 < ABI.PAGE_SIZE && !(errorCode & 0x10)) {
@@ -73,6 +79,36 @@ export function onException(g: Guest, vector: number): CrashReport | undefined {
     report.description = `bus error: access past the end of a mapped file 0x${cr2.toString(16)}`;
   }
   return report;
+}
+
+/** Resumes the faulting instruction: the stub's iretq, with rsp past the error code. */
+function retry(g: Guest, live: DataView, frame: number): undefined {
+  const regs = new BigUint64Array(LAYOUTS.kvm_regs.size / 8);
+  new Uint8Array(regs.buffer).set(
+    new Uint8Array(live.buffer, live.byteOffset, LAYOUTS.kvm_regs.size),
+  );
+  regs[regOffset("rsp") / 8] = BigInt(frame);
+  setRegs(g.vcpu!, g.runView!, regs);
+  return undefined;
+}
+
+/**
+ * The guest touched more than its RAM's size in all (--mem): killed, as
+ * Linux's OOM killer would, with a report that names the bound.
+ */
+function outOfMemory(g: Guest, rip: number, rsp: number, cr2: number): CrashReport {
+  const mib = g.mem!.size / 1048576;
+  return {
+    signal: SIG.SIGKILL,
+    description: `out of memory: the guest touched all of its ${mib} MiB (--mem) at 0x${
+      cr2.toString(16)
+    }`,
+    rip,
+    rsp,
+    address: cr2,
+    symbol: symbolize(symbolizer(g), rip),
+    backtrace: [],
+  };
 }
 
 /** The siginfo Linux gives for exception `vector` in user mode. */

@@ -22,7 +22,14 @@ import { adoptCpuPages, buildCpuTables, pdCopyOf, physOf } from "./percpu.ts";
 import type { Cpu } from "./threads.ts";
 import { CLONE, type CloneSpec, WouldBlock } from "../syscalls/thread.ts";
 import { R } from "./sigframe.ts";
-import { createMachine, INHERITED, makeProcess, startThreads } from "./setup.ts";
+import {
+  cpuBlocks,
+  createMachine,
+  INHERITED,
+  makeProcess,
+  poolSpec,
+  startThreads,
+} from "./setup.ts";
 import { patchMapping } from "./rewrite.ts";
 import { pastEnd } from "./hostcall.ts";
 import { SYSCALL_FRAME, SYSCALL_FRAME_ADDR } from "./deliver.ts";
@@ -74,6 +81,12 @@ function forkFrom(g: Guest, parent: Guest, cpu: Cpu, pid: number, spec: CloneSpe
   g.cr3 = parent.cr3;
   const mem = createMachine(g, parent.mem!.size, true), v = mem.view;
   mem.copyFrom(parent.mem!, 0, mem.size, g.machine!.reused);
+  // The address space above RAM: the same mappings, the pool's chunks copied.
+  const high = parent.mem!.high;
+  if (high) {
+    mem.high = high.cloneFor(mem, poolSpec(g, mem), cpuBlocks(g, mem));
+    if (high.used) mem.high.copyPool(parent.mem!);
+  }
   // The parent held the mm lock for the copy (lockMm); the child's is free.
   Atomics.store(mmLock(mem, g.kernel!.mm.lock), 0, 0);
   parent.debugger?.forked(mem); // gdb follows the parent: no int3 in the child
@@ -270,6 +283,12 @@ export function releaseVfork(g: Guest, child: Guest, tid: number, pid: number): 
     g.mem!.copyFrom(child.mem!, ABI.USER_MIN, g.machine!.stackTop);
     // Sites it rewrote (--rewrite=stub) jump to stubs it wrote: those too.
     if (g.stubs) g.mem!.copyFrom(child.mem!, ABI.STUB_ADDR, ABI.STUB_END);
+    // Above RAM: its mappings and pages, and the top tables that reach them.
+    const high = child.mem!.high;
+    if (high?.used) {
+      g.mem!.high?.adopt(high, child.mem!);
+      g.mem!.copyFrom(child.mem!, ABI.PT_ADDR, ABI.PT_ADDR + 2 * ABI.PAGE_SIZE);
+    }
     g.debugger?.rearm(g.mem!); // the child's copy had gdb's breakpoints taken out
   }
   if (g.held) {

@@ -125,6 +125,7 @@ export function hostCall(g: Guest, polled = false): boolean {
     ABI.HC_CLOCK,
     ABI.HC_TRACE,
     ABI.HC_PROT,
+    ABI.HC_MOVE,
     ABI.HC_SIGNAL,
     ABI.HC_REWRITE,
   ] as number[];
@@ -223,6 +224,9 @@ export function hostCall(g: Guest, polled = false): boolean {
     case ABI.HC_PROT:
       protect(g, args[0], args[1], Number(args[2]));
       break;
+    case ABI.HC_MOVE:
+      ret = mem.high?.move(Number(args[0]), Number(args[1]), Number(args[2])) ? 0n : -1n;
+      break;
     case ABI.HC_REWRITE: {
       const t0 = performance.now();
       ret = g.stubs ? BigInt(serveRewrite(g, Number(args[0]))) : 0n;
@@ -245,8 +249,12 @@ export function hostCall(g: Guest, polled = false): boolean {
 export function protect(g: Guest, start: bigint, len: bigint, prot: number): void {
   const lo = Number(start), hi = lo + Number(len);
   const page = ABI.PAGE_SIZE;
-  if (lo % page || hi % page || lo < ABI.USER_MIN || hi > g.userEnd || hi <= lo) return;
   const access = prot & (ABI.PROT_RESET | ABI.PROT_UNMAP) ? "default" : accessOf(prot);
+  const high = g.mem!.high;
+  if (high?.holds(lo, hi - lo) && lo % page === 0 && hi % page === 0 && hi > lo) {
+    return high.protect(lo, hi, access, (prot & ABI.PROT_UNMAP) !== 0);
+  }
+  if (lo % page || hi % page || lo < ABI.USER_MIN || hi > g.userEnd || hi <= lo) return;
   if (!g.prot!.apply(lo, hi, access, (prot & ABI.PROT_UNMAP) !== 0)) protFull(g);
 }
 

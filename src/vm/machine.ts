@@ -53,6 +53,12 @@ export class Machine {
   kvmBase?: { vm: Record<string, number>; vcpu: Record<string, number> };
   /** The KVM device it was made on (BootOptions.kvmDevice; unset: /dev/kvm). */
   device?: string;
+  /**
+   * The pool's memory slot (high.ts) was added: KVM may keep what it
+   * derived from the old guest's tables there, so the machine is not
+   * recycled.
+   */
+  poolSlot = false;
   #runs: Deno.PointerObject[] = [];
   #disposed = false;
   /** A slot flush under way on another thread (flushLater), and the page of its request. */
@@ -101,6 +107,19 @@ export class Machine {
       kvm.close();
       throw e;
     }
+  }
+
+  /** Adds the memory slot of the pool that backs the address space above RAM (high.ts), once. */
+  addPoolSlot(): void {
+    if (this.poolSlot) return;
+    const mem = this.mem;
+    this.vm.setUserMemoryRegion(
+      1,
+      BigInt(mem.size),
+      BigInt(mem.poolSize),
+      mem.host + BigInt(mem.size),
+    );
+    this.poolSlot = mem.poolSlot = true;
   }
 
   /** Maps `vcpu`'s `kvm_run` (unmapped with the machine), with register sync on where KVM has it. */
@@ -263,7 +282,7 @@ export class MachinePool {
 
   /** Keeps `m` for a later process (its slot flush begun), or disposes of it when full or closed. */
   give(m: Machine): void {
-    if (this.#closed || this.#free.length >= this.max) return m.dispose(true);
+    if (this.#closed || this.#free.length >= this.max || m.poolSlot) return m.dispose(true);
     try {
       m.flushLater();
     } catch {
@@ -305,7 +324,7 @@ export function reuseMachines(on: boolean): void {
  * ({@linkcode keepSpareMemory}).
  */
 export function keepMachine(m: Machine): boolean {
-  if (spareMachine || !reuse || !spareKept()) return false;
+  if (spareMachine || !reuse || !spareKept() || m.poolSlot) return false;
   try {
     m.park();
   } catch {

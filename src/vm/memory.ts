@@ -10,6 +10,7 @@ import { addressOf, errno, libc, OsError } from "../kvm/libc.ts";
 import { ABI } from "../kernel/abi.ts";
 import { E, SyscallError } from "../syscalls/errno.ts";
 import { Overlays } from "./shared.ts";
+import type { HighMemory } from "./high.ts";
 
 const PROT_RW = 3, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20, MAP_NORESERVE = 0x4000;
 const MADV_DONTNEED = 4, MADV_HUGEPAGE = 14, MADV_NOHUGEPAGE = 15, MADV_POPULATE_WRITE = 23;
@@ -127,10 +128,20 @@ function startPrefault(): void {
   prefaults = Promise.all([prefaults, d.after]).then(() => d.mem.prefault(d.warm, d.generation));
 }
 
-/** Guest RAM: guest-physical [0, size), identity-mapped in the guest. */
+/**
+ * Guest RAM: guest-physical [0, size), identity-mapped in the guest; then,
+ * as large again, the pool that backs the address space above RAM
+ * (high.ts), which costs nothing until a guest touches memory there.
+ */
 export class GuestMemory {
   /** Bytes of RAM. */
   readonly size: number;
+  /** Bytes of the pool, at guest-physical `size` (as many as RAM). */
+  readonly poolSize: number;
+  /** The address space above RAM of the process on this memory, once set up. */
+  high?: HighMemory;
+  /** The pool's memory slot is in the VM (Machine.addPoolSlot): its pages may hold data. */
+  poolSlot = false;
   /** Host address of guest-physical 0. */
   readonly host: bigint;
   /** All of RAM as bytes (zero-copy). */
@@ -168,7 +179,8 @@ export class GuestMemory {
     if (size % HUGE !== 0) throw new RangeError("guest memory must be a multiple of 2 MiB");
     if (size > MAX_VIEW) throw new RangeError("guest memory is limited to 2 GiB for now");
     this.size = size;
-    this.#mappingSize = BigInt(size + HUGE);
+    this.poolSize = size;
+    this.#mappingSize = BigInt(2 * size + HUGE);
     const p = libc().mmap(
       null,
       this.#mappingSize,
@@ -185,7 +197,10 @@ export class GuestMemory {
     this.host = (raw + BigInt(HUGE - 1)) & ~BigInt(HUGE - 1);
     this.overlays = new Overlays(this.host);
     libc().madvise(this.host, BigInt(size), MADV_HUGEPAGE);
-    const buf = Deno.UnsafePointerView.getArrayBuffer(Deno.UnsafePointer.create(this.host)!, size);
+    const buf = Deno.UnsafePointerView.getArrayBuffer(
+      Deno.UnsafePointer.create(this.host)!,
+      size + this.poolSize,
+    );
     this.bytes = new Uint8Array(buf);
     this.userEnd = size;
     this.view = new DataView(buf);
@@ -206,6 +221,8 @@ export class GuestMemory {
     if (
       !(a >= ABI.USER_MIN) || !(n >= 0) || a + n > this.userEnd || !Number.isSafeInteger(a + n)
     ) {
+      // Above RAM: where the pool backs it (every chunk backed now).
+      if (this.high && a >= this.high.min && n >= 0) return this.high.translate(a, n);
       throw new SyscallError(E.EFAULT, `bad guest address ${a.toString(16)}+${n}`);
     }
     return a;
@@ -222,15 +239,27 @@ export class GuestMemory {
     return this.bytes.subarray(a, a + Number(len));
   }
 
+  /**
+   * The bytes of a NUL-terminated string at `addr` (zero-copy, NUL
+   * excluded) of at most `max` bytes: `tooLong` past that, EFAULT where
+   * guest memory ends first.
+   */
+  cBytes(addr: number | bigint, max = 4096, tooLong: number = E.ENAMETOOLONG): Uint8Array {
+    const a = this.check(addr, 1);
+    let end = Math.min(this.userEnd, a + max), limit = this.userEnd;
+    if (a >= this.size && this.high) {
+      // Above RAM: up to the end of the pool run behind it.
+      const n = this.high.contiguous(Number(addr), max);
+      [end, limit] = [a + n, n < max ? a + n : Infinity];
+    }
+    const nul = this.bytes.subarray(a, end).indexOf(0);
+    if (nul < 0) throw new SyscallError(end === limit ? E.EFAULT : tooLong);
+    return this.bytes.subarray(a, a + nul);
+  }
+
   /** Reads a NUL-terminated string of at most `max` bytes (ENAMETOOLONG past it). */
   cString(addr: number | bigint, max = 4096): string {
-    const a = this.check(addr, 1);
-    const end = Math.min(this.userEnd, a + max);
-    const nul = this.bytes.subarray(a, end).indexOf(0);
-    if (nul < 0) {
-      throw new SyscallError(end === this.userEnd ? E.EFAULT : E.ENAMETOOLONG);
-    }
-    return new TextDecoder().decode(this.bytes.subarray(a, a + nul));
+    return new TextDecoder().decode(this.cBytes(addr, max));
   }
 
   /** Reads a u64 at a checked guest address. */
@@ -245,6 +274,7 @@ export class GuestMemory {
    * shadow MMU every 4 KiB page of it would then fault on its own.
    */
   zero(addr: number, len: number): void {
+    if (this.high && addr >= this.high.min) return this.high.zero(addr, addr + len);
     const a = this.check(addr, len);
     const lo = Math.ceil(a / HUGE) * HUGE;
     const hi = Math.floor((a + len) / HUGE) * HUGE;
@@ -296,6 +326,7 @@ export class GuestMemory {
    */
   clearForNext(after?: Promise<unknown>): void {
     this.overlays.clear();
+    this.#clearPool();
     const warm = this.#hugeChunks();
     // The first chunks the guest used are cleared in place: they stay
     // resident, and the next guest's first touch costs no host page fault
@@ -410,8 +441,29 @@ export class GuestMemory {
   /** Gives every page back to the host: the RAM reads as zeros again. */
   clear(): void {
     this.overlays.clear();
+    this.#clearPool();
     libc().madvise(this.host, BigInt(this.size), MADV_DONTNEED);
     this.userEnd = this.size;
+  }
+
+  /**
+   * Drops the pool's pages and forgets the address space above RAM: the
+   * next guest starts with none (its VM adds the pool's slot anew).
+   */
+  #clearPool(): void {
+    this.high = undefined;
+    if (!this.poolSlot) return;
+    this.poolSlot = false;
+    libc().madvise(this.host + BigInt(this.size), BigInt(this.poolSize), MADV_DONTNEED);
+  }
+
+  /** Bytes of RAM the host has resident now (mincore), pool excluded. */
+  residentBytes(): number {
+    if (residency?.length !== this.size / 4096) residency = new Uint8Array(this.size / 4096);
+    if (libc().mincore(this.host, BigInt(this.size), residency) !== 0) return this.size;
+    let n = 0;
+    for (const b of residency) n += b & 1;
+    return n * 4096;
   }
 
   /** The whole resident 2 MiB chunks of user memory, by guest address. */

@@ -27,7 +27,8 @@ import { MountTable } from "../vfs/mounts.ts";
 import { E, SyscallError } from "../syscalls/errno.ts";
 import { type CpuFeatures, cpuFeatures, setupVcpu, writeSystemTables } from "./cpu.ts";
 import type { GuestMemory } from "./memory.ts";
-import { AREA_SIZE as PERCPU_AREA, pdCopyOf, physOf } from "./percpu.ts";
+import { AREA_SIZE as PERCPU_AREA, blockOf, pdCopyOf, physOf } from "./percpu.ts";
+import { HighMemory, type PoolSpec } from "./high.ts";
 import { attachProcesses } from "../syscalls/procs.ts";
 import { PageProtections } from "./protect.ts";
 import { type Cpu, Threads, type ThreadVm } from "./threads.ts";
@@ -320,6 +321,9 @@ export function setupImage(
     () => g.threads?.cpus.filter((c) => c.id > 0).map((c) => pdCopyOf(mem, c.id)) ?? [],
   );
   g.userEnd = mmapMax;
+  mem.high = new HighMemory(mem, cr3, poolSpec(g, mem), highRange(mem), cpuBlocks(g, mem));
+  mem.view.setBigUint64(ABI.BOOT_INFO_ADDR + BOOT_INFO.high_min, BigInt(mem.high.min), true);
+  mem.view.setBigUint64(ABI.BOOT_INFO_ADDR + BOOT_INFO.high_max, BigInt(mem.high.max), true);
   g.prot.apply(stackTop - STACK_SIZE - STACK_GUARD, stackTop - STACK_SIZE, "none");
   onPastEnd(proc, (start, end) => pastEnd(g, start, end));
   if (g.rewrite) mapTrampoline(mem, kernel.zpolineEntry);
@@ -365,6 +369,25 @@ export function armKick(g: Guest): void {
  * may get a recycled one; `forFork`: its RAM is left for copyFrom to
  * overwrite, else it is zeroed.
  */
+/** The top of Linux's user address space on x86-64 (TASK_SIZE minus a page). */
+const USER_TOP = 0x7fff_ffff_f000;
+
+/** The address space above RAM: from the first GiB past it to Linux's top. */
+export function highRange(mem: GuestMemory): [number, number] {
+  const gib = 0x40000000;
+  return [Math.ceil(mem.size / gib) * gib, USER_TOP];
+}
+
+/** The pool behind the address space above RAM, on `g`'s machine. */
+export function poolSpec(g: Guest, mem: GuestMemory): PoolSpec {
+  return { base: mem.size, size: mem.poolSize, addSlot: () => g.machine!.addPoolSlot() };
+}
+
+/** The blocks of `g`'s vCPUs other than 0 (their copies of the top tables). */
+export function cpuBlocks(g: Guest, mem: GuestMemory): () => number[] {
+  return () => g.threads?.cpus.filter((c) => c.id > 0).map((c) => blockOf(mem, c.id)) ?? [];
+}
+
 export function createMachine(g: Guest, size: number, forFork = false): GuestMemory {
   // A machine the run's ended processes left, when there is one (machine.ts).
   const kept = g.scheduled ? g.table.machines.take(size, !forFork) : undefined;
