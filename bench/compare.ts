@@ -384,6 +384,23 @@ if (want("compute")) {
   });
 }
 
+if (want("touch")) {
+  // First touch of 1 GiB, 4 KiB apart: in RAM (hermitux --mem 2G, so it
+  // fits there), and MAP_NORESERVE, which hermitux places above RAM and
+  // backs a 2 MiB chunk per fault (docs/MEMORY.md).
+  const touch = await benchBinary("touch");
+  for (const [what, extra] of [["", []], [", MAP_NORESERVE (above RAM)", ["noreserve"]]] as const) {
+    const res = await measure(`touch${extra.length ? "-high" : ""}`, 3, (r) => async () => ({
+      ms: num(
+        (await runOn(r, touch, ["1024", ...extra], { flags: ["--mem", "2G"] })).err,
+        "touch",
+      ),
+    }));
+    const cells = cellsOf(res, "ms");
+    add({ name: `first touch of 1 GiB, 4 KiB stride${what} (ms)`, cells });
+  }
+}
+
 if (want("fileio")) {
   // In a host directory (hermitux: mounted read-write, as the CLI's
   // current directory is by default): 256 MiB each way, stat, open+close.

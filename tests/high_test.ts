@@ -58,3 +58,16 @@ Deno.test("node's worker_threads run in the default --mem", async () => {
   deepStrictEqual(vm, native);
   equal(vm.stdout, "from the worker: 42\n");
 });
+
+Deno.test("a program that does not fit in --mem: the message names the --mem it needs", async () => {
+  const bin = await fixture("hello", "musl-static");
+  const small = await runHermitux(bin, [], { flags: ["--mem", "16M"] });
+  equal(small.code, 126); // the CLI's status for a program it cannot start
+  match(
+    small.stderr,
+    /^hermitux: .*hello.*: does not fit in --mem 16 MiB: it needs at least (\d+) MiB\n$/,
+  );
+  const need = small.stderr.match(/at least (\d+) MiB/)![1];
+  const fits = await runHermitux(bin, [], { flags: ["--mem", `${need}M`] });
+  equal(fits.code, 0);
+});

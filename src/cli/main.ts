@@ -34,7 +34,8 @@ Usage:
   hermitux --help | --version
 
 Options for run:
-  --mem SIZE         guest memory, e.g. 512M, 2G (default 1G; 2G at most)
+  --mem SIZE         guest RAM, e.g. 512M, 2G (default 1G; 2G at most): bounds what the
+                     guest touches; its address space goes on above RAM (47 bits)
   --env K=V          set an environment variable in the guest (repeatable);
                      --env K passes the host's value of K
   --allow-env[=NAMES]

@@ -13,6 +13,7 @@ export const PIE_BASE = 0x400000;
 
 /** Big pages of the host-built page tables: the granule for placing images. */
 const HUGE = 0x200000;
+const MIB = 1024 * 1024;
 
 /** One ELF object placed in guest memory. */
 export interface PlacedObject {
@@ -57,11 +58,22 @@ function copySegments(elf: ElfFile, bytes: Uint8Array, mem: GuestMemory, base: n
   return phdr;
 }
 
-function checkFits(elf: ElfFile, start: number, end: number, limit: number): void {
-  if (start < ABI.USER_MIN || end > limit) {
+/**
+ * Throws when [start, end) is not user memory below `limit`, naming the
+ * --mem it would need: the rest of RAM above `limit` (the stack, the page
+ * tables and per-vCPU pages) is fixed.
+ */
+function checkFits(elf: ElfFile, start: number, end: number, limit: number, size: number): void {
+  if (start < ABI.USER_MIN) {
     throw new ElfError(
-      `${elf.path}: segments at 0x${start.toString(16)}-0x${end.toString(16)} do not fit ` +
-        `guest memory (0x${ABI.USER_MIN.toString(16)}-0x${limit.toString(16)}); try a larger --mem`,
+      `${elf.path}: segments at 0x${start.toString(16)} lie below user memory ` +
+        `(0x${ABI.USER_MIN.toString(16)})`,
+    );
+  }
+  if (end > limit) {
+    const need = Math.ceil((end + size - limit) / HUGE) * HUGE;
+    throw new ElfError(
+      `${elf.path}: does not fit in --mem ${size / MIB} MiB: it needs at least ${need / MIB} MiB`,
     );
   }
 }
@@ -78,7 +90,7 @@ export function loadExecutable(
     base = elf.interpreter === undefined ? loaderBase(mem.size) : PIE_BASE;
   }
   const start = base + elf.loadRange.start, end = base + elf.loadRange.end;
-  checkFits(elf, start, end, limit);
+  checkFits(elf, start, end, limit, mem.size);
   const phdr = copySegments(elf, bytes, mem, base);
   return { base, entry: base + elf.entry, phdr, start, end, brkStart: end };
 }
@@ -119,7 +131,7 @@ export function loadInterpreter(
     }
   }
   const start = base + elf.loadRange.start, end = base + elf.loadRange.end;
-  checkFits(elf, start, end, top);
+  checkFits(elf, start, end, top, mem.size);
   if (start < floor) {
     throw new ElfError(
       `${elf.path}: the interpreter does not fit guest memory; try a larger --mem`,

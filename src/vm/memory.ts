@@ -196,7 +196,7 @@ export class GuestMemory {
     const raw = addressOf(p);
     this.host = (raw + BigInt(HUGE - 1)) & ~BigInt(HUGE - 1);
     this.overlays = new Overlays(this.host);
-    libc().madvise(this.host, BigInt(size), MADV_HUGEPAGE);
+    libc().madvise(this.host, BigInt(size + this.poolSize), MADV_HUGEPAGE);
     const buf = Deno.UnsafePointerView.getArrayBuffer(
       Deno.UnsafePointer.create(this.host)!,
       size + this.poolSize,

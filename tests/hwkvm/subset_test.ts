@@ -92,6 +92,11 @@ for (const tc of toolchains) {
     equal((await same(await fixture("vdso", tc), ["exec"])).outcome.code, 0);
   });
 
+  Deno.test(`[${platform}] ${tc}: the address space above RAM, backed on first touch`, async () => {
+    const vm = await same(await fixture("high_map", tc));
+    equal(vm.outcome.code, 0);
+  });
+
   Deno.test(`[${platform}] ${tc}: signals: handlers, faults, FPU state, timers, stack overflow`, async () => {
     const names = ["sig_handler", "sig_fault", "sig_fpu", "sig_timer", "stack_overflow"];
     for (const name of names) {
