@@ -15,7 +15,7 @@
 //   deno task bench:compare --quick              (3 rounds a row: ~half the time)
 //   deno task bench:compare --only=dd,redis      (or COMPARE_ONLY=dd,redis)
 //
-// Sections: dd, io, redis, hello, python, boot, loop, compute, fileio, proc.
+// Sections: dd, io, redis, hello, python, boot, loop, compute, touch, fileio, proc.
 import { boot } from "../mod.ts";
 import { alternate, benchBinary, type Contender, devNull, type Metrics } from "./common.ts";
 import {
@@ -41,6 +41,7 @@ const SECTIONS = [
   "boot",
   "loop",
   "compute",
+  "touch",
   "fileio",
   "proc",
 ];
