@@ -71,3 +71,14 @@ Deno.test("a program that does not fit in --mem: the message names the --mem it 
   const fits = await runHermitux(bin, [], { flags: ["--mem", `${need}M`] });
   equal(fits.code, 0);
 });
+
+Deno.test("java -version: a JVM's heap, class space and code cache reservations, its CDS archive", async () => {
+  // tests/setup.sh installs Debian's default-jre-headless.
+  const java = Deno.realPathSync("/usr/bin/java");
+  const [native, vm] = await Promise.all([
+    runNative(java, ["-version"]),
+    runHermitux(java, ["-version"]),
+  ]);
+  deepStrictEqual(vm, native);
+  match(vm.stderr, /64-Bit Server VM .*sharing\)/);
+});

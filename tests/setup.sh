@@ -4,7 +4,8 @@
 # headers for the layout checks, setpriv, and the real programs and
 # compilers tests/programs_test.ts runs, git and script(1) for the pager
 # test in tests/process_test.ts, gdb for tests/gdb_test.ts, and containerd,
-# runc and umoci for tests/oci_containerd_test.ts. Quiet when all is present.
+# runc and umoci for tests/oci_containerd_test.ts, a JVM for tests/high_test.ts.
+# Quiet when all is present.
 set -eu
 need=""
 command -v gcc >/dev/null || need="$need gcc libc6-dev"
@@ -17,7 +18,7 @@ dpkg -s busybox-static >/dev/null 2>&1 || need="$need busybox-static"
 command -v g++ >/dev/null || need="$need g++"
 command -v gfortran >/dev/null || need="$need gfortran"
 command -v gdb >/dev/null || need="$need gdb"
-for pkg in containerd runc umoci python3 lua5.4 perl sqlite3 gawk jq xz-utils gzip tar diffutils findutils grep sed git bsdutils procps; do
+for pkg in containerd runc umoci default-jre-headless python3 lua5.4 perl sqlite3 gawk jq xz-utils gzip tar diffutils findutils grep sed git bsdutils procps; do
 	dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
 done
 if [ -n "$need" ]; then

@@ -184,12 +184,15 @@ export const mmModule: SyscallModule = {
     // Called by the guest kernel for file mappings only, with the range reserved.
     mmap({ args: [addr, len, prot, flags, fd, off], process: p }) {
       const file = p.fds.get(fd);
-      const start = p.mem.check(addr, len), n = Number(len), offset = Number(off);
+      // start: the guest address; at: its place in memory (above RAM, in the pool).
+      const at = p.mem.check(addr, len), start = Number(addr), n = Number(len);
+      const offset = Number(off);
       const fl = Number(hostSyscall(NR.fcntl, file.hostFd, F_GETFL)), mode = fl & O_ACCMODE;
       const shared = (Number(flags) & MAP_SHARED) !== 0; // MAP_SHARED or MAP_SHARED_VALIDATE
       if (mode === O_WRONLY) throw new SyscallError(E.EACCES);
       if (shared && Number(prot) & PROT_WRITE && mode !== O_RDWR) throw new SyscallError(E.EACCES);
       if (shared) {
+        if (at !== start) return -E.ENOMEM; // shared pages are laid over RAM only
         const r = mapShared(p, file.hostFd, start, n, offset, mode === O_RDWR, file.path);
         if (r >= 0) recordFile(p, { start, end: start + n, offset, path: file.path });
         return r;
@@ -215,13 +218,14 @@ export const mmModule: SyscallModule = {
         if (r === 0n) break;
         done += Number(r);
       }
-      p.mem.bytes.fill(0, start + done, start + n);
+      p.mem.bytes.fill(0, at + done, at + n);
       // Whole pages past the end of the file: SIGBUS when touched, as on Linux.
       const eof = start + Math.ceil(done / 4096) * 4096;
       if (eof < start + n) {
         (p.state.get(PAST_END_HOOK) as PastEndHook | undefined)?.(eof, start + n);
       }
-      if (Number(prot) & PROT_EXEC) {
+      // Sites above RAM are not rewritten: the rewriter reaches RAM only.
+      if (Number(prot) & PROT_EXEC && at === start) {
         (p.state.get(EXEC_HOOK) as ExecMappingHook | undefined)?.(file.hostFd, offset, start, done);
       }
       recordFile(p, { start, end: start + n, offset, path: file.path });

@@ -195,7 +195,7 @@ export const processModule: SyscallModule = {
     prctl({ args: [option, arg2], process: p }) {
       if (option === BigInt(PR_SET_NAME)) {
         const start = p.mem.check(arg2, 1);
-        const src = p.mem.bytes.subarray(start, Math.min(start + 15, p.mem.size));
+        const src = p.mem.bytes.subarray(start, Math.min(start + 15, p.mem.bytes.length));
         const end = src.indexOf(0);
         // A new array: a forked child's name starts as its parent's array.
         const c = new Uint8Array(16);

@@ -260,6 +260,8 @@ export function protect(g: Guest, start: bigint, len: bigint, prot: number): voi
 
 /** A file mapping's pages past its file's end (the mm module's hook). */
 export function pastEnd(g: Guest, start: number, end: number): void {
+  // Above RAM such pages are not mapped (a touch is SIGSEGV there, not SIGBUS).
+  if (g.mem!.high?.holds(start)) return g.mem!.high.protect(start, end, "none", false);
   if (!g.prot!.pastEnd(start, end)) return protFull(g);
   // The guest kernel resets the mapping's entries when it goes.
   const r = regionAt(g, start);

@@ -195,7 +195,7 @@ export class GuestMemory {
     this.#mapping = p;
     const raw = addressOf(p);
     this.host = (raw + BigInt(HUGE - 1)) & ~BigInt(HUGE - 1);
-    this.overlays = new Overlays(this.host);
+    this.overlays = new Overlays(this.host, size);
     libc().madvise(this.host, BigInt(size + this.poolSize), MADV_HUGEPAGE);
     const buf = Deno.UnsafePointerView.getArrayBuffer(
       Deno.UnsafePointer.create(this.host)!,

@@ -46,8 +46,11 @@ const live = new Set<Overlays>();
 export class Overlays {
   #list: Overlay[] = [];
 
-  /** None yet, on the RAM whose guest-physical 0 is at host address `host`. */
-  constructor(readonly host: bigint) {}
+  /**
+   * None yet, on the RAM whose guest-physical 0 is at host address `host`
+   * and whose `size` bytes are the only place an overlay may go.
+   */
+  constructor(readonly host: bigint, readonly size = Infinity) {}
 
   /** The overlays, by address. */
   get list(): readonly Overlay[] {
@@ -62,6 +65,10 @@ export class Overlays {
    */
   add(start: number, len: number, fd: number, offset: number, shared: boolean): void {
     if (len <= 0) return;
+    // A host mapping laid anywhere else would be laid over the host's own memory.
+    if (!(start >= 0 && start + len <= this.size && start % 4096 === 0 && len % 4096 === 0)) {
+      throw new OsError("a shared mapping outside guest RAM", 22);
+    }
     const st = hostFstat(fd);
     if (typeof st === "number") throw new OsError("fstat", -st);
     const own = Number(hostSyscall(NR_DUP, fd));

@@ -123,7 +123,8 @@ export function pushFrame(
   } catch {
     return undefined;
   }
-  const v = mem.view, f = Number(fp);
+  // Offsets in RAM (above it, the frame's place in the pool: check).
+  const v = mem.view, f = o + Number(fp - frame);
   mem.bytes.fill(0, o, f);
   v.setBigUint64(o, act.restorer, true);
   v.setBigUint64(o + UC, UC_FLAGS, true);

@@ -109,6 +109,16 @@ int main(int argc, char **argv)
 	printf("read of PROT_NONE memory: %s\n",
 	       read(fd, r, 16) < 0 ? ename(errno) : "read");
 	close(fd);
+
+	/* A file mapped over part of the reservation (a JVM's CDS archive). */
+	int exe = open("/proc/self/exe", O_RDONLY);
+	char head[64];
+	pread(exe, head, sizeof head, 4096);
+	char *fm = mmap(c + 2 * MIB, 8192, PROT_READ, MAP_PRIVATE | MAP_FIXED, exe, 4096);
+	printf("file mapped inside: %s, same bytes: %d\n", fm == c + 2 * MIB ? "there" : "elsewhere",
+	       fm != MAP_FAILED && !memcmp(fm, head, sizeof head));
+	printf("past it: %s\n", probe(c + 2 * MIB + 8192));
+	close(exe);
 	show("munmap of the reservation", munmap(r, 16 * GIB));
 
 	/* 8 GiB read-write, MAP_NORESERVE, touched once per GiB. */
