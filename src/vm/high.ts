@@ -30,6 +30,12 @@ const ADDR = 0x000f_ffff_ffff_f000n;
 const PAGE = 0x1000, HUGE = 0x200000, GIB = 0x40000000, PML4_SPAN = 512 * GIB;
 const MADV_DONTNEED = 4;
 const HOST_READ_WRITE = 3, HOST_READ_WRITE_EXEC = 7;
+/**
+ * At most this many ranges of distinct access: the guest kernel keeps 4,096
+ * mappings, each at most three pieces; a forged stream of HC_PROTs gets no
+ * more host memory than this.
+ */
+const MAX_RANGES = 16384;
 
 /** What a page above RAM allows: nothing, reads, or everything. */
 export type HighAccess = "none" | "read" | "default";
@@ -186,10 +192,10 @@ export class HighMemory {
       if (r.end > end) kept.push({ start: end, end: r.end, access: r.access });
     }
     if (!unmap) kept.push({ start, end, access });
+    if (kept.length > MAX_RANGES) return;
     this.#ranges = kept.sort((a, b) => a.start - b.start);
-    for (let c = Math.floor(start / HUGE); c * HUGE < end; c++) {
-      const p = this.#phys.get(c);
-      if (p === undefined) continue;
+    for (const c of this.#backedIn(start, end)) {
+      const p = this.#phys.get(c)!;
       if (unmap) {
         if (!this.#ranges.some((r) => r.start < (c + 1) * HUGE && r.end > c * HUGE)) {
           this.#release(c, p);
@@ -206,9 +212,8 @@ export class HighMemory {
   /** Makes [start, end) read as zero (MADV_DONTNEED, HC_ZERO): whole chunks go back to the pool. */
   zero(start: number, end: number): void {
     if (!this.holds(start, end - start)) throw new SyscallError(E.EFAULT);
-    for (let c = Math.floor(start / HUGE); c * HUGE < end; c++) {
-      const p = this.#phys.get(c);
-      if (p === undefined) continue;
+    for (const c of this.#backedIn(start, end)) {
+      const p = this.#phys.get(c)!;
       const lo = Math.max(start, c * HUGE), hi = Math.min(end, (c + 1) * HUGE);
       if (hi - lo === HUGE) {
         this.#release(c, p);
@@ -275,9 +280,8 @@ export class HighMemory {
     ) return false;
     const delta = to - from;
     try {
-      for (let c = Math.floor(from / HUGE); c * HUGE < from + len; c++) {
-        const p = this.#phys.get(c);
-        if (p === undefined) continue;
+      for (const c of this.#backedIn(from, from + len)) {
+        const p = this.#phys.get(c)!;
         const lo = Math.max(from, c * HUGE), hi = Math.min(from + len, (c + 1) * HUGE);
         const d = c + delta / HUGE;
         if (delta % HUGE === 0 && hi - lo === HUGE && !this.#phys.has(d)) {
@@ -309,6 +313,21 @@ export class HighMemory {
       n += HUGE;
     }
     return Math.min(n, max);
+  }
+
+  /**
+   * The backed chunks that [start, end) overlaps, in order: looked up one by
+   * one, or for a range of more chunks than are backed (a reservation of
+   * terabytes) picked from those backed.
+   */
+  #backedIn(start: number, end: number): number[] {
+    const first = Math.floor(start / HUGE), last = Math.ceil(end / HUGE);
+    if (last - first > this.#phys.size) {
+      return [...this.#phys.keys()].filter((c) => c >= first && c < last).sort((a, b) => a - b);
+    }
+    const out: number[] = [];
+    for (let c = first; c < last; c++) if (this.#phys.has(c)) out.push(c);
+    return out;
   }
 
   /** The mapping holding `addr`, if any. */

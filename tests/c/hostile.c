@@ -11,7 +11,9 @@
  *   pool SEED N     N random bytes over the page-table pool and the first
  *                   thread's per-vCPU block at the top of RAM, then mprotect,
  *                   a thread, syscalls
- * Addresses are abi.h's (src/kernel/abi.ts). Prints "survived" if it gets
+ * Arguments point anywhere, above RAM too (HC_PROT and HC_MOVE there make,
+ * move and drop mappings the host backs). Addresses are abi.h's
+ * (src/kernel/abi.ts). Prints "survived" if it gets
  * to the end; being killed is as good: what is tested is the host.
  */
 #define _GNU_SOURCE
@@ -31,6 +33,7 @@
 #define PERCPU 0x12000UL
 #define DOORBELL 0x80000UL
 #define KERNEL 0x100000UL
+#define HIGH 0x7ff000000000UL /* where the guest kernel places reservations above RAM */
 #define KSTACK_TOP 0x200000UL
 #define HUGE (2UL << 20)
 
@@ -83,9 +86,14 @@ static int denied(uint64_t nr)
 	return 0;
 }
 
+/* The start of the last range above RAM an HC_PROT was forged for. */
+static uint64_t last_high = HIGH;
+
 static uint64_t arg(void)
 {
-	switch (next() % 8) {
+	switch (next() % 9) {
+	case 7: /* above RAM: often in the last range forged there */
+		return next() % 2 ? last_high + next() % (1UL << 20) : HIGH + (next() % (1UL << 34) & ~4095UL);
 	case 0: return next();
 	case 1: return next() % 64;
 	case 2: return (uint64_t)scratch + next() % sizeof scratch;
@@ -106,6 +114,7 @@ static void forge(uint64_t n)
 		else if (r < 8000) kind = 2; /* HC_CLOCK */
 		else if (r < 9000) kind = 4; /* HC_ZERO: within the scratch buffer, or anywhere */
 		else if (r < 9400) kind = 6; /* HC_PROT */
+		else if (r < 9500) kind = 8; /* HC_MOVE: mremap above RAM */
 		else if (r < 9998) kind = 5; /* HC_SIGNAL */
 		else kind = next() % 2 ? 3 : next() & 0xffffffff; /* HC_UNKNOWN, anything: the end */
 		if (next() % 8 == 0) kind |= 0x100; /* HC_POSTED */
@@ -117,7 +126,17 @@ static void forge(uint64_t n)
 			HC->arg[0] = (uint64_t)scratch + next() % 4096;
 			HC->arg[1] = next() % 4096;
 		}
-		if ((kind & 0xff) == 6 && next() % 2) {
+		if (((kind & 0xff) == 6 || (kind & 0xff) == 8) && next() % 3 == 0) {
+			/* Above RAM, page-aligned: mappings made, moved, taken away. */
+			static const uint64_t prots[] = { 0, 1, 3, 0x100, 0x200 };
+			HC->arg[0] = HIGH + (next() % (1UL << 34) & ~4095UL);
+			if ((kind & 0xff) == 6)
+				last_high = HC->arg[0];
+			HC->arg[1] = next() % (64UL << 20) & ~4095UL;
+			HC->arg[2] = (kind & 0xff) == 6 ? prots[next() % 5] : next() % (64UL << 20) & ~4095UL;
+			if ((kind & 0xff) == 8)
+				HC->arg[1] = HIGH + (next() % (1UL << 34) & ~4095UL);
+		} else if ((kind & 0xff) == 6 && next() % 2) {
 			HC->arg[0] = (uint64_t)scratch & ~4095UL; /* our own pages: harmless protections */
 			HC->arg[1] = 4096;
 			HC->arg[2] = 3;
