@@ -61,11 +61,11 @@ Deno.test("node's worker_threads run in the default --mem", async () => {
 
 Deno.test("a program that does not fit in --mem: the message names the --mem it needs", async () => {
   const bin = await fixture("hello", "musl-static");
-  const small = await runHermitux(bin, [], { flags: ["--mem", "16M"] });
+  const small = await runHermitux(bin, [], { flags: ["--mem", "8M"] });
   equal(small.code, 126); // the CLI's status for a program it cannot start
   match(
     small.stderr,
-    /^hermitux: .*hello.*: does not fit in --mem 16 MiB: it needs at least (\d+) MiB\n$/,
+    /^hermitux: .*hello.*: does not fit in --mem 8 MiB: it needs at least (\d+) MiB\n$/,
   );
   const need = small.stderr.match(/at least (\d+) MiB/)![1];
   const fits = await runHermitux(bin, [], { flags: ["--mem", `${need}M`] });

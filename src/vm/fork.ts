@@ -94,7 +94,7 @@ function forkFrom(g: Guest, parent: Guest, cpu: Cpu, pid: number, spec: CloneSpe
   shareAnonymous(parent);
   mem.overlays.inherit(parent.mem!.overlays);
   // The thread that forked becomes the child's first.
-  adoptCpuPages(mem, cpu.id);
+  adoptCpuPages(mem, cpu.id, parent.mem!);
   const boot = ABI.BOOT_INFO_ADDR;
   v.setBigUint64(boot + BOOT_INFO.pid, BigInt(pid), true);
   v.setBigUint64(boot + BOOT_INFO.ppid, BigInt(g.ppid), true);

@@ -11,7 +11,6 @@ import { libc } from "../kvm/libc.ts";
 import { LAYOUTS } from "../kvm/structs.ts";
 import { ABI } from "../kernel/abi.ts";
 import { dropSpareRam, GuestMemory, spareKept } from "./memory.ts";
-import { AREA_SIZE as PERCPU_AREA } from "./percpu.ts";
 
 /** KVM_SYNC_X86_REGS: KVM copies the registers to kvm_run at every exit. */
 export const SYNC_X86_REGS = 1n;
@@ -79,13 +78,14 @@ export class Machine {
     const { run, view } = this.#map(vcpu);
     this.run = run;
     this.runView = view;
-    const size = mem.size, poolEnd = size - PERCPU_AREA;
-    this.stackTop = Math.floor((poolEnd - ptPool(size)) / HUGE_PAGE) * HUGE_PAGE;
+    // The page-table pool at the top of RAM (the per-vCPU blocks come after RAM).
+    const size = mem.size;
+    this.stackTop = Math.floor((size - ptPool(size)) / HUGE_PAGE) * HUGE_PAGE;
     // The guest sees the system pages, the table pool and the per-vCPU
     // blocks through 4 KiB entries and uses few of them: a huge page there
     // would only cost the host 2 MiB of clearing at the first touch.
     mem.noHugePages(0, ABI.USER_MIN);
-    mem.noHugePages(this.stackTop, size - this.stackTop);
+    mem.noHugePages(this.stackTop, mem.slotSize - this.stackTop);
   }
 
   /** A VM with `size` bytes of RAM and vCPU 0; nothing is left behind if it fails. */
@@ -95,7 +95,7 @@ export class Machine {
     try {
       vm = kvm.createVm();
       mem = GuestMemory.take(size);
-      vm.setUserMemoryRegion(0, 0n, BigInt(size), mem.host);
+      vm.setUserMemoryRegion(0, 0n, BigInt(mem.slotSize), mem.host);
       vcpu = vm.createVcpu(0);
       const m = new Machine(kvm, vm, mem, vcpu);
       m.device = kvmDevice;
@@ -115,9 +115,9 @@ export class Machine {
     const mem = this.mem;
     this.vm.setUserMemoryRegion(
       1,
-      BigInt(mem.size),
+      BigInt(mem.poolBase),
       BigInt(mem.poolSize),
-      mem.host + BigInt(mem.size),
+      mem.host + BigInt(mem.poolBase),
     );
     this.poolSlot = mem.poolSlot = true;
   }
@@ -156,7 +156,7 @@ export class Machine {
       f.wait();
       if (zero) this.mem.clear();
     } else {
-      const size = BigInt(this.mem.size);
+      const size = BigInt(this.mem.slotSize);
       this.vm.setUserMemoryRegion(0, 0n, 0n, this.mem.host);
       this.mem.overlays.clear(); // the old process's shared pages are not the next one's
       if (zero) this.mem.clear();
@@ -180,7 +180,7 @@ export class Machine {
     if (this.#flush) return;
     this.mem.overlays.clear(); // the old process's shared pages are not the next one's
     this.#flushPage ??= flushPage();
-    this.#flush = new SlotFlush(this.#flushPage, this.vm.fd, this.mem.host, this.mem.size);
+    this.#flush = new SlotFlush(this.#flushPage, this.vm.fd, this.mem.host, this.mem.slotSize);
   }
 
   /**
@@ -197,7 +197,7 @@ export class Machine {
   /** Readies a parked machine for its next guest: RAM claimed, memory slot added back. */
   unpark(): void {
     this.mem.claim();
-    this.vm.setUserMemoryRegion(0, 0n, BigInt(this.mem.size), this.mem.host);
+    this.vm.setUserMemoryRegion(0, 0n, BigInt(this.mem.slotSize), this.mem.host);
     this.runView.setUint8(LAYOUTS.kvm_run.fields.immediate_exit, 0);
     // Registers the last guest left in the sync area for a KVM_RUN that never came.
     this.runView.setBigUint64(LAYOUTS.kvm_run.fields.kvm_dirty_regs, 0n, true);

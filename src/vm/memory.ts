@@ -11,6 +11,7 @@ import { ABI } from "../kernel/abi.ts";
 import { E, SyscallError } from "../syscalls/errno.ts";
 import { Overlays } from "./shared.ts";
 import type { HighMemory } from "./high.ts";
+import { AREA_SIZE as CPU_AREA } from "./percpu.ts";
 
 const PROT_RW = 3, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20, MAP_NORESERVE = 0x4000;
 const MADV_DONTNEED = 4, MADV_HUGEPAGE = 14, MADV_NOHUGEPAGE = 15, MADV_POPULATE_WRITE = 23;
@@ -129,14 +130,19 @@ function startPrefault(): void {
 }
 
 /**
- * Guest RAM: guest-physical [0, size), identity-mapped in the guest; then,
- * as large again, the pool that backs the address space above RAM
- * (high.ts), which costs nothing until a guest touches memory there.
+ * Guest RAM: guest-physical [0, size), identity-mapped in the guest; the
+ * per-vCPU area after it (percpu.ts), in the same memory slot; then, as
+ * large as RAM, the pool that backs the address space above RAM (high.ts).
+ * None of it costs host memory until it is touched.
  */
 export class GuestMemory {
   /** Bytes of RAM. */
   readonly size: number;
-  /** Bytes of the pool, at guest-physical `size` (as many as RAM). */
+  /** Bytes of RAM's memory slot: RAM and the per-vCPU area. */
+  readonly slotSize: number;
+  /** Guest-physical start of the pool (the end of RAM's slot, 2 MiB-aligned). */
+  readonly poolBase: number;
+  /** Bytes of the pool (as many as RAM). */
   readonly poolSize: number;
   /** The address space above RAM of the process on this memory, once set up. */
   high?: HighMemory;
@@ -179,8 +185,12 @@ export class GuestMemory {
     if (size % HUGE !== 0) throw new RangeError("guest memory must be a multiple of 2 MiB");
     if (size > MAX_VIEW) throw new RangeError("guest memory is limited to 2 GiB for now");
     this.size = size;
+    // The per-vCPU blocks of threads other than the first (percpu.ts), in
+    // RAM's slot but not identity-mapped: only their own thread reaches them.
+    this.slotSize = size + CPU_AREA;
+    this.poolBase = Math.ceil(this.slotSize / HUGE) * HUGE;
     this.poolSize = size;
-    this.#mappingSize = BigInt(2 * size + HUGE);
+    this.#mappingSize = BigInt(this.poolBase + this.poolSize + HUGE);
     const p = libc().mmap(
       null,
       this.#mappingSize,
@@ -196,10 +206,11 @@ export class GuestMemory {
     const raw = addressOf(p);
     this.host = (raw + BigInt(HUGE - 1)) & ~BigInt(HUGE - 1);
     this.overlays = new Overlays(this.host, size);
-    libc().madvise(this.host, BigInt(size + this.poolSize), MADV_HUGEPAGE);
+    libc().madvise(this.host, BigInt(size), MADV_HUGEPAGE);
+    libc().madvise(this.host + BigInt(this.poolBase), BigInt(this.poolSize), MADV_HUGEPAGE);
     const buf = Deno.UnsafePointerView.getArrayBuffer(
       Deno.UnsafePointer.create(this.host)!,
-      size + this.poolSize,
+      this.poolBase + this.poolSize,
     );
     this.bytes = new Uint8Array(buf);
     this.userEnd = size;
@@ -339,8 +350,8 @@ export class GuestMemory {
       this.bytes.fill(0, c, c + HUGE);
       from = c + HUGE;
     }
-    if (from < this.size) {
-      libc().madvise(this.host + BigInt(from), BigInt(this.size - from), MADV_DONTNEED);
+    if (from < this.slotSize) {
+      libc().madvise(this.host + BigInt(from), BigInt(this.slotSize - from), MADV_DONTNEED);
     }
     // Undoes noHugePages: the next VM sets its own.
     libc().madvise(this.host, BigInt(this.size), MADV_HUGEPAGE);
@@ -442,7 +453,7 @@ export class GuestMemory {
   clear(): void {
     this.overlays.clear();
     this.#clearPool();
-    libc().madvise(this.host, BigInt(this.size), MADV_DONTNEED);
+    libc().madvise(this.host, BigInt(this.slotSize), MADV_DONTNEED);
     this.userEnd = this.size;
   }
 
@@ -454,7 +465,7 @@ export class GuestMemory {
     this.high = undefined;
     if (!this.poolSlot) return;
     this.poolSlot = false;
-    libc().madvise(this.host + BigInt(this.size), BigInt(this.poolSize), MADV_DONTNEED);
+    libc().madvise(this.host + BigInt(this.poolBase), BigInt(this.poolSize), MADV_DONTNEED);
   }
 
   /** Bytes of RAM the host has resident now (mincore), pool excluded. */

@@ -1,6 +1,7 @@
 /**
  * Per-vCPU pages. vCPU 0 runs on the page tables of src/loader/paging.ts;
- * every other vCPU gets a block at the top of guest RAM holding its own
+ * every other vCPU gets a block after guest RAM (in RAM's memory slot, not
+ * identity-mapped, so no other thread can write it) holding its own
  * page-table root and private copies of the pages the guest kernel keeps
  * per-thread state in (abi.h): the exception stack, the host-call block,
  * `struct percpu` and the kernel stack. Its tables share everything else.
@@ -13,7 +14,7 @@ import type { GuestMemory } from "./memory.ts";
 export const BLOCK_SIZE = 0x10000;
 /** vCPUs (threads alive at once) the per-CPU area has room for, vCPU 0 included. */
 export const MAX_CPUS = 128;
-/** Bytes reserved at the top of guest RAM for vCPUs 1.. MAX_CPUS - 1. */
+/** Bytes after guest RAM for vCPUs 1.. MAX_CPUS - 1 (memory.ts's CPU_AREA). */
 export const AREA_SIZE = (MAX_CPUS - 1) * BLOCK_SIZE;
 
 const KSTACK_LOW = ABI.KSTACK_TOP - ABI.KSTACK_PAGES * ABI.PAGE_SIZE;
@@ -29,9 +30,9 @@ const PRIVATE: readonly number[] = [
 ];
 const TABLES = 4; // PML4, PDPT, PD for the first GiB, PT for the first 2 MiB
 
-/** Where vCPU `id`'s block starts in guest-physical memory. */
+/** Where vCPU `id`'s block starts in guest-physical memory: after RAM. */
 export function blockOf(mem: GuestMemory, id: number): number {
-  return mem.size - AREA_SIZE + (id - 1) * BLOCK_SIZE;
+  return mem.size + (id - 1) * BLOCK_SIZE;
 }
 
 /** Where vCPU `id`'s copy of the first GiB's page directory is (see {@linkcode buildCpuTables}). */
@@ -83,13 +84,14 @@ export function buildCpuTables(mem: GuestMemory, id: number, cr3: bigint): bigin
 }
 
 /**
- * Copies vCPU `id`'s private pages over vCPU 0's: in a forked copy of
- * memory, the thread that forked becomes the child's first thread.
+ * Copies vCPU `id`'s private pages in `parent` over vCPU 0's in `mem`: in
+ * a forked copy of memory, the thread that forked becomes the child's
+ * first thread.
  */
-export function adoptCpuPages(mem: GuestMemory, id: number): void {
+export function adoptCpuPages(mem: GuestMemory, id: number, parent: GuestMemory): void {
   if (id === 0) return;
   for (const page of PRIVATE) {
-    const from = physOf(mem, id, page);
-    mem.bytes.copyWithin(page, from, from + ABI.PAGE_SIZE);
+    const from = physOf(parent, id, page);
+    mem.bytes.set(parent.bytes.subarray(from, from + ABI.PAGE_SIZE), page);
   }
 }

@@ -27,7 +27,7 @@ import { MountTable } from "../vfs/mounts.ts";
 import { E, SyscallError } from "../syscalls/errno.ts";
 import { type CpuFeatures, cpuFeatures, setupVcpu, writeSystemTables } from "./cpu.ts";
 import type { GuestMemory } from "./memory.ts";
-import { AREA_SIZE as PERCPU_AREA, blockOf, pdCopyOf, physOf } from "./percpu.ts";
+import { blockOf, pdCopyOf, physOf } from "./percpu.ts";
 import { HighMemory, type PoolSpec } from "./high.ts";
 import { attachProcesses } from "../syscalls/procs.ts";
 import { PageProtections } from "./protect.ts";
@@ -66,7 +66,14 @@ let features: CpuFeatures | undefined;
 
 const DEFAULT_MEMORY = 1024 * 1024 * 1024;
 
-const STACK_SIZE = 8 * 1024 * 1024;
+/**
+ * The main thread's stack: Linux's default 8 MiB, less in a small VM (an
+ * eighth of RAM, at least 2 MiB), so that a static hello fits in 12 MiB.
+ */
+export function stackSize(memory: number): number {
+  const huge = 2 * 1024 * 1024;
+  return Math.min(8 * 1024 * 1024, Math.max(huge, Math.floor(memory / 8 / huge) * huge));
+}
 /**
  * Not mapped below the stack (Linux keeps a 1 MiB stack_guard_gap; one
  * 2 MiB page here splits no huge page): an overflow faults there, a
@@ -212,11 +219,12 @@ export function setupImage(
   g.elf = elf;
   const mem = createMachine(g, size);
   const stackTop = g.machine!.stackTop;
-  const poolEnd = size - PERCPU_AREA;
+  const poolEnd = size; // the page-table pool: [stackTop, RAM's end)
   mem.bytes.set(kernel.bytes, ABI.KERNEL_ADDR);
   g.mounts = init?.mounts ?? g.mounts ?? new MountTable(options.mounts ?? []);
   mem.userEnd = stackTop;
-  let mmapMax = stackTop - STACK_SIZE - STACK_GUARD;
+  const stack = stackSize(size);
+  let mmapMax = stackTop - stack - STACK_GUARD;
   const image = loadExecutable(elf, bytes, mem, mmapMax);
   g.base = image.base;
   const objects: MappedObject[] = g.objects = [
@@ -324,7 +332,7 @@ export function setupImage(
   mem.high = new HighMemory(mem, cr3, poolSpec(g, mem), highRange(mem), cpuBlocks(g, mem));
   mem.view.setBigUint64(ABI.BOOT_INFO_ADDR + BOOT_INFO.high_min, BigInt(mem.high.min), true);
   mem.view.setBigUint64(ABI.BOOT_INFO_ADDR + BOOT_INFO.high_max, BigInt(mem.high.max), true);
-  g.prot.apply(stackTop - STACK_SIZE - STACK_GUARD, stackTop - STACK_SIZE, "none");
+  g.prot.apply(stackTop - stack - STACK_GUARD, stackTop - stack, "none");
   onPastEnd(proc, (start, end) => pastEnd(g, start, end));
   if (g.rewrite) mapTrampoline(mem, kernel.zpolineEntry);
   writeSystemTables(mem, kernel);
@@ -380,7 +388,7 @@ export function highRange(mem: GuestMemory): [number, number] {
 
 /** The pool behind the address space above RAM, on `g`'s machine. */
 export function poolSpec(g: Guest, mem: GuestMemory): PoolSpec {
-  return { base: mem.size, size: mem.poolSize, addSlot: () => g.machine!.addPoolSlot() };
+  return { base: mem.poolBase, size: mem.poolSize, addSlot: () => g.machine!.addPoolSlot() };
 }
 
 /** The blocks of `g`'s vCPUs other than 0 (their copies of the top tables). */
@@ -424,7 +432,7 @@ export function makeProcess(
         mem,
         kernel.mm,
         objects,
-        stackTop - STACK_SIZE,
+        stackTop - stackSize(mem.size),
         vdsoStart(stackTop, kernel),
         fileMappings(g.process!),
         [

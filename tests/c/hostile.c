@@ -8,9 +8,10 @@
  *   kernel SEED N   N random bytes over the guest kernel's image, stack and
  *                   data pages (boot information, host-call block, per-CPU
  *                   state, signal actions), then ordinary syscalls
- *   pool SEED N     N random bytes over the page-table pool and the first
- *                   thread's per-vCPU block at the top of RAM, then mprotect,
- *                   a thread, syscalls
+ *   pool SEED N     N random bytes over the page-table pool at the top of
+ *                   RAM while a thread runs, then mprotect, a thread,
+ *                   syscalls (the per-vCPU blocks lie past RAM, where no
+ *                   guest address reaches)
  * Arguments point anywhere, above RAM too (HC_PROT and HC_MOVE there make,
  * move and drop mappings the host backs). Addresses are abi.h's
  * (src/kernel/abi.ts). Prints "survived" if it gets
@@ -227,12 +228,10 @@ int main(int argc, char **argv)
 		uint64_t size = *(volatile uint64_t *)(BOOT_INFO + 48);
 		uint64_t sp = *(volatile uint64_t *)(BOOT_INFO + 16);
 		uint64_t top = (sp + HUGE - 1) & ~(HUGE - 1); /* the stack's top: the pool is above */
-		uint64_t area = size - 127 * 0x10000; /* vCPU 1's block, then the others' */
 		ordinary(); /* some page tables in use first */
 		pthread_t t;
 		int started = pthread_create(&t, NULL, busy, NULL) == 0;
-		scribble(top, area, n / 2 + 1); /* the page-table pool */
-		scribble(area, area + 0x10000, n / 2 + 1); /* the running thread's block */
+		scribble(top, size, n + 1); /* the page-table pool */
 		scribbling = 0;
 		if (started) pthread_join(t, NULL);
 		for (int i = 0; i < 20; i++) ordinary();
