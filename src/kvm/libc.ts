@@ -39,6 +39,8 @@ const symbols = {
   pthread_detach: { parameters: ["u64"], result: "i32" },
   uname: { parameters: ["buffer"], result: "i32" },
   setitimer: { parameters: ["i32", "buffer", "pointer"], result: "i32" },
+  sigaction: { parameters: ["i32", "buffer", "pointer"], result: "i32" },
+  dlsym: { parameters: ["pointer", "buffer"], result: "pointer" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
 } as const;

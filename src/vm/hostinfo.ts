@@ -8,18 +8,29 @@ import { libc } from "../kvm/libc.ts";
 let utsname: Uint8Array | undefined;
 const named = new Map<string, Uint8Array>();
 let auxv: Map<number, bigint> | undefined;
-let alarmListener: (() => void) | undefined;
+let alarmsHandled = false;
+const SIGALRM = 14, SA_RESTART = 0x10000000;
 
 /**
- * SIGALRM interrupts KVM_RUN (the host timer; a worker's kick): it must
- * never kill us. Never removed: one may still be in flight after a run
- * (the listener does not keep Deno's event loop alive).
+ * SIGALRM interrupts KVM_RUN (a runner's kick, the main thread's): it must
+ * never kill us. It gets a handler of its own that does nothing (libc's
+ * getpid: any function that ignores its argument will do), set once with
+ * sigaction and never taken away. A Deno listener was not enough: Deno
+ * takes its handler away as the process exits, and a kick still in flight
+ * then ended the process with status 142 (seen in tests/hostile_test.ts).
  */
 export function ignoreAlarms(): void {
-  if (!alarmListener) {
-    alarmListener = () => {};
-    Deno.addSignalListener("SIGALRM", alarmListener);
-  }
+  if (alarmsHandled) return;
+  alarmsHandled = true;
+  // Deno's listener first: it starts Deno's signal thread and pipe now, not
+  // in the middle of a run whose fds are being counted; ours then replaces it.
+  Deno.addSignalListener("SIGALRM", () => {});
+  const noop = libc().dlsym(null, new TextEncoder().encode("getpid\0"));
+  // glibc's struct sigaction: the handler, a 128-byte mask, the flags at 136, the restorer.
+  const act = new Uint8Array(152), v = new DataView(act.buffer);
+  if (noop) v.setBigUint64(0, Deno.UnsafePointer.value(noop), true);
+  v.setInt32(136, SA_RESTART, true);
+  if (noop) libc().sigaction(SIGALRM, act, null);
 }
 
 /**

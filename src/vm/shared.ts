@@ -50,7 +50,7 @@ export class Overlays {
    * None yet, on the RAM whose guest-physical 0 is at host address `host`
    * and whose `size` bytes are the only place an overlay may go.
    */
-  constructor(readonly host: bigint, readonly size = Infinity) {}
+  constructor(readonly host: bigint, readonly size: number = Infinity) {}
 
   /** The overlays, by address. */
   get list(): readonly Overlay[] {
