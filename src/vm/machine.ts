@@ -15,8 +15,17 @@ import { dropSpareRam, GuestMemory, spareKept } from "./memory.ts";
 /** KVM_SYNC_X86_REGS: KVM copies the registers to kvm_run at every exit. */
 export const SYNC_X86_REGS = 1n;
 const HUGE_PAGE = 0x200000;
-/** Room for 4 KiB page tables split from 2 MiB pages: one per 2 MiB of RAM (at least 2 MiB). */
-const ptPool = (size: number) => Math.max(HUGE_PAGE, Math.ceil(size / 512 / HUGE_PAGE) * HUGE_PAGE);
+/** Below this much RAM the top of RAM is laid out in 64 KiB steps, not 2 MiB ones. */
+export const SMALL_RAM = 64 * 1024 * 1024;
+const STEP = 0x10000;
+/**
+ * Room for 4 KiB page tables split from 2 MiB pages: one per 2 MiB of RAM
+ * (at least 2 MiB; in a small VM at least 64 KiB).
+ */
+const ptPool = (size: number) =>
+  size < SMALL_RAM
+    ? Math.max(STEP, size / 512)
+    : Math.max(HUGE_PAGE, Math.ceil(size / 512 / HUGE_PAGE) * HUGE_PAGE);
 
 /** A KVM VM with `size` bytes of RAM and vCPU 0. Dispose it to free them. */
 export class Machine {
@@ -80,7 +89,8 @@ export class Machine {
     this.runView = view;
     // The page-table pool at the top of RAM (the per-vCPU blocks come after RAM).
     const size = mem.size;
-    this.stackTop = Math.floor((size - ptPool(size)) / HUGE_PAGE) * HUGE_PAGE;
+    const step = size < SMALL_RAM ? STEP : HUGE_PAGE;
+    this.stackTop = Math.floor((size - ptPool(size)) / step) * step;
     // The guest sees the system pages, the table pool and the per-vCPU
     // blocks through 4 KiB entries and uses few of them: a huge page there
     // would only cost the host 2 MiB of clearing at the first touch.

@@ -51,7 +51,7 @@ import { patchMapping, patchSites } from "./rewrite.ts";
 import { pastEnd, serveExit } from "./hostcall.ts";
 import { afterResume, afterSyscall } from "./deliver.ts";
 import { Guest } from "./guest.ts";
-import { Machine, takeSpareMachine } from "./machine.ts";
+import { Machine, SMALL_RAM, takeSpareMachine } from "./machine.ts";
 
 /**
  * 1 GiB. RAM is also the address space a program may reserve (guest
@@ -81,6 +81,8 @@ export function stackSize(memory: number): number {
  * the mappings below (ld.so sat right under the stack).
  */
 const STACK_GUARD = 2 * 1024 * 1024;
+/** The guard's size: 64 KiB in a small VM (machine.ts's SMALL_RAM), where 2 MiB is a quarter of it. */
+const stackGuard = (memory: number) => memory < SMALL_RAM ? 0x10000 : STACK_GUARD;
 
 export class GuestProcess implements Process {
   fds = new FdTable();
@@ -224,7 +226,7 @@ export function setupImage(
   g.mounts = init?.mounts ?? g.mounts ?? new MountTable(options.mounts ?? []);
   mem.userEnd = stackTop;
   const stack = stackSize(size);
-  let mmapMax = stackTop - stack - STACK_GUARD;
+  let mmapMax = stackTop - stack - stackGuard(size);
   const image = loadExecutable(elf, bytes, mem, mmapMax);
   g.base = image.base;
   const objects: MappedObject[] = g.objects = [
@@ -332,7 +334,7 @@ export function setupImage(
   mem.high = new HighMemory(mem, cr3, poolSpec(g, mem), highRange(mem), cpuBlocks(g, mem));
   mem.view.setBigUint64(ABI.BOOT_INFO_ADDR + BOOT_INFO.high_min, BigInt(mem.high.min), true);
   mem.view.setBigUint64(ABI.BOOT_INFO_ADDR + BOOT_INFO.high_max, BigInt(mem.high.max), true);
-  g.prot.apply(stackTop - stack - STACK_GUARD, stackTop - stack, "none");
+  g.prot.apply(stackTop - stack - stackGuard(size), stackTop - stack, "none");
   onPastEnd(proc, (start, end) => pastEnd(g, start, end));
   if (g.rewrite) mapTrampoline(mem, kernel.zpolineEntry);
   writeSystemTables(mem, kernel);
