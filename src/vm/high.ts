@@ -136,19 +136,7 @@ export class HighMemory {
    */
   cloneFor(mem: GuestMemory, pool: PoolSpec, blocks: () => number[]): HighMemory {
     const c = new HighMemory(mem, BigInt(this.#pml4), pool, [this.min, this.max], blocks);
-    c.#ranges = this.#ranges.map((r) => ({ ...r }));
-    c.#phys = new Map(this.#phys);
-    c.#owner = new Map(this.#owner);
-    c.#pts = new Map(this.#pts);
-    c.#pds = new Map(this.#pds);
-    c.#pdpts = new Map(this.#pdpts);
-    [c.#tableNext, c.#tableEnd, c.#bump, c.#used] = [
-      this.#tableNext,
-      this.#tableEnd,
-      this.#bump,
-      this.#used,
-    ];
-    if (c.#used) pool.addSlot();
+    c.#take(this);
     return c;
   }
 
@@ -162,6 +150,13 @@ export class HighMemory {
         libc().madvise(this.#mem.host + BigInt(p), BigInt(HUGE), MADV_DONTNEED);
       }
     }
+    this.#take(from);
+    this.copyPool(fromMem);
+  }
+
+  /** Copies `from`'s mappings, chunks and tables; adds the pool's slot if it has chunks. */
+  #take(from: HighMemory): void {
+    const had = this.#used;
     this.#ranges = from.#ranges.map((r) => ({ ...r }));
     this.#phys = new Map(from.#phys);
     this.#owner = new Map(from.#owner);
@@ -169,9 +164,8 @@ export class HighMemory {
     this.#pds = new Map(from.#pds);
     this.#pdpts = new Map(from.#pdpts);
     [this.#tableNext, this.#tableEnd, this.#bump] = [from.#tableNext, from.#tableEnd, from.#bump];
-    if (this.#used === 0 && from.#used > 0) this.#pool.addSlot();
     this.#used = from.#used;
-    this.copyPool(fromMem);
+    if (had === 0 && this.#used > 0) this.#pool.addSlot();
   }
 
   /** Copies every pool chunk in use from `from`'s memory to this one's (fork, vfork's end). */
