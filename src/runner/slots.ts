@@ -6,40 +6,48 @@
  * @module
  */
 import { LAYOUTS } from "../kvm/structs.ts";
-import { futexWait, sharedPage } from "./mod.ts";
+import { futexWait, futexWake, sharedPage } from "./mod.ts";
 import { SLOTS_CODE } from "./code.ts";
 import { libc, OsError } from "../kvm/libc.ts";
 
 /** Byte offsets in `struct flush` (slots.c). */
-const FLUSH = { vmfd: 0, done: 4, err: 8, del: 16, add: 48 } as const;
+const FLUSH = { vmfd: 0, done: 4, err: 8, del: 16, add: 48, req: 80, alive: 84 } as const;
+const REQ_FLUSH = 1, REQ_QUIT = 2;
 
 const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20;
-const DEF = { parameters: ["pointer"], result: "i64", nonblocking: true } as const;
 
-let flushFn: Deno.UnsafeFnPointer<typeof DEF> | undefined;
+let flushCode: Deno.PointerObject | undefined;
 
-function flushFunction(): Deno.UnsafeFnPointer<typeof DEF> {
-  if (!flushFn) {
+/** slots.c's thread (`flush_loop`), loaded once. */
+function flushLoop(): Deno.PointerObject {
+  if (!flushCode) {
     const bytes = Uint8Array.from(atob(SLOTS_CODE), (c) => c.charCodeAt(0));
     const p = libc().mmap(null, 4096n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n);
     if (!p || Deno.UnsafePointer.value(p) === 0xffffffffffffffffn) throw new OsError("mmap", 12);
     new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(p, bytes.length)).set(bytes);
     libc().mprotect(p, 4096n, PROT_READ | PROT_EXEC);
-    flushFn = new Deno.UnsafeFnPointer(p as Deno.PointerObject<typeof DEF>, DEF);
+    flushCode = p;
   }
-  return flushFn;
+  return flushCode;
 }
 
-/** A page for {@linkcode SlotFlush}'s request, reused by one machine's flushes. */
-export type FlushPage = ReturnType<typeof sharedPage>;
+/** A machine's page for {@linkcode SlotFlush} requests, with the thread that serves them. */
+export type FlushPage = ReturnType<typeof sharedPage> & { started: boolean };
 
-/** A page for a machine's flushes (unmap it with {@linkcode freeFlushPage}). */
+/** A page for a machine's flushes (free it with {@linkcode freeFlushPage}). */
 export function flushPage(): FlushPage {
-  return sharedPage();
+  return { ...sharedPage(), started: false };
 }
 
-/** Unmaps a flush page (no flush may be under way on it). */
+/** Ends the page's thread, if it has one, and unmaps the page (no flush may be under way). */
 export function freeFlushPage(page: FlushPage): void {
+  if (page.started) {
+    Atomics.store(page.words, FLUSH.req / 4, REQ_QUIT);
+    futexWake(page.addr + BigInt(FLUSH.req));
+    while (Atomics.load(page.words, FLUSH.alive / 4) !== 0) {
+      futexWait(page.addr + BigInt(FLUSH.alive), 1, 100);
+    }
+  }
   libc().munmap(Deno.UnsafePointer.create(page.addr), 4096n);
 }
 
@@ -49,13 +57,13 @@ export class SlotFlush {
 
   /**
    * Starts deleting slot 0 of VM `vmfd` and adding it again as `size`
-   * bytes of host memory at `host`, guest-physical 0 up; the request
-   * goes in `page`, which must stay mapped until {@linkcode wait}.
+   * bytes of host memory at `host`, guest-physical 0 up, on the page's
+   * thread (started at its first flush); the request goes in `page`.
    */
   constructor(page: FlushPage, vmfd: number, host: bigint, size: number) {
     this.#page = page;
-    page.view.setInt32(FLUSH.done, 0, true);
-    const v = this.#page.view, f = LAYOUTS.kvm_userspace_memory_region.fields;
+    const v = page.view, f = LAYOUTS.kvm_userspace_memory_region.fields;
+    v.setInt32(FLUSH.done, 0, true);
     v.setInt32(FLUSH.vmfd, vmfd, true);
     for (const [at, len] of [[FLUSH.del, 0n], [FLUSH.add, BigInt(size)]] as const) {
       v.setUint32(at + f.slot, 0, true);
@@ -63,10 +71,27 @@ export class SlotFlush {
       v.setBigUint64(at + f.memory_size, len, true);
       v.setBigUint64(at + f.userspace_addr, host, true);
     }
-    const ptr = Deno.UnsafePointer.create(this.#page.addr);
-    // Its result is read from the page (the promise settles only when the
-    // event loop runs, which a synchronous run does not let it).
-    flushFunction().call(ptr).catch(() => {});
+    Atomics.store(page.words, FLUSH.req / 4, REQ_FLUSH);
+    if (page.started) {
+      futexWake(page.addr + BigInt(FLUSH.req));
+      return;
+    }
+    // The thread's first look finds the request already there.
+    Atomics.store(page.words, FLUSH.alive / 4, 1);
+    const thread = new BigUint64Array(1);
+    const rc = libc().pthread_create(
+      new Uint8Array(thread.buffer),
+      null,
+      flushLoop(),
+      Deno.UnsafePointer.create(page.addr),
+    );
+    if (rc !== 0) {
+      Atomics.store(page.words, FLUSH.alive / 4, 0);
+      Atomics.store(page.words, FLUSH.req / 4, 0);
+      throw new OsError("pthread_create", rc);
+    }
+    libc().pthread_detach(thread[0]);
+    page.started = true;
   }
 
   /** Whether both calls have returned. */
