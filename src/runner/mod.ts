@@ -155,6 +155,9 @@ export class Runner {
    * (0n and 0: none), as when vCPU 0 moves to a runner of its own.
    */
   setKick(run: bigint, tid: number): void {
+    // The runner reads the tid first, then the kvm_run, and needs both: the
+    // tid goes last when a kick is set, first when it is taken away.
+    if (tid === 0) Atomics.store(this.ctl, RUNNER.kickTid / 4, 0);
     this.#view.setBigUint64(RUNNER.kickRun, run, true);
     Atomics.store(this.ctl, RUNNER.kickTid / 4, tid);
   }

@@ -109,10 +109,16 @@ void *runner(struct runner *r)
 				unsigned long one = 1;
 				sys(1, r->wake_fd, (long)&one, 8, 0); /* write */
 			}
-			if (r->kick_tid) {
-				/* The main thread is in its own KVM_RUN: get it out to serve us. */
-				r->kick_run[1] = 1;
-				sys(234, r->pid, r->kick_tid, SIGALRM, 0); /* tgkill */
+			/* The main thread is in its own KVM_RUN: get it out to serve us.
+			 * Main clears the tid before the kvm_run (setKick): read in the
+			 * other order, with both checked, a kick being turned off meanwhile
+			 * is skipped or complete; never a write through a null kvm_run
+			 * (two host crashes, "segfault at 1"). */
+			int kick = __atomic_load_n(&r->kick_tid, __ATOMIC_ACQUIRE);
+			volatile unsigned char *kick_run = __atomic_load_n(&r->kick_run, __ATOMIC_ACQUIRE);
+			if (kick && kick_run) {
+				kick_run[1] = 1;
+				sys(234, r->pid, kick, SIGALRM, 0); /* tgkill */
 			}
 			while ((s = r->state) == EXITED || s == CALL) {
 				if (s == CALL)
