@@ -38,6 +38,22 @@ const PAGE = 4096n;
 
 let code: Deno.PointerObject | undefined;
 
+/**
+ * Starts a detached host thread at `code` (machine code of ours, taking
+ * one pointer) with `arg`; 0, or pthread_create's error.
+ */
+export function startThread(code: Deno.PointerObject, arg: bigint): number {
+  const thread = new BigUint64Array(1);
+  const rc = libc().pthread_create(
+    new Uint8Array(thread.buffer),
+    null,
+    code,
+    Deno.UnsafePointer.create(arg),
+  );
+  if (rc === 0) libc().pthread_detach(thread[0]);
+  return rc;
+}
+
 /** Fresh zeroed host pages, for words shared with runner threads. */
 export function sharedPage(): { addr: bigint; words: Int32Array; view: DataView } {
   const p = libc().mmap(null, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n);
@@ -117,15 +133,8 @@ export class Runner {
     v.setBigUint64(RUNNER.kickRun, init.kickRun, true);
     v.setInt32(RUNNER.kickTid, init.kickTid, true);
     v.setInt32(RUNNER.wakeFd, init.wakeFd ?? -1, true);
-    const thread = new BigUint64Array(1);
-    const rc = libc().pthread_create(
-      new Uint8Array(thread.buffer),
-      null,
-      entry(),
-      Deno.UnsafePointer.create(this.addr),
-    );
+    const rc = startThread(entry(), this.addr);
     if (rc !== 0) throw new OsError("pthread_create", rc);
-    libc().pthread_detach(thread[0]);
   }
 
   /**

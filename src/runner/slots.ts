@@ -6,7 +6,7 @@
  * @module
  */
 import { LAYOUTS } from "../kvm/structs.ts";
-import { futexWait, futexWake, sharedPage } from "./mod.ts";
+import { futexWait, futexWake, sharedPage, startThread } from "./mod.ts";
 import { SLOTS_CODE } from "./code.ts";
 import { libc, OsError } from "../kvm/libc.ts";
 
@@ -78,19 +78,12 @@ export class SlotFlush {
     }
     // The thread's first look finds the request already there.
     Atomics.store(page.words, FLUSH.alive / 4, 1);
-    const thread = new BigUint64Array(1);
-    const rc = libc().pthread_create(
-      new Uint8Array(thread.buffer),
-      null,
-      flushLoop(),
-      Deno.UnsafePointer.create(page.addr),
-    );
+    const rc = startThread(flushLoop(), page.addr);
     if (rc !== 0) {
       Atomics.store(page.words, FLUSH.alive / 4, 0);
       Atomics.store(page.words, FLUSH.req / 4, 0);
       throw new OsError("pthread_create", rc);
     }
-    libc().pthread_detach(thread[0]);
     page.started = true;
   }
 
