@@ -18,7 +18,7 @@ import { onExecMapping, onPastEnd } from "../syscalls/mm.ts";
 import { inheritSched } from "../syscalls/sched.ts";
 import { setupVcpu } from "./cpu.ts";
 import type { GuestMemory } from "./memory.ts";
-import { adoptCpuPages, buildCpuTables, pdCopyOf, physOf } from "./percpu.ts";
+import { adoptCpuPages, buildCpuTables, physOf } from "./percpu.ts";
 import type { Cpu } from "./threads.ts";
 import { CLONE, type CloneSpec, WouldBlock } from "../syscalls/thread.ts";
 import { R } from "./sigframe.ts";
@@ -27,6 +27,7 @@ import {
   createMachine,
   INHERITED,
   makeProcess,
+  pdCopies,
   poolSpec,
   startThreads,
 } from "./setup.ts";
@@ -108,7 +109,7 @@ function forkFrom(g: Guest, parent: Guest, cpu: Cpu, pid: number, spec: CloneSpe
   }
   g.prot = parent.prot!.cloneFor(
     mem,
-    () => g.threads?.cpus.filter((c) => c.id > 0).map((c) => pdCopyOf(mem, c.id)) ?? [],
+    pdCopies(g, mem),
   );
   makeProcess(g, mem, from.argv, from.exePath, from.cwd);
   const p = g.process!;

@@ -470,20 +470,28 @@ export class GuestMemory {
 
   /** Bytes of RAM the host has resident now (mincore), pool excluded. */
   residentBytes(): number {
-    if (residency?.length !== this.size / 4096) residency = new Uint8Array(this.size / 4096);
-    if (libc().mincore(this.host, BigInt(this.size), residency) !== 0) return this.size;
+    const pages = this.#residency();
+    if (!pages) return this.size;
     let n = 0;
-    for (const b of residency) n += b & 1;
+    for (const b of pages) n += b & 1;
     return n * 4096;
+  }
+
+  /**
+   * mincore's answer for all of RAM (a byte a page, bit 0 set if resident),
+   * or undefined if it failed. One buffer for the process (256 KiB for
+   * 1 GiB of RAM): a new one per VM, freed at some later GC, fragmented the
+   * C heap (~10 KiB a boot).
+   */
+  #residency(): Uint8Array | undefined {
+    if (residency?.length !== this.size / 4096) residency = new Uint8Array(this.size / 4096);
+    return libc().mincore(this.host, BigInt(this.size), residency) === 0 ? residency : undefined;
   }
 
   /** The whole resident 2 MiB chunks of user memory, by guest address. */
   #hugeChunks(): number[] {
-    // One buffer for the process (256 KiB for 1 GiB of RAM): a new one per
-    // VM, freed at some later GC, fragmented the C heap (~10 KiB a boot).
-    if (residency?.length !== this.size / 4096) residency = new Uint8Array(this.size / 4096);
-    const pages = residency;
-    if (libc().mincore(this.host, BigInt(this.size), pages) !== 0) return [];
+    const pages = this.#residency();
+    if (!pages) return [];
     // One byte per page, bit 0 set if resident: four pages per word.
     const words = new Uint32Array(pages.buffer);
     const chunks: number[] = [];

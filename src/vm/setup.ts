@@ -328,7 +328,7 @@ export function setupImage(
     mem,
     cr3,
     [stackTop, poolEnd],
-    () => g.threads?.cpus.filter((c) => c.id > 0).map((c) => pdCopyOf(mem, c.id)) ?? [],
+    pdCopies(g, mem),
   );
   g.userEnd = mmapMax;
   mem.high = new HighMemory(mem, cr3, poolSpec(g, mem), highRange(mem), cpuBlocks(g, mem));
@@ -393,9 +393,18 @@ export function poolSpec(g: Guest, mem: GuestMemory): PoolSpec {
   return { base: mem.poolBase, size: mem.poolSize, addSlot: () => g.machine!.addPoolSlot() };
 }
 
+/** The ids of `g`'s vCPUs other than 0, each with a block of its own (percpu.ts). */
+const otherCpus = (g: Guest): number[] =>
+  g.threads?.cpus.filter((c) => c.id > 0).map((c) => c.id) ?? [];
+
 /** The blocks of `g`'s vCPUs other than 0 (their copies of the top tables). */
 export function cpuBlocks(g: Guest, mem: GuestMemory): () => number[] {
-  return () => g.threads?.cpus.filter((c) => c.id > 0).map((c) => blockOf(mem, c.id)) ?? [];
+  return () => otherCpus(g).map((id) => blockOf(mem, id));
+}
+
+/** Where `g`'s vCPUs other than 0 keep their copies of the first GiB's page directory. */
+export function pdCopies(g: Guest, mem: GuestMemory): () => number[] {
+  return () => otherCpus(g).map((id) => pdCopyOf(mem, id));
 }
 
 export function createMachine(g: Guest, size: number, forFork = false): GuestMemory {
