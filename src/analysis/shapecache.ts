@@ -15,6 +15,7 @@
  */
 import { type ElfFile, PT_NOTE } from "../loader/elf.ts";
 import { shapeHolds, type SiteShape, siteShape } from "./boundary.ts";
+import { cacheDir } from "../cachedir.ts";
 
 /** Bumped when what siteShape answers changes: older files are ignored. */
 const VERSION = 1;
@@ -45,19 +46,6 @@ export function buildId(bytes: Uint8Array, elf: ElfFile): string | undefined {
     }
   }
   return undefined;
-}
-
-/** The cache's directory, or undefined when it is off or there is no home. */
-function cacheDir(): string | undefined {
-  try {
-    const set = Deno.env.get("HERMITUX_CACHE_DIR");
-    if (set === "off" || set === "") return undefined;
-    if (set) return set;
-    const xdg = Deno.env.get("XDG_CACHE_HOME"), home = Deno.env.get("HOME");
-    return xdg ? `${xdg}/hermitux` : home ? `${home}/.cache/hermitux` : undefined;
-  } catch {
-    return undefined; // no --allow-env: no cache
-  }
 }
 
 interface FileShapes {

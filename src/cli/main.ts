@@ -300,6 +300,8 @@ export interface MainOptions {
    * the end. Processes of the run still pass theirs on to each other.
    */
   exits?: boolean;
+  /** Where the CLI's code came from (cli.ts: the bundle or the sources), for `--verbose`. */
+  code?: string;
 }
 
 /** Runs the CLI with `args`; resolves to the process exit status. */
@@ -509,6 +511,7 @@ export async function main(
           hostCalls ? "as asked" : hostCallsReason(platform)
         }), rewrite ${rw.mode} (${why})`,
     );
+    if (opts.code) console.error(`hermitux: code from ${opts.code}`);
   }
   try {
     const vm = await Vm.create({
