@@ -1,6 +1,6 @@
 // The struct layouts in src/kvm/structs.ts against <linux/kvm.h>, via a C
 // program that prints sizeof/offsetof for every field the TypeScript uses.
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, equal, ok, throws } from "node:assert/strict";
 import { LAYOUTS } from "../src/kvm/structs.ts";
 import { compileC } from "./fixtures.ts";
 
@@ -46,4 +46,40 @@ Deno.test("kvm ioctl numbers match <linux/kvm.h>", async () => {
     }),
   );
   assertEquals({ ...KVM }, fromC);
+});
+
+Deno.test("KVM_CREATE_VM: EAGAIN (kvm_pvm, VMs coming and going) is tried again, then reported", async () => {
+  const { Kvm } = await import("../src/kvm/ioctls.ts");
+  const { libc } = await import("../src/kvm/libc.ts");
+  const { hostSyscall } = await import("../src/syscalls/host.ts");
+  const fds = new Int32Array(2);
+  equal(hostSyscall(293, Deno.UnsafePointer.value(Deno.UnsafePointer.of(fds)), 0o4000), 0); // pipe2(O_NONBLOCK)
+  const scratch = new Uint8Array(8);
+  const buf = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(scratch)));
+  const t = libc() as unknown as Record<string, (...a: unknown[]) => unknown>;
+  const real = t.ioctl_u64;
+  const kvm = new Kvm();
+  let fail = 3, tries = 0;
+  // A read of the empty pipe leaves errno EAGAIN, as KVM's refusal would.
+  t.ioctl_u64 = (fd, req, arg) => {
+    if (fd !== kvm.fd || req !== 0xae01) return real(fd, req, arg);
+    tries++;
+    if (fail-- > 0) return libc().read(fds[0], buf, 1n) && -1;
+    return real(fd, req, arg);
+  };
+  try {
+    const vm = kvm.createVm();
+    equal(tries, 4);
+    ok(vm.fd >= 0);
+    await vm.closeInBackground();
+    fail = 1_000; // refused for good: the error after ~0.5 s of tries
+    const t0 = performance.now();
+    throws(() => kvm.createVm(), /KVM_CREATE_VM: Resource temporarily unavailable/);
+    ok(performance.now() - t0 >= 400);
+  } finally {
+    t.ioctl_u64 = real;
+    kvm.close();
+    hostSyscall(3, fds[0]);
+    hostSyscall(3, fds[1]);
+  }
 });

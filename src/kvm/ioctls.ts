@@ -55,6 +55,9 @@ export const EXIT = {
 
 const O_RDWR = 2, O_CLOEXEC = 0x80000;
 const EINTR = 4;
+const EAGAIN = 11;
+/** Never notified: `Atomics.wait` on it sleeps the calling thread. */
+const nap = new Int32Array(new SharedArrayBuffer(4));
 
 function ioctl(fd: number, req: number, arg: Uint8Array | null, what: string): number {
   return check(what, libc().ioctl(fd, req, arg ? Deno.UnsafePointer.of(arg) : null));
@@ -116,12 +119,22 @@ export class Kvm {
     return buf;
   }
 
-  /** `KVM_CREATE_VM`. */
+  /**
+   * `KVM_CREATE_VM`. It may wait (for the mmap lock a prefault holds): a
+   * signal (a profiler's) makes it EINTR, tried again at once. kvm_pvm
+   * answers EAGAIN now and then while other VMs of the host come and go
+   * (seen with two test suites creating VMs side by side): tried again
+   * after 1, 2, 4… ms, for up to ~0.5 s in all.
+   */
   createVm(): VmFd {
-    // It may wait (for the mmap lock a prefault holds): a signal (a profiler's) makes it EINTR.
-    for (let i = 0;; i++) {
+    for (let i = 0, waited = 0;; i++) {
       const fd = libc().ioctl_u64(this.fd, KVM.CREATE_VM, 0n);
-      if (fd >= 0 || i === 8 || errno() !== EINTR) return new VmFd(check("KVM_CREATE_VM", fd));
+      const e = fd >= 0 ? 0 : errno();
+      if (e === EINTR && i < 8) continue;
+      if (e !== EAGAIN || waited >= 500) return new VmFd(check("KVM_CREATE_VM", fd));
+      const ms = Math.min(2 ** Math.min(i, 6), 64);
+      Atomics.wait(nap, 0, 0, ms);
+      waited += ms;
     }
   }
 
