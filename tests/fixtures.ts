@@ -169,7 +169,7 @@ export function runHermitux(
  * rewriting, `HERMITUX_HOST_CALLS=exit` with the exit transport.
  */
 const PASSED = Object.fromEntries(
-  ["HERMITUX_REWRITE", "HERMITUX_HOST_CALLS"].flatMap((k) => {
+  ["HERMITUX_REWRITE", "HERMITUX_HOST_CALLS", "HERMITUX_VFORK"].flatMap((k) => {
     const v = Deno.env.get(k);
     return v === undefined ? [] : [[k, v]];
   }),

@@ -103,6 +103,32 @@ for (const tc of BUILDS) {
     match(out.stdout, /^vfork failed execve: exited 5\nno children left: -1 ECHILD\n$/m);
   });
 
+  Deno.test(`${tc}: vfork children run in their parent's memory (on its machine), and the parent's own state comes back`, async () => {
+    const bin = await fixture("proc_vfork_loan", tc);
+    const native = await runNative(bin);
+    equal(native.code, 0);
+    // On the parent's machine (the default once the run has several
+    // processes), and with every vfork copying memory as the first does.
+    for (const vfork of ["", "copy"]) {
+      const c = hermituxCommand(bin, [], { flags: [...guestFlags(bin), "--stats"] });
+      const r = await new Deno.Command(c.cmd, {
+        args: c.args,
+        env: { ...c.env, HERMITUX_VFORK: vfork },
+        stdin: "null",
+      }).output();
+      const stdout = new TextDecoder().decode(r.stdout);
+      const stderr = new TextDecoder().decode(r.stderr);
+      equal(stdout, native.stdout, `HERMITUX_VFORK=${vfork}: ${stderr}`);
+      equal(r.code, 0);
+      const loans = stderr.match(/vforked on its parent's machine/g)?.length ?? 0;
+      if (vfork === "copy") equal(loans, 0);
+      else ok(loans >= 200, `${loans} vfork children on their parent's machine`);
+    }
+    match(native.stdout, /^our handler ran: 1, SIGUSR2 still blocked: 1$/m);
+    match(native.stdout, /^vfork child killed: signaled 9$/m);
+    match(native.stdout, /^200 spawns, wrong: 0\nour pid unchanged: 1, tls ours: 11\n$/m);
+  });
+
   Deno.test(`${tc}: kill to a child and a group, SIGCHLD (SA_RESTART, SA_NOCLDWAIT, SIG_IGN), sessions`, async () => {
     const out = await sameC(await fixture("proc_signals", tc));
     equal(out.code, 0);

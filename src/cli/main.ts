@@ -572,7 +572,9 @@ function processLines(procs: ProcessStats[]): string {
       p.images > 1 ? "s" : ""
     }, ${
       p.runMs.toFixed(1)
-    } ms, ${p.exits} exits, ${p.hostCalls} host calls (${p.exitless} exitless): ${p.command}`;
+    } ms, ${p.exits} exits, ${p.hostCalls} host calls (${p.exitless} exitless)${
+      p.onLoan ? ", vforked on its parent's machine" : ""
+    }: ${p.command}`;
   const sum = (k: "runMs" | "exits" | "hostCalls" | "exitless") =>
     procs.reduce((n, p) => n + p[k], 0);
   return [

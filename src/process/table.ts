@@ -516,6 +516,7 @@ export class ProcessTable {
       stats: newStats(pid, parent.pid, vm),
       started: boottimeNs(),
     };
+    if (vm.loan) child.stats.onLoan = true;
     this.#procs.set(pid, child);
     attachProcesses(vm.process!, this.hostFor(child));
     parent.children.add(child);

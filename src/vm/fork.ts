@@ -35,6 +35,7 @@ import { patchMapping } from "./rewrite.ts";
 import { pastEnd } from "./hostcall.ts";
 import { SYSCALL_FRAME, SYSCALL_FRAME_ADDR } from "./deliver.ts";
 import { Guest } from "./guest.ts";
+import { canLend, lend, type Loan, takeBack } from "./loan.ts";
 import { E, SyscallError } from "../syscalls/errno.ts";
 import { monotonicNs } from "../syscalls/signal.ts";
 
@@ -52,17 +53,32 @@ const NR_MEMFD_CREATE = 319, NR_FTRUNCATE = 77, NR_PWRITE64 = 18, NR_CLOSE = 3, 
  */
 export function forkGuest(g: Guest, pid: number, spec: CloneSpec): Guest {
   const child = new Guest(g.options, g.table);
+  const cpu = g.threads!.serving;
+  // A vfork child runs on its parent's machine where it can (loan.ts).
+  const loan = spec.flags & CLONE.VFORK && canLend(g, cpu) ? lend(g, cpu) : undefined;
   try {
-    forkFrom(child, g, g.threads!.serving, pid, spec);
+    forkFrom(child, g, cpu, pid, spec, loan);
   } catch (e) {
+    if (loan) {
+      child.loan = loan;
+      g.lentTo = child;
+      takeBack(child);
+    }
     child.dispose();
     throw e;
   }
   return child;
 }
 
-/** Makes `g` the fork child `pid` of `parent`'s thread `cpu` (see forkGuest). */
-function forkFrom(g: Guest, parent: Guest, cpu: Cpu, pid: number, spec: CloneSpec): void {
+/** Makes `g` the fork child `pid` of `parent`'s thread `cpu` (see forkGuest), on `loan` if given. */
+function forkFrom(
+  g: Guest,
+  parent: Guest,
+  cpu: Cpu,
+  pid: number,
+  spec: CloneSpec,
+  loan?: Loan,
+): void {
   const from = parent.process!;
   g.features = parent.features;
   g.pid = pid;
@@ -80,22 +96,34 @@ function forkFrom(g: Guest, parent: Guest, cpu: Cpu, pid: number, spec: CloneSpe
   g.mounts = parent.mounts!.share();
   g.userEnd = parent.userEnd;
   g.cr3 = parent.cr3;
-  const mem = createMachine(g, parent.mem!.size, true), v = mem.view;
-  mem.copyFrom(parent.mem!, 0, mem.size, g.machine!.reused);
-  // The address space above RAM: the same mappings, the pool's chunks copied.
-  const high = parent.mem!.high;
-  if (high) {
-    mem.high = high.cloneFor(mem, poolSpec(g, mem), cpuBlocks(g, mem));
-    if (high.used) mem.high.copyPool(parent.mem!);
+  let mem: GuestMemory;
+  if (loan) {
+    // The parent's machine, memory and vCPU 0 as they are (loan.ts).
+    g.loan = loan;
+    parent.lentTo = g;
+    g.machine = parent.machine;
+    g.vcpu = cpu.vcpu;
+    g.runView = cpu.runView;
+    mem = g.mem = parent.mem!;
+  } else {
+    mem = createMachine(g, parent.mem!.size, true);
+    mem.copyFrom(parent.mem!, 0, mem.size, g.machine!.reused);
+    // The address space above RAM: the same mappings, the pool's chunks copied.
+    const high = parent.mem!.high;
+    if (high) {
+      mem.high = high.cloneFor(mem, poolSpec(g, mem), cpuBlocks(g, mem));
+      if (high.used) mem.high.copyPool(parent.mem!);
+    }
+    // The parent held the mm lock for the copy (lockMm); the child's is free.
+    Atomics.store(mmLock(mem, g.kernel!.mm.lock), 0, 0);
+    parent.debugger?.forked(mem); // gdb follows the parent: no int3 in the child
+    // MAP_SHARED memory stays shared: the child gets the same host pages.
+    shareAnonymous(parent);
+    mem.overlays.inherit(parent.mem!.overlays);
+    // The thread that forked becomes the child's first.
+    adoptCpuPages(mem, cpu.id, parent.mem!);
   }
-  // The parent held the mm lock for the copy (lockMm); the child's is free.
-  Atomics.store(mmLock(mem, g.kernel!.mm.lock), 0, 0);
-  parent.debugger?.forked(mem); // gdb follows the parent: no int3 in the child
-  // MAP_SHARED memory stays shared: the child gets the same host pages.
-  shareAnonymous(parent);
-  mem.overlays.inherit(parent.mem!.overlays);
-  // The thread that forked becomes the child's first.
-  adoptCpuPages(mem, cpu.id, parent.mem!);
+  const v = mem.view;
   const boot = ABI.BOOT_INFO_ADDR;
   v.setBigUint64(boot + BOOT_INFO.pid, BigInt(pid), true);
   v.setBigUint64(boot + BOOT_INFO.ppid, BigInt(g.ppid), true);
@@ -107,10 +135,7 @@ function forkFrom(g: Guest, parent: Guest, cpu: Cpu, pid: number, spec: CloneSpe
   if (spec.stack !== 0n) {
     v.setBigUint64(SYSCALL_FRAME_ADDR + SYSCALL_FRAME.indexOf(R.rsp) * 8, spec.stack, true);
   }
-  g.prot = parent.prot!.cloneFor(
-    mem,
-    pdCopies(g, mem),
-  );
+  g.prot = loan ? parent.prot : parent.prot!.cloneFor(mem, pdCopies(g, mem));
   makeProcess(g, mem, from.argv, from.exePath, from.cwd);
   const p = g.process!;
   p.fds = from.fds.copy();
@@ -128,12 +153,12 @@ function forkFrom(g: Guest, parent: Guest, cpu: Cpu, pid: number, spec: CloneSpe
   inheritSched(from, cpu.tid, p, pid, true);
   onPastEnd(p, (start, end) => pastEnd(g, start, end));
   if (g.sites) onExecMapping(p, (...a) => patchMapping(g, ...a));
-  if (g.rewrite) mapTrampoline(mem, g.kernel!.zpolineEntry);
+  if (g.rewrite && !loan) mapTrampoline(mem, g.kernel!.zpolineEntry);
   // vCPU 0 resumes the forking thread's syscall frame (rax 0).
-  startAtSyscallReturn(g, g.vcpu!, 0, g.cr3, cpu.vcpu, spec, !g.machine!.reused);
+  startAtSyscallReturn(g, g.vcpu!, 0, g.cr3, cpu.vcpu, spec, !loan && !g.machine!.reused);
   // The guest's clocks (the vvar page, copied) count from the parent's TSC;
   // a new VM's starts near 0 on hardware KVM (kvm_pvm shows the host's).
-  g.vcpu!.setMsrs([[MSR_TSC, cpu.vcpu.getMsrs([MSR_TSC])[0]]]);
+  if (!loan) g.vcpu!.setMsrs([[MSR_TSC, cpu.vcpu.getMsrs([MSR_TSC])[0]]]);
   const main: Cpu = {
     id: 0,
     vcpu: g.vcpu!,
@@ -143,6 +168,8 @@ function forkFrom(g: Guest, parent: Guest, cpu: Cpu, pid: number, spec: CloneSpe
     alive: true,
   };
   startThreads(g, main, true);
+  // On a loan the VM's other vCPU ids are the parent's: no threads.
+  if (loan) g.threads!.limit = 1;
   const put32 = (m: GuestMemory, addr: bigint) => m.view.setUint32(m.check(addr, 4), pid, true);
   if (spec.flags & CLONE.CHILD_SETTID) put32(mem, spec.childTid);
   if (spec.flags & CLONE.PARENT_SETTID) put32(parent.mem!, spec.parentTid);
@@ -163,14 +190,15 @@ export function startAtSyscallReturn(
   fresh: boolean,
 ): void {
   const kernel = g.kernel!;
-  setupVcpu(vcpu, id, cr3, kernel, g.features!, guestCpl(g.stats.platform), fresh);
+  // Read first: `from` may be `vcpu` itself (a vfork child on its parent's machine).
   const sregs = new Uint8Array(LAYOUTS.kvm_sregs.size);
   from.getSregs(sregs);
+  const xsave = new Uint8Array(LAYOUTS.kvm_xsave.size);
+  from.getXsave(xsave);
+  setupVcpu(vcpu, id, cr3, kernel, g.features!, guestCpl(g.stats.platform), fresh);
   const sf = LAYOUTS.kvm_sregs.fields, sv = new DataView(sregs.buffer);
   const fs = spec.flags & CLONE.SETTLS ? spec.tls : sv.getBigUint64(sf.fs, true);
   vcpu.setMsrs([[MSR_FS_BASE, fs], [MSR_GS_BASE, sv.getBigUint64(sf.gs, true)]]);
-  const xsave = new Uint8Array(LAYOUTS.kvm_xsave.size);
-  from.getXsave(xsave);
   vcpu.setXsave(xsave);
   const regs = new Uint8Array(LAYOUTS.kvm_regs.size);
   const rv = new DataView(regs.buffer);
@@ -273,14 +301,17 @@ export function holdForVfork(g: Guest): void {
 
 /**
  * The vfork child `child` (tid `tid` of this process waited for it) has
- * called execve or ended: what it wrote to user memory, which on Linux
- * was this process's own, is copied back (the parent's only thread was
- * stopped), and the waiting thread goes on with the child's pid.
+ * called execve or ended: a child that ran on this machine gives it back
+ * (loan.ts); else what it wrote to user memory, which on Linux was this
+ * process's own, is copied back (the parent's only thread was stopped).
+ * The waiting thread goes on with the child's pid.
  * @internal
  */
 export function releaseVfork(g: Guest, child: Guest, tid: number, pid: number): void {
   const threads = g.threads!;
-  if (threads.count === 1) {
+  if (child.loan) {
+    takeBack(child); // it ran in this memory: nothing to copy
+  } else if (threads.count === 1) {
     g.mem!.copyFrom(child.mem!, ABI.USER_MIN, g.machine!.stackTop);
     // Sites it rewrote (--rewrite=stub) jump to stubs it wrote: those too.
     if (g.stubs) g.mem!.copyFrom(child.mem!, ABI.STUB_ADDR, ABI.STUB_END);

@@ -237,6 +237,8 @@ export interface ProcessStats {
   exitless: number;
   /** Host-served syscalls by name. */
   syscalls: Record<string, number>;
+  /** A vfork child that ran on its parent's machine until execve or _exit (no copy of memory). */
+  onLoan?: boolean;
 }
 
 /** How a run ended. */

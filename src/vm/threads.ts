@@ -220,8 +220,11 @@ export class Threads implements ThreadHost {
     return this.cpus.filter((c) => c.alive).map((c) => ({ tid: c.tid, parked: !!c.parked }));
   }
 
+  /** At most this many threads alive at once (a vfork child on its parent's machine: 1). */
+  limit = MAX_CPUS;
+
   spawn(spec: CloneSpec): number {
-    if (this.count >= MAX_CPUS) throw new SyscallError(E.EAGAIN);
+    if (this.count >= Math.min(MAX_CPUS, this.limit)) throw new SyscallError(E.EAGAIN);
     const cpu = this.#pool.pop() ?? this.#newCpu();
     this.#ready(cpu);
     // Start the next runner now, while this thread runs: a program that

@@ -1,0 +1,134 @@
+/**
+ * vfork without a copy: the child runs on its parent's machine (the same
+ * KVM VM, RAM and vCPU 0) while the parent's only thread waits, as Linux's
+ * vfork child runs in its parent's memory. What is the parent's own and
+ * not the address space's is put aside first and put back when the child
+ * calls execve or ends ({@linkcode takeBack}):
+ *
+ * - vCPU 0's registers, segments and FPU state, and its `kvm_run` area
+ *   (the sync registers, the exit the parent is being served);
+ * - the guest kernel's pages that belong to a process or a thread rather
+ *   than to the address space: the exception stack, the boot information
+ *   (pid, ppid, routes) with the signal actions after it, the host-call
+ *   block, `struct percpu` (tid, mask, FPU scratch) and the kernel stack,
+ *   which holds the parent's syscall in progress.
+ *
+ * The region list, brk and the page tables are the address space's and
+ * stay shared, as they are under CLONE_VM: an mmap in the child is the
+ * parent's too, and one VM means no second MMU to keep in step. Only a
+ * parent whose one thread runs on a runner lends (a run that already has
+ * several processes); the first vfork of a run, a multithreaded parent or
+ * one under gdb or the profiler copies its memory as before (fork.ts).
+ * @module
+ */
+import { ABI } from "../kernel/abi.ts";
+import type { VcpuFd } from "../kvm/ioctls.ts";
+import { LAYOUTS } from "../kvm/structs.ts";
+import type { Guest } from "./guest.ts";
+import type { Cpu } from "./threads.ts";
+
+const KSTACK_LOW = ABI.KSTACK_TOP - ABI.KSTACK_PAGES * ABI.PAGE_SIZE;
+/** The parent's own pages, as [start, end): see the module's comment. */
+const OWN: readonly (readonly [number, number])[] = [
+  [0x4000, 0x8000], // exception stack
+  [ABI.BOOT_INFO_ADDR, ABI.VVAR_ADDR], // boot info + sigactions, host-call block, percpu, ELF hints
+  [KSTACK_LOW, ABI.KSTACK_TOP],
+];
+
+/** What a vfork child on its parent's machine must give back. */
+export interface Loan {
+  /** The parent, waiting. */
+  readonly parent: Guest;
+  /** Its thread's vCPU (vCPU 0). */
+  readonly cpu: Cpu;
+  readonly pages: Uint8Array[];
+  readonly run: Uint8Array;
+  readonly regs: Uint8Array;
+  readonly sregs: Uint8Array;
+  readonly xsave: Uint8Array;
+  /** How the parent's vCPU ioctls went (through its runner). */
+  readonly via: VcpuFd["via"];
+  /**
+   * "out" while the child runs on it; "back" once given back (takeBack);
+   * "orphaned" when the parent ended first: the machine is the child's to free.
+   */
+  state: "out" | "back" | "orphaned";
+}
+
+/** HERMITUX_VFORK=copy: every vfork copies memory (for A/B measurements). */
+const copyAlways = (() => {
+  try {
+    return Deno.env.get("HERMITUX_VFORK") === "copy";
+  } catch {
+    return false;
+  }
+})();
+
+/**
+ * Whether `parent`'s thread on `cpu` may lend its machine to a vfork child:
+ * its only thread, on vCPU 0 and a runner of its own (so it can wait while
+ * another runner runs the vCPU), no debugger or profiler watching, no loan
+ * of its own under way and none it holds.
+ */
+export function canLend(parent: Guest, cpu: Cpu): boolean {
+  const t = parent.threads!;
+  return cpu.id === 0 && cpu.runner !== undefined && t.count === 1 && parent.scheduled &&
+    !parent.debugger && !parent.sampler && !parent.loan && !parent.lentTo && !copyAlways;
+}
+
+/** Puts aside what `parent`'s thread on `cpu` owns of its machine; the child then takes it over. */
+export function lend(parent: Guest, cpu: Cpu): Loan {
+  const mem = parent.mem!, vcpu = cpu.vcpu;
+  const regs = new Uint8Array(LAYOUTS.kvm_regs.size);
+  const sregs = new Uint8Array(LAYOUTS.kvm_sregs.size);
+  const xsave = new Uint8Array(LAYOUTS.kvm_xsave.size);
+  vcpu.getRegs(regs);
+  vcpu.getSregs(sregs);
+  vcpu.getXsave(xsave);
+  const runSize = parent.machine!.runSize;
+  const run = new Uint8Array(runSize);
+  run.set(new Uint8Array(cpu.runView.buffer, cpu.runView.byteOffset, runSize));
+  return {
+    parent,
+    cpu,
+    pages: OWN.map(([a, b]) => mem.bytes.slice(a, b)),
+    run,
+    regs,
+    sregs,
+    xsave,
+    via: vcpu.via,
+    state: "out",
+  };
+}
+
+/**
+ * The vfork child `child` has called execve or ended: its runner is
+ * stopped and let go, and the parent's pages, vCPU state and `kvm_run`
+ * area are put back, so that the parent's thread goes on where it waited.
+ */
+export function takeBack(child: Guest): void {
+  const loan = child.loan!;
+  if (loan.state !== "out") return;
+  loan.state = "back";
+  const threads = child.threads;
+  if (threads) {
+    threads.stopAll();
+    if (!threads.runnersDone()) {
+      // It cannot be stopped: the machine is not the parent's to run again.
+      throw new Error("hermitux: a vfork child's vCPU runner did not stop");
+    }
+    for (const c of threads.cpus) {
+      c.runner?.dispose();
+      c.runner = undefined;
+    }
+  }
+  const mem = loan.parent.mem!, vcpu = loan.cpu.vcpu;
+  OWN.forEach(([a], i) => mem.bytes.set(loan.pages[i], a));
+  const view = loan.cpu.runView;
+  new Uint8Array(view.buffer, view.byteOffset, loan.run.length).set(loan.run);
+  vcpu.via = loan.via;
+  vcpu.setSregs(loan.sregs);
+  vcpu.setXsave(loan.xsave);
+  vcpu.setRegs(loan.regs);
+  loan.parent.lentTo = undefined;
+}
