@@ -129,6 +129,25 @@ for (const tc of BUILDS) {
     match(native.stdout, /^200 spawns, wrong: 0\nour pid unchanged: 1, tls ours: 11\n$/m);
   });
 
+  Deno.test(`${tc}: SIGKILL ends a vfork parent; its child goes on, orphaned, on the parent's machine`, async () => {
+    const bin = await fixture("proc_vfork_orphan", tc);
+    for (const args of [[], ["leave"]]) {
+      const native = await runNative(bin, args);
+      match(native.stdout, /^the vfork parent: signaled 9\nthe orphaned child still runs: 1\n/m);
+      for (const vfork of ["", "copy"]) {
+        const c = hermituxCommand(bin, args, { flags: guestFlags(bin) });
+        const r = await new Deno.Command(c.cmd, {
+          args: c.args,
+          env: { ...c.env, HERMITUX_VFORK: vfork },
+          stdin: "null",
+        }).output();
+        const what = `${args} HERMITUX_VFORK=${vfork}: ${new TextDecoder().decode(r.stderr)}`;
+        equal(new TextDecoder().decode(r.stdout), native.stdout, what);
+        equal(r.code, native.code, what);
+      }
+    }
+  });
+
   Deno.test(`${tc}: kill to a child and a group, SIGCHLD (SA_RESTART, SA_NOCLDWAIT, SIG_IGN), sessions`, async () => {
     const out = await sameC(await fixture("proc_signals", tc));
     equal(out.code, 0);

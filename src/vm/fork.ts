@@ -291,6 +291,7 @@ function mmLock(mem: GuestMemory, at: number): Int32Array {
 export function holdForVfork(g: Guest): void {
   const t = g.threads!;
   if (t.polled) throw new WouldBlock();
+  g.vforkWait = true;
   if (t.onMain) {
     // vCPU 0 on this thread: it moves to a runner, started at the release.
     g.held = true;
@@ -309,6 +310,7 @@ export function holdForVfork(g: Guest): void {
  */
 export function releaseVfork(g: Guest, child: Guest, tid: number, pid: number): void {
   const threads = g.threads!;
+  g.vforkWait = false;
   if (child.loan) {
     takeBack(child); // it ran in this memory: nothing to copy
   } else if (threads.count === 1) {

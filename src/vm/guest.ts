@@ -189,6 +189,8 @@ export class Guest implements Disposable {
   scheduled = false;
   /** vCPU 0 waits for a vfork child before it runs on a runner (see holdForVfork). */
   held = false;
+  /** A thread waits for a vfork child (holdForVfork): only SIGKILL ends that wait, and the process. */
+  vforkWait = false;
   /** A vfork child running on its parent's machine: what it gives back (loan.ts). */
   loan?: Loan;
   /** The vfork child running on this machine, while it does. */
@@ -511,6 +513,11 @@ export class Guest implements Disposable {
     if (info.signo === SIGNO.SIGCONT) { for (const n of STOPS) this.sig.discard(n); }
     else if (STOPS.includes(info.signo)) this.sig.discard(SIGNO.SIGCONT);
     this.sig.raise(info);
+    if (info.signo === SIGNO.SIGKILL && this.vforkWait) {
+      // As Linux's killable vfork wait: the process ends; its child goes on.
+      p.exit(0, SIGNO.SIGKILL);
+      return;
+    }
     const threads = this.threads!;
     for (const c of threads.cpus) {
       if (!c.alive || !c.runner || c.busy) continue;
