@@ -127,21 +127,19 @@ function probeElf(): Uint8Array {
   }
   const file = new Uint8Array(CODE + code.length), v = new DataView(file.buffer);
   file.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]); // ELF, 64-bit, little-endian, version 1
-  v.setUint16(16, 2, true); // ET_EXEC
-  v.setUint16(18, 0x3e, true); // x86-64
-  v.setUint32(20, 1, true);
-  v.setBigUint64(24, BigInt(BASE + CODE), true); // entry
-  v.setBigUint64(32, 64n, true); // program headers
-  v.setUint16(52, 64, true);
-  v.setUint16(54, 56, true);
-  v.setUint16(56, 1, true);
-  v.setUint32(64, 1, true); // PT_LOAD
-  v.setUint32(68, 7, true); // rwx
-  v.setBigUint64(80, BigInt(BASE), true);
-  v.setBigUint64(88, BigInt(BASE), true);
-  v.setBigUint64(96, BigInt(file.length), true);
-  v.setBigUint64(104, BigInt(CODE + labels.get("buf")! + STAMPS * 16), true);
-  v.setBigUint64(112, 0x1000n, true);
+  const memsz = CODE + labels.get("buf")! + STAMPS * 16;
+  // [offset, size, value]: ET_EXEC for x86-64, the entry, one PT_LOAD (rwx) of the whole file.
+  // deno-fmt-ignore
+  const fields = [
+    [16, 2, 2], [18, 2, 0x3e], [20, 4, 1], [24, 8, BASE + CODE], [32, 8, 64], [52, 2, 64],
+    [54, 2, 56], [56, 2, 1], [64, 4, 1], [68, 4, 7], [80, 8, BASE], [88, 8, BASE],
+    [96, 8, file.length], [104, 8, memsz], [112, 8, 0x1000],
+  ];
+  for (const [at, size, n] of fields) {
+    if (size === 8) v.setBigUint64(at, BigInt(n), true);
+    else if (size === 4) v.setUint32(at, n, true);
+    else v.setUint16(at, n, true);
+  }
   file.set(code, CODE);
   return file;
 }
@@ -253,9 +251,7 @@ export async function loadHostProfile(
     Deno.renameSync(tmp, path);
     return { ...p, path };
   } catch {
-    try {
-      Deno.removeSync(tmp);
-    } catch { /* never written */ }
+    Deno.remove(tmp).catch(() => {}); // if it was written at all
     return p; // a read-only home: keep it in memory
   }
 }
@@ -263,14 +259,11 @@ export async function loadHostProfile(
 let memo: Promise<HostProfile | undefined> | undefined;
 let known: HostProfile | undefined;
 
-/** Whether `HERMITUX_HOST_PROBE=off` turned the probe off. */
-function probeOff(): boolean {
-  try {
-    return Deno.env.get("HERMITUX_HOST_PROBE") === "off";
-  } catch {
-    return false; // no --allow-env
-  }
-}
+/** Whether `HERMITUX_HOST_PROBE=off` turned the probe off (without --allow-env: no). */
+const probeOff = () =>
+  Deno.permissions.querySync({ name: "env", variable: "HERMITUX_HOST_PROBE" }).state ===
+    "granted" &&
+  Deno.env.get("HERMITUX_HOST_PROBE") === "off";
 
 /**
  * This host's profile, once per process ({@linkcode loadHostProfile} the
