@@ -152,10 +152,11 @@ const median = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1];
  */
 export async function measureHost(): Promise<HostMeasurement> {
   const { boot } = await import("./vm.ts"); // vm.ts imports this module
-  const path = await Deno.makeTempFile({ prefix: "hermitux-probe-" });
+  // Only calls the npm package's Deno shim (npm/shim) has, here and below.
+  const tmp = Deno.makeTempDirSync({ prefix: "hermitux-probe-" }), path = `${tmp}/probe`;
   let out: Uint8Array = new Uint8Array();
   try {
-    await Deno.writeFile(path, probeElf(), { mode: 0o700 });
+    Deno.writeFileSync(path, probeElf(), { mode: 0o700 });
     // Explicit transport and rewriting: this boot never asks for a profile.
     const r = await boot({
       path,
@@ -171,7 +172,7 @@ export async function measureHost(): Promise<HostMeasurement> {
       throw new Error(`hermitux: the host probe ended with status ${r.status}`);
     }
   } finally {
-    await Deno.remove(path).catch(() => {});
+    Deno.removeSync(tmp, { recursive: true });
   }
   const v = new DataView(out.buffer, out.byteOffset, out.length);
   const t = Array.from(
@@ -185,11 +186,6 @@ export async function measureHost(): Promise<HostMeasurement> {
   const exits = t.slice(BATCHES + 1).map((x, i) => (x - t[BATCHES + i] - trapUs) / EXITS);
   const round = (x: number) => Math.max(0.01, Math.round(x * 100) / 100);
   return { exitUs: round(median(exits)), trapUs: round(trapUs) };
-}
-
-function sameKey(a: HostKey, b: HostKey): boolean {
-  return a.version === b.version && a.kernel === b.kernel && a.cpu === b.cpu &&
-    a.platform === b.platform && a.cpus === b.cpus;
 }
 
 /** FNV-1a of `s`, in hex: a short file name for a key. */
@@ -208,19 +204,13 @@ function readProfile(path: string, key: HostKey): HostProfile | undefined {
   try {
     const p = JSON.parse(Deno.readTextFileSync(path));
     const pos = (n: unknown) => typeof n === "number" && n > 0 && n < 1e6;
+    const { exitUs, trapUs, measuredAt } = p ?? {};
     if (
-      typeof p !== "object" || p === null || typeof p.key !== "object" || p.key === null ||
-      !sameKey(p.key, key) || !pos(p.exitUs) || !pos(p.trapUs) ||
-      typeof p.measuredAt !== "string"
+      typeof p?.key !== "object" || p.key === null || !pos(exitUs) || !pos(trapUs) ||
+      typeof measuredAt !== "string" ||
+      (Object.keys(key) as (keyof HostKey)[]).some((k) => p.key[k] !== key[k])
     ) return undefined;
-    return {
-      key,
-      exitUs: p.exitUs,
-      trapUs: p.trapUs,
-      measuredAt: p.measuredAt,
-      path,
-      fresh: false,
-    };
+    return { key, exitUs, trapUs, measuredAt, path, fresh: false };
   } catch {
     return undefined; // none yet, unreadable or not JSON: measure again
   }
@@ -251,7 +241,9 @@ export async function loadHostProfile(
     Deno.renameSync(tmp, path);
     return { ...p, path };
   } catch {
-    Deno.remove(tmp).catch(() => {}); // if it was written at all
+    try {
+      Deno.removeSync(tmp);
+    } catch { /* never written */ }
     return p; // a read-only home: keep it in memory
   }
 }
@@ -259,11 +251,14 @@ export async function loadHostProfile(
 let memo: Promise<HostProfile | undefined> | undefined;
 let known: HostProfile | undefined;
 
-/** Whether `HERMITUX_HOST_PROBE=off` turned the probe off (without --allow-env: no). */
-const probeOff = () =>
-  Deno.permissions.querySync({ name: "env", variable: "HERMITUX_HOST_PROBE" }).state ===
-    "granted" &&
-  Deno.env.get("HERMITUX_HOST_PROBE") === "off";
+/** Whether `HERMITUX_HOST_PROBE=off` turned the probe off. */
+function probeOff(): boolean {
+  try {
+    return Deno.env.get("HERMITUX_HOST_PROBE") === "off";
+  } catch {
+    return false; // no --allow-env
+  }
+}
 
 /**
  * This host's profile, once per process ({@linkcode loadHostProfile} the
