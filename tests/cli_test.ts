@@ -333,7 +333,7 @@ Deno.test("--verbose names the platform and the guest's privilege level", async 
       ? /host calls exit \(/
       : cpus >= 4
       ? /host calls exitless \(/
-      : /host calls auto \(measured on this host: an exit [\d.]+ µs, a syscall trap [\d.]+ µs, \d CPUs; .*: an exit over 10 µs, \d CPUs: exits until the program has made 64 host calls/,
+      : /host calls auto \(measured on this host: an exit [\d.]+ µs, a syscall trap [\d.]+ µs, \d CPUs; .*: an exit over 20 µs, \d CPUs: exits until the program has made 64 host calls/,
   );
 });
 

@@ -132,7 +132,7 @@ Deno.test("run --verbose says what was measured, where it is cached, and what it
     match(again.err, new RegExp(`\\(${head}; cached \\d{4}-\\d\\d-\\d\\d in ${dir}/host-v1-`));
     if (PVM && navigator.hardwareConcurrency === 2) {
       // The development machine: what the platform's rules chose, now by measurement.
-      match(again.err, /host calls auto \(.*: an exit over 10 µs, 2 CPUs: exits until/);
+      match(again.err, /host calls auto \(.*: an exit over 20 µs, 2 CPUs: exits until/);
       match(again.err, /rewrite stub \(a syscall trap of [\d.]+ µs \(3 µs or more\) pays/);
     }
     // Host calls asked for: the measurement goes with the rewriting.

@@ -82,17 +82,20 @@ export const POSTED_WAIT_US = 10_000;
 
 /**
  * The transport a run uses unless told, from `measured` (this host's
- * costs, src/vm/hostprobe.ts) when given, else from the platform:
+ * costs, src/vm/hostprobe.ts: what boot() and `run` use, measured once and
+ * cached) when given, else from the platform:
  *
- * - an exit cheaper than {@linkcode CHEAP_EXIT_US} (hardware KVM: 1-2 µs)
- *   does not pay for a core spent polling: `exit`;
+ * - a host call by exit cheaper than {@linkcode CHEAP_EXIT_US} (hardware
+ *   KVM: an exit of 1-2 µs, 5-10 µs with hermitux serving it) does not pay
+ *   for a core spent polling: `exit`;
  * - one CPU: `exit` (the poller would take the guest's CPU);
  * - four CPUs or more: `exitless`;
  * - two or three: `auto`.
  *
- * Without a measurement kvm_pvm stands for dear exits (28-100 µs) and
- * hardware KVM for cheap ones. On the 2-CPU kvm_pvm development machine the
- * probe measures an exit at 80-100 µs and a trap at 15-20 µs: `auto`.
+ * Without a measurement (`HERMITUX_HOST_PROBE=off`, or the probe failed)
+ * kvm_pvm stands for dear exits (28-100 µs) and hardware KVM for cheap
+ * ones. On the 2-CPU kvm_pvm development machine the probe measured a host
+ * call by exit at 57-90 µs and a trap at 13-19 µs: `auto`, as before.
  *
  * Exitless keeps two host threads busy, the vCPU's runner and the polling
  * main thread, and Deno's own threads (V8's compilers, its GC) need a core

@@ -23,12 +23,14 @@ import { detectPlatform, type Platform } from "../kvm/platform.ts";
 export const PROBE_VERSION = 1;
 
 /**
- * An exit (a host call by the doorbell, served in TypeScript) at most this
- * dear is hardware-like: hardware KVM measures 1-2 µs for the exit itself,
- * kvm_pvm 28-100 µs. A polling core saves at most this much a call, which
- * does not pay for the core, so such a host serves host calls by exit.
+ * A host call by exit cheaper than this counts as cheap: polling would save
+ * too little to pay for the core it takes. What the probe times is the
+ * whole call: the exit (1-2 µs on hardware KVM, 28-100 µs on kvm_pvm) and
+ * hermitux serving it in JavaScript (4-8 µs, timed around `onExit` on the
+ * kvm_pvm development machine). So hardware KVM comes to about 5-10 µs,
+ * kvm_pvm to 35 µs and more (57-90 µs there).
  */
-export const CHEAP_EXIT_US = 10;
+export const CHEAP_EXIT_US = 20;
 
 /**
  * A `syscall` trap at least this dear makes `stub` rewriting pay. Traps
