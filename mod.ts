@@ -68,6 +68,15 @@ export { KvmUnavailableError } from "./src/kvm/ioctls.ts";
 export { GrantError, type NetGrant } from "./src/net/policy.ts";
 export { detectPlatform, guestCpl, type Platform } from "./src/kvm/platform.ts";
 export { defaultHostCalls, type HostCalls, hostCallsReason } from "./src/vm/exitless.ts";
+export {
+  CHEAP_EXIT_US,
+  COSTLY_TRAP_US,
+  type HostKey,
+  type HostMeasurement,
+  type HostProfile,
+  hostProfile,
+  measureHost,
+} from "./src/vm/hostprobe.ts";
 export { VERSION } from "./src/version.ts";
 export type { StdioInput, StdioOutput } from "./src/vm/stdio.ts";
 export { FORWARDED, HostSignals, type SignalSource } from "./src/vm/hostsignals.ts";

@@ -139,6 +139,14 @@ Deno.test("npm package: boot() and npx hermitux under Node", async () => {
     equal(py.code, 0, py.stderr);
     equal(py.stdout, '"42\\n" 0\n');
 
+    // The host probe under Node: measured, cached in HERMITUX_CACHE_DIR, said by --verbose.
+    const probe = await run("sh", [
+      "-c",
+      `HERMITUX_CACHE_DIR=${dir}/cache npx --no hermitux run --verbose ${hello}`,
+    ], dir);
+    equal(probe.code, 0, probe.stderr);
+    match(probe.stderr, /host calls \w+ \(measured on this host: an exit [\d.]+ µs, .* cached in /);
+
     // The command: npx finds the package's bin.
     const l = await run("npx", [
       "--no",

@@ -125,6 +125,7 @@ export const runtime = {
   uid: (): number | null => process.getuid?.() ?? null,
   gid: (): number | null => process.getgid?.() ?? null,
   cwd: (): string => process.cwd(),
+  osRelease: (): string => os.release(),
   execPath: (): string => process.execPath,
   exit: (code?: number): never => process.exit(code),
   env: {
@@ -165,6 +166,7 @@ export const runtime = {
     ),
   mkdirSync: (p: PathLike, o?: { recursive?: boolean; mode?: number }): void =>
     void sync(() => fs.mkdirSync(p, o)),
+  renameSync: (from: PathLike, to: PathLike): void => sync(() => fs.renameSync(from, to)),
   chmodSync: (p: PathLike, mode: number): void => sync(() => fs.chmodSync(p, mode)),
   symlinkSync: (target: string, p: PathLike): void => sync(() => fs.symlinkSync(target, p)),
   removeSync: (p: PathLike, o?: { recursive?: boolean }): void =>

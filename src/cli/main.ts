@@ -14,6 +14,7 @@ import { MEMORY, type MountSpec, MountTable, openBeneath } from "../vfs/mounts.t
 import { hostFstat, hostSyscall } from "../syscalls/host.ts";
 import { VERSION } from "../version.ts";
 import { defaultHostCalls, hostCallsReason } from "../vm/exitless.ts";
+import { describeProfile, hostProfile, knownHostProfile } from "../vm/hostprobe.ts";
 import { kernelImage } from "../kernel/image.ts";
 import { GUEST_SYSCALLS } from "../kernel/local.ts";
 import { SYSCALL_NUMBERS } from "../syscalls/table.ts";
@@ -499,16 +500,19 @@ export async function main(
   }
   const platform = detectPlatform();
   if (values.verbose) {
-    const rw = resolveRewrite(rewrite as BootOptions["rewrite"], platform);
+    // The measurement boot() will use (measured now if this host has none cached).
+    if (!hostCalls || rewrite === "auto") await hostProfile();
+    const p = knownHostProfile(platform), measured = p ? `${describeProfile(p)}: ` : "";
+    const rw = resolveRewrite(rewrite as BootOptions["rewrite"], platform, p);
     const why = rewrite === "auto"
-      ? rw.why
+      ? (hostCalls ? measured : "") + rw.why
       : values.rewrite
       ? "as asked"
       : "set by HERMITUX_REWRITE";
     console.error(
       `hermitux: platform ${platform} (guest at CPL ${guestCpl(platform)}), ` +
-        `host calls ${hostCalls ?? defaultHostCalls(platform)} (${
-          hostCalls ? "as asked" : hostCallsReason(platform)
+        `host calls ${hostCalls ?? defaultHostCalls(platform, undefined, p)} (${
+          hostCalls ? "as asked" : measured + hostCallsReason(platform, undefined, p)
         }), rewrite ${rw.mode} (${why})`,
     );
     if (opts.code) console.error(`hermitux: code from ${opts.code}`);

@@ -14,6 +14,7 @@
  */
 import type { Platform } from "../kvm/platform.ts";
 import { SYSCALL_NUMBERS } from "../syscalls/table.ts";
+import { CHEAP_EXIT_US, type HostMeasurement } from "./hostprobe.ts";
 
 /**
  * How host calls reach the host: MMIO exits only, exitless while the host
@@ -80,9 +81,21 @@ export const POLL_WINDOW_MS = 2;
 export const POSTED_WAIT_US = 10_000;
 
 /**
- * The transport a run uses unless told: on kvm_pvm, where an exit costs
- * 40-100 µs, exitless with four host CPUs or more, `auto` with two or
- * three; exit elsewhere.
+ * The transport a run uses unless told, from `measured` (this host's
+ * costs, src/vm/hostprobe.ts: what boot() and `run` use, measured once and
+ * cached) when given, else from the platform:
+ *
+ * - a host call by exit cheaper than {@linkcode CHEAP_EXIT_US} (hardware
+ *   KVM: an exit of 1-2 µs, 5-10 µs with hermitux serving it) does not pay
+ *   for a core spent polling: `exit`;
+ * - one CPU: `exit` (the poller would take the guest's CPU);
+ * - four CPUs or more: `exitless`;
+ * - two or three: `auto`.
+ *
+ * Without a measurement (`HERMITUX_HOST_PROBE=off`, or the probe failed)
+ * kvm_pvm stands for dear exits (28-100 µs) and hardware KVM for cheap
+ * ones. On the 2-CPU kvm_pvm development machine the probe measured a host
+ * call by exit at 57-90 µs and a trap at 13-19 µs: `auto`, as before.
  *
  * Exitless keeps two host threads busy, the vCPU's runner and the polling
  * main thread, and Deno's own threads (V8's compilers, its GC) need a core
@@ -91,26 +104,52 @@ export const POSTED_WAIT_US = 10_000;
  * (medians of 10, alternated), while python3 -c pass took 117 against 122
  * ms and dd's 40,000 reads and writes 0.03 s against 0.8 s. So `auto`
  * starts by exit and turns exitless once the program makes calls (see
- * docs/TRANSPORT.md). On one CPU the poller would take the guest's CPU. On
- * hardware KVM an exit costs 1-2 µs, which does not pay for a core spent
- * polling.
+ * docs/TRANSPORT.md).
  */
 export function defaultHostCalls(
   platform: Platform,
   cpus: number = navigator.hardwareConcurrency,
+  measured?: HostMeasurement,
 ): HostCalls {
-  if (platform !== "kvm_pvm" || cpus < 2) return "exit";
-  return cpus >= 4 ? "exitless" : "auto";
+  return choose(platform, cpus, measured).mode;
 }
 
 /** Why {@linkcode defaultHostCalls} chose what it did, for `run --verbose`. */
 export function hostCallsReason(
   platform: Platform,
   cpus: number = navigator.hardwareConcurrency,
+  measured?: HostMeasurement,
 ): string {
-  if (platform !== "kvm_pvm") return `${platform}: a VM exit costs 1-2 µs`;
-  if (cpus < 2) return "kvm_pvm, 1 CPU: a polling thread would take the guest's CPU";
-  if (cpus >= 4) return `kvm_pvm, ${cpus} CPUs: an exit costs 40-100 µs and a core is spare`;
-  return `kvm_pvm, ${cpus} CPUs: exits until the program has made ` +
-    `${AUTO_EXITLESS_CALLS} host calls, then exitless`;
+  return choose(platform, cpus, measured).why;
+}
+
+function choose(
+  platform: Platform,
+  cpus: number,
+  measured?: HostMeasurement,
+): { mode: HostCalls; why: string } {
+  const auto = `exits until the program has made ${AUTO_EXITLESS_CALLS} host calls, then exitless`;
+  if (measured) {
+    if (measured.exitUs < CHEAP_EXIT_US) {
+      return {
+        mode: "exit",
+        why: `an exit under ${CHEAP_EXIT_US} µs: a polling core would not pay`,
+      };
+    }
+    if (cpus < 2) return { mode: "exit", why: "1 CPU: a polling thread would take the guest's" };
+    const dear = `an exit over ${CHEAP_EXIT_US} µs, ${cpus} CPUs`;
+    if (cpus >= 4) return { mode: "exitless", why: `${dear}: a core is spare for polling` };
+    return { mode: "auto", why: `${dear}: ${auto}` };
+  }
+  if (platform !== "kvm_pvm") return { mode: "exit", why: `${platform}: a VM exit costs 1-2 µs` };
+  if (cpus < 2) {
+    return { mode: "exit", why: "kvm_pvm, 1 CPU: a polling thread would take the guest's CPU" };
+  }
+  if (cpus >= 4) {
+    return {
+      mode: "exitless",
+      why: `kvm_pvm, ${cpus} CPUs: an exit costs 40-100 µs and a core is spare`,
+    };
+  }
+  return { mode: "auto", why: `kvm_pvm, ${cpus} CPUs: ${auto}` };
 }

@@ -45,6 +45,7 @@ import {
 } from "./transport.ts";
 import { deliverAsync } from "./deliver.ts";
 import { resolveRewrite, type RewriteMode } from "./rewrite.ts";
+import { knownHostProfile } from "./hostprobe.ts";
 import { stubCounts } from "./stubs.ts";
 import { type GuestProcess, writeRoutes } from "./setup.ts";
 import type { Sampler } from "../profile/sampler.ts";
@@ -220,11 +221,13 @@ export class Guest implements Disposable {
     this.trace = options.trace === true ? stderr : options.trace || undefined;
     this.timeout = options.timeout;
     const platform = options.platform ?? detectPlatform();
-    this.rewriteMode = resolveRewrite(options.rewrite, platform).mode;
+    // Measured once per process, before the first boot (Vm.create).
+    const measured = knownHostProfile(platform);
+    this.rewriteMode = resolveRewrite(options.rewrite, platform, measured).mode;
     this.rewrite = this.rewriteMode === "lazy" || this.rewriteMode === "static";
     this.lazy = this.rewriteMode === "lazy";
     this.stubs = this.rewriteMode === "stub";
-    const hostCalls = options.hostCalls ?? defaultHostCalls(platform);
+    const hostCalls = options.hostCalls ?? defaultHostCalls(platform, undefined, measured);
     this.exitless = hostCalls === "exitless";
     this.adaptive = hostCalls === "auto";
     this.stats = {

@@ -103,15 +103,17 @@ export interface BootOptions {
    * `"static"` does the same to every `syscall` a linear sweep finds in the
    * executable and its interpreter before boot, and in each library as ld.so
    * maps its text; with either, page 0 is mapped, so a NULL read no longer
-   * faults. `"off"` leaves code alone. `"auto"` (default): `"stub"` on
-   * kvm_pvm, where a trap costs microseconds, `"off"` on hardware KVM.
+   * faults. `"off"` leaves code alone. `"auto"` (default): `"stub"` where a
+   * trap costs microseconds (kvm_pvm), `"off"` where it is cheap (hardware
+   * KVM), as measured on this host once and cached (`hostProfile`).
    */
   rewrite?: "auto" | "off" | "stub" | "lazy" | "static";
   /**
    * How host calls reach the host: `"exitless"` (vCPUs run on their own
    * host threads; while the main thread polls, most calls are served with
    * no VM exit) or `"exit"` (a VM exit each; vCPU 0 runs on the calling
-   * thread). Default: `defaultHostCalls`.
+   * thread). Default: `defaultHostCalls`, from this host's measured costs
+   * (`hostProfile`).
    */
   hostCalls?: HostCalls;
   /** The kind of KVM (default: detected). */

@@ -19,26 +19,36 @@ import { R } from "./sigframe.ts";
 import { setRegs } from "./machine.ts";
 import type { Guest } from "./guest.ts";
 import type { BootOptions } from "./options.ts";
+import { COSTLY_TRAP_US, type HostMeasurement, us } from "./hostprobe.ts";
 
 /** A rewriting mode a run uses (`auto` resolved). */
 export type RewriteMode = "off" | "stub" | "lazy" | "static";
 
 /**
- * What `rewrite: "auto"` (the default) means on `platform`, and why: the
- * stub rewriting where a `syscall` traps at a cost of microseconds
- * (kvm_pvm: 17-34 µs measured here against ~0.1 µs for a rewritten call),
- * nothing on hardware KVM, where the trap enters CPL 0 directly.
+ * What `rewrite: "auto"` (the default) means, and why: from `measured`
+ * (this host's costs, src/vm/hostprobe.ts) when given, the stub rewriting
+ * where a `syscall` trap costs {@linkcode COSTLY_TRAP_US} or more (15-34 µs
+ * on most kvm_pvm hosts, against ~0.1 µs for a rewritten call), nothing
+ * where it is cheaper (hardware KVM, ~0.1 µs; one kvm_pvm host, 0.9 µs).
+ * Without a measurement: stub on kvm_pvm, nothing on hardware KVM.
  */
 export function resolveRewrite(
   mode: BootOptions["rewrite"],
   platform: Platform,
+  measured?: HostMeasurement,
 ): { mode: RewriteMode; why: string } {
   if (mode && mode !== "auto") return { mode, why: "as asked" };
+  const page0 = "page 0 stays unmapped";
+  if (measured) {
+    const trap = `a syscall trap of ${us(measured.trapUs)}`;
+    return measured.trapUs >= COSTLY_TRAP_US
+      ? { mode: "stub", why: `${trap} (${COSTLY_TRAP_US} µs or more) pays for rewriting; ${page0}` }
+      : { mode: "off", why: `${trap} (under ${COSTLY_TRAP_US} µs) does not pay for rewriting` };
+  }
   return platform === "kvm_pvm"
     ? {
       mode: "stub",
-      why: "the default on kvm_pvm, where a syscall trap costs microseconds; " +
-        "page 0 stays unmapped",
+      why: `the default on kvm_pvm, where a syscall trap costs microseconds; ${page0}`,
     }
     : { mode: "off", why: `the default on ${platform}, where a syscall trap is cheap` };
 }

@@ -12,6 +12,7 @@
 import { OutputStream } from "./streams.ts";
 import { closeCaptures } from "./stdio.ts";
 import { kernelImage } from "../kernel/image.ts";
+import { hostProfile } from "./hostprobe.ts";
 import { ElfError, parseElf } from "../loader/elf.ts";
 import { ProcessTable } from "../process/table.ts";
 import { attachProcesses } from "../syscalls/procs.ts";
@@ -48,6 +49,10 @@ export class Vm implements Disposable, AsyncDisposable {
    * input.
    */
   static async create(options: BootOptions): Promise<Vm> {
+    // The defaults follow this host's measured costs: read (or measured)
+    // once per process, here where boot may wait; the Guest reads it back.
+    const auto = !options.rewrite || options.rewrite === "auto";
+    if (options.gdb === undefined && (auto || !options.hostCalls)) await hostProfile();
     const kernel = await kernelImage();
     const mounts = new MountTable(options.mounts ?? []);
     let elf, bytes;
