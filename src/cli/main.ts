@@ -91,15 +91,18 @@ Options for run:
                      trampoline at page 0; static: all syscalls found in the
                      program, its loader and each library as it is mapped,
                      before they run (with either, NULL reads do not fault).
-                     auto (default): stub on kvm_pvm, off on hardware KVM;
+                     auto (default): stub where this host's syscall trap,
+                     measured once and cached, costs 3 us or more, else off;
                      HERMITUX_REWRITE sets the default (docs/REWRITING.md)
   --host-calls=auto|exit|exitless
                      how host calls reach the host: a VM exit each, or served by
                      this process's main thread while the guest spins, with no
                      exit (vCPUs then run on threads of their own); auto: by
                      exit until the program has made 64, then exitless.
-                     Default: exitless on kvm_pvm with 4 or more CPUs, auto
-                     with 2 or 3, else exit; HERMITUX_HOST_CALLS sets it.
+                     Default, from this host's exit cost (measured once and
+                     cached): exit where it is under 20 us or with 1 CPU,
+                     else auto with 2 or 3 CPUs and exitless with 4 or more;
+                     HERMITUX_HOST_CALLS sets it (docs/TRANSPORT.md).
   --gdb [HOST:]PORT  serve gdb's remote protocol on HOST:PORT (127.0.0.1 unless
                      given; port 0: any free one, printed): the guest stops
                      before its first instruction until gdb connects

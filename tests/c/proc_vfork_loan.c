@@ -3,7 +3,8 @@
  * processes: what the child writes, maps or moves is the parent's; what is
  * the parent's own (its signal handlers and mask, its TLS, its pid) is its
  * own again when the child has called execve or _exit, or was killed.
- * `proc_vfork_loan exec N` exits with N (the program run by execve). */
+ * `proc_vfork_loan exec N` exits with N (the program run by execve);
+ * `proc_vfork_loan N` spawns N times in a row at the end (default 200). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
@@ -124,15 +125,15 @@ int main(int argc, char **argv)
 	status("vfork in a vfork child", st);
 
 	/* Many in a row: each exits with its index. */
-	int bad = 0;
-	for (int i = 0; i < 200; i++) {
+	int bad = 0, n = argc == 2 ? atoi(argv[1]) : 200;
+	for (int i = 0; i < n; i++) {
 		char code[8];
 		snprintf(code, sizeof code, "%d", i % 100);
 		c = spawn_self(code, NULL, argv[0]);
 		if (c < 0 || waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st) != i % 100)
 			bad++;
 	}
-	say("200 spawns, wrong: %d\n", bad);
+	say("%d spawns, wrong: %d\n", n, bad);
 	say("our pid unchanged: %d, tls ours: %d\n", getpid() == me, tls_word);
 	return 0;
 }

@@ -111,6 +111,30 @@ for (const tc of toolchains) {
     ok(vm.result.processes > 5, `${vm.result.processes} processes`);
   });
 
+  Deno.test(`[${platform}] ${tc}: vfork children on their parent's machine (loan.ts)`, async () => {
+    const bin = await fixture("proc_vfork_loan", tc);
+    const dir = bin.slice(0, bin.lastIndexOf("/"));
+    const native = await runNative(bin, ["20"]);
+    const [o, e] = [await tempFd(), await tempFd()];
+    let result: RunResult;
+    try {
+      result = await boot({
+        path: bin,
+        args: ["20"],
+        stdio: [0, o[0], e[0]],
+        mounts: [{ host: dir, guest: dir, readOnly: true }],
+        rewrite: "off",
+      });
+    } finally {
+      for (const [fd] of [o, e]) libc().close(fd);
+    }
+    const stdout = await Deno.readTextFile(o[1]), stderr = await Deno.readTextFile(e[1]);
+    for (const [, p] of [o, e]) await Deno.remove(p);
+    equal(stdout, native.stdout, stderr);
+    equal(result.status, 0);
+    ok(result.perProcess.filter((p) => p.onLoan).length >= 20);
+  });
+
   Deno.test(`[${platform}] ${tc}: MAP_SHARED memory between processes, recycled machines`, async () => {
     const vm = await same(await fixture("shm_fork", tc), ["shm.tmp", "nonamed"], "", {}, true);
     equal(vm.outcome.code, 0);
