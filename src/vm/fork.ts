@@ -35,7 +35,7 @@ import { patchMapping } from "./rewrite.ts";
 import { pastEnd } from "./hostcall.ts";
 import { SYSCALL_FRAME, SYSCALL_FRAME_ADDR } from "./deliver.ts";
 import { Guest } from "./guest.ts";
-import { canLend, lend, type Loan, takeBack } from "./loan.ts";
+import { canLend, lend, type Loan, startOnLoan, takeBack } from "./loan.ts";
 import { E, SyscallError } from "../syscalls/errno.ts";
 import { monotonicNs } from "../syscalls/signal.ts";
 
@@ -155,7 +155,8 @@ function forkFrom(
   if (g.sites) onExecMapping(p, (...a) => patchMapping(g, ...a));
   if (g.rewrite && !loan) mapTrampoline(mem, g.kernel!.zpolineEntry);
   // vCPU 0 resumes the forking thread's syscall frame (rax 0).
-  startAtSyscallReturn(g, g.vcpu!, 0, g.cr3, cpu.vcpu, spec, !loan && !g.machine!.reused);
+  if (loan) startOnLoan(g, loan, spec);
+  else startAtSyscallReturn(g, g.vcpu!, 0, g.cr3, cpu.vcpu, spec, !g.machine!.reused);
   // The guest's clocks (the vvar page, copied) count from the parent's TSC;
   // a new VM's starts near 0 on hardware KVM (kvm_pvm shows the host's).
   if (!loan) g.vcpu!.setMsrs([[MSR_TSC, cpu.vcpu.getMsrs([MSR_TSC])[0]]]);

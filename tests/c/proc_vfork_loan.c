@@ -64,6 +64,33 @@ int main(int argc, char **argv)
 	    shared, child_pid == c, child_ppid == getpid(), tls_word);
 	tls_word = 11;
 
+	/* The child sets a TLS of its own (arch_prctl) and ends: ours stays. */
+	static char fake_tls[4096];
+	c = vfork();
+	if (c == 0) {
+		long r;
+		__asm__ volatile("syscall" : "=a"(r) : "0"(158L), "D"(0x1002L), "S"(fake_tls + 2048)
+				 : "rcx", "r11", "memory");
+		__asm__ volatile("syscall" : : "a"(231L), "D"(0L) : "rcx", "r11", "memory");
+		for (;;)
+			;
+	}
+	waitpid(c, &st, 0);
+	say("our TLS after the child set its own: %d\n", tls_word == 11);
+
+	/* The parent's FPU registers: the child's own use of xmm8 is not ours. */
+	double before = 1.25, after = 0;
+	__asm__ volatile("movsd %0, %%xmm8" : : "m"(before) : "xmm8");
+	c = vfork();
+	if (c == 0) {
+		double junk = 7.5;
+		__asm__ volatile("movsd %0, %%xmm8" : : "m"(junk) : "xmm8");
+		_exit(0);
+	}
+	__asm__ volatile("movsd %%xmm8, %0" : "=m"(after) : : "xmm8");
+	waitpid(c, &st, 0);
+	say("xmm8 ours after the child's: %d\n", after == 1.25);
+
 	c = vfork();
 	if (c == 0) {
 		int *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
