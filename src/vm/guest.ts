@@ -50,7 +50,7 @@ import { stubCounts } from "./stubs.ts";
 import { type GuestProcess, writeRoutes } from "./setup.ts";
 import type { Sampler } from "../profile/sampler.ts";
 import type { DebugHook } from "../gdb/mod.ts";
-import { type Loan, takeBack } from "./loan.ts";
+import { type Loan, settleLoan } from "./loan.ts";
 
 const SIGALRM_HOST = 14, SIGEV_THREAD_ID = 4, CLOCK_MONOTONIC = 1;
 
@@ -675,7 +675,7 @@ export class Guest implements Disposable {
     this.threads?.dispose();
     this.process?.fds.closeAll();
     this.mounts?.close();
-    if (this.#onLoan(done)) return;
+    if (settleLoan(this, done)) return;
     const m = this.machine, cpus = this.threads?.cpus ?? [];
     // One vCPU, no ioeventfd, every runner gone: another process of the run may have it.
     if (m && done && this.scheduled && cpus.length <= 1 && this.wakeFd < 0) {
@@ -685,32 +685,6 @@ export class Guest implements Disposable {
     ) {
       m?.dispose(done, cpus.slice(1).map((c) => c.vcpu));
     }
-  }
-
-  /**
-   * A machine on loan (loan.ts) is left to whoever holds it: a vfork child
-   * gives it back if it has not, or frees it if its parent ended first; a
-   * parent whose child still runs on it leaves it to the child. Returns
-   * whether the machine was dealt with here.
-   */
-  #onLoan(done: boolean): boolean {
-    const loan = this.loan, child = this.lentTo;
-    if (child?.loan?.state === "out") {
-      child.loan.state = "orphaned";
-      return true;
-    }
-    if (!loan) return false;
-    if (loan.state === "out") {
-      try {
-        takeBack(this);
-      } catch { /* its runner is stuck: the parent's end frees the machine */ }
-      return true;
-    }
-    if (loan.state === "orphaned") {
-      const cpus = loan.parent.threads?.cpus ?? [];
-      this.machine?.dispose(done, cpus.slice(1).map((c) => c.vcpu));
-    }
-    return true;
   }
 
   /**

@@ -164,3 +164,30 @@ export function startOnLoan(g: Guest, loan: Loan, spec: CloneSpec): void {
   setRegs(vcpu, loan.cpu.runView, regs);
   if (spec.flags & CLONE.SETTLS) vcpu.setMsrs([[MSR_FS_BASE, spec.tls]]);
 }
+
+/**
+ * At `g`'s dispose: a machine on loan is left to whoever holds it. A vfork
+ * child gives it back if it has not, or frees it if its parent ended
+ * first; a parent whose child still runs on it leaves it to the child.
+ * Returns whether the machine was dealt with here (`done`: every runner
+ * of `g` has left).
+ */
+export function settleLoan(g: Guest, done: boolean): boolean {
+  const loan = g.loan, child = g.lentTo;
+  if (child?.loan?.state === "out") {
+    child.loan.state = "orphaned";
+    return true;
+  }
+  if (!loan) return false;
+  if (loan.state === "out") {
+    try {
+      takeBack(g);
+    } catch { /* its runner is stuck: the parent's end frees the machine */ }
+    return true;
+  }
+  if (loan.state === "orphaned") {
+    const cpus = loan.parent.threads?.cpus ?? [];
+    g.machine?.dispose(done, cpus.slice(1).map((c) => c.vcpu));
+  }
+  return true;
+}
