@@ -173,7 +173,9 @@ export function hostCall(g: Guest, polled = false): boolean {
         g.traced(cpu, formatSyscall(mem, nr, args, ret));
       }
       if (g.trace && g.process!.ended) g.traced(cpu, `${name}(${args[0]}) = ?`);
-      v.setBigInt64(hc + HOSTCALL.ret, BigInt.asIntN(64, ret), true);
+      // A parked call's result is written when it resumes (Threads.resume): a
+      // vfork parent's block is meanwhile its child's (loan.ts).
+      if (!cpu.parked) v.setBigInt64(hc + HOSTCALL.ret, BigInt.asIntN(64, ret), true);
       // Exitless, the guest kernel asks for any signal this left (HC_SIGNAL).
       // A call that parked has not returned: its signals wait for its
       // resumption (afterResume); delivering one now would build the frame
