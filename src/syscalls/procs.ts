@@ -238,7 +238,8 @@ function waitCall(
 export const procsModule: SyscallModule = {
   name: "procs",
   partial: {
-    vfork: "the child gets a copy of memory (as fork) and the parent does not wait for it",
+    vfork:
+      "the child runs in its parent's memory (on its machine) until execve or _exit, or on a copy copied back for a run's first vfork or a multithreaded parent; no threads in it",
     clone: "threads, and new processes with exit signal, *_SETTID, CHILD_CLEARTID, SETTLS and " +
       "CLONE_VM|CLONE_VFORK (as vfork); namespaces EPERM; other sharing ENOSYS",
     clone3: "as clone; no set_tid, cgroup or pidfd",
