@@ -47,10 +47,15 @@ export interface Loan {
   readonly parent: Guest;
   /** Its thread's vCPU (vCPU 0). */
   readonly cpu: Cpu;
+  /** The parent's own pages (OWN), as they were. */
   readonly pages: Uint8Array[];
+  /** Its `kvm_run` area, sync registers included. */
   readonly run: Uint8Array;
+  /** `kvm_regs`, or empty where KVM keeps them in the sync area (then in `run`). */
   readonly regs: Uint8Array;
+  /** `kvm_sregs` (FS and GS bases among them). */
   readonly sregs: Uint8Array;
+  /** The FPU state (`kvm_xsave`). */
   readonly xsave: Uint8Array;
   /** How the parent's vCPU ioctls went (through its runner). */
   readonly via: VcpuFd["via"];
