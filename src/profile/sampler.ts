@@ -87,8 +87,11 @@ export class Sampler {
       } else if (state === WSTATE.RUN) {
         // Read at its exit (serveExit), as for a signal.
         cpu.sample = true;
-        Atomics.store(cpu.ctl!, CTL.intr, 1);
-        kick(cpu.runAddr, Deno.pid, cpu.hostTid!);
+        // Only where no kick is under way: a store would overwrite the runner's
+        // mark (2) of one it is reporting.
+        if (Atomics.compareExchange(cpu.ctl!, CTL.intr, 0, 1) === 0) {
+          kick(cpu.runAddr, Deno.pid, cpu.hostTid!);
+        }
       }
     }
   }

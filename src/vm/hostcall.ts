@@ -54,8 +54,14 @@ const NR_RT_SIGRETURN = 15;
 export function serveExit(g: Guest, cpu: Cpu): void {
   g.asThread(cpu, () => {
     const p = g.process!;
-    if (cpu.ctl && Atomics.exchange(cpu.ctl, CTL.intr, 0) === 2) {
-      // Kicked out of KVM_RUN for a signal or a profile sample, not an exit.
+    const kicked = cpu.ctl !== undefined && Atomics.exchange(cpu.ctl, CTL.intr, 0) === 2;
+    // A failed KVM_RUN left no exit to read: say how it failed.
+    const err = cpu.runner?.error ?? 0;
+    // Kicked out of KVM_RUN for a signal or a profile sample, not an exit.
+    // KVM_EXIT_INTR is one too when a second kick's request overwrote the
+    // first's mark before this one was served (the profiler at 2 kHz did).
+    const reason = cpu.runView.getUint32(LAYOUTS.kvm_run.fields.exit_reason, true);
+    if (kicked || (!err && reason === EXIT.INTR)) {
       if (cpu.sample) {
         cpu.sample = false;
         g.sampler?.sampleLive(cpu);
@@ -63,8 +69,6 @@ export function serveExit(g: Guest, cpu: Cpu): void {
       deliverAsync(g);
       return;
     }
-    // A failed KVM_RUN left no exit to read: say how it failed.
-    const err = cpu.runner?.error ?? 0;
     const crash = err
       ? internalError(g, `KVM_RUN failed on a thread's vCPU: ${strerror(err)}`)
       : onExit(g, cpu.runView);

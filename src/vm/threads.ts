@@ -317,7 +317,8 @@ export class Threads implements ThreadHost {
       return;
     }
     if (cpu.busy || Atomics.load(cpu.ctl!, CTL.state) !== WSTATE.RUN) return;
-    Atomics.store(cpu.ctl!, CTL.intr, 1);
+    // A kick under way (1, or 2 while its exit is reported) does for this one too.
+    if (Atomics.compareExchange(cpu.ctl!, CTL.intr, 0, 1) !== 0) return;
     kick(cpu.runAddr, Deno.pid, cpu.hostTid!);
   }
 
