@@ -15,7 +15,7 @@
  */
 import { type ElfFile, PT_NOTE } from "../loader/elf.ts";
 import { shapeHolds, type SiteShape, siteShape } from "./boundary.ts";
-import { cacheDir } from "../cachedir.ts";
+import { cacheDir, writeCacheFile } from "../cachedir.ts";
 
 /** Bumped when what siteShape answers changes: older files are ignored. */
 const VERSION = 1;
@@ -127,11 +127,7 @@ export function saveSiteShapes(): void {
     if (!f.dirty || !f.path) continue;
     f.dirty = false;
     try {
-      const dir = f.path.slice(0, f.path.lastIndexOf("/"));
-      Deno.mkdirSync(dir, { recursive: true });
-      const tmp = `${f.path}.${Deno.pid}.tmp`;
-      Deno.writeTextFileSync(tmp, JSON.stringify(Object.fromEntries(f.shapes)));
-      Deno.renameSync(tmp, f.path);
+      writeCacheFile(f.path, JSON.stringify(Object.fromEntries(f.shapes)));
     } catch {
       f.path = undefined; // a read-only home: no cache, and no retry every run
     }

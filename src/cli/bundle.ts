@@ -17,7 +17,7 @@
  * found next to the sources, as without a bundle.
  * @module
  */
-import { cacheDir } from "../cachedir.ts";
+import { cacheDir, cacheHash, writeCacheFile } from "../cachedir.ts";
 
 /** Bumped when a build's layout or the manifest changes. */
 const VERSION = 1;
@@ -45,17 +45,10 @@ export interface LoadedCli {
   from: string;
 }
 
-/** A short FNV-1a hash of `s` (the checkout's name in the cache). */
-function fnv(s: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
-  return h.toString(16).padStart(8, "0");
-}
-
 /** The folder of the bundles of the checkout at `root`, or undefined. */
 export function bundleDir(root: URL, base: string | undefined = cacheDir()): string | undefined {
   if (!base || root.protocol !== "file:") return undefined;
-  return `${base}/cli/${fnv(`${root.href}\0${Deno.version.deno}`)}`;
+  return `${base}/cli/${cacheHash(`${root.href}\0${Deno.version.deno}`)}`;
 }
 
 /** The build in `dir` whose sources are unchanged, or undefined. */
@@ -229,8 +222,7 @@ export async function build(root: URL, dir: string): Promise<void> {
     }
     Deno.statSync(`${out}/main.js`);
     const manifest: Manifest = { version: VERSION, deno: Deno.version.deno, build: name, files };
-    Deno.writeTextFileSync(`${dir}/manifest.tmp`, JSON.stringify(manifest));
-    Deno.renameSync(`${dir}/manifest.tmp`, `${dir}/manifest.json`);
+    writeCacheFile(`${dir}/manifest.json`, JSON.stringify(manifest));
     prune(dir, name);
   } catch (e) {
     try {

@@ -15,7 +15,9 @@ import type { GuestMemory } from "./memory.ts";
 /** Segment selectors, as Linux numbers them. */
 export const SEL = { KERNEL_CS: 0x10, KERNEL_DS: 0x18, USER_DS: 0x2b, USER_CS: 0x33, TSS: 0x40 };
 
-const MSR = {
+/** The model-specific registers hermitux sets. */
+export const MSR = {
+  TSC: 0x10,
   STAR: 0xc0000081,
   LSTAR: 0xc0000082,
   CSTAR: 0xc0000083,

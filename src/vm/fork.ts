@@ -16,7 +16,7 @@ import { LAYOUTS, regOffset } from "../kvm/structs.ts";
 import { mapTrampoline } from "../loader/paging.ts";
 import { onExecMapping, onPastEnd } from "../syscalls/mm.ts";
 import { inheritSched } from "../syscalls/sched.ts";
-import { setupVcpu } from "./cpu.ts";
+import { MSR, setupVcpu } from "./cpu.ts";
 import type { GuestMemory } from "./memory.ts";
 import { adoptCpuPages, buildCpuTables, physOf } from "./percpu.ts";
 import type { Cpu } from "./threads.ts";
@@ -39,7 +39,6 @@ import { canLend, lend, type Loan, startOnLoan, takeBack } from "./loan.ts";
 import { E, SyscallError } from "../syscalls/errno.ts";
 import { monotonicNs } from "../syscalls/signal.ts";
 
-const MSR_FS_BASE = 0xc0000100, MSR_GS_BASE = 0xc0000101, MSR_TSC = 0x10;
 const NR_MEMFD_CREATE = 319, NR_FTRUNCATE = 77, NR_PWRITE64 = 18, NR_CLOSE = 3, MFD_CLOEXEC = 1;
 
 /**
@@ -159,7 +158,7 @@ function forkFrom(
   else startAtSyscallReturn(g, g.vcpu!, 0, g.cr3, cpu.vcpu, spec, !g.machine!.reused);
   // The guest's clocks (the vvar page, copied) count from the parent's TSC;
   // a new VM's starts near 0 on hardware KVM (kvm_pvm shows the host's).
-  if (!loan) g.vcpu!.setMsrs([[MSR_TSC, cpu.vcpu.getMsrs([MSR_TSC])[0]]]);
+  if (!loan) g.vcpu!.setMsrs([[MSR.TSC, cpu.vcpu.getMsrs([MSR.TSC])[0]]]);
   const main: Cpu = {
     id: 0,
     vcpu: g.vcpu!,
@@ -199,7 +198,7 @@ export function startAtSyscallReturn(
   setupVcpu(vcpu, id, cr3, kernel, g.features!, guestCpl(g.stats.platform), fresh);
   const sf = LAYOUTS.kvm_sregs.fields, sv = new DataView(sregs.buffer);
   const fs = spec.flags & CLONE.SETTLS ? spec.tls : sv.getBigUint64(sf.fs, true);
-  vcpu.setMsrs([[MSR_FS_BASE, fs], [MSR_GS_BASE, sv.getBigUint64(sf.gs, true)]]);
+  vcpu.setMsrs([[MSR.FS_BASE, fs], [MSR.GS_BASE, sv.getBigUint64(sf.gs, true)]]);
   vcpu.setXsave(xsave);
   const regs = new Uint8Array(LAYOUTS.kvm_regs.size);
   const rv = new DataView(regs.buffer);

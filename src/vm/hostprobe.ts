@@ -16,7 +16,7 @@
  * the defaults then follow the platform and the CPU count.
  * @module
  */
-import { cacheDir } from "../cachedir.ts";
+import { cacheDir, cacheHash, writeCacheFile } from "../cachedir.ts";
 import { detectPlatform, type Platform } from "../kvm/platform.ts";
 
 /** Bumped when what the probe measures, or how, changes: older files are then ignored. */
@@ -190,16 +190,9 @@ export async function measureHost(): Promise<HostMeasurement> {
   return { exitUs: round(median(exits)), trapUs: round(trapUs) };
 }
 
-/** FNV-1a of `s`, in hex: a short file name for a key. */
-function hash(s: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  return (h >>> 0).toString(16).padStart(8, "0");
-}
-
 /** The cache file for `key` in `dir`. */
 export function profilePath(dir: string, key: HostKey): string {
-  return `${dir}/host-v${key.version}-${key.platform}-${hash(JSON.stringify(key))}.json`;
+  return `${dir}/host-v${key.version}-${key.platform}-${cacheHash(JSON.stringify(key))}.json`;
 }
 
 function readProfile(path: string, key: HostKey): HostProfile | undefined {
@@ -235,17 +228,11 @@ export async function loadHostProfile(
   const m = await measureHost();
   const p: HostProfile = { key, ...m, measuredAt: new Date().toISOString(), fresh: true };
   if (!path) return p;
-  const tmp = `${path}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   try {
-    Deno.mkdirSync(dir!, { recursive: true });
     const { key: k, exitUs, trapUs, measuredAt } = p;
-    Deno.writeTextFileSync(tmp, JSON.stringify({ key: k, exitUs, trapUs, measuredAt }) + "\n");
-    Deno.renameSync(tmp, path);
+    writeCacheFile(path, JSON.stringify({ key: k, exitUs, trapUs, measuredAt }) + "\n");
     return { ...p, path };
   } catch {
-    try {
-      Deno.removeSync(tmp);
-    } catch { /* never written */ }
     return p; // a read-only home: keep it in memory
   }
 }

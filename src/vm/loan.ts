@@ -25,13 +25,13 @@ import { ABI } from "../kernel/abi.ts";
 import type { VcpuFd } from "../kvm/ioctls.ts";
 import { LAYOUTS, regOffset } from "../kvm/structs.ts";
 import { CLONE, type CloneSpec } from "../syscalls/thread.ts";
+import { MSR } from "./cpu.ts";
 import { SYSCALL_FRAME_ADDR } from "./deliver.ts";
 import type { Guest } from "./guest.ts";
 import { setRegs, SYNC_X86_REGS } from "./machine.ts";
 import type { Cpu } from "./threads.ts";
 
 const F = LAYOUTS.kvm_run.fields;
-const MSR_FS_BASE = 0xc0000100;
 
 const KSTACK_LOW = ABI.KSTACK_TOP - ABI.KSTACK_PAGES * ABI.PAGE_SIZE;
 /** The parent's own pages, as [start, end): see the module's comment. */
@@ -167,7 +167,7 @@ export function startOnLoan(g: Guest, loan: Loan, spec: CloneSpec): void {
   regs[regOffset("rsp") / 8] = BigInt(SYSCALL_FRAME_ADDR);
   regs[regOffset("rflags") / 8] = 2n;
   setRegs(vcpu, loan.cpu.runView, regs);
-  if (spec.flags & CLONE.SETTLS) vcpu.setMsrs([[MSR_FS_BASE, spec.tls]]);
+  if (spec.flags & CLONE.SETTLS) vcpu.setMsrs([[MSR.FS_BASE, spec.tls]]);
 }
 
 /**
