@@ -109,6 +109,46 @@ Deno.test("signal: an AbortSignal stops a running guest (status 137), computing 
   equal((await boot({ path: spin, signal: ac.signal })).status, 137);
 });
 
+Deno.test("a sliced run loses no call at a slice's start (each served once, with its own result)", async () => {
+  // Two doorbell calls in turn, for ~8 slices: a call whose exit went
+  // unserved would return the last call's result. The second slice's start
+  // once set the first vCPU running again over an exit waiting to be served.
+  const calls = await compileC(
+    "slice-calls",
+    `#include <fcntl.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+int main(void)
+{
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	struct timespec t0, t;
+	long n = 0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		int a = fcntl(0, F_GETFD), b = fcntl(fd, F_GETFD);
+		if (a != 0 || b != FD_CLOEXEC) {
+			printf("call %ld: %d %d\\n", n, a, b);
+			return 1;
+		}
+		n++;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 160);
+	printf("ok\\n");
+	return 0;
+}
+`,
+    "musl-gcc",
+    ["-static"],
+  );
+  for (let i = 0; i < 3; i++) {
+    await using vm = await Vm.create({ path: calls, stdin: "null", stdout: "piped" });
+    const r = await vm.runAsync();
+    equal(text(r.stdout), "ok\n");
+    equal(r.status, 0);
+  }
+});
+
 Deno.test("Vm.stdout streams while the guest runs; RunResult still has it all", async () => {
   await using vm = await Vm.create({
     path: BUSYBOX,

@@ -27,7 +27,7 @@ import { physOf } from "./percpu.ts";
 import type { ProcessTable } from "../process/table.ts";
 import type { PageProtections } from "./protect.ts";
 import type { Cpu, Threads } from "./threads.ts";
-import { AUTO_EXITLESS_CALLS, defaultHostCalls } from "./exitless.ts";
+import { AUTO_EXITLESS_CALLS, defaultHostCalls, type HostCalls } from "./exitless.ts";
 import { monotonicNs, type SigInfo, type SignalState, SIGNO } from "../syscalls/signal.ts";
 import { initXsave } from "./sigframe.ts";
 import type { BootOptions, RunResult, RunStats } from "./options.ts";
@@ -166,6 +166,8 @@ export class Guest implements Disposable {
   kickArmed = false;
   /** `--host-calls=auto`: by exit until the program makes calls often, then exitless. */
   adaptive = false;
+  /** The transport the run was given or chose (`exitless` and `adaptive` follow it). */
+  readonly hostCalls: HostCalls;
   /** --timeout, in seconds. */
   timeout?: number;
   /** The host timer (armHostTimer) is armed. */
@@ -228,6 +230,7 @@ export class Guest implements Disposable {
     this.lazy = this.rewriteMode === "lazy";
     this.stubs = this.rewriteMode === "stub";
     const hostCalls = options.hostCalls ?? defaultHostCalls(platform, undefined, measured);
+    this.hostCalls = hostCalls;
     this.exitless = hostCalls === "exitless";
     this.adaptive = hostCalls === "auto";
     this.stats = {
@@ -449,6 +452,11 @@ export class Guest implements Disposable {
       this.armHostTimer(undefined);
       this.scheduled = true;
       this.handoff = false;
+      // vCPU 0 runs already, or starts here (or at a vfork's release): a
+      // later schedule() (each slice of a sliced run) must not start it
+      // again. Doing so set RUN over a runner waiting to be served, whose
+      // exit was then lost: a doorbell call returned the last call's result.
+      this.launched = true;
       if (threads.mainRuns) {
         const xsave = new Uint8Array(LAYOUTS.kvm_xsave.size);
         this.vcpu!.getXsave(xsave);
