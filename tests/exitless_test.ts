@@ -79,3 +79,27 @@ Deno.test("auto: a few calls by exit, then exitless, with the same output", asyn
   ok(r.stats.exitless > 4000, `${r.stats.exitless} exitless`);
   ok(r.stats.plainCalls > 1000, `${r.stats.plainCalls} served in C`);
 });
+
+Deno.test("several processes post their calls too (auto, exitless); none with --host-calls=exit", async () => {
+  // A pipeline: the subshell writing 300 lines runs beside wc; every call of
+  // either came by the doorbell before the run's poller (src/process/poll.ts).
+  const args = [
+    "sh",
+    "-c",
+    "i=0; while [ $i -lt 300 ]; do echo line $i; i=$((i+1)); done | busybox wc -l; echo end",
+  ];
+  const native = await runNative("/bin/busybox", args);
+  for (const mode of ["auto", "exitless", "exit"]) {
+    const r = await runHermitux("/bin/busybox", args, {
+      flags: ["--stats", `--host-calls=${mode}`],
+    });
+    equal(r.stdout, native.stdout);
+    equal(r.code, native.code);
+    const m = r.stderr.match(/hermitux: (\d+) processes: .* (\d+) host calls \((\d+) exitless\)/);
+    ok(m && Number(m[1]) >= 3, r.stderr);
+    const exitless = Number(m[3]);
+    if (mode === "exit") equal(exitless, 0);
+    // Most: a loaded machine can stall the poller past its window now and then.
+    else ok(exitless > 150, `${mode}: ${exitless} of ${m[2]} host calls exitless`);
+  }
+});

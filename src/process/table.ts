@@ -38,6 +38,7 @@ import type { Guest } from "../vm/guest.ts";
 import { forkGuest, holdForVfork, lockMm, releaseVfork } from "../vm/fork.ts";
 import { execImage } from "../vm/setup.ts";
 import { MachinePool } from "../vm/machine.ts";
+import { RunPoller } from "./poll.ts";
 import type { Grants } from "../syscalls/grants.ts";
 import { limitGrants } from "../syscalls/limits.ts";
 import { NetPolicy } from "../net/policy.ts";
@@ -107,6 +108,8 @@ export class ProcessTable {
   /** Whether the run has had more than one process (every vCPU then runs on a runner). */
   #multi = false;
   #wakeFd = -1;
+  /** Exitless calls among several processes (poll.ts), from the first fork on. */
+  #poller?: RunPoller;
   /** Processes that ran, the first included. */
   #started = 0;
   /** The counters of every process but the first, as each ended. */
@@ -323,6 +326,7 @@ export class ProcessTable {
   #goMulti(): void {
     if (this.#multi) return;
     this.#multi = true;
+    this.#poller = new RunPoller(this.#root.vm);
     const fd = makeEventfd();
     this.#wakeFd = fd;
   }
@@ -332,10 +336,20 @@ export class ProcessTable {
     return this.#wakeFd;
   }
 
+  /** The images of the processes alive; `served`: only those served now (not stopped). */
+  *#live(served = false): Generator<Guest> {
+    for (const p of this.#procs.values()) {
+      if (p.status === undefined && !(served && p.stopped)) yield p.vm;
+    }
+  }
+
   /** The loop of a run with several processes: until the first one has ended. */
   #serveAll(deadline?: bigint): void {
-    const root = this.#root;
-    for (const p of this.#procs.values()) if (p.status === undefined) p.vm.schedule(this.#wakeFd);
+    const root = this.#root, poller = this.#poller!;
+    for (const g of this.#live()) {
+      g.schedule(this.#wakeFd);
+      poller.adopt(g);
+    }
     const watches: Cpu[] = [];
     while (root.status === undefined && !this.yieldDue()) {
       let work = 0;
@@ -346,7 +360,10 @@ export class ProcessTable {
         else if (p.vm.ended) this.#exited(p);
         else if (p.vm.sig.stopSignal) this.#stop(p);
       }
-      if (work || root.status !== undefined) continue;
+      if (work) poller.busy(this.#live());
+      if (work || root.status !== undefined || poller.idle(this.#live(), this.#live(true))) {
+        continue;
+      }
       let wake: bigint | undefined;
       watches.length = 0;
       for (const p of this.#procs.values()) {
@@ -362,6 +379,8 @@ export class ProcessTable {
       waitWatched(this.#wakeFd, watches, BigInt(Math.round(ms * 1e6)));
       drainEventfd(this.#wakeFd);
     }
+    // Nobody polls until the next slice: guests ring the doorbell meanwhile.
+    poller.stop(this.#live(), this.#live(true));
   }
 
   /** execve done: the process goes on in its new image. */
@@ -375,7 +394,10 @@ export class ProcessTable {
     if (old !== this.#first) old.dispose();
     if (p === this.#root) this.#watchSignals(next);
     next.begin(deadline);
-    if (this.#multi) next.schedule(this.#wakeFd);
+    if (this.#multi) {
+      next.schedule(this.#wakeFd);
+      this.#poller!.adopt(next);
+    }
   }
 
   /** `p` has ended: a zombie for its parent, which learns by SIGCHLD; its children go to init. */
@@ -448,7 +470,9 @@ export class ProcessTable {
     const v = p.vforkOf;
     if (!v) return;
     p.vforkOf = undefined;
-    if (v.parent.status === undefined) releaseVfork(v.parent.vm, image, v.tid, p.pid);
+    if (v.parent.status !== undefined) return;
+    releaseVfork(v.parent.vm, image, v.tid, p.pid);
+    this.#poller!.refresh(v.parent.vm); // its polling word, as the loan left it
   }
 
   /** The siginfo of SIGCHLD (and waitid) for ended child `c`, or for its stop or continuation. */
@@ -525,6 +549,7 @@ export class ProcessTable {
     parent.vm.handOff();
     vm.begin(); // its clock (--stats); the run's deadline is the first process's
     vm.schedule(this.#wakeFd);
+    this.#poller!.adopt(vm);
     return pid;
   }
 
