@@ -30,11 +30,24 @@ for (const tc of ["musl-static", "glibc-static", "glibc-dynamic"] as Toolchain[]
     ok(fast.stats.plainCalls > 400, `plainCalls ${fast.stats.plainCalls}`);
     equal(slow.stats.plainCalls, 0);
     // ...and are counted as the same syscalls either way.
-    for (const name of ["read", "write", "pread64", "pwrite64", "readv", "writev", "lseek"]) {
+    const names = ["read", "write", "pread64", "pwrite64", "readv", "writev", "lseek"];
+    for (const name of [...names, "epoll_wait", "epoll_pwait"]) {
       equal(fast.stats.syscalls[name], slow.stats.syscalls[name], name);
     }
   });
 }
+
+Deno.test("epoll_wait with events ready is served in C", async () => {
+  const bin = await fixture("plain_io", "glibc-static");
+  const native = await runNative(bin, ["epoll"]);
+  const r = await runHermitux(bin, ["epoll"], { flags: ["--stats", "--host-calls=exitless"] });
+  equal(r.stdout, native.stdout);
+  equal(r.stdout, "epoll_wait ready 2000\n");
+  const line = r.stderr.split("\n").find((l) => l.startsWith("hermitux: stats "))!;
+  const stats = JSON.parse(line.slice("hermitux: stats ".length));
+  // Most of the 2,000 (as above: some reach TypeScript under load).
+  ok(stats.plainCalls > 400, `plainCalls ${stats.plainCalls}`);
+});
 
 Deno.test("an overridden or traced syscall is not served in C", async () => {
   const bin = await fixture("plain_io", "musl-static");

@@ -2,8 +2,9 @@
  * The plain-call server: the exitless poller's inner loop, in C. Called
  * from the main thread through FFI, it spins over the vCPUs' host-call
  * blocks and serves the calls that need nothing of the TypeScript side:
- * read, write and their positioned and vector forms, lseek, fstat, and
- * recvfrom/sendto with no address, on fds the TypeScript side marked plain
+ * read, write and their positioned and vector forms, lseek, fstat,
+ * recvfrom/sendto with no address, and epoll_wait with events ready (a
+ * server's loop: redis waits, reads, writes), on fds the TypeScript side marked plain
  * (a host fd with no file ops of hermitux's own), when the registry still
  * has the built-in handler and nothing traces. Everything else, and every
  * case below that is not sure, goes back to TypeScript untouched: that is
@@ -36,6 +37,7 @@ struct hostcall {
 #define MAX_CPUS 64
 #define MAX_FDS 1024
 #define MAX_IOV 64
+#define MAX_EVENTS (1 << 20)   /* more, or fewer than one: TS (EINVAL) */
 #define PIPE_BUF 4096
 
 /* Shared with src/vm/plain.ts (PLAIN): field order and offsets are ABI. */
@@ -60,7 +62,7 @@ struct plain {
 #define FD_WRITE_WAITS 2
 
 enum { CALL_READ, CALL_WRITE, CALL_PREAD, CALL_PWRITE, CALL_READV, CALL_WRITEV,
-       CALL_LSEEK, CALL_FSTAT, CALL_RECVFROM, CALL_SENDTO };
+       CALL_LSEEK, CALL_FSTAT, CALL_RECVFROM, CALL_SENDTO, CALL_EPOLL_WAIT, CALL_EPOLL_PWAIT };
 
 /* serve()'s result: calls served, and why it came back. */
 #define SERVED_MASK 0xffff
@@ -171,6 +173,8 @@ static inline __attribute__((always_inline)) i64 call(struct plain *s, u64 nr, u
 	case 5: c = CALL_FSTAT; break;
 	case 45: c = CALL_RECVFROM; break;
 	case 44: c = CALL_SENDTO; break;
+	case 232: c = CALL_EPOLL_WAIT; break;
+	case 281: c = CALL_EPOLL_PWAIT; break;
 	default: return NOT_HERE;
 	}
 	if (!(s->calls & (1u << c)) || a[0] >= MAX_FDS || (e = s->fds[a[0]]) < 0)
@@ -231,6 +235,23 @@ static inline __attribute__((always_inline)) i64 call(struct plain *s, u64 nr, u
 			return NOT_HERE;
 		r = sys6(44, fd, h, a[2], a[3] | MSG_DONTWAIT, 0, 0);
 		return r == -EAGAIN ? NOT_HERE : r;
+	}
+	case CALL_EPOLL_PWAIT:
+		/* A signal mask to wait under: TS, which knows the guest's. */
+		if (a[4])
+			return NOT_HERE;
+		/* fall through */
+	case CALL_EPOLL_WAIT: {
+		i32 n = (i32)a[2], timeout = (i32)a[3];
+		i64 r;
+
+		/* Events ready are returned as Linux's ep_poll does, before it
+		 * would look at signals; none ready and a wait asked for is TS's
+		 * (it parks the thread, or times out). 12 bytes an event. */
+		if (n <= 0 || n > MAX_EVENTS || !(h = guest(s, a[1], (u64)n * 12)))
+			return NOT_HERE;
+		r = sys6(281, fd, h, n, 0, 0, 8); /* epoll_pwait, no wait */
+		return r > 0 || (r == 0 && timeout == 0) ? r : NOT_HERE;
 	}
 	}
 	return NOT_HERE;

@@ -1,8 +1,9 @@
 /**
  * The plain-call fast path of the exitless transport (src/runner/plain.c):
  * the poller's inner loop runs in C and serves read, write, their vector
- * and positioned forms, lseek, fstat, recvfrom and sendto (no address) on
- * plain host fds, with no JavaScript per call. This side tells it which
+ * and positioned forms, lseek, fstat, recvfrom and sendto (no address),
+ * and epoll_wait/epoll_pwait that find events ready, on plain host fds,
+ * with no JavaScript per call. This side tells it which
  * vCPUs to look at, which guest fds are plain (a host fd with no file ops
  * of hermitux's own) and which calls still have their built-in handler;
  * it counts what C served in the run's stats, and serves whatever C hands
@@ -17,6 +18,7 @@ import type { SyscallRegistry } from "../syscalls/registry.ts";
 import { stdioModule } from "../syscalls/stdio.ts";
 import { fsModule } from "../syscalls/fs.ts";
 import { netModule } from "../net/sockets.ts";
+import { pollModule } from "../syscalls/poll.ts";
 import { softLimit } from "../syscalls/limits.ts";
 import type { FdTable } from "../syscalls/fdtable.ts";
 import { physOf } from "./percpu.ts";
@@ -54,6 +56,8 @@ const CALLS = [
   ["fstat", 5],
   ["recvfrom", 45],
   ["sendto", 44],
+  ["epoll_wait", 232],
+  ["epoll_pwait", 281],
 ] as const;
 
 /** serve()'s result bits (plain.c). */
@@ -96,6 +100,8 @@ const BUILT_IN: ReadonlyMap<number, unknown> = new Map(
       ? fsModule
       : name === "recvfrom" || name === "sendto"
       ? netModule
+      : name === "epoll_wait" || name === "epoll_pwait"
+      ? pollModule
       : stdioModule;
     return [nr, m.handlers[name]];
   }),

@@ -1,10 +1,12 @@
 /* The calls the plain-call server (src/runner/plain.c) serves, on each
  * kind of fd it takes: a file, /dev/null, a pipe (blocking and not), a
  * socket pair; bad pointers and fds; a write to a pipe with no reader
- * (EPIPE and SIGPIPE); a blocking read that must wait for a child. */
+ * (EPIPE and SIGPIPE); a blocking read that must wait for a child;
+ * epoll_wait and epoll_pwait with events ready, none, a wait, a mask. */
 #include "report.h"
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -13,7 +15,26 @@
 static int sigpipes;
 static void on_pipe(int s) { (void)s; sigpipes++; }
 
-int main(void) {
+/* 2,000 epoll_waits with an event ready, and nothing else. */
+static int epoll_only(void)
+{
+	int sv[2], ep = epoll_create1(0);
+	struct epoll_event ev = { .events = EPOLLIN }, evs[4];
+	long ready = 0;
+
+	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	write(sv[0], "e", 1);
+	epoll_ctl(ep, EPOLL_CTL_ADD, sv[1], &ev);
+	for (int i = 0; i < 2000; i++)
+		ready += epoll_wait(ep, evs, 4, 100);
+	printf("epoll_wait ready %ld\n", ready);
+	return 0;
+}
+
+int main(int argc, char **argv) {
+	if (argc > 1)
+		return epoll_only();
+	(void)argv;
 	char buf[256];
 	int fd = open("plain.dat", O_CREAT | O_RDWR | O_TRUNC, 0644);
 	show("write", write(fd, "hello, plain world\n", 19));
@@ -73,6 +94,35 @@ int main(void) {
 	printf("  '%.4s'\n", buf);
 	show("recvfrom dontwait", recvfrom(sv[1], buf, sizeof buf, MSG_DONTWAIT, NULL, NULL));
 	show("send on pipe", sendto(p[1], "x", 1, 0, NULL, 0));
+
+	int ep = epoll_create1(0);
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0x1234abcdULL }, evs[4];
+	epoll_ctl(ep, EPOLL_CTL_ADD, sv[1], &ev);
+	show("epoll_wait none ready", epoll_wait(ep, evs, 4, 0));
+	show("epoll_wait none ready, 10 ms", epoll_wait(ep, evs, 4, 10));
+	/* Events ready once the child has written: a wait that parks first. */
+	child = fork();
+	if (child == 0) {
+		usleep(20000);
+		write(sv[0], "e", 1);
+		_exit(0);
+	}
+	show("epoll_wait that waits", epoll_wait(ep, evs, 4, -1));
+	printf("  events %x data %llx\n", evs[0].events, (unsigned long long)evs[0].data.u64);
+	waitpid(child, NULL, 0);
+	long ready = 0;
+	for (int i = 0; i < 1000; i++)
+		ready += epoll_wait(ep, evs, 4, -1);
+	printf("epoll_wait ready %ld\n", ready);
+	show("epoll_pwait ready", epoll_pwait(ep, evs, 4, 1000, NULL));
+	sigset_t none;
+	sigemptyset(&none);
+	show("epoll_pwait with a mask", epoll_pwait(ep, evs, 4, 1000, &none));
+	show("epoll_wait bad buffer", epoll_wait(ep, (void *)8, 4, 0));
+	show("epoll_wait no room", epoll_wait(ep, evs, 0, 0));
+	show("epoll_wait bad fd", epoll_wait(99, evs, 4, 0));
+	show("epoll_wait not epoll", epoll_wait(sv[0], evs, 4, 0));
+	close(ep);
 
 	signal(SIGPIPE, on_pipe);
 	close(p[0]);
