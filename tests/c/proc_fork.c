@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include "proc.h"
 
@@ -159,5 +160,22 @@ int main(void)
 	errno = 0;
 	r = wait(&st);
 	say("wait without children: %s %s\n", res(r), errname(errno));
+
+	/* The clocks go on in the child (its TSC, its vDSO's page): never back,
+	 * and not a leap ahead, five times (recycled machines among them). */
+	int clocks_ok = 1;
+	for (int i = 0; i < 5; i++) {
+		struct timespec a, b;
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		c = fork();
+		if (c == 0) {
+			clock_gettime(CLOCK_MONOTONIC, &b);
+			long long d = (b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
+			_exit(d >= 0 && d < 10000000000LL ? 0 : 1);
+		}
+		waitpid(c, &st, 0);
+		clocks_ok &= WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	}
+	say("the child's clock follows its parent's: %d\n", clocks_ok);
 	return 0;
 }
