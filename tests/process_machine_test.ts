@@ -4,6 +4,7 @@
 // line per process and the totals.
 import { deepStrictEqual, equal, match } from "node:assert/strict";
 import { fixture, runHermitux, runNative, type Toolchain } from "./fixtures.ts";
+import { type Machine, MachinePool } from "../src/vm/machine.ts";
 
 const BUILDS: Toolchain[] = ["glibc-dynamic", "glibc-static", "musl-static"];
 
@@ -74,3 +75,41 @@ for (const tc of BUILDS) {
     }
   });
 }
+
+Deno.test("the machine pool: a flushed machine first; after two waits, a second machine", () => {
+  // Stand-ins with what MachinePool touches: the size, whether the slot flush runs, recycle.
+  const fake = (name: string) => ({
+    name,
+    mem: { size: 1 << 30 },
+    flushing: false,
+    poolSlot: false,
+    recycled: 0,
+    recycle() {
+      this.recycled++;
+      this.flushing = false; // recycle waits for the flush
+    },
+    flushLater() {
+      this.flushing = true;
+    },
+    dispose() {},
+  });
+  const pool = new MachinePool();
+  const a = fake("a"), b = fake("b");
+  const give = (m: ReturnType<typeof fake>) => pool.give(m as unknown as Machine);
+  const take = () => (pool.take(1 << 30, false) as unknown as { name: string } | undefined)?.name;
+  equal(take(), undefined); // none kept
+  // A fork loop: the machine comes back mid-flush, and is wanted at once.
+  give(a);
+  equal(take(), "a"); // a wait
+  give(a);
+  equal(take(), "a"); // a second wait
+  give(a);
+  equal(take(), undefined); // the caller makes a second machine (a stays kept)
+  give(b); // the second machine's process ended
+  a.flushing = false; // a's flush is done, b's is not
+  equal(take(), "a");
+  equal(take(), undefined); // b alone, mid-flush: another is made, no wait
+  b.flushing = false;
+  equal(take(), "b");
+  equal(a.recycled + b.recycled, 4);
+});

@@ -193,6 +193,11 @@ export class Machine {
     this.#flush = new SlotFlush(this.#flushPage, this.vm.fd, this.mem.host, this.mem.slotSize);
   }
 
+  /** Whether the slot flush begun by {@linkcode flushLater} is still under way. */
+  get flushing(): boolean {
+    return this.#flush !== undefined && !this.#flush.done;
+  }
+
   /**
    * Puts the machine aside for a later guest ({@linkcode keepMachine}):
    * its memory slot is deleted and added again on a host thread of its own
@@ -277,14 +282,30 @@ export function setRegs(vcpu: VcpuFd, view: DataView, regs: BigUint64Array): voi
 export class MachinePool {
   #free: Machine[] = [];
   #closed = false;
+  /** Takes that waited for a machine's slot flush. */
+  #waits = 0;
 
   /** @param max how many machines it keeps (each holds its RAM's resident pages). */
   constructor(readonly max = 4) {}
 
-  /** A kept machine of `size` bytes of RAM, recycled (`zero`: with zeroed RAM), or undefined. */
+  /**
+   * A kept machine of `size` bytes of RAM, recycled (`zero`: with zeroed
+   * RAM), or undefined (the caller makes one). One whose slot flush is done
+   * comes first. A run that forks or execs again and again (a fork loop, a
+   * shell script) gives a machine back as its child ends and wants one a
+   * moment later, before the flush (0.4-0.9 ms of KVM's grace periods)
+   * is done: after two such waits, a second machine is made instead of a
+   * third wait, and from then on the two take turns, each flushed while
+   * the other runs.
+   */
   take(size: number, zero: boolean): Machine | undefined {
-    const i = this.#free.findIndex((m) => m.mem.size === size);
-    if (i < 0) return undefined;
+    let i = this.#free.findIndex((m) => m.mem.size === size && !m.flushing);
+    if (i < 0) {
+      i = this.#free.findIndex((m) => m.mem.size === size);
+      if (i < 0) return undefined;
+      const others = this.#free.filter((m) => m.mem.size === size).length;
+      if (others < 2 && ++this.#waits > 2) return undefined;
+    }
     const [m] = this.#free.splice(i, 1);
     try {
       m.recycle(zero);
