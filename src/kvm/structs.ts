@@ -152,6 +152,7 @@ export const LAYOUTS = {
       kvm_valid_regs: 288,
       kvm_dirty_regs: 296,
       "s.regs": 304,
+      "s.regs.sregs": 448,
     }, // deno-fmt-ignore
   },
 } as const satisfies Record<string, Layout>;

@@ -36,6 +36,7 @@ import { pastEnd } from "./hostcall.ts";
 import { SYSCALL_FRAME, SYSCALL_FRAME_ADDR } from "./deliver.ts";
 import { Guest } from "./guest.ts";
 import { canLend, lend, type Loan, startOnLoan, takeBack } from "./loan.ts";
+import { liveSregs } from "./machine.ts";
 import { E, SyscallError } from "../syscalls/errno.ts";
 import { monotonicNs } from "../syscalls/signal.ts";
 
@@ -155,7 +156,7 @@ function forkFrom(
   if (g.rewrite && !loan) mapTrampoline(mem, g.kernel!.zpolineEntry);
   // vCPU 0 resumes the forking thread's syscall frame (rax 0).
   if (loan) startOnLoan(g, loan, spec);
-  else startAtSyscallReturn(g, g.vcpu!, 0, g.cr3, cpu.vcpu, spec, !g.machine!.reused);
+  else startAtSyscallReturn(g, g.vcpu!, 0, g.cr3, cpu, spec, !g.machine!.reused);
   // The guest's clocks (the vvar page, copied) count from the parent's TSC;
   // a new VM's starts near 0 on hardware KVM. kvm_pvm shows every guest the
   // host's, so there the copy (a round trip to the parent's runner, ~0.1
@@ -182,23 +183,23 @@ function forkFrom(
 /**
  * Sets vCPU `vcpu` up to leave the guest kernel through its syscall
  * return path (the frame at SYSCALL_FRAME_ADDR in its own pages), with
- * `from`'s FPU state and FS/GS bases (clone's TLS instead, if it set one).
+ * the FPU state and FS/GS bases of thread `from`, whose call is being
+ * served (clone's TLS instead, if it set one).
  */
 export function startAtSyscallReturn(
   g: Guest,
   vcpu: VcpuFd,
   id: number,
   cr3: bigint,
-  from: VcpuFd,
+  from: Cpu,
   spec: CloneSpec,
   fresh: boolean,
 ): void {
   const kernel = g.kernel!;
   // Read first: `from` may be `vcpu` itself (a vfork child on its parent's machine).
-  const sregs = new Uint8Array(LAYOUTS.kvm_sregs.size);
-  from.getSregs(sregs);
+  const sregs = liveSregs(from.vcpu, from.runView);
   const xsave = new Uint8Array(LAYOUTS.kvm_xsave.size);
-  from.getXsave(xsave);
+  from.vcpu.getXsave(xsave);
   setupVcpu(vcpu, id, cr3, kernel, g.features!, guestCpl(g.stats.platform), fresh);
   const sf = LAYOUTS.kvm_sregs.fields, sv = new DataView(sregs.buffer);
   const fs = spec.flags & CLONE.SETTLS ? spec.tls : sv.getBigUint64(sf.fs, true);
@@ -240,7 +241,7 @@ export function setupChild(g: Guest, child: Cpu, parent: Cpu, spec: CloneSpec, t
   // A vCPU that ran before keeps its CPUID: KVM refuses to set it again.
   const fresh = !child.ran;
   child.ran = true;
-  startAtSyscallReturn(g, child.vcpu, child.id, cr3, parent.vcpu, spec, fresh);
+  startAtSyscallReturn(g, child.vcpu, child.id, cr3, parent, spec, fresh);
 
   const put32 = (addr: bigint) => v.setUint32(mem.check(addr, 4), tid, true);
   if (spec.flags & CLONE.PARENT_SETTID) put32(spec.parentTid);

@@ -28,7 +28,7 @@ import { CLONE, type CloneSpec } from "../syscalls/thread.ts";
 import { MSR } from "./cpu.ts";
 import { SYSCALL_FRAME_ADDR } from "./deliver.ts";
 import type { Guest } from "./guest.ts";
-import { setRegs, SYNC_X86_REGS } from "./machine.ts";
+import { liveSregs, setRegs, SYNC_X86_REGS } from "./machine.ts";
 import type { Cpu } from "./threads.ts";
 
 const F = LAYOUTS.kvm_run.fields;
@@ -92,16 +92,16 @@ export function canLend(parent: Guest, cpu: Cpu): boolean {
  * then takes it over ({@linkcode startOnLoan}). Each vCPU ioctl here goes
  * through the parent's runner thread (kvm_pvm keeps the FPU state with the
  * thread that runs the vCPU), ~0.1 ms a round trip on these hosts: the
- * registers are read from `kvm_run`'s sync area where KVM keeps them there.
+ * registers and segments are read from `kvm_run`'s sync area where KVM
+ * keeps them there.
  */
 export function lend(parent: Guest, cpu: Cpu): Loan {
   const mem = parent.mem!, vcpu = cpu.vcpu;
   const synced = (cpu.runView.getBigUint64(F.kvm_valid_regs, true) & SYNC_X86_REGS) !== 0n;
   const regs = new Uint8Array(synced ? 0 : LAYOUTS.kvm_regs.size);
-  const sregs = new Uint8Array(LAYOUTS.kvm_sregs.size);
   const xsave = new Uint8Array(LAYOUTS.kvm_xsave.size);
   if (!synced) vcpu.getRegs(regs);
-  vcpu.getSregs(sregs);
+  const sregs = liveSregs(vcpu, cpu.runView);
   vcpu.getXsave(xsave);
   const runSize = parent.machine!.runSize;
   const run = new Uint8Array(runSize);
