@@ -49,6 +49,20 @@ Deno.test("epoll_wait with events ready is served in C", async () => {
   ok(stats.plainCalls > 400, `plainCalls ${stats.plainCalls}`);
 });
 
+Deno.test("in a run of several processes, plain calls are served in C too", async () => {
+  const bin = await fixture("plain_io", "musl-static");
+  const native = await runNative(bin, ["forked"]);
+  const r = await runHermitux(bin, ["forked"], { flags: ["--stats", "--host-calls=exitless"] });
+  equal(r.stdout, native.stdout);
+  equal(r.stdout, "/dev/null total 128000\n");
+  // The totals line: 2 processes, the parent's 4,000 calls after the fork.
+  const m = r.stderr.match(/hermitux: 2 processes: .* \((\d+) exitless\)/);
+  ok(m, r.stderr);
+  const line = r.stderr.split("\n").find((l) => l.startsWith("hermitux: stats "))!;
+  const stats = JSON.parse(line.slice("hermitux: stats ".length));
+  ok(stats.plainCalls > 400, `plainCalls ${stats.plainCalls}`);
+});
+
 Deno.test("an overridden or traced syscall is not served in C", async () => {
   const bin = await fixture("plain_io", "musl-static");
   const traced = await inTempDir((cwd) => run(bin, cwd, ["--host-calls=exitless", "--trace"]));

@@ -6,7 +6,7 @@
  * the other files of this folder are the work each step does.
  * @module
  */
-import type { PlainServer } from "./plain.ts";
+import { PlainServer } from "./plain.ts";
 import { saveSiteShapes } from "../analysis/shapecache.ts";
 import { ABI, BOOT_INFO, HOSTCALL } from "../kernel/abi.ts";
 import type { KernelImage } from "../kernel/image.ts";
@@ -488,7 +488,13 @@ export class Guest implements Disposable {
   step(): number {
     const p = this.process!, threads = this.threads!;
     if (p.ended) return 0;
-    let n = this.exitless ? pollHostCalls(this) : 0;
+    let n = 0;
+    if (this.exitless) {
+      // Plain calls in C (one look: the loop serves other processes too), the rest here.
+      const fast = (this.plain ??= new PlainServer(this, 0)).serve(threads.door);
+      n += fast.served;
+      if (fast.back) n += pollHostCalls(this);
+    }
     threads.pollWatched();
     n += threads.serveWorkers();
     if (!p.ended) exitlessTimers(this);
@@ -681,6 +687,8 @@ export class Guest implements Disposable {
     const done = this.threads?.runnersDone() ?? true;
     if (done) closeEventfd(this.wakeFd);
     this.threads?.dispose();
+    this.plain?.dispose();
+    this.plain = undefined;
     this.process?.fds.closeAll();
     this.mounts?.close();
     if (settleLoan(this, done)) return;

@@ -43,6 +43,8 @@ export class Machine {
   readonly runSize: number;
   /** KVM copies the registers to kvm_run at every exit (KVM_CAP_SYNC_REGS). */
   readonly syncRegs: boolean;
+  /** vCPU 0's TSC frequency (kHz), read once, before a runner has it. */
+  readonly tscKhz: number;
   /** The kvm_run fields KVM fills at every exit: the registers, and the segments where it can. */
   readonly #synced: bigint;
   /**
@@ -87,6 +89,7 @@ export class Machine {
     this.vm = vm;
     this.vcpu = vcpu;
     this.runSize = kvm.vcpuMmapSize();
+    this.tscKhz = vcpu.tscKhz();
     const sync = BigInt(kvm.checkExtension(CAP.SYNC_REGS));
     this.syncRegs = (sync & SYNC_X86_REGS) !== 0n;
     // The segments (~0.3 KiB more per exit) spare fork and vfork a vCPU

@@ -127,7 +127,12 @@ export class PlainServer {
   #version = -1;
   #calls: number;
 
-  constructor(readonly guest: Guest) {
+  /**
+   * @param spinUs how long serve() spins with nothing to do before it
+   *   returns: 0 for one look (the process table's loop, which looks at
+   *   several processes in turn)
+   */
+  constructor(readonly guest: Guest, spinUs: number = SPIN_US) {
     const size = BigInt(Math.ceil(PLAIN.size / 4096) * 4096);
     const p = libc().mmap(null, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n);
     if (!p || Deno.UnsafePointer.value(p) === 0xffffffffffffffffn) throw new OsError("mmap", 12);
@@ -140,8 +145,10 @@ export class PlainServer {
     v.setBigUint64(PLAIN.mem, mem.host, true);
     v.setBigUint64(PLAIN.userMin, BigInt(ABI.USER_MIN), true);
     v.setBigUint64(PLAIN.door, guest.threads!.doorAddress, true);
-    const khz = guest.vcpu?.tscKhz() || 2_000_000;
-    v.setUint32(PLAIN.spin, Math.min(0xffffffff, Math.round(khz * SPIN_US / 1000)), true);
+    // The machine's, read when it was made: vCPU 0 may be running now (a
+    // vCPU ioctl would have to wait for its runner).
+    const khz = guest.machine?.tscKhz || 2_000_000;
+    v.setUint32(PLAIN.spin, Math.min(0xffffffff, Math.round(khz * spinUs / 1000)), true);
     this.#calls = guest.trace ? 0 : callMask(guest.registry);
     serveFunction();
   }

@@ -317,7 +317,7 @@ export function setupImage(
     sp,
     brk: image.brkStart,
     mmapMax,
-    tscKhz: vcpu.tscKhz(),
+    tscKhz: g.machine!.tscKhz,
     uid,
     gid,
   });

@@ -31,10 +31,26 @@ static int epoll_only(void)
 	return 0;
 }
 
+/* After a fork (the run has several processes from then on): 2,000
+ * writes and reads of /dev/null by the parent. */
+static int forked(void)
+{
+	char buf[64] = { 0 };
+	pid_t c = fork();
+	if (c == 0)
+		_exit(0);
+	waitpid(c, NULL, 0);
+	int null = open("/dev/null", O_RDWR);
+	long total = 0;
+	for (int i = 0; i < 2000; i++)
+		total += write(null, buf, 64) + read(null, buf, 64);
+	printf("/dev/null total %ld\n", total);
+	return 0;
+}
+
 int main(int argc, char **argv) {
 	if (argc > 1)
-		return epoll_only();
-	(void)argv;
+		return strcmp(argv[1], "forked") ? epoll_only() : forked();
 	char buf[256];
 	int fd = open("plain.dat", O_CREAT | O_RDWR | O_TRUNC, 0644);
 	show("write", write(fd, "hello, plain world\n", 19));

@@ -62,6 +62,13 @@ async function same(path: string, args: string[] = [], stdin = "", env = {}, inD
   const native = await runNative(path, args, { stdin, env, cwd: dir });
   const vm = await inVm(path, args, stdin, env, "off", undefined, dir);
   if (dir) await Deno.remove(dir, { recursive: true });
+  // Line by line first: a long output's diff is cut short ("...") before the line that differs.
+  const [got, want] = [vm.outcome.stdout.split("\n"), native.stdout.split("\n")];
+  const at = want.findIndex((line, i) => got[i] !== line);
+  equal(
+    at < 0 ? undefined : `line ${at + 1}: ${got[at]}`,
+    at < 0 ? undefined : `line ${at + 1}: ${want[at]}`,
+  );
   equal(vm.outcome.stdout, native.stdout);
   equal(vm.outcome.stderr, native.stderr);
   equal(vm.outcome.code, native.code);
