@@ -516,3 +516,26 @@ Deno.test("a device, a FIFO or a directory as the program or its interpreter: on
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("KVM_RUN failing on the main thread ends the run with a report, not a host exception", async () => {
+  // A guest that scribbled over its own page tables made kvm_pvm's KVM_RUN
+  // fail with ENOENT once (tests/hostile_test.ts); here the third KVM_RUN
+  // fails so, through a stub (errno from opening a missing file).
+  const hello = await fixture("hello", "musl-static");
+  const t = libc() as unknown as Record<string, (...a: unknown[]) => unknown>;
+  const real = t.ioctl;
+  let runs = 0;
+  t.ioctl = (fd, req, arg) => {
+    if (req !== 0xae80 || ++runs !== 3) return real(fd, req, arg);
+    libc().open(new TextEncoder().encode("/nonexistent/hermitux\0"), 0, 0);
+    return -1;
+  };
+  const said: string[] = [];
+  try {
+    const r = await boot({ path: hello, hostCalls: "exit", onDiagnostic: (m) => said.push(m) });
+    equal(r.status, 137);
+    ok(said.some((m) => m.includes("KVM_RUN failed: No such file or directory")), said.join("\n"));
+  } finally {
+    t.ioctl = real;
+  }
+});

@@ -35,7 +35,7 @@ import { ignoreAlarms } from "./hostinfo.ts";
 import type { MappedObject } from "./program.ts";
 import { keepMachine, type Machine } from "./machine.ts";
 import type { CpuFeatures } from "./cpu.ts";
-import { onExit } from "./hostcall.ts";
+import { onExit, runOnce } from "./hostcall.ts";
 import {
   exitlessTimers,
   exitlessWake,
@@ -376,14 +376,17 @@ export class Guest implements Disposable {
         // The first thread has exited; the others go on.
         this.idle(threads.nextDeadline() ?? monotonicNs() + 50_000_000n);
         sig.fireTimers();
-      } else if (!vcpu.run()) {
-        view.setUint8(LAYOUTS.kvm_run.fields.immediate_exit, 0);
-        this.onTimer();
       } else {
-        const crash = onExit(this, view);
-        if (crash) {
-          this.crash = crash;
-          p.exit(0, crash.signal);
+        const ran = runOnce(this, vcpu);
+        if (ran === false) {
+          view.setUint8(LAYOUTS.kvm_run.fields.immediate_exit, 0);
+          this.onTimer();
+        } else {
+          const crash = ran === true ? onExit(this, view) : ran;
+          if (crash) {
+            this.crash = crash;
+            p.exit(0, crash.signal);
+          }
         }
       }
       if (threads.cpus.length > 1 && !p.ended) {

@@ -9,7 +9,8 @@
 import { ABI, HOSTCALL, REGION } from "../kernel/abi.ts";
 import { GUEST_FORWARDS } from "../kernel/local.ts";
 import { EXIT } from "../kvm/ioctls.ts";
-import { libc, strerror } from "../kvm/libc.ts";
+import { libc, OsError, strerror } from "../kvm/libc.ts";
+import type { VcpuFd } from "../kvm/ioctls.ts";
 import { LAYOUTS } from "../kvm/structs.ts";
 import { dispatch } from "../syscalls/registry.ts";
 import { E, SyscallError } from "../syscalls/errno.ts";
@@ -77,6 +78,22 @@ export function serveExit(g: Guest, cpu: Cpu): void {
       p.exit(0, crash.signal);
     }
   });
+}
+
+/**
+ * KVM_RUN of `vcpu` on this thread: true after an exit, false when a signal
+ * or `immediate_exit` interrupted it, or the report of a run that must end
+ * because it failed, as a runner reports one (serveExit): a guest that
+ * wrecked its own page tables can make it fail (ENOENT on kvm_pvm, seen
+ * once in the hostile tests), and the host must hold.
+ */
+export function runOnce(g: Guest, vcpu: VcpuFd): boolean | CrashReport {
+  try {
+    return vcpu.run();
+  } catch (e) {
+    if (!(e instanceof OsError)) throw e;
+    return internalError(g, `KVM_RUN failed: ${strerror(e.errno)}`);
+  }
 }
 
 /**
