@@ -37,7 +37,8 @@ export class RunPoller {
    * Lets `g` post its calls (a process of this run): its route table marks
    * every call that may come exitless, and its polling word says what the
    * main thread does now. Images set up for the run (fork children, new
-   * images) call it as they are scheduled.
+   * images) call it as they are scheduled, and a vfork parent again when
+   * its child gives the memory back (with the words as they were lent).
    */
   adopt(g: Guest): void {
     if (!this.enabled) return;
@@ -47,11 +48,6 @@ export class RunPoller {
       writeRoutes(g, g.mem!);
     }
     setPolling(g, this.#on);
-  }
-
-  /** Says the main thread's state to `g` again (a vfork child gave its memory back, with its words). */
-  refresh(g: Guest): void {
-    if (this.enabled && g.exitless) setPolling(g, this.#on);
   }
 
   /** Something was served: poll (again) from now, telling every process in `guests`. */

@@ -336,6 +336,12 @@ export class ProcessTable {
     return this.#wakeFd;
   }
 
+  /** Lets image `g` run among the others, its calls posted when the run polls. */
+  #schedule(g: Guest): void {
+    g.schedule(this.#wakeFd);
+    this.#poller!.adopt(g);
+  }
+
   /** The images of the processes alive; `served`: only those served now (not stopped). */
   *#live(served = false): Generator<Guest> {
     for (const p of this.#procs.values()) {
@@ -346,10 +352,7 @@ export class ProcessTable {
   /** The loop of a run with several processes: until the first one has ended. */
   #serveAll(deadline?: bigint): void {
     const root = this.#root, poller = this.#poller!;
-    for (const g of this.#live()) {
-      g.schedule(this.#wakeFd);
-      poller.adopt(g);
-    }
+    for (const g of this.#live()) this.#schedule(g);
     const watches: Cpu[] = [];
     while (root.status === undefined && !this.yieldDue()) {
       let work = 0;
@@ -394,10 +397,7 @@ export class ProcessTable {
     if (old !== this.#first) old.dispose();
     if (p === this.#root) this.#watchSignals(next);
     next.begin(deadline);
-    if (this.#multi) {
-      next.schedule(this.#wakeFd);
-      this.#poller!.adopt(next);
-    }
+    if (this.#multi) this.#schedule(next);
   }
 
   /** `p` has ended: a zombie for its parent, which learns by SIGCHLD; its children go to init. */
@@ -472,7 +472,7 @@ export class ProcessTable {
     p.vforkOf = undefined;
     if (v.parent.status !== undefined) return;
     releaseVfork(v.parent.vm, image, v.tid, p.pid);
-    this.#poller!.refresh(v.parent.vm); // its polling word, as the loan left it
+    this.#poller!.adopt(v.parent.vm); // its polling word, as the loan left it
   }
 
   /** The siginfo of SIGCHLD (and waitid) for ended child `c`, or for its stop or continuation. */
@@ -548,8 +548,7 @@ export class ProcessTable {
     // A process that ran alone on this thread goes on among the others.
     parent.vm.handOff();
     vm.begin(); // its clock (--stats); the run's deadline is the first process's
-    vm.schedule(this.#wakeFd);
-    this.#poller!.adopt(vm);
+    this.#schedule(vm);
     return pid;
   }
 
