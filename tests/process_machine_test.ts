@@ -2,9 +2,11 @@
 // ended processes are recycled for the next fork or execve (machine.ts),
 // and no process sees what an earlier one left in them; --stats gives a
 // line per process and the totals.
-import { deepStrictEqual, equal, match } from "node:assert/strict";
+import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
 import { fixture, runHermitux, runNative, type Toolchain } from "./fixtures.ts";
 import { type Machine, MachinePool } from "../src/vm/machine.ts";
+import { runnerCounts } from "../src/runner/mod.ts";
+import { boot } from "../mod.ts";
 
 const BUILDS: Toolchain[] = ["glibc-dynamic", "glibc-static", "musl-static"];
 
@@ -113,3 +115,25 @@ Deno.test("the machine pool: a flushed machine first; after two waits, a second 
   equal(take(), "b");
   equal(a.recycled + b.recycled, 4);
 });
+
+for (const tc of ["glibc-static", "musl-static"] as const) {
+  Deno.test(`${tc}: runner threads are reused, and a vfork child runs on its parent's`, async () => {
+    const bin = await fixture("proc_spawns", tc);
+    const dir = bin.slice(0, bin.lastIndexOf("/"));
+    const n = 40, before = { ...runnerCounts };
+    const r = await boot({
+      path: bin,
+      args: [String(n)],
+      mounts: [{ host: dir, guest: dir, readOnly: true }],
+      stdout: "piped",
+    });
+    equal(r.status, 0);
+    equal(new TextDecoder().decode(r.stdout), `spawns ${n}, failed 0\n`);
+    const started = runnerCounts.started - before.started;
+    const taken = started + runnerCounts.reused - before.reused;
+    // A thread for vCPU 0 and one for each image execve makes: a few new, the rest reused.
+    ok(started <= 6, `${started} runner threads started for ${n} spawns`);
+    // One per spawn (the image the child execs): the vfork child borrows its parent's.
+    ok(taken >= n && taken <= n + 4, `${taken} runner threads taken for ${n} spawns`);
+  });
+}

@@ -213,22 +213,54 @@ export class VmFd {
   }
 }
 
+/** The host thread that runs a vCPU, which makes its ioctls (see VcpuFd.via). */
+export interface VcpuThread {
+  /** Makes ioctl `req` with argument `arg` there now: its result, or -errno. */
+  call(req: number, arg: bigint): number;
+  /**
+   * Queues ioctl `req` there, made before the vCPU next runs; false if it
+   * cannot (then make it now). `keep` holds the argument until then.
+   */
+  later(req: number, arg: bigint, keep: Uint8Array): boolean;
+}
+
 /** A vCPU file descriptor. Struct arguments are caller-owned buffers. */
 export class VcpuFd {
   /**
-   * Makes this vCPU's ioctls (but KVM_RUN) on the thread that runs it:
-   * `(req, arg) => result or -errno`. Unset: on the calling thread.
+   * Makes this vCPU's ioctls (but KVM_RUN) on the thread that runs it.
+   * Unset: on the calling thread.
    */
-  via?: (req: number, arg: bigint) => number;
+  via?: VcpuThread;
 
   /** @param fd from `KVM_CREATE_VCPU`. */
   constructor(readonly fd: number) {}
 
   #ioctl(req: number, arg: Uint8Array | null, what: string): number {
     if (!this.via) return ioctl(this.fd, req, arg, what);
-    const r = this.via(req, arg ? Deno.UnsafePointer.value(Deno.UnsafePointer.of(arg)) : 0n);
+    const r = this.via.call(req, arg ? Deno.UnsafePointer.value(Deno.UnsafePointer.of(arg)) : 0n);
     if (r < 0) throw new OsError(what, -r);
     return r;
+  }
+
+  /** As #ioctl, but queued on the vCPU's thread when it has one that can (VcpuThread.later). */
+  #later(req: number, arg: Uint8Array, what: string): void {
+    const at = Deno.UnsafePointer.value(Deno.UnsafePointer.of(arg));
+    if (!this.via?.later(req, at, arg)) this.#ioctl(req, arg, what);
+  }
+
+  /** `KVM_GET_XSAVE` into `buf` before the vCPU next runs (see {@linkcode restoreLater}). */
+  getXsaveLater(buf: Uint8Array): void {
+    this.#later(KVM.GET_XSAVE, buf, "KVM_GET_XSAVE");
+  }
+
+  /**
+   * The state a vCPU had (its `kvm_sregs` and `kvm_xsave`) set back before
+   * it next runs, with no wait for its thread: an error shows as a failed
+   * KVM_RUN then.
+   */
+  restoreLater(sregs: Uint8Array, xsave: Uint8Array): void {
+    this.#later(KVM.SET_SREGS, sregs, "KVM_SET_SREGS");
+    this.#later(KVM.SET_XSAVE, xsave, "KVM_SET_XSAVE");
   }
 
   #statsFd = -1;

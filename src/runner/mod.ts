@@ -10,6 +10,7 @@
 import { libc, OsError } from "../kvm/libc.ts";
 import { hostSyscall } from "../syscalls/host.ts";
 import { RUNNER_CODE } from "./code.ts";
+import type { VcpuThread } from "../kvm/ioctls.ts";
 
 /** Byte offsets in `struct runner` (runner.c). */
 export const RUNNER = {
@@ -29,7 +30,10 @@ export const RUNNER = {
   callRet: 72,
   callBack: 80,
   wakeFd: 84,
-  size: 88,
+  rest: 88,
+  laterN: 92,
+  later: 96,
+  size: 160,
 } as const;
 
 const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20;
@@ -73,7 +77,20 @@ function entry(): Deno.PointerObject {
   return code;
 }
 
-const STATE_RUN = 1, STATE_CALL = 4;
+const STATE_IDLE = 0, STATE_RUN = 1, STATE_EXITED = 2, STATE_QUIT = 3, STATE_CALL = 4;
+
+/**
+ * Runner threads whose vCPU has ended, idle, for the next vCPU that needs
+ * one: a thread's start and end cost a fork or an execve ~0.2-0.4 ms of
+ * the main thread's time here (pthread_create, the wait for its id, the
+ * wait for it to leave).
+ */
+const idle: Runner[] = [];
+/** At most this many idle runner threads are kept. */
+const MAX_IDLE = 4;
+
+/** Runner threads this process has started, and how often an idle one was given a vCPU instead. */
+export const runnerCounts: { started: number; reused: number } = { started: 0, reused: 0 };
 
 /** Wakes every thread waiting on the futex word at host address `addr`. */
 export function futexWake(addr: bigint): void {
@@ -112,29 +129,105 @@ export interface RunnerInit {
   wakeFd?: number;
 }
 
-/** One runner thread and its `struct runner`. */
-export class Runner {
+/** At most this many ioctls wait for a runner's next KVM_RUN (runner.c's `later`). */
+const MAX_LATER = 4;
+
+/** One runner thread and its `struct runner`; its vCPU's ioctls go through it. */
+export class Runner implements VcpuThread {
   /** Host address of its `struct runner`. */
   readonly addr: bigint;
   /** Its words: `state`, `tid`, `done`, `intr` at indexes 0–3 (`CTL` in wire.ts). */
   readonly ctl: Int32Array;
   readonly #view: DataView;
+  /** The buffers of ioctls queued by {@linkcode later}, alive until made. */
+  #kept: Uint8Array[] = [];
 
-  constructor(init: RunnerInit) {
+  private constructor(init: RunnerInit) {
     const page = sharedPage();
     this.addr = page.addr;
     this.ctl = page.words;
     this.#view = page.view;
+    this.#point(init);
+    this.#view.setInt32(RUNNER.pid, Deno.pid, true);
+    const rc = startThread(entry(), this.addr);
+    if (rc !== 0) throw new OsError("pthread_create", rc);
+  }
+
+  /**
+   * A runner for the vCPU `init` names, idle until its state is set to
+   * run: a thread another vCPU left ({@linkcode release}), else a new one.
+   */
+  static start(init: RunnerInit): Runner {
+    for (let r = idle.pop(); r; r = idle.pop()) {
+      // It must be past its last exit's door and eventfd before they change.
+      const rest = RUNNER.rest / 4, until = performance.now() + 1000;
+      while (Atomics.load(r.ctl, rest) !== 1 && performance.now() < until) r.wait(rest, 0, 10);
+      if (Atomics.load(r.ctl, rest) !== 1) continue; // stuck: left alone, not reused
+      r.#view.setInt32(RUNNER.err, 0, true);
+      r.#view.setInt32(RUNNER.laterN, 0, true); // the last vCPU's, never made
+      r.#kept = [];
+      Atomics.store(r.ctl, RUNNER.intr / 4, 0);
+      r.#point(init);
+      runnerCounts.reused++;
+      return r;
+    }
+    runnerCounts.started++;
+    return new Runner(init);
+  }
+
+  /**
+   * Gets the thread out of KVM_RUN and keeps it out, still this vCPU's
+   * (a vfork child's end: its parent runs on next); `kick` gets it out of
+   * a KVM_RUN under way. False if it did not come out within a second.
+   */
+  halt(kick: () => void): boolean {
+    for (;;) {
+      const s = Atomics.load(this.ctl, 0);
+      if (s !== STATE_RUN) return true; // an exit waits, or idle: out already
+      if (Atomics.compareExchange(this.ctl, 0, STATE_RUN, STATE_IDLE) === STATE_RUN) break;
+    }
+    this.wake();
+    kick();
+    const rest = RUNNER.rest / 4, until = performance.now() + 1000;
+    while (Atomics.load(this.ctl, rest) !== 1 && performance.now() < until) this.wait(rest, 0, 10);
+    return Atomics.load(this.ctl, rest) === 1;
+  }
+
+  /** Tells an idle thread to leave (one that cannot go to the idle ones: {@linkcode release}). */
+  quit(): void {
+    Atomics.store(this.ctl, 0, STATE_QUIT);
+    this.wake();
+  }
+
+  /** Writes what the thread runs and tells at each exit. */
+  #point(init: RunnerInit): void {
     const v = this.#view;
     v.setInt32(RUNNER.fd, init.vcpuFd, true);
-    v.setInt32(RUNNER.pid, Deno.pid, true);
     v.setBigUint64(RUNNER.run, init.runAddr, true);
     v.setBigUint64(RUNNER.door, init.door, true);
     v.setBigUint64(RUNNER.kickRun, init.kickRun, true);
     v.setInt32(RUNNER.kickTid, init.kickTid, true);
     v.setInt32(RUNNER.wakeFd, init.wakeFd ?? -1, true);
-    const rc = startThread(entry(), this.addr);
-    if (rc !== 0) throw new OsError("pthread_create", rc);
+  }
+
+  /**
+   * Lets the thread go idle for another vCPU ({@linkcode start}) when its
+   * own is out of KVM_RUN for good: its exit waits to be served, or it
+   * never ran. Returns false otherwise (or when enough threads are idle):
+   * the caller stops it. Neither this object nor its `ctl` may be used
+   * afterwards.
+   */
+  release(): boolean {
+    if (idle.length >= MAX_IDLE) return false;
+    for (;;) {
+      const s = Atomics.load(this.ctl, 0);
+      // Only this thread moves a state from RUN (to EXITED); from EXITED or IDLE only we do.
+      if (s !== STATE_EXITED && s !== STATE_IDLE) return false;
+      if (Atomics.compareExchange(this.ctl, 0, s, STATE_IDLE) === s) break;
+    }
+    this.wake();
+    idle.push(this);
+    return true;
   }
 
   /**
@@ -143,7 +236,7 @@ export class Runner {
    * be out of KVM_RUN (idle, or its exit being served). Returns its result or
    * -errno.
    */
-  ioctl(req: number, arg: bigint): number {
+  call(req: number, arg: bigint): number {
     const v = this.#view, back = Atomics.load(this.ctl, 0);
     if (back === STATE_RUN || back === STATE_CALL) {
       throw new Error("hermitux: a vCPU ioctl while the vCPU runs");
@@ -157,6 +250,28 @@ export class Runner {
       futexWait(this.addr + BigInt(RUNNER.state), STATE_CALL, 100);
     }
     return Number(v.getBigInt64(RUNNER.callRet, true));
+  }
+
+  /**
+   * Queues vCPU ioctl `req` (argument `arg`, in `keep`) for the runner's
+   * thread to make before the vCPU next runs (or before the next
+   * {@linkcode call}), with no round trip now; false when the queue is
+   * full (make it now). The runner must be out of KVM_RUN. A failure
+   * shows as a failed KVM_RUN ({@linkcode error}).
+   */
+  later(req: number, arg: bigint, keep: Uint8Array): boolean {
+    const v = this.#view, s = Atomics.load(this.ctl, 0);
+    if (s === STATE_RUN || s === STATE_CALL) {
+      throw new Error("hermitux: a vCPU ioctl while the vCPU runs");
+    }
+    const n = v.getInt32(RUNNER.laterN, true);
+    if (n === 0) this.#kept = [];
+    if (n >= MAX_LATER) return false;
+    v.setBigInt64(RUNNER.later + n * 16, BigInt(req), true);
+    v.setBigUint64(RUNNER.later + n * 16 + 8, arg, true);
+    v.setInt32(RUNNER.laterN, n + 1, true);
+    this.#kept.push(keep);
+    return true;
   }
 
   /**

@@ -38,6 +38,9 @@ struct runner {
 	volatile long call_ret;         /* 72: CALL: its result (-errno) */
 	volatile int call_back;         /* 80: CALL: the state to return to */
 	int wake_fd;                    /* 84: an eventfd written at every exit too, or -1 */
+	volatile int rest;              /* 88: 1 while idle, past every use of the fields above */
+	int later_n;                    /* 92: how many ioctls wait in later[] */
+	long later[8];                  /* 96: (request, argument) pairs, made before the next KVM_RUN */
 };
 
 #include "sys.h"
@@ -57,13 +60,31 @@ static inline void wake(volatile int *w)
 }
 
 /*
+ * The ioctls main queued for this vCPU without waiting for them (a vfork
+ * parent's FPU state and segments put back): made in order, before
+ * anything else reaches the vCPU. 0, or the first one's -errno that failed.
+ */
+static inline long run_later(struct runner *r)
+{
+	long rc = 0;
+	int n = r->later_n;
+
+	for (int i = 0; i < n && rc >= 0; i++)
+		rc = sys(16, r->fd, r->later[2 * i], r->later[2 * i + 1], 0);
+	r->later_n = 0;
+	return rc < 0 ? rc : 0;
+}
+
+/*
  * kvm_pvm keeps a vCPU's FPU state with the thread that runs it: an
  * XSAVE read or written from another thread can be stale. So every vCPU
  * ioctl of a vCPU we run is made here, while it is out of KVM_RUN.
  */
 static inline void serve_call(struct runner *r)
 {
-	r->call_ret = sys(16, r->fd, r->call_req, r->call_arg, 0);
+	long rc = run_later(r);
+
+	r->call_ret = rc < 0 ? rc : sys(16, r->fd, r->call_req, r->call_arg, 0);
 	r->state = r->call_back;
 	wake(&r->state);
 }
@@ -82,13 +103,28 @@ void *runner(struct runner *r)
 				wake(&r->done);
 				return 0;
 			}
-			if (s == CALL)
+			if (s == CALL) {
 				serve_call(r);
-			else
+			} else {
+				/* Done with the last vCPU's door, eventfd and kick: main
+				 * may now point this thread at another vCPU (mod.ts). */
+				r->rest = 1;
+				wake(&r->rest);
 				wait_while(&r->state, s);
+			}
 		}
+		/* Running again; main's halt may have taken RUN back meanwhile, so
+		 * the state is read once more after rest is cleared (each side
+		 * writes its word, then reads the other's). */
+		r->rest = 0;
+		__sync_synchronize();
+		if (r->state != RUN)
+			continue;
 		for (;;) {
-			long rc = sys(16, r->fd, KVM_RUN, 0, 0);
+			long rc = run_later(r);
+
+			if (rc == 0)
+				rc = sys(16, r->fd, KVM_RUN, 0, 0);
 			r->err = rc < 0 && rc != -EINTR ? (int)rc : 0;
 			if (rc == -EINTR) {
 				/* A kick: immediate_exit (or a signal) got us out. */

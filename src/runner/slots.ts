@@ -11,7 +11,19 @@ import { SLOTS_CODE } from "./code.ts";
 import { libc, OsError } from "../kvm/libc.ts";
 
 /** Byte offsets in `struct flush` (slots.c). */
-const FLUSH = { vmfd: 0, done: 4, err: 8, del: 16, add: 48, req: 80, alive: 84 } as const;
+const FLUSH = {
+  vmfd: 0,
+  done: 4,
+  err: 8,
+  del: 16,
+  add: 48,
+  req: 80,
+  alive: 84,
+  vec: 88,
+  vecAddr: 96,
+  vecLen: 104,
+  vecErr: 112,
+} as const;
 const REQ_FLUSH = 1, REQ_QUIT = 2;
 
 const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20;
@@ -54,16 +66,28 @@ export function freeFlushPage(page: FlushPage): void {
 /** One VM's slot 0 re-registered in the background: started, then waited for. */
 export class SlotFlush {
   readonly #page: FlushPage;
+  readonly #vec?: Uint8Array;
 
   /**
    * Starts deleting slot 0 of VM `vmfd` and adding it again as `size`
    * bytes of host memory at `host`, guest-physical 0 up, on the page's
-   * thread (started at its first flush); the request goes in `page`.
+   * thread (started at its first flush); the request goes in `page`. With
+   * `vec`, the thread then fills it with mincore's answer for the first
+   * `vec.length` pages at `host` ({@linkcode residency}).
    */
-  constructor(page: FlushPage, vmfd: number, host: bigint, size: number) {
+  constructor(page: FlushPage, vmfd: number, host: bigint, size: number, vec?: Uint8Array) {
     this.#page = page;
+    this.#vec = vec;
     const v = page.view, f = LAYOUTS.kvm_userspace_memory_region.fields;
     v.setInt32(FLUSH.done, 0, true);
+    v.setBigUint64(
+      FLUSH.vec,
+      vec ? Deno.UnsafePointer.value(Deno.UnsafePointer.of(vec)) : 0n,
+      true,
+    );
+    v.setBigUint64(FLUSH.vecAddr, host, true);
+    v.setBigUint64(FLUSH.vecLen, BigInt((vec?.length ?? 0) * 4096), true);
+    v.setBigInt64(FLUSH.vecErr, -1n, true);
     v.setInt32(FLUSH.vmfd, vmfd, true);
     for (const [at, len] of [[FLUSH.del, 0n], [FLUSH.add, BigInt(size)]] as const) {
       v.setUint32(at + f.slot, 0, true);
@@ -90,6 +114,13 @@ export class SlotFlush {
   /** Whether both calls have returned. */
   get done(): boolean {
     return Atomics.load(this.#page.words, FLUSH.done / 4) === 1;
+  }
+
+  /** After {@linkcode wait}: which pages were resident (the constructor's `vec`), if mincore worked. */
+  get residency(): Uint8Array | undefined {
+    return this.#vec && this.#page.view.getBigInt64(FLUSH.vecErr, true) === 0n
+      ? this.#vec
+      : undefined;
   }
 
   /** Waits until both calls have returned; throws if one failed. */

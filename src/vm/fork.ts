@@ -52,7 +52,7 @@ const NR_MEMFD_CREATE = 319, NR_FTRUNCATE = 77, NR_PWRITE64 = 18, NR_CLOSE = 3, 
  * @internal
  */
 export function forkGuest(g: Guest, pid: number, spec: CloneSpec): Guest {
-  const child = new Guest(g.options, g.table);
+  const child = new Guest(g.options, g.table, g);
   const cpu = g.threads!.serving;
   // A vfork child runs on its parent's machine where it can (loan.ts).
   const loan = spec.flags & CLONE.VFORK && canLend(g, cpu) ? lend(g, cpu) : undefined;

@@ -213,23 +213,31 @@ export class Guest implements Disposable {
   timerStop = false;
   #disposed = false;
 
-  /** An image of a process of `table`, not yet set up (setup.ts, fork.ts). */
-  constructor(options: BootOptions, table: ProcessTable) {
+  /**
+   * An image of a process of `table`, not yet set up (setup.ts, fork.ts).
+   * `like`: an image of the same run (a fork's parent, the image execve
+   * replaces), whose registry, platform and transport this one shares
+   * rather than works out again (a new default registry alone cost a fork
+   * ~0.1 ms).
+   */
+  constructor(options: BootOptions, table: ProcessTable, like?: Guest) {
     this.options = options;
     this.table = table;
-    this.registry = options.registry ?? defaultRegistry();
+    this.registry = options.registry ?? like?.registry ?? defaultRegistry();
     const stderr = (m: string) => Deno.stderr.writeSync(new TextEncoder().encode(m + "\n"));
     this.diag = options.onDiagnostic ?? stderr;
     this.trace = options.trace === true ? stderr : options.trace || undefined;
     this.timeout = options.timeout;
-    const platform = options.platform ?? detectPlatform();
+    const platform = options.platform ?? like?.stats.platform ?? detectPlatform();
     // Measured once per process, before the first boot (Vm.create).
     const measured = knownHostProfile(platform);
-    this.rewriteMode = resolveRewrite(options.rewrite, platform, measured).mode;
+    this.rewriteMode = like?.rewriteMode ??
+      resolveRewrite(options.rewrite, platform, measured).mode;
     this.rewrite = this.rewriteMode === "lazy" || this.rewriteMode === "static";
     this.lazy = this.rewriteMode === "lazy";
     this.stubs = this.rewriteMode === "stub";
-    const hostCalls = options.hostCalls ?? defaultHostCalls(platform, undefined, measured);
+    const hostCalls = options.hostCalls ?? like?.hostCalls ??
+      defaultHostCalls(platform, undefined, measured);
     this.hostCalls = hostCalls;
     this.exitless = hostCalls === "exitless";
     this.adaptive = hostCalls === "auto";

@@ -102,7 +102,13 @@ export function lend(parent: Guest, cpu: Cpu): Loan {
   const xsave = new Uint8Array(LAYOUTS.kvm_xsave.size);
   if (!synced) vcpu.getRegs(regs);
   const sregs = liveSregs(vcpu, cpu.runView);
-  vcpu.getXsave(xsave);
+  // The child runs on the parent's runner thread (kvm_pvm keeps the FPU
+  // state with the thread that runs the vCPU), which reads the parent's
+  // FPU state before it first runs the child: no round trip now.
+  vcpu.getXsaveLater(xsave);
+  cpu.lent = cpu.runner;
+  cpu.runner = undefined;
+  cpu.ctl = undefined;
   const runSize = parent.machine!.runSize;
   const run = new Uint8Array(runSize);
   run.set(new Uint8Array(cpu.runView.buffer, cpu.runView.byteOffset, runSize));
@@ -140,13 +146,17 @@ export function takeBack(child: Guest): void {
       c.runner = undefined;
     }
   }
-  const mem = loan.parent.mem!, vcpu = loan.cpu.vcpu;
+  const cpu = loan.cpu, mem = loan.parent.mem!, vcpu = cpu.vcpu;
+  // The parent's runner again (a halted one: out of KVM_RUN, its thread idle).
+  cpu.runner = cpu.lent;
+  cpu.ctl = cpu.lent?.ctl;
+  cpu.lent = undefined;
   OWN.forEach(([a], i) => mem.bytes.set(loan.pages[i], a));
   const view = loan.cpu.runView;
   new Uint8Array(view.buffer, view.byteOffset, loan.run.length).set(loan.run);
   vcpu.via = loan.via;
-  vcpu.setSregs(loan.sregs);
-  vcpu.setXsave(loan.xsave);
+  // Made by the parent's runner before it runs the parent again: no round trip now.
+  vcpu.restoreLater(loan.sregs, loan.xsave);
   // KVM loads the registers put back in the sync area at the next KVM_RUN.
   if (loan.regs.length) vcpu.setRegs(loan.regs);
   else view.setBigUint64(F.kvm_dirty_regs, view.getBigUint64(F.kvm_dirty_regs, true) | 1n, true);
@@ -191,6 +201,10 @@ export function settleLoan(g: Guest, done: boolean): boolean {
     return true;
   }
   if (loan.state === "orphaned") {
+    // The runner it borrowed (halted by its threads' stopAll) is no one's now.
+    const runner = loan.cpu.lent;
+    loan.cpu.lent = undefined;
+    if (runner && done && !runner.release()) runner.quit();
     const cpus = loan.parent.threads?.cpus ?? [];
     g.machine?.dispose(done, cpus.slice(1).map((c) => c.vcpu));
   }

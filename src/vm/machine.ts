@@ -174,6 +174,7 @@ export class Machine {
       this.#flush = undefined;
       f.wait();
       if (zero) this.mem.clear();
+      else this.mem.staleResidency = f.residency;
     } else {
       const size = BigInt(this.mem.slotSize);
       this.vm.setUserMemoryRegion(0, 0n, 0n, this.mem.host);
@@ -195,12 +196,16 @@ export class Machine {
    * deleted and added again (slots.c), which the next fork or execve then
    * finds done rather than waiting out KVM's grace periods itself.
    */
-  flushLater(): void {
+  flushLater(residency = false): void {
     if (this.#flush) return;
     this.mem.overlays.clear(); // the old process's shared pages are not the next one's
     this.#flushPage ??= flushPage();
-    this.#flush = new SlotFlush(this.#flushPage, this.vm.fd, this.mem.host, this.mem.slotSize);
+    // With `residency` the thread also finds which pages the old process
+    // left, for the next fork's copy (GuestMemory.staleResidency).
+    const vec = residency ? this.#residency ??= new Uint8Array(this.mem.size / 4096) : undefined;
+    this.#flush = new SlotFlush(this.#flushPage, this.vm.fd, this.mem.host, this.mem.slotSize, vec);
   }
+  #residency?: Uint8Array;
 
   /** Whether the slot flush begun by {@linkcode flushLater} is still under way. */
   get flushing(): boolean {
@@ -345,7 +350,7 @@ export class MachinePool {
   give(m: Machine): void {
     if (this.#closed || this.#free.length >= this.max || m.poolSlot) return m.dispose(true);
     try {
-      m.flushLater();
+      m.flushLater(true);
     } catch {
       return m.dispose(true);
     }

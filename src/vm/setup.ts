@@ -179,7 +179,7 @@ export function execImage(
     state: INHERITED.filter((k) => p.state.has(k)).map((k) => [k, p.state.get(k)]),
     scheduled,
   };
-  const vm = new Guest({ ...options, path: guestPath }, g.table);
+  const vm = new Guest({ ...options, path: guestPath }, g.table, g);
   vm.sites = g.sites;
   vm.libSites = g.libSites;
   vm.codeFiles = g.codeFiles;
@@ -483,6 +483,7 @@ export function startThreads(g: Guest, main: Cpu, onRunner: boolean): void {
     () => g.table.allocId(),
     onRunner,
     g.wakeFd,
+    g.loan?.cpu.lent,
   );
   attachThreads(g.process!, g.threads);
   g.sig.wakeAt = () => g.threads!.nextDeadline();

@@ -49,6 +49,10 @@ export interface Cpu {
   runner?: Runner;
   /** The runner's control words (`CTL`). */
   ctl?: Int32Array;
+  /** The runner it lent to a vfork child, which has it meanwhile (loan.ts). */
+  lent?: Runner;
+  /** Its runner is another process's, lent (a vfork child on its parent's machine: loan.ts). */
+  borrowed?: boolean;
   /** The runner's host thread id. */
   hostTid?: number;
   /** Its host thread's CPU time (ns) less that of the guest thread it runs (see cpuTime). */
@@ -82,6 +86,14 @@ export interface ThreadVm {
 }
 
 let door: ReturnType<typeof sharedPage> | undefined;
+
+/** The control words of a vCPU whose runner went to another one: stopped and left. */
+const STOPPED = (() => {
+  const w = new Int32Array(CTL.size);
+  w[CTL.state] = WSTATE.QUIT;
+  w[CTL.done] = 1;
+  return w;
+})();
 
 /**
  * The door every runner of this host process bumps at each exit: one for
@@ -136,6 +148,7 @@ export class Threads implements ThreadHost {
     nextTid: () => number,
     onRunner = false,
     wakeFd = -1,
+    runner?: Runner,
   ) {
     this.#vm = vm;
     this.wakeFd = wakeFd;
@@ -143,7 +156,7 @@ export class Threads implements ThreadHost {
     this.serving = main;
     this.#nextTid = nextTid;
     if (onRunner) {
-      this.#attach(main);
+      this.#attach(main, runner);
       this.#ready(main);
       main.tid = pid;
       main.alive = true;
@@ -156,7 +169,7 @@ export class Threads implements ThreadHost {
 
   /** The CPU time (ns) of the host thread that runs `cpu` (the main thread's if no runner). */
   #hostCpu(cpu: Cpu): bigint {
-    const tid = cpu.runner ? cpu.hostTid ?? 0 : this.#mainTid;
+    const tid = cpu.runner || cpu.lent ? cpu.hostTid ?? 0 : this.#mainTid;
     // Linux's thread CPU clock id, MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED).
     return threadCpuNs((~BigInt(tid) << 3n) | 6n);
   }
@@ -253,10 +266,16 @@ export class Threads implements ThreadHost {
     return cpu;
   }
 
-  /** Starts a runner thread for `cpu`. */
-  #attach(cpu: Cpu): void {
+  /** Starts a runner thread for `cpu`, or gives it `lent`, the runner that runs its vCPU already. */
+  #attach(cpu: Cpu, lent?: Runner): void {
     const mainRuns = cpu !== this.main && this.mainRuns;
-    cpu.runner = new Runner({
+    if (lent) {
+      cpu.runner = lent;
+      cpu.ctl = lent.ctl;
+      cpu.borrowed = true;
+      return;
+    }
+    cpu.runner = Runner.start({
       vcpuFd: cpu.vcpu.fd,
       runAddr: cpu.runAddr,
       door: this.#doorPage.addr,
@@ -265,8 +284,7 @@ export class Threads implements ThreadHost {
       wakeFd: this.wakeFd,
     });
     cpu.ctl = cpu.runner.ctl;
-    const runner = cpu.runner;
-    cpu.vcpu.via = (req, arg) => runner.ioctl(req, arg);
+    cpu.vcpu.via = cpu.runner;
   }
 
   /** Hands `cpu`'s runner a new state and wakes it. */
@@ -474,13 +492,35 @@ export class Threads implements ThreadHost {
     }
   }
 
-  /** Stops every runner (end of the run): quits them and kicks them out of KVM_RUN. */
+  /**
+   * Stops every runner (the process's end): one whose exit waits, or that
+   * never ran, goes idle for another vCPU of this host process (Runner.release);
+   * one in KVM_RUN is told to quit and kicked out; a borrowed one (a vfork
+   * child's) is halted and left for its lender (loan.ts).
+   */
   stopAll(): void {
-    const runners = this.cpus.filter((c) => c.runner);
-    for (const c of runners) this.#ready(c);
-    for (const c of runners) {
+    for (const c of this.cpus) if (c.runner) this.#ready(c);
+    const runners: Cpu[] = [];
+    for (const c of this.cpus) {
+      if (!c.runner) continue;
       c.alive = false;
       c.parked = undefined;
+      const runner = c.runner;
+      if (c.borrowed) {
+        // Its lender's: out of KVM_RUN and left to it (loan.ts takes it back).
+        if (!runner.halt(() => kick(c.runAddr, Deno.pid, c.hostTid!))) continue;
+        c.runner = undefined;
+        c.ctl = STOPPED;
+        continue;
+      }
+      if (runner.release()) {
+        // Its thread waits for another vCPU: nothing here may reach it again.
+        c.runner = undefined;
+        c.ctl = STOPPED;
+        if (c.vcpu.via === runner) c.vcpu.via = undefined;
+        continue;
+      }
+      runners.push(c);
       this.#setState(c, WSTATE.QUIT);
       kick(c.runAddr, Deno.pid, c.hostTid!);
     }
