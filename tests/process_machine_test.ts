@@ -4,7 +4,8 @@
 // line per process and the totals.
 import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
 import { fixture, runHermitux, runNative, type Toolchain } from "./fixtures.ts";
-import { type Machine, MachinePool } from "../src/vm/machine.ts";
+import { Machine, MachinePool } from "../src/vm/machine.ts";
+import { libc } from "../src/kvm/libc.ts";
 import { runnerCounts } from "../src/runner/mod.ts";
 import { boot } from "../mod.ts";
 
@@ -114,6 +115,36 @@ Deno.test("the machine pool: a flushed machine first; after two waits, a second 
   b.flushing = false;
   equal(take(), "b");
   equal(a.recycled + b.recycled, 4);
+});
+
+Deno.test("a kept machine's flush thread clears what its last process left", () => {
+  const size = 64 << 20, pool = new MachinePool(), pages = size / 4096;
+  const m = Machine.create(size);
+  const resident = () => {
+    const v = new Uint8Array(pages);
+    equal(libc().mincore(m.mem.host, BigInt(size), v), 0);
+    return v.reduce((n, b) => n + (b & 1), 0);
+  };
+  try {
+    // A few pages (cleared in place: they stay resident), then more than
+    // the flush thread clears in place (given back to the host).
+    for (const touched of [[0x1000, (2 << 20) + 0x5000, size - 0x1000], [0, 40 << 20]]) {
+      if (touched.length === 2) m.mem.bytes.fill(7, touched[0], touched[1]);
+      else for (const at of touched) m.mem.bytes[at] = 1;
+      const before = resident();
+      pool.give(m);
+      equal(pool.take(size, true), m);
+      ok(m.clean, "not cleared on the flush thread");
+      const after = resident();
+      if (touched.length === 3) equal(after, before);
+      else ok(after < before, `given back: ${before} pages resident before, ${after} after`);
+      const [lo, hi] = touched.length === 3 ? [0, size] : touched;
+      ok(m.mem.bytes.subarray(lo, hi).every((b) => b === 0), "a byte of the last process is left");
+    }
+  } finally {
+    pool.dispose();
+    m.dispose(true);
+  }
 });
 
 for (const tc of ["glibc-static", "musl-static"] as const) {

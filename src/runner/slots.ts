@@ -23,6 +23,8 @@ const FLUSH = {
   vecAddr: 96,
   vecLen: 104,
   vecErr: 112,
+  zeroBudget: 120,
+  clean: 128,
 } as const;
 const REQ_FLUSH = 1, REQ_QUIT = 2;
 
@@ -66,28 +68,35 @@ export function freeFlushPage(page: FlushPage): void {
 /** One VM's slot 0 re-registered in the background: started, then waited for. */
 export class SlotFlush {
   readonly #page: FlushPage;
+  /** The vector the thread's mincore fills, alive until the thread is done with it. */
   readonly #vec?: Uint8Array;
 
   /**
    * Starts deleting slot 0 of VM `vmfd` and adding it again as `size`
    * bytes of host memory at `host`, guest-physical 0 up, on the page's
    * thread (started at its first flush); the request goes in `page`. With
-   * `vec`, the thread then fills it with mincore's answer for the first
-   * `vec.length` pages at `host` ({@linkcode residency}).
+   * `clean`, the thread then clears those bytes (slots.c: clean): the
+   * resident runs in place while `budget` bytes last, the others given
+   * back; `vec` (a byte per page) is its mincore's vector.
    */
-  constructor(page: FlushPage, vmfd: number, host: bigint, size: number, vec?: Uint8Array) {
+  constructor(
+    page: FlushPage,
+    vmfd: number,
+    host: bigint,
+    size: number,
+    clean?: { vec: Uint8Array; budget: number },
+  ) {
     this.#page = page;
-    this.#vec = vec;
+    this.#vec = clean?.vec;
     const v = page.view, f = LAYOUTS.kvm_userspace_memory_region.fields;
     v.setInt32(FLUSH.done, 0, true);
-    v.setBigUint64(
-      FLUSH.vec,
-      vec ? Deno.UnsafePointer.value(Deno.UnsafePointer.of(vec)) : 0n,
-      true,
-    );
+    const vec = clean ? Deno.UnsafePointer.value(Deno.UnsafePointer.of(clean.vec)) : 0n;
+    v.setBigUint64(FLUSH.vec, vec, true);
     v.setBigUint64(FLUSH.vecAddr, host, true);
-    v.setBigUint64(FLUSH.vecLen, BigInt((vec?.length ?? 0) * 4096), true);
+    v.setBigUint64(FLUSH.vecLen, BigInt(Math.min(size, (clean?.vec.length ?? 0) * 4096)), true);
     v.setBigInt64(FLUSH.vecErr, -1n, true);
+    v.setBigInt64(FLUSH.zeroBudget, BigInt(clean?.budget ?? -1), true);
+    v.setInt32(FLUSH.clean, 0, true);
     v.setInt32(FLUSH.vmfd, vmfd, true);
     for (const [at, len] of [[FLUSH.del, 0n], [FLUSH.add, BigInt(size)]] as const) {
       v.setUint32(at + f.slot, 0, true);
@@ -116,11 +125,9 @@ export class SlotFlush {
     return Atomics.load(this.#page.words, FLUSH.done / 4) === 1;
   }
 
-  /** After {@linkcode wait}: which pages were resident (the constructor's `vec`), if mincore worked. */
-  get residency(): Uint8Array | undefined {
-    return this.#vec && this.#page.view.getBigInt64(FLUSH.vecErr, true) === 0n
-      ? this.#vec
-      : undefined;
+  /** After {@linkcode wait}: whether the thread cleared the memory (the constructor's `clean`). */
+  get cleaned(): boolean {
+    return this.#vec !== undefined && Atomics.load(this.#page.words, FLUSH.clean / 4) === 1;
   }
 
   /** Waits until both calls have returned; throws if one failed. */

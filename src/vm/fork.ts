@@ -107,7 +107,7 @@ function forkFrom(
     mem = g.mem = parent.mem!;
   } else {
     mem = createMachine(g, parent.mem!.size, true);
-    mem.copyFrom(parent.mem!, 0, mem.size, g.machine!.reused);
+    mem.copyFrom(parent.mem!, 0, mem.size, g.machine!.reused && !g.machine!.clean);
     // The address space above RAM: the same mappings, the pool's chunks copied.
     const high = parent.mem!.high;
     if (high) {

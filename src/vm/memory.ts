@@ -404,14 +404,11 @@ export class GuestMemory {
     // mincore's vectors, kept between forks: a fresh 256 KiB each (1 GiB of
     // RAM) cost 0.3 ms to allocate, as much as mincore itself.
     if ((forkPages?.length ?? 0) < n) forkPages = [new Uint8Array(n), new Uint8Array(n)];
-    // This RAM's own pages, as its last process left them, when they are known already.
-    const known = stale && start === 0 && end === this.size ? this.staleResidency : undefined;
-    this.staleResidency = undefined;
     const pages = forkPages![0].subarray(0, n),
-      mine = stale ? known ?? forkPages![1].subarray(0, n) : undefined;
+      mine = stale ? forkPages![1].subarray(0, n) : undefined;
     if (
       hostHasSwap() || libc().mincore(from.host + BigInt(start), len, pages) !== 0 ||
-      (mine && !known && libc().mincore(this.host + BigInt(start), len, mine) !== 0)
+      (mine && libc().mincore(this.host + BigInt(start), len, mine) !== 0)
     ) {
       this.bytes.set(from.bytes.subarray(start, end), start);
       return;
@@ -449,19 +446,13 @@ export class GuestMemory {
   }
 
   /**
-   * Which pages of RAM were resident when the last process that had it
-   * ended (mincore's vector, found on a kept machine's flush thread:
-   * Machine.flushLater), for {@linkcode copyFrom}'s `stale` clearing in its
-   * place; used once.
+   * Gives every page back to the host: the RAM reads as zeros again.
+   * `cleared`: it does already (cleared in place, Machine.flushLater).
    */
-  staleResidency?: Uint8Array;
-
-  /** Gives every page back to the host: the RAM reads as zeros again. */
-  clear(): void {
-    this.staleResidency = undefined;
+  clear(cleared = false): void {
     this.overlays.clear();
     this.#clearPool();
-    libc().madvise(this.host, BigInt(this.slotSize), MADV_DONTNEED);
+    if (!cleared) libc().madvise(this.host, BigInt(this.slotSize), MADV_DONTNEED);
     this.userEnd = this.size;
   }
 
