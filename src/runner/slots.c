@@ -10,7 +10,7 @@
  * per flush cost the main thread its creation (~0.2 ms here), and a
  * nonblocking FFI call a promise that lived until the event loop ran.
  *
- * For a machine kept for another process it then clears the RAM the old
+ * For a machine kept for another process it then clears the RAM a small
  * process left (clean), off the next fork's or execve's path.
  *
  * Built as runner.c is: position-independent, no data, no libc.
@@ -53,16 +53,22 @@ static void zero(unsigned char *at, long len)
 
 /*
  * Makes the range read as zeros again, as the old process's pages must
- * for the next process: runs of resident pages are cleared in place while
- * the budget lasts (they stay resident, and the next process's first touch
- * costs no host fault: a 2 MiB page faulted in and cleared again costs
- * ~0.25 ms here), the rest are given back (MADV_DONTNEED).
+ * for the next process, when it left at most the budget resident: those
+ * pages are cleared in place and stay resident, so the next process's
+ * first touch costs no host fault (a 2 MiB page faulted in and cleared
+ * again costs ~0.25 ms here). A larger process's pages are left as they
+ * are (-1): a fork copies over them without faults, and an execve gives
+ * them back on its path (machine.ts: recycle).
  */
 static long clean(struct flush *f)
 {
 	unsigned char *vec = (unsigned char *)f->vec;
-	long pages = f->vec_len >> 12, budget = f->zero_budget;
+	long pages = f->vec_len >> 12, resident = 0;
 
+	for (long i = 0; i < pages; i++)
+		resident += vec[i] & 1;
+	if (resident << 12 > f->zero_budget)
+		return -1;
 	for (long i = 0; i < pages;) {
 		if (!(vec[i] & 1)) {
 			i++;
@@ -71,14 +77,7 @@ static long clean(struct flush *f)
 		long j = i;
 		while (j < pages && (vec[j] & 1))
 			j++;
-		unsigned char *at = (unsigned char *)(f->vec_addr + (i << 12));
-		long len = (j - i) << 12;
-		if (len <= budget) {
-			zero(at, len);
-			budget -= len;
-		} else if (sys(28, (long)at, len, 4 /* MADV_DONTNEED */, 0) < 0) {
-			return -1;
-		}
+		zero((unsigned char *)(f->vec_addr + (i << 12)), (j - i) << 12);
 		i = j;
 	}
 	return 0;

@@ -75,9 +75,9 @@ export class SlotFlush {
    * Starts deleting slot 0 of VM `vmfd` and adding it again as `size`
    * bytes of host memory at `host`, guest-physical 0 up, on the page's
    * thread (started at its first flush); the request goes in `page`. With
-   * `clean`, the thread then clears those bytes (slots.c: clean): the
-   * resident runs in place while `budget` bytes last, the others given
-   * back; `vec` (a byte per page) is its mincore's vector.
+   * `clean`, the thread then clears those bytes in place if at most
+   * `budget` of them are resident (slots.c: clean); `vec` (a byte per
+   * page) is its mincore's vector.
    */
   constructor(
     page: FlushPage,

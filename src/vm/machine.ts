@@ -18,9 +18,11 @@ export const SYNC_X86_REGS = 1n;
 export const SYNC_X86_SREGS = 2n;
 const HUGE_PAGE = 0x200000;
 /**
- * At most this much of what an ended process left resident is cleared in
- * place on a kept machine's flush thread (it stays resident for the next
- * process, which then takes no host faults there); the rest is given back.
+ * A kept machine's flush thread clears what its ended process left
+ * resident in place when it is at most this much (it stays resident for
+ * the next process, which then takes no host faults there). A larger
+ * process's pages are left for the next fork to copy over, or the next
+ * execve to give back (slots.c: clean).
  */
 const CLEAR_IN_PLACE = 16 * 1024 * 1024;
 /** Below this much RAM the top of RAM is laid out in 64 KiB steps, not 2 MiB ones. */
@@ -182,6 +184,7 @@ export class Machine {
       // Cleared on the flush thread (give): nothing of the old process is left.
       this.clean = f.cleaned;
       if (zero) this.mem.clear(this.clean);
+      else if (this.clean) this.mem.copied = 0;
     } else {
       this.clean = false;
       const size = BigInt(this.mem.slotSize);
@@ -371,7 +374,9 @@ export class MachinePool {
   give(m: Machine): void {
     if (this.#closed || this.#free.length >= this.max || m.poolSlot) return m.dispose(true);
     try {
-      m.flushLater(true);
+      // A fork child that got more than the flush thread clears in place
+      // left more still: its pages stay for the next fork to copy over.
+      m.flushLater(m.mem.copied <= CLEAR_IN_PLACE);
     } catch {
       return m.dispose(true);
     }

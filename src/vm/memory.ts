@@ -411,6 +411,7 @@ export class GuestMemory {
       (mine && libc().mincore(this.host + BigInt(start), len, mine) !== 0)
     ) {
       this.bytes.set(from.bytes.subarray(start, end), start);
+      this.copied += end - start;
       return;
     }
     // Shared pages are not copied: the child lays the same pages over its own.
@@ -434,6 +435,7 @@ export class GuestMemory {
       if (copy <= old) {
         const end = next(pages, 0, copy), a = start + copy * 4096, b = start + end * 4096;
         this.bytes.set(from.bytes.subarray(a, b), a);
+        this.copied += b - a;
         copy = next(pages, 1, end);
         if (old < end) old = next(mine!, 1, end); // those were overwritten
       } else {
@@ -445,6 +447,9 @@ export class GuestMemory {
     }
   }
 
+  /** Bytes {@linkcode copyFrom} copied into this RAM since it was last cleared (a fork's). */
+  copied = 0;
+
   /**
    * Gives every page back to the host: the RAM reads as zeros again.
    * `cleared`: it does already (cleared in place, Machine.flushLater).
@@ -453,6 +458,7 @@ export class GuestMemory {
     this.overlays.clear();
     this.#clearPool();
     if (!cleared) libc().madvise(this.host, BigInt(this.slotSize), MADV_DONTNEED);
+    this.copied = 0;
     this.userEnd = this.size;
   }
 
