@@ -1,7 +1,8 @@
 /**
  * vCPU runner threads: a host thread per vCPU that only calls KVM_RUN and
  * hands each exit to the main thread (runner.c, machine code started with
- * `pthread_create`). The two sides talk through a `struct runner` in host
+ * `pthread_create`). A runner outlives its vCPU: idle, it is given the next
+ * vCPU of any process that needs one ({@linkcode Runner.start}). The two sides talk through a `struct runner` in host
  * memory: its words are futexes, so the main thread waits and wakes with
  * the `futex` syscall rather than `Atomics` (the memory is not a
  * SharedArrayBuffer).

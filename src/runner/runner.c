@@ -3,7 +3,9 @@
  * FFI) that only calls KVM_RUN for one vCPU and hands every exit to the
  * main thread through a struct runner in shared host memory. It replaces a
  * Deno Worker: a Worker costs 13-25 ms to start (a V8 isolate) and ~50 us
- * per exit to hand over; this costs a pthread and a futex wake.
+ * per exit to hand over; this costs a pthread and a futex wake. When its
+ * vCPU's process ends the thread idles, and main may point it at another
+ * vCPU (mod.ts: Runner.start), which saves a thread's start and end.
  *
  * Built position-independent with no data, relocations or libc, so its
  * bytes can be copied into an executable page as they are (build.sh).

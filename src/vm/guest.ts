@@ -10,7 +10,6 @@ import { PlainServer } from "./plain.ts";
 import { saveSiteShapes } from "../analysis/shapecache.ts";
 import { ABI, BOOT_INFO, HOSTCALL } from "../kernel/abi.ts";
 import type { KernelImage } from "../kernel/image.ts";
-import { addKvmStats } from "../kvm/stats.ts";
 import { closeEventfd } from "./wake.ts";
 import type { VcpuFd } from "../kvm/ioctls.ts";
 import { OsError } from "../kvm/libc.ts";
@@ -44,9 +43,8 @@ import {
   setPolling,
 } from "./transport.ts";
 import { deliverAsync } from "./deliver.ts";
-import { resolveRewrite, type RewriteMode } from "./rewrite.ts";
+import { resolveRewrite, type RewriteMode, rewriteStats } from "./rewrite.ts";
 import { knownHostProfile } from "./hostprobe.ts";
-import { stubCounts } from "./stubs.ts";
 import { type GuestProcess, writeRoutes } from "./setup.ts";
 import type { Sampler } from "../profile/sampler.ts";
 import type { DebugHook } from "../gdb/mod.ts";
@@ -592,22 +590,8 @@ export class Guest implements Disposable {
     const crash = this.crash;
     if (this.sig.timedOut && p.ended?.signal === SIG.SIGKILL) this.timedOut = true;
     this.stats.runMs = performance.now() - this.tRun;
-    // A reused machine's counters go on from its last process's: counted from its reuse.
-    const base = this.machine!.kvmBase;
-    const kvm = threads.cpus.reduce(
-      (sum, cpu) => addKvmStats(sum, cpu.vcpu.counters(cpu.id === 0 ? base?.vcpu : undefined)),
-      this.machine!.vm!.counters(base?.vm),
-    );
-    this.stats.kvm = Object.fromEntries(Object.entries(kvm).filter(([, n]) => n !== 0));
-    this.stats.rewrite = this.stubs
-      ? {
-        mode: this.rewriteMode,
-        ...stubCounts(this.mem!),
-        asked: this.rewriteAsked,
-        askedMs: Math.round(this.rewriteMs * 100) / 100,
-        ud2: this.stubTraps,
-      }
-      : { mode: this.rewriteMode, sites: this.rewrittenSites };
+    this.stats.kvm = this.machine!.counters(threads.cpus.map((c) => c.vcpu));
+    this.stats.rewrite = rewriteStats(this);
     if (crash && !quiet) this.diag(formatCrash(crash));
     if (this.timedOut && !quiet) {
       this.diag(`hermitux: timed out after ${this.timeout} s; guest stopped`);

@@ -9,8 +9,9 @@ import { type FlushPage, flushPage, freeFlushPage, SlotFlush } from "../runner/s
 import { CAP, Kvm, type VcpuFd, type VmFd } from "../kvm/ioctls.ts";
 import { libc } from "../kvm/libc.ts";
 import { LAYOUTS } from "../kvm/structs.ts";
+import { addKvmStats } from "../kvm/stats.ts";
 import { ABI } from "../kernel/abi.ts";
-import { dropSpareRam, GuestMemory, spareKept } from "./memory.ts";
+import { dropSpareRam, GuestMemory, hostHasSwap, spareKept } from "./memory.ts";
 
 /** KVM_SYNC_X86_REGS: KVM copies the registers to kvm_run at every exit. */
 export const SYNC_X86_REGS = 1n;
@@ -211,8 +212,11 @@ export class Machine {
     if (this.#flush) return;
     this.mem.overlays.clear(); // the old process's shared pages are not the next one's
     this.#flushPage ??= flushPage();
-    // With `clean` the thread also clears what the old process left (slots.c).
-    const vec = clean ? this.#residency ??= new Uint8Array(this.mem.slotSize / 4096) : undefined;
+    // With `clean` the thread also clears what the old process left (slots.c),
+    // which it finds by mincore: not with swap, where a page may hold data unseen.
+    const vec = clean && !hostHasSwap()
+      ? this.#residency ??= new Uint8Array(this.mem.slotSize / 4096)
+      : undefined;
     this.#flush = new SlotFlush(
       this.#flushPage,
       this.vm.fd,
@@ -223,6 +227,19 @@ export class Machine {
   }
   /** The flush thread's mincore vector (a byte per page of the slot). */
   #residency?: Uint8Array;
+
+  /**
+   * KVM's counters of the VM and of `vcpus` (vCPU 0 first), zeros left
+   * out: a reused machine's count from its reuse, not from its last process.
+   */
+  counters(vcpus: VcpuFd[]): Record<string, number> {
+    const base = this.kvmBase;
+    const kvm = vcpus.reduce(
+      (sum, v, i) => addKvmStats(sum, v.counters(i === 0 ? base?.vcpu : undefined)),
+      this.vm.counters(base?.vm),
+    );
+    return Object.fromEntries(Object.entries(kvm).filter(([, n]) => n !== 0));
+  }
 
   /**
    * Whether its RAM reads as zeros since {@linkcode recycle}: cleared on its

@@ -33,7 +33,7 @@ const ZERO_IN_PLACE = 4;
 let swap: boolean | undefined;
 
 /** Whether the host has swap space (then mincore cannot tell which pages hold data). */
-function hostHasSwap(): boolean {
+export function hostHasSwap(): boolean {
   if (swap === undefined) {
     try {
       swap = Deno.readTextFileSync("/proc/swaps").trim().split("\n").length > 1;

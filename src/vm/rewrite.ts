@@ -18,7 +18,8 @@ import { physOf } from "./percpu.ts";
 import { R } from "./sigframe.ts";
 import { setRegs } from "./machine.ts";
 import type { Guest } from "./guest.ts";
-import type { BootOptions } from "./options.ts";
+import type { BootOptions, RunStats } from "./options.ts";
+import { stubCounts } from "./stubs.ts";
 import { COSTLY_TRAP_US, type HostMeasurement, us } from "./hostprobe.ts";
 
 /** A rewriting mode a run uses (`auto` resolved). */
@@ -165,4 +166,17 @@ export function badRewrittenCall(
   next[R.rsp] = BigInt(frame);
   setRegs(g.vcpu!, g.runView!, next);
   return true;
+}
+
+/** What `g`'s rewriting did, for its stats (RunResult.stats.rewrite). */
+export function rewriteStats(g: Guest): RunStats["rewrite"] {
+  return g.stubs
+    ? {
+      mode: g.rewriteMode,
+      ...stubCounts(g.mem!),
+      asked: g.rewriteAsked,
+      askedMs: Math.round(g.rewriteMs * 100) / 100,
+      ud2: g.stubTraps,
+    }
+    : { mode: g.rewriteMode, sites: g.rewrittenSites };
 }
