@@ -7,6 +7,7 @@ import { fixture, runHermitux, runNative, type Toolchain } from "./fixtures.ts";
 import { Machine, MachinePool } from "../src/vm/machine.ts";
 import { libc } from "../src/kvm/libc.ts";
 import { runnerCounts } from "../src/runner/mod.ts";
+import { copyNonzero } from "../src/runner/copy.ts";
 import { boot } from "../mod.ts";
 
 const BUILDS: Toolchain[] = ["glibc-dynamic", "glibc-static", "musl-static"];
@@ -152,6 +153,21 @@ Deno.test("a kept machine's flush thread clears what its last process left", () 
   } finally {
     pool.dispose();
     m.dispose(true);
+  }
+});
+
+Deno.test("a fork's copy into zeroed RAM writes only the pages that are not all zero", () => {
+  const pages = 8, src = new Uint8Array(pages * 4096), dst = new Uint8Array(pages * 4096);
+  // Pages 1, 2 and 6 hold data (page 6 in its last byte only); the others are zero.
+  src.fill(3, 4096, 3 * 4096);
+  src[7 * 4096 - 1] = 9;
+  dst.fill(0xaa); // marks what the copy leaves alone
+  const at = (a: Uint8Array) => Deno.UnsafePointer.value(Deno.UnsafePointer.of(a));
+  equal(copyNonzero(at(dst), at(src), src.length), 3 * 4096);
+  for (let p = 0; p < pages; p++) {
+    const page = dst.subarray(p * 4096, (p + 1) * 4096);
+    const want = p === 1 || p === 2 || p === 6 ? src.subarray(p * 4096, (p + 1) * 4096) : undefined;
+    ok(want ? page.every((b, i) => b === want[i]) : page.every((b) => b === 0xaa), `page ${p}`);
   }
 });
 

@@ -107,7 +107,9 @@ function forkFrom(
     mem = g.mem = parent.mem!;
   } else {
     mem = createMachine(g, parent.mem!.size, true);
-    mem.copyFrom(parent.mem!, 0, mem.size, g.machine!.reused && !g.machine!.clean);
+    // Into RAM that reads as zero (new, or cleared while kept), zero pages need no write.
+    const stale = g.machine!.reused && !g.machine!.clean;
+    mem.copyFrom(parent.mem!, 0, mem.size, stale, !stale);
     // The address space above RAM: the same mappings, the pool's chunks copied.
     const high = parent.mem!.high;
     if (high) {

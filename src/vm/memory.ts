@@ -7,6 +7,7 @@
  * @module
  */
 import { addressOf, errno, libc, OsError } from "../kvm/libc.ts";
+import { copyNonzero } from "../runner/copy.ts";
 import { ABI } from "../kernel/abi.ts";
 import { E, SyscallError } from "../syscalls/errno.ts";
 import { Overlays } from "./shared.ts";
@@ -396,8 +397,16 @@ export class GuestMemory {
    * recycled machine): those `from` lacks are cleared. With swap on the
    * host a page may be out of memory and still hold data, so then
    * everything is copied. `start` and `end` (4 KiB-aligned) limit the copy.
+   * With `zeroed` this RAM reads as zero (new, or cleared on its machine's
+   * flush thread), so `from`'s all-zero pages are not written (copy.c).
    */
-  copyFrom(from: GuestMemory, start = 0, end: number = this.size, stale = false): void {
+  copyFrom(
+    from: GuestMemory,
+    start = 0,
+    end: number = this.size,
+    stale = false,
+    zeroed = false,
+  ): void {
     if (from.size !== this.size) throw new RangeError("fork: guest memory sizes differ");
     if (start === 0) this.userEnd = from.userEnd;
     const n = (end - start) / 4096, len = BigInt(end - start);
@@ -434,8 +443,11 @@ export class GuestMemory {
     while (copy < n || old < n) {
       if (copy <= old) {
         const end = next(pages, 0, copy), a = start + copy * 4096, b = start + end * 4096;
-        this.bytes.set(from.bytes.subarray(a, b), a);
-        this.copied += b - a;
+        if (zeroed) this.copied += copyNonzero(this.host + BigInt(a), from.host + BigInt(a), b - a);
+        else {
+          this.bytes.set(from.bytes.subarray(a, b), a);
+          this.copied += b - a;
+        }
         copy = next(pages, 1, end);
         if (old < end) old = next(mine!, 1, end); // those were overwritten
       } else {
