@@ -56,6 +56,7 @@ for (const tc of BUILDS) {
     match(out.stdout, /^waitid WNOWAIT: 0 pid matches 1 code CLD_EXITED 1 status 3$/m);
     match(out.stdout, /^zombie still there \(kill 0\): 0$/m);
     match(out.stdout, /^waitpid again: -1 ECHILD\nkill 0 after reaping: -1 ESRCH$/m);
+    match(out.stdout, /^the child's xmm8 is its parent's: 1$/m);
   });
 
   Deno.test(`${tc}: execve of itself (argv, envp, pid kept), exec errors, #! scripts, FD_CLOEXEC`, async () => {

@@ -33,6 +33,8 @@ export const KVM = {
   SET_XSAVE: 0x5000aea5,
   GET_STATS_FD: 0xaece,
   IOEVENTFD: 0x4040ae79,
+  SET_DEVICE_ATTR: 0x4018aee1,
+  GET_DEVICE_ATTR: 0x4018aee2,
 } as const;
 
 /** Capabilities hermitux asks about. */
@@ -222,6 +224,11 @@ export interface VcpuThread {
    * cannot (then make it now). `keep` holds the argument until then.
    */
   later(req: number, arg: bigint, keep: Uint8Array): boolean;
+  /**
+   * Starts ioctl `req` there and returns at once; the returned function
+   * waits for its result. `keep` holds the argument until then.
+   */
+  begin(req: number, arg: bigint, keep: Uint8Array): () => number;
 }
 
 /** A vCPU file descriptor. Struct arguments are caller-owned buffers. */
@@ -246,6 +253,27 @@ export class VcpuFd {
   #later(req: number, arg: Uint8Array, what: string): void {
     const at = Deno.UnsafePointer.value(Deno.UnsafePointer.of(arg));
     if (!this.via?.later(req, at, arg)) this.#ioctl(req, arg, what);
+  }
+
+  /**
+   * `KVM_GET_XSAVE` into `buf`, begun on the vCPU's thread while the
+   * caller goes on; `buf` is filled once the returned function has
+   * returned (on the calling thread, at once, without a thread).
+   */
+  getXsaveBegun(buf: Uint8Array): () => void {
+    if (!this.via) {
+      this.getXsave(buf);
+      return () => {};
+    }
+    const done = this.via.begin(
+      KVM.GET_XSAVE,
+      Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)),
+      buf,
+    );
+    return () => {
+      const r = done();
+      if (r < 0) throw new OsError("KVM_GET_XSAVE", -r);
+    };
   }
 
   /** `KVM_GET_XSAVE` into `buf` before the vCPU next runs (see {@linkcode restoreLater}). */
@@ -353,6 +381,31 @@ export class VcpuFd {
   /** `KVM_SET_FPU` from a `struct kvm_fpu` buffer. */
   setFpu(buf: Uint8Array): void {
     this.#ioctl(KVM.SET_FPU, buf, "KVM_SET_FPU");
+  }
+
+  /**
+   * The vCPU's TSC offset from the host's (`KVM_GET_DEVICE_ATTR`,
+   * `KVM_VCPU_TSC_CTRL`/`KVM_VCPU_TSC_OFFSET`, Linux 5.16+), or undefined
+   * where KVM does not say. Made on the calling thread: no FPU state is
+   * involved, and the vCPU must be out of KVM_RUN.
+   */
+  tscOffset(): bigint | undefined {
+    const value = new BigUint64Array(1);
+    return this.#tscAttr(KVM.GET_DEVICE_ATTR, value) ? value[0] : undefined;
+  }
+
+  /** Sets the vCPU's TSC offset from the host's (see {@linkcode tscOffset}); false if KVM cannot. */
+  setTscOffset(offset: bigint): boolean {
+    return this.#tscAttr(KVM.SET_DEVICE_ATTR, new BigUint64Array([offset]));
+  }
+
+  /** `struct kvm_device_attr` { flags, group 0 (TSC_CTRL), attr 0 (TSC_OFFSET), addr } on `value`. */
+  #tscAttr(req: number, value: BigUint64Array): boolean {
+    const attr = new BigUint64Array(3);
+    attr[2] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(value)));
+    const ok = libc().ioctl(this.fd, req, Deno.UnsafePointer.of(attr)) === 0;
+    value.fill(value[0]); // keeps `value` alive across the call
+    return ok;
   }
 
   /** `KVM_GET_XSAVE` into a `struct kvm_xsave` buffer (the XSAVE image, standard format). */

@@ -130,6 +130,8 @@ export interface RunnerInit {
   wakeFd?: number;
 }
 
+const EMPTY = new Uint8Array(0);
+
 /** At most this many ioctls wait for a runner's next KVM_RUN (runner.c's `later`). */
 const MAX_LATER = 4;
 
@@ -182,6 +184,7 @@ export class Runner implements VcpuThread {
    * a KVM_RUN under way. False if it did not come out within a second.
    */
   halt(kick: () => void): boolean {
+    this.#settle();
     for (;;) {
       const s = Atomics.load(this.ctl, 0);
       if (s !== STATE_RUN) return true; // an exit waits, or idle: out already
@@ -219,6 +222,7 @@ export class Runner implements VcpuThread {
    * afterwards.
    */
   release(): boolean {
+    this.#settle();
     if (idle.length >= MAX_IDLE) return false;
     for (;;) {
       const s = Atomics.load(this.ctl, 0);
@@ -238,6 +242,19 @@ export class Runner implements VcpuThread {
    * -errno.
    */
   call(req: number, arg: bigint): number {
+    this.begin(req, arg, EMPTY);
+    return this.#settle();
+  }
+
+  /**
+   * Starts what {@linkcode call} does and returns at once: the main
+   * thread goes on (a fork copies memory) while the runner's thread wakes
+   * and makes the ioctl. The result waits in the returned function; any
+   * other call or queued ioctl waits for it first. `keep` holds the
+   * argument until then.
+   */
+  begin(req: number, arg: bigint, keep: Uint8Array): () => number {
+    this.#settle();
     const v = this.#view, back = Atomics.load(this.ctl, 0);
     if (back === STATE_RUN || back === STATE_CALL) {
       throw new Error("hermitux: a vCPU ioctl while the vCPU runs");
@@ -245,12 +262,28 @@ export class Runner implements VcpuThread {
     v.setBigInt64(RUNNER.callReq, BigInt(req), true);
     v.setBigUint64(RUNNER.callArg, arg, true);
     v.setInt32(RUNNER.callBack, back, true);
+    this.#begun = keep;
     Atomics.store(this.ctl, 0, STATE_CALL);
     this.wake();
+    return () => this.#settle();
+  }
+
+  /** The argument of a call begun and not yet waited for ({@linkcode begin}). */
+  #begun?: Uint8Array;
+
+  /** Waits for a call {@linkcode begin} started, if any, before anything else reaches the thread. */
+  settle(): void {
+    this.#settle();
+  }
+
+  /** Waits for the call begun, if any; its result (0 if none). */
+  #settle(): number {
+    if (!this.#begun) return 0;
     while (Atomics.load(this.ctl, 0) === STATE_CALL) {
       futexWait(this.addr + BigInt(RUNNER.state), STATE_CALL, 100);
     }
-    return Number(v.getBigInt64(RUNNER.callRet, true));
+    this.#begun = undefined;
+    return Number(this.#view.getBigInt64(RUNNER.callRet, true));
   }
 
   /**
@@ -261,6 +294,7 @@ export class Runner implements VcpuThread {
    * shows as a failed KVM_RUN ({@linkcode error}).
    */
   later(req: number, arg: bigint, keep: Uint8Array): boolean {
+    this.#settle();
     const v = this.#view, s = Atomics.load(this.ctl, 0);
     if (s === STATE_RUN || s === STATE_CALL) {
       throw new Error("hermitux: a vCPU ioctl while the vCPU runs");

@@ -97,6 +97,7 @@ function forkFrom(
   g.userEnd = parent.userEnd;
   g.cr3 = parent.cr3;
   let mem: GuestMemory;
+  let xsave: { buf: Uint8Array; ready: () => void } | undefined;
   if (loan) {
     // The parent's machine, memory and vCPU 0 as they are (loan.ts).
     g.loan = loan;
@@ -106,6 +107,10 @@ function forkFrom(
     g.runView = cpu.runView;
     mem = g.mem = parent.mem!;
   } else {
+    // The parent's FPU state, read by its runner while the memory is copied
+    // (a round trip to that thread is a cross-CPU wake-up each way here).
+    const buf = new Uint8Array(LAYOUTS.kvm_xsave.size);
+    xsave = { buf, ready: cpu.vcpu.getXsaveBegun(buf) };
     mem = createMachine(g, parent.mem!.size, true);
     // Into RAM that reads as zero (new, or cleared while kept), zero pages need no write.
     const stale = g.machine!.reused && !g.machine!.clean;
@@ -158,14 +163,11 @@ function forkFrom(
   if (g.rewrite && !loan) mapTrampoline(mem, g.kernel!.zpolineEntry);
   // vCPU 0 resumes the forking thread's syscall frame (rax 0).
   if (loan) startOnLoan(g, loan, spec);
-  else startAtSyscallReturn(g, g.vcpu!, 0, g.cr3, cpu, spec, !g.machine!.reused);
+  else startAtSyscallReturn(g, g.vcpu!, 0, g.cr3, cpu, spec, !g.machine!.reused, xsave);
   // The guest's clocks (the vvar page, copied) count from the parent's TSC;
   // a new VM's starts near 0 on hardware KVM. kvm_pvm shows every guest the
-  // host's, so there the copy (a round trip to the parent's runner, ~0.1
-  // ms of each fork) is left out.
-  if (!loan && g.stats.platform !== "kvm_pvm") {
-    g.vcpu!.setMsrs([[MSR.TSC, cpu.vcpu.getMsrs([MSR.TSC])[0]]]);
-  }
+  // host's, so there the copy is left out.
+  if (!loan && g.stats.platform !== "kvm_pvm") copyTsc(cpu.vcpu, g.vcpu!);
   const main: Cpu = {
     id: 0,
     vcpu: g.vcpu!,
@@ -183,10 +185,25 @@ function forkFrom(
 }
 
 /**
+ * Makes `to`'s TSC `from`'s: the same offset from the host's TSC where
+ * KVM says it (exact). Else `from`'s value is read and written, which
+ * leaves `to` behind by the time between (a round trip to `from`'s
+ * runner): under the emulated SVM of the hardware-KVM tests a forked
+ * child's clock then read earlier than its parent's before the fork, in
+ * ~1 run of 4.
+ */
+function copyTsc(from: VcpuFd, to: VcpuFd): void {
+  const offset = from.tscOffset();
+  if (offset !== undefined && to.setTscOffset(offset)) return;
+  to.setMsrs([[MSR.TSC, from.getMsrs([MSR.TSC])[0]]]);
+}
+
+/**
  * Sets vCPU `vcpu` up to leave the guest kernel through its syscall
  * return path (the frame at SYSCALL_FRAME_ADDR in its own pages), with
  * the FPU state and FS/GS bases of thread `from`, whose call is being
- * served (clone's TLS instead, if it set one).
+ * served (clone's TLS instead, if it set one); `begun`: that FPU state,
+ * being read already (VcpuFd.getXsaveBegun).
  */
 export function startAtSyscallReturn(
   g: Guest,
@@ -196,12 +213,14 @@ export function startAtSyscallReturn(
   from: Cpu,
   spec: CloneSpec,
   fresh: boolean,
+  begun?: { buf: Uint8Array; ready: () => void },
 ): void {
   const kernel = g.kernel!;
   // Read first: `from` may be `vcpu` itself (a vfork child on its parent's machine).
   const sregs = liveSregs(from.vcpu, from.runView);
-  const xsave = new Uint8Array(LAYOUTS.kvm_xsave.size);
-  from.vcpu.getXsave(xsave);
+  const xsave = begun?.buf ?? new Uint8Array(LAYOUTS.kvm_xsave.size);
+  if (begun) begun.ready();
+  else from.vcpu.getXsave(xsave);
   setupVcpu(vcpu, id, cr3, kernel, g.features!, guestCpl(g.stats.platform), fresh);
   const sf = LAYOUTS.kvm_sregs.fields, sv = new DataView(sregs.buffer);
   const fs = spec.flags & CLONE.SETTLS ? spec.tls : sv.getBigUint64(sf.fs, true);

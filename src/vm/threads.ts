@@ -289,6 +289,7 @@ export class Threads implements ThreadHost {
 
   /** Hands `cpu`'s runner a new state and wakes it. */
   #setState(cpu: Cpu, state: number): void {
+    cpu.runner!.settle(); // a call begun there ends with its state put back
     Atomics.store(cpu.ctl!, CTL.state, state);
     cpu.runner!.wake();
   }

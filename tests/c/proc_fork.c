@@ -177,5 +177,20 @@ int main(void)
 		clocks_ok &= WIFEXITED(st) && WEXITSTATUS(st) == 0;
 	}
 	say("the child's clock follows its parent's: %d\n", clocks_ok);
+
+	/* The child's FPU registers are its parent's at the call: fork as a
+	 * bare syscall, so that no libc code runs between (and uses xmm8). */
+	double mine = 2.5, seen = 0;
+	long r2;
+	__asm__ volatile("movsd %1, %%xmm8\n\tsyscall"
+			 : "=a"(r2)
+			 : "m"(mine), "a"(57L)
+			 : "rcx", "r11", "xmm8", "memory");
+	if (r2 == 0) {
+		__asm__ volatile("movsd %%xmm8, %0" : "=m"(seen) : : "xmm8");
+		_exit(seen == 2.5 ? 0 : 1);
+	}
+	waitpid((pid_t)r2, &st, 0);
+	say("the child's xmm8 is its parent's: %d\n", WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	return 0;
 }
