@@ -67,15 +67,22 @@ export function sharedPage(): { addr: bigint; words: Int32Array; view: DataView 
   return { addr: Deno.UnsafePointer.value(p), words: new Int32Array(buf), view: new DataView(buf) };
 }
 
+/**
+ * Machine code of ours (one of code.ts's base64 blobs, built by build.sh)
+ * copied into fresh pages that are then made executable and read-only.
+ */
+export function codePages(base64: string): Deno.PointerObject {
+  const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+  const len = BigInt(Math.ceil(bytes.length / Number(PAGE)) * Number(PAGE));
+  const p = libc().mmap(null, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n);
+  if (!p || Deno.UnsafePointer.value(p) === 0xffffffffffffffffn) throw new OsError("mmap", 12);
+  new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(p, bytes.length)).set(bytes);
+  libc().mprotect(p, len, PROT_READ | PROT_EXEC);
+  return p;
+}
+
 function entry(): Deno.PointerObject {
-  if (!code) {
-    const bytes = Uint8Array.from(atob(RUNNER_CODE), (c) => c.charCodeAt(0));
-    const p = libc().mmap(null, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n)!;
-    new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(p, bytes.length)).set(bytes);
-    libc().mprotect(p, PAGE, PROT_READ | PROT_EXEC);
-    code = p;
-  }
-  return code;
+  return code ??= codePages(RUNNER_CODE);
 }
 
 const STATE_IDLE = 0, STATE_RUN = 1, STATE_EXITED = 2, STATE_QUIT = 3, STATE_CALL = 4;

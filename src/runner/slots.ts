@@ -6,7 +6,7 @@
  * @module
  */
 import { LAYOUTS } from "../kvm/structs.ts";
-import { futexWait, futexWake, sharedPage, startThread } from "./mod.ts";
+import { codePages, futexWait, futexWake, sharedPage, startThread } from "./mod.ts";
 import { SLOTS_CODE } from "./code.ts";
 import { libc, OsError } from "../kvm/libc.ts";
 
@@ -28,21 +28,11 @@ const FLUSH = {
 } as const;
 const REQ_FLUSH = 1, REQ_QUIT = 2;
 
-const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20;
-
 let flushCode: Deno.PointerObject | undefined;
 
 /** slots.c's thread (`flush_loop`), loaded once. */
 function flushLoop(): Deno.PointerObject {
-  if (!flushCode) {
-    const bytes = Uint8Array.from(atob(SLOTS_CODE), (c) => c.charCodeAt(0));
-    const p = libc().mmap(null, 4096n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n);
-    if (!p || Deno.UnsafePointer.value(p) === 0xffffffffffffffffn) throw new OsError("mmap", 12);
-    new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(p, bytes.length)).set(bytes);
-    libc().mprotect(p, 4096n, PROT_READ | PROT_EXEC);
-    flushCode = p;
-  }
-  return flushCode;
+  return flushCode ??= codePages(SLOTS_CODE);
 }
 
 /** A machine's page for {@linkcode SlotFlush} requests, with the thread that serves them. */

@@ -14,6 +14,7 @@ import { ABI, HOSTCALL } from "../kernel/abi.ts";
 import { libc, OsError } from "../kvm/libc.ts";
 import { noteRead } from "../loader/relro.ts";
 import { PLAIN_CODE } from "../runner/code.ts";
+import { codePages } from "../runner/mod.ts";
 import type { SyscallRegistry } from "../syscalls/registry.ts";
 import { stdioModule } from "../syscalls/stdio.ts";
 import { fsModule } from "../syscalls/fs.ts";
@@ -69,19 +70,14 @@ const SPIN_US = 50;
 /** Calls C serves before it comes back, so timers and the poll window stay on time. */
 const MAX_SERVED = 256;
 
-const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20;
+const PROT_READ = 1, PROT_WRITE = 2, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20;
 
 let serveFn: ((s: Deno.PointerValue, max: number) => number) | undefined;
 
 /** plain.c's serve(), copied into an executable page once per host process. */
 function serveFunction(): (s: Deno.PointerValue, max: number) => number {
   if (!serveFn) {
-    const bytes = Uint8Array.from(atob(PLAIN_CODE), (c) => c.charCodeAt(0));
-    const len = BigInt(Math.ceil(bytes.length / 4096) * 4096);
-    const p = libc().mmap(null, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n);
-    if (!p || Deno.UnsafePointer.value(p) === 0xffffffffffffffffn) throw new OsError("mmap", 12);
-    new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(p, bytes.length)).set(bytes);
-    libc().mprotect(p, len, PROT_READ | PROT_EXEC);
+    const p = codePages(PLAIN_CODE);
     const def = { parameters: ["pointer", "u32"], result: "u32" } as const;
     const fn = new Deno.UnsafeFnPointer(p as Deno.PointerObject<typeof def>, def);
     serveFn = (s, max) => fn.call(s, max);
