@@ -170,9 +170,7 @@ export class Runner implements VcpuThread {
   static start(init: RunnerInit): Runner {
     for (let r = idle.pop(); r; r = idle.pop()) {
       // It must be past its last exit's door and eventfd before they change.
-      const rest = RUNNER.rest / 4, until = performance.now() + 1000;
-      while (Atomics.load(r.ctl, rest) !== 1 && performance.now() < until) r.wait(rest, 0, 10);
-      if (Atomics.load(r.ctl, rest) !== 1) continue; // stuck: left alone, not reused
+      if (!r.#resting()) continue; // stuck: left alone, not reused
       r.#view.setInt32(RUNNER.err, 0, true);
       r.#view.setInt32(RUNNER.laterN, 0, true); // the last vCPU's, never made
       r.#kept = [];
@@ -199,6 +197,11 @@ export class Runner implements VcpuThread {
     }
     this.wake();
     kick();
+    return this.#resting();
+  }
+
+  /** Waits up to a second for the thread to idle past its last vCPU's use (`rest`); whether it did. */
+  #resting(): boolean {
     const rest = RUNNER.rest / 4, until = performance.now() + 1000;
     while (Atomics.load(this.ctl, rest) !== 1 && performance.now() < until) this.wait(rest, 0, 10);
     return Atomics.load(this.ctl, rest) === 1;
